@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what building and testing Clawdock needs on Debian/Ubuntu, and configures
+# Podman so real containers run on machines without systemd or with hybrid cgroups.
+# Idempotent: a second run only checks.
+set -euo pipefail
+
+need_root() { if [ "$(id -u)" -ne 0 ]; then echo sudo; fi; }
+SUDO=$(need_root)
+
+BUILD_PKGS=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev
+  libayatana-appindicator3-dev librsvg2-dev libxdo-dev libsoup-3.0-dev)
+RUN_PKGS=(podman runc conmon netavark aardvark-dns catatonit iptables busybox-static
+  libayatana-appindicator3-1 curl ca-certificates)
+TEST_PKGS=(xvfb xauth dbus-x11 x11-utils imagemagick webkit2gtk-driver chromium
+  psmisc procps)
+
+missing=()
+for p in "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" ${CLAWDOCK_SKIP_TEST_PKGS:+} "${TEST_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Podman on these machines: no systemd, cgroups v1 "hybrid" (crun refuses it), and a
+# nofile hard limit below rootful podman's default ask. Only written where needed.
+conf=/etc/containers/containers.conf.d/50-clawdock-ci.conf
+if [ "$(id -u)" -eq 0 ] && [ ! -d /run/systemd/system ] && [ ! -f "$conf" ]; then
+  nofile=$(ulimit -Hn); [ "$nofile" = unlimited ] && nofile=1048576
+  nproc=$(ulimit -Hu); { [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; } && nproc=32768
+  mkdir -p "$(dirname "$conf")"
+  cat > "$conf" <<CONF
+[containers]
+default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+  echo "wrote $conf"
+fi
+podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}}'

@@ -1,0 +1,642 @@
+//! The HTTP API on loopback: the replaced runtime's routes, runtime setup, and a
+//! Server-Sent Events stream of every change. Guards: bearer token on every route
+//! but the UI's static files, and only Clawdock's own `Host` and `Origin`.
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::agents::{AgentError, CreateRequest};
+use crate::machine::{MachineError, MachineSpec};
+use crate::store::{self, StoreError};
+use crate::Clawdock;
+
+include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Origins of Clawdock's own window besides the API's address.
+const WINDOW_ORIGINS: &[&str] = &[
+    "tauri://localhost",
+    "http://tauri.localhost",
+    "https://tauri.localhost",
+];
+
+/// An error as clients get it: `{error: "<message>"}` with a fitting status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        use crate::podman::PodmanError;
+        let status = match &e {
+            AgentError::InvalidName(_) | AgentError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            AgentError::Duplicate(_) | AgentError::NotRunning => StatusCode::CONFLICT,
+            AgentError::NotFound => StatusCode::NOT_FOUND,
+            AgentError::RuntimeUnavailable(_)
+            | AgentError::ShuttingDown
+            | AgentError::NoFreePort(..)
+            | AgentError::Machine(_)
+            | AgentError::Podman(PodmanError::NotInstalled { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AgentError::Gateway(_) => StatusCode::BAD_GATEWAY,
+            AgentError::Podman(_) | AgentError::Store(_) | AgentError::Folder(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        if status.is_server_error() {
+            tracing::warn!(error = %e, "request failed");
+        }
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<MachineError> for ApiError {
+    fn from(e: MachineError) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+/// `Json` whose rejections (bad JSON, wrong content type, oversize) answer in the
+/// API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => {
+                let status = match &rejection {
+                    JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Err(ApiError::new(status, rejection.body_text()))
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    core: Clawdock,
+    token: Arc<str>,
+    port: u16,
+    exit: Arc<Notify>,
+}
+
+/// A listening API. Dropping it does not stop the server; call [`ApiServer::close`].
+pub struct ApiServer {
+    pub addr: SocketAddr,
+    pub token: String,
+    discovery: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+    exit: Arc<Notify>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("could not listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `api.json` holds, for local clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Discovery {
+    pub url: String,
+    pub token: String,
+    pub pid: u32,
+}
+
+impl ApiServer {
+    /// Binds 127.0.0.1:`port` (0 for any free port), writes `api.json` and serves.
+    pub async fn start(core: Clawdock, port: u16) -> Result<Self, ServeError> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .await
+            .map_err(|source| ServeError::Bind { port, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServeError::Bind { port, source })?;
+        let token = load_or_create_token(&core.settings().token_file())?;
+        let exit = Arc::new(Notify::new());
+        let state = AppState {
+            core: core.clone(),
+            token: token.clone().into(),
+            port: addr.port(),
+            exit: exit.clone(),
+        };
+        let app = router(state);
+        let discovery = core.settings().api_file();
+        let info = Discovery {
+            url: format!("http://{addr}"),
+            token: token.clone(),
+            pid: std::process::id(),
+        };
+        let text = serde_json::to_vec_pretty(&info).map_err(|e| StoreError::Write {
+            path: discovery.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        store::write_secret(&discovery, &text)?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        });
+        tracing::info!(%addr, "API listening");
+        Ok(Self {
+            addr,
+            token,
+            discovery,
+            task,
+            exit,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Resolves when a client asked for `POST /shutdown` and its answer was sent.
+    pub fn exit_requested(&self) -> Arc<Notify> {
+        self.exit.clone()
+    }
+
+    /// Stops serving and removes `api.json`.
+    pub fn close(self) {
+        self.task.abort();
+        if let Err(e) = std::fs::remove_file(&self.discovery) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, "could not remove api.json");
+            }
+        }
+    }
+}
+
+/// The API token of this data folder, created once (random, 0600).
+pub fn load_or_create_token(path: &std::path::Path) -> Result<String, StoreError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let t = text.trim();
+        if t.len() >= 32 && t.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(t.to_string());
+        }
+    }
+    let token = crate::agents::random_hex(32);
+    store::write_secret(path, token.as_bytes())?;
+    Ok(token)
+}
+
+fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/agents", get(list_agents))
+        .route("/agents/runtime-status", get(runtime_status))
+        .route("/agents/create", post(create_agent))
+        .route("/agents/{id}/start", post(start_agent))
+        .route("/agents/{id}/stop", post(stop_agent))
+        .route("/agents/{id}/logs", get(agent_logs))
+        .route("/agents/{id}/chat", post(chat))
+        .route("/agents/{id}", delete(delete_agent).get(get_agent))
+        .route("/agents/start-all", post(start_all))
+        .route("/agents/stop-all", post(stop_all))
+        .route("/runtime/setup", post(setup_runtime))
+        .route("/runtime/start", post(start_runtime))
+        .route("/runtime/stop", post(stop_runtime))
+        .route("/runtime/check", post(check_runtime))
+        .route("/events", get(events))
+        .route("/shutdown", post(shutdown))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/", get(static_file))
+        .route("/ui/{*path}", get(static_file))
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), guard_origin))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }))
+        .with_state(state)
+}
+
+fn own_origins(port: u16) -> [String; 3] {
+    [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+        format!("http://[::1]:{port}"),
+    ]
+}
+
+/// Refuses any request whose `Host` or `Origin` is not Clawdock's own, so a web page
+/// in the user's browser cannot drive agents, not even through DNS rebinding.
+/// Answers CORS preflights from the window's origin.
+async fn guard_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let port = state.port;
+    let host_ok = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| {
+            h == format!("127.0.0.1:{port}")
+                || h == format!("localhost:{port}")
+                || h == format!("[::1]:{port}")
+        });
+    if !host_ok {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "This API answers only on its own address.",
+        )
+        .into_response();
+    }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_string);
+    let cross_origin = match &origin {
+        None => None,
+        Some(o) if own_origins(port).contains(o) => None,
+        Some(o) if WINDOW_ORIGINS.contains(&o.as_str()) => Some(o.clone()),
+        Some(_) => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Requests from this origin are not allowed.",
+            )
+            .into_response()
+        }
+    };
+    if req.method() == Method::OPTIONS {
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        if let Some(o) = &cross_origin {
+            allow_origin(resp.headers_mut(), o);
+            let h = resp.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        return resp;
+    }
+    let mut resp = next.run(req).await;
+    if let Some(o) = &cross_origin {
+        allow_origin(resp.headers_mut(), o);
+    }
+    resp
+}
+
+fn allow_origin(headers: &mut HeaderMap, origin: &str) {
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), state.token.as_bytes()) {
+        next.run(req).await
+    } else {
+        ApiError::new(StatusCode::UNAUTHORIZED, "Missing or wrong API token.").into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "Not found.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
+}
+
+async fn static_file(req: Request) -> Response {
+    let path = req.uri().path();
+    let wanted = match path {
+        "/" => "/index.html",
+        p => p.strip_prefix("/ui").unwrap_or(p),
+    };
+    match UI_ASSETS.iter().find(|(p, _, _)| *p == wanted) {
+        Some((_, body, mime)) => (
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "Not found.").into_response(),
+    }
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::from(AgentError::NotFound))
+}
+
+async fn list_agents(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "agents": s.core.agents().list() }))
+}
+
+async fn get_agent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let agent = s.core.agents().get(id).ok_or(AgentError::NotFound)?;
+    Ok(Json(json!({ "agent": agent })))
+}
+
+async fn runtime_status(State(s): State<AppState>) -> Json<crate::status::RuntimeStatus> {
+    Json(s.core.runtime_status())
+}
+
+async fn create_agent(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<CreateRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    if !s.core.runtime_status().available {
+        return Err(AgentError::RuntimeUnavailable(crate::podman::install_hint().into()).into());
+    }
+    let agent = s.core.agents().create(req).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "agent": agent }))))
+}
+
+async fn start_agent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = s.core.agents().start(parse_id(&id)?).await?;
+    Ok(Json(json!({ "agent": agent })))
+}
+
+async fn stop_agent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = s.core.agents().stop(parse_id(&id)?).await?;
+    Ok(Json(json!({ "agent": agent })))
+}
+
+async fn delete_agent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    s.core.agents().delete(parse_id(&id)?).await?;
+    Ok(Json(json!({ "success": true })))
+}
+
+async fn start_all(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let results = s.core.agents().start_all().await;
+    Json(json!({ "results": summarize(results) }))
+}
+
+async fn stop_all(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let results = s.core.agents().stop_all().await;
+    Json(json!({ "results": summarize(results) }))
+}
+
+fn summarize(
+    results: Vec<(Uuid, Result<crate::agents::AgentView, AgentError>)>,
+) -> Vec<serde_json::Value> {
+    results
+        .into_iter()
+        .map(|(id, r)| match r {
+            Ok(a) => json!({ "id": id, "status": a.status }),
+            Err(e) => json!({ "id": id, "error": e.to_string() }),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    /// `container` follows the container's own output instead of the agent's log.
+    source: Option<String>,
+    tail: Option<usize>,
+    /// `false` ends the stream after the replay (`clawdock agents logs` without -f).
+    follow: Option<bool>,
+}
+
+type SseStream = futures::stream::BoxStream<'static, Result<SseEvent, Infallible>>;
+
+type SseResponse = Sse<axum::response::sse::KeepAliveStream<SseStream>>;
+
+fn sse(stream: SseStream) -> SseResponse {
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+fn data_line(line: &str) -> Result<SseEvent, Infallible> {
+    Ok(SseEvent::default().data(serde_json::to_string(line).unwrap_or_default()))
+}
+
+async fn agent_logs(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<SseResponse, ApiError> {
+    let id = parse_id(&id)?;
+    if q.source.as_deref() == Some("container") {
+        let agent = s.core.agents().get(id).ok_or(AgentError::NotFound)?;
+        let tail = q.tail.unwrap_or(200).min(5000).to_string();
+        let name = crate::store::container_name(&agent.name);
+        let mut args = vec!["logs", "--tail", &tail];
+        if q.follow != Some(false) {
+            args.push("--follow");
+        }
+        args.push(&name);
+        let stream = s
+            .core
+            .machine()
+            .podman()
+            .stream(&args)
+            .map_err(AgentError::from)?;
+        let lines = futures::stream::unfold(stream, |mut st| async move {
+            st.next_line().await.map(|(_, line)| (data_line(&line), st))
+        });
+        return Ok(sse(lines.boxed()));
+    }
+    let (replay, live) = s.core.agents().follow_logs(id)?;
+    let replay = futures::stream::iter(replay.into_iter().map(|l| data_line(&l)));
+    if q.follow == Some(false) {
+        return Ok(sse(replay.boxed()));
+    }
+    let live = tokio_stream::wrappers::BroadcastStream::new(live).filter_map(|r| async move {
+        match r {
+            Ok(line) => Some(data_line(&line)),
+            Err(_lagged) => Some(data_line("[... lines skipped ...]")),
+        }
+    });
+    Ok(sse(replay.chain(live).boxed()))
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    message: String,
+}
+
+async fn chat(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ChatBody>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    if body.message.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "The message is empty.",
+        ));
+    }
+    let stream = s.core.agents().chat_stream(id, &body.message).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn setup_runtime(
+    State(s): State<AppState>,
+    ApiJson(spec): ApiJson<MachineSpec>,
+) -> Result<(StatusCode, Json<crate::status::RuntimeStatus>), ApiError> {
+    s.core.setup_runtime(spec)?;
+    Ok((StatusCode::ACCEPTED, Json(s.core.runtime_status())))
+}
+
+async fn start_runtime(
+    State(s): State<AppState>,
+) -> Result<Json<crate::status::RuntimeStatus>, ApiError> {
+    Ok(Json(s.core.start_runtime().await?))
+}
+
+async fn stop_runtime(
+    State(s): State<AppState>,
+) -> Result<Json<crate::status::RuntimeStatus>, ApiError> {
+    Ok(Json(s.core.stop_runtime().await?))
+}
+
+async fn check_runtime(State(s): State<AppState>) -> Json<crate::status::RuntimeStatus> {
+    Json(s.core.check_podman().await)
+}
+
+/// Every change, as SSE. Starts with a snapshot so a client needs no other read.
+async fn events(State(s): State<AppState>) -> SseResponse {
+    let rx = s.core.subscribe();
+    let snapshot = json!({
+        "type": "snapshot",
+        "status": s.core.runtime_status(),
+        "agents": s.core.agents().list(),
+    });
+    let first =
+        futures::stream::once(async move { Ok(SseEvent::default().data(snapshot.to_string())) });
+    let core = s.core.clone();
+    let rest = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |r| {
+        let core = core.clone();
+        async move {
+            let value = match r {
+                Ok(event) => serde_json::to_value(&event).ok()?,
+                // A slow client missed events: send a fresh snapshot instead.
+                Err(_) => json!({
+                    "type": "snapshot",
+                    "status": core.runtime_status(),
+                    "agents": core.agents().list(),
+                }),
+            };
+            Some(Ok(SseEvent::default().data(value.to_string())))
+        }
+    });
+    sse(first.chain(rest).boxed())
+}
+
+async fn shutdown(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let report = s.core.shutdown().await;
+    let exit = s.exit.clone();
+    // Tell the owner to exit once this answer is on its way.
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        exit.notify_one();
+    });
+    Json(json!({ "status": "ok", "report": report }))
+}
+
+/// A stream of lines as it arrives, for clients (the CLI's `logs -f`).
+pub fn sse_data_lines(
+    body: impl Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static,
+) -> impl Stream<Item = String> + Send {
+    let mut buffer = String::new();
+    body.flat_map(move |chunk| {
+        let mut out = Vec::new();
+        if let Ok(chunk) = chunk {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(pos) = buffer.find('\n') {
+                let line: String = buffer.drain(..=pos).collect();
+                if let Some(data) = line.trim_end().strip_prefix("data:") {
+                    out.push(data.trim_start().to_string());
+                }
+            }
+        }
+        futures::stream::iter(out)
+    })
+}

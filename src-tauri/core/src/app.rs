@@ -1,0 +1,261 @@
+//! One Clawdock instance: the settings, the machine, the agents and the event
+//! channel, started together. The tray, the API and the CLI all drive this.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{broadcast, OnceCell};
+
+use crate::agents::{AgentError, Agents};
+use crate::events::Event;
+use crate::machine::{
+    Machine, MachineError, MachineEvent, MachineSpec, Mode, RuntimeState, SetupStep,
+};
+use crate::podman::Installation;
+use crate::settings::Settings;
+use crate::shutdown::{self, ShutdownReport};
+use crate::status::{self, RuntimeStatus, SetupProgress};
+use crate::store::StoreError;
+
+/// A running Clawdock core. Cheap to clone.
+#[derive(Clone)]
+pub struct Clawdock {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    machine: Machine,
+    agents: Agents,
+    events: broadcast::Sender<Event>,
+    podman_version: Mutex<Option<String>>,
+    setup: Mutex<Option<(Instant, SetupProgress)>>,
+    store_warning: Option<String>,
+    shutdown: OnceCell<ShutdownReport>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not create the data folder {0}: {1}")]
+    Home(String, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Clawdock {
+    /// Loads the agents and starts following Podman. Agents that ran at the last
+    /// quit are started again (unless the setting says not to).
+    pub async fn start(settings: Settings) -> Result<Self, StartError> {
+        crate::store::create_private_dir(&settings.home)
+            .map_err(|e| StartError::Home(settings.home.display().to_string(), e))?;
+        let (events, _) = broadcast::channel(1024);
+        let machine = Machine::new(
+            settings.podman.clone(),
+            settings.mode,
+            settings.machine_name.clone(),
+            settings.machine_timings.clone(),
+        );
+        let (agents, store_warning) =
+            Agents::load(settings.clone(), machine.clone(), events.clone())?;
+        let this = Self {
+            inner: Arc::new(Inner {
+                settings,
+                machine,
+                agents,
+                events,
+                podman_version: Mutex::new(None),
+                setup: Mutex::new(None),
+                store_warning,
+                shutdown: OnceCell::new(),
+            }),
+        };
+        this.spawn_machine_relay();
+        this.check_podman().await;
+        let agents = this.inner.agents.clone();
+        let restore = this.inner.settings.restore_agents;
+        let to_restore = agents.take_running_at_quit();
+        let machine = this.inner.machine.clone();
+        tokio::spawn(async move {
+            // Native mode reads state now; vm mode only when the machine already runs
+            // or there are agents to bring back (starting a VM unasked is rude).
+            let needs_machine = restore && !to_restore.is_empty();
+            let ready = if machine.mode() == Mode::Native || needs_machine {
+                machine.ensure_ready().await.is_ok()
+            } else {
+                machine.refresh().await == RuntimeState::Ready
+            };
+            if ready {
+                if let Err(e) = agents.sync_with_podman().await {
+                    tracing::warn!(error = %e, "first listing of containers failed");
+                }
+            }
+            tokio::spawn(agents.clone().watch());
+            if restore {
+                for id in to_restore {
+                    let agents = agents.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = agents.start(id).await {
+                            tracing::warn!(agent = %id, error = %e, "could not restore agent");
+                        }
+                    });
+                }
+            }
+        });
+        Ok(this)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn agents(&self) -> &Agents {
+        &self.inner.agents
+    }
+
+    pub fn machine(&self) -> &Machine {
+        &self.inner.machine
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Asks podman for its version again (the wizard's "Check again").
+    pub async fn check_podman(&self) -> RuntimeStatus {
+        let version = match self.inner.settings.podman.installation().await {
+            Installation::Installed { version, .. } => Some(version),
+            Installation::Missing { .. } => None,
+        };
+        *lock(&self.inner.podman_version) = version;
+        if self.inner.machine.last_state().is_some() {
+            self.inner.machine.refresh().await;
+        }
+        self.runtime_status()
+    }
+
+    /// The runtime as last observed. Spawns no process.
+    pub fn runtime_status(&self) -> RuntimeStatus {
+        let version = lock(&self.inner.podman_version).clone();
+        let state = if version.is_none() {
+            RuntimeState::Unavailable
+        } else {
+            self.inner
+                .machine
+                .last_state()
+                .unwrap_or(RuntimeState::Starting)
+        };
+        let mut status = RuntimeStatus::new(&state, self.inner.machine.mode(), version);
+        status.setup = lock(&self.inner.setup)
+            .as_ref()
+            .map(|(began, p)| SetupProgress {
+                elapsed_secs: began.elapsed().as_secs(),
+                ..p.clone()
+            });
+        status.store_warning = self.inner.store_warning.clone();
+        status
+    }
+
+    /// Creates and starts the Podman machine in the background (the wizard's
+    /// step 3 and 4). Progress and the outcome arrive as events.
+    pub fn setup_runtime(&self, spec: MachineSpec) -> Result<(), AgentError> {
+        spec.validate().map_err(AgentError::InvalidInput)?;
+        if lock(&self.inner.podman_version).is_none() {
+            return Err(AgentError::RuntimeUnavailable(
+                crate::podman::install_hint().into(),
+            ));
+        }
+        *lock(&self.inner.setup) = Some((
+            Instant::now(),
+            SetupProgress {
+                running: true,
+                step: SetupStep::Init,
+                line: "Preparing...".into(),
+                done_bytes: None,
+                total_bytes: None,
+                percent: None,
+                elapsed_secs: 0,
+                error: None,
+            },
+        ));
+        self.publish_status();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = this.inner.machine.setup(spec).await;
+            if let Some((_, p)) = lock(&this.inner.setup).as_mut() {
+                p.running = false;
+                p.error = result.as_ref().err().map(ToString::to_string);
+            }
+            this.publish_status();
+        });
+        Ok(())
+    }
+
+    /// Starts the machine (or checks the engine in native mode).
+    pub async fn start_runtime(&self) -> Result<RuntimeStatus, MachineError> {
+        self.inner.machine.ensure_ready().await?;
+        Ok(self.runtime_status())
+    }
+
+    /// Stops the agents, then the machine.
+    pub async fn stop_runtime(&self) -> Result<RuntimeStatus, MachineError> {
+        self.inner.agents.stop_all().await;
+        self.inner.machine.stop().await?;
+        Ok(self.runtime_status())
+    }
+
+    /// Runs the shutdown routine once; later callers get the same report.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        self.inner
+            .shutdown
+            .get_or_init(|| async { shutdown::run(&self.inner.agents, false).await })
+            .await
+            .clone()
+    }
+
+    /// Kills what is left right away (a second Quit while stopping).
+    pub async fn force_shutdown(&self) -> usize {
+        self.inner.agents.begin_shutdown();
+        shutdown::kill_leftovers(&self.inner.agents).await
+    }
+
+    /// Turns machine events into app events: state changes become runtime status,
+    /// init output becomes setup progress.
+    fn spawn_machine_relay(&self) {
+        let mut rx = self.inner.machine.subscribe();
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(MachineEvent::State { .. }) => this.publish_status(),
+                    Ok(MachineEvent::Progress { step, line }) => {
+                        let counters = status::parse_counters(&line);
+                        if let Some((_, p)) = lock(&this.inner.setup).as_mut() {
+                            p.step = step;
+                            p.line = line.clone();
+                            if let Some((done, total)) = counters {
+                                p.done_bytes = Some(done);
+                                p.total_bytes = Some(total);
+                                p.percent = Some(done as f64 * 100.0 / total as f64);
+                            }
+                        }
+                        let _no_listener =
+                            this.inner.events.send(Event::SetupProgress { step, line });
+                        this.publish_status();
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => this.publish_status(),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    fn publish_status(&self) {
+        let _no_listener = self.inner.events.send(Event::Runtime {
+            status: self.runtime_status(),
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,15 @@
+//! Clawdock's core: Podman, the machine, agents, their store, the HTTP API and the
+//! shutdown routine. Knows nothing of Tauri, so it builds and tests headless.
+
+pub mod agents;
+pub mod api;
+pub mod app;
+pub mod events;
+pub mod machine;
+pub mod podman;
+pub mod settings;
+pub mod shutdown;
+pub mod status;
+pub mod store;
+
+pub use app::Clawdock;

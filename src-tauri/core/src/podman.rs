@@ -1,0 +1,543 @@
+//! Finding the `podman` binary and running it: the one runner every podman call goes
+//! through (drained pipes, streamed lines, a timeout, kill on drop, typed errors).
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// How many stderr lines an error keeps: enough to show the cause, bounded so a
+/// chatty command cannot grow memory.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// Folders a GUI app on macOS must search itself: it does not inherit the login
+/// shell's PATH, so Homebrew's and the Podman installer's folders are missing.
+const MACOS_FOLDERS: &[&str] = &[
+    "/opt/podman/bin",
+    "/opt/homebrew/bin",
+    "/usr/local/bin",
+    "/opt/local/bin",
+];
+
+/// Which pipe a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives output lines while a command runs (progress of `machine init`, pulls).
+pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
+/// A podman call that did not give what was asked. Keeps the arguments, the exit
+/// code and the end of stderr so the log can say exactly what went wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PodmanError {
+    #[error("podman is not installed (looked for {looked_for})")]
+    NotInstalled { looked_for: String },
+    #[error("could not run `podman {args}`: {reason}")]
+    Spawn { args: String, reason: String },
+    #[error("`podman {args}` failed (exit {code}): {}", last_line(stderr_tail))]
+    Failed {
+        args: String,
+        code: ExitCode,
+        stderr_tail: String,
+    },
+    #[error("`podman {args}` did not finish within {}s and was killed", after.as_secs_f32())]
+    TimedOut {
+        args: String,
+        after: Duration,
+        stderr_tail: String,
+    },
+    #[error("`podman {args}` printed output that could not be read: {reason}")]
+    BadOutput { args: String, reason: String },
+}
+
+/// An exit status that may have no code (killed by a signal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitCode(pub Option<i32>);
+
+impl fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(code) => write!(f, "{code}"),
+            None => f.write_str("signal"),
+        }
+    }
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no error output")
+}
+
+impl PodmanError {
+    /// The stderr tail, where there is one: what callers inspect to recognise
+    /// answers such as "already exists" (never the Display text).
+    pub fn stderr(&self) -> &str {
+        match self {
+            Self::Failed { stderr_tail, .. } | Self::TimedOut { stderr_tail, .. } => stderr_tail,
+            _ => "",
+        }
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Self::Failed { code, .. } => code.0,
+            _ => None,
+        }
+    }
+
+    /// True when stderr says the thing asked for is already there or already done.
+    pub fn says(&self, needle: &str) -> bool {
+        self.stderr()
+            .to_ascii_lowercase()
+            .contains(&needle.to_ascii_lowercase())
+    }
+}
+
+/// What a finished podman call printed.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr_tail: String,
+}
+
+/// Where the binary is and what it says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installation {
+    Installed { path: PathBuf, version: String },
+    Missing { hint: &'static str },
+}
+
+/// A short install hint for the platform the app runs on.
+pub fn install_hint() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "Install Podman from https://podman.io (the installer) or with `brew install podman`."
+    } else if cfg!(target_os = "windows") {
+        "Install Podman from https://podman.io (the Windows installer) or with `winget install RedHat.Podman`."
+    } else {
+        "Install Podman with your package manager, e.g. `sudo apt install podman` or `sudo dnf install podman`."
+    }
+}
+
+/// Finds the podman binary: `override_path` (from `CLAWDOCK_PODMAN`) wins, then PATH,
+/// then on macOS the usual install folders.
+pub fn locate(override_path: Option<&Path>, path_var: Option<OsString>) -> Option<PathBuf> {
+    if let Some(p) = override_path {
+        return Some(p.to_path_buf());
+    }
+    let exe = if cfg!(windows) {
+        "podman.exe"
+    } else {
+        "podman"
+    };
+    let mut folders: Vec<PathBuf> = path_var
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    if cfg!(target_os = "macos") {
+        folders.extend(MACOS_FOLDERS.iter().map(PathBuf::from));
+    }
+    folders
+        .into_iter()
+        .map(|dir| dir.join(exe))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Options of one call. Every call has a timeout; streams of unbounded length use
+/// [`Podman::stream`] instead.
+#[derive(Clone)]
+pub struct Call {
+    args: Vec<String>,
+    timeout: Duration,
+    on_line: Option<LineSink>,
+}
+
+impl Call {
+    pub fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            args: args.into_iter().map(Into::into).collect(),
+            timeout: Duration::from_secs(60),
+            on_line: None,
+        }
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn on_line(mut self, sink: LineSink) -> Self {
+        self.on_line = Some(sink);
+        self
+    }
+
+    fn display_args(&self) -> String {
+        display_args(&self.args)
+    }
+}
+
+/// Arguments as the log shows them. Values of `-e`/`--env` are masked: they can
+/// hold tokens.
+fn display_args(args: &[String]) -> String {
+    let mut out = Vec::with_capacity(args.len());
+    let mut mask_next = false;
+    for arg in args {
+        if mask_next {
+            let name = arg.split('=').next().unwrap_or_default();
+            out.push(format!("{name}=***"));
+            mask_next = false;
+        } else {
+            mask_next = arg == "-e" || arg == "--env";
+            out.push(arg.clone());
+        }
+    }
+    out.join(" ")
+}
+
+/// The podman binary and how to run it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Podman {
+    bin: Option<PathBuf>,
+}
+
+impl Podman {
+    pub fn new(bin: Option<PathBuf>) -> Self {
+        Self { bin }
+    }
+
+    /// The binary found by [`locate`] with the process environment.
+    pub fn from_env() -> Self {
+        let over = std::env::var_os("CLAWDOCK_PODMAN")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        Self::new(locate(over.as_deref(), std::env::var_os("PATH")))
+    }
+
+    pub fn bin(&self) -> Option<&Path> {
+        self.bin.as_deref()
+    }
+
+    /// `podman --version`, or how to install it.
+    pub async fn installation(&self) -> Installation {
+        let Some(path) = self.bin.clone() else {
+            return Installation::Missing {
+                hint: install_hint(),
+            };
+        };
+        match self
+            .run(Call::new(["--version"]).timeout(Duration::from_secs(10)))
+            .await
+        {
+            Ok(out) => Installation::Installed {
+                path,
+                version: parse_version(&out.stdout),
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "podman --version failed");
+                Installation::Missing {
+                    hint: install_hint(),
+                }
+            }
+        }
+    }
+
+    fn command(&self, args: &[String]) -> Result<Command, PodmanError> {
+        let bin = self.bin.as_ref().ok_or_else(|| PodmanError::NotInstalled {
+            looked_for: "CLAWDOCK_PODMAN and PATH".into(),
+        })?;
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Ok(cmd)
+    }
+
+    /// Runs one call to completion. Both pipes are read while the child runs, so no
+    /// amount of output can block it; the child is killed at the timeout or when
+    /// this future is dropped.
+    pub async fn run(&self, call: Call) -> Result<Output, PodmanError> {
+        let args_text = call.display_args();
+        let mut child = self.spawn(&call.args)?;
+        tracing::debug!(args = %args_text, "podman");
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let sink = call.on_line.clone();
+        let read_out = collect_stdout(stdout, sink.clone());
+        let read_err = collect_stderr_tail(stderr, sink);
+        let work = async {
+            let (out, err, status) = tokio::join!(read_out, read_err, child.wait());
+            (out, err, status)
+        };
+        match tokio::time::timeout(call.timeout, work).await {
+            Ok((stdout, stderr_tail, status)) => {
+                let status = status.map_err(|e| PodmanError::Spawn {
+                    args: args_text.clone(),
+                    reason: e.to_string(),
+                })?;
+                if status.success() {
+                    Ok(Output {
+                        stdout,
+                        stderr_tail,
+                    })
+                } else {
+                    let err = PodmanError::Failed {
+                        args: args_text,
+                        code: ExitCode(status.code()),
+                        stderr_tail,
+                    };
+                    tracing::warn!(error = %err, stderr = %err.stderr(), "podman call failed");
+                    Err(err)
+                }
+            }
+            Err(_) => {
+                // The join above owned the pipes; the child is still ours to kill.
+                if let Err(e) = child.start_kill() {
+                    tracing::warn!(error = %e, "could not kill timed-out podman");
+                }
+                let _reaped = child.wait().await;
+                let err = PodmanError::TimedOut {
+                    args: args_text,
+                    after: call.timeout,
+                    stderr_tail: String::new(),
+                };
+                tracing::warn!(error = %err, "podman call timed out");
+                Err(err)
+            }
+        }
+    }
+
+    /// Runs a call and parses its stdout as JSON.
+    pub async fn run_json<T: serde::de::DeserializeOwned>(
+        &self,
+        call: Call,
+    ) -> Result<T, PodmanError> {
+        let args = call.display_args();
+        let out = self.run(call).await?;
+        serde_json::from_str(&out.stdout).map_err(|e| PodmanError::BadOutput {
+            args,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Starts a long-running call (`events`, `logs -f`) and delivers its lines.
+    /// The returned handle kills the child when dropped.
+    pub fn stream(&self, args: &[&str]) -> Result<LineStream, PodmanError> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut child = self.spawn(&args)?;
+        tracing::debug!(args = %display_args(&args), "podman (stream)");
+        let (tx, rx) = mpsc::channel(256);
+        if let Some(out) = child.stdout.take() {
+            let tx = tx.clone();
+            tokio::spawn(forward_lines(out, Stream::Stdout, tx));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward_lines(err, Stream::Stderr, tx));
+        }
+        Ok(LineStream {
+            child,
+            lines: rx,
+            args: display_args(&args),
+        })
+    }
+
+    fn spawn(&self, args: &[String]) -> Result<Child, PodmanError> {
+        let mut cmd = self.command(args)?;
+        cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                PodmanError::NotInstalled {
+                    looked_for: self
+                        .bin
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                }
+            } else {
+                PodmanError::Spawn {
+                    args: display_args(args),
+                    reason: e.to_string(),
+                }
+            }
+        })
+    }
+}
+
+/// "podman version 4.3.1" -> "4.3.1"; anything else is kept as printed.
+pub fn parse_version(stdout: &str) -> String {
+    let line = stdout.lines().next().unwrap_or_default().trim();
+    line.rsplit(' ')
+        .next()
+        .filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .unwrap_or(line)
+        .to_string()
+}
+
+/// Lines of a running `podman` that goes on until stopped. Dropping it kills the child.
+pub struct LineStream {
+    child: Child,
+    lines: mpsc::Receiver<(Stream, String)>,
+    args: String,
+}
+
+impl LineStream {
+    /// The next line, or `None` when both pipes closed (the process ended).
+    pub async fn next_line(&mut self) -> Option<(Stream, String)> {
+        self.lines.recv().await
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Waits for the process after its output ended.
+    pub async fn finish(mut self) -> ExitCode {
+        match self.child.wait().await {
+            Ok(status) => ExitCode(status.code()),
+            Err(e) => {
+                tracing::warn!(args = %self.args, error = %e, "waiting for podman stream");
+                ExitCode(None)
+            }
+        }
+    }
+}
+
+async fn forward_lines<R: AsyncRead + Unpin>(
+    pipe: R,
+    which: Stream,
+    tx: mpsc::Sender<(Stream, String)>,
+) {
+    let mut lines = BufReader::new(pipe).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => {
+                if tx.send((which, line)).await.is_err() {
+                    // Nobody listens; keep draining so the child never blocks.
+                    while let Ok(Some(_)) = lines.next_line().await {}
+                    return;
+                }
+            }
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+async fn collect_stdout<R: AsyncRead + Unpin>(pipe: Option<R>, sink: Option<LineSink>) -> String {
+    let Some(pipe) = pipe else {
+        return String::new();
+    };
+    let mut reader = BufReader::new(pipe);
+    let mut all = String::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                if let Some(sink) = &sink {
+                    sink(Stream::Stdout, text.trim_end_matches(['\r', '\n']));
+                }
+                all.push_str(&text);
+            }
+        }
+    }
+    all
+}
+
+/// Reads stderr to its end, keeping only the last lines. Progress bars redraw with
+/// `\r`, so both `\r` and `\n` end a line.
+async fn collect_stderr_tail<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    sink: Option<LineSink>,
+) -> String {
+    let Some(pipe) = pipe else {
+        return String::new();
+    };
+    let mut reader = BufReader::new(pipe);
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
+    let mut buf = [0u8; 8192];
+    let mut current = Vec::new();
+    let push = |bytes: &[u8], tail: &mut VecDeque<String>| {
+        let text = String::from_utf8_lossy(bytes).trim_end().to_string();
+        if text.is_empty() {
+            return;
+        }
+        if let Some(sink) = &sink {
+            sink(Stream::Stderr, &text);
+        }
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(text);
+    };
+    loop {
+        match tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                for &b in &buf[..n] {
+                    if b == b'\n' || b == b'\r' {
+                        push(&current, &mut tail);
+                        current.clear();
+                    } else if current.len() < 16 * 1024 {
+                        current.push(b);
+                    }
+                }
+            }
+        }
+    }
+    push(&current, &mut tail);
+    tail.into_iter().collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_the_last_word() {
+        assert_eq!(parse_version("podman version 4.3.1\n"), "4.3.1");
+        assert_eq!(parse_version("podman.exe version 5.2.0"), "5.2.0");
+        assert_eq!(parse_version("weird"), "weird");
+    }
+
+    #[test]
+    fn env_values_are_masked_in_logs() {
+        let args: Vec<String> = ["run", "-e", "TOKEN=secret", "--env", "K=v", "img"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(display_args(&args), "run -e TOKEN=*** --env K=*** img");
+    }
+
+    #[test]
+    fn override_wins_over_path() {
+        let found = locate(Some(Path::new("/x/podman")), Some("/usr/bin".into()));
+        assert_eq!(found, Some(PathBuf::from("/x/podman")));
+    }
+
+    #[test]
+    fn path_is_searched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("podman");
+        std::fs::write(&bin, "").expect("write");
+        let path = std::env::join_paths([Path::new("/nonexistent"), dir.path()]).expect("join");
+        assert_eq!(locate(None, Some(path)), Some(bin));
+        assert_eq!(locate(None, Some("/nonexistent".into())), None);
+    }
+}

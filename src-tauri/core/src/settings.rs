@@ -1,0 +1,171 @@
+//! Settings of one Clawdock instance: the data folder, the podman binary, the mode,
+//! the agent image and timeouts, read once from the environment and passed down.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::machine::{MachineTimings, Mode};
+use crate::podman::Podman;
+
+pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/openclaw/openclaw:latest";
+pub const DEFAULT_API_PORT: u16 = 9105;
+pub const FIRST_AGENT_PORT: u16 = 18789;
+
+/// The environment variables Clawdock reads, with what each does (for `--help`).
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "CLAWDOCK_HOME",
+        "data folder (agents.json, agent folders, API token)",
+    ),
+    ("CLAWDOCK_PODMAN", "the podman binary to use"),
+    (
+        "CLAWDOCK_MACHINE_MODE",
+        "`vm` or `native`: force the Podman machine mode",
+    ),
+    (
+        "CLAWDOCK_MACHINE_NAME",
+        "the Podman machine to use (default: the default machine)",
+    ),
+    ("CLAWDOCK_AGENT_IMAGE", "container image of new agents"),
+    (
+        "CLAWDOCK_STOP_TIMEOUT",
+        "seconds an agent gets to stop before it is killed (default 10)",
+    ),
+    (
+        "CLAWDOCK_HEALTH_TIMEOUT",
+        "seconds a new gateway gets to answer /healthz (default 60)",
+    ),
+    (
+        "CLAWDOCK_RESTORE_AGENTS",
+        "`0` to not start again the agents that ran at quit",
+    ),
+    (
+        "CLAWDOCK_PORT_BASE",
+        "first host port for agents (default 18789)",
+    ),
+];
+
+/// Everything configurable, with defaults. Built by [`Settings::from_env`] in the app,
+/// and by hand in tests.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub home: PathBuf,
+    pub podman: Podman,
+    pub mode: Mode,
+    pub machine_name: Option<String>,
+    pub agent_image: String,
+    pub stop_timeout: Duration,
+    pub health_timeout: Duration,
+    pub restore_agents: bool,
+    pub first_agent_port: u16,
+    pub machine_timings: MachineTimings,
+}
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+impl Settings {
+    /// Defaults for a data folder, with podman found on PATH.
+    pub fn new(home: PathBuf, podman: Podman, mode: Mode) -> Self {
+        Self {
+            home,
+            podman,
+            mode,
+            machine_name: None,
+            agent_image: DEFAULT_AGENT_IMAGE.to_string(),
+            stop_timeout: Duration::from_secs(10),
+            health_timeout: Duration::from_secs(60),
+            restore_agents: true,
+            first_agent_port: FIRST_AGENT_PORT,
+            machine_timings: MachineTimings::default(),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let home = match var("CLAWDOCK_HOME") {
+            Some(h) => PathBuf::from(h),
+            None => default_home()?,
+        };
+        let mode = Mode::detect(var("CLAWDOCK_MACHINE_MODE").as_deref()).map_err(SettingsError)?;
+        let mut s = Self::new(home, Podman::from_env(), mode);
+        s.machine_name = var("CLAWDOCK_MACHINE_NAME");
+        if let Some(image) = var("CLAWDOCK_AGENT_IMAGE") {
+            s.agent_image = image;
+        }
+        if let Some(v) = var("CLAWDOCK_STOP_TIMEOUT") {
+            s.stop_timeout = seconds("CLAWDOCK_STOP_TIMEOUT", &v)?;
+        }
+        if let Some(v) = var("CLAWDOCK_HEALTH_TIMEOUT") {
+            s.health_timeout = seconds("CLAWDOCK_HEALTH_TIMEOUT", &v)?;
+        }
+        if let Some(v) = var("CLAWDOCK_RESTORE_AGENTS") {
+            s.restore_agents = !matches!(v.as_str(), "0" | "false" | "no" | "off");
+        }
+        if let Some(v) = var("CLAWDOCK_PORT_BASE") {
+            s.first_agent_port = v.parse().ok().filter(|p| *p >= 1024).ok_or_else(|| {
+                SettingsError(format!(
+                    "CLAWDOCK_PORT_BASE must be a port >= 1024, not `{v}`"
+                ))
+            })?;
+        }
+        Ok(s)
+    }
+
+    pub fn agents_file(&self) -> PathBuf {
+        self.home.join("agents.json")
+    }
+
+    pub fn agents_dir(&self) -> PathBuf {
+        self.home.join("agents")
+    }
+
+    pub fn api_file(&self) -> PathBuf {
+        self.home.join("api.json")
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.home.join("api-token")
+    }
+}
+
+fn seconds(name: &str, value: &str) -> Result<Duration, SettingsError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 3600.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| SettingsError(format!("{name} must be a number of seconds, not `{value}`")))
+}
+
+/// The platform data folder (e.g. `~/.local/share/clawdock`).
+pub fn default_home() -> Result<PathBuf, SettingsError> {
+    directories::ProjectDirs::from("dev", "clawdock", "clawdock")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| SettingsError("no home folder; set CLAWDOCK_HOME".into()))
+}
+
+/// The platform log folder.
+pub fn default_log_dir(home: &std::path::Path) -> PathBuf {
+    if std::env::var_os("CLAWDOCK_HOME").is_some() {
+        return home.join("logs");
+    }
+    directories::ProjectDirs::from("dev", "clawdock", "clawdock")
+        .map(|d| d.cache_dir().join("logs"))
+        .unwrap_or_else(|| home.join("logs"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_accept_fractions_and_refuse_junk() {
+        assert_eq!(seconds("X", "2").ok(), Some(Duration::from_secs(2)));
+        assert_eq!(seconds("X", "0.5").ok(), Some(Duration::from_millis(500)));
+        assert!(seconds("X", "-1").is_err());
+        assert!(seconds("X", "ten").is_err());
+    }
+}

@@ -1,0 +1,439 @@
+//! The command line: talks to the running instance through `api.json`, prints
+//! tables for people and `--json` for scripts.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use clawdock_core::api::{sse_data_lines, Discovery};
+use clawdock_core::settings::Settings;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+#[derive(Subcommand)]
+pub enum AgentsCommand {
+    /// List agents.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an agent and wait until it runs.
+    Create {
+        name: String,
+        /// A built-in provider (anthropic, openai, google, openrouter, moonshot, groq,
+        /// mistral) or a name for a custom one with --base-url.
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long, env = "CLAWDOCK_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        #[arg(long)]
+        base_url: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        /// Return once the agent is recorded, without waiting for it to run.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start an agent (by name or id).
+    Start {
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an agent (by name or id).
+    Stop {
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an agent, its container and its folder.
+    Rm {
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an agent's log.
+    Logs {
+        agent: String,
+        /// Keep following new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// The container's own output instead of Clawdock's log of the agent.
+        #[arg(long)]
+        container: bool,
+    },
+}
+
+pub enum Request {
+    Status { json: bool },
+    Agents(AgentsCommand),
+    Url,
+}
+
+/// Exit code when no instance runs, so scripts can tell it apart from failures.
+const NOT_RUNNING: u8 = 3;
+
+#[derive(Debug)]
+enum CliError {
+    NotRunning(String),
+    Api(String),
+    Other(String),
+}
+
+pub fn run(request: Request) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("clawdock: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(request)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::NotRunning(why)) => {
+            eprintln!(
+                "Clawdock is not running ({why}). Start it with `clawdock` or `clawdock serve`."
+            );
+            ExitCode::from(NOT_RUNNING)
+        }
+        Err(CliError::Api(msg)) | Err(CliError::Other(msg)) => {
+            eprintln!("clawdock: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn discover() -> Result<Self, CliError> {
+        let settings = Settings::from_env().map_err(|e| CliError::Other(e.to_string()))?;
+        let path = settings.api_file();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|_| CliError::NotRunning(format!("no {}", path.display())))?;
+        let info: Discovery = serde_json::from_str(&text)
+            .map_err(|e| CliError::NotRunning(format!("{} is unreadable: {e}", path.display())))?;
+        Ok(Self {
+            http: reqwest::Client::new(),
+            base: info.url,
+            token: info.token,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CliError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(value)
+        } else {
+            Err(CliError::Api(value["error"].as_str().map_or_else(
+                || format!("the API answered {status}"),
+                str::to_string,
+            )))
+        }
+    }
+
+    async fn stream(&self, path: &str) -> Result<impl futures::Stream<Item = String>, CliError> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let value: Value = resp.json().await.unwrap_or(Value::Null);
+            return Err(CliError::Api(value["error"].as_str().map_or_else(
+                || format!("the API answered {status}"),
+                str::to_string,
+            )));
+        }
+        Ok(sse_data_lines(resp.bytes_stream()))
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> CliError {
+        if e.is_connect() {
+            CliError::NotRunning(format!("nothing answers at {}", self.base))
+        } else {
+            CliError::Other(e.to_string())
+        }
+    }
+
+    /// An agent's id from its name or id.
+    async fn resolve(&self, agent: &str) -> Result<String, CliError> {
+        let list = self.call(reqwest::Method::GET, "/agents", None).await?;
+        list["agents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| {
+                a["id"] == agent
+                    || a["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(agent))
+            })
+            .and_then(|a| a["id"].as_str().map(str::to_string))
+            .ok_or_else(|| CliError::Api(format!("no agent named `{agent}`")))
+    }
+}
+
+async fn dispatch(request: Request) -> Result<(), CliError> {
+    use reqwest::Method;
+    let client = Client::discover()?;
+    match request {
+        Request::Url => {
+            println!("{}/#token={}", client.base, client.token);
+        }
+        Request::Status { json } => {
+            let status = client
+                .call(Method::GET, "/agents/runtime-status", None)
+                .await?;
+            let agents = client.call(Method::GET, "/agents", None).await?;
+            if json {
+                print_json(&json!({ "runtime": status, "agents": agents["agents"] }));
+            } else {
+                println!(
+                    "Runtime:  {} ({} mode)",
+                    status["state"].as_str().unwrap_or("?"),
+                    status["mode"].as_str().unwrap_or("?")
+                );
+                println!(
+                    "Podman:   {}",
+                    status["podmanVersion"].as_str().unwrap_or("not installed")
+                );
+                if let Some(e) = status["error"].as_str() {
+                    println!("Error:    {e}");
+                }
+                let list = agents["agents"].as_array().cloned().unwrap_or_default();
+                let running = list.iter().filter(|a| a["status"] == "running").count();
+                println!("Agents:   {} ({running} running)", list.len());
+                println!("API:      {}", client.base);
+            }
+        }
+        Request::Agents(AgentsCommand::List { json }) => {
+            let agents = client.call(Method::GET, "/agents", None).await?;
+            if json {
+                print_json(&agents["agents"]);
+            } else {
+                print_table(
+                    agents["agents"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        Request::Agents(AgentsCommand::Create {
+            name,
+            provider,
+            api_key,
+            base_url,
+            model,
+            no_wait,
+            json,
+        }) => {
+            // Follow events first, so the outcome cannot slip by before we listen.
+            let events = if no_wait {
+                None
+            } else {
+                Some(client.stream("/events").await?)
+            };
+            let body = json!({
+                "name": name, "providerType": provider, "apiKey": api_key,
+                "baseUrl": base_url, "modelId": model,
+            });
+            let created = client
+                .call(Method::POST, "/agents/create", Some(body))
+                .await?;
+            let id = created["agent"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let mut agent = created["agent"].clone();
+            if let Some(events) = events {
+                if !json {
+                    eprintln!("Creating {name}...");
+                }
+                agent = wait_settled(events, &id).await?;
+            }
+            report(&agent, json, "Created");
+            if agent["status"] == "error" {
+                return Err(CliError::Api(
+                    agent["error"]
+                        .as_str()
+                        .unwrap_or("create failed")
+                        .to_string(),
+                ));
+            }
+        }
+        Request::Agents(AgentsCommand::Start { agent, json }) => {
+            let id = client.resolve(&agent).await?;
+            let out = client
+                .call(Method::POST, &format!("/agents/{id}/start"), None)
+                .await?;
+            report(&out["agent"], json, "Started");
+        }
+        Request::Agents(AgentsCommand::Stop { agent, json }) => {
+            let id = client.resolve(&agent).await?;
+            let out = client
+                .call(Method::POST, &format!("/agents/{id}/stop"), None)
+                .await?;
+            report(&out["agent"], json, "Stopped");
+        }
+        Request::Agents(AgentsCommand::Rm { agent, json }) => {
+            let id = client.resolve(&agent).await?;
+            let out = client
+                .call(Method::DELETE, &format!("/agents/{id}"), None)
+                .await?;
+            if json {
+                print_json(&out);
+            } else {
+                println!("Deleted {agent}");
+            }
+        }
+        Request::Agents(AgentsCommand::Logs {
+            agent,
+            follow,
+            container,
+        }) => {
+            let id = client.resolve(&agent).await?;
+            let mut path = format!("/agents/{id}/logs?follow={follow}");
+            if container {
+                path.push_str("&source=container");
+            }
+            let mut lines = std::pin::pin!(client.stream(&path).await?);
+            while let Some(data) = lines.next().await {
+                let line: String = serde_json::from_str(&data).unwrap_or(data);
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the event stream until the agent is running or failed.
+async fn wait_settled(
+    events: impl futures::Stream<Item = String>,
+    id: &str,
+) -> Result<Value, CliError> {
+    let mut events = std::pin::pin!(events);
+    while let Some(data) = events.next().await {
+        let Ok(event) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        let agent = match event["type"].as_str() {
+            Some("agent") => event["agent"].clone(),
+            Some("snapshot") => event["agents"]
+                .as_array()
+                .and_then(|a| a.iter().find(|a| a["id"] == id).cloned())
+                .unwrap_or(Value::Null),
+            Some("agentRemoved") if event["id"] == id => {
+                return Err(CliError::Api(
+                    "the agent was deleted while it was being created".into(),
+                ))
+            }
+            _ => continue,
+        };
+        if agent["id"] == id
+            && agent["activity"].is_null()
+            && matches!(
+                agent["status"].as_str(),
+                Some("running" | "error" | "stopped")
+            )
+        {
+            return Ok(agent);
+        }
+    }
+    Err(CliError::Other(
+        "the event stream ended before the agent settled".into(),
+    ))
+}
+
+fn report(agent: &Value, json: bool, verb: &str) {
+    if json {
+        print_json(agent);
+    } else if agent["status"] == "error" {
+        println!(
+            "{} failed: {}",
+            agent["name"].as_str().unwrap_or("?"),
+            agent["error"].as_str().unwrap_or("?")
+        );
+    } else {
+        println!(
+            "{verb} {} ({}, port {})",
+            agent["name"].as_str().unwrap_or("?"),
+            agent["status"].as_str().unwrap_or("?"),
+            agent["port"]
+        );
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn print_table(agents: &[Value]) {
+    if agents.is_empty() {
+        println!("No agents yet. Create one with `clawdock agents create NAME`.");
+        return;
+    }
+    let rows: Vec<[String; 5]> = agents
+        .iter()
+        .map(|a| {
+            [
+                a["name"].as_str().unwrap_or_default().to_string(),
+                a["activity"]
+                    .as_str()
+                    .unwrap_or_else(|| a["status"].as_str().unwrap_or_default())
+                    .to_string(),
+                a["port"].to_string(),
+                a["gatewayUrl"].as_str().unwrap_or("-").to_string(),
+                a["error"].as_str().unwrap_or_default().to_string(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "STATUS", "PORT", "GATEWAY", "ERROR"];
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 5]| {
+        let mut out = String::new();
+        for i in 0..4 {
+            out.push_str(&format!("{:<w$}  ", cells[i], w = widths[i]));
+        }
+        out.push_str(cells[4]);
+        println!("{}", out.trim_end());
+    };
+    line(header);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+}

@@ -1,0 +1,366 @@
+//! The desktop app: wires the core to Tauri (tray, window, notifications, exit).
+//! Holds no logic of its own beyond that wiring.
+
+pub mod menu;
+mod tray;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clawdock_core::api::ApiServer;
+use clawdock_core::events::{Change, Event};
+use clawdock_core::settings::{self, Settings};
+use clawdock_core::Clawdock;
+use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent};
+use tauri_plugin_notification::NotificationExt;
+
+use menu::{Action, Effect, MenuState};
+use tray::ActionTable;
+
+const WINDOW: &str = "main";
+/// A window hidden this long is destroyed, so an idle tray app holds no webview.
+const FREE_WEBVIEW_AFTER: Duration = Duration::from_secs(120);
+
+const RUNNING: u8 = 0;
+const STOPPING: u8 = 1;
+const DONE: u8 = 2;
+
+/// What the shell keeps: the core, the API, and where the exit is.
+struct Shell {
+    core: Clawdock,
+    api_url: String,
+    api_token: String,
+    api: Mutex<Option<ApiServer>>,
+    exit: AtomicU8,
+    stopping: Mutex<Option<usize>>,
+    hidden_since: Mutex<Option<Instant>>,
+}
+
+pub fn run() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("clawdock: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _log = crate::logging::init(&settings::default_log_dir(&settings.home), "app");
+    let first_run = !settings.agents_file().exists();
+    let port = std::env::var("CLAWDOCK_API_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(settings::DEFAULT_API_PORT);
+
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            show_window(app, "");
+        }))
+        .plugin(tauri_plugin_notification::init())
+        .manage(ActionTable::default())
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let (core, api) = tauri::async_runtime::block_on(async {
+                let core = Clawdock::start(settings).await?;
+                let api = match ApiServer::start(core.clone(), port).await {
+                    Ok(api) => api,
+                    // Another program holds the usual port: take any free one;
+                    // clients find it in api.json.
+                    Err(e) if port != 0 => {
+                        tracing::warn!(error = %e, "API port taken; using a free one");
+                        ApiServer::start(core.clone(), 0).await?
+                    }
+                    Err(e) => return Err(Box::<dyn std::error::Error>::from(e)),
+                };
+                Ok::<_, Box<dyn std::error::Error>>((core, api))
+            })?;
+            let shell = Shell {
+                core: core.clone(),
+                api_url: api.url(),
+                api_token: api.token.clone(),
+                exit: AtomicU8::new(RUNNING),
+                stopping: Mutex::new(None),
+                hidden_since: Mutex::new(None),
+                api: Mutex::new(None),
+            };
+            let exit_requested = api.exit_requested();
+            *lock(&shell.api) = Some(api);
+            app.manage(shell);
+
+            let (items, icon, tooltip) = tray_content(&handle);
+            tray::build_tray(&handle, &items, icon, &tooltip)?;
+            spawn_event_relay(&handle, &core);
+            spawn_exit_triggers(&handle, exit_requested);
+
+            let status = core.runtime_status();
+            if first_run || status.needs_setup || !status.available {
+                show_window(
+                    &handle,
+                    if status.needs_setup || !status.available {
+                        "setup"
+                    } else {
+                        ""
+                    },
+                );
+            }
+            Ok(())
+        })
+        .on_menu_event(|app, event| {
+            let Some(action) = app.state::<ActionTable>().lookup(event.id().as_ref()) else {
+                return;
+            };
+            on_action(app, action);
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                // Closing hides: the app lives in the tray.
+                api.prevent_close();
+                if let Err(e) = window.hide() {
+                    tracing::warn!(error = %e, "could not hide the window");
+                }
+                schedule_free_webview(window.app_handle());
+            }
+        })
+        .build(tauri::generate_context!("../tauri.conf.json"));
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("clawdock: could not start the desktop app: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    app.run(|app, event| {
+        if let RunEvent::ExitRequested { api, code, .. } = event {
+            let shell = app.state::<Shell>();
+            if shell.exit.load(Ordering::SeqCst) == DONE {
+                return;
+            }
+            api.prevent_exit();
+            // `code == None`: the last window went away (the webview was freed);
+            // the app stays in the tray.
+            if code.is_some() {
+                begin_exit(app);
+            }
+        }
+    });
+    ExitCode::SUCCESS
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Starts the shutdown routine once; the app exits when it is done. A second
+/// request while it runs kills what is left.
+fn begin_exit(app: &AppHandle) {
+    let shell = app.state::<Shell>();
+    match shell
+        .exit
+        .compare_exchange(RUNNING, STOPPING, Ordering::SeqCst, Ordering::SeqCst)
+    {
+        Ok(_) => {
+            let app = app.clone();
+            let core = shell.core.clone();
+            tauri::async_runtime::spawn(async move {
+                crate::serve::stop_bounded(&core).await;
+                let shell = app.state::<Shell>();
+                if let Some(api) = lock(&shell.api).take() {
+                    api.close();
+                }
+                shell.exit.store(DONE, Ordering::SeqCst);
+                app.exit(0);
+            });
+        }
+        Err(STOPPING) => {
+            let core = shell.core.clone();
+            tauri::async_runtime::spawn(async move {
+                let killed = core.force_shutdown().await;
+                tracing::warn!(killed, "quit again while stopping: killed what was left");
+            });
+        }
+        Err(_) => {}
+    }
+}
+
+fn on_action(app: &AppHandle, action: Action) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let core = app.state::<Shell>().core.clone();
+        match menu::perform(&core, action).await {
+            Effect::None => {}
+            Effect::ShowWindow(route) => show_window(&app, &route),
+            Effect::Quit => begin_exit(&app),
+            Effect::Failed(message) => notify(&app, "Clawdock", &message),
+        }
+    });
+}
+
+/// Shows the window (building it again if it was freed) at a route of the UI.
+fn show_window(app: &AppHandle, route: &str) {
+    let shell = app.state::<Shell>();
+    *lock(&shell.hidden_since) = None;
+    if let Some(window) = app.get_webview_window(WINDOW) {
+        if !route.is_empty() {
+            let script = format!(
+                "location.hash = {};",
+                serde_json::Value::String(route.into())
+            );
+            if let Err(e) = window.eval(&script) {
+                tracing::warn!(error = %e, "could not route the window");
+            }
+        }
+        let shown = window
+            .show()
+            .and_then(|()| window.unminimize())
+            .and_then(|()| window.set_focus());
+        if let Err(e) = shown {
+            tracing::warn!(error = %e, "could not show the window");
+        }
+        return;
+    }
+    let boot = serde_json::json!({ "url": shell.api_url, "token": shell.api_token });
+    let page = if route.is_empty() {
+        "index.html".to_string()
+    } else {
+        format!("index.html#{route}")
+    };
+    let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App(page.into()))
+        .title("Clawdock")
+        .inner_size(980.0, 700.0)
+        .min_inner_size(640.0, 480.0)
+        .initialization_script(format!("window.__CLAWDOCK__ = {boot};"))
+        .build();
+    if let Err(e) = built {
+        tracing::error!(error = %e, "could not open the window");
+    }
+}
+
+fn schedule_free_webview(app: &AppHandle) {
+    let shell = app.state::<Shell>();
+    let hidden_at = Instant::now();
+    *lock(&shell.hidden_since) = Some(hidden_at);
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(FREE_WEBVIEW_AFTER).await;
+        let shell = app.state::<Shell>();
+        if *lock(&shell.hidden_since) == Some(hidden_at) {
+            if let Some(window) = app.get_webview_window(WINDOW) {
+                tracing::info!("freeing the hidden window's webview");
+                if let Err(e) = window.destroy() {
+                    tracing::warn!(error = %e, "could not free the webview");
+                }
+            }
+        }
+    });
+}
+
+fn tray_content(app: &AppHandle) -> (Vec<menu::Item>, tauri::image::Image<'static>, String) {
+    let shell = app.state::<Shell>();
+    let status = shell.core.runtime_status();
+    let agents = shell.core.agents().list();
+    let stopping = *lock(&shell.stopping);
+    let state = MenuState {
+        status: &status,
+        agents: &agents,
+        stopping,
+    };
+    let line = menu::status_line(&state);
+    (
+        menu::model(&state),
+        tray::icon_for(status.state, stopping.is_some()),
+        format!("Clawdock — {line}"),
+    )
+}
+
+/// Follows the core's events: keeps the tray current and tells the user of what
+/// happened without them (an agent ready, failed or died; setup done).
+fn spawn_event_relay(app: &AppHandle, core: &Clawdock) {
+    let mut rx = core.subscribe();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            let event = match rx.recv().await {
+                Ok(e) => Some(e),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if let Some(event) = &event {
+                notify_for(&app, event);
+                if let Event::Shutdown { stopping } = event {
+                    let shell = app.state::<Shell>();
+                    let mut slot = lock(&shell.stopping);
+                    // Stays set (at 0) until the process exits: the menu keeps
+                    // offering "Quit now".
+                    *slot = Some(*stopping);
+                }
+            }
+            let (items, icon, tooltip) = tray_content(&app);
+            if let Err(e) = tray::update_tray(&app, &items, icon, &tooltip) {
+                tracing::warn!(error = %e, "could not update the tray");
+            }
+        }
+    });
+}
+
+fn notify_for(app: &AppHandle, event: &Event) {
+    // The user sees the window's own feedback for what they just did there.
+    let window_focused = app
+        .get_webview_window(WINDOW)
+        .is_some_and(|w| w.is_visible().unwrap_or(false) && w.is_focused().unwrap_or(false));
+    match event {
+        Event::Agent {
+            agent,
+            change: Some(change),
+        } if !window_focused => match change {
+            Change::Ready => notify(app, &agent.name, "The agent is ready."),
+            Change::StartFailed { message } => {
+                notify(app, &format!("{} failed to start", agent.name), message)
+            }
+            Change::Died { exit_code } => notify(
+                app,
+                &format!("{} stopped", agent.name),
+                &format!(
+                    "The gateway exited on its own (exit code {}).",
+                    exit_code.map_or("?".into(), |c| c.to_string())
+                ),
+            ),
+        },
+        Event::Runtime { status } if !window_focused => {
+            if let Some(setup) = &status.setup {
+                if !setup.running {
+                    match &setup.error {
+                        Some(e) => notify(app, "Podman setup failed", e),
+                        None if status.state == "ready" => {
+                            notify(app, "Podman is ready", "You can create agents now.")
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn notify(app: &AppHandle, title: &str, body: &str) {
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        tracing::debug!(error = %e, "notification not shown");
+    }
+}
+
+/// SIGTERM/SIGINT (Tauri does not turn them into an exit on Linux) and
+/// `POST /shutdown` all go through the app's exit, and so the shutdown routine.
+fn spawn_exit_triggers(app: &AppHandle, api_exit: std::sync::Arc<tokio::sync::Notify>) {
+    let app_signal = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let which = crate::serve::termination().await;
+        tracing::info!(signal = which, "exit requested");
+        begin_exit(&app_signal);
+    });
+    let app_api = app.clone();
+    tauri::async_runtime::spawn(async move {
+        api_exit.notified().await;
+        begin_exit(&app_api);
+    });
+}

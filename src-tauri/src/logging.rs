@@ -1,0 +1,49 @@
+//! Logging: warnings to stderr, and everything useful (the podman commands run and
+//! their failures) to a daily-rotated file in the platform log folder.
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+/// Files kept: a week of daily logs.
+const KEPT_FILES: usize = 7;
+
+fn filter(default: &str) -> EnvFilter {
+    EnvFilter::try_from_env("CLAWDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default))
+}
+
+/// Sets up logging; keep the guard alive for the life of the process so the file
+/// writer flushes.
+pub fn init(log_dir: &Path, file_prefix: &str) -> Option<WorkerGuard> {
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter("warn"));
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(file_prefix)
+        .filename_suffix("log")
+        .max_log_files(KEPT_FILES)
+        .build(log_dir);
+    match appender {
+        Ok(appender) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let file = fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer)
+                .with_filter(filter("info,clawdock_core=debug,clawdock=debug"));
+            let _already_set = tracing_subscriber::registry()
+                .with(stderr)
+                .with(file)
+                .try_init();
+            Some(guard)
+        }
+        Err(e) => {
+            let _already_set = tracing_subscriber::registry().with(stderr).try_init();
+            tracing::warn!(error = %e, dir = %log_dir.display(), "no log file; logging to stderr only");
+            None
+        }
+    }
+}
