@@ -730,13 +730,15 @@ impl Agents {
         log: &LogRing,
     ) -> Result<(), AgentError> {
         self.refuse_when_shutting_down()?;
+        // Noted before the start: a gateway that dies at once sends its `died`
+        // event before `podman start` returns, and that must not be overwritten.
+        self.update(record.id, |e| e.container = Container::Running)?;
         self.podman()
             .run(Call::new(["start", &record.container_name()]))
             .await
             .map_err(|e| {
                 AgentError::Gateway(format!("Failed to start OpenClaw containers: {e}"))
             })?;
-        self.update(record.id, |e| e.container = Container::Running)?;
         log.push("Waiting for gateway to be ready...");
         self.wait_healthy(record, log).await?;
         log.push(format!(
@@ -753,6 +755,7 @@ impl Agents {
         let started = tokio::time::Instant::now();
         let url = format!("http://127.0.0.1:{}/healthz", record.port);
         let mut last_note = 0;
+        let mut tries = 0u32;
         loop {
             if let Ok(resp) = self
                 .inner
@@ -766,6 +769,14 @@ impl Agents {
                     break;
                 }
             }
+            // Events say it first; a look every few seconds covers the moments the
+            // event stream is not attached (app start, reconnects).
+            if tries % 3 == 2 {
+                if let Some(seen) = self.inspect_container(&record.container_name()).await {
+                    self.update(record.id, |e| e.container = seen)?;
+                }
+            }
+            tries += 1;
             if let Container::Exited(code) = self.container_state(record.id) {
                 return Err(AgentError::Gateway(format!(
                     "The gateway exited during start (exit code {})",
@@ -885,6 +896,38 @@ impl Agents {
                 }
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The container's state as Podman reports it now (`None` when it cannot tell).
+    async fn inspect_container(&self, name: &str) -> Option<Container> {
+        let out = self
+            .podman()
+            .run(
+                Call::new([
+                    "inspect",
+                    "--type",
+                    "container",
+                    "--format",
+                    "{{.State.Status}} {{.State.ExitCode}}",
+                    name,
+                ])
+                .timeout(Duration::from_secs(20)),
+            )
+            .await;
+        match out {
+            Ok(out) => {
+                let mut words = out.stdout.split_whitespace();
+                let status = words.next().unwrap_or_default();
+                let code = words.next().and_then(|c| c.parse().ok());
+                Some(match status {
+                    "running" => Container::Running,
+                    "exited" | "stopped" => Container::Exited(code),
+                    _ => return None,
+                })
+            }
+            Err(e) if e.says("no such") => Some(Container::Missing),
+            Err(_) => None,
         }
     }
 

@@ -1,0 +1,360 @@
+//! Agents as real Podman containers (native mode): create, stop, start, delete,
+//! ports and names, live state from events, the shutdown routine, a corrupt store,
+//! and (with the fake podman in vm mode) one machine bring-up for many creates.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use clawdock_core::agents::{AgentError, CreateRequest};
+use clawdock_core::events::{Change, Event};
+use clawdock_core::store::AgentStatus;
+use clawdock_core::Clawdock;
+use serde_json::json;
+use support::{
+    containers, eventually, fake_calls, running_containers, Home, IMAGE, STUBBORN_IMAGE,
+};
+
+fn req(name: &str) -> CreateRequest {
+    CreateRequest {
+        name: name.into(),
+        ..CreateRequest::default()
+    }
+}
+
+async fn start_core(home: &Home, image: &str) -> Clawdock {
+    Clawdock::start(home.native(image))
+        .await
+        .expect("core starts")
+}
+
+fn label(home: &Home) -> String {
+    home.label().expect("instance label")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_stop_start_delete_leaves_nothing() {
+    let home = Home::new();
+    let core = start_core(&home, IMAGE).await;
+    let agents = core.agents();
+    let created = agents.create_and_wait(req("alpha")).await.expect("create");
+    assert_eq!(created.status, AgentStatus::Running);
+    assert_eq!(
+        created.gateway_url.as_deref(),
+        Some(format!("ws://127.0.0.1:{}", created.port).as_str())
+    );
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", created.port))
+        .await
+        .expect("health");
+    assert!(health.status().is_success());
+    assert_eq!(
+        running_containers(&label(&home)),
+        vec!["clawdock-alpha".to_string()]
+    );
+
+    // The config is private and in the gateway's shape; the log has the seed's lines.
+    let config = created.dir.join("config/openclaw.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&config)
+                .expect("config")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        let store_mode = std::fs::metadata(home.path().join("agents.json"))
+            .expect("store")
+            .permissions()
+            .mode();
+        assert_eq!(store_mode & 0o777, 0o600);
+    }
+    let (log, _) = agents.follow_logs(created.id).expect("logs");
+    let joined = log.join("\n");
+    for line in [
+        "Checking container runtime...",
+        "Container runtime ready",
+        "Waiting for gateway to be ready...",
+        "OpenClaw gateway is ready at ws://127.0.0.1:",
+    ] {
+        assert!(joined.contains(line), "missing `{line}` in:\n{joined}");
+    }
+    assert!(
+        log[0].starts_with('[') && log[0].as_bytes()[9] == b']',
+        "time prefix: {}",
+        log[0]
+    );
+
+    let stopped = agents.stop(created.id).await.expect("stop");
+    assert_eq!(stopped.status, AgentStatus::Stopped);
+    assert!(running_containers(&label(&home)).is_empty());
+    let again = agents.start(created.id).await.expect("start");
+    assert_eq!(again.status, AgentStatus::Running);
+    assert_eq!(running_containers(&label(&home)).len(), 1);
+
+    agents.delete(created.id).await.expect("delete");
+    assert!(agents.list().is_empty());
+    assert!(containers(&label(&home)).is_empty(), "no container left");
+    assert!(!created.dir.exists(), "folder removed");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("agents.json")).expect("store"))
+            .expect("json");
+    assert_eq!(saved, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ports_are_never_shared_and_bad_names_are_refused() {
+    let home = Home::new();
+    let settings = home.native(IMAGE);
+    let first_port = settings.first_agent_port;
+    // Hold the first port with another program: it must be skipped.
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", first_port)).expect("bind");
+    let core = Clawdock::start(settings).await.expect("core");
+    let agents = core.agents();
+    let a = agents.create(req("one")).await.expect("one");
+    let b = agents.create(req("two")).await.expect("two");
+    assert_ne!(a.port, b.port);
+    assert_ne!(a.port, first_port, "a port in use elsewhere is skipped");
+    // A stopped agent keeps its port.
+    assert!(
+        eventually(Duration::from_secs(30), || agents
+            .get(a.id)
+            .is_some_and(|x| x.activity.is_none()))
+        .await
+    );
+    agents.stop(a.id).await.expect("stop");
+    let c = agents.create(req("three")).await.expect("three");
+    assert!(c.port != a.port && c.port != b.port);
+
+    for bad in ["a/b", "..", "x\ny", &"n".repeat(64), "", "-lead", "sp ace"] {
+        match agents.create(req(bad)).await {
+            Err(AgentError::InvalidName(msg)) => assert!(
+                msg.contains("letters, digits") || msg.contains("required"),
+                "{msg}"
+            ),
+            other => panic!("`{bad}` was not refused: {other:?}"),
+        }
+    }
+    match agents.create(req("ONE")).await {
+        Err(AgentError::Duplicate(name)) => assert_eq!(name, "ONE"),
+        other => panic!("duplicate in other case accepted: {other:?}"),
+    }
+    assert_eq!(agents.list().len(), 3);
+    for agent in agents.list() {
+        assert!(
+            eventually(Duration::from_secs(30), || agents
+                .get(agent.id)
+                .is_some_and(|x| x.activity.is_none()))
+            .await
+        );
+        agents.delete(agent.id).await.expect("delete");
+    }
+    assert!(containers(&label(&home)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_killed_outside_turns_its_agent_within_two_seconds() {
+    let home = Home::new();
+    let core = start_core(&home, IMAGE).await;
+    let mut events = core.subscribe();
+    let agent = core
+        .agents()
+        .create_and_wait(req("victim"))
+        .await
+        .expect("create");
+    // Let the event stream attach (it starts in the background with the core).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed_at = Instant::now();
+    let status = std::process::Command::new("podman")
+        .args(["kill", "clawdock-victim"])
+        .output()
+        .expect("kill");
+    assert!(status.status.success());
+    let mut died = None;
+    while killed_at.elapsed() < Duration::from_secs(2) {
+        match tokio::time::timeout(Duration::from_millis(100), events.recv()).await {
+            Ok(Ok(Event::Agent {
+                agent: a,
+                change: Some(Change::Died { exit_code }),
+            })) if a.id == agent.id => {
+                died = Some((a, exit_code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let (seen, exit_code) = died.expect("a Died event within 2 s");
+    assert_eq!(seen.status, AgentStatus::Error);
+    assert_eq!(exit_code, Some(137));
+    assert!(seen.error.as_deref().unwrap_or_default().contains("137"));
+    // And the next start brings it back.
+    let back = core.agents().start(agent.id).await.expect("restart");
+    assert_eq!(back.status, AgentStatus::Running);
+    core.shutdown().await;
+    assert!(running_containers(&label(&home)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_of_five_stubborn_agents_is_parallel_and_leaves_nothing_running() {
+    let home = Home::new();
+    let core = start_core(&home, STUBBORN_IMAGE).await;
+    let agents = core.agents();
+    let creates = (0..5).map(|i| agents.create_and_wait(req(&format!("stubborn{i}"))));
+    for r in futures::future::join_all(creates).await {
+        assert_eq!(r.expect("create").status, AgentStatus::Running);
+    }
+    assert_eq!(running_containers(&label(&home)).len(), 5);
+    let began = Instant::now();
+    let report = core.shutdown().await;
+    let took = began.elapsed();
+    // Each stop takes the full 2 s timeout; one by one that would be 10 s.
+    assert!(took < Duration::from_secs(7), "shutdown took {took:?}");
+    assert_eq!(report.stopped.len(), 5);
+    assert!(running_containers(&label(&home)).is_empty());
+    // They ran at quit: the next start of the app brings them back.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("agents.json")).expect("store"))
+            .expect("json");
+    assert!(
+        saved
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|a| a["runningAtQuit"] == true),
+        "{saved}"
+    );
+    drop(core);
+    let core = start_core(&home, STUBBORN_IMAGE).await;
+    assert!(
+        eventually(Duration::from_secs(60), || core
+            .agents()
+            .list()
+            .iter()
+            .all(|a| a.status == AgentStatus::Running))
+        .await,
+        "{:?}",
+        core.agents().list()
+    );
+    core.shutdown().await;
+    assert!(running_containers(&label(&home)).is_empty());
+}
+
+#[tokio::test]
+async fn a_corrupt_store_is_moved_aside_and_reported() {
+    let home = Home::new();
+    let path = home.path().join("agents.json");
+    std::fs::write(&path, b"[{\"id\": \"not even json").expect("write");
+    let core = start_core(&home, IMAGE).await;
+    let warning = core.runtime_status().store_warning.expect("reported");
+    assert!(warning.contains("moved to"), "{warning}");
+    assert!(core.agents().list().is_empty());
+    let aside: Vec<_> = std::fs::read_dir(home.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("agents.json.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        std::fs::read(aside[0].path()).expect("evidence"),
+        b"[{\"id\": \"not even json"
+    );
+}
+
+/// The stand-in gateway, made to exit with code 3 at start.
+fn crashing_image() -> &'static str {
+    const NAME: &str = "localhost/clawdock-test-gateway-crashing:latest";
+    support::ensure_test_images();
+    let exists = std::process::Command::new("podman")
+        .args(["image", "exists", NAME])
+        .status()
+        .expect("podman");
+    if !exists.success() {
+        let tmp = format!("clawdock-crash-build-{}", std::process::id());
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("podman")
+                .args(args)
+                .output()
+                .expect("podman");
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["create", "--name", &tmp, IMAGE]);
+        run(&[
+            "commit",
+            "--quiet",
+            "--change",
+            "ENV FAKE_GATEWAY_EXIT=3",
+            &tmp,
+            NAME,
+        ]);
+        run(&["rm", "-f", &tmp]);
+    }
+    NAME
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_crashes_at_start_is_an_error_with_its_logs() {
+    let home = Home::new();
+    let core = start_core(&home, crashing_image()).await;
+    let started = Instant::now();
+    let err = core
+        .agents()
+        .create_and_wait(req("crasher"))
+        .await
+        .expect_err("fails");
+    // The exit is noticed from the events, not after the whole health budget.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("exit code 3"), "{err}");
+    let agent = core.agents().list().pop().expect("agent kept");
+    assert_eq!(agent.status, AgentStatus::Error);
+    assert!(agent
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("exit code 3"));
+    let (log, _) = core.agents().follow_logs(agent.id).expect("log");
+    let joined = log.join("\n");
+    assert!(joined.contains("ERROR: "), "{joined}");
+    assert!(
+        joined.contains("--- Container logs ---") && joined.contains("simulated startup failure"),
+        "{joined}"
+    );
+    assert!(running_containers(&label(&home)).is_empty());
+    core.agents().delete(agent.id).await.expect("delete");
+    assert!(containers(&label(&home)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_creates_at_once_in_vm_mode_run_one_init_and_one_start() {
+    let home = Home::new();
+    let (settings, state) =
+        home.fake_vm(json!({ "delays": { "machine init": 0.5, "machine start": 0.5 } }));
+    support::ensure_test_images();
+    let core = Clawdock::start(settings).await.expect("core");
+    let agents = core.agents();
+    let creates = (0..10).map(|i| agents.create_and_wait(req(&format!("vm{i}"))));
+    let results = futures::future::join_all(creates).await;
+    for r in results {
+        assert_eq!(r.expect("create").status, AgentStatus::Running);
+    }
+    assert_eq!(fake_calls(&state, "machine init"), 1);
+    assert_eq!(fake_calls(&state, "machine start"), 1);
+    let report = core.shutdown().await;
+    assert_eq!(report.stopped.len(), 10);
+    // Clawdock started the machine and only its containers ran: it stops it.
+    assert!(report.machine_stopped);
+    assert_eq!(fake_calls(&state, "machine stop"), 1);
+}

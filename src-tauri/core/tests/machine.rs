@@ -1,0 +1,203 @@
+//! Machine readiness against the fake podman in vm mode (a real VM cannot run on
+//! the test machines): single flight, failures not cached, stop resets readiness,
+//! "already running / exists" answers recovered, stale `Starting` recovered.
+
+mod support;
+
+use std::time::Duration;
+
+use clawdock_core::machine::{Machine, MachineSpec, MachineState, Mode};
+use serde_json::json;
+use support::{fake_calls, fake_state, machine_row, Home};
+
+fn machine(home: &Home, state: serde_json::Value) -> (Machine, std::path::PathBuf) {
+    let (settings, state_path) = home.fake_vm(state);
+    (
+        Machine::new(settings.podman, Mode::Vm, None, settings.machine_timings),
+        state_path,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_concurrent_callers_cause_one_init_and_one_start() {
+    // Fault 1 of the replaced runtime: two callers both ran `machine init`.
+    let home = Home::new();
+    let (m, state) = machine(
+        &home,
+        json!({ "delays": { "machine init": 1.0, "machine start": 1.0 } }),
+    );
+    let calls = (0..100).map(|_| {
+        let m = m.clone();
+        tokio::spawn(async move { m.ensure_ready().await.map_err(|e| e.to_string()) })
+    });
+    let outcomes = futures::future::join_all(calls).await;
+    for o in outcomes {
+        assert_eq!(o.expect("task"), Ok(()));
+    }
+    assert_eq!(fake_calls(&state, "machine init"), 1);
+    assert_eq!(fake_calls(&state, "machine start"), 1);
+    assert!(m.is_ready() && m.started_by_us());
+    let args = fake_state(&state)["last_init_args"].clone();
+    let recommended = MachineSpec::recommended();
+    assert!(
+        args.as_array()
+            .expect("args")
+            .contains(&json!(recommended.memory_mib.to_string())),
+        "{args}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failure_reaches_every_waiter_and_is_not_cached() {
+    let home = Home::new();
+    let (m, state) = machine(
+        &home,
+        json!({
+            "delays": { "machine init": 0.5 },
+            "faults": { "machine init": { "mode": "fail", "times": 1, "message": "Error: download failed: no network" } }
+        }),
+    );
+    let calls = (0..20).map(|_| {
+        let m = m.clone();
+        tokio::spawn(async move { m.ensure_ready().await.map_err(|e| e.to_string()) })
+    });
+    let outcomes = futures::future::join_all(calls).await;
+    for o in outcomes {
+        let err = o.expect("task").expect_err("init fails");
+        assert!(err.contains("download failed: no network"), "{err}");
+    }
+    assert_eq!(fake_calls(&state, "machine init"), 1);
+    assert!(!m.is_ready());
+    // The next call tries again and succeeds.
+    m.ensure_ready().await.expect("second attempt");
+    assert_eq!(fake_calls(&state, "machine init"), 2);
+    assert_eq!(fake_calls(&state, "machine start"), 1);
+}
+
+#[tokio::test]
+async fn stop_resets_readiness_so_the_next_call_starts_again() {
+    // Fault 4 of the replaced runtime: the ready flag stayed true after a stop.
+    let home = Home::new();
+    let (m, state) = machine(&home, json!({ "machines": [machine_row(false, false)] }));
+    m.ensure_ready().await.expect("ready");
+    assert_eq!(fake_calls(&state, "machine start"), 1);
+    m.ensure_ready().await.expect("still ready");
+    assert_eq!(
+        fake_calls(&state, "machine start"),
+        1,
+        "no second start while ready"
+    );
+    m.stop().await.expect("stop");
+    assert!(!m.is_ready());
+    assert_eq!(m.state().await.expect("state"), MachineState::Stopped);
+    m.ensure_ready().await.expect("ready again");
+    assert_eq!(fake_calls(&state, "machine start"), 2);
+}
+
+#[tokio::test]
+async fn already_running_during_start_is_recovered() {
+    let home = Home::new();
+    let (m, state) = machine(
+        &home,
+        json!({
+            "machines": [machine_row(false, false)],
+            "faults": { "machine start": { "mode": "already", "times": 1 } }
+        }),
+    );
+    m.ensure_ready().await.expect("already running is fine");
+    assert_eq!(fake_calls(&state, "machine start"), 1);
+    assert!(m.is_ready());
+    // Someone else started it: it is not ours to stop at exit.
+    assert!(!m.started_by_us());
+}
+
+#[tokio::test]
+async fn already_exists_during_init_continues() {
+    let home = Home::new();
+    let (m, state) = machine(
+        &home,
+        json!({ "faults": { "machine init": { "mode": "already", "times": 1 } } }),
+    );
+    m.setup(MachineSpec {
+        cpus: 2,
+        memory_mib: 2048,
+        disk_gib: 20,
+    })
+    .await
+    .expect("continues");
+    assert_eq!(fake_calls(&state, "machine init"), 1);
+    assert_eq!(fake_calls(&state, "machine start"), 1);
+    assert_eq!(m.state().await.expect("state"), MachineState::Running);
+}
+
+#[tokio::test]
+async fn a_stale_starting_flag_is_cleared_and_the_machine_started() {
+    let home = Home::new();
+    let (m, state) = machine(&home, json!({ "machines": [machine_row(false, true)] }));
+    assert_eq!(m.state().await.expect("state"), MachineState::Starting);
+    m.ensure_ready().await.expect("recovers");
+    assert!(
+        fake_calls(&state, "machine stop") >= 1,
+        "the stale flag was cleared by a stop"
+    );
+    assert_eq!(m.state().await.expect("state"), MachineState::Running);
+}
+
+#[tokio::test]
+async fn garbage_from_machine_list_is_an_error_not_absent() {
+    let home = Home::new();
+    let (m, state) = machine(
+        &home,
+        json!({ "machines": [machine_row(true, false)], "faults": { "machine list": { "mode": "garbage", "times": 1 } } }),
+    );
+    let err = m.ensure_ready().await.expect_err("garbage");
+    assert!(err.to_string().contains("could not be read"), "{err}");
+    assert_eq!(
+        fake_calls(&state, "machine init"),
+        0,
+        "garbage never leads to an init"
+    );
+    m.ensure_ready().await.expect("next call works");
+}
+
+#[tokio::test]
+async fn a_hanging_start_times_out_with_a_clear_error() {
+    let home = Home::new();
+    let (mut settings, _state) = home.fake_vm(json!({
+        "machines": [machine_row(false, false)],
+        "faults": { "machine start": { "mode": "hang", "times": 1 } }
+    }));
+    settings.machine_timings.start = Duration::from_secs(1);
+    let m = Machine::new(settings.podman, Mode::Vm, None, settings.machine_timings);
+    let err = m.ensure_ready().await.expect_err("hangs");
+    assert!(err.to_string().contains("did not finish within"), "{err}");
+    m.ensure_ready().await.expect("retry works");
+}
+
+#[tokio::test]
+async fn init_reports_progress_lines() {
+    let home = Home::new();
+    let (m, _state) = machine(&home, json!({}));
+    let mut events = m.subscribe();
+    m.setup(MachineSpec {
+        cpus: 1,
+        memory_mib: 2048,
+        disk_gib: 20,
+    })
+    .await
+    .expect("setup");
+    let mut lines = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let clawdock_core::machine::MachineEvent::Progress { line, .. } = e {
+            lines.push(line);
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("GiB /")),
+        "byte counters arrive: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("started successfully")),
+        "{lines:?}"
+    );
+}

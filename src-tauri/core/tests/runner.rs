@@ -1,0 +1,153 @@
+//! The podman runner: drained pipes, timeouts, kill on timeout, typed errors; and one
+//! real container run and removed through it.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clawdock_core::podman::{Call, Podman, PodmanError};
+
+/// A stand-in "podman" that is a shell, so a test can make it print or hang.
+fn shell() -> Podman {
+    Podman::new(Some(PathBuf::from("/bin/sh")))
+}
+
+#[tokio::test]
+async fn ten_megabytes_on_both_pipes_do_not_hang() {
+    // Fault 5 of the replaced runtime: piped but unread output filled the pipe and hung.
+    let script = "head -c 10485760 /dev/zero | tr '\\0' 'o'; head -c 10485760 /dev/zero | tr '\\0' 'e' >&2; exit 3";
+    let started = Instant::now();
+    let err = shell()
+        .run(Call::new(["-c", script]).timeout(Duration::from_secs(60)))
+        .await
+        .expect_err("exit 3 is a failure");
+    match &err {
+        PodmanError::Failed {
+            code, stderr_tail, ..
+        } => {
+            assert_eq!(code.0, Some(3));
+            // Only the tail of stderr is kept, bounded.
+            assert!(
+                stderr_tail.len() <= 20 * 16 * 1024 + 20,
+                "tail is bounded: {}",
+                stderr_tail.len()
+            );
+            assert!(stderr_tail.ends_with('e'));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let out = shell()
+        .run(Call::new([
+            "-c",
+            "head -c 10485760 /dev/zero | tr '\\0' 'x'; head -c 1000000 /dev/zero >&2",
+        ]))
+        .await
+        .expect("succeeds");
+    assert_eq!(out.stdout.len(), 10 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn hanging_child_is_killed_at_the_timeout() {
+    let started = Instant::now();
+    let pid_file = tempfile::NamedTempFile::new().expect("tmp");
+    let script = format!("echo $$ > {}; exec sleep 300", pid_file.path().display());
+    let err = shell()
+        .run(Call::new(["-c", script.as_str()]).timeout(Duration::from_millis(500)))
+        .await
+        .expect_err("times out");
+    assert!(matches!(err, PodmanError::TimedOut { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("did not finish within 0.5s"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let pid = std::fs::read_to_string(pid_file.path()).expect("pid");
+    let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
+    assert!(!alive, "the child was killed");
+}
+
+#[tokio::test]
+async fn lines_stream_to_the_callback_and_errors_keep_stderr() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let err = shell()
+        .run(
+            Call::new(["-c", "echo one; echo two >&2; printf 'bar 10%%\\rbar 50%%\\r'>&2; echo 'Error: boom' >&2; exit 125"])
+                .on_line(std::sync::Arc::new(move |_, line: &str| sink.lock().expect("lock").push(line.to_string()))),
+        )
+        .await
+        .expect_err("fails");
+    let lines = seen.lock().expect("lock").clone();
+    assert!(
+        lines.contains(&"one".to_string()) && lines.contains(&"bar 50%".to_string()),
+        "{lines:?}"
+    );
+    assert_eq!(err.exit_code(), Some(125));
+    assert!(err.says("boom"));
+    assert!(
+        err.to_string().contains("exit 125") && err.to_string().contains("Error: boom"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn missing_binary_is_not_installed() {
+    let err = Podman::new(Some("/nonexistent/podman".into()))
+        .run(Call::new(["--version"]))
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, PodmanError::NotInstalled { .. }), "{err:?}");
+    assert!(matches!(
+        Podman::new(None).installation().await,
+        clawdock_core::podman::Installation::Missing { .. }
+    ));
+}
+
+#[tokio::test]
+async fn real_podman_runs_and_removes_a_container() {
+    support::ensure_test_images();
+    let podman = support::real_podman();
+    match podman.installation().await {
+        clawdock_core::podman::Installation::Installed { version, .. } => {
+            assert!(
+                version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+                "{version}"
+            )
+        }
+        other => panic!("podman must be installed for this test: {other:?}"),
+    }
+    let name = format!("clawdock-runner-test-{}", std::process::id());
+    let out = podman
+        .run(Call::new([
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            support::IMAGE,
+            "sh",
+            "-c",
+            "echo hello-from-podman",
+        ]))
+        .await
+        .expect("podman run");
+    assert_eq!(out.stdout.trim(), "hello-from-podman");
+    let left = podman
+        .run(Call::new([
+            "ps",
+            "-a",
+            "--quiet",
+            "--filter",
+            &format!("name=^{name}$"),
+        ]))
+        .await
+        .expect("ps");
+    assert!(left.stdout.trim().is_empty(), "the container was removed");
+    let err = podman
+        .run(Call::new(["stop", "no-such-container-xyz"]))
+        .await
+        .expect_err("no such");
+    assert_eq!(err.exit_code(), Some(125));
+    assert!(err.says("no such container"), "{err:?}");
+}

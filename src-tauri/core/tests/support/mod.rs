@@ -1,0 +1,225 @@
+//! Shared set-up of the core's tests: data folders, settings for real Podman
+//! (native) and for the fake podman (vm), the local test images, and clean-up.
+#![allow(dead_code)] // each test target uses a different part
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Once;
+use std::time::Duration;
+
+use clawdock_core::machine::{MachineTimings, Mode};
+use clawdock_core::podman::Podman;
+use clawdock_core::settings::Settings;
+use serde_json::Value;
+
+pub const IMAGE: &str = "localhost/clawdock-test-gateway:latest";
+pub const STUBBORN_IMAGE: &str = "localhost/clawdock-test-gateway-stubborn:latest";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// Builds the stand-in gateway images once per test process (cached by recipe, so
+/// this is quick after the first time).
+pub fn ensure_test_images() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let status = std::process::Command::new(repo().join("tests/images/build-test-images.sh"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run build-test-images.sh");
+        assert!(status.success(), "building the test images failed");
+    });
+}
+
+pub fn real_podman() -> Podman {
+    let path =
+        clawdock_core::podman::locate(None, std::env::var_os("PATH")).expect("podman on PATH");
+    Podman::new(Some(path))
+}
+
+/// A first agent port unlikely to be used by another test running at the same time.
+pub fn port_base() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id() as u16;
+    21000 + (pid.wrapping_mul(97) % 300) * 100 + (n % 10) * 10
+}
+
+/// A data folder that removes this instance's containers when dropped, even when
+/// the test failed half-way.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn label(&self) -> Option<String> {
+        std::fs::read_to_string(self.path().join("instance-id")).ok()
+    }
+
+    /// Settings for real Podman in native mode, with short timeouts.
+    pub fn native(&self, image: &str) -> Settings {
+        ensure_test_images();
+        let mut s = Settings::new(self.path().to_path_buf(), real_podman(), Mode::Native);
+        s.agent_image = image.into();
+        s.stop_timeout = Duration::from_secs(2);
+        s.health_timeout = Duration::from_secs(30);
+        s.first_agent_port = port_base();
+        s
+    }
+
+    /// Settings for the fake podman in vm mode; returns the state file too.
+    pub fn fake_vm(&self, state: Value) -> (Settings, PathBuf) {
+        let state_path = self.path().join("fake-state.json");
+        std::fs::write(
+            &state_path,
+            serde_json::to_vec_pretty(&state).expect("json"),
+        )
+        .expect("state");
+        let wrapper = self.path().join("podman");
+        // The state file is per test; the env var must not be process-wide.
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nFAKE_PODMAN_STATE='{}' exec '{}' \"$@\"\n",
+                state_path.display(),
+                repo().join("tests/fake-podman/podman").display()
+            ),
+        )
+        .expect("wrapper");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+        }
+        let mut s = Settings::new(
+            self.path().join("data"),
+            Podman::new(Some(wrapper)),
+            Mode::Vm,
+        );
+        s.agent_image = IMAGE.into();
+        s.stop_timeout = Duration::from_secs(2);
+        s.health_timeout = Duration::from_secs(30);
+        s.first_agent_port = port_base();
+        s.machine_timings = MachineTimings {
+            starting_grace: Duration::from_secs(3),
+            ..MachineTimings::default()
+        };
+        (s, state_path)
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        for dir in [self.path().to_path_buf(), self.path().join("data")] {
+            if let Ok(label) = std::fs::read_to_string(dir.join("instance-id")) {
+                remove_containers(label.trim());
+            }
+        }
+    }
+}
+
+/// Removes every container of one instance (test hygiene).
+pub fn remove_containers(label: &str) {
+    let out = std::process::Command::new("podman")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.clawdock.home={label}"),
+        ])
+        .output();
+    if let Ok(out) = out {
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _removed = std::process::Command::new("podman")
+                .args(["rm", "-f", "-t", "0"])
+                .args(&ids)
+                .output();
+        }
+    }
+}
+
+/// Containers of one instance as `(name, state)`, state as in `podman ps` JSON
+/// (`running`, `exited`, ...).
+pub fn containers(label: &str) -> Vec<(String, String)> {
+    let out = std::process::Command::new("podman")
+        .args([
+            "ps",
+            "-a",
+            "--format",
+            "json",
+            "--filter",
+            &format!("label=io.clawdock.home={label}"),
+        ])
+        .output()
+        .expect("podman ps");
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    rows.iter()
+        .map(|r| {
+            (
+                r["Names"][0].as_str().unwrap_or_default().to_string(),
+                r["State"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn running_containers(label: &str) -> Vec<String> {
+    containers(label)
+        .into_iter()
+        .filter(|(_, s)| s == "running")
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// Reads the fake podman's counters.
+pub fn fake_calls(state: &Path, step: &str) -> u64 {
+    let text = std::fs::read_to_string(state).expect("state");
+    let v: Value = serde_json::from_str(&text).expect("state json");
+    v["calls"][step].as_u64().unwrap_or(0)
+}
+
+pub fn fake_state(state: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(state).expect("state")).expect("json")
+}
+
+/// Polls a condition (tests only) until it holds or the time is up.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn machine_row(running: bool, starting: bool) -> Value {
+    serde_json::json!({
+        "Name": "podman-machine-default", "Default": true, "Created": "2026-11-28T10:00:00Z",
+        "Running": running, "Starting": starting, "LastUp": "2026-11-28T10:00:00Z", "Stream": "default",
+        "VMType": "applehv", "CPUs": 2, "Memory": "2147483648", "DiskSize": "107374182400", "Port": 44035,
+        "RemoteUsername": "core", "IdentityPath": "/x", "UserModeNetworking": true
+    })
+}
