@@ -18,6 +18,9 @@ fn filter(default: &str) -> EnvFilter {
 /// Sets up logging; keep the guard alive for the life of the process so the file
 /// writer flushes.
 pub fn init(log_dir: &Path, file_prefix: &str) -> Option<WorkerGuard> {
+    if let Err(e) = std::fs::create_dir_all(log_dir) {
+        eprintln!("clawdock: no log folder {}: {e}", log_dir.display());
+    }
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter("warn"));

@@ -10,7 +10,11 @@ use crate::status::RuntimeStatus;
 
 /// Why an agent's state changed, where it matters to the user beyond the state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Change {
     /// The gateway answered its health check after a create or start.
     Ready,
@@ -22,7 +26,11 @@ pub enum Change {
 
 /// One announcement.
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Event {
     Runtime {
         status: RuntimeStatus,

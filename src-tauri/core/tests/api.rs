@@ -1,0 +1,551 @@
+//! The HTTP API in-process on port 0 against real Podman: the seed's routes and
+//! shapes, the event stream, the guards (token, Origin, Host), and bad input.
+
+mod support;
+
+use std::time::Duration;
+
+use clawdock_core::api::ApiServer;
+use clawdock_core::Clawdock;
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{containers, running_containers, Home, IMAGE};
+use tokio::sync::mpsc;
+
+struct Api {
+    _home: Home,
+    core: Clawdock,
+    server: Option<ApiServer>,
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn start() -> Self {
+        let home = Home::new();
+        let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
+        let server = ApiServer::start(core.clone(), 0).await.expect("api");
+        Self {
+            base: server.url(),
+            token: server.token.clone(),
+            server: Some(server),
+            core,
+            http: reqwest::Client::new(),
+            _home: home,
+        }
+    }
+
+    fn label(&self) -> String {
+        self._home.label().expect("label")
+    }
+
+    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("send");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Follows `/events`, delivering each JSON object.
+    async fn events(&self) -> mpsc::UnboundedReceiver<Value> {
+        let resp = self
+            .req(Method::GET, "/events")
+            .send()
+            .await
+            .expect("events");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut lines = Box::pin(clawdock_core::api::sse_data_lines(resp.bytes_stream()));
+        tokio::spawn(async move {
+            while let Some(data) = lines.next().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&data) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.close();
+        }
+    }
+}
+
+/// Waits for an event matching `want`.
+async fn expect_event(
+    rx: &mut mpsc::UnboundedReceiver<Value>,
+    limit: Duration,
+    want: impl Fn(&Value) -> bool,
+) -> Value {
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(v)) if want(&v) => return v,
+            Ok(Some(_)) => {}
+            _ => panic!("no matching event within {limit:?}"),
+        }
+    }
+}
+
+fn no_secret(v: &Value, token: &str) {
+    let text = v.to_string();
+    assert!(!text.contains("\"token\""), "a token field leaked: {text}");
+    assert!(!text.contains(token), "a token value leaked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_keeps_the_seed_contract_and_events_follow() {
+    let api = Api::start().await;
+    let mut events = api.events().await;
+    let first = events.recv().await.expect("snapshot");
+    assert_eq!(first["type"], "snapshot");
+
+    let (status, body) = api.call(Method::GET, "/agents/runtime-status", None).await;
+    assert_eq!(status, StatusCode::OK);
+    for key in [
+        "available",
+        "machineInitialized",
+        "machineRunning",
+        "needsSetup",
+    ] {
+        assert!(body[key].is_boolean(), "{key} in {body}");
+    }
+    assert_eq!(body["mode"], "native");
+    assert!(body["podmanVersion"].is_string());
+
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/agents/create",
+            Some(json!({"name": "api-one", "providerType": "openai", "apiKey": "sk-secret-key"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let agent = body["agent"].clone();
+    let id = agent["id"].as_str().expect("id").to_string();
+    assert_eq!(agent["name"], "api-one");
+    assert_eq!(agent["status"], "creating");
+    assert!(agent["port"].is_u64() && agent["createdAt"].is_string() && agent["dir"].is_string());
+    assert!(!agent.to_string().contains("sk-secret-key"));
+
+    let running = expect_event(&mut events, Duration::from_secs(40), |e| {
+        e["type"] == "agent" && e["agent"]["id"] == id.as_str() && e["agent"]["status"] == "running"
+    })
+    .await;
+    assert_eq!(running["change"]["kind"], "ready");
+
+    let (status, list) = api.call(Method::GET, "/agents", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["agents"].as_array().expect("list").len(), 1);
+    let token = std::fs::read_to_string(api.core.agents().list()[0].dir.join("../../agents.json"))
+        .expect("store");
+    let stored: Value = serde_json::from_str(&token).expect("json");
+    let gateway_token = stored[0]["token"].as_str().expect("token").to_string();
+    no_secret(&list, &gateway_token);
+    assert!(!list.to_string().contains("sk-secret-key"));
+
+    // Logs: the replay, as SSE of JSON strings.
+    let resp = api
+        .req(Method::GET, &format!("/agents/{id}/logs?follow=false"))
+        .send()
+        .await
+        .expect("logs");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let text = resp.text().await.expect("text");
+    let lines: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<String>(d).expect("JSON string"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("OpenClaw gateway is ready")),
+        "{lines:?}"
+    );
+
+    let (status, body) = api
+        .call(Method::POST, &format!("/agents/{id}/stop"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["agent"]["status"], "stopped");
+    expect_event(&mut events, Duration::from_secs(5), |e| {
+        e["type"] == "agent" && e["agent"]["status"] == "stopped"
+    })
+    .await;
+
+    // Chat on a stopped agent: a clear 409.
+    let (status, body) = api
+        .call(
+            Method::POST,
+            &format!("/agents/{id}/chat"),
+            Some(json!({"message": "hi"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], "The agent is not running.");
+
+    let (status, body) = api
+        .call(Method::POST, &format!("/agents/{id}/start"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["agent"]["status"], "running");
+    assert_eq!(body["agent"]["id"], id.as_str());
+
+    // Killed from outside: an event, with the exit code, no polling.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = std::process::Command::new("podman")
+        .args(["kill", "clawdock-api-one"])
+        .output()
+        .expect("kill");
+    assert!(killed.status.success());
+    let died = expect_event(&mut events, Duration::from_secs(2), |e| {
+        e["type"] == "agent" && e["change"]["kind"] == "died"
+    })
+    .await;
+    assert_eq!(died["change"]["exitCode"], 137);
+    assert_eq!(died["agent"]["status"], "error");
+    no_secret(&died, &gateway_token);
+
+    let (status, body) = api
+        .call(Method::DELETE, &format!("/agents/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"success": true}));
+    expect_event(&mut events, Duration::from_secs(5), |e| {
+        e["type"] == "agentRemoved" && e["id"] == id.as_str()
+    })
+    .await;
+    assert!(containers(&api.label()).is_empty());
+    let (status, _) = api
+        .call(Method::DELETE, &format!("/agents/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn token_origin_and_host_are_enforced() {
+    let api = Api::start().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/agents", api.base);
+    assert_eq!(
+        http.get(&url).send().await.expect("send").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = http
+        .get(&url)
+        .bearer_auth("0".repeat(64))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.json::<Value>().await.expect("json")["error"].is_string());
+    for path in ["/events", "/agents/runtime-status", "/shutdown"] {
+        let r = http
+            .request(
+                if path == "/shutdown" {
+                    Method::POST
+                } else {
+                    Method::GET
+                },
+                format!("{}{path}", api.base),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // The UI's files need no token.
+    let page = http
+        .get(format!("{}/", api.base))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/html"));
+
+    let foreign = api
+        .req(Method::GET, "/agents")
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let rebinding = api
+        .req(Method::GET, "/agents")
+        .header(
+            "Host",
+            format!(
+                "evil.example:{}",
+                api.server.as_ref().expect("s").addr.port()
+            ),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(rebinding.status(), StatusCode::FORBIDDEN);
+    let page_rebinding = http
+        .get(format!("{}/", api.base))
+        .header("Host", "evil.example")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(page_rebinding.status(), StatusCode::FORBIDDEN);
+
+    // The window's origin is allowed, with CORS, and its preflight is answered.
+    let window = api
+        .req(Method::GET, "/agents")
+        .header("Origin", "tauri://localhost")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(window.status(), StatusCode::OK);
+    assert_eq!(
+        window.headers()["access-control-allow-origin"],
+        "tauri://localhost"
+    );
+    let preflight = http
+        .request(Method::OPTIONS, &url)
+        .header("Origin", "tauri://localhost")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+    assert!(preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("h")
+        .contains("authorization"));
+    let own = api
+        .req(Method::GET, "/agents")
+        .header("Origin", api.base.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(own.status(), StatusCode::OK);
+
+    // The discovery file: 0600, the right URL and token.
+    let path = api.core.settings().api_file();
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("api.json")).expect("json");
+    assert_eq!(info["url"], api.base.as_str());
+    assert_eq!(info["token"], api.token.as_str());
+    assert_eq!(info["pid"], std::process::id());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        let token_mode = std::fs::metadata(api.core.settings().token_file())
+            .expect("token")
+            .permissions()
+            .mode();
+        assert_eq!(token_mode & 0o777, 0o600);
+    }
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_loses_nothing() {
+    let api = Api::start().await;
+    let store = api.core.settings().agents_file();
+    let raw = |body: Vec<u8>, ct: Option<&str>| {
+        let mut r = api.req(Method::POST, "/agents/create").body(body);
+        if let Some(ct) = ct {
+            r = r.header("content-type", ct);
+        }
+        r
+    };
+    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode)> = vec![
+        (
+            "no body",
+            raw(vec![], Some("application/json")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "malformed",
+            raw(b"{\"name\": ".to_vec(), Some("application/json")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "not an object",
+            raw(b"[1,2]".to_vec(), Some("application/json")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "missing name",
+            raw(b"{}".to_vec(), Some("application/json")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "name not a string",
+            raw(b"{\"name\": 5}".to_vec(), Some("application/json")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "wrong content type",
+            raw(b"{\"name\":\"a\"}".to_vec(), Some("text/plain")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "no content type",
+            raw(b"{\"name\":\"a\"}".to_vec(), None),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "oversize",
+            raw(
+                format!("{{\"name\":\"{}\"}}", "a".repeat(2 * 1024 * 1024)).into_bytes(),
+                Some("application/json"),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (what, request, want) in cases {
+        let resp = request.send().await.expect(what);
+        assert_eq!(resp.status(), want, "{what}");
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {body}"
+        );
+    }
+    for name in [
+        "../etc",
+        "a/b",
+        "a\\b",
+        "x\u{0}y",
+        "tab\there",
+        "new\nline",
+        &"z".repeat(10 * 1024),
+        "",
+        " ",
+    ] {
+        let (status, body) = api
+            .call(
+                Method::POST,
+                "/agents/create",
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}: {body}");
+        let msg = body["error"].as_str().expect("error");
+        assert!(msg.len() < 400, "the message stays short: {}", msg.len());
+    }
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/agents/create",
+            Some(json!({ "name": "ok", "providerType": "custom", "baseUrl": "ftp://x" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    for (method, path) in [
+        (Method::POST, "/agents/not-a-uuid/start"),
+        (
+            Method::POST,
+            "/agents/00000000-0000-0000-0000-000000000000/stop",
+        ),
+        (
+            Method::DELETE,
+            "/agents/00000000-0000-0000-0000-000000000000",
+        ),
+        (Method::GET, "/agents/%2e%2e%2fetc/logs"),
+        (Method::GET, "/nope"),
+    ] {
+        let (status, body) = api.call(method.clone(), path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert!(body["error"].is_string());
+    }
+    let (status, body) = api.call(Method::PUT, "/agents", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/runtime/setup",
+            Some(json!({"cpus": 0, "memoryMiB": 1, "diskGiB": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Still serving, and the store is still valid (nothing was created).
+    let (status, list) = api.call(Method::GET, "/agents", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["agents"], json!([]));
+    if store.exists() {
+        let saved: Value =
+            serde_json::from_slice(&std::fs::read(&store).expect("store")).expect("valid JSON");
+        assert_eq!(saved, json!([]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_is_409_and_shutdown_answers_after_containers_stopped() {
+    let api = Api::start().await;
+    let (status, body) = api
+        .call(Method::POST, "/agents/create", Some(json!({"name": "Dup"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = api
+        .call(Method::POST, "/agents/create", Some(json!({"name": "dup"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"]
+        .as_str()
+        .expect("error")
+        .contains("already exists"));
+    let id = api.core.agents().list()[0].id;
+    assert!(
+        support::eventually(Duration::from_secs(30), || api
+            .core
+            .agents()
+            .get(id)
+            .is_some_and(|a| a.status == clawdock_core::store::AgentStatus::Running))
+        .await
+    );
+    let exit = api.server.as_ref().expect("server").exit_requested();
+    let (status, body) = api.call(Method::POST, "/shutdown", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    // When the answer arrives, the containers have stopped.
+    assert!(running_containers(&api.label()).is_empty());
+    tokio::time::timeout(Duration::from_secs(5), exit.notified())
+        .await
+        .expect("exit requested");
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/agents/create",
+            Some(json!({"name": "late"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
