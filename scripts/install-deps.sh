@@ -4,8 +4,13 @@
 # Idempotent: a second run only checks.
 set -euo pipefail
 
-need_root() { if [ "$(id -u)" -ne 0 ]; then echo sudo; fi; }
-SUDO=$(need_root)
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "This script installs with apt-get (Debian/Ubuntu). Elsewhere, install Podman and the"
+  echo "Tauri prerequisites yourself (macOS: Xcode command line tools, \`brew install podman\`)."
+  command -v podman >/dev/null && exit 0 || exit 1
+fi
 
 BUILD_PKGS=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libsoup-3.0-dev)
@@ -14,8 +19,10 @@ RUN_PKGS=(podman runc conmon netavark aardvark-dns catatonit iptables busybox-st
 TEST_PKGS=(xvfb xauth dbus-x11 x11-utils imagemagick webkit2gtk-driver chromium
   psmisc procps)
 
+wanted=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
+[ "${CLAWDOCK_SKIP_TEST_PKGS:-0}" = 1 ] || wanted+=("${TEST_PKGS[@]}")
 missing=()
-for p in "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" ${CLAWDOCK_SKIP_TEST_PKGS:+} "${TEST_PKGS[@]}"; do
+for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,272 @@
+//! The real OpenClaw gateway end to end (image built offline by
+//! tests/images/build-openclaw-image.sh): health, config kept as written, chat through
+//! a fake OpenAI-compatible provider on the host, restart after a kill, a chat in
+//! flight at shutdown, delete. About 2 minutes on 2 cores; run alone with
+//! `cargo test -p clawdock-core --test openclaw`.
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clawdock_core::agents::definition::{openclaw_config, Provider, ProviderInput};
+use clawdock_core::agents::CreateRequest;
+use clawdock_core::store::AgentStatus;
+use clawdock_core::Clawdock;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use support::{containers, running_containers, Home};
+
+const GATEWAY_IMAGE: &str = "localhost/openclaw-gateway:test";
+
+fn gateway_image() -> &'static str {
+    let exists = std::process::Command::new("podman")
+        .args(["image", "exists", GATEWAY_IMAGE])
+        .status()
+        .expect("podman");
+    assert!(
+        exists.success(),
+        "{GATEWAY_IMAGE} is missing: run tests/images/build-openclaw-image.sh"
+    );
+    GATEWAY_IMAGE
+}
+
+fn settings(home: &Home) -> clawdock_core::settings::Settings {
+    let mut s = home.native(gateway_image());
+    s.health_timeout = Duration::from_secs(60);
+    s.stop_timeout = Duration::from_secs(5);
+    s
+}
+
+/// A fake OpenAI-compatible provider on the host, listening on every interface so
+/// the container reaches it through the bridge. `slow` streams one token a second
+/// for a long time (a chat still in flight).
+async fn fake_provider(slow: bool) -> SocketAddr {
+    async fn models() -> Json<Value> {
+        Json(json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}))
+    }
+    let chat = move |Json(_body): Json<Value>| async move {
+        let tokens: Vec<String> = if slow {
+            (0..600).map(|i| format!("tick{i} ")).collect()
+        } else {
+            vec!["Hello".into(), " from".into(), " the fake provider".into()]
+        };
+        let delay = if slow {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(20)
+        };
+        let chunks = futures::stream::iter(tokens.into_iter().enumerate()).then(move |(i, t)| async move {
+            tokio::time::sleep(delay).await;
+            let mut delta = json!({"content": t});
+            if i == 0 {
+                delta["role"] = json!("assistant");
+            }
+            Ok::<_, Infallible>(SseEvent::default().data(
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "fake-model",
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+                .to_string(),
+            ))
+        });
+        let end = futures::stream::iter([
+            Ok(SseEvent::default().data(
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "fake-model",
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                .to_string(),
+            )),
+            Ok(SseEvent::default().data("[DONE]")),
+        ]);
+        Sse::new(chunks.chain(end))
+    };
+    let app = Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat));
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", 0))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("fake provider stopped: {e}");
+        }
+    });
+    addr
+}
+
+fn custom(name: &str, provider: SocketAddr) -> CreateRequest {
+    CreateRequest {
+        name: name.into(),
+        provider: ProviderInput {
+            provider_type: Some("custom".into()),
+            provider_name: Some("fakeai".into()),
+            api_key: Some("sk-test-not-secret".into()),
+            // Loopback on purpose: Clawdock rewrites it to host.containers.internal.
+            base_url: Some(format!("http://127.0.0.1:{}/v1", provider.port())),
+            model_id: Some("fake-model".into()),
+        },
+    }
+}
+
+async fn chat_text(core: &Clawdock, id: uuid::Uuid, message: &str) -> String {
+    let mut stream = core
+        .agents()
+        .chat_stream(id, message)
+        .await
+        .expect("chat starts");
+    let mut all = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        all.extend_from_slice(&chunk.expect("chunk"));
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_gateway_runs_keeps_its_config_and_chats_through_a_host_provider() {
+    let home = Home::new();
+    let provider = fake_provider(false).await;
+    let core = Clawdock::start(settings(&home)).await.expect("core");
+    let req = custom("real-one", provider);
+    let expected = {
+        let p = Provider::from_input(&req.provider).expect("provider");
+        p
+    };
+    let agent = core
+        .agents()
+        .create_and_wait(req)
+        .await
+        .expect("real gateway runs");
+    assert_eq!(agent.status, AgentStatus::Running);
+    assert!(
+        agent
+            .notice
+            .as_deref()
+            .unwrap_or_default()
+            .contains("0.0.0.0"),
+        "{:?}",
+        agent.notice
+    );
+    let health: Value = reqwest::get(format!("http://127.0.0.1:{}/healthz", agent.port))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["ok"], true);
+
+    // The gateway kept the config as written: no migration, no rewrite.
+    let written = std::fs::read_to_string(agent.dir.join("config/openclaw.json")).expect("config");
+    let written: Value = serde_json::from_str(&written).expect("json");
+    assert_eq!(written, openclaw_config(agent.port, &expected));
+    assert!(
+        !agent.dir.join("config/openclaw.json.bak").exists(),
+        "the gateway migrated the config"
+    );
+    assert!(
+        support::eventually(Duration::from_secs(20), || core
+            .agents()
+            .get(agent.id)
+            .is_some_and(|a| a.ready))
+        .await,
+        "readyz answered"
+    );
+
+    let text = chat_text(&core, agent.id, "Say hello").await;
+    assert!(text.contains("Hello"), "{text}");
+    assert!(text.contains("the fake provider"), "{text}");
+    assert!(
+        text.trim_end().ends_with("data: [DONE]"),
+        "ends cleanly: {text}"
+    );
+
+    // Delete: container, volumes and folder gone.
+    core.agents().delete(agent.id).await.expect("delete");
+    assert!(containers(&home.label().expect("label")).is_empty());
+    assert!(!agent.dir.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_gateway_starts_again_within_the_health_budget() {
+    let home = Home::new();
+    let core = Clawdock::start(settings(&home)).await.expect("core");
+    let agent = core
+        .agents()
+        .create_and_wait(CreateRequest {
+            name: "phoenix".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let killed = std::process::Command::new("podman")
+        .args(["kill", "clawdock-phoenix"])
+        .output()
+        .expect("kill");
+    assert!(killed.status.success());
+    assert!(
+        support::eventually(Duration::from_secs(5), || core
+            .agents()
+            .get(agent.id)
+            .is_some_and(|a| a.status == AgentStatus::Error))
+        .await
+    );
+    let began = Instant::now();
+    let again = core.agents().start(agent.id).await.expect("starts again");
+    assert_eq!(again.status, AgentStatus::Running);
+    // Without a fixed hostname the gateway's owner lease would block this for 300 s.
+    assert!(
+        began.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        began.elapsed()
+    );
+    core.shutdown().await;
+    assert!(running_containers(&home.label().expect("label")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_in_flight_does_not_hold_up_shutdown_and_the_agent_starts_next_time() {
+    let home = Home::new();
+    let provider = fake_provider(true).await;
+    let core = Clawdock::start(settings(&home)).await.expect("core");
+    let agent = core
+        .agents()
+        .create_and_wait(custom("chatty", provider))
+        .await
+        .expect("create");
+    let mut stream = core
+        .agents()
+        .chat_stream(agent.id, "Talk for a long time")
+        .await
+        .expect("chat");
+    // Wait for the first streamed bytes so the chat is really in flight.
+    let first = tokio::time::timeout(Duration::from_secs(60), stream.next())
+        .await
+        .expect("first chunk");
+    assert!(first.is_some());
+    let reader = tokio::spawn(async move { while stream.next().await.is_some() {} });
+    let began = Instant::now();
+    let report = core.shutdown().await;
+    let took = began.elapsed();
+    let bound = core.settings().stop_timeout + Duration::from_secs(10);
+    assert!(took < bound, "shutdown took {took:?}, bound {bound:?}");
+    assert_eq!(report.stopped, vec![agent.id]);
+    assert!(running_containers(&home.label().expect("label")).is_empty());
+    reader.abort();
+    drop(core);
+
+    // The next launch starts it again (it ran at quit), and it comes up.
+    let core = Clawdock::start(settings(&home)).await.expect("core again");
+    assert!(
+        support::eventually(Duration::from_secs(90), || core
+            .agents()
+            .get(agent.id)
+            .is_some_and(|a| a.status == AgentStatus::Running))
+        .await,
+        "{:?}",
+        core.agents().get(agent.id)
+    );
+    core.agents().delete(agent.id).await.expect("delete");
+    assert!(containers(&home.label().expect("label")).is_empty());
+}
