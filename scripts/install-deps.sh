@@ -17,7 +17,7 @@ BUILD_PKGS=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3
 RUN_PKGS=(podman runc conmon netavark aardvark-dns catatonit iptables busybox-static
   libayatana-appindicator3-1 curl ca-certificates)
 TEST_PKGS=(xvfb xauth dbus-x11 x11-utils imagemagick webkit2gtk-driver chromium
-  psmisc procps)
+  psmisc procps dbus libglib2.0-bin fonts-dejavu-core)
 
 wanted=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 [ "${CLAWDOCK_SKIP_TEST_PKGS:-0}" = 1 ] || wanted+=("${TEST_PKGS[@]}")

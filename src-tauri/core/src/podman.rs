@@ -42,21 +42,28 @@ pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 pub enum PodmanError {
     #[error("podman is not installed (looked for {looked_for})")]
     NotInstalled { looked_for: String },
-    #[error("could not run `podman {args}`: {reason}")]
+    #[error("could not run `podman {}`: {reason}", command_of(args))]
     Spawn { args: String, reason: String },
-    #[error("`podman {args}` failed (exit {code}): {}", last_line(stderr_tail))]
+    #[error(
+        "`podman {}` failed (exit {code}): {}",
+        command_of(args),
+        last_line(stderr_tail)
+    )]
     Failed {
         args: String,
         code: ExitCode,
         stderr_tail: String,
     },
-    #[error("`podman {args}` did not finish within {}s and was killed", after.as_secs_f32())]
+    #[error("`podman {}` did not finish within {}s and was killed", command_of(args), after.as_secs_f32())]
     TimedOut {
         args: String,
         after: Duration,
         stderr_tail: String,
     },
-    #[error("`podman {args}` printed output that could not be read: {reason}")]
+    #[error(
+        "`podman {}` printed output that could not be read: {reason}",
+        command_of(args)
+    )]
     BadOutput { args: String, reason: String },
 }
 
@@ -71,6 +78,16 @@ impl fmt::Display for ExitCode {
             None => f.write_str("signal"),
         }
     }
+}
+
+/// The subcommand of an argument line (`machine init`, `create`): what the user's
+/// message names. The log keeps the whole line (see [`PodmanError::args`]).
+fn command_of(args: &str) -> String {
+    args.split_whitespace()
+        .take_while(|a| !a.starts_with('-'))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn last_line(text: &str) -> &str {
@@ -88,6 +105,17 @@ impl PodmanError {
         match self {
             Self::Failed { stderr_tail, .. } | Self::TimedOut { stderr_tail, .. } => stderr_tail,
             _ => "",
+        }
+    }
+
+    /// The whole argument line (secrets masked), for the log.
+    pub fn args(&self) -> &str {
+        match self {
+            Self::Spawn { args, .. }
+            | Self::Failed { args, .. }
+            | Self::TimedOut { args, .. }
+            | Self::BadOutput { args, .. } => args,
+            Self::NotInstalled { .. } => "",
         }
     }
 
@@ -302,7 +330,7 @@ impl Podman {
                         code: ExitCode(status.code()),
                         stderr_tail,
                     };
-                    tracing::warn!(error = %err, stderr = %err.stderr(), "podman call failed");
+                    tracing::warn!(args = %err.args(), error = %err, stderr = %err.stderr(), "podman call failed");
                     Err(err)
                 }
             }
@@ -317,7 +345,7 @@ impl Podman {
                     after: call.timeout,
                     stderr_tail: String::new(),
                 };
-                tracing::warn!(error = %err, "podman call timed out");
+                tracing::warn!(args = %err.args(), error = %err, "podman call timed out");
                 Err(err)
             }
         }

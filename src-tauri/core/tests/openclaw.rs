@@ -130,10 +130,7 @@ async fn real_gateway_runs_keeps_its_config_and_chats_through_a_host_provider() 
     let provider = fake_provider(false).await;
     let core = Clawdock::start(settings(&home)).await.expect("core");
     let req = custom("real-one", provider);
-    let expected = {
-        let p = Provider::from_input(&req.provider).expect("provider");
-        p
-    };
+    let expected = Provider::from_input(&req.provider).expect("provider");
     let agent = core
         .agents()
         .create_and_wait(req)

@@ -1,0 +1,547 @@
+//! The real desktop app under Xvfb with its own D-Bus session: its tray menu is
+//! read and clicked over D-Bus (`com.canonical.dbusmenu`), "Start all" starts the
+//! agents in real Podman, "Quit" stops them and the process exits 0; SIGTERM does
+//! the same. Screenshots of the window and the menu go to docs/screenshots/.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// An X server and a session bus of the test's own.
+struct Session {
+    xvfb: Child,
+    dbus: Child,
+    display: String,
+    bus: String,
+}
+
+impl Session {
+    fn start() -> Self {
+        let mut xvfb = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (apt install xvfb)");
+        let display = read_line(xvfb.stdout.take().expect("stdout"));
+        let mut dbus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon");
+        let bus = read_line(dbus.stdout.take().expect("stdout"));
+        Self {
+            xvfb,
+            dbus,
+            display: format!(":{}", display.trim()),
+            bus: bus.trim().to_string(),
+        }
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus);
+        c
+    }
+
+    fn gdbus(&self, args: &[&str]) -> String {
+        let out = self
+            .command("timeout")
+            .arg("5")
+            .arg("gdbus")
+            .args(args)
+            .output()
+            .expect("gdbus");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The unique bus names the app owns, matched by its PID (it has several: GTK,
+    /// the single-instance guard, the tray).
+    fn bus_names_of(&self, pid: u32) -> Vec<String> {
+        let names = self.gdbus(&[
+            "call",
+            "--session",
+            "-d",
+            "org.freedesktop.DBus",
+            "-o",
+            "/org/freedesktop/DBus",
+            "-m",
+            "org.freedesktop.DBus.ListNames",
+        ]);
+        names
+            .split('\'')
+            .filter(|n| n.starts_with(":1."))
+            .filter(|n| {
+                let out = self.gdbus(&[
+                    "call",
+                    "--session",
+                    "-d",
+                    "org.freedesktop.DBus",
+                    "-o",
+                    "/org/freedesktop/DBus",
+                    "-m",
+                    "org.freedesktop.DBus.GetConnectionUnixProcessID",
+                    n,
+                ]);
+                out.contains(&format!("uint32 {pid},"))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The menu object path the tray exports.
+    fn menu_path(&self, name: &str) -> Option<String> {
+        let root = "/org/ayatana/NotificationItem";
+        let xml = self.gdbus(&["introspect", "--session", "-d", name, "-o", root]);
+        xml.lines()
+            .filter_map(|l| l.trim().strip_prefix("node "))
+            .map(|n| {
+                n.trim_end_matches(" {")
+                    .trim_end_matches('{')
+                    .trim()
+                    .trim_matches('/')
+            })
+            .find(|n| !n.is_empty() && !n.contains('/'))
+            .map(|node| format!("{root}/{node}/Menu"))
+    }
+
+    fn layout(&self, name: &str, path: &str) -> Vec<MenuEntry> {
+        parse_layout(&self.gdbus(&[
+            "call",
+            "--session",
+            "-d",
+            name,
+            "-o",
+            path,
+            "-m",
+            "com.canonical.dbusmenu.GetLayout",
+            "--",
+            "0",
+            "-1",
+            "[]",
+        ]))
+    }
+
+    fn click(&self, name: &str, path: &str, id: u32) {
+        let out = self.gdbus(&[
+            "call",
+            "--session",
+            "-d",
+            name,
+            "-o",
+            path,
+            "-m",
+            "com.canonical.dbusmenu.Event",
+            "--",
+            &id.to_string(),
+            "clicked",
+            "<0>",
+            "0",
+        ]);
+        assert!(out.contains("()"), "click {id}: {out}");
+    }
+
+    fn screenshot(&self, file: &Path) {
+        let ok = self
+            .command("import")
+            .args(["-window", "root"])
+            .arg(file)
+            .status()
+            .expect("import");
+        assert!(ok.success(), "screenshot");
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for child in [&mut self.xvfb, &mut self.dbus] {
+            let _gone = child.kill();
+            let _reaped = child.wait();
+        }
+    }
+}
+
+fn read_line(out: std::process::ChildStdout) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(out)
+        .read_line(&mut line)
+        .expect("read");
+    line
+}
+
+#[derive(Debug, Clone)]
+struct MenuEntry {
+    id: u32,
+    label: String,
+    enabled: bool,
+}
+
+/// Reads `(id, {'label': <'...'>, 'enabled': <false>, ...}, [...])` items out of
+/// GetLayout's GVariant text.
+fn parse_layout(text: &str) -> Vec<MenuEntry> {
+    let mut entries = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{'") {
+        let before = &rest[..start];
+        let id = before
+            .trim_end()
+            .trim_end_matches(',')
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|d| d.parse().ok());
+        let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
+        let props = &rest[start..end];
+        if let (Some(id), Some(l)) = (id, props.find("'label': <'")) {
+            let label: String = props[l + 11..].chars().take_while(|c| *c != '\'').collect();
+            entries.push(MenuEntry {
+                id,
+                label: label.replace('_', ""),
+                enabled: !props.contains("'enabled': <false>"),
+            });
+        }
+        rest = &rest[end..];
+    }
+    entries
+}
+
+fn find<'a>(entries: &'a [MenuEntry], label: &str) -> &'a MenuEntry {
+    entries
+        .iter()
+        .find(|e| e.label == label)
+        .unwrap_or_else(|| panic!("no `{label}` in {entries:?}"))
+}
+
+fn running(label: &str) -> usize {
+    let out = Command::new("podman")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=io.clawdock.home={label}"),
+        ])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .count()
+}
+
+/// A data folder whose containers are removed when the test ends, passed or not.
+struct Home {
+    dir: tempfile::TempDir,
+    label: String,
+}
+
+impl Home {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        remove_all(&self.label);
+    }
+}
+
+/// Two stopped agents made through `clawdock serve`, so the app starts with them.
+/// Names carry the PID: container names are global to Podman.
+fn home_with_two_stopped_agents(prefix: &str) -> (Home, String) {
+    let prefix = format!("{prefix}{}", std::process::id() % 10_000);
+    let ok = Command::new(repo().join("tests/images/build-test-images.sh"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("images");
+    assert!(ok.success());
+    let home = tempfile::tempdir().expect("home");
+    let mut serve = app_command(home.path())
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve");
+    assert!(wait_for(Duration::from_secs(20), || home
+        .path()
+        .join("api.json")
+        .exists()));
+    for name in [format!("{prefix}-a"), format!("{prefix}-b")] {
+        let name = name.as_str();
+        let out = app_command(home.path())
+            .args(["agents", "create", name])
+            .output()
+            .expect("create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = app_command(home.path())
+            .args(["agents", "stop", name])
+            .output()
+            .expect("stop");
+        assert!(out.status.success());
+    }
+    let ok = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    assert_eq!(serve.wait().expect("wait").code(), Some(0));
+    let label = std::fs::read_to_string(home.path().join("instance-id"))
+        .expect("label")
+        .trim()
+        .to_string();
+    (
+        Home {
+            dir: home,
+            label: label.clone(),
+        },
+        label,
+    )
+}
+
+/// Each data folder gets its own agent ports: the tests run side by side.
+fn port_base(home: &Path) -> u32 {
+    let marker = home.join("port-base");
+    if let Ok(text) = std::fs::read_to_string(&marker) {
+        if let Ok(port) = text.trim().parse() {
+            return port;
+        }
+    }
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let port = 25000 + (std::process::id() % 100) * 40 + n * 10;
+    std::fs::write(&marker, port.to_string()).expect("port marker");
+    port
+}
+
+fn app_command(home: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("CLAWDOCK_HOME", home)
+        .env(
+            "CLAWDOCK_AGENT_IMAGE",
+            "localhost/clawdock-test-gateway:latest",
+        )
+        .env("CLAWDOCK_STOP_TIMEOUT", "2")
+        .env("CLAWDOCK_PORT_BASE", port_base(home).to_string())
+        .env("CLAWDOCK_API_PORT", "0")
+        .env("CLAWDOCK_RESTORE_AGENTS", "0")
+        .env("NO_AT_BRIDGE", "1");
+    c
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _killed = child.kill();
+    panic!("the app did not exit within {limit:?}");
+}
+
+fn remove_all(label: &str) {
+    let out = Command::new("podman")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.clawdock.home={label}"),
+        ])
+        .output()
+        .expect("ps");
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if !ids.is_empty() {
+        let _removed = Command::new("podman")
+            .args(["rm", "-f", "-t", "0"])
+            .args(&ids)
+            .output();
+    }
+}
+
+#[test]
+fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
+    let (home, label) = home_with_two_stopped_agents("tray");
+    let session = Session::start();
+    let mut cmd = app_command(home.path());
+    cmd.env("DISPLAY", &session.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &session.bus);
+    let mut app = cmd.stdout(Stdio::null()).spawn().expect("app");
+    let pid = app.id();
+
+    let mut found = None;
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            found = session
+                .bus_names_of(pid)
+                .into_iter()
+                .find_map(|n| session.menu_path(&n).map(|p| (n, p)));
+            found.is_some()
+        }),
+        "the tray appears on D-Bus"
+    );
+    let (name, path) = found.expect("tray");
+    let mut entries = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            entries = session.layout(&name, &path);
+            entries.iter().any(|e| e.label.starts_with("0 of 2 agents"))
+        }),
+        "status line: {entries:?}"
+    );
+    for label in [
+        "Start all",
+        "Stop all",
+        "Open Clawdock",
+        "Quit",
+        "Start",
+        "Stop",
+        "Open logs",
+    ] {
+        find(&entries, label);
+    }
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.label.starts_with("tray") && e.label.contains("-a — stopped")),
+        "{entries:?}"
+    );
+    assert!(find(&entries, "Start all").enabled);
+    assert!(!find(&entries, "Stop all").enabled, "nothing runs yet");
+
+    // A picture of the menu as exported, for the README.
+    let shots = repo().join("docs/screenshots");
+    std::fs::create_dir_all(&shots).expect("shots");
+    let menu_text: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{}{}", if e.enabled { "" } else { "(disabled) " }, e.label))
+        .collect();
+    let drawn = Command::new("convert")
+        .args([
+            "-size",
+            "420x",
+            "-background",
+            "white",
+            "-fill",
+            "#1f2328",
+            "-font",
+            "DejaVu-Sans",
+            "-pointsize",
+            "15",
+            "-border",
+            "12",
+            "-bordercolor",
+            "white",
+        ])
+        .arg(format!("caption:{}", menu_text.join("\n")))
+        .arg(shots.join("tray-menu.png"))
+        .status()
+        .expect("convert");
+    assert!(drawn.success());
+
+    session.click(&name, &path, find(&entries, "Start all").id);
+    assert!(
+        wait_for(Duration::from_secs(40), || running(&label) == 2),
+        "both agents run"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            entries = session.layout(&name, &path);
+            entries.iter().any(|e| e.label.starts_with("2 of 2 agents"))
+        }),
+        "menu updates: {entries:?}"
+    );
+    assert!(find(&entries, "Stop all").enabled);
+
+    // The window, opened from the tray.
+    session.click(&name, &path, find(&entries, "Open Clawdock").id);
+    std::thread::sleep(Duration::from_secs(4));
+    session.screenshot(&shots.join("window.png"));
+
+    entries = session.layout(&name, &path);
+    session.click(&name, &path, find(&entries, "Quit").id);
+    assert_eq!(wait_exit(&mut app, Duration::from_secs(30)), Some(0));
+    assert_eq!(
+        running(&label),
+        0,
+        "no agent container runs after the app exited"
+    );
+    assert!(!home.path().join("api.json").exists());
+    remove_all(&label);
+}
+
+#[test]
+fn sigterm_stops_running_agents_and_exits_zero() {
+    let (home, label) = home_with_two_stopped_agents("sigterm");
+    let session = Session::start();
+    let mut cmd = app_command(home.path());
+    cmd.env("DISPLAY", &session.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &session.bus);
+    let mut app = cmd.stdout(Stdio::null()).spawn().expect("app");
+    assert!(wait_for(Duration::from_secs(30), || home
+        .path()
+        .join("api.json")
+        .exists()));
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("api.json")).expect("api"))
+            .expect("json");
+    let url = info["url"].as_str().expect("url");
+    let token = info["token"].as_str().expect("token");
+    let started = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("{url}/agents/start-all"),
+        ])
+        .output()
+        .expect("curl");
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    assert_eq!(running(&label), 2);
+    let ok = Command::new("kill")
+        .args(["-TERM", &app.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    assert_eq!(wait_exit(&mut app, Duration::from_secs(30)), Some(0));
+    assert_eq!(running(&label), 0);
+    remove_all(&label);
+}
