@@ -171,7 +171,7 @@ impl Session {
     fn screenshot(&self, file: &Path) {
         let ok = self
             .command("import")
-            .args(["-window", "root"])
+            .args(["-window", "root", "-crop", "980x700+0+0", "+repage"])
             .arg(file)
             .status()
             .expect("import");
