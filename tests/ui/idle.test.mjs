@@ -1,0 +1,39 @@
+// The page never polls: once loaded, an idle page holds one open /events request
+// and makes no other request, with a running agent on the list.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, openApp, cleanup, agentName, waitForBadge, sleep, pageErrors } from './lib/harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  [server, browser] = await Promise.all([
+    startServer({ label: 'idle', portBase: 26100 }),
+    launchBrowser(),
+  ]);
+});
+
+after(cleanup);
+
+test('an idle page makes no request on a timer', async () => {
+  const name = agentName('idle');
+  await server.api('POST', '/agents/create', { name });
+  const requests = [];
+  browser.context.on('request', (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
+  const page = await openApp(browser, server);
+  await waitForBadge(page, name, 'Running', 60000);
+  // Let the gateway's `ready` event and any late asset settle.
+  await sleep(1500);
+  const before = requests.length;
+  await sleep(10000);
+  const during = requests.slice(before);
+  assert.deepEqual(during, [], `requests while idle: ${during.join(', ')}`);
+
+  // Over the whole visit: each asset once, and one /events stream.
+  assert.equal(requests.filter((r) => r === 'GET /events').length, 1, requests.join(', '));
+  assert.equal(new Set(requests).size, requests.length, `a request was repeated: ${requests.join(', ')}`);
+  assert.deepEqual(pageErrors(page), []);
+  await page.close();
+});

@@ -1,0 +1,38 @@
+// Routes live in location.hash so the desktop shell can navigate by setting it:
+// '' (agents), 'setup', 'logs/<agentId>', 'chat/<agentId>'.
+
+import { splitHash } from './api.js';
+
+export function parseRoute(hash = location.hash) {
+  const { route } = splitHash(hash);
+  const [name, ...rest] = route.split('/');
+  const id = rest.join('/');
+  if (name === 'setup') return { view: 'setup' };
+  if ((name === 'logs' || name === 'chat') && id) {
+    let decoded = id;
+    try { decoded = decodeURIComponent(id); } catch { /* keep as is */ }
+    return { view: 'agents', panel: name, id: decoded };
+  }
+  return { view: 'agents' };
+}
+
+let onRoute = () => {};
+
+export function setRouteHandler(fn) {
+  onRoute = fn;
+}
+
+/** Goes to a route; '' is the agents page (no fragment left in the address). */
+export function navigate(route) {
+  const target = route ? `#${route}` : '';
+  if (location.hash === target || (!route && !location.hash)) {
+    onRoute();
+    return;
+  }
+  if (route) {
+    location.hash = route;
+  } else {
+    history.pushState(history.state, '', location.pathname + location.search);
+    onRoute();
+  }
+}
