@@ -50,4 +50,10 @@ events_logger = "file"
 CONF
   echo "wrote $conf"
 fi
+# The WebDriver server for the desktop window's tests (Tauri's; built from crates.io).
+if [ "${CLAWDOCK_SKIP_TEST_PKGS:-0}" != 1 ] && ! command -v tauri-driver >/dev/null 2>&1 \
+   && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver" ]; then
+  cargo install tauri-driver --locked --version '^2' --quiet
+fi
+
 podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}}'

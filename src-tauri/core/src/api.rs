@@ -251,6 +251,7 @@ fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(static_file))
+        .route("/index.html", get(static_file))
         .route("/ui/{*path}", get(static_file))
         .merge(api)
         .fallback(not_found)
@@ -372,7 +373,7 @@ async fn method_not_allowed() -> ApiError {
 async fn static_file(req: Request) -> Response {
     let path = req.uri().path();
     let wanted = match path {
-        "/" => "/index.html",
+        "/" | "/index.html" => "/index.html",
         p => p.strip_prefix("/ui").unwrap_or(p),
     };
     match UI_ASSETS.iter().find(|(p, _, _)| *p == wanted) {

@@ -8,9 +8,7 @@ use tokio::sync::{broadcast, OnceCell};
 
 use crate::agents::{AgentError, Agents};
 use crate::events::Event;
-use crate::machine::{
-    Machine, MachineError, MachineEvent, MachineSpec, Mode, RuntimeState, SetupStep,
-};
+use crate::machine::{Machine, MachineError, MachineEvent, MachineSpec, RuntimeState, SetupStep};
 use crate::podman::Installation;
 use crate::settings::Settings;
 use crate::shutdown::{self, ShutdownReport};
@@ -32,6 +30,8 @@ struct Inner {
     setup: Mutex<Option<(Instant, SetupProgress)>>,
     store_warning: Option<String>,
     shutdown: OnceCell<ShutdownReport>,
+    /// The status last sent, so listeners get changes only.
+    last_published: Mutex<Option<RuntimeStatus>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,23 +67,23 @@ impl Clawdock {
                 setup: Mutex::new(None),
                 store_warning,
                 shutdown: OnceCell::new(),
+                last_published: Mutex::new(None),
             }),
         };
         this.spawn_machine_relay();
         this.check_podman().await;
+        // Known before anyone asks: the first status must not be a guess.
+        let machine = this.inner.machine.clone();
+        let first_state = machine.refresh().await;
         let agents = this.inner.agents.clone();
         let restore = this.inner.settings.restore_agents;
         let to_restore = agents.take_running_at_quit();
-        let machine = this.inner.machine.clone();
         tokio::spawn(async move {
-            // Native mode reads state now; vm mode only when the machine already runs
-            // or there are agents to bring back (starting a VM unasked is rude).
+            // Bring a stopped machine up only when there are agents to bring back:
+            // starting a VM unasked is rude.
             let needs_machine = restore && !to_restore.is_empty();
-            let ready = if machine.mode() == Mode::Native || needs_machine {
-                machine.ensure_ready().await.is_ok()
-            } else {
-                machine.refresh().await == RuntimeState::Ready
-            };
+            let ready = first_state == RuntimeState::Ready
+                || (needs_machine && machine.ensure_ready().await.is_ok());
             if ready {
                 if let Err(e) = agents.sync_with_podman().await {
                     tracing::warn!(error = %e, "first listing of containers failed");
@@ -151,6 +151,13 @@ impl Clawdock {
                 elapsed_secs: began.elapsed().as_secs(),
                 ..p.clone()
             });
+        if let Some(setup) = &status.setup {
+            if setup.running && setup.step == SetupStep::Init {
+                // The machine is being created: not there yet, but no setup to offer.
+                status.machine_initialized = false;
+                status.needs_setup = false;
+            }
+        }
         status.store_warning = self.inner.store_warning.clone();
         status
     }
@@ -230,6 +237,11 @@ impl Clawdock {
                     Ok(MachineEvent::Progress { step, line }) => {
                         let counters = status::parse_counters(&line);
                         if let Some((_, p)) = lock(&this.inner.setup).as_mut() {
+                            if p.step != step {
+                                p.done_bytes = None;
+                                p.total_bytes = None;
+                                p.percent = None;
+                            }
                             p.step = step;
                             p.line = line.clone();
                             if let Some((done, total)) = counters {
@@ -250,9 +262,12 @@ impl Clawdock {
     }
 
     fn publish_status(&self) {
-        let _no_listener = self.inner.events.send(Event::Runtime {
-            status: self.runtime_status(),
-        });
+        let status = self.runtime_status();
+        let mut last = lock(&self.inner.last_published);
+        if last.as_ref() != Some(&status) {
+            *last = Some(status.clone());
+            let _no_listener = self.inner.events.send(Event::Runtime { status });
+        }
     }
 }
 

@@ -351,8 +351,13 @@ impl Machine {
                     MachineError::Podman(PodmanError::NotInstalled { .. }) => {
                         RuntimeState::Unavailable
                     }
-                    other => RuntimeState::Error {
-                        message: other.to_string(),
+                    // A failed init leaves no machine: clients must offer the setup
+                    // again, not a start.
+                    other => match self.state().await {
+                        Ok(MachineState::Absent) => RuntimeState::Absent,
+                        _ => RuntimeState::Error {
+                            message: other.to_string(),
+                        },
                     },
                 };
                 self.announce(state);
@@ -373,10 +378,10 @@ impl Machine {
         if state == MachineState::Absent {
             // The wizard's sizes when it ran; otherwise (an agent action on a new
             // install) the recommended ones.
-            let spec = lock(&self.inner.spec)
-                .take()
-                .unwrap_or_else(MachineSpec::recommended);
+            // Kept until an init succeeds, so a retry uses the same sizes.
+            let spec = (*lock(&self.inner.spec)).unwrap_or_else(MachineSpec::recommended);
             self.init(spec).await?;
+            *lock(&self.inner.spec) = None;
             state = self.state().await?;
         }
         if state == MachineState::Starting {

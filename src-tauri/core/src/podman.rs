@@ -187,7 +187,8 @@ pub fn locate(override_path: Option<&Path>, path_var: Option<OsString>) -> Optio
 #[derive(Clone)]
 pub struct Call {
     args: Vec<String>,
-    timeout: Duration,
+    /// `None`: the runner's default ([`Podman::call_timeout`]).
+    timeout: Option<Duration>,
     on_line: Option<LineSink>,
 }
 
@@ -199,13 +200,13 @@ impl Call {
     {
         Self {
             args: args.into_iter().map(Into::into).collect(),
-            timeout: Duration::from_secs(60),
+            timeout: None,
             on_line: None,
         }
     }
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self
     }
 
@@ -237,15 +238,35 @@ fn display_args(args: &[String]) -> String {
     out.join(" ")
 }
 
+/// How long a call may take when it does not say: generous, since a loaded machine
+/// makes podman slow, but bounded.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The podman binary and how to run it. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Podman {
     bin: Option<PathBuf>,
+    call_timeout: Duration,
 }
 
 impl Podman {
     pub fn new(bin: Option<PathBuf>) -> Self {
-        Self { bin }
+        Self {
+            bin,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+
+    /// Sets the timeout of calls that name none (tests shorten it).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// The timeout of calls that name none; also the margin podman gets over a
+    /// container's own stop timeout.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
     }
 
     /// The binary found by [`locate`] with the process environment.
@@ -313,7 +334,8 @@ impl Podman {
             let (out, err, status) = tokio::join!(read_out, read_err, child.wait());
             (out, err, status)
         };
-        match tokio::time::timeout(call.timeout, work).await {
+        let timeout = call.timeout.unwrap_or(self.call_timeout);
+        match tokio::time::timeout(timeout, work).await {
             Ok((stdout, stderr_tail, status)) => {
                 let status = status.map_err(|e| PodmanError::Spawn {
                     args: args_text.clone(),
@@ -342,7 +364,7 @@ impl Podman {
                 let _reaped = child.wait().await;
                 let err = PodmanError::TimedOut {
                     args: args_text,
-                    after: call.timeout,
+                    after: timeout,
                     stderr_tail: String::new(),
                 };
                 tracing::warn!(args = %err.args(), error = %err, "podman call timed out");

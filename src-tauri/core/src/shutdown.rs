@@ -88,7 +88,7 @@ pub async fn kill_leftovers(agents: &Agents) -> usize {
         agents.home_label()
     );
     let listed = podman
-        .run(Call::new(["ps", "--quiet", "--filter", &filter]).timeout(Duration::from_secs(30)))
+        .run(Call::new(["ps", "--quiet", "--filter", &filter]))
         .await;
     let ids: Vec<String> = match listed {
         Ok(out) => out.stdout.split_whitespace().map(str::to_string).collect(),
@@ -106,10 +106,7 @@ pub async fn kill_leftovers(agents: &Agents) -> usize {
     );
     let mut args = vec!["kill".to_string()];
     args.extend(ids.iter().cloned());
-    if let Err(e) = podman
-        .run(Call::new(args).timeout(Duration::from_secs(30)))
-        .await
-    {
+    if let Err(e) = podman.run(Call::new(args)).await {
         tracing::warn!(error = %e, "kill at shutdown failed");
     }
     ids.len()

@@ -223,3 +223,230 @@ pub async fn perform(core: &Clawdock, action: Action) -> Effect {
         Action::Quit => Effect::Quit,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clawdock_core::machine::{Mode, RuntimeState};
+
+    fn status(state: RuntimeState, mode: Mode) -> RuntimeStatus {
+        RuntimeStatus::new(&state, mode, Some("5.2.0".into()))
+    }
+
+    fn agent(name: &str, status: AgentStatus, activity: Option<Activity>) -> AgentView {
+        AgentView {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            status,
+            port: 18789,
+            dir: "/tmp/x".into(),
+            created_at: chrono_now(),
+            error: None,
+            provider_type: None,
+            activity,
+            ready: false,
+            gateway_url: None,
+            exit_code: None,
+            image: "img".into(),
+            notice: None,
+        }
+    }
+
+    fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+
+    fn buttons(items: &[Item]) -> Vec<(String, Action, bool)> {
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                Item::Button {
+                    label,
+                    action,
+                    enabled,
+                } => out.push((label.clone(), *action, *enabled)),
+                Item::Submenu { items, .. } => out.extend(buttons(items)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn enabled(items: &[Item], action: Action) -> bool {
+        buttons(items)
+            .into_iter()
+            .find(|(_, a, _)| *a == action)
+            .unwrap_or_else(|| panic!("no {action:?}"))
+            .2
+    }
+
+    #[test]
+    fn ready_with_one_running_and_one_stopped() {
+        let st = status(RuntimeState::Ready, Mode::Native);
+        let agents = [
+            agent("a", AgentStatus::Running, None),
+            agent("b", AgentStatus::Stopped, None),
+        ];
+        let items = model(&MenuState {
+            status: &st,
+            agents: &agents,
+            stopping: None,
+        });
+        assert_eq!(items[0], Item::Label("1 of 2 agents running".into()));
+        assert!(enabled(&items, Action::StartAll));
+        assert!(enabled(&items, Action::StopAll));
+        assert!(
+            !enabled(&items, Action::StartAgent(agents[0].id)),
+            "running: no Start"
+        );
+        assert!(enabled(&items, Action::StopAgent(agents[0].id)));
+        assert!(enabled(&items, Action::StartAgent(agents[1].id)));
+        assert!(
+            !enabled(&items, Action::StopAgent(agents[1].id)),
+            "stopped: no Stop"
+        );
+        assert!(enabled(&items, Action::OpenLogs(agents[1].id)));
+        assert!(!buttons(&items)
+            .iter()
+            .any(|(_, a, _)| *a == Action::SetupPodman));
+        assert!(matches!(&items[5], Item::Submenu { label, .. } if label == "a — running"));
+    }
+
+    #[test]
+    fn busy_agents_cannot_be_started_again() {
+        let st = status(RuntimeState::Ready, Mode::Native);
+        let agents = [agent("a", AgentStatus::Stopped, Some(Activity::Starting))];
+        let items = model(&MenuState {
+            status: &st,
+            agents: &agents,
+            stopping: None,
+        });
+        assert!(!enabled(&items, Action::StartAgent(agents[0].id)));
+        assert!(
+            enabled(&items, Action::StopAgent(agents[0].id)),
+            "a start can be cut short"
+        );
+        assert!(!enabled(&items, Action::StartAll), "nothing idle to start");
+    }
+
+    #[test]
+    fn machine_absent_offers_setup_and_nothing_else() {
+        let st = status(RuntimeState::Absent, Mode::Vm);
+        let agents = [agent("a", AgentStatus::Stopped, None)];
+        let items = model(&MenuState {
+            status: &st,
+            agents: &agents,
+            stopping: None,
+        });
+        assert_eq!(items[0], Item::Label("Podman needs setting up".into()));
+        assert!(enabled(&items, Action::SetupPodman));
+        assert!(!enabled(&items, Action::StartAll));
+        assert!(!enabled(&items, Action::StartAgent(agents[0].id)));
+        assert!(enabled(&items, Action::OpenWindow) && enabled(&items, Action::Quit));
+    }
+
+    #[test]
+    fn stopped_machine_offers_to_start_it() {
+        let st = status(RuntimeState::Stopped, Mode::Vm);
+        let items = model(&MenuState {
+            status: &st,
+            agents: &[],
+            stopping: None,
+        });
+        assert!(enabled(&items, Action::StartRuntime));
+        assert!(!enabled(&items, Action::StopAll));
+    }
+
+    #[test]
+    fn podman_missing_disables_agent_actions() {
+        let st = RuntimeStatus::new(&RuntimeState::Unavailable, Mode::Vm, None);
+        let agents = [agent("a", AgentStatus::Stopped, None)];
+        let items = model(&MenuState {
+            status: &st,
+            agents: &agents,
+            stopping: None,
+        });
+        assert_eq!(items[0], Item::Label("Podman is not installed".into()));
+        assert!(!enabled(&items, Action::StartAll));
+        assert!(!enabled(&items, Action::StartAgent(agents[0].id)));
+    }
+
+    #[test]
+    fn while_stopping_only_quit_now_and_open_remain() {
+        let st = status(RuntimeState::Ready, Mode::Native);
+        let agents = [agent("a", AgentStatus::Running, Some(Activity::Stopping))];
+        let items = model(&MenuState {
+            status: &st,
+            agents: &agents,
+            stopping: Some(3),
+        });
+        assert_eq!(items[0], Item::Label("Stopping 3 agents...".into()));
+        let quit = buttons(&items)
+            .into_iter()
+            .find(|(_, a, _)| *a == Action::Quit)
+            .expect("quit");
+        assert_eq!(quit.0, "Quit now (kill agents)");
+        assert!(quit.2);
+        assert!(!enabled(&items, Action::StartAll) && !enabled(&items, Action::StopAll));
+        assert!(!enabled(&items, Action::StopAgent(agents[0].id)));
+    }
+
+    /// Each action runs the core function the API runs, against real Podman.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn actions_run_the_core_functions() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let built = std::process::Command::new(repo.join("tests/images/build-test-images.sh"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("images");
+        assert!(built.success());
+        let home = tempfile::tempdir().expect("home");
+        let podman = clawdock_core::podman::Podman::new(clawdock_core::podman::locate(
+            None,
+            std::env::var_os("PATH"),
+        ));
+        let mut settings =
+            clawdock_core::settings::Settings::new(home.path().to_path_buf(), podman, Mode::Native);
+        settings.agent_image = "localhost/clawdock-test-gateway:latest".into();
+        settings.stop_timeout = std::time::Duration::from_secs(2);
+        settings.first_agent_port = 23000 + (std::process::id() % 100) as u16 * 10;
+        let core = Clawdock::start(settings).await.expect("core");
+        let name = format!("menu{}", std::process::id() % 10_000);
+        let created = core
+            .agents()
+            .create_and_wait(clawdock_core::agents::CreateRequest {
+                name: name.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+        let id = created.id;
+        let status_of = |core: &Clawdock| core.agents().get(id).expect("agent").status;
+
+        assert_eq!(perform(&core, Action::StopAgent(id)).await, Effect::None);
+        assert_eq!(status_of(&core), AgentStatus::Stopped);
+        assert_eq!(perform(&core, Action::StartAgent(id)).await, Effect::None);
+        assert_eq!(status_of(&core), AgentStatus::Running);
+        assert_eq!(perform(&core, Action::StopAll).await, Effect::None);
+        assert_eq!(status_of(&core), AgentStatus::Stopped);
+        assert_eq!(perform(&core, Action::StartAll).await, Effect::None);
+        assert_eq!(status_of(&core), AgentStatus::Running);
+        assert_eq!(
+            perform(&core, Action::OpenLogs(id)).await,
+            Effect::ShowWindow(format!("logs/{id}"))
+        );
+        assert_eq!(
+            perform(&core, Action::SetupPodman).await,
+            Effect::ShowWindow("setup".into())
+        );
+        assert_eq!(
+            perform(&core, Action::OpenWindow).await,
+            Effect::ShowWindow(String::new())
+        );
+        assert_eq!(perform(&core, Action::Quit).await, Effect::Quit);
+        // A failing action is reported, not swallowed.
+        let missing = perform(&core, Action::StartAgent(Uuid::new_v4())).await;
+        assert_eq!(missing, Effect::Failed("No such agent.".into()));
+        core.agents().delete(id).await.expect("delete");
+    }
+}

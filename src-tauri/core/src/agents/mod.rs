@@ -419,10 +419,20 @@ impl Agents {
             }
             Err(err) => {
                 log.push(format!("ERROR: {err}"));
+                // Say what Podman says: a container still running is a running
+                // agent whose stop failed, not a stopped one.
+                let seen = self.inspect_container(&record.container_name()).await;
                 self.update(id, |e| {
                     e.activity = None;
-                    e.record.status = AgentStatus::Error;
-                    e.record.error = Some(err.to_string());
+                    if let Some(seen) = seen {
+                        e.container = seen;
+                    }
+                    e.record.status = if e.container == Container::Running {
+                        AgentStatus::Running
+                    } else {
+                        AgentStatus::Error
+                    };
+                    e.record.error = Some(format!("Stop failed: {err}"));
                 })
                 .and(Err(err))
             }
@@ -492,25 +502,38 @@ impl Agents {
             &timeout.to_string(),
             &record.container_name(),
         ])
-        .timeout(self.inner.settings.stop_timeout + Duration::from_secs(30));
-        match self.podman().run(call).await {
-            Ok(_) => {}
-            // The engine is gone (machine stopped): there is no container to leave
-            // running, and the folder and record can still go.
+        .timeout(self.inner.settings.stop_timeout + self.podman().call_timeout());
+        let removed = match self.podman().run(call).await {
+            Ok(_) if self.container_exists(record).await? => Err(AgentError::Gateway(
+                "Podman said the container was removed, but it is still there.".into(),
+            )),
+            Ok(_) => Ok(()),
+            // The engine is gone (machine stopped): the folder and record can go; the
+            // container, labelled as ours, is removed at the next listing.
             Err(e) if is_engine_unreachable(&e) => {
-                tracing::warn!(error = %e, "engine unreachable during delete; removing the record only")
+                tracing::warn!(error = %e, "engine unreachable during delete; removing the record");
+                Ok(())
             }
-            Err(e) => {
-                self.update(record.id, |en| {
-                    en.activity = None;
-                    en.record.deleting = false;
-                    en.record.status = AgentStatus::Error;
-                    en.record.error = Some(format!("Delete failed: {e}"));
-                })?;
-                self.persist()?;
-                self.emit(record.id, None);
-                return Err(e.into());
-            }
+            Err(e) => Err(e.into()),
+        };
+        if let Err(err) = removed {
+            let seen = self.inspect_container(&record.container_name()).await;
+            self.update(record.id, |en| {
+                en.activity = None;
+                en.record.deleting = false;
+                if let Some(seen) = seen {
+                    en.container = seen;
+                }
+                en.record.status = if en.container == Container::Running {
+                    AgentStatus::Running
+                } else {
+                    AgentStatus::Error
+                };
+                en.record.error = Some(format!("Delete failed: {err}"));
+            })?;
+            self.persist()?;
+            self.emit(record.id, None);
+            return Err(err);
         }
         remove_dir(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))
     }
@@ -562,10 +585,7 @@ impl Agents {
         if !response.status().is_success() {
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
-            return Err(AgentError::Gateway(format!(
-                "The gateway answered {status}: {}",
-                text.chars().take(300).collect::<String>()
-            )));
+            return Err(AgentError::Gateway(gateway_failure(status, &text)));
         }
         Ok(response.bytes_stream())
     }
@@ -666,7 +686,7 @@ impl Agents {
     async fn ensure_image(&self, image: &str, log: &LogRing) -> Result<(), AgentError> {
         let exists = self
             .podman()
-            .run(Call::new(["image", "exists", image]).timeout(Duration::from_secs(30)))
+            .run(Call::new(["image", "exists", image]))
             .await;
         match exists {
             Ok(_) => return Ok(()),
@@ -778,10 +798,10 @@ impl Agents {
             }
             tries += 1;
             if let Container::Exited(code) = self.container_state(record.id) {
-                return Err(AgentError::Gateway(format!(
-                    "The gateway exited during start (exit code {})",
-                    code.map_or_else(|| "unknown".into(), |c| c.to_string())
-                )));
+                return Err(AgentError::Gateway(match code {
+                    Some(code) => format!("The gateway exited during start (exit code {code})"),
+                    None => "The gateway's container did not start".into(),
+                }));
             }
             self.refuse_when_shutting_down()?;
             let elapsed = started.elapsed().as_secs();
@@ -880,21 +900,26 @@ impl Agents {
         }
     }
 
+    /// Stops a container and checks that it did: an answer of 0 from podman is not
+    /// trusted alone. What is still up after the stop timeout is killed.
     async fn stop_container(&self, name: &str) -> Result<(), AgentError> {
         let secs = self.stop_secs();
         let call = Call::new(["stop", "--ignore", "--time", &secs.to_string(), name])
-            .timeout(self.inner.settings.stop_timeout + Duration::from_secs(20));
+            .timeout(self.inner.settings.stop_timeout + self.podman().call_timeout());
         match self.podman().run(call).await {
+            Ok(_) => {}
+            Err(e) if is_engine_unreachable(&e) => return Ok(()),
+            Err(PodmanError::TimedOut { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match self.inspect_container(name).await {
+            Some(Container::Running) => {}
+            _ => return Ok(()),
+        }
+        tracing::warn!(container = name, "still running after stop; killing it");
+        match self.podman().run(Call::new(["kill", name])).await {
             Ok(_) => Ok(()),
-            Err(e) if is_engine_unreachable(&e) => Ok(()),
-            Err(PodmanError::TimedOut { .. }) => {
-                let kill = Call::new(["kill", name]).timeout(Duration::from_secs(20));
-                match self.podman().run(kill).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.says("not running") || e.says("no such container") => Ok(()),
-                    Err(e) => Err(e.into()),
-                }
-            }
+            Err(e) if e.says("not running") || e.says("no such container") => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -903,17 +928,14 @@ impl Agents {
     async fn inspect_container(&self, name: &str) -> Option<Container> {
         let out = self
             .podman()
-            .run(
-                Call::new([
-                    "inspect",
-                    "--type",
-                    "container",
-                    "--format",
-                    "{{.State.Status}} {{.State.ExitCode}}",
-                    name,
-                ])
-                .timeout(Duration::from_secs(20)),
-            )
+            .run(Call::new([
+                "inspect",
+                "--type",
+                "container",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                name,
+            ]))
             .await;
         match out {
             Ok(out) => {
@@ -923,6 +945,8 @@ impl Agents {
                 Some(match status {
                     "running" => Container::Running,
                     "exited" | "stopped" => Container::Exited(code),
+                    // Never started (e.g. `podman start` answered 0 but did nothing).
+                    "created" | "configured" => Container::Exited(None),
                     _ => return None,
                 })
             }
@@ -938,10 +962,7 @@ impl Agents {
     ) -> Result<Vec<String>, PodmanError> {
         let out = self
             .podman()
-            .run(
-                Call::new(["logs", "--tail", &tail.to_string(), name])
-                    .timeout(Duration::from_secs(20)),
-            )
+            .run(Call::new(["logs", "--tail", &tail.to_string(), name]))
             .await?;
         // `podman logs` writes the container's stderr to its own stderr; the tail
         // kept by the runner holds only the end, so prefer stdout when present.
@@ -1141,6 +1162,28 @@ impl Agents {
 
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// A short sentence for a failed gateway answer: its JSON error message when it has
+/// one, never an HTML page.
+fn gateway_failure(status: reqwest::StatusCode, body: &str) -> String {
+    let detail = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["error"]["message"]
+                .as_str()
+                .or(v["error"].as_str())
+                .or(v["message"].as_str())
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            let line = body.lines().next().unwrap_or_default().trim();
+            (!line.is_empty() && !line.starts_with('<')).then(|| line.chars().take(200).collect())
+        });
+    match detail {
+        Some(d) => format!("The gateway answered {status}: {d}"),
+        None => format!("The gateway answered {status}."),
     }
 }
 

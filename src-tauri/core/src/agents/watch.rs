@@ -141,10 +141,15 @@ impl Agents {
     fn observe(&self, id: Uuid, seen: Container) {
         let change = self.update(id, |e| {
             let before = (e.record.status, e.record.error.clone());
-            e.container = seen;
             if e.activity.is_some() || e.record.deleting {
+                // A listing taken while an operation starts the container may still
+                // show it `created`; only real exits count then.
+                if seen != Container::Exited(None) {
+                    e.container = seen;
+                }
                 return None;
             }
+            e.container = seen;
             let mut change = None;
             match seen {
                 Container::Running => {
@@ -257,7 +262,7 @@ impl Agents {
         for container in orphans {
             tracing::warn!(%container, "removing a Clawdock container no agent owns");
             let call = Call::new(["rm", "--force", "--volumes", "--ignore", &container])
-                .timeout(self.settings().stop_timeout + Duration::from_secs(30));
+                .timeout(self.settings().stop_timeout + self.machine().podman().call_timeout());
             if let Err(e) = self.machine().podman().run(call).await {
                 tracing::warn!(error = %e, "could not remove an orphaned container");
             }

@@ -1,0 +1,225 @@
+//! The real window through WebDriver (tauri-driver over WebKitWebDriver, under Xvfb):
+//! it shows the agents page and reflects an agent created through the API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Children killed when the test ends, passed or not.
+struct Kill(Vec<Child>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _gone = c.kill();
+            let _reaped = c.wait();
+        }
+    }
+}
+
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Ok(label) = std::fs::read_to_string(self.0.join("instance-id")) {
+            let out = Command::new("podman")
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=io.clawdock.home={}", label.trim()),
+                ])
+                .output();
+            if let Ok(out) = out {
+                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect();
+                if !ids.is_empty() {
+                    let _removed = Command::new("podman")
+                        .args(["rm", "-f", "-t", "0"])
+                        .args(&ids)
+                        .output();
+                }
+            }
+        }
+    }
+}
+
+fn tauri_driver() -> Option<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    let path = home.join("bin/tauri-driver");
+    path.exists().then_some(path)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[tokio::test]
+async fn window_shows_the_agents_page_and_an_agent_created_through_the_api() {
+    let driver = tauri_driver()
+        .expect("tauri-driver is installed (scripts/install-deps.sh: cargo install tauri-driver)");
+    let images = Command::new(repo().join("tests/images/build-test-images.sh"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("images");
+    assert!(images.success());
+    let home = tempfile::tempdir().expect("home");
+    let _cleanup = Cleanup(home.path().to_path_buf());
+
+    let mut xvfb = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb");
+    let display = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(xvfb.stdout.take().expect("out"))
+            .read_line(&mut line)
+            .expect("display");
+        format!(":{}", line.trim())
+    };
+    let mut dbus = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon");
+    let bus = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(dbus.stdout.take().expect("out"))
+            .read_line(&mut line)
+            .expect("bus");
+        line.trim().to_string()
+    };
+    let port = free_port();
+    let native_port = free_port();
+    let driver_child = Command::new(driver)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native_port.to_string(),
+            "--native-driver",
+            "/usr/bin/WebKitWebDriver",
+        ])
+        .env("DISPLAY", &display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("CLAWDOCK_HOME", home.path())
+        .env("CLAWDOCK_API_PORT", "0")
+        .env(
+            "CLAWDOCK_AGENT_IMAGE",
+            "localhost/clawdock-test-gateway:latest",
+        )
+        .env("CLAWDOCK_STOP_TIMEOUT", "2")
+        .env(
+            "CLAWDOCK_PORT_BASE",
+            (26500 + (std::process::id() % 50) * 10).to_string(),
+        )
+        .env("NO_AT_BRIDGE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tauri-driver");
+    let _children = Kill(vec![driver_child, dbus, xvfb]);
+
+    let http = reqwest::Client::new();
+    let wd = format!("http://127.0.0.1:{port}");
+    let began = Instant::now();
+    let session = loop {
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "wry", "tauri:options": {"application": BIN}}}});
+        if let Ok(resp) = http.post(format!("{wd}/session")).json(&caps).send().await {
+            let v: Value = resp.json().await.expect("json");
+            if let Some(id) = v["value"]["sessionId"].as_str() {
+                break id.to_string();
+            }
+            panic!("no session: {v}");
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "tauri-driver answers"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let body_text = || async {
+        let v: Value = http
+            .post(format!("{wd}/session/{session}/execute/sync"))
+            .json(&json!({"script": "return document.body.innerText", "args": []}))
+            .send()
+            .await
+            .expect("execute")
+            .json()
+            .await
+            .expect("json");
+        v["value"].as_str().unwrap_or_default().to_string()
+    };
+    let wait_text = |want: &'static [&'static str], limit: Duration| {
+        let body_text = &body_text;
+        async move {
+            let end = Instant::now() + limit;
+            let mut last = String::new();
+            while Instant::now() < end {
+                last = body_text().await;
+                if want.iter().all(|w| last.contains(w)) {
+                    return last;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            panic!("the window never showed {want:?}; it shows:\n{last}");
+        }
+    };
+    wait_text(&["Agents", "New agent"], Duration::from_secs(30)).await;
+
+    // Create through the API, as another local program would.
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("api.json")).expect("api.json"))
+            .expect("json");
+    let api = info["url"].as_str().expect("url").to_string();
+    let token = info["token"].as_str().expect("token").to_string();
+    let created = http
+        .post(format!("{api}/agents/create"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "webdriven"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    wait_text(&["webdriven", "Running"], Duration::from_secs(40)).await;
+
+    // Leave nothing behind: stop the agents through the API before the session ends
+    // (ending a WebDriver session kills the app without its exit path).
+    let shut = http
+        .post(format!("{api}/shutdown"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("shutdown");
+    assert!(shut.status().is_success());
+    let _closed = http.delete(format!("{wd}/session/{session}")).send().await;
+}
