@@ -1,0 +1,386 @@
+//! Crash suite: `kill -9` of `clawdock serve` during create, stop and delete, at 20
+//! pseudo-random points each (`CLAWDOCK_CRASH_POINTS` changes the count). After
+//! each restart: `agents.json` parses, every agent's state matches Podman once
+//! settled, nothing is duplicated, no orphaned container; at the end a shutdown
+//! leaves no labelled container running. About 3 minutes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A small deterministic generator: the points differ per run of the loop, not per
+/// run of the suite, so a failure can be replayed.
+struct Points(u64);
+
+impl Points {
+    fn next_ms(&mut self, max: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % max
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+struct Instance {
+    home: tempfile::TempDir,
+    port_base: u16,
+    server: Option<Server>,
+    http: reqwest::Client,
+}
+
+impl Instance {
+    fn new() -> Self {
+        Self {
+            home: tempfile::tempdir().expect("home"),
+            port_base: 28000 + (std::process::id() % 100) as u16 * 20,
+            server: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn start(&mut self) {
+        let api_file = self.home.path().join("api.json");
+        let child = Command::new(BIN)
+            .args(["serve", "--port", "0"])
+            .env("CLAWDOCK_HOME", self.home.path())
+            .env(
+                "CLAWDOCK_AGENT_IMAGE",
+                "localhost/clawdock-test-gateway:latest",
+            )
+            .env("CLAWDOCK_STOP_TIMEOUT", "2")
+            .env("CLAWDOCK_RESTORE_AGENTS", "0")
+            .env("CLAWDOCK_PORT_BASE", self.port_base.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve");
+        let pid = child.id();
+        let began = Instant::now();
+        // api.json of a killed instance stays behind: wait for this one's.
+        let info = loop {
+            if let Ok(text) = std::fs::read_to_string(&api_file) {
+                if let Ok(info) = serde_json::from_str::<Value>(&text) {
+                    if info["pid"] == pid {
+                        break info;
+                    }
+                }
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "serve did not come up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        self.server = Some(Server {
+            child,
+            url: info["url"].as_str().expect("url").into(),
+            token: info["token"].as_str().expect("token").into(),
+        });
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _sent = s.child.kill();
+            let _reaped = s.child.wait();
+        }
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let s = self.server();
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", s.url))
+            .bearer_auth(&s.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        match r.send().await {
+            Ok(resp) => {
+                let code = resp.status().as_u16();
+                (code, resp.json().await.unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// Sends a request and does not wait for its answer.
+    fn fire(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
+        let s = self.server();
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", s.url))
+            .bearer_auth(&s.token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        tokio::spawn(async move {
+            let _answer = r.send().await;
+        });
+    }
+
+    async fn agents(&self) -> Vec<Value> {
+        let (code, body) = self.call(reqwest::Method::GET, "/agents", None).await;
+        assert_eq!(code, 200);
+        body["agents"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn label(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("instance-id"))
+            .expect("label")
+            .trim()
+            .to_string()
+    }
+
+    /// `(agent id label, running)` of every container of this instance.
+    fn containers(&self) -> Vec<(String, bool)> {
+        let out = Command::new("podman")
+            .args([
+                "ps",
+                "-a",
+                "--format",
+                "json",
+                "--filter",
+                &format!("label=io.clawdock.home={}", self.label()),
+            ])
+            .output()
+            .expect("ps");
+        let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        rows.iter()
+            .map(|r| {
+                (
+                    r["Labels"]["io.clawdock.agent"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    r["State"] == "running",
+                )
+            })
+            .collect()
+    }
+
+    /// Checks the invariants, waiting for the state to settle (orphaned podman
+    /// children of the killed process may still finish their work).
+    async fn check(&self, context: &str) {
+        let store =
+            std::fs::read(self.home.path().join("agents.json")).unwrap_or_else(|_| b"[]".to_vec());
+        let parsed: Value = serde_json::from_slice(&store)
+            .unwrap_or_else(|e| panic!("{context}: agents.json does not parse: {e}"));
+        assert!(parsed.is_array(), "{context}");
+        let began = Instant::now();
+        let mut why = String::new();
+        while began.elapsed() < Duration::from_secs(25) {
+            let agents = self.agents().await;
+            let containers = self.containers();
+            why = verdict(&agents, &containers);
+            if why.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("{context}: {why}");
+    }
+}
+
+/// Empty when the agents and containers agree; otherwise what is wrong.
+fn verdict(agents: &[Value], containers: &[(String, bool)]) -> String {
+    let mut names: Vec<String> = agents
+        .iter()
+        .map(|a| a["name"].as_str().unwrap_or_default().to_lowercase())
+        .collect();
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    if names.len() != before {
+        return format!("duplicate agents: {agents:?}");
+    }
+    for a in agents {
+        if !a["activity"].is_null() {
+            return format!("still busy: {a}");
+        }
+        let id = a["id"].as_str().unwrap_or_default();
+        let mine: Vec<&(String, bool)> = containers.iter().filter(|(c, _)| c == id).collect();
+        if mine.len() > 1 {
+            return format!("two containers for {id}");
+        }
+        let runs = mine.first().is_some_and(|(_, r)| *r);
+        let says_running = a["status"] == "running";
+        if runs != says_running {
+            return format!(
+                "agent says {} but its container runs={runs}: {a}",
+                a["status"]
+            );
+        }
+        if a["status"] == "creating" {
+            return format!("left creating: {a}");
+        }
+    }
+    for (id, _) in containers {
+        if !agents.iter().any(|a| a["id"] == id.as_str()) {
+            return format!("orphaned container of {id}");
+        }
+    }
+    String::new()
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill9();
+        if let Ok(label) = std::fs::read_to_string(self.home.path().join("instance-id")) {
+            let out = Command::new("podman")
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=io.clawdock.home={}", label.trim()),
+                ])
+                .output();
+            if let Ok(out) = out {
+                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect();
+                if !ids.is_empty() {
+                    let _removed = Command::new("podman")
+                        .args(["rm", "-f", "-t", "0"])
+                        .args(&ids)
+                        .output();
+                }
+            }
+        }
+    }
+}
+
+async fn wait_running(inst: &Instance, id: &str) {
+    let began = Instant::now();
+    loop {
+        let agents = inst.agents().await;
+        if agents
+            .iter()
+            .any(|a| a["id"] == id && a["status"] == "running" && a["activity"].is_null())
+        {
+            return;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "{id} never ran: {agents:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_create_stop_and_delete_loses_nothing() {
+    let ok = Command::new(repo().join("tests/images/build-test-images.sh"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("images");
+    assert!(ok.success());
+    let points: u32 = std::env::var("CLAWDOCK_CRASH_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut rng = Points(0x9E37_79B9_7F4A_7C15);
+    let mut inst = Instance::new();
+    inst.start().await;
+    let tag = std::process::id() % 10_000;
+    use reqwest::Method;
+
+    for i in 0..points {
+        // Create, killed part-way.
+        let name = format!("k{tag}c{i}");
+        inst.fire(
+            Method::POST,
+            "/agents/create",
+            Some(json!({ "name": name })),
+        );
+        tokio::time::sleep(Duration::from_millis(rng.next_ms(1500))).await;
+        inst.kill9();
+        inst.start().await;
+        inst.check(&format!("create #{i}")).await;
+        // Keep the set small: delete what the create left (any state).
+        for a in inst.agents().await {
+            let (code, body) = inst
+                .call(
+                    Method::DELETE,
+                    &format!("/agents/{}", a["id"].as_str().unwrap_or_default()),
+                    None,
+                )
+                .await;
+            assert_eq!(code, 200, "delete after create #{i}: {body}");
+        }
+    }
+
+    let (code, body) = inst
+        .call(
+            Method::POST,
+            "/agents/create",
+            Some(json!({ "name": format!("k{tag}stop") })),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let id = body["agent"]["id"].as_str().expect("id").to_string();
+    for i in 0..points {
+        // Stop, killed part-way; then start it again for the next round.
+        wait_running(&inst, &id).await;
+        inst.fire(Method::POST, &format!("/agents/{id}/stop"), None);
+        tokio::time::sleep(Duration::from_millis(rng.next_ms(1200))).await;
+        inst.kill9();
+        inst.start().await;
+        inst.check(&format!("stop #{i}")).await;
+        let (code, body) = inst
+            .call(Method::POST, &format!("/agents/{id}/start"), None)
+            .await;
+        assert_eq!(code, 200, "start after stop #{i}: {body}");
+    }
+
+    for i in 0..points {
+        // Delete, killed part-way: at restart the delete is finished or undone.
+        let name = format!("k{tag}d{i}");
+        let (code, body) = inst
+            .call(
+                Method::POST,
+                "/agents/create",
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+        let did = body["agent"]["id"].as_str().expect("id").to_string();
+        wait_running(&inst, &did).await;
+        inst.fire(Method::DELETE, &format!("/agents/{did}"), None);
+        tokio::time::sleep(Duration::from_millis(rng.next_ms(1200))).await;
+        inst.kill9();
+        inst.start().await;
+        inst.check(&format!("delete #{i}")).await;
+        if inst.agents().await.iter().any(|a| a["id"] == did.as_str()) {
+            let (code, body) = inst
+                .call(Method::DELETE, &format!("/agents/{did}"), None)
+                .await;
+            assert_eq!(code, 200, "{body}");
+        }
+    }
+
+    let (code, _) = inst.call(Method::POST, "/shutdown", None).await;
+    assert_eq!(code, 200);
+    assert!(
+        inst.containers().iter().all(|(_, running)| !running),
+        "a labelled container still runs"
+    );
+}
