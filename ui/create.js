@@ -60,6 +60,24 @@ export function setupCreateDialog() {
   dialog.updateForm = update;
 }
 
+/** Warns, before anything is created, when one more gateway would not fit in the
+ * Podman machine's memory (vm mode; the server says how much each one takes). */
+function memoryWarning() {
+  const st = state.status;
+  const box = $('create-memory');
+  const have = st && st.machineMemoryMiB;
+  if (!have || !st.agentMemoryMiB) {
+    box.hidden = true;
+    return;
+  }
+  const agents = state.agents.size + 1;
+  const need = 512 + st.agentMemoryMiB * agents;
+  box.hidden = need <= have;
+  box.textContent = `${agents} agents need about ${(need / 1024).toFixed(1)} GiB, but the Podman machine has ` +
+    `${(have / 1024).toFixed(1)} GiB. The new agent may fail to start or be stopped by the system. ` +
+    'Stop another agent, or give the machine more memory.';
+}
+
 function hideError() {
   $('create-error').hidden = true;
 }
@@ -121,6 +139,7 @@ export function openCreateDialog() {
   if (state.status && !state.status.available) return;
   $('create-form').reset();
   hideError();
+  memoryWarning();
   dialog.updateForm();
   dialog.showModal();
   $('f-name').focus();

@@ -159,6 +159,9 @@ impl Clawdock {
             }
         }
         status.store_warning = self.inner.store_warning.clone();
+        if self.inner.machine.mode() == crate::machine::Mode::Vm {
+            status.machine_memory_mib = self.inner.machine.memory_mib();
+        }
         status
     }
 

@@ -29,6 +29,19 @@ pub struct MachineRow {
     pub vm_type: Option<String>,
 }
 
+impl MachineRow {
+    /// The machine's memory in MiB (`Memory` is a decimal byte string in Podman 4
+    /// and 5, a number in some builds).
+    pub fn memory_mib(&self) -> Option<u64> {
+        let bytes = match self.memory.as_ref()? {
+            serde_json::Value::String(s) => s.trim().parse::<u64>().ok()?,
+            serde_json::Value::Number(n) => n.as_u64()?,
+            _ => return None,
+        };
+        Some(bytes / (1024 * 1024))
+    }
+}
+
 /// What the app needs to know of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -221,6 +234,9 @@ struct Inner {
     /// The sizes of the next automatic `init` (a container action on a machine
     /// that does not exist yet).
     spec: Mutex<Option<MachineSpec>>,
+    /// Memory of the machine as last listed (vm mode), to warn before an agent
+    /// would not fit.
+    memory_mib: Mutex<Option<u64>>,
 }
 
 impl Machine {
@@ -239,6 +255,7 @@ impl Machine {
                 events,
                 last_state: Mutex::new(None),
                 spec: Mutex::new(None),
+                memory_mib: Mutex::new(None),
             }),
         }
     }
@@ -264,6 +281,11 @@ impl Machine {
         self.inner.ready.load(Ordering::SeqCst)
     }
 
+    /// The machine's memory in MiB as last listed (vm mode only).
+    pub fn memory_mib(&self) -> Option<u64> {
+        *lock(&self.inner.memory_mib)
+    }
+
     /// The last state announced, if any.
     pub fn last_state(&self) -> Option<RuntimeState> {
         lock(&self.inner.last_state).clone()
@@ -276,6 +298,8 @@ impl Machine {
             return Ok(MachineState::Running);
         }
         let rows = self.list().await?;
+        let chosen = select(&rows, self.inner.name.as_deref());
+        *lock(&self.inner.memory_mib) = chosen.and_then(MachineRow::memory_mib);
         Ok(state_of(&rows, self.inner.name.as_deref()))
     }
 
@@ -656,6 +680,22 @@ mod tests {
         assert_eq!(state_of(&rows, None), MachineState::Stopped);
         let rows = parse_list(r#"[{"Name":"a"},{"Name":"b"}]"#).expect("parse");
         assert_eq!(state_of(&rows, None), MachineState::Absent);
+    }
+
+    #[test]
+    fn memory_reads_as_mib() {
+        let rows = parse_list(PODMAN5).expect("parse");
+        assert_eq!(
+            select(&rows, None).and_then(MachineRow::memory_mib),
+            Some(2048)
+        );
+        let rows =
+            parse_list(r#"[{"Name":"m","Default":true,"Memory":4294967296}]"#).expect("parse");
+        assert_eq!(rows[0].memory_mib(), Some(4096));
+        assert_eq!(
+            parse_list(r#"[{"Name":"m"}]"#).expect("parse")[0].memory_mib(),
+            None
+        );
     }
 
     #[test]

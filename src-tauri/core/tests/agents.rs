@@ -358,3 +358,41 @@ async fn ten_creates_at_once_in_vm_mode_run_one_init_and_one_start() {
     assert!(report.machine_stopped);
     assert_eq!(fake_calls(&state, "machine stop"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_mode_warns_when_another_agent_would_not_fit_in_memory() {
+    let home = Home::new();
+    // A running 2 GiB machine: one gateway fits, two do not.
+    let (settings, _state) =
+        home.fake_vm(json!({ "machines": [support::machine_row(true, false)] }));
+    support::ensure_test_images();
+    let core = Clawdock::start(settings).await.expect("core");
+    assert_eq!(core.runtime_status().machine_memory_mib, Some(2048));
+    let tag = std::process::id() % 10_000;
+    let first = core
+        .agents()
+        .create(req(&format!("mem{tag}a")))
+        .await
+        .expect("first");
+    assert!(first.notice.is_none(), "{:?}", first.notice);
+    let second = core
+        .agents()
+        .create(req(&format!("mem{tag}b")))
+        .await
+        .expect("second");
+    let notice = second.notice.expect("a memory warning");
+    assert!(
+        notice.contains("2 agents need about 3.0 GiB but the Podman machine has 2.0 GiB"),
+        "{notice}"
+    );
+    core.shutdown().await;
+    for a in core.agents().list() {
+        assert!(
+            support::eventually(Duration::from_secs(30), || core
+                .agents()
+                .get(a.id)
+                .is_some_and(|x| x.activity.is_none()))
+            .await
+        );
+    }
+}

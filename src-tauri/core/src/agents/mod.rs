@@ -319,9 +319,13 @@ impl Agents {
                 deleting: false,
                 image: self.inner.settings.agent_image.clone(),
             };
+            let memory_notice = self.memory_notice(state.len() + 1);
             let mut entry = Entry::new(record);
             entry.activity = Some(Activity::Creating);
-            entry.notice = provider.notice();
+            entry.notice = match (provider.notice(), memory_notice) {
+                (Some(a), Some(b)) => Some(format!("{a} {b}")),
+                (a, b) => a.or(b),
+            };
             let view = entry.view();
             state.insert(id, entry);
             view
@@ -332,6 +336,25 @@ impl Agents {
         }
         self.emit(id, None);
         Ok((view, provider))
+    }
+
+    /// A warning when `agents` gateways would not fit in the Podman machine's memory.
+    fn memory_notice(&self, agents: usize) -> Option<String> {
+        use crate::status::{AGENT_MEMORY_MIB, MACHINE_BASE_MIB};
+        if self.inner.machine.mode() != Mode::Vm {
+            return None;
+        }
+        let have = self.inner.machine.memory_mib()?;
+        let need = MACHINE_BASE_MIB + AGENT_MEMORY_MIB * agents as u64;
+        (need > have).then(|| {
+            format!(
+                "{agents} agents need about {:.1} GiB but the Podman machine has {:.1} GiB: agents may fail or be killed. \
+                 Give the machine more memory (podman machine stop; podman machine set --memory {}).",
+                need as f64 / 1024.0,
+                have as f64 / 1024.0,
+                need.div_ceil(512) * 512
+            )
+        })
     }
 
     async fn build(&self, id: Uuid, provider: Provider) -> Result<AgentView, AgentError> {
