@@ -4,17 +4,14 @@
 //! settled, nothing is duplicated, no orphaned container; at the end a shutdown
 //! leaves no labelled container running. About 3 minutes.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::BIN;
 
 /// A small deterministic generator: the points differ per run of the loop, not per
 /// run of the suite, so a failure can be replayed.
@@ -143,10 +140,7 @@ impl Instance {
     }
 
     fn label(&self) -> String {
-        std::fs::read_to_string(self.home.path().join("instance-id"))
-            .expect("label")
-            .trim()
-            .to_string()
+        common::instance_label(self.home.path()).expect("label")
     }
 
     /// `(agent id label, running)` of every container of this instance.
@@ -243,28 +237,7 @@ fn verdict(agents: &[Value], containers: &[(String, bool)]) -> String {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.kill9();
-        if let Ok(label) = std::fs::read_to_string(self.home.path().join("instance-id")) {
-            let out = Command::new("podman")
-                .args([
-                    "ps",
-                    "-aq",
-                    "--filter",
-                    &format!("label=io.clawdock.home={}", label.trim()),
-                ])
-                .output();
-            if let Ok(out) = out {
-                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect();
-                if !ids.is_empty() {
-                    let _removed = Command::new("podman")
-                        .args(["rm", "-f", "-t", "0"])
-                        .args(&ids)
-                        .output();
-                }
-            }
-        }
+        common::remove_containers(self.home.path());
     }
 }
 
@@ -288,11 +261,7 @@ async fn wait_running(inst: &Instance, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_create_stop_and_delete_loses_nothing() {
-    let ok = Command::new(repo().join("tests/images/build-test-images.sh"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("images");
-    assert!(ok.success());
+    common::ensure_images();
     let points: u32 = std::env::var("CLAWDOCK_CRASH_POINTS")
         .ok()
         .and_then(|v| v.parse().ok())

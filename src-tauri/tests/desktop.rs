@@ -3,74 +3,25 @@
 //! agents in real Podman, "Quit" stops them and the process exits 0; SIGTERM does
 //! the same. Screenshots of the window and the menu go to docs/screenshots/.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
+use common::{instance_label, repo, wait_for, Home, Session, BIN};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+/// Reading and clicking the tray menu the app exports over D-Bus.
+trait TrayProbe {
+    fn gdbus(&self, args: &[&str]) -> String;
+    fn bus_names_of(&self, pid: u32) -> Vec<String>;
+    fn menu_path(&self, name: &str) -> Option<String>;
+    fn layout(&self, name: &str, path: &str) -> Vec<MenuEntry>;
+    fn click(&self, name: &str, path: &str, id: u32) -> bool;
+    fn screenshot(&self, file: &Path);
 }
 
-fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
-
-/// An X server and a session bus of the test's own.
-struct Session {
-    xvfb: Child,
-    dbus: Child,
-    display: String,
-    bus: String,
-}
-
-impl Session {
-    fn start() -> Self {
-        let mut xvfb = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb (apt install xvfb)");
-        let display = read_line(xvfb.stdout.take().expect("stdout"));
-        let mut dbus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon");
-        let bus = read_line(dbus.stdout.take().expect("stdout"));
-        Self {
-            xvfb,
-            dbus,
-            display: format!(":{}", display.trim()),
-            bus: bus.trim().to_string(),
-        }
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("DISPLAY", &self.display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus);
-        c
-    }
-
+impl TrayProbe for Session {
     fn gdbus(&self, args: &[&str]) -> String {
         let out = self
             .command("timeout")
@@ -85,7 +36,7 @@ impl Session {
     /// The unique bus names the app owns, matched by its PID (it has several: GTK,
     /// the single-instance guard, the tray).
     fn bus_names_of(&self, pid: u32) -> Vec<String> {
-        let names = self.gdbus(&[
+        let bus = [
             "call",
             "--session",
             "-d",
@@ -93,23 +44,19 @@ impl Session {
             "-o",
             "/org/freedesktop/DBus",
             "-m",
-            "org.freedesktop.DBus.ListNames",
-        ]);
+        ];
+        let names = self.gdbus(&[&bus[..], &["org.freedesktop.DBus.ListNames"]].concat());
         names
             .split('\'')
             .filter(|n| n.starts_with(":1."))
             .filter(|n| {
-                let out = self.gdbus(&[
-                    "call",
-                    "--session",
-                    "-d",
-                    "org.freedesktop.DBus",
-                    "-o",
-                    "/org/freedesktop/DBus",
-                    "-m",
-                    "org.freedesktop.DBus.GetConnectionUnixProcessID",
-                    n,
-                ]);
+                let out = self.gdbus(
+                    &[
+                        &bus[..],
+                        &["org.freedesktop.DBus.GetConnectionUnixProcessID", n],
+                    ]
+                    .concat(),
+                );
                 out.contains(&format!("uint32 {pid},"))
             })
             .map(str::to_string)
@@ -122,12 +69,7 @@ impl Session {
         let xml = self.gdbus(&["introspect", "--session", "-d", name, "-o", root]);
         xml.lines()
             .filter_map(|l| l.trim().strip_prefix("node "))
-            .map(|n| {
-                n.trim_end_matches(" {")
-                    .trim_end_matches('{')
-                    .trim()
-                    .trim_matches('/')
-            })
+            .map(|n| n.trim_end_matches('{').trim().trim_matches('/'))
             .find(|n| !n.is_empty() && !n.contains('/'))
             .map(|node| format!("{root}/{node}/Menu"))
     }
@@ -149,7 +91,8 @@ impl Session {
         ]))
     }
 
-    fn click(&self, name: &str, path: &str, id: u32) {
+    fn click(&self, name: &str, path: &str, id: u32) -> bool {
+        let id = id.to_string();
         let out = self.gdbus(&[
             "call",
             "--session",
@@ -160,12 +103,12 @@ impl Session {
             "-m",
             "com.canonical.dbusmenu.Event",
             "--",
-            &id.to_string(),
+            &id,
             "clicked",
             "<0>",
             "0",
         ]);
-        assert!(out.contains("()"), "click {id}: {out}");
+        out.contains("()")
     }
 
     fn screenshot(&self, file: &Path) {
@@ -177,24 +120,6 @@ impl Session {
             .expect("import");
         assert!(ok.success(), "screenshot");
     }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        for child in [&mut self.xvfb, &mut self.dbus] {
-            let _gone = child.kill();
-            let _reaped = child.wait();
-        }
-    }
-}
-
-fn read_line(out: std::process::ChildStdout) -> String {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(out)
-        .read_line(&mut line)
-        .expect("read");
-    line
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +157,19 @@ fn parse_layout(text: &str) -> Vec<MenuEntry> {
     entries
 }
 
+/// Clicks the item with this label, reading the layout again if the menu was
+/// rebuilt between the read and the click (its item ids change).
+fn click_label(session: &Session, name: &str, path: &str, label: &str) {
+    for _ in 0..5 {
+        let entries = session.layout(name, path);
+        if session.click(name, path, find(&entries, label).id) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("could not click `{label}`");
+}
+
 fn find<'a>(entries: &'a [MenuEntry], label: &str) -> &'a MenuEntry {
     entries
         .iter()
@@ -254,34 +192,12 @@ fn running(label: &str) -> usize {
         .count()
 }
 
-/// A data folder whose containers are removed when the test ends, passed or not.
-struct Home {
-    dir: tempfile::TempDir,
-    label: String,
-}
-
-impl Home {
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        remove_all(&self.label);
-    }
-}
-
 /// Two stopped agents made through `clawdock serve`, so the app starts with them.
 /// Names carry the PID: container names are global to Podman.
 fn home_with_two_stopped_agents(prefix: &str) -> (Home, String) {
+    common::ensure_images();
     let prefix = format!("{prefix}{}", std::process::id() % 10_000);
-    let ok = Command::new(repo().join("tests/images/build-test-images.sh"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("images");
-    assert!(ok.success());
-    let home = tempfile::tempdir().expect("home");
+    let home = Home::new();
     let mut serve = app_command(home.path())
         .args(["serve", "--port", "0"])
         .stdout(Stdio::null())
@@ -292,9 +208,8 @@ fn home_with_two_stopped_agents(prefix: &str) -> (Home, String) {
         .join("api.json")
         .exists()));
     for name in [format!("{prefix}-a"), format!("{prefix}-b")] {
-        let name = name.as_str();
         let out = app_command(home.path())
-            .args(["agents", "create", name])
+            .args(["agents", "create", &name])
             .output()
             .expect("create");
         assert!(
@@ -303,7 +218,7 @@ fn home_with_two_stopped_agents(prefix: &str) -> (Home, String) {
             String::from_utf8_lossy(&out.stderr)
         );
         let out = app_command(home.path())
-            .args(["agents", "stop", name])
+            .args(["agents", "stop", &name])
             .output()
             .expect("stop");
         assert!(out.status.success());
@@ -314,26 +229,18 @@ fn home_with_two_stopped_agents(prefix: &str) -> (Home, String) {
         .expect("kill");
     assert!(ok.success());
     assert_eq!(serve.wait().expect("wait").code(), Some(0));
-    let label = std::fs::read_to_string(home.path().join("instance-id"))
-        .expect("label")
-        .trim()
-        .to_string();
-    (
-        Home {
-            dir: home,
-            label: label.clone(),
-        },
-        label,
-    )
+    let label = instance_label(home.path()).expect("label");
+    (home, label)
 }
 
 /// Each data folder gets its own agent ports: the tests run side by side.
 fn port_base(home: &Path) -> u32 {
     let marker = home.join("port-base");
-    if let Ok(text) = std::fs::read_to_string(&marker) {
-        if let Ok(port) = text.trim().parse() {
-            return port;
-        }
+    if let Some(port) = std::fs::read_to_string(&marker)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+    {
+        return port;
     }
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -345,16 +252,21 @@ fn port_base(home: &Path) -> u32 {
 fn app_command(home: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.env("CLAWDOCK_HOME", home)
-        .env(
-            "CLAWDOCK_AGENT_IMAGE",
-            "localhost/clawdock-test-gateway:latest",
-        )
+        .env("CLAWDOCK_AGENT_IMAGE", common::IMAGE)
         .env("CLAWDOCK_STOP_TIMEOUT", "2")
         .env("CLAWDOCK_PORT_BASE", port_base(home).to_string())
         .env("CLAWDOCK_API_PORT", "0")
         .env("CLAWDOCK_RESTORE_AGENTS", "0")
         .env("NO_AT_BRIDGE", "1");
     c
+}
+
+/// The app inside the session.
+fn launch(session: &Session, home: &Path) -> Child {
+    let mut cmd = app_command(home);
+    cmd.env("DISPLAY", &session.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &session.bus);
+    cmd.stdout(Stdio::null()).spawn().expect("app")
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
@@ -369,36 +281,11 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
     panic!("the app did not exit within {limit:?}");
 }
 
-fn remove_all(label: &str) {
-    let out = Command::new("podman")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=io.clawdock.home={label}"),
-        ])
-        .output()
-        .expect("ps");
-    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    if !ids.is_empty() {
-        let _removed = Command::new("podman")
-            .args(["rm", "-f", "-t", "0"])
-            .args(&ids)
-            .output();
-    }
-}
-
 #[test]
 fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
     let (home, label) = home_with_two_stopped_agents("tray");
     let session = Session::start();
-    let mut cmd = app_command(home.path());
-    cmd.env("DISPLAY", &session.display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &session.bus);
-    let mut app = cmd.stdout(Stdio::null()).spawn().expect("app");
+    let mut app = launch(&session, home.path());
     let pid = app.id();
 
     let mut found = None;
@@ -471,7 +358,7 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
         .expect("convert");
     assert!(drawn.success());
 
-    session.click(&name, &path, find(&entries, "Start all").id);
+    click_label(&session, &name, &path, "Start all");
     assert!(
         wait_for(Duration::from_secs(40), || running(&label) == 2),
         "both agents run"
@@ -486,12 +373,11 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
     assert!(find(&entries, "Stop all").enabled);
 
     // The window, opened from the tray.
-    session.click(&name, &path, find(&entries, "Open Clawdock").id);
+    click_label(&session, &name, &path, "Open Clawdock");
     std::thread::sleep(Duration::from_secs(4));
     session.screenshot(&shots.join("window.png"));
 
-    entries = session.layout(&name, &path);
-    session.click(&name, &path, find(&entries, "Quit").id);
+    click_label(&session, &name, &path, "Quit");
     assert_eq!(wait_exit(&mut app, Duration::from_secs(30)), Some(0));
     assert_eq!(
         running(&label),
@@ -499,17 +385,13 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
         "no agent container runs after the app exited"
     );
     assert!(!home.path().join("api.json").exists());
-    remove_all(&label);
 }
 
 #[test]
 fn sigterm_stops_running_agents_and_exits_zero() {
     let (home, label) = home_with_two_stopped_agents("sigterm");
     let session = Session::start();
-    let mut cmd = app_command(home.path());
-    cmd.env("DISPLAY", &session.display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &session.bus);
-    let mut app = cmd.stdout(Stdio::null()).spawn().expect("app");
+    let mut app = launch(&session, home.path());
     assert!(wait_for(Duration::from_secs(30), || home
         .path()
         .join("api.json")
@@ -543,5 +425,4 @@ fn sigterm_stops_running_agents_and_exits_zero() {
     assert!(ok.success());
     assert_eq!(wait_exit(&mut app, Duration::from_secs(30)), Some(0));
     assert_eq!(running(&label), 0);
-    remove_all(&label);
 }

@@ -1,23 +1,13 @@
 //! `clawdock serve` and the CLI end to end: the real binary, real Podman, a temp
 //! data folder; SIGTERM runs the shutdown routine and the process exits 0.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
-
-fn repo() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ensure_images() {
-    let ok = Command::new(repo().join("tests/images/build-test-images.sh"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("build images");
-    assert!(ok.success());
-}
+use common::{wait_for, BIN};
 
 fn clawdock(home: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -45,17 +35,6 @@ fn labelled_running(home: &Path) -> Vec<String> {
         .collect()
 }
 
-fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 #[test]
 fn cli_without_an_instance_says_so() {
     let home = tempfile::tempdir().expect("tmp");
@@ -78,7 +57,7 @@ fn cli_without_an_instance_says_so() {
 
 #[test]
 fn serve_with_two_agents_then_sigterm_leaves_nothing_running() {
-    ensure_images();
+    common::ensure_images();
     let home = tempfile::tempdir().expect("tmp");
     let port_base = 24000 + (std::process::id() % 100) as u16 * 10;
     let mut server = Command::new(BIN)

@@ -1,56 +1,22 @@
 //! The real window through WebDriver (tauri-driver over WebKitWebDriver, under Xvfb):
 //! it shows the agents page and reflects an agent created through the API.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Home, Session, BIN};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
+/// Kills the WebDriver server when the test ends, passed or not.
+struct KillOnDrop(Child);
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Children killed when the test ends, passed or not.
-struct Kill(Vec<Child>);
-
-impl Drop for Kill {
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _gone = c.kill();
-            let _reaped = c.wait();
-        }
-    }
-}
-
-struct Cleanup(PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Ok(label) = std::fs::read_to_string(self.0.join("instance-id")) {
-            let out = Command::new("podman")
-                .args([
-                    "ps",
-                    "-aq",
-                    "--filter",
-                    &format!("label=io.clawdock.home={}", label.trim()),
-                ])
-                .output();
-            if let Ok(out) = out {
-                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .map(str::to_string)
-                    .collect();
-                if !ids.is_empty() {
-                    let _removed = Command::new("podman")
-                        .args(["rm", "-f", "-t", "0"])
-                        .args(&ids)
-                        .output();
-                }
-            }
-        }
+        let _gone = self.0.kill();
+        let _reaped = self.0.wait();
     }
 }
 
@@ -74,53 +40,13 @@ fn free_port() -> u16 {
 async fn window_shows_the_agents_page_and_an_agent_created_through_the_api() {
     let driver = tauri_driver()
         .expect("tauri-driver is installed (scripts/install-deps.sh: cargo install tauri-driver)");
-    let images = Command::new(repo().join("tests/images/build-test-images.sh"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("images");
-    assert!(images.success());
-    let home = tempfile::tempdir().expect("home");
-    let _cleanup = Cleanup(home.path().to_path_buf());
-
-    let mut xvfb = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1280x800x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb");
-    let display = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(xvfb.stdout.take().expect("out"))
-            .read_line(&mut line)
-            .expect("display");
-        format!(":{}", line.trim())
-    };
-    let mut dbus = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dbus-daemon");
-    let bus = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(dbus.stdout.take().expect("out"))
-            .read_line(&mut line)
-            .expect("bus");
-        line.trim().to_string()
-    };
+    common::ensure_images();
+    let home = Home::new();
+    let session = Session::start();
     let port = free_port();
     let native_port = free_port();
-    let driver_child = Command::new(driver)
+    let driver_child = session
+        .command(driver)
         .args([
             "--port",
             &port.to_string(),
@@ -129,25 +55,19 @@ async fn window_shows_the_agents_page_and_an_agent_created_through_the_api() {
             "--native-driver",
             "/usr/bin/WebKitWebDriver",
         ])
-        .env("DISPLAY", &display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
         .env("CLAWDOCK_HOME", home.path())
         .env("CLAWDOCK_API_PORT", "0")
-        .env(
-            "CLAWDOCK_AGENT_IMAGE",
-            "localhost/clawdock-test-gateway:latest",
-        )
+        .env("CLAWDOCK_AGENT_IMAGE", common::IMAGE)
         .env("CLAWDOCK_STOP_TIMEOUT", "2")
         .env(
             "CLAWDOCK_PORT_BASE",
             (26500 + (std::process::id() % 50) * 10).to_string(),
         )
-        .env("NO_AT_BRIDGE", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("tauri-driver");
-    let _children = Kill(vec![driver_child, dbus, xvfb]);
+    let _driver = KillOnDrop(driver_child);
 
     let http = reqwest::Client::new();
     let wd = format!("http://127.0.0.1:{port}");

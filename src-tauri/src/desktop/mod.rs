@@ -36,6 +36,9 @@ struct Shell {
     exit: AtomicU8,
     stopping: Mutex<Option<usize>>,
     hidden_since: Mutex<Option<Instant>>,
+    /// The menu and tooltip on display (the tooltip names the state, so it stands
+    /// for the icon too).
+    shown_menu: Mutex<Option<(Vec<menu::Item>, String)>>,
 }
 
 pub fn run() -> ExitCode {
@@ -82,6 +85,7 @@ pub fn run() -> ExitCode {
                 exit: AtomicU8::new(RUNNING),
                 stopping: Mutex::new(None),
                 hidden_since: Mutex::new(None),
+                shown_menu: Mutex::new(None),
                 api: Mutex::new(None),
             };
             let exit_requested = api.exit_requested();
@@ -296,8 +300,15 @@ fn spawn_event_relay(app: &AppHandle, core: &Clawdock) {
                 }
             }
             let (items, icon, tooltip) = tray_content(&app);
-            if let Err(e) = tray::update_tray(&app, &items, icon, &tooltip) {
-                tracing::warn!(error = %e, "could not update the tray");
+            // Rebuilt only when it changed: a rebuild replaces a menu the user may
+            // have open.
+            let shell = app.state::<Shell>();
+            let mut shown = lock(&shell.shown_menu);
+            if shown.as_ref() != Some(&(items.clone(), tooltip.clone())) {
+                if let Err(e) = tray::update_tray(&app, &items, icon, &tooltip) {
+                    tracing::warn!(error = %e, "could not update the tray");
+                }
+                *shown = Some((items, tooltip));
             }
         }
     });

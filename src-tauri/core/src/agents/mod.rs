@@ -442,22 +442,9 @@ impl Agents {
             }
             Err(err) => {
                 log.push(format!("ERROR: {err}"));
-                // Say what Podman says: a container still running is a running
-                // agent whose stop failed, not a stopped one.
-                let seen = self.inspect_container(&record.container_name()).await;
-                self.update(id, |e| {
-                    e.activity = None;
-                    if let Some(seen) = seen {
-                        e.container = seen;
-                    }
-                    e.record.status = if e.container == Container::Running {
-                        AgentStatus::Running
-                    } else {
-                        AgentStatus::Error
-                    };
-                    e.record.error = Some(format!("Stop failed: {err}"));
-                })
-                .and(Err(err))
+                self.settle_after_failure(&record, format!("Stop failed: {err}"))
+                    .await
+                    .and(Err(err))
             }
         };
         self.persist()?;
@@ -540,25 +527,36 @@ impl Agents {
             Err(e) => Err(e.into()),
         };
         if let Err(err) = removed {
-            let seen = self.inspect_container(&record.container_name()).await;
-            self.update(record.id, |en| {
-                en.activity = None;
-                en.record.deleting = false;
-                if let Some(seen) = seen {
-                    en.container = seen;
-                }
-                en.record.status = if en.container == Container::Running {
-                    AgentStatus::Running
-                } else {
-                    AgentStatus::Error
-                };
-                en.record.error = Some(format!("Delete failed: {err}"));
-            })?;
+            self.settle_after_failure(record, format!("Delete failed: {err}"))
+                .await?;
             self.persist()?;
             self.emit(record.id, None);
             return Err(err);
         }
         remove_dir(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))
+    }
+
+    /// After a failed stop or delete, says what Podman says: a container still
+    /// running is a running agent whose operation failed, not a stopped one.
+    async fn settle_after_failure(
+        &self,
+        record: &AgentRecord,
+        error: String,
+    ) -> Result<(), AgentError> {
+        let seen = self.inspect_container(&record.container_name()).await;
+        self.update(record.id, |e| {
+            e.activity = None;
+            e.record.deleting = false;
+            if let Some(seen) = seen {
+                e.container = seen;
+            }
+            e.record.status = if e.container == Container::Running {
+                AgentStatus::Running
+            } else {
+                AgentStatus::Error
+            };
+            e.record.error = Some(error);
+        })
     }
 
     /// The log lines so far and a receiver for new ones.

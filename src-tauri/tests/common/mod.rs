@@ -1,0 +1,154 @@
+//! What the end-to-end tests of the real binary share: the binary, the test
+//! images, waiting, clean-up of an instance's containers, and a headless desktop
+//! session (Xvfb and a D-Bus session bus of the test's own).
+#![allow(dead_code)] // each test target uses a different part
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
+pub const IMAGE: &str = "localhost/clawdock-test-gateway:latest";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds the stand-in gateway images (cached by recipe: quick after the first time).
+pub fn ensure_images() {
+    let ok = Command::new(repo().join("tests/images/build-test-images.sh"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("build-test-images.sh");
+    assert!(ok.success(), "building the test images failed");
+}
+
+pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The label value that marks the containers of the instance using `home`.
+pub fn instance_label(home: &Path) -> Option<String> {
+    std::fs::read_to_string(home.join("instance-id"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Removes every container of one instance (test hygiene, also after a failure).
+pub fn remove_containers(home: &Path) {
+    let Some(label) = instance_label(home) else {
+        return;
+    };
+    let out = Command::new("podman")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.clawdock.home={label}"),
+        ])
+        .output();
+    if let Ok(out) = out {
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _removed = Command::new("podman")
+                .args(["rm", "-f", "-t", "0"])
+                .args(&ids)
+                .output();
+        }
+    }
+}
+
+/// A temporary data folder whose containers go when the test ends, passed or not.
+pub struct Home(pub tempfile::TempDir);
+
+impl Home {
+    pub fn new() -> Self {
+        Self(tempfile::tempdir().expect("home"))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        remove_containers(self.path());
+    }
+}
+
+/// An X server and a session bus of the test's own; both end with it.
+pub struct Session {
+    children: Vec<Child>,
+    pub display: String,
+    pub bus: String,
+}
+
+impl Session {
+    pub fn start() -> Self {
+        let mut xvfb = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (apt install xvfb)");
+        let display = first_line(&mut xvfb);
+        let mut dbus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon");
+        let bus = first_line(&mut dbus);
+        Self {
+            children: vec![xvfb, dbus],
+            display: format!(":{display}"),
+            bus,
+        }
+    }
+
+    /// A command that runs inside this session.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("NO_AT_BRIDGE", "1");
+        c
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _gone = child.kill();
+            let _reaped = child.wait();
+        }
+    }
+}
+
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    line.trim().to_string()
+}
