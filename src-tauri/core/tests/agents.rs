@@ -396,3 +396,39 @@ async fn vm_mode_warns_when_another_agent_would_not_fit_in_memory() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_while_stopped_moves_the_agent_to_a_free_one() {
+    let home = Home::new();
+    let core = start_core(&home, IMAGE).await;
+    let agents = core.agents();
+    let name = format!("porter{}", std::process::id() % 10_000);
+    let agent = agents.create_and_wait(req(&name)).await.expect("create");
+    agents.stop(agent.id).await.expect("stop");
+    // Another program takes the port while the agent is stopped.
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", agent.port)).expect("take the port");
+    let again = agents
+        .start(agent.id)
+        .await
+        .expect("starts on another port");
+    assert_eq!(again.status, AgentStatus::Running);
+    assert_ne!(again.port, agent.port);
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", again.port))
+        .await
+        .expect("health");
+    assert!(health.status().is_success());
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(agent.dir.join("config/openclaw.json")).expect("config"),
+    )
+    .expect("json");
+    assert_eq!(
+        config["gateway"]["controlUi"]["allowedOrigins"][0],
+        format!("http://127.0.0.1:{}", again.port)
+    );
+    let (log, _) = agents.follow_logs(agent.id).expect("log");
+    assert!(log
+        .iter()
+        .any(|l| l.contains("is taken by another program")));
+    agents.delete(agent.id).await.expect("delete");
+    assert!(containers(&label(&home)).is_empty());
+}

@@ -400,6 +400,7 @@ impl Agents {
         log.push("Starting agent...");
         let result = async {
             self.ensure_runtime().await?;
+            let record = self.move_off_a_taken_port(record, &log).await?;
             if !self.container_exists(&record).await? {
                 log.push("Container missing; creating it again");
                 self.ensure_image(&record.image, &log).await?;
@@ -409,6 +410,54 @@ impl Agents {
         }
         .await;
         self.finish_start(id, result, &log).await
+    }
+
+    /// A port free at create may be taken by another program since. Then the agent
+    /// moves to a free port: its config follows and its container is made again
+    /// (a published port is fixed at create).
+    async fn move_off_a_taken_port(
+        &self,
+        record: AgentRecord,
+        log: &LogRing,
+    ) -> Result<AgentRecord, AgentError> {
+        if port_is_free(record.port)
+            || self.inspect_container(&record.container_name()).await == Some(Container::Running)
+        {
+            return Ok(record);
+        }
+        let port = {
+            let state = self.lock();
+            let held: Vec<u16> = state.values().map(|e| e.record.port).collect();
+            free_port(self.inner.settings.first_agent_port, &held)?
+        };
+        log.push(format!(
+            "Port {} is taken by another program; the agent moves to port {port}",
+            record.port
+        ));
+        let config = record.dir.join("config/openclaw.json");
+        if let Ok(text) = std::fs::read_to_string(&config) {
+            if let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&text) {
+                value["gateway"]["controlUi"]["allowedOrigins"] = serde_json::json!([
+                    format!("http://127.0.0.1:{port}"),
+                    format!("http://localhost:{port}")
+                ]);
+                let mut bytes = serde_json::to_vec_pretty(&value)
+                    .map_err(|e| AgentError::Folder(e.to_string()))?;
+                bytes.push(b'\n');
+                store::write_secret(&config, &bytes)?;
+            }
+        }
+        self.podman()
+            .run(Call::new([
+                "rm",
+                "--force",
+                "--ignore",
+                &record.container_name(),
+            ]))
+            .await?;
+        self.update(record.id, |e| e.record.port = port)?;
+        self.persist()?;
+        self.record(record.id)
     }
 
     /// Stops the agent's container, giving the gateway the stop timeout to exit
@@ -1213,12 +1262,16 @@ fn is_engine_unreachable(e: &PodmanError) -> bool {
     e.says("cannot connect to podman") || e.says("unable to connect to podman")
 }
 
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
 /// The lowest port from `first` that no agent holds and that is free on 127.0.0.1.
 fn free_port(first: u16, held: &[u16]) -> Result<u16, AgentError> {
     let last = first.saturating_add(999);
     (first..=last)
         .filter(|p| !held.contains(p))
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .find(|p| port_is_free(*p))
         .ok_or(AgentError::NoFreePort(first, last))
 }
 
