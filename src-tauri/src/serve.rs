@@ -88,15 +88,27 @@ pub async fn termination() -> &'static str {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             },
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-                "Ctrl-C"
+            (term, int) => {
+                tracing::warn!(
+                    ?term,
+                    ?int,
+                    "no signal handlers; only Ctrl-C ends the server"
+                );
+                ctrl_c().await
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+        ctrl_c().await
     }
+}
+
+async fn ctrl_c() -> &'static str {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::error!(error = %e, "cannot wait for Ctrl-C");
+        // Nothing can end the server now but a kill; do not return at once.
+        std::future::pending::<()>().await;
+    }
+    "Ctrl-C"
 }
