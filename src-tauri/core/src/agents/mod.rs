@@ -9,7 +9,7 @@ mod watch;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -179,7 +179,8 @@ struct Inner {
     /// (or test runs) on one Podman never touch each other's containers.
     home_label: String,
     time_zone: String,
-    host: OnceLock<HostTraits>,
+    /// Probed once, by the first operation that needs it; others wait for it.
+    host: tokio::sync::OnceCell<HostTraits>,
     http: reqwest::Client,
     state: Mutex<BTreeMap<Uuid, Entry>>,
     /// Serializes writes of `agents.json` so they land in order.
@@ -221,7 +222,7 @@ impl Agents {
                 machine,
                 store,
                 home_label,
-                host: OnceLock::new(),
+                host: tokio::sync::OnceCell::new(),
                 http,
                 state: Mutex::new(state),
                 save: Mutex::new(()),
@@ -717,10 +718,7 @@ impl Agents {
 
     async fn ensure_runtime(&self) -> Result<(), AgentError> {
         self.inner.machine.ensure_ready().await?;
-        if self.inner.host.get().is_none() {
-            let traits = self.probe_host().await;
-            let _raced = self.inner.host.set(traits);
-        }
+        self.inner.host.get_or_init(|| self.probe_host()).await;
         Ok(())
     }
 
@@ -845,7 +843,7 @@ impl Agents {
         let started = tokio::time::Instant::now();
         let url = format!("http://127.0.0.1:{}/healthz", record.port);
         let mut last_note = 0;
-        let mut tries = 0u32;
+        let mut last_look = tokio::time::Instant::now();
         loop {
             if let Ok(resp) = self
                 .inner
@@ -861,12 +859,12 @@ impl Agents {
             }
             // Events say it first; a look every few seconds covers the moments the
             // event stream is not attached (app start, reconnects).
-            if tries % 3 == 2 {
+            if last_look.elapsed() >= Duration::from_secs(3) {
+                last_look = tokio::time::Instant::now();
                 if let Some(seen) = self.inspect_container(&record.container_name()).await {
                     self.update(record.id, |e| e.container = seen)?;
                 }
             }
-            tries += 1;
             if let Container::Exited(code) = self.container_state(record.id) {
                 return Err(AgentError::Gateway(match code {
                     Some(code) => format!("The gateway exited during start (exit code {code})"),
@@ -885,7 +883,14 @@ impl Agents {
                 last_note = elapsed;
                 log.push(format!("Starting gateway... {elapsed}s"));
             }
-            tokio::time::sleep(Duration::from_millis(1000)).await;
+            // Often up within a second (small images, warm caches): look often at
+            // first, then once a second like the replaced runtime.
+            let pause = if started.elapsed() < Duration::from_secs(2) {
+                100
+            } else {
+                1000
+            };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         self.spawn_readiness_check(record.id, record.port);
         Ok(())
@@ -951,9 +956,18 @@ impl Agents {
                         }
                         log.push_raw("--- End container logs ---");
                     }
-                    // A container that failed its start must not linger half-alive.
-                    if let Err(e) = self.stop_container(&name).await {
-                        tracing::warn!(error = %e, "could not stop a failed agent's container");
+                    // A container that failed its start must not linger half-alive,
+                    // and a stopped one would be brought back by its restart policy
+                    // when it had exited on its own: remove it (its last lines are
+                    // in the log above); the next start makes it again.
+                    let rm = Call::new(["rm", "--force", "--ignore", "--time", "0", &name]);
+                    match self.podman().run(rm).await {
+                        Ok(_) => {
+                            let _gone = self.update(id, |e| e.container = Container::Missing);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not remove a failed agent's container")
+                        }
                     }
                 }
                 self.update(id, |e| {
