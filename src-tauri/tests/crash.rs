@@ -100,16 +100,25 @@ impl Instance {
         self.server.as_ref().expect("running")
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::RequestBuilder {
         let s = self.server();
-        let mut r = self
+        let r = self
             .http
             .request(method, format!("{}{path}", s.url))
             .bearer_auth(&s.token);
-        if let Some(b) = body {
-            r = r.json(&b);
+        match body {
+            Some(b) => r.json(&b),
+            None => r,
         }
-        match r.send().await {
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        match self.request(method, path, body).send().await {
             Ok(resp) => {
                 let code = resp.status().as_u16();
                 (code, resp.json().await.unwrap_or(Value::Null))
@@ -120,14 +129,7 @@ impl Instance {
 
     /// Sends a request and does not wait for its answer.
     fn fire(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
-        let s = self.server();
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", s.url))
-            .bearer_auth(&s.token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
+        let r = self.request(method, path, body);
         tokio::spawn(async move {
             let _answer = r.send().await;
         });
