@@ -14,6 +14,7 @@ use common::{instance_label, repo, wait_for, Home, Session, BIN};
 /// Reading and clicking the tray menu the app exports over D-Bus.
 trait TrayProbe {
     fn gdbus(&self, args: &[&str]) -> String;
+    fn call(&self, name: &str, path: &str, method: &str, args: &[&str]) -> String;
     fn bus_names_of(&self, pid: u32) -> Vec<String>;
     fn menu_path(&self, name: &str) -> Option<String>;
     fn layout(&self, name: &str, path: &str) -> Vec<MenuEntry>;
@@ -33,31 +34,38 @@ impl TrayProbe for Session {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// The unique bus names the app owns, matched by its PID (it has several: GTK,
-    /// the single-instance guard, the tray).
-    fn bus_names_of(&self, pid: u32) -> Vec<String> {
-        let bus = [
+    /// `gdbus call` of one method on the session bus.
+    fn call(&self, name: &str, path: &str, method: &str, args: &[&str]) -> String {
+        let head = [
             "call",
             "--session",
             "-d",
-            "org.freedesktop.DBus",
+            name,
             "-o",
-            "/org/freedesktop/DBus",
+            path,
             "-m",
+            method,
+            "--",
         ];
-        let names = self.gdbus(&[&bus[..], &["org.freedesktop.DBus.ListNames"]].concat());
+        self.gdbus(&[&head[..], args].concat())
+    }
+
+    /// The unique bus names the app owns, matched by its PID (it has several: GTK,
+    /// the single-instance guard, the tray).
+    fn bus_names_of(&self, pid: u32) -> Vec<String> {
+        let (dbus, dbus_path) = ("org.freedesktop.DBus", "/org/freedesktop/DBus");
+        let names = self.call(dbus, dbus_path, "org.freedesktop.DBus.ListNames", &[]);
         names
             .split('\'')
             .filter(|n| n.starts_with(":1."))
             .filter(|n| {
-                let out = self.gdbus(
-                    &[
-                        &bus[..],
-                        &["org.freedesktop.DBus.GetConnectionUnixProcessID", n],
-                    ]
-                    .concat(),
-                );
-                out.contains(&format!("uint32 {pid},"))
+                self.call(
+                    dbus,
+                    dbus_path,
+                    "org.freedesktop.DBus.GetConnectionUnixProcessID",
+                    &[n],
+                )
+                .contains(&format!("uint32 {pid},"))
             })
             .map(str::to_string)
             .collect()
@@ -75,39 +83,22 @@ impl TrayProbe for Session {
     }
 
     fn layout(&self, name: &str, path: &str) -> Vec<MenuEntry> {
-        parse_layout(&self.gdbus(&[
-            "call",
-            "--session",
-            "-d",
+        parse_layout(&self.call(
             name,
-            "-o",
             path,
-            "-m",
             "com.canonical.dbusmenu.GetLayout",
-            "--",
-            "0",
-            "-1",
-            "[]",
-        ]))
+            &["0", "-1", "[]"],
+        ))
     }
 
     fn click(&self, name: &str, path: &str, id: u32) -> bool {
         let id = id.to_string();
-        let out = self.gdbus(&[
-            "call",
-            "--session",
-            "-d",
+        let out = self.call(
             name,
-            "-o",
             path,
-            "-m",
             "com.canonical.dbusmenu.Event",
-            "--",
-            &id,
-            "clicked",
-            "<0>",
-            "0",
-        ]);
+            &[&id, "clicked", "<0>", "0"],
+        );
         out.contains("()")
     }
 
