@@ -147,19 +147,8 @@ impl Instance {
 
     /// `(agent id label, running)` of every container of this instance.
     fn containers(&self) -> Vec<(String, bool)> {
-        let out = Command::new("podman")
-            .args([
-                "ps",
-                "-a",
-                "--format",
-                "json",
-                "--filter",
-                &format!("label=io.clawdock.home={}", self.label()),
-            ])
-            .output()
-            .expect("ps");
-        let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        rows.iter()
+        common::instance_containers::rows(&self.label())
+            .iter()
             .map(|r| {
                 (
                     r["Labels"]["io.clawdock.agent"]

@@ -3,6 +3,8 @@
 //! session (Xvfb and a D-Bus session bus of the test's own).
 #![allow(dead_code)] // each test target uses a different part
 
+pub mod instance_containers;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,30 +44,10 @@ pub fn instance_label(home: &Path) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Removes every container of one instance (test hygiene, also after a failure).
+/// Removes every container of the instance using `home`.
 pub fn remove_containers(home: &Path) {
-    let Some(label) = instance_label(home) else {
-        return;
-    };
-    let out = Command::new("podman")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=io.clawdock.home={label}"),
-        ])
-        .output();
-    if let Ok(out) = out {
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        if !ids.is_empty() {
-            let _removed = Command::new("podman")
-                .args(["rm", "-f", "-t", "0"])
-                .args(&ids)
-                .output();
-        }
+    if let Some(label) = instance_label(home) {
+        instance_containers::remove_all(&label);
     }
 }
 

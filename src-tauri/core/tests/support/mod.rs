@@ -133,46 +133,19 @@ impl Drop for Home {
     }
 }
 
+#[path = "../../../tests/common/instance_containers.rs"]
+pub mod instance_containers;
+
 /// Removes every container of one instance (test hygiene).
 pub fn remove_containers(label: &str) {
-    let out = std::process::Command::new("podman")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=io.clawdock.home={label}"),
-        ])
-        .output();
-    if let Ok(out) = out {
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        if !ids.is_empty() {
-            let _removed = std::process::Command::new("podman")
-                .args(["rm", "-f", "-t", "0"])
-                .args(&ids)
-                .output();
-        }
-    }
+    instance_containers::remove_all(label);
 }
 
 /// Containers of one instance as `(name, state)`, state as in `podman ps` JSON
 /// (`running`, `exited`, ...).
 pub fn containers(label: &str) -> Vec<(String, String)> {
-    let out = std::process::Command::new("podman")
-        .args([
-            "ps",
-            "-a",
-            "--format",
-            "json",
-            "--filter",
-            &format!("label=io.clawdock.home={label}"),
-        ])
-        .output()
-        .expect("podman ps");
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    rows.iter()
+    instance_containers::rows(label)
+        .iter()
         .map(|r| {
             (
                 r["Names"][0].as_str().unwrap_or_default().to_string(),
