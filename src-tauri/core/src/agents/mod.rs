@@ -119,6 +119,9 @@ enum Container {
 struct Entry {
     record: AgentRecord,
     activity: Option<Activity>,
+    /// When this app last started the container, to tell a late `died` of an
+    /// earlier run from a real one.
+    started_at: Option<DateTime<Utc>>,
     container: Container,
     ready: bool,
     notice: Option<String>,
@@ -132,6 +135,7 @@ impl Entry {
         Self {
             record,
             activity: None,
+            started_at: None,
             container: Container::Unknown,
             ready: false,
             notice: None,
@@ -820,7 +824,10 @@ impl Agents {
         self.refuse_when_shutting_down()?;
         // Noted before the start: a gateway that dies at once sends its `died`
         // event before `podman start` returns, and that must not be overwritten.
-        self.update(record.id, |e| e.container = Container::Running)?;
+        self.update(record.id, |e| {
+            e.container = Container::Running;
+            e.started_at = Some(Utc::now());
+        })?;
         self.podman()
             .run(Call::new(["start", &record.container_name()]))
             .await
@@ -865,11 +872,19 @@ impl Agents {
                     self.update(record.id, |e| e.container = seen)?;
                 }
             }
-            if let Container::Exited(code) = self.container_state(record.id) {
-                return Err(AgentError::Gateway(match code {
-                    Some(code) => format!("The gateway exited during start (exit code {code})"),
-                    None => "The gateway's container did not start".into(),
-                }));
+            if let Container::Exited(_) = self.container_state(record.id) {
+                // The `died` of an earlier stop can arrive after this start began:
+                // Podman, asked now, decides.
+                let seen = self.inspect_container(&record.container_name()).await;
+                if let Some(seen) = seen {
+                    self.update(record.id, |e| e.container = seen)?;
+                }
+                if let Container::Exited(code) = self.container_state(record.id) {
+                    return Err(AgentError::Gateway(match code {
+                        Some(code) => format!("The gateway exited during start (exit code {code})"),
+                        None => "The gateway's container did not start".into(),
+                    }));
+                }
             }
             self.refuse_when_shutting_down()?;
             let elapsed = started.elapsed().as_secs();

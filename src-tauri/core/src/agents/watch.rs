@@ -41,6 +41,8 @@ struct EventLine {
     attributes: Option<HashMap<String, String>>,
     /// Omitted when the exit code is 0.
     container_exit_code: Option<i32>,
+    /// RFC 3339 with nanoseconds.
+    time: String,
 }
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
@@ -133,13 +135,30 @@ impl Agents {
             "remove" => Container::Missing,
             _ => return,
         };
-        self.observe(id, seen);
+        // Only a native engine shares this clock; a VM's may drift.
+        let at = (self.machine().mode() == Mode::Native)
+            .then(|| chrono::DateTime::parse_from_rfc3339(&event.time).ok())
+            .flatten()
+            .map(|t| t.with_timezone(&chrono::Utc));
+        self.observe_at(id, seen, at);
     }
 
     /// Applies what Podman says of a container. While an operation runs, only the
     /// container state is noted: the operation decides the status.
     fn observe(&self, id: Uuid, seen: Container) {
+        self.observe_at(id, seen, None);
+    }
+
+    /// `at`: when Podman saw it (events carry a time; listings are "now"). An exit
+    /// from before the agent last started belongs to an earlier run and is ignored:
+    /// events can arrive after the start they precede has finished.
+    fn observe_at(&self, id: Uuid, seen: Container, at: Option<chrono::DateTime<chrono::Utc>>) {
         let change = self.update(id, |e| {
+            if let (Container::Exited(_), Some(at), Some(started)) = (seen, at, e.started_at) {
+                if at < started {
+                    return None;
+                }
+            }
             let before = (e.record.status, e.record.error.clone());
             if e.activity.is_some() || e.record.deleting {
                 // A listing taken while an operation starts the container may still
