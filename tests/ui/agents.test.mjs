@@ -49,6 +49,8 @@ test('create an agent from the dialog, see it run, stop it, delete it', async ()
   await panel.locator('.badge', { hasText: 'Running' }).waitFor();
   await page.keyboard.press('Escape');
   await panel.waitFor({ state: 'hidden' });
+  // A dialog's `close` event (which routes back) fires a task after it is hidden.
+  await page.waitForFunction(() => location.hash === '', null, { timeout: 5000 }).catch(() => {});
   assert.equal(new URL(page.url()).hash, '', 'closing the panel goes back to the agents page');
 
   const row = agentRow(page, name);
