@@ -4,9 +4,16 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use clawdock_core::api::{sse_data_lines, Discovery};
+use clawdock_core::agents::AgentView;
+use clawdock_core::api::{sse_data_lines, ApiError, Discovery};
+use clawdock_core::events::Event;
 use clawdock_core::settings::Settings;
+use clawdock_core::shutdown::ShutdownReport;
+use clawdock_core::status::RuntimeStatus;
+use clawdock_core::store::AgentStatus;
 use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 #[derive(Subcommand)]
@@ -69,6 +76,7 @@ pub enum Request {
     Status { json: bool },
     Agents(AgentsCommand),
     Url,
+    Quit { json: bool },
 }
 
 /// Exit code when no instance runs, so scripts can tell it apart from failures.
@@ -79,6 +87,23 @@ enum CliError {
     NotRunning(String),
     Api(String),
     Other(String),
+    /// The instance quit but left containers running (named).
+    LeftRunning(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct AgentList {
+    agents: Vec<AgentView>,
+}
+
+#[derive(Deserialize)]
+struct OneAgent {
+    agent: AgentView,
+}
+
+#[derive(Deserialize)]
+struct Quitted {
+    report: ShutdownReport,
 }
 
 pub fn run(request: Request) -> ExitCode {
@@ -104,6 +129,13 @@ pub fn run(request: Request) -> ExitCode {
             eprintln!("clawdock: {msg}");
             ExitCode::FAILURE
         }
+        Err(CliError::LeftRunning(names)) => {
+            eprintln!(
+                "clawdock: quit, but these containers still run: {}",
+                names.join(", ")
+            );
+            ExitCode::from(crate::exit::LEFT_RUNNING)
+        }
     }
 }
 
@@ -128,12 +160,13 @@ impl Client {
         })
     }
 
-    async fn call(
+    /// One request, its answer read as `T` (the core's own types).
+    async fn call<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, CliError> {
+    ) -> Result<T, CliError> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -143,14 +176,15 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         let status = resp.status();
-        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| CliError::Other(e.to_string()))?;
         if status.is_success() {
-            Ok(value)
+            serde_json::from_slice(&bytes)
+                .map_err(|e| CliError::Other(format!("unexpected answer from the API: {e}")))
         } else {
-            Err(CliError::Api(value["error"].as_str().map_or_else(
-                || format!("the API answered {status}"),
-                str::to_string,
-            )))
+            Err(api_error(status, &bytes))
         }
     }
 
@@ -164,11 +198,8 @@ impl Client {
             .map_err(|e| self.unreachable(e))?;
         if !resp.status().is_success() {
             let status = resp.status();
-            let value: Value = resp.json().await.unwrap_or(Value::Null);
-            return Err(CliError::Api(value["error"].as_str().map_or_else(
-                || format!("the API answered {status}"),
-                str::to_string,
-            )));
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(api_error(status, &bytes));
         }
         Ok(sse_data_lines(resp.bytes_stream()))
     }
@@ -183,19 +214,20 @@ impl Client {
 
     /// An agent's id from its name or id.
     async fn resolve(&self, agent: &str) -> Result<String, CliError> {
-        let list = self.call(reqwest::Method::GET, "/agents", None).await?;
-        list["agents"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| {
-                a["id"] == agent
-                    || a["name"]
-                        .as_str()
-                        .is_some_and(|n| n.eq_ignore_ascii_case(agent))
-            })
-            .and_then(|a| a["id"].as_str().map(str::to_string))
+        let list: AgentList = self.call(reqwest::Method::GET, "/agents", None).await?;
+        list.agents
+            .iter()
+            .find(|a| a.id.to_string() == agent || a.name.eq_ignore_ascii_case(agent))
+            .map(|a| a.id.to_string())
             .ok_or_else(|| CliError::Api(format!("no agent named `{agent}`")))
+    }
+}
+
+/// The API's `{error, code}`, or the status when the body is not that.
+fn api_error(status: reqwest::StatusCode, body: &[u8]) -> CliError {
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(e) => CliError::Api(e.message),
+        Err(_) => CliError::Api(format!("the API answered {status}")),
     }
 }
 
@@ -207,42 +239,55 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             println!("{}/#token={}", client.base, client.token);
         }
         Request::Status { json } => {
-            let status = client
+            let status: RuntimeStatus = client
                 .call(Method::GET, "/agents/runtime-status", None)
                 .await?;
-            let agents = client.call(Method::GET, "/agents", None).await?;
+            let list: AgentList = client.call(Method::GET, "/agents", None).await?;
             if json {
-                print_json(&json!({ "runtime": status, "agents": agents["agents"] }));
+                print_json(&json!({ "runtime": status, "agents": list.agents }));
             } else {
                 println!(
                     "Runtime:  {} ({} mode)",
-                    status["state"].as_str().unwrap_or("?"),
-                    status["mode"].as_str().unwrap_or("?")
+                    to_word(&status.state),
+                    to_word(&status.mode)
                 );
                 println!(
                     "Podman:   {}",
-                    status["podmanVersion"].as_str().unwrap_or("not installed")
+                    status.podman_version.as_deref().unwrap_or("not installed")
                 );
-                if let Some(e) = status["error"].as_str() {
+                if let Some(e) = &status.error {
                     println!("Error:    {e}");
                 }
-                let list = agents["agents"].as_array().cloned().unwrap_or_default();
-                let running = list.iter().filter(|a| a["status"] == "running").count();
-                println!("Agents:   {} ({running} running)", list.len());
+                let running = list
+                    .agents
+                    .iter()
+                    .filter(|a| a.status == AgentStatus::Running)
+                    .count();
+                println!("Agents:   {} ({running} running)", list.agents.len());
                 println!("API:      {}", client.base);
             }
         }
-        Request::Agents(AgentsCommand::List { json }) => {
-            let agents = client.call(Method::GET, "/agents", None).await?;
+        Request::Quit { json } => {
+            let quitted: Quitted = client.call(Method::POST, "/shutdown", None).await?;
             if json {
-                print_json(&agents["agents"]);
+                print_json(&quitted.report);
             } else {
-                print_table(
-                    agents["agents"]
-                        .as_array()
-                        .map(Vec::as_slice)
-                        .unwrap_or_default(),
+                println!(
+                    "Clawdock quit: {} agent(s) stopped, {} killed.",
+                    quitted.report.stopped.len(),
+                    quitted.report.killed
                 );
+            }
+            if !quitted.report.clean() {
+                return Err(CliError::LeftRunning(quitted.report.leftover));
+            }
+        }
+        Request::Agents(AgentsCommand::List { json }) => {
+            let list: AgentList = client.call(Method::GET, "/agents", None).await?;
+            if json {
+                print_json(&list.agents);
+            } else {
+                print_table(&list.agents);
             }
         }
         Request::Agents(AgentsCommand::Create {
@@ -264,47 +309,40 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 "name": name, "providerType": provider, "apiKey": api_key,
                 "baseUrl": base_url, "modelId": model,
             });
-            let created = client
+            let created: OneAgent = client
                 .call(Method::POST, "/agents/create", Some(body))
                 .await?;
-            let id = created["agent"]["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let mut agent = created["agent"].clone();
+            let mut agent = created.agent;
             if let Some(events) = events {
                 if !json {
                     eprintln!("Creating {name}...");
                 }
-                agent = wait_settled(events, &id).await?;
+                agent = wait_settled(events, agent.id).await?;
             }
             report(&agent, json, "Created");
-            if agent["status"] == "error" {
+            if agent.status == AgentStatus::Error {
                 return Err(CliError::Api(
-                    agent["error"]
-                        .as_str()
-                        .unwrap_or("create failed")
-                        .to_string(),
+                    agent.error.unwrap_or_else(|| "create failed".into()),
                 ));
             }
         }
         Request::Agents(AgentsCommand::Start { agent, json }) => {
             let id = client.resolve(&agent).await?;
-            let out = client
+            let out: OneAgent = client
                 .call(Method::POST, &format!("/agents/{id}/start"), None)
                 .await?;
-            report(&out["agent"], json, "Started");
+            report(&out.agent, json, "Started");
         }
         Request::Agents(AgentsCommand::Stop { agent, json }) => {
             let id = client.resolve(&agent).await?;
-            let out = client
+            let out: OneAgent = client
                 .call(Method::POST, &format!("/agents/{id}/stop"), None)
                 .await?;
-            report(&out["agent"], json, "Stopped");
+            report(&out.agent, json, "Stopped");
         }
         Request::Agents(AgentsCommand::Rm { agent, json }) => {
             let id = client.resolve(&agent).await?;
-            let out = client
+            let out: Value = client
                 .call(Method::DELETE, &format!("/agents/{id}"), None)
                 .await?;
             if json {
@@ -336,34 +374,33 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
 /// Reads the event stream until the agent is running or failed.
 async fn wait_settled(
     events: impl futures::Stream<Item = String>,
-    id: &str,
-) -> Result<Value, CliError> {
+    id: uuid::Uuid,
+) -> Result<AgentView, CliError> {
     let mut events = std::pin::pin!(events);
     while let Some(data) = events.next().await {
-        let Ok(event) = serde_json::from_str::<Value>(&data) else {
+        let Ok(event) = serde_json::from_str::<Event>(&data) else {
             continue;
         };
-        let agent = match event["type"].as_str() {
-            Some("agent") => event["agent"].clone(),
-            Some("snapshot") => event["agents"]
-                .as_array()
-                .and_then(|a| a.iter().find(|a| a["id"] == id).cloned())
-                .unwrap_or(Value::Null),
-            Some("agentRemoved") if event["id"] == id => {
+        let agent = match event {
+            Event::Agent { agent, .. } => Some(agent),
+            Event::Snapshot { agents, .. } => agents.into_iter().find(|a| a.id == id),
+            Event::AgentRemoved { id: gone } if gone == id => {
                 return Err(CliError::Api(
                     "the agent was deleted while it was being created".into(),
                 ))
             }
-            _ => continue,
+            _ => None,
         };
-        if agent["id"] == id
-            && agent["activity"].is_null()
-            && matches!(
-                agent["status"].as_str(),
-                Some("running" | "error" | "stopped")
-            )
-        {
-            return Ok(agent);
+        if let Some(agent) = agent {
+            if agent.id == id
+                && agent.activity.is_none()
+                && matches!(
+                    agent.status,
+                    AgentStatus::Running | AgentStatus::Error | AgentStatus::Stopped
+                )
+            {
+                return Ok(agent);
+            }
         }
     }
     Err(CliError::Other(
@@ -371,30 +408,38 @@ async fn wait_settled(
     ))
 }
 
-fn report(agent: &Value, json: bool, verb: &str) {
+/// An enum's wire word (`ready`, `native`), for people.
+fn to_word(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn report(agent: &AgentView, json: bool, verb: &str) {
     if json {
         print_json(agent);
-    } else if agent["status"] == "error" {
+    } else if agent.status == AgentStatus::Error {
         println!(
             "{} failed: {}",
-            agent["name"].as_str().unwrap_or("?"),
-            agent["error"].as_str().unwrap_or("?")
+            agent.name,
+            agent.error.as_deref().unwrap_or("?")
         );
     } else {
         println!(
             "{verb} {} ({}, port {})",
-            agent["name"].as_str().unwrap_or("?"),
-            agent["status"].as_str().unwrap_or("?"),
-            agent["port"]
+            agent.name,
+            to_word(&agent.status),
+            agent.port
         );
     }
 }
 
-fn print_json(v: &Value) {
+fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn print_table(agents: &[Value]) {
+fn print_table(agents: &[AgentView]) {
     if agents.is_empty() {
         println!("No agents yet. Create one with `clawdock agents create NAME`.");
         return;
@@ -403,14 +448,12 @@ fn print_table(agents: &[Value]) {
         .iter()
         .map(|a| {
             [
-                a["name"].as_str().unwrap_or_default().to_string(),
-                a["activity"]
-                    .as_str()
-                    .unwrap_or_else(|| a["status"].as_str().unwrap_or_default())
-                    .to_string(),
-                a["port"].to_string(),
-                a["gatewayUrl"].as_str().unwrap_or("-").to_string(),
-                a["error"].as_str().unwrap_or_default().to_string(),
+                a.name.clone(),
+                a.activity
+                    .map_or_else(|| to_word(&a.status), |activity| to_word(&activity)),
+                a.port.to_string(),
+                a.gateway_url.clone().unwrap_or_else(|| "-".into()),
+                a.error.clone().unwrap_or_default(),
             ]
         })
         .collect();

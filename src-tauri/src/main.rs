@@ -3,6 +3,7 @@
 
 mod cli;
 mod desktop;
+mod exit;
 mod logging;
 mod serve;
 
@@ -40,6 +41,12 @@ enum Command {
     },
     /// Print the address of the web UI of the running instance (with its token).
     Url,
+    /// Quit the running instance: stop its agents, then exit. Exits 4 when
+    /// containers were left running.
+    Quit {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn environment_help() -> String {
@@ -60,5 +67,6 @@ fn main() -> std::process::ExitCode {
             command.unwrap_or(cli::AgentsCommand::List { json: false }),
         )),
         Some(Command::Url) => cli::run(cli::Request::Url),
+        Some(Command::Quit { json }) => cli::run(cli::Request::Quit { json }),
     }
 }

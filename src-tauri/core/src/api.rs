@@ -20,10 +20,11 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::agents::{AgentError, CreateRequest};
+use crate::agents::{AgentError, CreateRequest, ErrorCode};
+use crate::events::Event;
 use crate::machine::{MachineError, MachineSpec};
 use crate::store::{self, StoreError};
 use crate::Clawdock;
@@ -40,57 +41,72 @@ const WINDOW_ORIGINS: &[&str] = &[
     "https://tauri.localhost",
 ];
 
-/// An error as clients get it: `{error: "<message>"}` with a fitting status.
-#[derive(Debug)]
+/// An error as clients get it: `{error: "<a sentence>", code: "<stable code>"}`
+/// with the status the code calls for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {
+    #[serde(skip, default = "internal_status")]
     status: StatusCode,
-    message: String,
+    pub code: ErrorCode,
+    #[serde(rename = "error")]
+    pub message: String,
+}
+
+fn internal_status() -> StatusCode {
+    StatusCode::INTERNAL_SERVER_ERROR
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: status_of(code),
+            code,
             message: message.into(),
+        }
+    }
+}
+
+/// The HTTP status of each error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::InvalidName | C::InvalidInput | C::BadRequest => StatusCode::BAD_REQUEST,
+        C::Unauthorized => StatusCode::UNAUTHORIZED,
+        C::Forbidden => StatusCode::FORBIDDEN,
+        C::NotFound => StatusCode::NOT_FOUND,
+        C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        C::NameTaken | C::ContainerNameTaken | C::NotRunning => StatusCode::CONFLICT,
+        C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        C::GatewayFailed => StatusCode::BAD_GATEWAY,
+        C::PodmanUnavailable | C::RuntimeNotReady | C::ShuttingDown | C::NoFreePort => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        C::PodmanFailed | C::StoreFailed | C::FolderFailed | C::Internal => {
+            StatusCode::INTERNAL_SERVER_ERROR
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        (self.status, Json(self)).into_response()
     }
 }
 
 impl From<AgentError> for ApiError {
     fn from(e: AgentError) -> Self {
-        use crate::podman::PodmanError;
-        let status = match &e {
-            AgentError::InvalidName(_) | AgentError::InvalidInput(_) => StatusCode::BAD_REQUEST,
-            AgentError::Duplicate(_) | AgentError::NotRunning => StatusCode::CONFLICT,
-            AgentError::NotFound => StatusCode::NOT_FOUND,
-            AgentError::RuntimeUnavailable(_)
-            | AgentError::ShuttingDown
-            | AgentError::NoFreePort(..)
-            | AgentError::Machine(_)
-            | AgentError::Podman(PodmanError::NotInstalled { .. }) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            AgentError::Gateway(_) => StatusCode::BAD_GATEWAY,
-            AgentError::Podman(_) | AgentError::Store(_) | AgentError::Folder(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        if status.is_server_error() {
-            tracing::warn!(error = %e, "request failed");
+        let err = Self::new(e.code(), e.to_string());
+        if err.status.is_server_error() {
+            tracing::warn!(error = %e, code = ?err.code, "request failed");
         }
-        Self::new(status, e.to_string())
+        err
     }
 }
 
 impl From<MachineError> for ApiError {
     fn from(e: MachineError) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        Self::new(ErrorCode::RuntimeNotReady, e.to_string())
     }
 }
 
@@ -109,12 +125,12 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
             Err(rejection) => {
-                let status = match &rejection {
-                    JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                    _ => StatusCode::BAD_REQUEST,
+                let code = match &rejection {
+                    JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
+                    JsonRejection::BytesRejection(_) => ErrorCode::PayloadTooLarge,
+                    _ => ErrorCode::BadRequest,
                 };
-                Err(ApiError::new(status, rejection.body_text()))
+                Err(ApiError::new(code, rejection.body_text()))
             }
         }
     }
@@ -125,8 +141,13 @@ struct AppState {
     core: Clawdock,
     token: Arc<str>,
     port: u16,
-    exit: Arc<Notify>,
+    /// Cancelled by [`ApiServer::close`]: ends the event and log streams, so the
+    /// graceful shutdown need not wait for clients that never hang up.
+    closing: CancellationToken,
 }
+
+/// How long closing waits for requests in flight before it drops them.
+const CLOSE_BOUND: Duration = Duration::from_secs(3);
 
 /// A listening API. Dropping it does not stop the server; call [`ApiServer::close`].
 pub struct ApiServer {
@@ -134,7 +155,7 @@ pub struct ApiServer {
     pub token: String,
     discovery: PathBuf,
     task: tokio::task::JoinHandle<()>,
-    exit: Arc<Notify>,
+    closing: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,13 +166,7 @@ pub enum ServeError {
     Store(#[from] StoreError),
 }
 
-/// What `api.json` holds, for local clients.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Discovery {
-    pub url: String,
-    pub token: String,
-    pub pid: u32,
-}
+pub use crate::instance::Discovery;
 
 impl ApiServer {
     /// Binds 127.0.0.1:`port` (0 for any free port), writes `api.json` and serves.
@@ -163,12 +178,12 @@ impl ApiServer {
             .local_addr()
             .map_err(|source| ServeError::Bind { port, source })?;
         let token = load_or_create_token(&core.settings().token_file())?;
-        let exit = Arc::new(Notify::new());
+        let closing = CancellationToken::new();
         let state = AppState {
             core: core.clone(),
             token: token.clone().into(),
             port: addr.port(),
-            exit: exit.clone(),
+            closing: closing.clone(),
         };
         let app = router(state);
         let discovery = core.settings().api_file();
@@ -182,8 +197,12 @@ impl ApiServer {
             source: std::io::Error::other(e),
         })?;
         store::write_secret(&discovery, &text)?;
+        let stop = closing.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
                 tracing::error!(error = %e, "API server stopped");
             }
         });
@@ -193,7 +212,7 @@ impl ApiServer {
             token,
             discovery,
             task,
-            exit,
+            closing,
         })
     }
 
@@ -201,16 +220,24 @@ impl ApiServer {
         format!("http://{}", self.addr)
     }
 
-    /// Resolves when a client asked for `POST /shutdown` and its answer was sent.
-    pub fn exit_requested(&self) -> Arc<Notify> {
-        self.exit.clone()
-    }
-
-    /// Stops serving and removes `api.json`.
-    pub fn close(self) {
-        self.task.abort();
-        if let Err(e) = std::fs::remove_file(&self.discovery) {
-            if e.kind() != std::io::ErrorKind::NotFound {
+    /// Stops serving: requests in flight get their answers (the one to
+    /// `POST /shutdown` among them), streams end, then `api.json` is removed if it
+    /// is still this process's.
+    pub async fn close(mut self) {
+        self.closing.cancel();
+        if tokio::time::timeout(CLOSE_BOUND, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still open after the close bound; dropping them");
+            self.task.abort();
+        }
+        let ours = std::fs::read(&self.discovery)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Discovery>(&bytes).ok())
+            .is_some_and(|d| d.pid == std::process::id());
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.discovery) {
                 tracing::warn!(error = %e, "could not remove api.json");
             }
         }
@@ -259,7 +286,7 @@ fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), guard_origin))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            ApiError::new(ErrorCode::Internal, "internal error").into_response()
         }))
         .with_state(state)
 }
@@ -288,7 +315,7 @@ async fn guard_origin(State(state): State<AppState>, req: Request, next: Next) -
         });
     if !host_ok {
         return ApiError::new(
-            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
             "This API answers only on its own address.",
         )
         .into_response();
@@ -304,7 +331,7 @@ async fn guard_origin(State(state): State<AppState>, req: Request, next: Next) -
         Some(o) if WINDOW_ORIGINS.contains(&o.as_str()) => Some(o.clone()),
         Some(_) => {
             return ApiError::new(
-                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
                 "Requests from this origin are not allowed.",
             )
             .into_response()
@@ -354,7 +381,7 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     if constant_time_eq(given.as_bytes(), state.token.as_bytes()) {
         next.run(req).await
     } else {
-        ApiError::new(StatusCode::UNAUTHORIZED, "Missing or wrong API token.").into_response()
+        ApiError::new(ErrorCode::Unauthorized, "Missing or wrong API token.").into_response()
     }
 }
 
@@ -363,11 +390,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "Not found.")
+    ApiError::new(ErrorCode::NotFound, "Not found.")
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
+    ApiError::new(ErrorCode::MethodNotAllowed, "Method not allowed.")
 }
 
 async fn static_file(req: Request) -> Response {
@@ -386,7 +413,7 @@ async fn static_file(req: Request) -> Response {
             *body,
         )
             .into_response(),
-        None => ApiError::new(StatusCode::NOT_FOUND, "Not found.").into_response(),
+        None => ApiError::new(ErrorCode::NotFound, "Not found.").into_response(),
     }
 }
 
@@ -464,7 +491,7 @@ fn summarize(
         .into_iter()
         .map(|(id, r)| match r {
             Ok(a) => json!({ "id": id, "status": a.status }),
-            Err(e) => json!({ "id": id, "error": e.to_string() }),
+            Err(e) => json!({ "id": id, "error": e.to_string(), "code": e.code() }),
         })
         .collect()
 }
@@ -482,7 +509,9 @@ type SseStream = futures::stream::BoxStream<'static, Result<SseEvent, Infallible
 
 type SseResponse = Sse<axum::response::sse::KeepAliveStream<SseStream>>;
 
-fn sse(stream: SseStream) -> SseResponse {
+/// An SSE answer that ends when the API closes.
+fn sse(stream: SseStream, closing: &CancellationToken) -> SseResponse {
+    let stream = stream.take_until(closing.clone().cancelled_owned()).boxed();
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
@@ -497,29 +526,25 @@ async fn agent_logs(
 ) -> Result<SseResponse, ApiError> {
     let id = parse_id(&id)?;
     if q.source.as_deref() == Some("container") {
-        let agent = s.core.agents().get(id).ok_or(AgentError::NotFound)?;
-        let tail = q.tail.unwrap_or(200).min(5000).to_string();
-        let name = crate::store::container_name(&agent.name);
-        let mut args = vec!["logs", "--tail", &tail];
-        if q.follow != Some(false) {
-            args.push("--follow");
-        }
-        args.push(&name);
+        let tail = q.tail.unwrap_or(200).min(5000);
+        let follow = q.follow != Some(false);
         let stream = s
             .core
-            .machine()
-            .podman()
-            .stream(&args)
-            .map_err(AgentError::from)?;
+            .agents()
+            .container_log_stream(id, tail, follow)
+            .await?;
+        let Some(stream) = stream else {
+            return Ok(sse(futures::stream::empty().boxed(), &s.closing));
+        };
         let lines = futures::stream::unfold(stream, |mut st| async move {
             st.next_line().await.map(|(_, line)| (data_line(&line), st))
         });
-        return Ok(sse(lines.boxed()));
+        return Ok(sse(lines.boxed(), &s.closing));
     }
     let (replay, live) = s.core.agents().follow_logs(id)?;
     let replay = futures::stream::iter(replay.into_iter().map(|l| data_line(&l)));
     if q.follow == Some(false) {
-        return Ok(sse(replay.boxed()));
+        return Ok(sse(replay.boxed(), &s.closing));
     }
     let live = tokio_stream::wrappers::BroadcastStream::new(live).filter_map(|r| async move {
         match r {
@@ -527,7 +552,7 @@ async fn agent_logs(
             Err(_lagged) => Some(data_line("[... lines skipped ...]")),
         }
     });
-    Ok(sse(replay.chain(live).boxed()))
+    Ok(sse(replay.chain(live).boxed(), &s.closing))
 }
 
 #[derive(Deserialize)]
@@ -543,7 +568,7 @@ async fn chat(
     let id = parse_id(&id)?;
     if body.message.trim().is_empty() {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidInput,
             "The message is empty.",
         ));
     }
@@ -585,40 +610,30 @@ async fn check_runtime(State(s): State<AppState>) -> Json<crate::status::Runtime
 /// Every change, as SSE. Starts with a snapshot so a client needs no other read.
 async fn events(State(s): State<AppState>) -> SseResponse {
     let rx = s.core.subscribe();
-    let snapshot = json!({
-        "type": "snapshot",
-        "status": s.core.runtime_status(),
-        "agents": s.core.agents().list(),
-    });
-    let first =
-        futures::stream::once(async move { Ok(SseEvent::default().data(snapshot.to_string())) });
+    let snapshot = |core: &Clawdock| Event::Snapshot {
+        status: core.runtime_status(),
+        agents: core.agents().list(),
+    };
+    let first = snapshot(&s.core);
     let core = s.core.clone();
-    let rest = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |r| {
-        let core = core.clone();
-        async move {
-            let value = match r {
-                Ok(event) => serde_json::to_value(&event).ok()?,
-                // A slow client missed events: send a fresh snapshot instead.
-                Err(_) => json!({
-                    "type": "snapshot",
-                    "status": core.runtime_status(),
-                    "agents": core.agents().list(),
-                }),
-            };
-            Some(Ok(SseEvent::default().data(value.to_string())))
-        }
+    let rest = tokio_stream::wrappers::BroadcastStream::new(rx).map(move |r| match r {
+        Ok(event) => event,
+        // A slow client missed events: send a fresh snapshot instead.
+        Err(_) => snapshot(&core),
     });
-    sse(first.chain(rest).boxed())
+    let all = futures::stream::once(async move { first })
+        .chain(rest)
+        .map(|event| {
+            Ok(SseEvent::default().data(serde_json::to_string(&event).unwrap_or_default()))
+        });
+    sse(all.boxed(), &s.closing)
 }
 
+/// Runs the shutdown routine (or joins the one under way) and answers with its
+/// report. The routine belongs to no request: a client that hangs up changes
+/// nothing. The process's owner sees it begin and exits when it ends.
 async fn shutdown(State(s): State<AppState>) -> Json<serde_json::Value> {
     let report = s.core.shutdown().await;
-    let exit = s.exit.clone();
-    // Tell the owner to exit once this answer is on its way.
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        exit.notify_one();
-    });
     Json(json!({ "status": "ok", "report": report }))
 }
 

@@ -4,16 +4,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::{broadcast, OnceCell};
+use futures::future::{BoxFuture, FutureExt, Shared};
+use tokio::sync::broadcast;
 
 use crate::agents::{AgentError, Agents};
 use crate::events::Event;
+use crate::instance::{InstanceLock, LockError};
 use crate::machine::{Machine, MachineError, MachineEvent, MachineSpec, RuntimeState, SetupStep};
 use crate::podman::Installation;
 use crate::settings::Settings;
 use crate::shutdown::{self, ShutdownReport};
 use crate::status::{self, RuntimeStatus, SetupProgress};
 use crate::store::StoreError;
+use crate::tasks::Tasks;
 
 /// A running Clawdock core. Cheap to clone.
 #[derive(Clone)]
@@ -29,7 +32,12 @@ struct Inner {
     podman_version: Mutex<Option<String>>,
     setup: Mutex<Option<(Instant, SetupProgress)>>,
     store_warning: Option<String>,
-    shutdown: OnceCell<ShutdownReport>,
+    tasks: Tasks,
+    /// The shutdown routine, once begun: every caller awaits the same run, which
+    /// belongs to no caller (a client that hangs up cannot cancel it).
+    shutdown: Mutex<Option<Shared<BoxFuture<'static, ShutdownReport>>>>,
+    /// Held for the life of the instance; released when the shutdown ends.
+    lock: Mutex<InstanceLock>,
     /// The status last sent, so listeners get changes only.
     last_published: Mutex<Option<RuntimeStatus>>,
 }
@@ -39,15 +47,20 @@ pub enum StartError {
     #[error("could not create the data folder {0}: {1}")]
     Home(String, std::io::Error),
     #[error(transparent)]
+    AlreadyRunning(#[from] LockError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl Clawdock {
-    /// Loads the agents and starts following Podman. Agents that ran at the last
-    /// quit are started again (unless the setting says not to).
+    /// Takes the data folder's lock, loads the agents and starts following Podman.
+    /// Agents that ran at the last quit are started again (unless the setting says
+    /// not to).
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         crate::store::create_private_dir(&settings.home)
             .map_err(|e| StartError::Home(settings.home.display().to_string(), e))?;
+        let lock = InstanceLock::acquire(&settings.home)?;
+        let tasks = Tasks::default();
         let (events, _) = broadcast::channel(1024);
         let machine = Machine::new(
             settings.podman.clone(),
@@ -55,8 +68,12 @@ impl Clawdock {
             settings.machine_name.clone(),
             settings.machine_timings.clone(),
         );
-        let (agents, store_warning) =
-            Agents::load(settings.clone(), machine.clone(), events.clone())?;
+        let (agents, store_warning) = Agents::load(
+            settings.clone(),
+            machine.clone(),
+            events.clone(),
+            tasks.clone(),
+        )?;
         let this = Self {
             inner: Arc::new(Inner {
                 settings,
@@ -66,7 +83,9 @@ impl Clawdock {
                 podman_version: Mutex::new(None),
                 setup: Mutex::new(None),
                 store_warning,
-                shutdown: OnceCell::new(),
+                tasks,
+                shutdown: Mutex::new(None),
+                lock: Mutex::new(lock),
                 last_published: Mutex::new(None),
             }),
         };
@@ -78,7 +97,8 @@ impl Clawdock {
         let agents = this.inner.agents.clone();
         let restore = this.inner.settings.restore_agents;
         let to_restore = agents.take_running_at_quit();
-        tokio::spawn(async move {
+        let tasks = this.inner.tasks.clone();
+        this.inner.tasks.spawn_background(async move {
             // Bring a stopped machine up only when there are agents to bring back:
             // starting a VM unasked is rude.
             let needs_machine = restore && !to_restore.is_empty();
@@ -89,16 +109,9 @@ impl Clawdock {
                     tracing::warn!(error = %e, "first listing of containers failed");
                 }
             }
-            tokio::spawn(agents.clone().watch());
+            tasks.spawn_background(agents.clone().watch());
             if restore {
-                for id in to_restore {
-                    let agents = agents.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = agents.start(id).await {
-                            tracing::warn!(agent = %id, error = %e, "could not restore agent");
-                        }
-                    });
-                }
+                agents.restore(to_restore);
             }
         });
         Ok(this)
@@ -189,7 +202,7 @@ impl Clawdock {
         ));
         self.publish_status();
         let this = self.clone();
-        tokio::spawn(async move {
+        let spawned = self.inner.tasks.spawn_op(async move {
             let result = this.inner.machine.setup(spec).await;
             if let Some((_, p)) = lock(&this.inner.setup).as_mut() {
                 p.running = false;
@@ -197,7 +210,7 @@ impl Clawdock {
             }
             this.publish_status();
         });
-        Ok(())
+        spawned.map(drop).ok_or(AgentError::ShuttingDown)
     }
 
     /// Starts the machine (or checks the engine in native mode).
@@ -206,26 +219,70 @@ impl Clawdock {
         Ok(self.runtime_status())
     }
 
-    /// Stops the agents, then the machine.
-    pub async fn stop_runtime(&self) -> Result<RuntimeStatus, MachineError> {
-        self.inner.agents.stop_all().await;
-        self.inner.machine.stop().await?;
+    /// Stops the agents, then the machine. Runs detached: a client that hangs up
+    /// does not leave the machine half-stopped.
+    pub async fn stop_runtime(&self) -> Result<RuntimeStatus, AgentError> {
+        let this = self.clone();
+        let handle = self
+            .inner
+            .tasks
+            .spawn_op(async move {
+                this.inner.agents.stop_all().await;
+                this.inner.machine.stop().await
+            })
+            .ok_or(AgentError::ShuttingDown)?;
+        handle
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))??;
         Ok(self.runtime_status())
     }
 
-    /// Runs the shutdown routine once; later callers get the same report.
+    /// Runs the shutdown routine once; every caller, now or later, gets the same
+    /// report. The routine runs on its own task, bounded phase by phase, and
+    /// releases the data folder's lock when it ends.
     pub async fn shutdown(&self) -> ShutdownReport {
-        self.inner
-            .shutdown
-            .get_or_init(|| async { shutdown::run(&self.inner.agents, false).await })
-            .await
+        let run = {
+            let mut slot = lock(&self.inner.shutdown);
+            slot.get_or_insert_with(|| {
+                let this = self.clone();
+                let task = tokio::spawn(async move {
+                    let report = shutdown::run(&this.inner.agents, &this.inner.tasks).await;
+                    lock(&this.inner.lock).release();
+                    report
+                });
+                async move {
+                    task.await.unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "the shutdown routine failed");
+                        ShutdownReport::default()
+                    })
+                }
+                .boxed()
+                .shared()
+            })
             .clone()
+        };
+        run.await
     }
 
-    /// Kills what is left right away (a second Quit while stopping).
-    pub async fn force_shutdown(&self) -> usize {
-        self.inner.agents.begin_shutdown();
-        shutdown::kill_leftovers(&self.inner.agents).await
+    /// Resolves once the shutdown has begun, whoever began it (`POST /shutdown`,
+    /// the tray): the owner of the process then waits for it and exits.
+    pub async fn shutdown_begun(&self) {
+        self.inner.tasks.closed().await;
+    }
+
+    /// Kills what is left right away (a second Quit while stopping). Returns the
+    /// names of containers still running after.
+    pub async fn force_shutdown(&self) -> Vec<String> {
+        self.inner.tasks.close();
+        let (killed, leftover) = shutdown::kill_leftovers(self.inner.agents.containers()).await;
+        tracing::warn!(killed, ?leftover, "forced shutdown");
+        leftover
+    }
+
+    /// Kills this data folder's containers if the process panics on its main
+    /// thread (see [`shutdown::install_panic_hook`]).
+    pub fn install_panic_hook(&self) {
+        shutdown::install_panic_hook(self.inner.agents.containers().clone());
     }
 
     /// Turns machine events into app events: state changes become runtime status,
@@ -233,7 +290,7 @@ impl Clawdock {
     fn spawn_machine_relay(&self) {
         let mut rx = self.inner.machine.subscribe();
         let this = self.clone();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn_background(async move {
             loop {
                 match rx.recv().await {
                     Ok(MachineEvent::State { .. }) => this.publish_status(),

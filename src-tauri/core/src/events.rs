@@ -1,15 +1,15 @@
 //! The changes Clawdock announces to its listeners (the API's event stream, the
 //! tray, notifications): runtime state, setup progress, agent state.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::agents::AgentView;
 use crate::machine::SetupStep;
 use crate::status::RuntimeStatus;
+use crate::view::AgentView;
 
 /// Why an agent's state changed, where it matters to the user beyond the state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "kind",
     rename_all = "camelCase",
@@ -25,13 +25,19 @@ pub enum Change {
 }
 
 /// One announcement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
     rename_all_fields = "camelCase"
 )]
 pub enum Event {
+    /// Everything at once: the first event of every stream, and again when a slow
+    /// client missed some.
+    Snapshot {
+        status: RuntimeStatus,
+        agents: Vec<AgentView>,
+    },
     Runtime {
         status: RuntimeStatus,
     },
@@ -41,7 +47,7 @@ pub enum Event {
     },
     Agent {
         agent: AgentView,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         change: Option<Change>,
     },
     AgentRemoved {

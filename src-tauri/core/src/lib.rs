@@ -4,12 +4,16 @@
 pub mod agents;
 pub mod api;
 pub mod app;
+pub mod containers;
 pub mod events;
+pub mod instance;
 pub mod machine;
 pub mod podman;
 pub mod settings;
 pub mod shutdown;
 pub mod status;
 pub mod store;
+pub mod tasks;
+pub mod view;
 
 pub use app::Clawdock;

@@ -167,7 +167,7 @@ pub enum MachineEvent {
 }
 
 /// Where a setup run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SetupStep {
     Init,
@@ -512,6 +512,11 @@ impl Machine {
     pub fn invalidate(&self) {
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.ready.store(false, Ordering::SeqCst);
+    }
+
+    /// How long `podman machine stop` may take.
+    pub fn stop_bound(&self) -> Duration {
+        self.inner.timings.stop
     }
 
     /// Stops the machine and forgets readiness (vm mode); in native mode only

@@ -126,6 +126,12 @@ impl PodmanError {
         }
     }
 
+    /// True for the answers Podman gives when its engine (or machine) cannot be
+    /// reached: the call says nothing about the thing it was asked about.
+    pub fn engine_unreachable(&self) -> bool {
+        self.says("cannot connect to podman") || self.says("unable to connect to podman")
+    }
+
     /// True when stderr says the thing asked for is already there or already done.
     pub fn says(&self, needle: &str) -> bool {
         self.stderr()
@@ -279,6 +285,28 @@ impl Podman {
 
     pub fn bin(&self) -> Option<&Path> {
         self.bin.as_deref()
+    }
+
+    /// Runs a call to completion on this thread, with a bound, for the one place
+    /// no async runtime can be trusted: the panic hook. Output is drained by
+    /// `output()`; past `limit` the child is left to itself.
+    pub fn run_blocking(&self, args: &[String], limit: Duration) -> Option<String> {
+        let bin = self.bin.clone()?;
+        let args = args.to_vec();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let out = std::process::Command::new(bin)
+                .args(&args)
+                .stdin(Stdio::null())
+                .output();
+            let _gone = tx.send(out);
+        });
+        match rx.recv_timeout(limit) {
+            Ok(Ok(out)) if out.status.success() => {
+                Some(String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+            _ => None,
+        }
     }
 
     /// `podman --version`, or how to install it.

@@ -1,113 +1,204 @@
-//! The one shutdown routine: stop every running agent in parallel within the stop
-//! timeout, kill what is left, remember which agents ran, then stop the machine if
-//! Clawdock started it and nothing else runs on it. Every exit path ends here.
+//! The one shutdown routine, every exit path's end: refuse new operations, let the
+//! ones in flight reach a safe end, stop every agent's container in parallel, kill
+//! what is left, then stop the machine if Clawdock started it and only agents ran
+//! on it. Each phase has its own bound; whatever still runs at the end is named.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::agents::Agents;
+use crate::containers::{ContainerId, Containers};
 use crate::events::Event;
 use crate::machine::Mode;
-use crate::podman::Call;
+use crate::tasks::Tasks;
 
 /// What the routine did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShutdownReport {
-    /// Agents that ran and were stopped.
+    /// Agents that ran (or were being started) and were stopped.
     pub stopped: Vec<Uuid>,
-    /// Containers still up after the stop timeout, killed.
+    /// Containers still up after the stop phase, killed.
     pub killed: usize,
+    /// Containers still running when the routine ended (by name): the exit is not
+    /// clean, and the CLI's exit code says so.
+    #[serde(default)]
+    pub leftover: Vec<String>,
     pub machine_stopped: bool,
     pub elapsed_ms: u128,
 }
 
-/// Extra time over the stop timeout for podman itself.
-const PODMAN_MARGIN: Duration = Duration::from_secs(10);
+impl ShutdownReport {
+    /// Nothing of this data folder was left running.
+    pub fn clean(&self) -> bool {
+        self.leftover.is_empty()
+    }
+}
 
-/// Runs the routine. `force` skips the graceful stop (a second Quit).
-pub async fn run(agents: &Agents, force: bool) -> ShutdownReport {
+/// Time over the stop timeout for podman itself, and for operations in flight to
+/// end after their waits were cancelled.
+const MARGIN: Duration = Duration::from_secs(5);
+/// The forced phase: one listing, one kill, one listing.
+const KILL_BOUND: Duration = Duration::from_secs(10);
+/// Followers (the event stream) end at once when cancelled; this is a backstop.
+const BACKGROUND_BOUND: Duration = Duration::from_secs(2);
+
+/// Runs the routine. Called once, by `Clawdock::shutdown`.
+pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
     let began = Instant::now();
-    agents.begin_shutdown();
-    let targets = agents.mark_stopping_for_shutdown();
+    tasks.close();
+    let taken = agents.begin_shutdown();
     let events = agents.events();
-    let _no_listener = events.send(Event::Shutdown {
-        stopping: targets.len(),
-    });
-    let podman = agents.machine().podman().clone();
+    let _no_listener = events.send(Event::Shutdown { stopping: taken });
     let stop_timeout = agents.settings().stop_timeout;
-    if !force {
-        let secs = stop_timeout.as_secs_f64().ceil() as u64;
-        let stops = targets.iter().map(|(_, name)| {
-            let podman = podman.clone();
-            async move {
-                let call = Call::new(["stop", "--ignore", "--time", &secs.to_string(), name])
-                    .timeout(stop_timeout + PODMAN_MARGIN);
-                if let Err(e) = podman.run(call).await {
-                    tracing::warn!(container = %name, error = %e, "stop during shutdown failed");
+    let containers = agents.containers();
+
+    let in_flight = tasks.ops_running();
+    if bounded(stop_timeout + MARGIN, tasks.ops_done())
+        .await
+        .is_none()
+    {
+        tracing::warn!(
+            in_flight,
+            left = tasks.ops_running(),
+            "operations still running after their bound; stopping anyway"
+        );
+    }
+
+    match bounded(KILL_BOUND, containers.running()).await {
+        Some(Ok(running)) => {
+            let stops = running
+                .iter()
+                .map(|f| async move { (f, containers.stop(&f.id, stop_timeout).await) });
+            if let Some(results) =
+                bounded(stop_timeout + MARGIN, futures::future::join_all(stops)).await
+            {
+                for (f, result) in results {
+                    if let Err(e) = result {
+                        tracing::warn!(container = %f.name, error = %e, "stop at shutdown failed");
+                    }
                 }
             }
-        });
-        futures::future::join_all(stops).await;
+        }
+        Some(Err(e)) if e.engine_unreachable() => {}
+        Some(Err(e)) => tracing::warn!(error = %e, "could not list the containers to stop"),
+        None => tracing::warn!("listing the containers to stop overran its bound"),
     }
-    let killed = kill_leftovers(agents).await;
-    let stopped: Vec<Uuid> = targets.iter().map(|(id, _)| *id).collect();
-    agents.mark_stopped_after_shutdown(&stopped);
+    let (killed, leftover) = kill_leftovers(containers).await;
+    let stopped = agents.end_shutdown();
     let _no_listener = events.send(Event::Shutdown { stopping: 0 });
 
-    let machine = agents.machine();
-    let mut machine_stopped = false;
-    if machine.mode() == Mode::Vm && machine.started_by_us() {
-        match agents.only_agents_run().await {
-            Ok(true) => match machine.stop().await {
-                Ok(()) => machine_stopped = true,
-                Err(e) => tracing::warn!(error = %e, "could not stop the machine at exit"),
-            },
-            Ok(false) => tracing::info!("other containers run; leaving the machine up"),
-            Err(e) => tracing::warn!(error = %e, "could not list containers at exit"),
-        }
+    let machine_stopped = stop_machine_if_ours(agents).await;
+    if bounded(BACKGROUND_BOUND, tasks.background_done())
+        .await
+        .is_none()
+    {
+        tracing::warn!("followers still running at shutdown");
     }
     let report = ShutdownReport {
         stopped,
         killed,
+        leftover,
         machine_stopped,
         elapsed_ms: began.elapsed().as_millis(),
     };
-    tracing::info!(?report, "shutdown finished");
+    if report.clean() {
+        tracing::info!(?report, "shutdown finished");
+    } else {
+        tracing::error!(?report, still_running = ?report.leftover, "shutdown finished with containers still running");
+    }
     report
 }
 
-/// Kills every container of this instance that still runs.
-pub async fn kill_leftovers(agents: &Agents) -> usize {
-    let podman = agents.machine().podman();
-    let filter = format!(
-        "label={}={}",
-        crate::agents::definition::LABEL_HOME,
-        agents.home_label()
-    );
-    let listed = podman
-        .run(Call::new(["ps", "--quiet", "--filter", &filter]))
-        .await;
-    let ids: Vec<String> = match listed {
-        Ok(out) => out.stdout.split_whitespace().map(str::to_string).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not list containers to kill");
-            return 0;
+/// Kills every container of this data folder that still runs, then lists again:
+/// how many were killed, and the names of any still running. Bounded.
+pub(crate) async fn kill_leftovers(containers: &Containers) -> (usize, Vec<String>) {
+    let began = Instant::now();
+    let running = match bounded(KILL_BOUND, containers.running()).await {
+        Some(Ok(running)) => running,
+        Some(Err(e)) if e.engine_unreachable() => return (0, Vec::new()),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "could not list containers to kill");
+            return (
+                0,
+                vec!["(unknown: podman could not list the containers)".into()],
+            );
         }
+        None => return (0, vec!["(unknown: listing the containers hung)".into()]),
     };
-    if ids.is_empty() {
-        return 0;
+    if running.is_empty() {
+        return (0, Vec::new());
     }
-    tracing::warn!(
-        count = ids.len(),
-        "killing containers that did not stop in time"
-    );
-    let mut args = vec!["kill".to_string()];
-    args.extend(ids.iter().cloned());
-    if let Err(e) = podman.run(Call::new(args)).await {
-        tracing::warn!(error = %e, "kill at shutdown failed");
+    let names: Vec<String> = running.iter().map(|f| f.name.clone()).collect();
+    tracing::warn!(containers = ?names, "killing containers that did not stop in time");
+    let ids: Vec<ContainerId> = running.into_iter().map(|f| f.id).collect();
+    let left = KILL_BOUND.saturating_sub(began.elapsed());
+    match bounded(left, containers.kill(&ids, left)).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::error!(error = %e, "kill at shutdown failed"),
+        None => tracing::error!("kill at shutdown overran its bound"),
     }
-    ids.len()
+    let left = KILL_BOUND
+        .saturating_sub(began.elapsed())
+        .max(Duration::from_secs(2));
+    let still = match bounded(left, containers.running()).await {
+        Some(Ok(running)) => running.into_iter().map(|f| f.name).collect(),
+        Some(Err(e)) if e.engine_unreachable() => Vec::new(),
+        _ => names,
+    };
+    (ids.len(), still)
+}
+
+/// Stops the machine (vm mode) if Clawdock started it and only agents run on it,
+/// within the machine's own stop bound.
+async fn stop_machine_if_ours(agents: &Agents) -> bool {
+    let machine = agents.machine();
+    if machine.mode() != Mode::Vm || !machine.started_by_us() {
+        return false;
+    }
+    match bounded(KILL_BOUND, agents.containers().only_agents_run()).await {
+        Some(Ok(true)) => {}
+        Some(Ok(false)) => {
+            tracing::info!("other containers run; leaving the machine up");
+            return false;
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "could not list containers at exit");
+            return false;
+        }
+        None => return false,
+    }
+    match bounded(machine.stop_bound() + MARGIN, machine.stop()).await {
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "could not stop the machine at exit");
+            false
+        }
+        None => {
+            tracing::warn!("stopping the machine overran its bound");
+            false
+        }
+    }
+}
+
+async fn bounded<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(limit, work).await.ok()
+}
+
+/// A panic on the main thread ends the process without the shutdown routine: kill
+/// this data folder's containers then, synchronously, as a last resort (their
+/// restart policy would otherwise keep them running forever). Panics on other
+/// threads (a failed task) leave the app running, and the agents with it.
+pub fn install_panic_hook(containers: Containers) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        if std::thread::current().name() == Some("main") {
+            let killed = containers.kill_all_blocking(KILL_BOUND);
+            eprintln!("clawdock: panicked; killed {killed} agent container(s)");
+        }
+    }));
 }

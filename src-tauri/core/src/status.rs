@@ -1,7 +1,7 @@
 //! The runtime status clients read (`GET /agents/runtime-status`, the tray), and the
 //! setup progress parsed from `podman machine init` output.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::machine::{Mode, RuntimeState, SetupStep};
 
@@ -12,7 +12,7 @@ pub const AGENT_MEMORY_MIB: u64 = 1300;
 pub const MACHINE_BASE_MIB: u64 = 512;
 
 /// Setup progress as the wizard shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SetupProgress {
     pub running: bool,
@@ -29,41 +29,53 @@ pub struct SetupProgress {
 
 /// What `GET /agents/runtime-status` answers: the replaced runtime's four fields,
 /// then Clawdock's own.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The runtime's state as one word on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateName {
+    Unavailable,
+    Absent,
+    Stopped,
+    Starting,
+    Ready,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeStatus {
     pub available: bool,
     pub machine_initialized: bool,
     pub machine_running: bool,
     pub needs_setup: bool,
-    pub state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: StateName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub mode: Mode,
     pub podman_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub install_hint: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_hint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<SetupProgress>,
     /// The Podman machine's memory (vm mode), and what one gateway needs: clients
     /// warn before creating an agent that would not fit.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_memory_mib: Option<u64>,
     pub agent_memory_mib: u64,
     /// Set when `agents.json` could not be read and was moved aside.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_warning: Option<String>,
 }
 
 impl RuntimeStatus {
     pub fn new(state: &RuntimeState, mode: Mode, podman_version: Option<String>) -> Self {
         let (name, error) = match state {
-            RuntimeState::Unavailable => ("unavailable", None),
-            RuntimeState::Absent => ("absent", None),
-            RuntimeState::Stopped => ("stopped", None),
-            RuntimeState::Starting => ("starting", None),
-            RuntimeState::Ready => ("ready", None),
-            RuntimeState::Error { message } => ("error", Some(message.clone())),
+            RuntimeState::Unavailable => (StateName::Unavailable, None),
+            RuntimeState::Absent => (StateName::Absent, None),
+            RuntimeState::Stopped => (StateName::Stopped, None),
+            RuntimeState::Starting => (StateName::Starting, None),
+            RuntimeState::Ready => (StateName::Ready, None),
+            RuntimeState::Error { message } => (StateName::Error, Some(message.clone())),
         };
         let available = podman_version.is_some();
         Self {
@@ -75,7 +87,7 @@ impl RuntimeStatus {
             error,
             mode,
             podman_version,
-            install_hint: (!available).then(crate::podman::install_hint),
+            install_hint: (!available).then(|| crate::podman::install_hint().to_string()),
             setup: None,
             machine_memory_mib: None,
             agent_memory_mib: AGENT_MEMORY_MIB,

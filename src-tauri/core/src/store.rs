@@ -10,8 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// An agent's status, as the replaced runtime named them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An agent's status, as the replaced runtime named them. A value this version does
+/// not know (written by a newer one) reads as `stopped`: the first listing of the
+/// containers then says what is true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentStatus {
     Creating,
@@ -20,14 +22,34 @@ pub enum AgentStatus {
     Error,
 }
 
+impl<'de> Deserialize<'de> for AgentStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match String::deserialize(d)?.as_str() {
+            "creating" => Self::Creating,
+            "running" => Self::Running,
+            "error" => Self::Error,
+            _ => Self::Stopped,
+        })
+    }
+}
+
 /// What the user last asked of the agent; decides what a container exit means and
-/// which agents start again at the next launch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// which agents start again at the next launch. Unknown values read as `stopped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Wanted {
     Running,
     #[default]
     Stopped,
+}
+
+impl<'de> Deserialize<'de> for Wanted {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match String::deserialize(d)?.as_str() {
+            "running" => Self::Running,
+            _ => Self::Stopped,
+        })
+    }
 }
 
 /// One agent as persisted. Holds the gateway token: never serialised to clients
@@ -57,6 +79,9 @@ pub struct AgentRecord {
     pub deleting: bool,
     #[serde(default)]
     pub image: String,
+    /// Fields written by a newer version, kept as they were so a save loses nothing.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl AgentRecord {
@@ -247,6 +272,7 @@ mod tests {
             running_at_quit: false,
             deleting: false,
             image: "img".into(),
+            extra: serde_json::Map::new(),
         }
     }
 
@@ -289,6 +315,29 @@ mod tests {
         let loaded = Store::new(path).load().expect("load");
         assert_eq!(loaded.agents.len(), 1);
         assert_eq!(loaded.agents[0].wanted, Wanted::Stopped);
+    }
+
+    #[test]
+    fn a_newer_version_s_record_loads_and_keeps_what_it_does_not_know() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agents.json");
+        fs::write(
+            &path,
+            r#"[{"id":"8b1c1c8e-6a43-4f57-9a57-6c1f8a9c2d11","name":"a","status":"hibernating","port":18789,
+            "dir":"/x","token":"t","createdAt":"2026-01-01T00:00:00.000Z","wanted":"paused",
+            "memoryMiB":4096}]"#,
+        )
+        .expect("write");
+        let store = Store::new(path.clone());
+        let loaded = store.load().expect("load");
+        assert!(loaded.moved_aside.is_none(), "not treated as corrupt");
+        let agent = &loaded.agents[0];
+        assert_eq!(agent.status, AgentStatus::Stopped);
+        assert_eq!(agent.wanted, Wanted::Stopped);
+        store.save(&loaded.agents).expect("save");
+        let again: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).expect("read")).expect("json");
+        assert_eq!(again[0]["memoryMiB"], 4096, "unknown fields survive a save");
     }
 
     #[test]

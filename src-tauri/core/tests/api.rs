@@ -87,7 +87,9 @@ impl Api {
 impl Drop for Api {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {
-            s.close();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(s.close());
+            }
         }
     }
 }
@@ -522,6 +524,7 @@ async fn duplicate_is_409_and_shutdown_answers_after_containers_stopped() {
         .as_str()
         .expect("error")
         .contains("already exists"));
+    assert_eq!(body["code"], "name_taken", "{body}");
     let id = api.core.agents().list()[0].id;
     assert!(
         support::eventually(Duration::from_secs(30), || api
@@ -531,15 +534,15 @@ async fn duplicate_is_409_and_shutdown_answers_after_containers_stopped() {
             .is_some_and(|a| a.status == clawdock_core::store::AgentStatus::Running))
         .await
     );
-    let exit = api.server.as_ref().expect("server").exit_requested();
     let (status, body) = api.call(Method::POST, "/shutdown", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
     // When the answer arrives, the containers have stopped.
     assert!(running_containers(&api.label()).is_empty());
-    tokio::time::timeout(Duration::from_secs(5), exit.notified())
+    tokio::time::timeout(Duration::from_secs(5), api.core.shutdown_begun())
         .await
-        .expect("exit requested");
+        .expect("the process's owner learns the shutdown began");
+    assert_eq!(body["report"]["leftover"], json!([]), "{body}");
     let (status, _) = api
         .call(
             Method::POST,

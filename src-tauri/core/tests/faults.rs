@@ -11,6 +11,7 @@ use std::time::Duration;
 use clawdock_core::agents::CreateRequest;
 use clawdock_core::machine::MachineSpec;
 use clawdock_core::podman::Podman;
+use clawdock_core::status::StateName;
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
 use serde_json::{json, Value};
@@ -97,10 +98,12 @@ async fn setup_faults_end_in_a_clear_error_or_recovery_and_a_retry_works() {
             let setup = status.setup.clone().expect("setup");
             match (*mode, step) {
                 // "Already exists" / "already running" are answers to build on.
-                ("already", _) => assert_eq!(status.state, "ready", "{step}/{mode}: {status:?}"),
+                ("already", _) => {
+                    assert_eq!(status.state, StateName::Ready, "{step}/{mode}: {status:?}")
+                }
                 // Garbage with exit 0 from init/start: the state read after it decides.
                 ("garbage", _) => {
-                    if status.state != "ready" {
+                    if status.state != StateName::Ready {
                         assert!(setup.error.is_some(), "{step}/{mode}: {status:?}");
                     }
                 }
@@ -119,10 +122,10 @@ async fn setup_faults_end_in_a_clear_error_or_recovery_and_a_retry_works() {
                     // Consistent with Podman: an init that failed leaves no machine
                     // and the setup is offered again.
                     if step == "machine init" {
-                        assert_eq!(status.state, "absent", "{step}/{mode}");
+                        assert_eq!(status.state, StateName::Absent, "{step}/{mode}");
                         assert!(status.needs_setup);
                     } else {
-                        assert_ne!(status.state, "ready");
+                        assert_ne!(status.state, StateName::Ready);
                     }
                 }
             }
@@ -130,7 +133,7 @@ async fn setup_faults_end_in_a_clear_error_or_recovery_and_a_retry_works() {
             core.setup_runtime(spec).expect("retry starts");
             assert!(
                 support::eventually(Duration::from_secs(20), || core.runtime_status().state
-                    == "ready")
+                    == StateName::Ready)
                 .await,
                 "{step}/{mode}: retry: {:?}",
                 core.runtime_status()

@@ -288,5 +288,5 @@ fn fuzzed_bodies_and_paths_never_get_a_5xx_or_crash() {
         .is_array());
     let label = std::fs::read_to_string(home.path().join("data/instance-id")).expect("label");
     assert!(containers(label.trim()).is_empty(), "no container was made");
-    api.close();
+    rt.block_on(api.close());
 }

@@ -3,7 +3,7 @@
 //! so all of it is unit-tested.
 
 use clawdock_core::agents::{Activity, AgentView};
-use clawdock_core::status::RuntimeStatus;
+use clawdock_core::status::{RuntimeStatus, StateName};
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
 use uuid::Uuid;
@@ -59,15 +59,15 @@ pub fn status_line(state: &MenuState<'_>) -> String {
         .filter(|a| a.status == AgentStatus::Running)
         .count();
     match state.status.state {
-        "unavailable" => "Podman is not installed".into(),
-        "absent" => "Podman needs setting up".into(),
-        "stopped" => "Podman machine stopped".into(),
-        "starting" => "Podman is starting...".into(),
-        "error" => format!(
+        StateName::Unavailable => "Podman is not installed".into(),
+        StateName::Absent => "Podman needs setting up".into(),
+        StateName::Stopped => "Podman machine stopped".into(),
+        StateName::Starting => "Podman is starting...".into(),
+        StateName::Error => format!(
             "Podman error: {}",
             state.status.error.as_deref().unwrap_or("unknown")
         ),
-        _ => format!(
+        StateName::Ready => format!(
             "{running} of {} agent{} running",
             state.agents.len(),
             plural(state.agents.len())
@@ -86,8 +86,8 @@ fn plural(n: usize) -> &'static str {
 /// The menu for a state. Items are enabled only when their action makes sense.
 pub fn model(state: &MenuState<'_>) -> Vec<Item> {
     let quitting = state.stopping.is_some();
-    let ready = state.status.state == "ready";
-    let usable = !quitting && state.status.available && !matches!(state.status.state, "absent");
+    let ready = state.status.state == StateName::Ready;
+    let usable = !quitting && state.status.available && state.status.state != StateName::Absent;
     let any_stopped = state
         .agents
         .iter()
@@ -100,7 +100,7 @@ pub fn model(state: &MenuState<'_>) -> Vec<Item> {
     if state.status.needs_setup {
         items.push(button("Set up Podman...", Action::SetupPodman, !quitting));
     }
-    if state.status.state == "stopped" {
+    if state.status.state == StateName::Stopped {
         items.push(button(
             "Start Podman machine",
             Action::StartRuntime,

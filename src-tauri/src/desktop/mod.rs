@@ -65,7 +65,13 @@ pub fn run() -> ExitCode {
         .setup(move |app| {
             let handle = app.handle().clone();
             let (core, api) = tauri::async_runtime::block_on(async {
-                let core = Clawdock::start(settings).await?;
+                // A `clawdock serve` may hold this data folder (a second desktop
+                // launch never gets here: the single-instance plugin shows the
+                // first one's window instead).
+                let core = Clawdock::start(settings).await.inspect_err(|e| {
+                    eprintln!("clawdock: {e}");
+                })?;
+                core.install_panic_hook();
                 let api = match ApiServer::start(core.clone(), port).await {
                     Ok(api) => api,
                     // Another program holds the usual port: take any free one;
@@ -88,14 +94,13 @@ pub fn run() -> ExitCode {
                 shown_menu: Mutex::new(None),
                 api: Mutex::new(None),
             };
-            let exit_requested = api.exit_requested();
             *lock(&shell.api) = Some(api);
             app.manage(shell);
 
             let (items, icon, tooltip) = tray_content(&handle);
             tray::build_tray(&handle, &items, icon, &tooltip)?;
             spawn_event_relay(&handle, &core);
-            spawn_exit_triggers(&handle, exit_requested);
+            spawn_exit_triggers(&handle);
 
             let status = core.runtime_status();
             if first_run || status.needs_setup || !status.available {
@@ -134,8 +139,8 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    app.run(|app, event| {
-        if let RunEvent::ExitRequested { api, code, .. } = event {
+    app.run(|app, event| match event {
+        RunEvent::ExitRequested { api, code, .. } => {
             let shell = app.state::<Shell>();
             if shell.exit.load(Ordering::SeqCst) == DONE {
                 return;
@@ -147,6 +152,29 @@ pub fn run() -> ExitCode {
                 begin_exit(app);
             }
         }
+        // macOS Cmd+Q, Dock Quit and logout end the event loop without asking
+        // (no `ExitRequested`): run the routine here, blocking, before the
+        // process goes.
+        RunEvent::Exit => {
+            let shell = app.state::<Shell>();
+            if shell.exit.swap(DONE, Ordering::SeqCst) != DONE {
+                tracing::info!("the event loop is ending; running the shutdown routine");
+                let core = shell.core.clone();
+                let api = lock(&shell.api).take();
+                let report = tauri::async_runtime::block_on(async move {
+                    let report = core.shutdown().await;
+                    if let Some(api) = api {
+                        api.close().await;
+                    }
+                    report
+                });
+                if !report.clean() {
+                    tracing::error!(still_running = ?report.leftover, "quitting with containers still running");
+                    std::process::exit(i32::from(crate::exit::LEFT_RUNNING));
+                }
+            }
+        }
+        _ => {}
     });
     ExitCode::SUCCESS
 }
@@ -167,20 +195,27 @@ fn begin_exit(app: &AppHandle) {
             let app = app.clone();
             let core = shell.core.clone();
             tauri::async_runtime::spawn(async move {
-                crate::serve::stop_bounded(&core).await;
+                let report = core.shutdown().await;
                 let shell = app.state::<Shell>();
-                if let Some(api) = lock(&shell.api).take() {
-                    api.close();
+                let api = lock(&shell.api).take();
+                if let Some(api) = api {
+                    api.close().await;
                 }
                 shell.exit.store(DONE, Ordering::SeqCst);
-                app.exit(0);
+                let code = if report.clean() {
+                    0
+                } else {
+                    tracing::error!(still_running = ?report.leftover, "quitting with containers still running");
+                    i32::from(crate::exit::LEFT_RUNNING)
+                };
+                app.exit(code);
             });
         }
         Err(STOPPING) => {
             let core = shell.core.clone();
             tauri::async_runtime::spawn(async move {
-                let killed = core.force_shutdown().await;
-                tracing::warn!(killed, "quit again while stopping: killed what was left");
+                let leftover = core.force_shutdown().await;
+                tracing::warn!(?leftover, "quit again while stopping: killed what was left");
             });
         }
         Err(_) => {}
@@ -342,7 +377,7 @@ fn notify_for(app: &AppHandle, event: &Event) {
                 if !setup.running {
                     match &setup.error {
                         Some(e) => notify(app, "Podman setup failed", e),
-                        None if status.state == "ready" => {
+                        None if status.state == clawdock_core::status::StateName::Ready => {
                             notify(app, "Podman is ready", "You can create agents now.")
                         }
                         None => {}
@@ -360,18 +395,20 @@ fn notify(app: &AppHandle, title: &str, body: &str) {
     }
 }
 
-/// SIGTERM/SIGINT (Tauri does not turn them into an exit on Linux) and
-/// `POST /shutdown` all go through the app's exit, and so the shutdown routine.
-fn spawn_exit_triggers(app: &AppHandle, api_exit: std::sync::Arc<tokio::sync::Notify>) {
+/// Signals and console events (Tauri does not turn them into an exit on Linux)
+/// and a shutdown begun elsewhere (`POST /shutdown`) all go through the app's
+/// exit, and so the shutdown routine.
+fn spawn_exit_triggers(app: &AppHandle) {
     let app_signal = app.clone();
     tauri::async_runtime::spawn(async move {
-        let which = crate::serve::termination().await;
+        let which = crate::exit::termination().await;
         tracing::info!(signal = which, "exit requested");
         begin_exit(&app_signal);
     });
     let app_api = app.clone();
+    let core = app.state::<Shell>().core.clone();
     tauri::async_runtime::spawn(async move {
-        api_exit.notified().await;
+        core.shutdown_begun().await;
         begin_exit(&app_api);
     });
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use clawdock_core::status::StateName;
 use tauri::image::Image;
 use tauri::menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
@@ -14,17 +15,17 @@ use super::menu::{Action, Item};
 pub const TRAY_ID: &str = "main-tray";
 
 /// The tray icon of each state, drawn by `icons/make-icons.sh`.
-pub fn icon_for(state: &str, stopping: bool) -> Image<'static> {
+pub fn icon_for(state: StateName, stopping: bool) -> Image<'static> {
     let bytes: &'static [u8] = if stopping {
         include_bytes!("../../../icons/tray-stopping.png")
     } else {
         match state {
-            "unavailable" => include_bytes!("../../../icons/tray-missing.png"),
-            "absent" => include_bytes!("../../../icons/tray-absent.png"),
-            "stopped" => include_bytes!("../../../icons/tray-stopped.png"),
-            "starting" => include_bytes!("../../../icons/tray-starting.png"),
-            "error" => include_bytes!("../../../icons/tray-error.png"),
-            _ => include_bytes!("../../../icons/tray-ready.png"),
+            StateName::Unavailable => include_bytes!("../../../icons/tray-missing.png"),
+            StateName::Absent => include_bytes!("../../../icons/tray-absent.png"),
+            StateName::Stopped => include_bytes!("../../../icons/tray-stopped.png"),
+            StateName::Starting => include_bytes!("../../../icons/tray-starting.png"),
+            StateName::Error => include_bytes!("../../../icons/tray-error.png"),
+            StateName::Ready => include_bytes!("../../../icons/tray-ready.png"),
         }
     };
     Image::from_bytes(bytes).unwrap_or_else(|_| Image::new(&[0, 0, 0, 0], 1, 1))

@@ -1,5 +1,5 @@
 //! What an agent is made of, as data: the name rule, the provider mapping that
-//! becomes `openclaw.json`, and the container definition (podman arguments).
+//! becomes `openclaw.json`, and the agent's folder.
 //! Pure functions, so every rule here is unit-tested without Podman.
 
 use std::path::Path;
@@ -7,20 +7,9 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::store::AgentRecord;
-
-/// Port the gateway listens on inside its container.
-pub const GATEWAY_PORT: u16 = 18789;
 /// The longest name: it becomes part of a container name and a DNS label.
 pub const MAX_NAME_LEN: usize = 63;
 pub const NAME_RULE: &str = "Names start with a letter or digit, then letters, digits, `_`, `.` or `-`, at most 63 characters.";
-
-pub const LABEL_AGENT: &str = "io.clawdock.agent";
-pub const LABEL_HOME: &str = "io.clawdock.home";
-pub const LABEL_NAME: &str = "io.clawdock.name";
-
-/// The uid of the `node` user the gateway image runs as.
-pub const GATEWAY_UID: u32 = 1000;
 
 /// The name rule of the replaced runtime, with a length bound.
 pub fn validate_name(name: &str) -> Result<(), String> {
@@ -276,96 +265,34 @@ pub fn openclaw_config(port: u16, provider: &Provider) -> Value {
     config
 }
 
-/// How the container must be set up on this host.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HostTraits {
-    /// Rootless Podman on Linux: map the host user to the gateway's uid so the
-    /// agent folder stays the user's.
-    pub rootless_native: bool,
-    /// Rootful Podman on Linux: the agent folder is handed to the gateway's uid.
-    pub rootful_native: bool,
-    /// Bind mounts need an SELinux label on Linux hosts that enforce it.
-    pub relabel: bool,
+/// Points an existing `openclaw.json` at another host port (the Control UI's
+/// allowed origins name it).
+pub fn move_config_to_port(config: &mut Value, port: u16) {
+    config["gateway"]["controlUi"]["allowedOrigins"] = json!([
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ]);
 }
 
-/// `podman create` arguments for an agent. Built as an argument list: user text
-/// never passes through a shell or a YAML file.
-pub fn create_args(
-    agent: &AgentRecord,
-    image: &str,
-    home_label: &str,
-    time_zone: &str,
-    host: HostTraits,
-) -> Vec<String> {
-    let dir = &agent.dir;
-    let mount = |sub: &str, target: &str| {
-        let suffix = if host.relabel { ":Z" } else { "" };
-        format!("{}:{target}{suffix}", dir.join(sub).display())
-    };
-    let mut args: Vec<String> = vec![
-        "create".into(),
-        "--name".into(),
-        agent.container_name(),
-        "--hostname".into(),
-        hostname(agent),
-        "--label".into(),
-        format!("{LABEL_AGENT}={}", agent.id),
-        "--label".into(),
-        format!("{LABEL_HOME}={home_label}"),
-        "--label".into(),
-        format!("{LABEL_NAME}={}", agent.name),
-        "--publish".into(),
-        format!("127.0.0.1:{}:{GATEWAY_PORT}", agent.port),
-        "--env".into(),
-        format!("OPENCLAW_GATEWAY_TOKEN={}", agent.token),
-        "--env".into(),
-        format!("TZ={time_zone}"),
-        // The gateway colours its log even without a terminal; plain text reads
-        // better in the agent's log view.
-        "--env".into(),
-        "NO_COLOR=1".into(),
-        "--volume".into(),
-        mount("config", "/home/node/.openclaw"),
-        "--volume".into(),
-        mount("workspace", "/home/node/.openclaw/workspace"),
-        "--health-cmd".into(),
-        format!(
-            "wget -qO- http://127.0.0.1:{GATEWAY_PORT}/healthz >/dev/null 2>&1 || curl -sf http://127.0.0.1:{GATEWAY_PORT}/healthz"
-        ),
-        "--health-interval".into(),
-        "30s".into(),
-        "--health-timeout".into(),
-        "10s".into(),
-        "--health-retries".into(),
-        "3".into(),
-        "--restart".into(),
-        "unless-stopped".into(),
-    ];
-    if host.rootless_native {
-        args.push("--userns".into());
-        args.push(format!("keep-id:uid={GATEWAY_UID},gid={GATEWAY_UID}"));
+/// The provider an `openclaw.json` names, as a record keeps it: the primary
+/// model's prefix, else the custom provider's id, else the built-in provider whose
+/// key it holds. Used to rebuild a lost record from the agent's folder.
+pub fn provider_of_config(config: &Value) -> Option<String> {
+    if let Some(primary) = config["agents"]["defaults"]["model"]["primary"].as_str() {
+        if let Some((provider, _)) = primary.split_once('/') {
+            return Some(provider.to_string());
+        }
     }
-    args.push(image.to_string());
-    args.extend(
-        [
-            "node",
-            "dist/index.js",
-            "gateway",
-            "--bind",
-            "lan",
-            "--port",
-        ]
+    if let Some(providers) = config["models"]["providers"].as_object() {
+        if let Some(id) = providers.keys().next() {
+            return Some(id.clone());
+        }
+    }
+    let vars = config["env"]["vars"].as_object()?;
+    BUILT_IN_PROVIDERS
         .iter()
-        .map(|s| s.to_string()),
-    );
-    args.push(GATEWAY_PORT.to_string());
-    args
-}
-
-/// A fixed hostname per agent: the gateway's owner lease records it, and a new
-/// container with another hostname would wait up to 300 s after a kill.
-pub fn hostname(agent: &AgentRecord) -> String {
-    format!("agent-{}", &agent.id.simple().to_string()[..12])
+        .find(|(_, var)| vars.contains_key(*var))
+        .map(|(id, _)| (*id).to_string())
 }
 
 /// The agent folder of an id.
@@ -376,7 +303,6 @@ pub fn agent_dir(agents_dir: &Path, id: &uuid::Uuid) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AgentStatus, Wanted};
 
     fn input(
         kind: &str,
@@ -498,6 +424,38 @@ mod tests {
     }
 
     #[test]
+    fn a_config_tells_its_provider_back() {
+        let built_in =
+            Provider::from_input(&input("groq", "k", None, None, None)).expect("provider");
+        assert_eq!(
+            provider_of_config(&openclaw_config(1, &built_in)).as_deref(),
+            Some("groq")
+        );
+        let custom = Provider::from_input(&input(
+            "custom",
+            "k",
+            Some("https://llm.example.com/v1"),
+            None,
+            Some("My LLM"),
+        ))
+        .expect("provider");
+        assert_eq!(
+            provider_of_config(&openclaw_config(1, &custom)).as_deref(),
+            Some("my-llm")
+        );
+        assert_eq!(
+            provider_of_config(&openclaw_config(1, &Provider::None)),
+            None
+        );
+        let mut moved = openclaw_config(1, &Provider::None);
+        move_config_to_port(&mut moved, 2);
+        assert_eq!(
+            moved["gateway"]["controlUi"]["allowedOrigins"][0],
+            "http://127.0.0.1:2"
+        );
+    }
+
+    #[test]
     fn slugs() {
         assert_eq!(slug("My  LLM!!"), "my-llm");
         assert_eq!(slug("!!!"), "custom-provider");
@@ -514,57 +472,5 @@ mod tests {
             Provider::from_input(&ProviderInput::default()),
             Ok(Provider::None)
         );
-    }
-
-    #[test]
-    fn container_definition_is_data() {
-        let agent = AgentRecord {
-            id: uuid::Uuid::new_v4(),
-            name: "x; rm -rf /".into(), // never valid, but must still stay one argument
-            status: AgentStatus::Creating,
-            port: 18800,
-            dir: "/data/agents/1".into(),
-            token: "tok".into(),
-            created_at: chrono::Utc::now(),
-            error: None,
-            provider_type: None,
-            wanted: Wanted::Running,
-            running_at_quit: false,
-            deleting: false,
-            image: "img".into(),
-        };
-        let args = create_args(
-            &agent,
-            "img:1",
-            "home1",
-            "Europe/Paris",
-            HostTraits {
-                rootless_native: true,
-                rootful_native: false,
-                relabel: true,
-            },
-        );
-        assert!(args.contains(&"clawdock-x; rm -rf /".to_string()));
-        assert!(args.contains(&"127.0.0.1:18800:18789".to_string()));
-        assert!(args.contains(&format!("io.clawdock.agent={}", agent.id)));
-        assert!(args.contains(&"io.clawdock.home=home1".to_string()));
-        assert!(args.contains(&"/data/agents/1/config:/home/node/.openclaw:Z".to_string()));
-        assert!(args.contains(&"TZ=Europe/Paris".to_string()));
-        assert!(args.contains(&"keep-id:uid=1000,gid=1000".to_string()));
-        assert!(args.contains(&"unless-stopped".to_string()));
-        let at = args.iter().position(|a| a == "img:1").expect("image");
-        assert_eq!(
-            &args[at + 1..],
-            [
-                "node",
-                "dist/index.js",
-                "gateway",
-                "--bind",
-                "lan",
-                "--port",
-                "18789"
-            ]
-        );
-        assert_eq!(hostname(&agent), hostname(&agent.clone()));
     }
 }

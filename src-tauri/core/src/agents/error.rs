@@ -1,0 +1,122 @@
+//! What can go wrong with an agent operation: a sentence for the user, and a
+//! stable code for programs (the API sends both).
+
+use serde::{Deserialize, Serialize};
+
+use crate::containers::CreateError;
+use crate::machine::MachineError;
+use crate::podman::PodmanError;
+use crate::store::StoreError;
+
+/// Stable, machine-readable reasons, sent as `code` beside the API's `error`
+/// sentence. Programs match on these, never on the sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidName,
+    InvalidInput,
+    /// An agent of that name exists (names are unique ignoring case).
+    NameTaken,
+    /// The agent's container name is held by a container Clawdock did not make.
+    ContainerNameTaken,
+    NotFound,
+    NotRunning,
+    PodmanUnavailable,
+    /// Podman is installed but its engine (or machine) is not ready.
+    RuntimeNotReady,
+    ShuttingDown,
+    NoFreePort,
+    PodmanFailed,
+    StoreFailed,
+    FolderFailed,
+    GatewayFailed,
+    // Codes of the API's own edges.
+    Unauthorized,
+    Forbidden,
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    MethodNotAllowed,
+    Internal,
+}
+
+/// What can go wrong with an agent operation.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("An agent named `{0}` already exists.")]
+    Duplicate(String),
+    #[error(transparent)]
+    ContainerNameTaken(CreateError),
+    #[error("No such agent.")]
+    NotFound,
+    #[error("The agent is not running.")]
+    NotRunning,
+    #[error("Podman is not available: {0}")]
+    RuntimeUnavailable(String),
+    #[error("Clawdock is shutting down.")]
+    ShuttingDown,
+    #[error("No free port for the agent between {0} and {1}.")]
+    NoFreePort(u16, u16),
+    #[error(transparent)]
+    Podman(PodmanError),
+    #[error("The container runtime is not ready: {0}")]
+    Machine(#[from] MachineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Could not prepare the agent folder: {0}")]
+    Folder(String),
+    #[error("{0}")]
+    Gateway(String),
+    #[error("Internal error: {0}")]
+    Internal(String),
+}
+
+impl From<PodmanError> for AgentError {
+    fn from(e: PodmanError) -> Self {
+        Self::Podman(e)
+    }
+}
+
+impl From<CreateError> for AgentError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::Podman(p) => Self::Podman(p),
+            taken @ CreateError::NameTaken { .. } => Self::ContainerNameTaken(taken),
+        }
+    }
+}
+
+impl From<super::gateway::GatewayError> for AgentError {
+    fn from(e: super::gateway::GatewayError) -> Self {
+        Self::Gateway(e.0)
+    }
+}
+
+impl AgentError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidName(_) => ErrorCode::InvalidName,
+            Self::InvalidInput(_) => ErrorCode::InvalidInput,
+            Self::Duplicate(_) => ErrorCode::NameTaken,
+            Self::ContainerNameTaken(_) => ErrorCode::ContainerNameTaken,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::NotRunning => ErrorCode::NotRunning,
+            Self::RuntimeUnavailable(_) | Self::Podman(PodmanError::NotInstalled { .. }) => {
+                ErrorCode::PodmanUnavailable
+            }
+            Self::Podman(e) if e.engine_unreachable() => ErrorCode::RuntimeNotReady,
+            Self::Machine(_) => ErrorCode::RuntimeNotReady,
+            Self::ShuttingDown => ErrorCode::ShuttingDown,
+            Self::NoFreePort(..) => ErrorCode::NoFreePort,
+            Self::Podman(_) => ErrorCode::PodmanFailed,
+            Self::Store(_) => ErrorCode::StoreFailed,
+            Self::Folder(_) => ErrorCode::FolderFailed,
+            Self::Gateway(_) => ErrorCode::GatewayFailed,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The agents of one instance in memory: their states, logs and locks, and
+//! `transition`, which applies an input to one agent, saves `agents.json` when the
+//! record changed and announces the change.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::definition::{self, Provider};
+use super::gateway::Gateway;
+use super::logs::LogRing;
+use super::state::{self, AgentState, Effect, Input};
+use super::AgentError;
+use crate::containers::{Containers, HostTraits};
+use crate::events::Event;
+use crate::machine::Machine;
+use crate::settings::Settings;
+use crate::store::{AgentRecord, AgentStatus, Store, StoreError, Wanted};
+use crate::tasks::Tasks;
+use crate::view::{Activity, AgentView};
+
+pub(super) struct Entry {
+    pub state: AgentState,
+    pub logs: LogRing,
+    /// Serializes operations on this agent. Never taken while `entries` is held.
+    pub op: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Entry {
+    fn new(state: AgentState) -> Self {
+        Self {
+            state,
+            logs: LogRing::default(),
+            op: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Clients see an agent until its delete is under way.
+    fn visible(&self) -> bool {
+        !self.state.record.deleting || self.state.live.activity == Some(Activity::Deleting)
+    }
+}
+
+/// The agents of one Clawdock instance. Clone to share.
+#[derive(Clone)]
+pub struct Agents {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub settings: Settings,
+    pub machine: Machine,
+    pub containers: Containers,
+    pub gateway: Gateway,
+    pub store: Store,
+    pub time_zone: String,
+    /// Probed once, by the first operation that needs it; others wait for it.
+    pub host: tokio::sync::OnceCell<HostTraits>,
+    entries: Mutex<BTreeMap<Uuid, Entry>>,
+    /// Serializes writes of `agents.json` so they land in order.
+    save: Mutex<()>,
+    pub events: broadcast::Sender<Event>,
+    pub tasks: Tasks,
+}
+
+impl Agents {
+    /// Loads the records. A corrupt `agents.json` is moved aside; its path and reason
+    /// come back as the warning (the containers are adopted back at the first
+    /// listing).
+    pub fn load(
+        settings: Settings,
+        machine: Machine,
+        events: broadcast::Sender<Event>,
+        tasks: Tasks,
+    ) -> Result<(Self, Option<String>), StoreError> {
+        let store = Store::new(settings.agents_file());
+        let loaded = store.load()?;
+        let warning = loaded.moved_aside.map(|(path, reason)| {
+            format!(
+                "agents.json could not be read ({reason}); it was moved to {}. \
+                 Agents whose containers still exist are recovered from them.",
+                path.display()
+            )
+        });
+        let home_label = super::steps::instance_label(&settings)?;
+        let entries = loaded
+            .agents
+            .into_iter()
+            .map(|r| (r.id, Entry::new(AgentState::new(r))))
+            .collect();
+        let containers = Containers::new(machine.podman().clone(), home_label);
+        let agents = Self {
+            inner: Arc::new(Inner {
+                time_zone: iana_time_zone::get_timezone().unwrap_or_else(|_| "UTC".into()),
+                settings,
+                machine,
+                containers,
+                gateway: Gateway::default(),
+                store,
+                host: tokio::sync::OnceCell::new(),
+                entries: Mutex::new(entries),
+                save: Mutex::new(()),
+                events,
+                tasks,
+            }),
+        };
+        Ok((agents, warning))
+    }
+
+    pub fn home_label(&self) -> &str {
+        self.inner.containers.home_label()
+    }
+
+    pub fn list(&self) -> Vec<AgentView> {
+        let entries = self.entries();
+        let mut views: Vec<AgentView> = entries
+            .values()
+            .filter(|e| !e.state.record.deleting)
+            .map(|e| e.state.view())
+            .collect();
+        views.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
+        views
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<AgentView> {
+        self.entries()
+            .get(&id)
+            .filter(|e| !e.state.record.deleting)
+            .map(|e| e.state.view())
+    }
+
+    /// Number of agents whose container runs.
+    pub fn running_count(&self) -> usize {
+        self.entries()
+            .values()
+            .filter(|e| e.state.record.status == AgentStatus::Running)
+            .count()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.tasks.is_closing()
+    }
+
+    /// Applies one input to one agent: the only way an agent's state changes. Saves
+    /// `agents.json` when the record changed and announces the new view when it (or
+    /// the reason) changed.
+    pub(super) fn transition(&self, id: Uuid, input: Input) -> Result<Vec<Effect>, AgentError> {
+        let (effects, record_changed, announce) = {
+            let mut entries = self.entries();
+            let entry = entries.get_mut(&id).ok_or(AgentError::NotFound)?;
+            let before_record = entry.state.record.clone();
+            let before_view = entry.state.view();
+            let effects = state::apply(&mut entry.state, input);
+            let view = entry.state.view();
+            let change = effects.iter().find_map(|e| match e {
+                Effect::Announce(change) => Some(change.clone()),
+                Effect::StopForShutdown => None,
+            });
+            let announce = (entry.visible() && (view != before_view || change.is_some()))
+                .then_some((view, change));
+            (effects, entry.state.record != before_record, announce)
+        };
+        if record_changed {
+            self.persist()?;
+        }
+        if let Some((agent, change)) = announce {
+            let _no_listener = self.inner.events.send(Event::Agent { agent, change });
+        }
+        Ok(effects)
+    }
+
+    /// Records a new agent as `creating`, with a port no other agent holds.
+    pub(super) fn record_new(
+        &self,
+        id: Uuid,
+        name: String,
+        provider: &Provider,
+    ) -> Result<AgentView, AgentError> {
+        let view = {
+            let mut entries = self.entries();
+            if entries
+                .values()
+                .any(|e| e.state.record.name.eq_ignore_ascii_case(&name))
+            {
+                return Err(AgentError::Duplicate(name));
+            }
+            let held: Vec<u16> = entries.values().map(|e| e.state.record.port).collect();
+            let port = super::steps::free_port(self.settings().first_agent_port, &held)?;
+            let record = AgentRecord {
+                id,
+                name,
+                status: AgentStatus::Creating,
+                port,
+                dir: definition::agent_dir(&self.settings().agents_dir(), &id),
+                token: super::steps::random_hex(32),
+                created_at: Utc::now(),
+                error: None,
+                provider_type: provider.type_name(),
+                wanted: Wanted::Running,
+                running_at_quit: false,
+                deleting: false,
+                image: self.settings().agent_image.clone(),
+                extra: serde_json::Map::new(),
+            };
+            let memory_notice = self.memory_notice(entries.len() + 1);
+            let mut state = AgentState::new(record);
+            state.live.activity = Some(Activity::Creating);
+            state.live.notice = match (provider.notice(), memory_notice) {
+                (Some(a), Some(b)) => Some(format!("{a} {b}")),
+                (a, b) => a.or(b),
+            };
+            let view = state.view();
+            entries.insert(id, Entry::new(state));
+            view
+        };
+        if let Err(e) = self.persist() {
+            self.entries().remove(&id);
+            return Err(e.into());
+        }
+        let _no_listener = self.inner.events.send(Event::Agent {
+            agent: view.clone(),
+            change: None,
+        });
+        Ok(view)
+    }
+
+    /// Adds an agent rebuilt from its container (the store lost it).
+    pub(super) fn adopt(&self, state: AgentState) -> Result<(), AgentError> {
+        let id = state.record.id;
+        {
+            let mut entries = self.entries();
+            let name = &state.record.name;
+            if entries.contains_key(&id)
+                || entries
+                    .values()
+                    .any(|e| e.state.record.name.eq_ignore_ascii_case(name))
+            {
+                return Err(AgentError::Duplicate(name.clone()));
+            }
+            entries.insert(id, Entry::new(state));
+        }
+        self.persist()?;
+        if let Some(agent) = self.get(id) {
+            let _no_listener = self.inner.events.send(Event::Agent {
+                agent,
+                change: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Drops a deleted agent's record and tells listeners.
+    pub(super) fn forget(&self, id: Uuid) -> Result<(), AgentError> {
+        self.entries().remove(&id);
+        self.persist()?;
+        let _no_listener = self.inner.events.send(Event::AgentRemoved { id });
+        Ok(())
+    }
+
+    /// A delete that cannot finish now: listeners see the agent go; its record
+    /// stays (`deleting`) until the next listing finishes the delete.
+    pub(super) fn hide_until_deleted(&self, id: Uuid) {
+        if let Some(entry) = self.entries().get_mut(&id) {
+            entry.state.live.activity = None;
+        }
+        let _no_listener = self.inner.events.send(Event::AgentRemoved { id });
+    }
+
+    pub(super) fn state(&self, id: Uuid) -> Result<AgentState, AgentError> {
+        self.entries()
+            .get(&id)
+            .map(|e| e.state.clone())
+            .ok_or(AgentError::NotFound)
+    }
+
+    pub(super) fn states(&self) -> Vec<AgentState> {
+        self.entries().values().map(|e| e.state.clone()).collect()
+    }
+
+    pub(super) fn log_ring(&self, id: Uuid) -> Result<LogRing, AgentError> {
+        self.entries()
+            .get(&id)
+            .map(|e| e.logs.clone())
+            .ok_or(AgentError::NotFound)
+    }
+
+    /// The agent's operation lock; an agent being deleted takes no new operation.
+    pub(super) fn op_lock(&self, id: Uuid) -> Result<Arc<tokio::sync::Mutex<()>>, AgentError> {
+        self.entries()
+            .get(&id)
+            .filter(|e| !e.state.record.deleting)
+            .map(|e| e.op.clone())
+            .ok_or(AgentError::NotFound)
+    }
+
+    /// The operation lock of any agent, one being deleted included.
+    pub(super) fn entry_lock(&self, id: Uuid) -> Result<Arc<tokio::sync::Mutex<()>>, AgentError> {
+        self.entries()
+            .get(&id)
+            .map(|e| e.op.clone())
+            .ok_or(AgentError::NotFound)
+    }
+
+    pub(super) fn known_ids(&self) -> Vec<Uuid> {
+        self.entries().keys().copied().collect()
+    }
+
+    pub(super) fn refuse_when_shutting_down(&self) -> Result<(), AgentError> {
+        if self.inner.tasks.is_closing() {
+            Err(AgentError::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn containers(&self) -> &Containers {
+        &self.inner.containers
+    }
+
+    pub(super) fn gateway(&self) -> &Gateway {
+        &self.inner.gateway
+    }
+
+    pub(crate) fn machine(&self) -> &Machine {
+        &self.inner.machine
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn events(&self) -> &broadcast::Sender<Event> {
+        &self.inner.events
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<Uuid, Entry>> {
+        self.inner
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn persist(&self) -> Result<(), StoreError> {
+        let _ordered = self
+            .inner
+            .save
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let records: Vec<AgentRecord> = {
+            let entries = self.entries();
+            let mut records: Vec<AgentRecord> =
+                entries.values().map(|e| e.state.record.clone()).collect();
+            records.sort_by_key(|r| r.created_at);
+            records
+        };
+        self.inner.store.save(&records)
+    }
+}

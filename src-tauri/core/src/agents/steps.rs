@@ -1,0 +1,350 @@
+//! The steps operations share: the agent's folder and config, the runtime and
+//! image, making and launching the container, waiting for the gateway, moving off
+//! a taken port, and the small rules (ports, tokens, the instance label) beneath.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::definition::{self, Provider};
+use super::logs::LogRing;
+use super::state::{Container, Input};
+use super::{AgentError, Agents};
+use crate::containers::ContainerId;
+use crate::machine::Mode;
+use crate::settings::Settings;
+use crate::store::{self, AgentRecord, StoreError};
+
+impl Agents {
+    /// Writes the agent's folders and `openclaw.json` (0600: it holds the key).
+    pub(super) fn write_config(
+        &self,
+        record: &AgentRecord,
+        provider: &Provider,
+    ) -> Result<(), AgentError> {
+        let folder = |e: std::io::Error| AgentError::Folder(e.to_string());
+        store::create_private_dir(&self.settings().agents_dir()).map_err(folder)?;
+        store::create_private_dir(&record.dir).map_err(folder)?;
+        store::create_private_dir(&record.dir.join("config")).map_err(folder)?;
+        store::create_private_dir(&record.dir.join("workspace")).map_err(folder)?;
+        let config = definition::openclaw_config(record.port, provider);
+        write_json(&record.dir.join("config/openclaw.json"), &config)
+    }
+
+    /// Waits until the engine answers (starting the machine if needed); the
+    /// shutdown cuts the wait short.
+    pub(super) async fn ensure_runtime(&self) -> Result<(), AgentError> {
+        tokio::select! {
+            ready = self.machine().ensure_ready() => ready?,
+            () = self.inner.tasks.closed() => return Err(AgentError::ShuttingDown),
+        }
+        let containers = self.containers().clone();
+        let native_linux = self.machine().mode() == Mode::Native && cfg!(target_os = "linux");
+        self.inner
+            .host
+            .get_or_init(|| async move {
+                if native_linux {
+                    containers.host_traits().await
+                } else {
+                    crate::containers::HostTraits::default()
+                }
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Makes the agent's container from its image, pulling it first if needed.
+    pub(super) async fn make_container(
+        &self,
+        record: &AgentRecord,
+        log: &LogRing,
+    ) -> Result<ContainerId, AgentError> {
+        let host = self.inner.host.get().copied().unwrap_or_default();
+        if host.rootful_native {
+            hand_to_gateway_user(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))?;
+        }
+        self.ensure_image(&record.image, log).await?;
+        self.refuse_when_shutting_down()?;
+        self.containers()
+            .create(record, host, &self.inner.time_zone)
+            .await
+            .map_err(|e| match e {
+                crate::containers::CreateError::Podman(p) => {
+                    AgentError::Gateway(format!("Failed to start OpenClaw containers: {p}"))
+                }
+                taken => taken.into(),
+            })
+    }
+
+    async fn ensure_image(&self, image: &str, log: &LogRing) -> Result<(), AgentError> {
+        if self.containers().image_exists(image).await? {
+            return Ok(());
+        }
+        log.push(format!("Pulling image {image}..."));
+        let sink_log = log.clone();
+        let pull = self
+            .containers()
+            .pull(image, Arc::new(move |_, line: &str| sink_log.push(line)));
+        tokio::select! {
+            pulled = pull => pulled
+                .map_err(|e| AgentError::Gateway(format!("Failed to pull OpenClaw image: {e}"))),
+            () = self.inner.tasks.closed() => Err(AgentError::ShuttingDown),
+        }
+    }
+
+    /// Starts the container and waits for the gateway's health. Refused once the
+    /// shutdown began: no container starts after it.
+    pub(super) async fn launch_and_wait(
+        &self,
+        record: &AgentRecord,
+        container: &ContainerId,
+        log: &LogRing,
+    ) -> Result<(), AgentError> {
+        self.refuse_when_shutting_down()?;
+        self.transition(record.id, Input::Launching { at: Utc::now() })?;
+        self.containers().start(container).await.map_err(|e| {
+            AgentError::Gateway(format!("Failed to start OpenClaw containers: {e}"))
+        })?;
+        log.push("Waiting for gateway to be ready...");
+        tokio::select! {
+            healthy = self.wait_healthy(record, container, log) => healthy?,
+            () = self.inner.tasks.closed() => return Err(AgentError::ShuttingDown),
+        }
+        log.push(format!(
+            "OpenClaw gateway is ready at ws://127.0.0.1:{}",
+            record.port
+        ));
+        self.follow_readiness(record.id, record.port);
+        Ok(())
+    }
+
+    /// Polls the published `/healthz` within the health budget. Podman's own
+    /// health check is not trusted: without systemd it never runs.
+    async fn wait_healthy(
+        &self,
+        record: &AgentRecord,
+        container: &ContainerId,
+        log: &LogRing,
+    ) -> Result<(), AgentError> {
+        let budget = self.settings().health_timeout;
+        let started = tokio::time::Instant::now();
+        let mut last_note = 0;
+        let mut last_look = tokio::time::Instant::now();
+        loop {
+            if self.gateway().healthy(record.port).await {
+                return Ok(());
+            }
+            // Events say it first; a look every few seconds covers the moments the
+            // event stream is not attached (app start, reconnects).
+            if last_look.elapsed() >= Duration::from_secs(3) {
+                last_look = tokio::time::Instant::now();
+                self.look_at(record.id, container).await?;
+            }
+            if let Container::Exited(_) = self.state(record.id)?.live.container {
+                // The `died` of an earlier stop can arrive after this start began:
+                // Podman, asked now, decides.
+                self.look_at(record.id, container).await?;
+                if let Container::Exited(code) = self.state(record.id)?.live.container {
+                    return Err(AgentError::Gateway(match code {
+                        Some(code) => format!("The gateway exited during start (exit code {code})"),
+                        None => "The gateway's container did not start".into(),
+                    }));
+                }
+            }
+            let elapsed = started.elapsed();
+            if elapsed >= budget {
+                return Err(AgentError::Gateway(format!(
+                    "Gateway did not become healthy within {} seconds",
+                    budget.as_secs()
+                )));
+            }
+            if elapsed.as_secs() >= last_note + 5 {
+                last_note = elapsed.as_secs();
+                log.push(format!("Starting gateway... {last_note}s"));
+            }
+            // Often up within a second (small images, warm caches): look often at
+            // first, then once a second like the replaced runtime.
+            let pause = if elapsed < Duration::from_secs(2) {
+                100
+            } else {
+                1000
+            };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+    }
+
+    async fn look_at(&self, id: Uuid, container: &ContainerId) -> Result<(), AgentError> {
+        if let Some(seen) = self.containers().inspect(container).await {
+            self.transition(id, Input::Inspected { container: seen })?;
+        }
+        Ok(())
+    }
+
+    /// `/readyz` follows `/healthz` by a few seconds; report it when it comes.
+    fn follow_readiness(&self, id: Uuid, port: u16) {
+        let this = self.clone();
+        self.inner.tasks.spawn_background(async move {
+            for _ in 0..60 {
+                let running = this
+                    .state(id)
+                    .is_ok_and(|s| s.live.container == Container::Running);
+                if !running {
+                    return;
+                }
+                if this.gateway().ready(port).await {
+                    let _gone = this.transition(id, Input::GatewayReady);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    /// A port free at create may be taken by another program since. Then the agent
+    /// moves to a free port: its config follows and its container is made again
+    /// (a published port is fixed at create).
+    pub(super) async fn move_off_a_taken_port(
+        &self,
+        id: Uuid,
+        log: &LogRing,
+    ) -> Result<AgentRecord, AgentError> {
+        let record = self.state(id)?.record;
+        let ours = self.containers().find(id).await?;
+        if port_is_free(record.port) || ours.as_ref().is_some_and(|f| f.state == Container::Running)
+        {
+            return Ok(record);
+        }
+        let held: Vec<u16> = self.states().iter().map(|s| s.record.port).collect();
+        let port = free_port(self.settings().first_agent_port, &held)?;
+        log.push(format!(
+            "Port {} is taken by another program; the agent moves to port {port}",
+            record.port
+        ));
+        let config_path = record.dir.join("config/openclaw.json");
+        if let Ok(text) = std::fs::read_to_string(&config_path) {
+            if let Ok(mut config) = serde_json::from_str::<serde_json::Value>(&text) {
+                definition::move_config_to_port(&mut config, port);
+                write_json(&config_path, &config)?;
+            }
+        }
+        if let Some(found) = ours {
+            self.containers().remove(&found.id, Duration::ZERO).await?;
+        }
+        self.transition(id, Input::PortMoved { port })?;
+        Ok(self.state(id)?.record)
+    }
+
+    /// A warning when `agents` gateways would not fit in the Podman machine's memory.
+    pub(super) fn memory_notice(&self, agents: usize) -> Option<String> {
+        use crate::status::{AGENT_MEMORY_MIB, MACHINE_BASE_MIB};
+        if self.machine().mode() != Mode::Vm {
+            return None;
+        }
+        let have = self.machine().memory_mib()?;
+        let need = MACHINE_BASE_MIB + AGENT_MEMORY_MIB * agents as u64;
+        (need > have).then(|| {
+            format!(
+                "{agents} agents need about {:.1} GiB but the Podman machine has {:.1} GiB: agents may fail or be killed. \
+                 Give the machine more memory (podman machine stop; podman machine set --memory {}).",
+                need as f64 / 1024.0,
+                have as f64 / 1024.0,
+                need.div_ceil(512) * 512
+            )
+        })
+    }
+
+    /// After the last agent is deleted: stop the machine if Clawdock started it and
+    /// no container that is not an agent runs.
+    pub(super) async fn stop_machine_if_idle(&self) {
+        let machine = self.machine();
+        if machine.mode() != Mode::Vm || !machine.started_by_us() || !self.known_ids().is_empty() {
+            return;
+        }
+        match self.containers().only_agents_run().await {
+            Ok(true) => {
+                if let Err(e) = machine.stop().await {
+                    tracing::warn!(error = %e, "could not stop the machine after the last agent");
+                }
+            }
+            Ok(false) => tracing::info!("other containers run; leaving the machine up"),
+            Err(e) => tracing::warn!(error = %e, "could not list containers"),
+        }
+    }
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), AgentError> {
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| AgentError::Folder(e.to_string()))?;
+    bytes.push(b'\n');
+    store::write_secret(path, &bytes)?;
+    Ok(())
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// The lowest port from `first` that no agent holds and that is free on 127.0.0.1.
+pub(super) fn free_port(first: u16, held: &[u16]) -> Result<u16, AgentError> {
+    let last = first.saturating_add(999);
+    (first..=last)
+        .filter(|p| !held.contains(p))
+        .find(|p| port_is_free(*p))
+        .ok_or(AgentError::NoFreePort(first, last))
+}
+
+/// Hex of `bytes` random bytes from the OS.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if let Err(e) = getrandom::fill(&mut buf) {
+        // No OS randomness is not something to limp on with a weak token.
+        panic!("the operating system gave no random bytes: {e}");
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// This data folder's instance label, created once and kept in the folder.
+pub(super) fn instance_label(settings: &Settings) -> Result<String, StoreError> {
+    let path = settings.home.join("instance-id");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        if id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(id.to_string());
+        }
+    }
+    let id = random_hex(8);
+    store::write_plain(&path, id.as_bytes())?;
+    Ok(id)
+}
+
+/// Rootful Podman runs the gateway as uid 1000 with the folder owned by root (the
+/// app runs as root then): hand the agent's folders to that uid so the gateway can
+/// write its config. Rootless Podman maps the user into the container instead.
+fn hand_to_gateway_user(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    for p in [
+        dir.to_path_buf(),
+        dir.join("config"),
+        dir.join("workspace"),
+        dir.join("config/openclaw.json"),
+    ] {
+        std::os::unix::fs::chown(
+            &p,
+            Some(crate::containers::GATEWAY_UID),
+            Some(crate::containers::GATEWAY_UID),
+        )?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+pub(super) fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,776 @@
+//! The only place that speaks podman for containers and images. An agent's
+//! container is found by our labels (agent id and data-folder label), never by its
+//! name, and every stop, kill, rm, logs and inspect acts on the ID found: a name is
+//! something a user or another program can also take.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::podman::{Call, LineSink, LineStream, Podman, PodmanError};
+use crate::store::AgentRecord;
+
+pub const LABEL_AGENT: &str = "io.clawdock.agent";
+pub const LABEL_HOME: &str = "io.clawdock.home";
+pub const LABEL_NAME: &str = "io.clawdock.name";
+
+/// Port the gateway listens on inside its container.
+pub const GATEWAY_PORT: u16 = 18789;
+/// The uid of the `node` user the gateway image runs as.
+pub const GATEWAY_UID: u32 = 1000;
+
+/// What Podman last said about a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// Not looked at yet.
+    Unknown,
+    Missing,
+    Running,
+    /// Exited with a code, or never started (`None`).
+    Exited(Option<i32>),
+}
+
+/// How containers must be set up on this host.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostTraits {
+    /// Rootless Podman on Linux: map the host user to the gateway's uid so the
+    /// agent folder stays the user's.
+    pub rootless_native: bool,
+    /// Rootful Podman on Linux: the agent folder is handed to the gateway's uid.
+    pub rootful_native: bool,
+    /// Bind mounts need an SELinux label on Linux hosts that enforce it.
+    pub relabel: bool,
+}
+
+/// How long a pull may take: images are large and links slow.
+const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// A container's full ID, as Podman gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContainerId(pub String);
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0[..self.0.len().min(12)])
+    }
+}
+
+/// A container of this data folder, as listed.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub id: ContainerId,
+    /// The agent it belongs to (`None`: labelled as ours but with no valid id).
+    pub agent: Option<Uuid>,
+    pub name: String,
+    pub state: Container,
+}
+
+/// Why a container could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(
+        "The container name `{name}` is taken by a container Clawdock did not make{}; \
+         Clawdock leaves it alone. Remove or rename it, or choose another agent name.",
+        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    NameTaken {
+        name: String,
+        holder: Option<String>,
+    },
+    #[error(transparent)]
+    Podman(#[from] PodmanError),
+}
+
+/// What a container of ours says of the agent that made it, enough to rebuild a
+/// lost record.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub agent: Uuid,
+    pub name: String,
+    pub port: u16,
+    pub token: String,
+    pub created_at: DateTime<Utc>,
+    pub image: String,
+    pub state: Container,
+}
+
+/// A row of `podman ps --format json`. `Labels` is `null` when there are none.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct PsRow {
+    id: String,
+    names: Vec<String>,
+    state: String,
+    exit_code: Option<i32>,
+    labels: Option<HashMap<String, String>>,
+}
+
+impl PsRow {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.as_ref()?.get(key).map(String::as_str)
+    }
+
+    fn container(&self) -> Container {
+        match self.state.as_str() {
+            "running" => Container::Running,
+            // Made but never started.
+            "created" | "configured" => Container::Exited(None),
+            _ => Container::Exited(self.exit_code),
+        }
+    }
+}
+
+/// A line of `podman events --format json`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct EventLine {
+    status: String,
+    #[serde(rename = "Type")]
+    kind: String,
+    attributes: Option<HashMap<String, String>>,
+    /// Omitted when the exit code is 0.
+    container_exit_code: Option<i32>,
+    /// RFC 3339 with nanoseconds.
+    time: String,
+}
+
+/// What an event line says of one of our agents' containers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Happened {
+    pub agent: Uuid,
+    pub container: Container,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// The containers of one data folder. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    podman: Podman,
+    home: String,
+}
+
+impl Containers {
+    /// `home` is the data folder's label value, so two instances (or test runs) on
+    /// one Podman never touch each other's containers.
+    pub fn new(podman: Podman, home: String) -> Self {
+        Self { podman, home }
+    }
+
+    pub fn home_label(&self) -> &str {
+        &self.home
+    }
+
+    /// Every container of this data folder, running or not.
+    pub async fn list(&self) -> Result<Vec<Found>, PodmanError> {
+        self.ps(&["--all"]).await
+    }
+
+    /// Containers of this data folder that run now.
+    pub async fn running(&self) -> Result<Vec<Found>, PodmanError> {
+        self.ps(&[]).await
+    }
+
+    async fn ps(&self, extra: &[&str]) -> Result<Vec<Found>, PodmanError> {
+        let filter = format!("label={LABEL_HOME}={}", self.home);
+        let mut args = vec!["ps", "--format", "json", "--filter", &filter];
+        args.extend_from_slice(extra);
+        let rows: Vec<PsRow> = self.podman.run_json(Call::new(args)).await?;
+        Ok(rows
+            .into_iter()
+            // Checked again here: the filter is only a first cut.
+            .filter(|r| r.label(LABEL_HOME) == Some(self.home.as_str()))
+            .map(|r| Found {
+                id: ContainerId(r.id.clone()),
+                agent: r.label(LABEL_AGENT).and_then(|v| v.parse().ok()),
+                name: r.names.first().cloned().unwrap_or_default(),
+                state: r.container(),
+            })
+            .collect())
+    }
+
+    /// The agent's container, found by its labels.
+    pub async fn find(&self, agent: Uuid) -> Result<Option<Found>, PodmanError> {
+        let filter = format!("label={LABEL_AGENT}={agent}");
+        let rows: Vec<PsRow> = self
+            .podman
+            .run_json(Call::new([
+                "ps", "--all", "--format", "json", "--filter", &filter,
+            ]))
+            .await?;
+        let agent_text = agent.to_string();
+        Ok(rows
+            .into_iter()
+            .find(|r| {
+                r.label(LABEL_HOME) == Some(self.home.as_str())
+                    && r.label(LABEL_AGENT) == Some(agent_text.as_str())
+            })
+            .map(|r| Found {
+                id: ContainerId(r.id.clone()),
+                agent: Some(agent),
+                name: r.names.first().cloned().unwrap_or_default(),
+                state: r.container(),
+            }))
+    }
+
+    /// True when a container that is not this agent's holds `name`. Reads only
+    /// whether the name is taken, nothing of the container.
+    pub async fn name_taken_by_another(
+        &self,
+        name: &str,
+        agent: Uuid,
+    ) -> Result<bool, PodmanError> {
+        match self
+            .podman
+            .run(Call::new(["container", "exists", name]))
+            .await
+        {
+            Ok(_) => Ok(self.find(agent).await?.is_none_or(|f| f.name != name)),
+            Err(PodmanError::Failed { code, .. }) if code.0 == Some(1) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the agent's container and returns its ID. A container of that name
+    /// left by an earlier, interrupted attempt of this agent is used; one that is
+    /// not this agent's is refused and left alone.
+    pub async fn create(
+        &self,
+        agent: &AgentRecord,
+        host: HostTraits,
+        time_zone: &str,
+    ) -> Result<ContainerId, CreateError> {
+        let args = create_args(agent, &self.home, time_zone, host);
+        match self.podman.run(Call::new(args)).await {
+            Ok(out) => Ok(ContainerId(out.stdout.trim().to_string())),
+            Err(e) if e.says("already in use") => match self.find(agent.id).await? {
+                Some(ours) => Ok(ours.id),
+                None => Err(CreateError::NameTaken {
+                    name: agent.container_name(),
+                    holder: holder_of(e.stderr()),
+                }),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn start(&self, id: &ContainerId) -> Result<(), PodmanError> {
+        self.podman.run(Call::new(["start", &id.0])).await?;
+        Ok(())
+    }
+
+    /// Stops a container and checks that it did: an answer of 0 from podman is not
+    /// trusted alone. What is still up after the timeout is killed.
+    pub async fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), PodmanError> {
+        let secs = timeout.as_secs_f64().ceil() as u64;
+        let call = Call::new(["stop", "--ignore", "--time", &secs.to_string(), &id.0])
+            .timeout(timeout + self.podman.call_timeout());
+        match self.podman.run(call).await {
+            Ok(_) | Err(PodmanError::TimedOut { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        if self.inspect(id).await != Some(Container::Running) {
+            return Ok(());
+        }
+        tracing::warn!(container = %id, "still running after stop; killing it");
+        self.kill(std::slice::from_ref(id), self.podman.call_timeout())
+            .await
+    }
+
+    /// Kills containers at once, in one podman call.
+    pub async fn kill(&self, ids: &[ContainerId], limit: Duration) -> Result<(), PodmanError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["kill".to_string()];
+        args.extend(ids.iter().map(|id| id.0.clone()));
+        match self.podman.run(Call::new(args).timeout(limit)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.says("not running") || e.says("no such container") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a container with its anonymous volumes, stopping it first within
+    /// `timeout`, and checks that it is gone.
+    pub async fn remove(&self, id: &ContainerId, timeout: Duration) -> Result<(), PodmanError> {
+        let secs = timeout.as_secs_f64().ceil() as u64;
+        let call = Call::new([
+            "rm",
+            "--force",
+            "--volumes",
+            "--ignore",
+            "--time",
+            &secs.to_string(),
+            &id.0,
+        ])
+        .timeout(timeout + self.podman.call_timeout());
+        self.podman.run(call).await?;
+        match self.inspect(id).await {
+            Some(Container::Missing) | None => Ok(()),
+            Some(_) => Err(PodmanError::BadOutput {
+                args: format!("rm {id}"),
+                reason: "podman said the container was removed, but it is still there".into(),
+            }),
+        }
+    }
+
+    /// The container's state as Podman reports it now (`None` when it cannot tell).
+    pub async fn inspect(&self, id: &ContainerId) -> Option<Container> {
+        let out = self
+            .podman
+            .run(Call::new([
+                "inspect",
+                "--type",
+                "container",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                &id.0,
+            ]))
+            .await;
+        match out {
+            Ok(out) => {
+                let mut words = out.stdout.split_whitespace();
+                let status = words.next().unwrap_or_default();
+                let code = words.next().and_then(|c| c.parse().ok());
+                Some(match status {
+                    "running" => Container::Running,
+                    "exited" | "stopped" => Container::Exited(code),
+                    // Never started (e.g. `podman start` answered 0 but did nothing).
+                    "created" | "configured" => Container::Exited(None),
+                    _ => return None,
+                })
+            }
+            Err(e) if e.says("no such") => Some(Container::Missing),
+            Err(_) => None,
+        }
+    }
+
+    /// What a container of ours tells about its agent, to rebuild a lost record.
+    pub async fn recover(&self, id: &ContainerId) -> Result<Recovered, PodmanError> {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Inspected {
+            created: Option<DateTime<Utc>>,
+            image_name: String,
+            config: InspectedConfig,
+            host_config: InspectedHost,
+            state: InspectedState,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct InspectedConfig {
+            env: Vec<String>,
+            labels: Option<HashMap<String, String>>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct InspectedHost {
+            port_bindings: Option<HashMap<String, Option<Vec<Binding>>>>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Binding {
+            host_port: String,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct InspectedState {
+            status: String,
+            exit_code: Option<i32>,
+        }
+        let args = format!("inspect {id}");
+        let bad = |reason: &str| PodmanError::BadOutput {
+            args: args.clone(),
+            reason: reason.to_string(),
+        };
+        let rows: Vec<Inspected> = self
+            .podman
+            .run_json(Call::new(["inspect", "--type", "container", &id.0]))
+            .await?;
+        let c = rows.into_iter().next().ok_or_else(|| bad("no container"))?;
+        let labels = c.config.labels.unwrap_or_default();
+        if labels.get(LABEL_HOME) != Some(&self.home) {
+            return Err(bad("not a container of this data folder"));
+        }
+        let agent = labels
+            .get(LABEL_AGENT)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("no agent label"))?;
+        let name = labels
+            .get(LABEL_NAME)
+            .cloned()
+            .ok_or_else(|| bad("no name label"))?;
+        let port = c
+            .host_config
+            .port_bindings
+            .unwrap_or_default()
+            .get(&format!("{GATEWAY_PORT}/tcp"))
+            .and_then(|b| b.as_ref()?.first()?.host_port.parse().ok())
+            .ok_or_else(|| bad("no published gateway port"))?;
+        let token = c
+            .config
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("OPENCLAW_GATEWAY_TOKEN="))
+            .map(str::to_string)
+            .ok_or_else(|| bad("no gateway token"))?;
+        let state = match c.state.status.as_str() {
+            "running" => Container::Running,
+            "created" | "configured" => Container::Exited(None),
+            _ => Container::Exited(c.state.exit_code),
+        };
+        Ok(Recovered {
+            agent,
+            name,
+            port,
+            token,
+            created_at: c.created.unwrap_or_else(Utc::now),
+            image: c.image_name,
+            state,
+        })
+    }
+
+    /// The last lines of the container's own output.
+    pub async fn tail_logs(
+        &self,
+        id: &ContainerId,
+        tail: usize,
+    ) -> Result<Vec<String>, PodmanError> {
+        let out = self
+            .podman
+            .run(Call::new(["logs", "--tail", &tail.to_string(), &id.0]))
+            .await?;
+        // `podman logs` writes the container's stderr to its own stderr; the tail
+        // kept by the runner holds only the end, so prefer stdout when present.
+        let mut lines: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+        if lines.is_empty() {
+            lines = out.stderr_tail.lines().map(str::to_string).collect();
+        }
+        Ok(lines)
+    }
+
+    /// The container's output as it comes (`follow`), after its last `tail` lines.
+    pub fn stream_logs(
+        &self,
+        id: &ContainerId,
+        tail: usize,
+        follow: bool,
+    ) -> Result<LineStream, PodmanError> {
+        let tail = tail.to_string();
+        let mut args = vec!["logs", "--tail", &tail];
+        if follow {
+            args.push("--follow");
+        }
+        args.push(&id.0);
+        self.podman.stream(&args)
+    }
+
+    /// Podman's container events, as they happen.
+    pub fn events(&self) -> Result<LineStream, PodmanError> {
+        let filter = format!("label={LABEL_HOME}={}", self.home);
+        self.podman.stream(&[
+            "events",
+            "--format",
+            "json",
+            "--filter",
+            "type=container",
+            "--filter",
+            &filter,
+        ])
+    }
+
+    /// Reads one line of [`Containers::events`]: what happened to which of our
+    /// agents, if it is about one. `clock_shared`: the engine's clock is this
+    /// machine's (native mode), so the event's time can be compared with ours.
+    pub fn parse_event(&self, line: &str, clock_shared: bool) -> Option<Happened> {
+        let event: EventLine = serde_json::from_str(line).ok()?;
+        if event.kind != "container" {
+            return None;
+        }
+        let attributes = event.attributes.as_ref()?;
+        if attributes.get(LABEL_HOME) != Some(&self.home) {
+            return None;
+        }
+        let agent = attributes.get(LABEL_AGENT)?.parse().ok()?;
+        let container = match event.status.as_str() {
+            "start" | "restart" => Container::Running,
+            "died" => Container::Exited(Some(event.container_exit_code.unwrap_or(0))),
+            "remove" => Container::Missing,
+            _ => return None,
+        };
+        let at = clock_shared
+            .then(|| DateTime::parse_from_rfc3339(&event.time).ok())
+            .flatten()
+            .map(|t| t.with_timezone(&Utc));
+        Some(Happened {
+            agent,
+            container,
+            at,
+        })
+    }
+
+    /// True when every running container carries the agent label (ours or another
+    /// Clawdock's): only then may Clawdock stop the machine.
+    pub async fn only_agents_run(&self) -> Result<bool, PodmanError> {
+        let rows: Vec<PsRow> = self
+            .podman
+            .run_json(Call::new(["ps", "--format", "json"]))
+            .await?;
+        Ok(rows.iter().all(|r| r.label(LABEL_AGENT).is_some()))
+    }
+
+    pub async fn image_exists(&self, image: &str) -> Result<bool, PodmanError> {
+        match self.podman.run(Call::new(["image", "exists", image])).await {
+            Ok(_) => Ok(true),
+            Err(PodmanError::Failed { code, .. }) if code.0 == Some(1) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn pull(&self, image: &str, on_line: LineSink) -> Result<(), PodmanError> {
+        let call = Call::new(["pull", image])
+            .timeout(PULL_TIMEOUT)
+            .on_line(on_line);
+        self.podman.run(call).await.map(|_| ())
+    }
+
+    /// How containers must be set up on this host (Linux, native mode only).
+    pub async fn host_traits(&self) -> HostTraits {
+        let info = self
+            .podman
+            .run(Call::new([
+                "info",
+                "--format",
+                "{{.Host.Security.Rootless}} {{.Host.Security.SELinuxEnabled}}",
+            ]))
+            .await;
+        match info {
+            Ok(out) => {
+                let mut words = out.stdout.split_whitespace();
+                let rootless = words.next() == Some("true");
+                HostTraits {
+                    rootless_native: rootless,
+                    rootful_native: !rootless,
+                    relabel: words.next() == Some("true"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "podman info failed; assuming rootful without SELinux");
+                HostTraits::default()
+            }
+        }
+    }
+
+    /// Kills every running container of this data folder from a thread with no
+    /// async runtime, within `limit`: the panic hook's last resort. Returns how
+    /// many it found.
+    pub fn kill_all_blocking(&self, limit: Duration) -> usize {
+        let filter = format!("label={LABEL_HOME}={}", self.home);
+        let listed = self.podman.run_blocking(
+            &["ps".into(), "--quiet".into(), "--filter".into(), filter],
+            limit,
+        );
+        let ids: Vec<String> = listed
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["kill".to_string()];
+            args.extend(ids.iter().cloned());
+            if self.podman.run_blocking(&args, limit).is_none() {
+                eprintln!("clawdock: could not kill the agents' containers: {ids:?}");
+            }
+        }
+        ids.len()
+    }
+}
+
+/// The holder's ID from podman's "already in use by <id>" answer.
+fn holder_of(stderr: &str) -> Option<String> {
+    let rest = stderr.split("already in use by ").nth(1)?;
+    let id: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+    (id.len() >= 12).then(|| id[..12].to_string())
+}
+
+/// `podman create` arguments for an agent. Built as an argument list: user text
+/// never passes through a shell or a YAML file.
+pub fn create_args(
+    agent: &AgentRecord,
+    home_label: &str,
+    time_zone: &str,
+    host: HostTraits,
+) -> Vec<String> {
+    let dir = &agent.dir;
+    let mount = |sub: &str, target: &str| {
+        let suffix = if host.relabel { ":Z" } else { "" };
+        format!("{}:{target}{suffix}", dir.join(sub).display())
+    };
+    let mut args: Vec<String> = vec![
+        "create".into(),
+        "--name".into(),
+        agent.container_name(),
+        "--hostname".into(),
+        hostname(agent),
+        "--label".into(),
+        format!("{LABEL_AGENT}={}", agent.id),
+        "--label".into(),
+        format!("{LABEL_HOME}={home_label}"),
+        "--label".into(),
+        format!("{LABEL_NAME}={}", agent.name),
+        "--publish".into(),
+        format!("127.0.0.1:{}:{GATEWAY_PORT}", agent.port),
+        "--env".into(),
+        format!("OPENCLAW_GATEWAY_TOKEN={}", agent.token),
+        "--env".into(),
+        format!("TZ={time_zone}"),
+        // The gateway colours its log even without a terminal; plain text reads
+        // better in the agent's log view.
+        "--env".into(),
+        "NO_COLOR=1".into(),
+        "--volume".into(),
+        mount("config", "/home/node/.openclaw"),
+        "--volume".into(),
+        mount("workspace", "/home/node/.openclaw/workspace"),
+        "--health-cmd".into(),
+        format!(
+            "wget -qO- http://127.0.0.1:{GATEWAY_PORT}/healthz >/dev/null 2>&1 || curl -sf http://127.0.0.1:{GATEWAY_PORT}/healthz"
+        ),
+        "--health-interval".into(),
+        "30s".into(),
+        "--health-timeout".into(),
+        "10s".into(),
+        "--health-retries".into(),
+        "3".into(),
+        "--restart".into(),
+        "unless-stopped".into(),
+    ];
+    if host.rootless_native {
+        args.push("--userns".into());
+        args.push(format!("keep-id:uid={GATEWAY_UID},gid={GATEWAY_UID}"));
+    }
+    args.push(agent.image.clone());
+    args.extend(
+        [
+            "node",
+            "dist/index.js",
+            "gateway",
+            "--bind",
+            "lan",
+            "--port",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args.push(GATEWAY_PORT.to_string());
+    args
+}
+
+/// A fixed hostname per agent: the gateway's owner lease records it, and a new
+/// container with another hostname would wait up to 300 s after a kill.
+pub fn hostname(agent: &AgentRecord) -> String {
+    format!("agent-{}", &agent.id.simple().to_string()[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AgentStatus, Wanted};
+
+    fn agent() -> AgentRecord {
+        AgentRecord {
+            id: Uuid::new_v4(),
+            name: "x; rm -rf /".into(), // never valid, but must still stay one argument
+            status: AgentStatus::Creating,
+            port: 18800,
+            dir: "/data/agents/1".into(),
+            token: "tok".into(),
+            created_at: Utc::now(),
+            error: None,
+            provider_type: None,
+            wanted: Wanted::Running,
+            running_at_quit: false,
+            deleting: false,
+            image: "img:1".into(),
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn container_definition_is_data() {
+        let agent = agent();
+        let args = create_args(
+            &agent,
+            "home1",
+            "Europe/Paris",
+            HostTraits {
+                rootless_native: true,
+                rootful_native: false,
+                relabel: true,
+            },
+        );
+        assert!(args.contains(&"clawdock-x; rm -rf /".to_string()));
+        assert!(args.contains(&"127.0.0.1:18800:18789".to_string()));
+        assert!(args.contains(&format!("io.clawdock.agent={}", agent.id)));
+        assert!(args.contains(&"io.clawdock.home=home1".to_string()));
+        assert!(args.contains(&"/data/agents/1/config:/home/node/.openclaw:Z".to_string()));
+        assert!(args.contains(&"TZ=Europe/Paris".to_string()));
+        assert!(args.contains(&"keep-id:uid=1000,gid=1000".to_string()));
+        assert!(args.contains(&"unless-stopped".to_string()));
+        let at = args.iter().position(|a| a == "img:1").expect("image");
+        assert_eq!(
+            &args[at + 1..],
+            [
+                "node",
+                "dist/index.js",
+                "gateway",
+                "--bind",
+                "lan",
+                "--port",
+                "18789"
+            ]
+        );
+        assert_eq!(hostname(&agent), hostname(&agent.clone()));
+    }
+
+    #[test]
+    fn the_holder_of_a_taken_name_is_read_from_podman_s_answer() {
+        let stderr = "Error: creating container storage: the container name \"clawdock-dev\" is already in use by 4f1c2d9e8a7b6c5d4e3f2a1b. You have to remove that container to be able to reuse that name: that name is already in use";
+        assert_eq!(holder_of(stderr).as_deref(), Some("4f1c2d9e8a7b"));
+        assert_eq!(holder_of("Error: name already in use"), None);
+    }
+
+    #[test]
+    fn events_of_another_data_folder_or_no_agent_are_not_ours() {
+        let c = Containers::new(Podman::new(None), "home1".into());
+        let id = Uuid::new_v4();
+        let line = |home: &str, status: &str| {
+            format!(
+                r#"{{"ID":"abc","Status":"{status}","Type":"container","Time":"2026-11-30T10:00:00.5Z","ContainerExitCode":137,
+                "Attributes":{{"io.clawdock.agent":"{id}","io.clawdock.home":"{home}"}}}}"#
+            )
+        };
+        let died = c.parse_event(&line("home1", "died"), true).expect("ours");
+        assert_eq!(died.agent, id);
+        assert_eq!(died.container, Container::Exited(Some(137)));
+        assert!(died.at.is_some());
+        assert!(c
+            .parse_event(&line("home1", "died"), false)
+            .expect("ours")
+            .at
+            .is_none());
+        assert!(c.parse_event(&line("home2", "died"), true).is_none());
+        assert!(c.parse_event(&line("home1", "exec"), true).is_none());
+        assert!(c.parse_event("garbage", true).is_none());
+        assert!(c
+            .parse_event(
+                r#"{"Status":"died","Type":"container","Attributes":{"io.clawdock.home":"home1"}}"#,
+                true
+            )
+            .is_none());
+    }
+}

@@ -1,0 +1,51 @@
+//! What clients see of an agent: the view the API serves, the event stream carries
+//! and the CLI reads back. Never holds the gateway token or an API key.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::AgentStatus;
+
+/// An operation in progress on an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activity {
+    Creating,
+    Starting,
+    Stopping,
+    Deleting,
+}
+
+/// An agent as clients see it: no token, no API key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    pub id: Uuid,
+    pub name: String,
+    pub status: AgentStatus,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_type: Option<String>,
+    #[serde(default)]
+    pub activity: Option<Activity>,
+    /// The gateway answered `/readyz`.
+    #[serde(default)]
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub image: String,
+    /// Something the user should know, e.g. a local provider that must listen
+    /// beyond 127.0.0.1, or that the agent was recovered from its container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+}

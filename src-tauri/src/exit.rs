@@ -1,0 +1,96 @@
+//! How the process learns it must end, shared by `serve` and the desktop app: the
+//! signals and console events of each platform, all leading to the core's one
+//! shutdown routine, and the exit code that says whether anything was left running.
+
+use std::process::ExitCode;
+
+use clawdock_core::shutdown::ShutdownReport;
+
+/// Exit code when the shutdown left containers running (named in the log and the
+/// report): scripts can tell an unclean exit from a clean one.
+pub const LEFT_RUNNING: u8 = 4;
+
+/// Resolves when the system asks this process to end, naming why: SIGTERM, SIGINT
+/// (Ctrl-C), SIGHUP (terminal closed, ssh dropped) on Unix; Ctrl-C, Ctrl-Break,
+/// console close, logoff and system shutdown on Windows.
+pub async fn termination() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut int), Ok(mut hup)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+                _ = hup.recv() => "SIGHUP",
+            },
+            (term, int, hup) => {
+                tracing::error!(
+                    term = term.is_ok(),
+                    int = int.is_ok(),
+                    hup = hup.is_ok(),
+                    "could not install every signal handler; only Ctrl-C ends the process cleanly"
+                );
+                ctrl_c().await
+            }
+        }
+    }
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows;
+        // Windows gives a console process a few seconds after close, logoff or
+        // shutdown before it ends it: the routine's first phases fit in that.
+        match (
+            windows::ctrl_c(),
+            windows::ctrl_break(),
+            windows::ctrl_close(),
+            windows::ctrl_logoff(),
+            windows::ctrl_shutdown(),
+        ) {
+            (Ok(mut c), Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) => {
+                tokio::select! {
+                    _ = c.recv() => "Ctrl-C",
+                    _ = brk.recv() => "Ctrl-Break",
+                    _ = close.recv() => "console closed",
+                    _ = logoff.recv() => "logoff",
+                    _ = shutdown.recv() => "system shutdown",
+                }
+            }
+            _ => {
+                tracing::error!("could not install every console handler");
+                ctrl_c().await
+            }
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        ctrl_c().await
+    }
+}
+
+#[allow(dead_code)] // not reached on platforms whose handlers all install
+async fn ctrl_c() -> &'static str {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::error!(error = %e, "cannot wait for Ctrl-C");
+        // Nothing can end the process now but a kill; do not return at once.
+        std::future::pending::<()>().await;
+    }
+    "Ctrl-C"
+}
+
+/// The process's exit code after a shutdown, saying so on stderr when it was
+/// not clean.
+pub fn code_of(report: &ShutdownReport) -> ExitCode {
+    if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "clawdock: still running after the shutdown: {}",
+            report.leftover.join(", ")
+        );
+        ExitCode::from(LEFT_RUNNING)
+    }
+}
