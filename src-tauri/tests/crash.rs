@@ -344,3 +344,138 @@ async fn kill_9_during_create_stop_and_delete_loses_nothing() {
         "a labelled container still runs"
     );
 }
+
+impl Instance {
+    /// Sends a request and hangs up after `ms`, answered or not (the client gives up).
+    async fn hang_up_after(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        ms: u64,
+    ) {
+        let _gave_up = self
+            .request(method, path, body)
+            .timeout(Duration::from_millis(ms))
+            .send()
+            .await;
+    }
+
+    async fn agent(&self, id: &str) -> Option<Value> {
+        self.agents().await.into_iter().find(|a| a["id"] == id)
+    }
+}
+
+/// Fault: a request whose client hung up was dropped half-way by the server: an
+/// agent left `creating`/`stopping`/`deleting` for good, a container running for a
+/// `stopped` agent, a delete that left its record or container behind.
+///
+/// Create, stop and delete, each with a client that gives up after 100-1500 ms (a
+/// floor of 100 ms so the request has reached the server), at 6 points
+/// (`CLAWDOCK_CRASH_POINTS` lowers it). After each: the state settles and matches
+/// Podman; a delete completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_at_a_random_point_loses_nothing() {
+    common::ensure_images();
+    let points: u32 = std::env::var("CLAWDOCK_CRASH_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+        .min(6);
+    let mut rng = Points(0xD1B5_4A32_D192_ED03);
+    let mut inst = Instance::new();
+    // The other test of this file runs at the same time: other ports.
+    inst.port_base += 10;
+    inst.start().await;
+    let tag = std::process::id() % 10_000;
+    use reqwest::Method;
+
+    for i in 0..points {
+        let name = format!("h{tag}n{i}");
+        let ms = 100 + rng.next_ms(1400);
+        inst.hang_up_after(
+            Method::POST,
+            "/agents/create",
+            Some(json!({ "name": name })),
+            ms,
+        )
+        .await;
+        inst.check(&format!("create #{i} (client gave up after {ms} ms)"))
+            .await;
+        // A client that gave up before the answer may have cancelled the create
+        // before anything was made (the check above found no orphan): make it now.
+        let id = match inst
+            .agents()
+            .await
+            .into_iter()
+            .find(|a| a["name"] == name.as_str())
+        {
+            Some(a) => a["id"].as_str().expect("id").to_string(),
+            None => {
+                let (code, body) = inst
+                    .call(
+                        Method::POST,
+                        "/agents/create",
+                        Some(json!({ "name": name })),
+                    )
+                    .await;
+                assert_eq!(code, 201, "create again after #{i}: {body}");
+                body["agent"]["id"].as_str().expect("id").to_string()
+            }
+        };
+        if inst
+            .agent(&id)
+            .await
+            .is_some_and(|a| a["status"] != "running")
+        {
+            let (code, body) = inst
+                .call(Method::POST, &format!("/agents/{id}/start"), None)
+                .await;
+            assert_eq!(code, 200, "start after create #{i}: {body}");
+        }
+        wait_running(&inst, &id).await;
+
+        let ms = 100 + rng.next_ms(1400);
+        inst.hang_up_after(Method::POST, &format!("/agents/{id}/stop"), None, ms)
+            .await;
+        inst.check(&format!("stop #{i} (client gave up after {ms} ms)"))
+            .await;
+        if inst
+            .agent(&id)
+            .await
+            .is_some_and(|a| a["status"] != "running")
+        {
+            let (code, body) = inst
+                .call(Method::POST, &format!("/agents/{id}/start"), None)
+                .await;
+            assert_eq!(code, 200, "start after stop #{i}: {body}");
+        }
+        wait_running(&inst, &id).await;
+
+        let ms = 100 + rng.next_ms(1400);
+        inst.hang_up_after(Method::DELETE, &format!("/agents/{id}"), None, ms)
+            .await;
+        let began = Instant::now();
+        loop {
+            let listed = inst.agent(&id).await;
+            let has_container = inst.containers().iter().any(|(c, _)| c == &id);
+            if listed.is_none() && !has_container {
+                break;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "delete #{i} (client gave up after {ms} ms) did not complete: \
+                 agent {listed:?}, container left: {has_container}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        inst.check(&format!("delete #{i}")).await;
+    }
+
+    let (code, _) = inst.call(Method::POST, "/shutdown", None).await;
+    assert_eq!(code, 200);
+    assert!(
+        inst.containers().iter().all(|(_, running)| !running),
+        "a labelled container still runs"
+    );
+}

@@ -57,6 +57,7 @@ fn cli_without_an_instance_says_so() {
 
 #[test]
 fn serve_with_two_agents_then_sigterm_leaves_nothing_running() {
+    let _engine = ENGINE.blocking_read();
     common::ensure_images();
     let home = tempfile::tempdir().expect("tmp");
     let port_base = 24000 + (std::process::id() % 100) as u16 * 10;
@@ -183,4 +184,436 @@ fn serve_with_two_agents_then_sigterm_leaves_nothing_running() {
         .expect("kill");
     assert!(sent.success());
     assert_eq!(again.wait().expect("wait").code(), Some(0));
+}
+
+// ---- issue 11: one instance per data folder, signals, clients that hang up,
+// ---- the machine stop at exit
+
+/// The vm-mode test needs nothing but agent containers running on the engine while
+/// it exits (Clawdock stops a machine only when nothing else runs on it): it runs
+/// alone, the others share.
+static ENGINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+const STUBBORN_IMAGE: &str = "localhost/clawdock-test-gateway-stubborn:latest";
+
+/// First agent port of one test of this file (they run in parallel).
+fn port_base(slot: u16) -> u16 {
+    26000 + (std::process::id() % 50) as u16 * 40 + slot * 5
+}
+
+/// An agent name (and so a container name) no parallel run uses.
+fn tagged(stem: &str) -> String {
+    format!("{stem}{}", std::process::id() % 10_000)
+}
+
+/// A `clawdock serve --port 0` of the test's own, SIGKILLed if the test ends first.
+struct Serve {
+    child: std::process::Child,
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Serve {
+    /// Starts it and waits for its `api.json` (the one with its pid).
+    fn start(home: &Path, envs: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--port", "0"])
+            .env("CLAWDOCK_HOME", home)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("serve");
+        let pid = child.id();
+        let mut this = Self {
+            child,
+            url: String::new(),
+            token: String::new(),
+            http: reqwest::Client::new(),
+        };
+        let api_file = home.join("api.json");
+        let began = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&api_file) {
+                if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
+                    if info["pid"] == pid {
+                        this.url = info["url"].as_str().expect("url").into();
+                        this.token = info["token"].as_str().expect("token").into();
+                        return this;
+                    }
+                }
+            }
+            assert!(
+                this.child.try_wait().expect("wait").is_none(),
+                "serve exited at start"
+            );
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "serve did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends a request and waits for the whole answer (up to 2 minutes).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut r = self.request(method, path).timeout(Duration::from_secs(120));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("answer");
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Sends a request and hangs up after `limit` whether answered or not.
+    async fn hang_up_after(&self, method: reqwest::Method, path: &str, limit: Duration) {
+        let _gave_up = self.request(method, path).timeout(limit).send().await;
+    }
+
+    /// `GET /agents/{id}`; `None` when the agent does not exist.
+    async fn agent(&self, id: &str) -> Option<serde_json::Value> {
+        let (code, body) = self
+            .call(reqwest::Method::GET, &format!("/agents/{id}"), None)
+            .await;
+        (code == 200).then(|| body["agent"].clone())
+    }
+
+    async fn agents(&self) -> Vec<serde_json::Value> {
+        let (code, body) = self.call(reqwest::Method::GET, "/agents", None).await;
+        assert_eq!(code, 200, "{body}");
+        body["agents"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Creates an agent and waits until it runs; returns its id.
+    async fn create_running(&self, name: &str) -> String {
+        let (code, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/agents/create",
+                Some(serde_json::json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(code, 201, "{body}");
+        let id = body["agent"]["id"].as_str().expect("id").to_string();
+        let began = Instant::now();
+        loop {
+            let agent = self.agent(&id).await;
+            if agent
+                .as_ref()
+                .is_some_and(|a| a["status"] == "running" && a["activity"].is_null())
+            {
+                return id;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "{name} never ran: {agent:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the process to exit.
+    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let began = Instant::now();
+        while began.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _gone = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
+
+fn instance_rows(home: &Path) -> Vec<serde_json::Value> {
+    common::instance_containers::rows(&common::instance_label(home).expect("instance label"))
+}
+
+/// Fault: a second `clawdock serve` on the same data folder ran next to the first,
+/// overwrote its `api.json` (clients then talked to the wrong one) and both managed
+/// the same agents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_the_same_folder_exits_and_leaves_the_first_alone() {
+    let _engine = ENGINE.read().await;
+    common::ensure_images();
+    let home = common::Home::new();
+    let base = port_base(0).to_string();
+    let envs = [
+        ("CLAWDOCK_AGENT_IMAGE", common::IMAGE),
+        ("CLAWDOCK_STOP_TIMEOUT", "2"),
+        ("CLAWDOCK_PORT_BASE", base.as_str()),
+    ];
+    let first = Serve::start(home.path(), &envs);
+    let id = first.create_running(&tagged("solo")).await;
+    let api_file = home.path().join("api.json");
+    let before = std::fs::read(&api_file).expect("api.json");
+
+    let mut second = Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .env("CLAWDOCK_HOME", home.path())
+        .envs(envs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("second serve");
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if began.elapsed() > Duration::from_secs(15) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if status.is_none() {
+        let _gone = second.kill();
+    }
+    let out = second.wait_with_output().expect("second's output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let status =
+        status.unwrap_or_else(|| panic!("the second serve still ran after 15 s: {stderr}"));
+    assert!(!status.success(), "the second serve exited {status}");
+    assert!(stderr.contains("already running for"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&api_file).expect("api.json"),
+        before,
+        "the first instance's api.json is unchanged"
+    );
+    let agents = first.agents().await;
+    assert!(
+        agents.iter().any(|a| a["id"] == id.as_str()),
+        "the first still answers with its agent: {agents:?}"
+    );
+}
+
+/// Fault: SIGHUP (the terminal closed) killed `clawdock serve` at once by the default
+/// action, leaving its agents' containers running with no one to manage them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_stops_the_agents_and_exits_zero() {
+    let _engine = ENGINE.read().await;
+    common::ensure_images();
+    let home = common::Home::new();
+    let base = port_base(1).to_string();
+    let mut serve = Serve::start(
+        home.path(),
+        &[
+            ("CLAWDOCK_AGENT_IMAGE", common::IMAGE),
+            ("CLAWDOCK_STOP_TIMEOUT", "2"),
+            ("CLAWDOCK_PORT_BASE", base.as_str()),
+        ],
+    );
+    serve.create_running(&tagged("hup")).await;
+    assert_eq!(labelled_running(home.path()).len(), 1);
+    serve.signal("HUP");
+    let status = serve
+        .wait_exit(Duration::from_secs(40))
+        .expect("serve exits after SIGHUP");
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        labelled_running(home.path()).is_empty(),
+        "no container of the folder runs after SIGHUP"
+    );
+}
+
+fn stubborn_envs(slot: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLAWDOCK_AGENT_IMAGE", STUBBORN_IMAGE.to_string()),
+        ("CLAWDOCK_STOP_TIMEOUT", "2".to_string()),
+        ("CLAWDOCK_PORT_BASE", port_base(slot).to_string()),
+    ]
+}
+
+fn start_with(home: &Path, envs: &[(&'static str, String)]) -> Serve {
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Serve::start(home, &envs)
+}
+
+/// Fault: when the client of `POST /agents/{id}/stop` hung up, the stop was dropped
+/// half-way: the agent stayed `stopping` for good and the container (a gateway that
+/// ignores SIGTERM) kept running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_on_stop_does_not_leave_the_stop_half_done() {
+    let _engine = ENGINE.read().await;
+    common::ensure_images();
+    let home = common::Home::new();
+    let serve = start_with(home.path(), &stubborn_envs(2));
+    let id = serve.create_running(&tagged("hangstop")).await;
+    serve
+        .hang_up_after(
+            reqwest::Method::POST,
+            &format!("/agents/{id}/stop"),
+            Duration::from_millis(500),
+        )
+        .await;
+    let began = Instant::now();
+    let mut agent = None;
+    while began.elapsed() < Duration::from_secs(15) {
+        agent = serve.agent(&id).await;
+        let settled = agent
+            .as_ref()
+            .is_some_and(|a| a["status"] == "stopped" && a["activity"].is_null());
+        if settled && labelled_running(home.path()).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "15 s after the client hung up: agent {agent:?}, running containers {:?}",
+        labelled_running(home.path())
+    );
+}
+
+/// Fault: when the client of `DELETE /agents/{id}` hung up, the delete was dropped
+/// half-way: record, folder or container (or several) were left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_on_delete_still_deletes_everything() {
+    let _engine = ENGINE.read().await;
+    common::ensure_images();
+    let home = common::Home::new();
+    let serve = start_with(home.path(), &stubborn_envs(3));
+    let id = serve.create_running(&tagged("hangdel")).await;
+    let dir = serve.agent(&id).await.expect("agent")["dir"]
+        .as_str()
+        .expect("dir")
+        .to_string();
+    assert!(Path::new(&dir).exists());
+    serve
+        .hang_up_after(
+            reqwest::Method::DELETE,
+            &format!("/agents/{id}"),
+            Duration::from_millis(500),
+        )
+        .await;
+    let began = Instant::now();
+    let mut why = String::new();
+    while began.elapsed() < Duration::from_secs(15) {
+        let agents = serve.agents().await;
+        let rows = instance_rows(home.path());
+        why = if agents.iter().any(|a| a["id"] == id.as_str()) {
+            format!("still listed: {agents:?}")
+        } else if Path::new(&dir).exists() {
+            format!("its folder {dir} is still there")
+        } else if !rows.is_empty() {
+            format!("containers of the instance exist: {rows:?}")
+        } else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("15 s after the client hung up: {why}");
+}
+
+/// Fault: when the client of `POST /shutdown` hung up, the shutdown routine was
+/// dropped half-way and the server never exited (its agents kept running).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_on_shutdown_still_stops_everything_and_exits() {
+    let _engine = ENGINE.read().await;
+    common::ensure_images();
+    let home = common::Home::new();
+    let mut serve = start_with(home.path(), &stubborn_envs(4));
+    serve.create_running(&tagged("hangquit")).await;
+    serve
+        .hang_up_after(
+            reqwest::Method::POST,
+            "/shutdown",
+            Duration::from_millis(500),
+        )
+        .await;
+    assert!(
+        serve.wait_exit(Duration::from_secs(30)).is_some(),
+        "serve still runs 30 s after POST /shutdown"
+    );
+    assert!(
+        labelled_running(home.path()).is_empty(),
+        "no container runs after the exit: {:?}",
+        labelled_running(home.path())
+    );
+}
+
+/// Fault: `serve` cut the shutdown off at the stop timeout + 15 s and exited while the
+/// machine it had started was still stopping: the VM stayed up after the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_waits_for_a_slow_stop_of_the_machine_it_started() {
+    let _engine = ENGINE.write().await;
+    let home = common::Home::new();
+    let state = home.path().join("fake-state.json");
+    let machine = serde_json::json!({
+        "Name": "podman-machine-default", "Default": true, "Created": "2026-11-28T10:00:00Z",
+        "Running": false, "Starting": false, "LastUp": "2026-11-28T10:00:00Z",
+        "Stream": "default", "VMType": "applehv", "CPUs": 2, "Memory": "2147483648",
+        "DiskSize": "107374182400", "Port": 44035, "RemoteUsername": "core",
+        "IdentityPath": "/x", "UserModeNetworking": true
+    });
+    std::fs::write(
+        &state,
+        serde_json::json!({ "machines": [machine], "delays": { "machine stop": 20 } }).to_string(),
+    )
+    .expect("state");
+    let fake = common::repo().join("tests/fake-podman/podman");
+    let (fake, state_str) = (fake.display().to_string(), state.display().to_string());
+    let data = home.path().join("data");
+    let mut serve = Serve::start(
+        &data,
+        &[
+            ("CLAWDOCK_PODMAN", fake.as_str()),
+            ("FAKE_PODMAN_STATE", state_str.as_str()),
+            ("CLAWDOCK_MACHINE_MODE", "vm"),
+            ("CLAWDOCK_AGENT_IMAGE", common::IMAGE),
+            ("CLAWDOCK_STOP_TIMEOUT", "1"),
+            ("CLAWDOCK_PORT_BASE", port_base(5).to_string().as_str()),
+        ],
+    );
+    let read = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json")
+    };
+    let (code, body) = serve
+        .call(reqwest::Method::POST, "/runtime/start", None)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        read()["machines"][0]["Running"],
+        true,
+        "Clawdock started it"
+    );
+    serve.signal("TERM");
+    let status = serve
+        .wait_exit(Duration::from_secs(90))
+        .expect("serve exits");
+    assert_eq!(status.code(), Some(0), "{status}");
+    let after = read();
+    assert_eq!(
+        after["machines"][0]["Running"], false,
+        "the machine it started is stopped at exit: {after}"
+    );
+    assert_eq!(after["calls"]["machine stop"], 1, "{after}");
 }
