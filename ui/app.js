@@ -75,7 +75,7 @@ function renderGate() {
     h('p', null, rich(unauthorized
       ? 'Clawdock refused the access token this page has. The token changes when Clawdock’s data folder changes.'
       : 'This page needs Clawdock’s access token, which comes in the link.')),
-    h('p', null, rich('Open the address printed by `clawdock serve` or `clawdock url` (it ends in `#token=…`), or use the Clawdock window from the tray.'))));
+    h('p', null, rich('Open the address `clawdock url` prints (it ends in `#token=…`; `clawdock serve` prints it too when run in a terminal), or use the Clawdock window from the tray.'))));
 }
 
 function keyboard(e) {

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use clawdock_core::agents::AgentView;
-use clawdock_core::api::{sse_data_lines, ApiError, Discovery};
+use clawdock_core::api::{sse_data_lines, ApiError};
 use clawdock_core::events::Event;
+use clawdock_core::instance::running_instance;
 use clawdock_core::settings::Settings;
 use clawdock_core::shutdown::ShutdownReport;
 use clawdock_core::status::RuntimeStatus;
@@ -30,8 +31,16 @@ pub enum AgentsCommand {
         /// mistral) or a name for a custom one with --base-url.
         #[arg(long)]
         provider: Option<String>,
+        /// The provider's API key. On the command line it is visible to other local
+        /// users (in the process list) while the command runs: prefer the
+        /// CLAWDOCK_API_KEY environment variable or --api-key-stdin.
         #[arg(long, env = "CLAWDOCK_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// Read the API key from standard input, in place of --api-key and
+        /// CLAWDOCK_API_KEY (e.g. `pass show openai | clawdock agents create NAME
+        /// --provider openai --api-key-stdin`).
+        #[arg(long)]
+        api_key_stdin: bool,
         #[arg(long)]
         base_url: Option<String>,
         #[arg(long)]
@@ -148,11 +157,10 @@ struct Client {
 impl Client {
     fn discover() -> Result<Self, CliError> {
         let settings = Settings::from_env().map_err(|e| CliError::Other(e.to_string()))?;
-        let path = settings.api_file();
-        let text = std::fs::read_to_string(&path)
-            .map_err(|_| CliError::NotRunning(format!("no {}", path.display())))?;
-        let info: Discovery = serde_json::from_str(&text)
-            .map_err(|e| CliError::NotRunning(format!("{} is unreadable: {e}", path.display())))?;
+        // A stale api.json (its instance died) gets "not running", never a request:
+        // whoever holds that port now must not receive the token.
+        let info =
+            running_instance(&settings.home).map_err(|e| CliError::NotRunning(e.to_string()))?;
         Ok(Self {
             http: reqwest::Client::new(),
             base: info.url,
@@ -294,11 +302,17 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             name,
             provider,
             api_key,
+            api_key_stdin,
             base_url,
             model,
             no_wait,
             json,
         }) => {
+            let api_key = if api_key_stdin {
+                Some(read_key_from_stdin()?)
+            } else {
+                api_key
+            };
             // Follow events first, so the outcome cannot slip by before we listen.
             let events = if no_wait {
                 None
@@ -369,6 +383,20 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The API key piped in (`--api-key-stdin`), without surrounding whitespace.
+fn read_key_from_stdin() -> Result<String, CliError> {
+    let mut key = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut key)
+        .map_err(|e| CliError::Other(format!("could not read the API key from stdin: {e}")))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(CliError::Other(
+            "--api-key-stdin: standard input held no key".into(),
+        ));
+    }
+    Ok(key.to_string())
 }
 
 /// Reads the event stream until the agent is running or failed.

@@ -1,5 +1,7 @@
 //! Logging: warnings to stderr, and everything useful (the podman commands run and
-//! their failures) to a daily-rotated file in the platform log folder.
+//! their failures) to a daily-rotated file in the platform log folder. The folder
+//! is private (0700) and so is every file in it (0600): the log names agents, paths
+//! and podman's own output.
 
 use std::path::Path;
 
@@ -18,8 +20,8 @@ fn filter(default: &str) -> EnvFilter {
 /// Sets up logging; keep the guard alive for the life of the process so the file
 /// writer flushes.
 pub fn init(log_dir: &Path, file_prefix: &str) -> Option<WorkerGuard> {
-    if let Err(e) = std::fs::create_dir_all(log_dir) {
-        eprintln!("clawdock: no log folder {}: {e}", log_dir.display());
+    if let Err(e) = clawdock_core::store::create_private_dir(log_dir) {
+        eprintln!("clawdock: no private log folder {}: {e}", log_dir.display());
     }
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
@@ -32,6 +34,12 @@ pub fn init(log_dir: &Path, file_prefix: &str) -> Option<WorkerGuard> {
         .build(log_dir);
     match appender {
         Ok(appender) => {
+            // tracing-appender opens its files with the process's umask and has no
+            // mode option; the folder's 0700 already keeps them from other users,
+            // and this makes today's file (just opened) and older ones 0600 as
+            // well. A file a rotation opens while the process runs stays behind the
+            // folder's 0700 until the next start.
+            private_files(log_dir);
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let file = fmt::layer()
                 .with_ansi(false)
@@ -49,4 +57,28 @@ pub fn init(log_dir: &Path, file_prefix: &str) -> Option<WorkerGuard> {
             None
         }
     }
+}
+
+/// Makes every file in the log folder readable by its owner only.
+fn private_files(log_dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(entries) = std::fs::read_dir(log_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file {
+                let path = entry.path();
+                if let Err(e) =
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                {
+                    eprintln!("clawdock: could not make {} private: {e}", path.display());
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = log_dir;
 }

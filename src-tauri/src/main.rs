@@ -6,6 +6,7 @@ mod desktop;
 mod exit;
 mod logging;
 mod serve;
+mod wake;
 
 use clap::{Parser, Subcommand};
 
@@ -25,7 +26,7 @@ struct Args {
 enum Command {
     /// Run the core and the HTTP API without tray or window (servers, CI).
     Serve {
-        /// Port on 127.0.0.1 (0 picks a free one).
+        /// Port on 127.0.0.1 and [::1] (0 picks a free one).
         #[arg(long, default_value_t = clawdock_core::settings::DEFAULT_API_PORT)]
         port: u16,
     },
@@ -39,7 +40,8 @@ enum Command {
         #[command(subcommand)]
         command: Option<cli::AgentsCommand>,
     },
-    /// Print the address of the web UI of the running instance (with its token).
+    /// Print the address of the web UI of the running instance, with its token
+    /// (made fresh at every start).
     Url,
     /// Quit the running instance: stop its agents, then exit. Exits 4 when
     /// containers were left running.

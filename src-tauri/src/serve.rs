@@ -1,7 +1,9 @@
 //! `clawdock serve`: the core and the API with no tray or window. SIGTERM, SIGINT,
 //! SIGHUP and `POST /shutdown` run the shutdown routine, then the process exits: 0
-//! when nothing was left running.
+//! when nothing was left running. The UI link with its token is printed only to a
+//! terminal; otherwise the token is in `api.json` (0600) and `clawdock url`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clawdock_core::api::ApiServer;
@@ -36,6 +38,7 @@ async fn serve(settings: Settings, port: u16) -> ExitCode {
         }
     };
     core.install_panic_hook();
+    crate::wake::follow(&core);
     if let Some(warning) = core.runtime_status().store_warning {
         eprintln!("clawdock: warning: {warning}");
     }
@@ -49,7 +52,17 @@ async fn serve(settings: Settings, port: u16) -> ExitCode {
         }
     };
     println!("Clawdock API listening on {}", api.url());
-    println!("Web UI: {}/#token={}", api.url(), api.token);
+    // The token goes to a person's terminal only: piped or redirected, stdout may
+    // end in a log that others can read.
+    if std::io::stdout().is_terminal() {
+        println!("Web UI: {}/#token={}", api.url(), api.token);
+    } else {
+        println!(
+            "Web UI: {}/ (token in {}; `clawdock url` prints the link)",
+            api.url(),
+            api.discovery_file().display()
+        );
+    }
     let reason = tokio::select! {
         s = crate::exit::termination() => s,
         () = core.shutdown_begun() => "POST /shutdown",

@@ -617,3 +617,146 @@ async fn serve_waits_for_a_slow_stop_of_the_machine_it_started() {
     );
     assert_eq!(after["calls"]["machine stop"], 1, "{after}");
 }
+
+/// Issue 17, wake-up: the laptop slept and the Podman machine did not come back,
+/// with nothing else to tell (the event stream stays up, no call fails). logind's
+/// `PrepareForSleep(false)` makes Clawdock check the machine: the runtime and the
+/// agent say stopped within seconds. The signal is sent on a bus of the test's own,
+/// standing in for the system bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_from_sleep_checks_the_machine_and_says_the_agents_stopped() {
+    let _engine = ENGINE.read().await;
+    common::ensure_images();
+    let mut bus = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon");
+    let mut address = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(bus.stdout.take().expect("stdout")),
+        &mut address,
+    )
+    .expect("bus address");
+    let address = address.trim().to_string();
+    let home = common::Home::new();
+    let state = home.path().join("fake-state.json");
+    let machine = serde_json::json!({
+        "Name": "podman-machine-default", "Default": true, "Created": "2026-11-28T10:00:00Z",
+        "Running": true, "Starting": false, "LastUp": "2026-11-28T10:00:00Z",
+        "Stream": "default", "VMType": "applehv", "CPUs": 2, "Memory": "8589934592",
+        "DiskSize": "107374182400", "Port": 44035, "RemoteUsername": "core",
+        "IdentityPath": "/x", "UserModeNetworking": true
+    });
+    std::fs::write(
+        &state,
+        serde_json::json!({ "machines": [machine] }).to_string(),
+    )
+    .expect("state");
+    let fake = common::repo().join("tests/fake-podman/podman");
+    let (fake, state_str) = (fake.display().to_string(), state.display().to_string());
+    let data = home.path().join("data");
+    // The machine "went away" with the container inside: it is removed here.
+    let _cleanup = RemoveContainersOf(data.clone());
+    let mut serve = Serve::start(
+        &data,
+        &[
+            ("CLAWDOCK_PODMAN", fake.as_str()),
+            ("FAKE_PODMAN_STATE", state_str.as_str()),
+            ("CLAWDOCK_MACHINE_MODE", "vm"),
+            ("CLAWDOCK_AGENT_IMAGE", common::IMAGE),
+            ("CLAWDOCK_STOP_TIMEOUT", "1"),
+            ("CLAWDOCK_PORT_BASE", port_base(7).to_string().as_str()),
+            ("DBUS_SYSTEM_BUS_ADDRESS", address.as_str()),
+        ],
+    );
+    let name = tagged("sleepy");
+    let (code, body) = serve
+        .call(
+            reqwest::Method::POST,
+            "/agents/create",
+            Some(serde_json::json!({ "name": name })),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let id = body["agent"]["id"].as_str().expect("id").to_string();
+    let mut status = String::new();
+    for _ in 0..300 {
+        let (_, body) = serve
+            .call(reqwest::Method::GET, &format!("/agents/{id}"), None)
+            .await;
+        status = body["agent"]["status"].as_str().unwrap_or_default().into();
+        if status == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "running");
+
+    // Asleep: the machine is gone, quietly (its fake state only).
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,json,os,sys\np=sys.argv[1]\nwith open(p+'.lock','a') as l:\n fcntl.flock(l,fcntl.LOCK_EX)\n s=json.load(open(p))\n s['machines'][0]['Running']=False\n json.dump(s,open(p+'.t','w'))\n os.replace(p+'.t',p)",
+            &state_str,
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, runtime) = serve
+        .call(reqwest::Method::GET, "/agents/runtime-status", None)
+        .await;
+    assert_eq!(
+        runtime["state"], "ready",
+        "nothing noticed before the wake-up"
+    );
+
+    // Awake: logind says so (sent until heard; the subscription is made at start).
+    let mut noticed = false;
+    for _ in 0..20 {
+        let sent = Command::new("dbus-send")
+            .args([
+                &format!("--bus={address}"),
+                "--type=signal",
+                "/org/freedesktop/login1",
+                "org.freedesktop.login1.Manager.PrepareForSleep",
+                "boolean:false",
+            ])
+            .status()
+            .expect("dbus-send");
+        assert!(sent.success());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, runtime) = serve
+            .call(reqwest::Method::GET, "/agents/runtime-status", None)
+            .await;
+        let (_, agent) = serve
+            .call(reqwest::Method::GET, &format!("/agents/{id}"), None)
+            .await;
+        if runtime["state"] == "stopped" && agent["agent"]["status"] == "stopped" {
+            noticed = true;
+            break;
+        }
+    }
+    assert!(noticed, "the wake-up made Clawdock see the machine gone");
+    serve.signal("TERM");
+    serve
+        .wait_exit(Duration::from_secs(60))
+        .expect("serve exits");
+    let _gone = bus.kill();
+    let _reaped = bus.wait();
+}
+
+/// Removes the containers of a data folder when dropped (passed or failed).
+struct RemoveContainersOf(std::path::PathBuf);
+
+impl Drop for RemoveContainersOf {
+    fn drop(&mut self) {
+        common::remove_containers(&self.0);
+    }
+}

@@ -14,7 +14,11 @@
 # ({"ready":true}) with busybox httpd. Knobs (container environment):
 #   FAKE_GATEWAY_DELAY=N  sleep N seconds before serving (a slow start)
 #   FAKE_GATEWAY_EXIT=N   print an error line and exit N at once (a crash at start)
-# Works as root or as --user 1000:1000 (writes only under /tmp, which is 1777).
+# and a file in its config folder (mounted at /home/node/.openclaw):
+#   fake-gateway-hungry   2 s after it is ready, PID 1 eats memory until the memory
+#                         limit kills it (exit 137)
+# Runs as the `node` user (1000:1000) like the real image, so a sandbox without
+# capabilities treats both alike; writes only under /tmp, which is 1777.
 #
 # Idempotent: each image carries the label io.clawdock.recipe = sha256 of this script
 # and of the busybox binary; an image whose label matches is left alone.
@@ -25,7 +29,7 @@ FORCE=0
 for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -141,6 +145,12 @@ log "[gateway] listening on ws://$ADDR:$PORT"
 if [ -n "${OPENCLAW_GATEWAY_TOKEN:-}" ]; then log "[gateway] auth: token"; else log "[gateway] auth: none"; fi
 log "[gateway] ready"
 
+if [ -e /home/node/.openclaw/fake-gateway-hungry ]; then
+  sleep 2
+  log "[gateway] eating memory until the limit kills it (fake-gateway-hungry)"
+  exec tail /dev/zero
+fi
+
 # In the stubborn image SIGTERM is ignored, so this loop only ends with SIGKILL.
 while :; do
   wait "$HTTPD_PID" && rc=0 || rc=$?
@@ -207,6 +217,7 @@ build_one() { # $1 = image, $2 = 0|1 (stubborn)
         --change "LABEL $LABEL_KEY=$RECIPE" \
         --change "LABEL io.clawdock.stubborn=$stubborn" \
         --change 'WORKDIR /app' \
+        --change 'USER 1000:1000' \
         --change 'ENV HOME=/home/node' \
         --change 'ENV PATH=/usr/local/bin:/bin' \
         --change 'EXPOSE 18789' \

@@ -2,12 +2,18 @@
 // and calls an API on another origin (CORS, like tauri://localhost does). The API
 // here is a small scripted one, so the test controls timing the real server cannot:
 // a log that keeps growing (scrolling rules, copy) and an event stream that drops.
-// The page itself still comes from the real `clawdock serve`.
+// The page itself still comes from the real `clawdock serve`, under the window's own
+// Content-Security-Policy (tauri.conf.json) instead of the served page's, which allows
+// its own origin only.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startServer, launchBrowser, cleanup, sleep, pageErrors } from './lib/harness.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer, launchBrowser, cleanup, sleep, pageErrors, ROOT } from './lib/harness.mjs';
+
+const WINDOW_CSP = JSON.parse(fs.readFileSync(path.join(ROOT, 'tauri.conf.json'), 'utf8')).app.security.csp;
 
 const TOKEN = 'window-test-token';
 const AGENT = {
@@ -98,6 +104,11 @@ test('the window path: injected API address, logs that follow and keep your plac
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e));
   await page.addInitScript(({ url, token }) => { window.__CLAWDOCK__ = { url, token }; }, { url: api.url, token: TOKEN });
+  await page.route(`${server.url}/`, async (route) => {
+    const response = await route.fetch();
+    assert.match(response.headers()['content-security-policy'], /connect-src 'self';/);
+    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': WINDOW_CSP } });
+  });
   // No token in the address: the injected one is used, cross-origin, with the bearer header.
   await page.goto(`${server.url}/#logs/${AGENT.id}`);
 

@@ -1,9 +1,11 @@
-//! The HTTP API on loopback: the replaced runtime's routes, runtime setup, and a
-//! Server-Sent Events stream of every change. Guards: bearer token on every route
-//! but the UI's static files, and only Clawdock's own `Host` and `Origin`.
+//! The HTTP API on loopback (`127.0.0.1` and `[::1]`, one port): the replaced
+//! runtime's routes, runtime setup, and a Server-Sent Events stream of every
+//! change. Guards: a bearer token made fresh at every start on every route but the
+//! UI's static files, only Clawdock's own `Host` and `Origin`, and on every answer
+//! `nosniff`, `no-referrer` (and a strict Content-Security-Policy on the UI).
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,12 +36,19 @@ include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// Origins of Clawdock's own window besides the API's address.
-const WINDOW_ORIGINS: &[&str] = &[
-    "tauri://localhost",
-    "http://tauri.localhost",
-    "https://tauri.localhost",
-];
+/// Origins of Clawdock's own window besides the API's address: Tauri serves it
+/// from `tauri://localhost` on macOS and Linux, and from `http(s)://tauri.localhost`
+/// only on Windows (elsewhere that is a host name any page could be served under).
+#[cfg(not(windows))]
+const WINDOW_ORIGINS: &[&str] = &["tauri://localhost"];
+#[cfg(windows)]
+const WINDOW_ORIGINS: &[&str] = &["http://tauri.localhost", "https://tauri.localhost"];
+
+/// The policy of the UI's pages: its own files only, talking to this API only, in
+/// no frame, no inline script or style. (The window has its own, in tauri.conf.json.)
+pub const UI_CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+    style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'none'";
 
 /// An error as clients get it: `{error: "<a sentence>", code: "<stable code>"}`
 /// with the status the code calls for.
@@ -50,6 +59,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     #[serde(rename = "error")]
     pub message: String,
+    /// Podman's own words where the sentence replaced them, for a "Details" view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
 }
 
 fn internal_status() -> StatusCode {
@@ -62,6 +74,7 @@ impl ApiError {
             status: status_of(code),
             code,
             message: message.into(),
+            details: None,
         }
     }
 }
@@ -75,7 +88,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         C::Forbidden => StatusCode::FORBIDDEN,
         C::NotFound => StatusCode::NOT_FOUND,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        C::NameTaken | C::ContainerNameTaken | C::NotRunning => StatusCode::CONFLICT,
+        C::NameTaken | C::ContainerNameTaken | C::NotRunning | C::NotOurs => StatusCode::CONFLICT,
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::GatewayFailed => StatusCode::BAD_GATEWAY,
@@ -96,7 +109,8 @@ impl IntoResponse for ApiError {
 
 impl From<AgentError> for ApiError {
     fn from(e: AgentError) -> Self {
-        let err = Self::new(e.code(), e.to_string());
+        let mut err = Self::new(e.code(), e.to_string());
+        err.details = e.details();
         if err.status.is_server_error() {
             tracing::warn!(error = %e, code = ?err.code, "request failed");
         }
@@ -151,7 +165,13 @@ const CLOSE_BOUND: Duration = Duration::from_secs(3);
 
 /// A listening API. Dropping it does not stop the server; call [`ApiServer::close`].
 pub struct ApiServer {
+    /// `127.0.0.1:PORT`, the address clients are given.
     pub addr: SocketAddr,
+    /// `[::1]:PORT`, held so no other user can take the IPv6 loopback of the same
+    /// port for clients that resolve `localhost` to it; `None` without IPv6.
+    pub addr_v6: Option<SocketAddr>,
+    /// Made fresh at every start; programs read it from `api.json` (0600), the
+    /// window gets it injected.
     pub token: String,
     discovery: PathBuf,
     task: tokio::task::JoinHandle<()>,
@@ -162,22 +182,67 @@ pub struct ApiServer {
 pub enum ServeError {
     #[error("could not listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
+    #[error("could not listen on [::1]:{port}: {source}")]
+    BindV6 { port: u16, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 pub use crate::instance::Discovery;
 
-impl ApiServer {
-    /// Binds 127.0.0.1:`port` (0 for any free port), writes `api.json` and serves.
-    pub async fn start(core: Clawdock, port: u16) -> Result<Self, ServeError> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+/// How many ports `--port 0` tries when another program holds `[::1]` on the one
+/// picked for `127.0.0.1`.
+const PORT_ATTEMPTS: usize = 10;
+
+/// Binds `127.0.0.1:port` and `[::1]` on the same port. Another program on
+/// `[::1]:port` is an error (for port 0: another free port is tried); a host with
+/// no IPv6 loopback serves on `127.0.0.1` alone.
+async fn bind_loopback(
+    port: u16,
+) -> Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>), ServeError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let v4 = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .map_err(|source| ServeError::Bind { port, source })?;
+        let actual = v4
+            .local_addr()
+            .map_err(|source| ServeError::Bind { port, source })?
+            .port();
+        match tokio::net::TcpListener::bind((Ipv6Addr::LOCALHOST, actual)).await {
+            Ok(v6) => return Ok((v4, Some(v6))),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if port != 0 || attempts >= PORT_ATTEMPTS {
+                    return Err(ServeError::BindV6 {
+                        port: actual,
+                        source: e,
+                    });
+                }
+                tracing::warn!(
+                    port = actual,
+                    "[::1] of this port is taken; trying another port"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no IPv6 loopback; the API listens on 127.0.0.1 only");
+                return Ok((v4, None));
+            }
+        }
+    }
+}
+
+impl ApiServer {
+    /// Binds 127.0.0.1:`port` and [::1] on the same port (0 for any free port),
+    /// makes a fresh token, writes `api.json` and serves.
+    pub async fn start(core: Clawdock, port: u16) -> Result<Self, ServeError> {
+        let (listener, listener_v6) = bind_loopback(port).await?;
         let addr = listener
             .local_addr()
             .map_err(|source| ServeError::Bind { port, source })?;
-        let token = load_or_create_token(&core.settings().token_file())?;
+        let addr_v6 = listener_v6.as_ref().and_then(|l| l.local_addr().ok());
+        remove_stale_token_file(&core.settings().token_file());
+        let token = crate::agents::random_hex(32);
         let closing = CancellationToken::new();
         let state = AppState {
             core: core.clone(),
@@ -197,23 +262,41 @@ impl ApiServer {
             source: std::io::Error::other(e),
         })?;
         store::write_secret(&discovery, &text)?;
-        let stop = closing.clone();
+        let serve = |listener: tokio::net::TcpListener, stop: CancellationToken| {
+            let app = app.clone();
+            async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "API server stopped");
+                }
+            }
+        };
+        let v4 = serve(listener, closing.clone());
+        let v6 = listener_v6.map(|l| serve(l, closing.clone()));
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "API server stopped");
+            match v6 {
+                Some(v6) => {
+                    tokio::join!(v4, v6);
+                }
+                None => v4.await,
             }
         });
-        tracing::info!(%addr, "API listening");
+        tracing::info!(%addr, ?addr_v6, "API listening");
         Ok(Self {
             addr,
+            addr_v6,
             token,
             discovery,
             task,
             closing,
         })
+    }
+
+    /// Where local programs find the address and the token (`api.json`, 0600).
+    pub fn discovery_file(&self) -> &std::path::Path {
+        &self.discovery
     }
 
     pub fn url(&self) -> String {
@@ -244,17 +327,16 @@ impl ApiServer {
     }
 }
 
-/// The API token of this data folder, created once (random, 0600).
-pub fn load_or_create_token(path: &std::path::Path) -> Result<String, StoreError> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        let t = text.trim();
-        if t.len() >= 32 && t.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Ok(t.to_string());
+/// Removes the token file older versions kept from run to run: a secret that
+/// outlived its server.
+fn remove_stale_token_file(path: &std::path::Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(file = %path.display(), "removed the old API token file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "could not remove the old API token file")
         }
     }
-    let token = crate::agents::random_hex(32);
-    store::write_secret(path, token.as_bytes())?;
-    Ok(token)
 }
 
 fn router(state: AppState) -> Router {
@@ -279,6 +361,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(static_file))
         .route("/index.html", get(static_file))
+        .route("/boot.js", get(static_file))
         .route("/ui/{*path}", get(static_file))
         .merge(api)
         .fallback(not_found)
@@ -288,7 +371,23 @@ fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::new(ErrorCode::Internal, "internal error").into_response()
         }))
+        .layer(middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// On every answer, refusals and errors included: no content sniffing, and no
+/// `Referer` carrying an address out of the UI.
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
 }
 
 fn own_origins(port: u16) -> [String; 3] {
@@ -408,7 +507,7 @@ async fn static_file(req: Request) -> Response {
             [
                 (header::CONTENT_TYPE, *mime),
                 (header::CACHE_CONTROL, "no-cache"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CONTENT_SECURITY_POLICY, UI_CSP),
             ],
             *body,
         )
@@ -597,10 +696,25 @@ async fn start_runtime(
     Ok(Json(s.core.start_runtime().await?))
 }
 
+/// `POST /runtime/stop`, optionally `{"force": true}`.
+#[derive(Deserialize, Default)]
+struct StopRuntime {
+    #[serde(default)]
+    force: bool,
+}
+
 async fn stop_runtime(
     State(s): State<AppState>,
+    body: bytes::Bytes,
 ) -> Result<Json<crate::status::RuntimeStatus>, ApiError> {
-    Ok(Json(s.core.stop_runtime().await?))
+    let ask: StopRuntime = if body.iter().all(u8::is_ascii_whitespace) {
+        StopRuntime::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(ErrorCode::BadRequest, format!("The body is not valid: {e}"))
+        })?
+    };
+    Ok(Json(s.core.stop_runtime(ask.force).await?))
 }
 
 async fn check_runtime(State(s): State<AppState>) -> Json<crate::status::RuntimeStatus> {

@@ -97,6 +97,10 @@ impl Clawdock {
         let agents = this.inner.agents.clone();
         let restore = this.inner.settings.restore_agents;
         let to_restore = agents.take_running_at_quit();
+        // After the restore list is taken: from now on, agents the engine takes
+        // down are the monitor's to bring back.
+        this.spawn_engine_monitor();
+        this.spawn_resume_watch();
         let tasks = this.inner.tasks.clone();
         this.inner.tasks.spawn_background(async move {
             // Bring a stopped machine up only when there are agents to bring back:
@@ -219,9 +223,25 @@ impl Clawdock {
         Ok(self.runtime_status())
     }
 
-    /// Stops the agents, then the machine. Runs detached: a client that hangs up
-    /// does not leave the machine half-stopped.
-    pub async fn stop_runtime(&self) -> Result<RuntimeStatus, AgentError> {
+    /// Stops the agents, then the machine. Only a machine Clawdock started and on
+    /// which only agents run, unless `force`: someone else's work may be on it.
+    /// Runs detached: a client that hangs up does not leave it half-stopped.
+    pub async fn stop_runtime(&self, force: bool) -> Result<RuntimeStatus, AgentError> {
+        let machine = &self.inner.machine;
+        if machine.mode() == crate::machine::Mode::Vm && !force {
+            if !machine.started_by_us() {
+                return Err(AgentError::NotOurs(
+                    "Clawdock did not start this Podman machine; stop it yourself, or ask with force."
+                        .into(),
+                ));
+            }
+            if !self.inner.agents.containers().only_agents_run().await? {
+                return Err(AgentError::NotOurs(
+                    "Other containers run on this Podman machine; stopping it would stop them too. Ask with force to stop it anyway."
+                        .into(),
+                ));
+            }
+        }
         let this = self.clone();
         let handle = self
             .inner
@@ -283,6 +303,88 @@ impl Clawdock {
     /// thread (see [`shutdown::install_panic_hook`]).
     pub fn install_panic_hook(&self) {
         shutdown::install_panic_hook(self.inner.agents.containers().clone());
+    }
+
+    /// Reads the machine and the engine again now (after a wake-up, a failed call,
+    /// an ended event stream) and brings the agents in line: if the engine is gone,
+    /// the agents that ran are stopped with a notice; if it is there, the listing
+    /// corrects every agent.
+    pub async fn check_engine(&self) -> RuntimeState {
+        let machine = &self.inner.machine;
+        machine.invalidate();
+        let state = machine.refresh().await;
+        if state == RuntimeState::Ready {
+            if let Err(e) = self.inner.agents.sync_with_podman().await {
+                tracing::warn!(error = %e, "could not list the containers after an engine check");
+            }
+        } else {
+            self.inner.agents.engine_lost();
+        }
+        state
+    }
+
+    /// Follows the engine: any sign it went away (a call that found it
+    /// unreachable, the event stream ending) makes it be checked at once; when it
+    /// is back, the agents it took down start again.
+    fn spawn_engine_monitor(&self) {
+        let this = self.clone();
+        let mut machine_events = self.inner.machine.subscribe();
+        self.inner.tasks.spawn_background(async move {
+            let agents = this.inner.agents.clone();
+            loop {
+                tokio::select! {
+                    () = agents.containers().engine_suspect() => {
+                        let state = this.check_engine().await;
+                        tracing::info!(?state, "engine checked");
+                    }
+                    event = machine_events.recv() => match event {
+                        Ok(MachineEvent::State { state: RuntimeState::Ready }) => {
+                            let back = agents.take_running_at_quit();
+                            if !back.is_empty() && this.inner.settings.restore_agents {
+                                tracing::info!(agents = back.len(), "engine back; starting the agents it took down");
+                                agents.restore(back);
+                            }
+                        }
+                        Ok(MachineEvent::State {
+                            state: RuntimeState::Stopped | RuntimeState::Absent | RuntimeState::Error { .. },
+                        }) => {
+                            agents.engine_lost();
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+    }
+
+    /// Runs a follower of the shell's (a system signal) as one of the core's
+    /// tasks, so the shutdown cancels it.
+    pub fn spawn_background(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.spawn_background(work);
+    }
+
+    /// Notices a resume from sleep on any platform: the monotonic clock stands
+    /// still while the system sleeps, the wall clock does not. Then the engine is
+    /// checked, as after logind's signal.
+    fn spawn_resume_watch(&self) {
+        const TICK: std::time::Duration = std::time::Duration::from_secs(5);
+        const SLEPT: std::time::Duration = std::time::Duration::from_secs(10);
+        let this = self.clone();
+        self.inner.tasks.spawn_background(async move {
+            let mut wall = std::time::SystemTime::now();
+            let mut mono = Instant::now();
+            loop {
+                tokio::time::sleep(TICK).await;
+                let (wall_now, mono_now) = (std::time::SystemTime::now(), Instant::now());
+                let wall_passed = wall_now.duration_since(wall).unwrap_or_default();
+                if wall_passed > mono_now.duration_since(mono) + SLEPT {
+                    tracing::info!(?wall_passed, "the system slept; checking Podman");
+                    this.check_engine().await;
+                }
+                (wall, mono) = (wall_now, mono_now);
+            }
+        });
     }
 
     /// Turns machine events into app events: state changes become runtime status,

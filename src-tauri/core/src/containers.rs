@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::podman::{Call, LineSink, LineStream, Podman, PodmanError};
@@ -32,6 +34,9 @@ pub enum Container {
     Running,
     /// Exited with a code, or never started (`None`).
     Exited(Option<i32>),
+    /// Killed by the kernel for using more than its memory limit (Podman says
+    /// `OOMKilled`; exit code 137).
+    OutOfMemory,
 }
 
 /// How containers must be set up on this host.
@@ -45,6 +50,21 @@ pub struct HostTraits {
     /// Bind mounts need an SELinux label on Linux hosts that enforce it.
     pub relabel: bool,
 }
+
+/// What an agent's container may use and do. The gateway runs tools an LLM
+/// chooses, so it is treated as reachable by prompt injection: no capabilities,
+/// no privilege gain, bounded memory and processes, a read-only root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_mib: u64,
+    pub pids: u32,
+}
+
+/// The gateway's token variable.
+const TOKEN_VAR: &str = "OPENCLAW_GATEWAY_TOKEN";
+
+/// Processes one gateway may run (measured: 29 at rest).
+pub const PIDS_LIMIT: u32 = 1024;
 
 /// How long a pull may take: images are large and links slow.
 const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -128,6 +148,8 @@ impl PsRow {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct EventLine {
+    #[serde(rename = "ID")]
+    id: String,
     status: String,
     #[serde(rename = "Type")]
     kind: String,
@@ -142,6 +164,7 @@ struct EventLine {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Happened {
     pub agent: Uuid,
+    pub container_id: ContainerId,
     pub container: Container,
     pub at: Option<DateTime<Utc>>,
 }
@@ -151,17 +174,56 @@ pub struct Happened {
 pub struct Containers {
     podman: Podman,
     home: String,
+    /// Told whenever a call finds the engine unreachable: the machine may have
+    /// gone away (sleep, a crash, a stop from a terminal) without a word.
+    engine_lost: Arc<Notify>,
 }
 
 impl Containers {
     /// `home` is the data folder's label value, so two instances (or test runs) on
     /// one Podman never touch each other's containers.
     pub fn new(podman: Podman, home: String) -> Self {
-        Self { podman, home }
+        Self {
+            podman,
+            home,
+            engine_lost: Arc::new(Notify::new()),
+        }
     }
 
     pub fn home_label(&self) -> &str {
         &self.home
+    }
+
+    /// Resolves after a call found the engine unreachable (or someone said so with
+    /// [`Containers::suspect_engine`]) since the last time it resolved.
+    pub async fn engine_suspect(&self) {
+        self.engine_lost.notified().await;
+    }
+
+    /// Says the engine may be gone (the event stream ended): whoever follows
+    /// [`Containers::engine_suspect`] checks the machine.
+    pub fn suspect_engine(&self) {
+        self.engine_lost.notify_one();
+    }
+
+    async fn run(&self, call: Call) -> Result<crate::podman::Output, PodmanError> {
+        let result = self.podman.run(call).await;
+        if let Err(e) = &result {
+            if e.engine_unreachable() {
+                self.suspect_engine();
+            }
+        }
+        result
+    }
+
+    async fn run_json<T: serde::de::DeserializeOwned>(&self, call: Call) -> Result<T, PodmanError> {
+        let result = self.podman.run_json(call).await;
+        if let Err(e) = &result {
+            if e.engine_unreachable() {
+                self.suspect_engine();
+            }
+        }
+        result
     }
 
     /// Every container of this data folder, running or not.
@@ -178,7 +240,7 @@ impl Containers {
         let filter = format!("label={LABEL_HOME}={}", self.home);
         let mut args = vec!["ps", "--format", "json", "--filter", &filter];
         args.extend_from_slice(extra);
-        let rows: Vec<PsRow> = self.podman.run_json(Call::new(args)).await?;
+        let rows: Vec<PsRow> = self.run_json(Call::new(args)).await?;
         Ok(rows
             .into_iter()
             // Checked again here: the filter is only a first cut.
@@ -196,7 +258,6 @@ impl Containers {
     pub async fn find(&self, agent: Uuid) -> Result<Option<Found>, PodmanError> {
         let filter = format!("label={LABEL_AGENT}={agent}");
         let rows: Vec<PsRow> = self
-            .podman
             .run_json(Call::new([
                 "ps", "--all", "--format", "json", "--filter", &filter,
             ]))
@@ -223,11 +284,7 @@ impl Containers {
         name: &str,
         agent: Uuid,
     ) -> Result<bool, PodmanError> {
-        match self
-            .podman
-            .run(Call::new(["container", "exists", name]))
-            .await
-        {
+        match self.run(Call::new(["container", "exists", name])).await {
             Ok(_) => Ok(self.find(agent).await?.is_none_or(|f| f.name != name)),
             Err(PodmanError::Failed { code, .. }) if code.0 == Some(1) => Ok(false),
             Err(e) => Err(e),
@@ -242,9 +299,11 @@ impl Containers {
         agent: &AgentRecord,
         host: HostTraits,
         time_zone: &str,
+        limits: Limits,
     ) -> Result<ContainerId, CreateError> {
-        let args = create_args(agent, &self.home, time_zone, host);
-        match self.podman.run(Call::new(args)).await {
+        let args = create_args(agent, &self.home, time_zone, host, limits);
+        let call = Call::new(args).env(TOKEN_VAR, &agent.token);
+        match self.run(call).await {
             Ok(out) => Ok(ContainerId(out.stdout.trim().to_string())),
             Err(e) if e.says("already in use") => match self.find(agent.id).await? {
                 Some(ours) => Ok(ours.id),
@@ -258,7 +317,7 @@ impl Containers {
     }
 
     pub async fn start(&self, id: &ContainerId) -> Result<(), PodmanError> {
-        self.podman.run(Call::new(["start", &id.0])).await?;
+        self.run(Call::new(["start", &id.0])).await?;
         Ok(())
     }
 
@@ -268,7 +327,7 @@ impl Containers {
         let secs = timeout.as_secs_f64().ceil() as u64;
         let call = Call::new(["stop", "--ignore", "--time", &secs.to_string(), &id.0])
             .timeout(timeout + self.podman.call_timeout());
-        match self.podman.run(call).await {
+        match self.run(call).await {
             Ok(_) | Err(PodmanError::TimedOut { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -287,7 +346,7 @@ impl Containers {
         }
         let mut args = vec!["kill".to_string()];
         args.extend(ids.iter().map(|id| id.0.clone()));
-        match self.podman.run(Call::new(args).timeout(limit)).await {
+        match self.run(Call::new(args).timeout(limit)).await {
             Ok(_) => Ok(()),
             Err(e) if e.says("not running") || e.says("no such container") => Ok(()),
             Err(e) => Err(e),
@@ -308,7 +367,7 @@ impl Containers {
             &id.0,
         ])
         .timeout(timeout + self.podman.call_timeout());
-        self.podman.run(call).await?;
+        self.run(call).await?;
         match self.inspect(id).await {
             Some(Container::Missing) | None => Ok(()),
             Some(_) => Err(PodmanError::BadOutput {
@@ -321,13 +380,12 @@ impl Containers {
     /// The container's state as Podman reports it now (`None` when it cannot tell).
     pub async fn inspect(&self, id: &ContainerId) -> Option<Container> {
         let out = self
-            .podman
             .run(Call::new([
                 "inspect",
                 "--type",
                 "container",
                 "--format",
-                "{{.State.Status}} {{.State.ExitCode}}",
+                "{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}",
                 &id.0,
             ]))
             .await;
@@ -336,8 +394,10 @@ impl Containers {
                 let mut words = out.stdout.split_whitespace();
                 let status = words.next().unwrap_or_default();
                 let code = words.next().and_then(|c| c.parse().ok());
+                let oom = words.next() == Some("true");
                 Some(match status {
                     "running" => Container::Running,
+                    "exited" | "stopped" if oom => Container::OutOfMemory,
                     "exited" | "stopped" => Container::Exited(code),
                     // Never started (e.g. `podman start` answered 0 but did nothing).
                     "created" | "configured" => Container::Exited(None),
@@ -388,7 +448,6 @@ impl Containers {
             reason: reason.to_string(),
         };
         let rows: Vec<Inspected> = self
-            .podman
             .run_json(Call::new(["inspect", "--type", "container", &id.0]))
             .await?;
         let c = rows.into_iter().next().ok_or_else(|| bad("no container"))?;
@@ -415,7 +474,7 @@ impl Containers {
             .config
             .env
             .iter()
-            .find_map(|e| e.strip_prefix("OPENCLAW_GATEWAY_TOKEN="))
+            .find_map(|e| e.strip_prefix(TOKEN_VAR)?.strip_prefix('='))
             .map(str::to_string)
             .ok_or_else(|| bad("no gateway token"))?;
         let state = match c.state.status.as_str() {
@@ -441,7 +500,6 @@ impl Containers {
         tail: usize,
     ) -> Result<Vec<String>, PodmanError> {
         let out = self
-            .podman
             .run(Call::new(["logs", "--tail", &tail.to_string(), &id.0]))
             .await?;
         // `podman logs` writes the container's stderr to its own stderr; the tail
@@ -508,6 +566,7 @@ impl Containers {
             .map(|t| t.with_timezone(&Utc));
         Some(Happened {
             agent,
+            container_id: ContainerId(event.id),
             container,
             at,
         })
@@ -516,15 +575,12 @@ impl Containers {
     /// True when every running container carries the agent label (ours or another
     /// Clawdock's): only then may Clawdock stop the machine.
     pub async fn only_agents_run(&self) -> Result<bool, PodmanError> {
-        let rows: Vec<PsRow> = self
-            .podman
-            .run_json(Call::new(["ps", "--format", "json"]))
-            .await?;
+        let rows: Vec<PsRow> = self.run_json(Call::new(["ps", "--format", "json"])).await?;
         Ok(rows.iter().all(|r| r.label(LABEL_AGENT).is_some()))
     }
 
     pub async fn image_exists(&self, image: &str) -> Result<bool, PodmanError> {
-        match self.podman.run(Call::new(["image", "exists", image])).await {
+        match self.run(Call::new(["image", "exists", image])).await {
             Ok(_) => Ok(true),
             Err(PodmanError::Failed { code, .. }) if code.0 == Some(1) => Ok(false),
             Err(e) => Err(e),
@@ -535,13 +591,12 @@ impl Containers {
         let call = Call::new(["pull", image])
             .timeout(PULL_TIMEOUT)
             .on_line(on_line);
-        self.podman.run(call).await.map(|_| ())
+        self.run(call).await.map(|_| ())
     }
 
     /// How containers must be set up on this host (Linux, native mode only).
     pub async fn host_traits(&self) -> HostTraits {
         let info = self
-            .podman
             .run(Call::new([
                 "info",
                 "--format",
@@ -604,6 +659,7 @@ pub fn create_args(
     home_label: &str,
     time_zone: &str,
     host: HostTraits,
+    limits: Limits,
 ) -> Vec<String> {
     let dir = &agent.dir;
     let mount = |sub: &str, target: &str| {
@@ -624,8 +680,10 @@ pub fn create_args(
         format!("{LABEL_NAME}={}", agent.name),
         "--publish".into(),
         format!("127.0.0.1:{}:{GATEWAY_PORT}", agent.port),
+        // Named only: podman takes the value from its own environment (see
+        // `Containers::create`), never from this argument line.
         "--env".into(),
-        format!("OPENCLAW_GATEWAY_TOKEN={}", agent.token),
+        TOKEN_VAR.into(),
         "--env".into(),
         format!("TZ={time_zone}"),
         // The gateway colours its log even without a terminal; plain text reads
@@ -648,6 +706,21 @@ pub fn create_args(
         "3".into(),
         "--restart".into(),
         "unless-stopped".into(),
+        // The sandbox. The real gateway runs with all of it (measured: healthy,
+        // 0.7 GB, 29 processes). It writes only its config folder, ~/.cache (both
+        // mounted from the agent's folder: podman 4 loses a tmpfs's mode when a
+        // container restarts) and /tmp (podman's own tmpfs under --read-only).
+        "--volume".into(),
+        mount("cache", "/home/node/.cache"),
+        "--cap-drop=all".into(),
+        "--security-opt=no-new-privileges".into(),
+        "--memory".into(),
+        format!("{}m", limits.memory_mib),
+        "--memory-swap".into(),
+        format!("{}m", limits.memory_mib),
+        "--pids-limit".into(),
+        limits.pids.to_string(),
+        "--read-only".into(),
     ];
     if host.rootless_native {
         args.push("--userns".into());
@@ -696,6 +769,7 @@ mod tests {
             running_at_quit: false,
             deleting: false,
             image: "img:1".into(),
+            memory_mib: None,
             extra: serde_json::Map::new(),
         }
     }
@@ -712,6 +786,10 @@ mod tests {
                 rootful_native: false,
                 relabel: true,
             },
+            Limits {
+                memory_mib: 2048,
+                pids: PIDS_LIMIT,
+            },
         );
         assert!(args.contains(&"clawdock-x; rm -rf /".to_string()));
         assert!(args.contains(&"127.0.0.1:18800:18789".to_string()));
@@ -719,8 +797,26 @@ mod tests {
         assert!(args.contains(&"io.clawdock.home=home1".to_string()));
         assert!(args.contains(&"/data/agents/1/config:/home/node/.openclaw:Z".to_string()));
         assert!(args.contains(&"TZ=Europe/Paris".to_string()));
+        assert!(
+            !args.iter().any(|a| a.contains("tok")),
+            "no secret in the argument line"
+        );
         assert!(args.contains(&"keep-id:uid=1000,gid=1000".to_string()));
         assert!(args.contains(&"unless-stopped".to_string()));
+        for sandbox in [
+            "--cap-drop=all",
+            "--security-opt=no-new-privileges",
+            "--read-only",
+        ] {
+            assert!(args.contains(&sandbox.to_string()), "{sandbox}");
+        }
+        let after = |flag: &str| {
+            let at = args.iter().position(|a| a == flag).expect(flag);
+            args[at + 1].clone()
+        };
+        assert_eq!(after("--memory"), "2048m");
+        assert_eq!(after("--memory-swap"), "2048m", "no swap beyond the limit");
+        assert_eq!(after("--pids-limit"), "1024");
         let at = args.iter().position(|a| a == "img:1").expect("image");
         assert_eq!(
             &args[at + 1..],

@@ -22,6 +22,8 @@ pub enum Change {
     StartFailed { message: String },
     /// The container exited without being asked to.
     Died { exit_code: Option<i32> },
+    /// Podman's machine (or engine) went away with the container.
+    EngineLost,
 }
 
 /// One announcement.

@@ -9,13 +9,26 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 /// How many stderr lines an error keeps: enough to show the cause, bounded so a
 /// chatty command cannot grow memory.
 const STDERR_TAIL_LINES: usize = 20;
+
+/// Most stdout one call may print: far above any listing or inspect Clawdock asks
+/// for, low enough that a broken or hostile podman cannot exhaust memory. Past it
+/// the child is killed and the call fails with [`PodmanError::OutputTooLarge`].
+pub const MAX_STDOUT: usize = 64 * 1024 * 1024;
+
+/// Longest line handed to a line callback or a [`LineStream`]: longer ones (an
+/// agent printing a megabyte without a newline) are cut to this many bytes and
+/// end with [`CUT_MARK`].
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// What ends a line that was cut at [`MAX_LINE`].
+pub const CUT_MARK: &str = " [... cut]";
 
 /// Folders a GUI app on macOS must search itself: it does not inherit the login
 /// shell's PATH, so Homebrew's and the Podman installer's folders are missing.
@@ -65,6 +78,12 @@ pub enum PodmanError {
         command_of(args)
     )]
     BadOutput { args: String, reason: String },
+    #[error(
+        "`podman {}` printed more than {} MiB and was killed",
+        command_of(args),
+        limit / (1024 * 1024)
+    )]
+    OutputTooLarge { args: String, limit: usize },
 }
 
 /// An exit status that may have no code (killed by a signal).
@@ -114,7 +133,8 @@ impl PodmanError {
             Self::Spawn { args, .. }
             | Self::Failed { args, .. }
             | Self::TimedOut { args, .. }
-            | Self::BadOutput { args, .. } => args,
+            | Self::BadOutput { args, .. }
+            | Self::OutputTooLarge { args, .. } => args,
             Self::NotInstalled { .. } => "",
         }
     }
@@ -196,6 +216,10 @@ pub struct Call {
     /// `None`: the runner's default ([`Podman::call_timeout`]).
     timeout: Option<Duration>,
     on_line: Option<LineSink>,
+    /// Variables of podman's own environment: where secrets go, since an argument
+    /// line is readable by every local user (`/proc/*/cmdline`) and an environment
+    /// only by the same user.
+    envs: Vec<(String, String)>,
 }
 
 impl Call {
@@ -208,7 +232,14 @@ impl Call {
             args: args.into_iter().map(Into::into).collect(),
             timeout: None,
             on_line: None,
+            envs: Vec::new(),
         }
+    }
+
+    /// Sets a variable in podman's environment (pass it on with `--env NAME`).
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.envs.push((name.into(), value.into()));
+        self
     }
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -347,24 +378,48 @@ impl Podman {
     }
 
     /// Runs one call to completion. Both pipes are read while the child runs, so no
-    /// amount of output can block it; the child is killed at the timeout or when
-    /// this future is dropped.
+    /// amount of output can block it; the child is killed at the timeout, when its
+    /// stdout passes [`MAX_STDOUT`], or when this future is dropped.
     pub async fn run(&self, call: Call) -> Result<Output, PodmanError> {
         let args_text = call.display_args();
-        let mut child = self.spawn(&call.args)?;
+        let mut child = self.spawn_with(&call.args, &call.envs)?;
         tracing::debug!(args = %args_text, "podman");
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let sink = call.on_line.clone();
-        let read_out = collect_stdout(stdout, sink.clone());
-        let read_err = collect_stderr_tail(stderr, sink);
-        let work = async {
-            let (out, err, status) = tokio::join!(read_out, read_err, child.wait());
-            (out, err, status)
+        let too_much = tokio::sync::Notify::new();
+        let out_sink = sink.clone();
+        let read_out = async {
+            let out = collect_stdout(stdout, out_sink, MAX_STDOUT).await;
+            if out.is_none() {
+                too_much.notify_one();
+            }
+            out
         };
+        let read_err = collect_stderr_tail(stderr, sink);
+        let wait = async {
+            tokio::select! {
+                status = child.wait() => status,
+                () = too_much.notified() => {
+                    if let Err(e) = child.start_kill() {
+                        tracing::warn!(error = %e, "could not kill podman printing too much");
+                    }
+                    child.wait().await
+                }
+            }
+        };
+        let work = async { tokio::join!(read_out, read_err, wait) };
         let timeout = call.timeout.unwrap_or(self.call_timeout);
         match tokio::time::timeout(timeout, work).await {
-            Ok((stdout, stderr_tail, status)) => {
+            Ok((None, _, _)) => {
+                let err = PodmanError::OutputTooLarge {
+                    args: args_text,
+                    limit: MAX_STDOUT,
+                };
+                tracing::warn!(args = %err.args(), error = %err, "podman call printed too much");
+                Err(err)
+            }
+            Ok((Some(stdout), stderr_tail, status)) => {
                 let status = status.map_err(|e| PodmanError::Spawn {
                     args: args_text.clone(),
                     reason: e.to_string(),
@@ -436,7 +491,12 @@ impl Podman {
     }
 
     fn spawn(&self, args: &[String]) -> Result<Child, PodmanError> {
+        self.spawn_with(args, &[])
+    }
+
+    fn spawn_with(&self, args: &[String], envs: &[(String, String)]) -> Result<Child, PodmanError> {
         let mut cmd = self.command(args)?;
+        cmd.envs(envs.iter().map(|(k, v)| (k, v)));
         cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 PodmanError::NotInstalled {
@@ -495,47 +555,130 @@ impl LineStream {
     }
 }
 
-async fn forward_lines<R: AsyncRead + Unpin>(
-    pipe: R,
-    which: Stream,
-    tx: mpsc::Sender<(Stream, String)>,
-) {
-    let mut lines = BufReader::new(pipe).lines();
-    loop {
-        match lines.next_line().await {
-            Ok(Some(line)) => {
-                if tx.send((which, line)).await.is_err() {
-                    // Nobody listens; keep draining so the child never blocks.
-                    while let Ok(Some(_)) = lines.next_line().await {}
-                    return;
-                }
-            }
-            Ok(None) | Err(_) => return,
+/// Splits bytes into lines as they arrive: each line at most [`MAX_LINE`] bytes
+/// (the rest dropped, [`CUT_MARK`] appended), decoded lossily so no byte sequence
+/// ends a stream, trailing `\r` removed. `\r` ends a line too where progress bars
+/// redraw with it (stderr).
+struct LineSplitter {
+    current: Vec<u8>,
+    cut: bool,
+    also_cr: bool,
+}
+
+impl LineSplitter {
+    fn new(also_cr: bool) -> Self {
+        Self {
+            current: Vec::new(),
+            cut: false,
+            also_cr,
         }
+    }
+
+    /// Feeds bytes; every line they complete goes to `line`.
+    fn push(&mut self, bytes: &[u8], mut line: impl FnMut(String)) {
+        for &b in bytes {
+            if b == b'\n' || (self.also_cr && b == b'\r') {
+                line(self.take());
+            } else if self.current.len() < MAX_LINE {
+                self.current.push(b);
+            } else {
+                self.cut = true;
+            }
+        }
+    }
+
+    /// The unterminated last line, if there is one.
+    fn finish(mut self) -> Option<String> {
+        (!self.current.is_empty() || self.cut).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        let bytes = std::mem::take(&mut self.current);
+        let cut = std::mem::take(&mut self.cut);
+        line_text(&bytes, cut)
     }
 }
 
-async fn collect_stdout<R: AsyncRead + Unpin>(pipe: Option<R>, sink: Option<LineSink>) -> String {
-    let Some(pipe) = pipe else {
-        return String::new();
-    };
-    let mut reader = BufReader::new(pipe);
-    let mut all = String::new();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
-                if let Some(sink) = &sink {
-                    sink(Stream::Stdout, text.trim_end_matches(['\r', '\n']));
-                }
-                all.push_str(&text);
+/// A line's text: lossy UTF-8 without a trailing `\r`; a cut line loses a
+/// character split by the cut and ends with [`CUT_MARK`].
+fn line_text(bytes: &[u8], cut: bool) -> String {
+    let mut bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    if cut {
+        if let Err(e) = std::str::from_utf8(bytes) {
+            if e.error_len().is_none() {
+                bytes = &bytes[..e.valid_up_to()];
             }
         }
     }
-    all
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if cut {
+        text.push_str(CUT_MARK);
+    }
+    text
+}
+
+async fn forward_lines<R: AsyncRead + Unpin>(
+    mut pipe: R,
+    which: Stream,
+    tx: mpsc::Sender<(Stream, String)>,
+) {
+    let mut splitter = LineSplitter::new(false);
+    let mut buf = vec![0u8; 8192];
+    let mut ready = Vec::new();
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        splitter.push(&buf[..n], |line| ready.push(line));
+        for line in ready.drain(..) {
+            if tx.send((which, line)).await.is_err() {
+                // Nobody listens; keep draining so the child never blocks.
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                return;
+            }
+        }
+    }
+    if let Some(line) = splitter.finish() {
+        let _no_listener = tx.send((which, line)).await;
+    }
+}
+
+/// Reads stdout to its end: all of it (lossy UTF-8), and each line to the sink.
+/// `None` once more than `limit` bytes came: the caller kills the child.
+async fn collect_stdout<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    sink: Option<LineSink>,
+    limit: usize,
+) -> Option<String> {
+    let Some(mut pipe) = pipe else {
+        return Some(String::new());
+    };
+    let mut all = Vec::new();
+    let mut splitter = LineSplitter::new(false);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if all.len() + n > limit {
+                    return None;
+                }
+                all.extend_from_slice(&buf[..n]);
+                if let Some(sink) = &sink {
+                    splitter.push(&buf[..n], |line| sink(Stream::Stdout, &line));
+                }
+            }
+        }
+    }
+    if let (Some(sink), Some(line)) = (&sink, splitter.finish()) {
+        sink(Stream::Stdout, &line);
+    }
+    Some(String::from_utf8_lossy(&all).into_owned())
 }
 
 /// Reads stderr to its end, keeping only the last lines. Progress bars redraw with
@@ -544,42 +687,34 @@ async fn collect_stderr_tail<R: AsyncRead + Unpin>(
     pipe: Option<R>,
     sink: Option<LineSink>,
 ) -> String {
-    let Some(pipe) = pipe else {
+    let Some(mut pipe) = pipe else {
         return String::new();
     };
-    let mut reader = BufReader::new(pipe);
     let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
-    let mut buf = [0u8; 8192];
-    let mut current = Vec::new();
-    let push = |bytes: &[u8], tail: &mut VecDeque<String>| {
-        let text = String::from_utf8_lossy(bytes).trim_end().to_string();
+    let mut push = |line: String| {
+        let text = line.trim_end();
         if text.is_empty() {
             return;
         }
         if let Some(sink) = &sink {
-            sink(Stream::Stderr, &text);
+            sink(Stream::Stderr, text);
         }
         if tail.len() == STDERR_TAIL_LINES {
             tail.pop_front();
         }
-        tail.push_back(text);
+        tail.push_back(text.to_string());
     };
+    let mut splitter = LineSplitter::new(true);
+    let mut buf = [0u8; 8192];
     loop {
-        match tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await {
+        match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                for &b in &buf[..n] {
-                    if b == b'\n' || b == b'\r' {
-                        push(&current, &mut tail);
-                        current.clear();
-                    } else if current.len() < 16 * 1024 {
-                        current.push(b);
-                    }
-                }
-            }
+            Ok(n) => splitter.push(&buf[..n], &mut push),
         }
     }
-    push(&current, &mut tail);
+    if let Some(line) = splitter.finish() {
+        push(line);
+    }
     tail.into_iter().collect::<Vec<_>>().join("\n")
 }
 

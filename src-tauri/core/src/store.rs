@@ -1,10 +1,11 @@
 //! `agents.json` and the other files of the data folder: atomic writes (temp file,
 //! sync, rename), 0600 for anything holding a secret, and corrupt files moved aside
-//! as evidence rather than overwritten.
+//! as evidence rather than overwritten. The file is input like any other: a record
+//! whose folder lies outside the agents folder is refused at load.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,10 @@ pub struct AgentRecord {
     pub deleting: bool,
     #[serde(default)]
     pub image: String,
+    /// The container's memory limit; `None` (records of older versions): the
+    /// setting's default.
+    #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
     /// Fields written by a newer version, kept as they were so a save loses nothing.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -108,6 +113,85 @@ pub struct Loaded {
     pub agents: Vec<AgentRecord>,
     /// Where an unreadable `agents.json` was moved, with why it could not be read.
     pub moved_aside: Option<(PathBuf, String)>,
+    /// Records refused because their folder is not Clawdock's to touch: they are
+    /// never loaded (so never mounted, relabelled or deleted).
+    pub refused: Option<Refused>,
+}
+
+/// Records `agents.json` held that were not loaded, and where they were kept.
+#[derive(Debug)]
+pub struct Refused {
+    /// `name (dir): why` of each.
+    pub records: Vec<String>,
+    /// `agents.json.refused-<timestamp>`: the refused records as they were.
+    pub kept_in: PathBuf,
+}
+
+/// Why an agent's folder is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirRefusal {
+    #[error("not an absolute path")]
+    Relative,
+    #[error("not inside {}", .0.display())]
+    Outside(PathBuf),
+    #[error("a symbolic link")]
+    Symlink,
+}
+
+/// `path` with `.` and `..` resolved by name alone, never reading the disk; `None`
+/// for a relative path or one whose `..` climbs above the root.
+pub fn normalize_lexically(path: &Path) -> Option<PathBuf> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir | Component::Normal(_) => out.push(component),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() || !out.has_root() {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Whether `dir` names a folder strictly inside `agents_dir`, by name alone
+/// (pure: after resolving `.` and `..`, reading nothing).
+pub fn lies_inside(dir: &Path, agents_dir: &Path) -> Result<(), DirRefusal> {
+    let outside = || DirRefusal::Outside(agents_dir.to_path_buf());
+    if !dir.is_absolute() {
+        return Err(DirRefusal::Relative);
+    }
+    let dir = normalize_lexically(dir).ok_or_else(outside)?;
+    let base = normalize_lexically(agents_dir).ok_or_else(outside)?;
+    match dir.strip_prefix(&base) {
+        Ok(rest) if rest.components().next().is_some() => Ok(()),
+        _ => Err(outside()),
+    }
+}
+
+/// Whether an agent record's folder is one Clawdock may create, mount (with
+/// `:Z`), hand to the gateway user and delete: strictly inside `agents_dir` by
+/// name, not itself a symbolic link, and, where it exists, still inside once
+/// every link on the way is resolved. A link that cannot be resolved is refused,
+/// never followed.
+pub fn check_agent_dir(dir: &Path, agents_dir: &Path) -> Result<(), DirRefusal> {
+    lies_inside(dir, agents_dir)?;
+    let Ok(meta) = fs::symlink_metadata(dir) else {
+        // Not there (yet): only the name can be judged, and it was.
+        return Ok(());
+    };
+    if meta.file_type().is_symlink() {
+        return Err(DirRefusal::Symlink);
+    }
+    match (dir.canonicalize(), agents_dir.canonicalize()) {
+        (Ok(real), Ok(base)) => lies_inside(&real, &base),
+        _ => Err(DirRefusal::Outside(agents_dir.to_path_buf())),
+    }
 }
 
 /// `agents.json` in the data folder.
@@ -123,6 +207,49 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// [`Store::load`], then refuses every record whose folder fails
+    /// [`check_agent_dir`]: the refused records are written, as they were, to
+    /// `agents.json.refused-<timestamp>` (0600, they hold tokens) and `agents.json`
+    /// is saved without them, so they are refused and reported once.
+    pub fn load_within(&self, agents_dir: &Path) -> Result<Loaded, StoreError> {
+        let mut loaded = self.load()?;
+        let (kept, refused): (Vec<_>, Vec<_>) = loaded
+            .agents
+            .into_iter()
+            .map(|r| {
+                let verdict = check_agent_dir(&r.dir, agents_dir);
+                (r, verdict)
+            })
+            .partition(|(_, verdict)| verdict.is_ok());
+        loaded.agents = kept.into_iter().map(|(r, _)| r).collect();
+        if refused.is_empty() {
+            return Ok(loaded);
+        }
+        let records: Vec<&AgentRecord> = refused.iter().map(|(r, _)| r).collect();
+        let kept_in = self.aside_path("refused");
+        let mut json = serde_json::to_vec_pretty(&records).map_err(|e| StoreError::Write {
+            path: kept_in.clone(),
+            source: io::Error::other(e),
+        })?;
+        json.push(b'\n');
+        write_secret(&kept_in, &json)?;
+        self.save(&loaded.agents)?;
+        let records: Vec<String> = refused
+            .iter()
+            .map(|(r, why)| {
+                let why = why
+                    .as_ref()
+                    .err()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                format!("{} ({}): {why}", r.name, r.dir.display())
+            })
+            .collect();
+        tracing::error!(file = %kept_in.display(), ?records, "agents.json held records whose folder is not Clawdock's; they were not loaded");
+        loaded.refused = Some(Refused { records, kept_in });
+        Ok(loaded)
     }
 
     /// Reads the agents. A file that does not parse is renamed to
@@ -145,30 +272,34 @@ impl Store {
         match serde_json::from_str::<Vec<AgentRecord>>(&text) {
             Ok(agents) => Ok(Loaded {
                 agents,
-                moved_aside: None,
+                ..Loaded::default()
             }),
             Err(e) => self.move_aside(e.to_string()),
         }
     }
 
-    fn move_aside(&self, reason: String) -> Result<Loaded, StoreError> {
+    /// `agents.json.<what>-<timestamp>`, a name no file has yet.
+    fn aside_path(&self, what: &str) -> PathBuf {
         let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-        let mut aside = self.path.with_extension(format!("json.corrupt-{stamp}"));
+        let mut aside = self.path.with_extension(format!("json.{what}-{stamp}"));
         let mut n = 1;
         while aside.exists() {
-            aside = self
-                .path
-                .with_extension(format!("json.corrupt-{stamp}-{n}"));
+            aside = self.path.with_extension(format!("json.{what}-{stamp}-{n}"));
             n += 1;
         }
+        aside
+    }
+
+    fn move_aside(&self, reason: String) -> Result<Loaded, StoreError> {
+        let aside = self.aside_path("corrupt");
         fs::rename(&self.path, &aside).map_err(|source| StoreError::Write {
             path: aside.clone(),
             source,
         })?;
         tracing::error!(file = %aside.display(), %reason, "agents.json was unreadable and was moved aside");
         Ok(Loaded {
-            agents: Vec::new(),
             moved_aside: Some((aside, reason)),
+            ..Loaded::default()
         })
     }
 
@@ -272,6 +403,7 @@ mod tests {
             running_at_quit: false,
             deleting: false,
             image: "img".into(),
+            memory_mib: None,
             extra: serde_json::Map::new(),
         }
     }
@@ -325,7 +457,7 @@ mod tests {
             &path,
             r#"[{"id":"8b1c1c8e-6a43-4f57-9a57-6c1f8a9c2d11","name":"a","status":"hibernating","port":18789,
             "dir":"/x","token":"t","createdAt":"2026-01-01T00:00:00.000Z","wanted":"paused",
-            "memoryMiB":4096}]"#,
+            "sandboxProfile":"strict"}]"#,
         )
         .expect("write");
         let store = Store::new(path.clone());
@@ -337,7 +469,95 @@ mod tests {
         store.save(&loaded.agents).expect("save");
         let again: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&path).expect("read")).expect("json");
-        assert_eq!(again[0]["memoryMiB"], 4096, "unknown fields survive a save");
+        assert_eq!(
+            again[0]["sandboxProfile"], "strict",
+            "unknown fields survive a save"
+        );
+    }
+
+    #[test]
+    fn an_agent_folder_must_lie_inside_the_agents_folder_by_name() {
+        let agents = Path::new("/home/u/.local/share/clawdock/agents");
+        let cases: &[(&str, bool)] = &[
+            ("/home/u/.local/share/clawdock/agents/8b1c", true),
+            ("/home/u/.local/share/clawdock/agents/./8b1c", true),
+            ("/home/u/.local/share/clawdock/agents/x/../8b1c", true),
+            ("/home/u/.local/share/clawdock/agents", false),
+            ("/home/u/.local/share/clawdock/agents/", false),
+            ("/home/u/.local/share/clawdock/agents/8b1c/..", false),
+            ("/home/u/.local/share/clawdock/agents/../../x", false),
+            ("/home/u/.local/share/clawdock/agents-evil/8b1c", false),
+            ("/etc", false),
+            ("/", false),
+            ("/../../etc", false),
+            ("agents/8b1c", false),
+            ("", false),
+        ];
+        for (dir, inside) in cases {
+            assert_eq!(
+                lies_inside(Path::new(dir), agents).is_ok(),
+                *inside,
+                "{dir}"
+            );
+        }
+        assert_eq!(
+            lies_inside(Path::new("relative/x"), agents),
+            Err(DirRefusal::Relative)
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_out_of_the_agents_folder_is_refused() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let agents = home.path().join("agents");
+        fs::create_dir_all(agents.join("real")).expect("mkdir");
+        std::os::unix::fs::symlink("/etc", agents.join("to-etc")).expect("link");
+        std::os::unix::fs::symlink("/nonexistent/x", agents.join("dangling")).expect("link");
+        fs::create_dir_all(agents.join("real/inner")).expect("mkdir");
+        std::os::unix::fs::symlink("/etc", agents.join("real/inner/up")).expect("link");
+        assert_eq!(check_agent_dir(&agents.join("real"), &agents), Ok(()));
+        assert_eq!(check_agent_dir(&agents.join("not-yet"), &agents), Ok(()));
+        assert_eq!(
+            check_agent_dir(&agents.join("to-etc"), &agents),
+            Err(DirRefusal::Symlink)
+        );
+        assert_eq!(
+            check_agent_dir(&agents.join("dangling"), &agents),
+            Err(DirRefusal::Symlink)
+        );
+        // A link further up the path, resolved: outside.
+        assert!(matches!(
+            check_agent_dir(&agents.join("real/inner/up/passwd"), &agents),
+            Err(DirRefusal::Outside(_))
+        ));
+    }
+
+    #[test]
+    fn refused_records_are_kept_aside_and_dropped_from_the_store() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let agents_dir = home.path().join("agents");
+        let store = Store::new(home.path().join("agents.json"));
+        let mut good = record("good");
+        good.dir = agents_dir.join(good.id.to_string());
+        let mut bad = record("bad");
+        bad.dir = PathBuf::from("/etc");
+        store.save(&[good.clone(), bad.clone()]).expect("save");
+        let loaded = store.load_within(&agents_dir).expect("load");
+        assert_eq!(loaded.agents, vec![good.clone()]);
+        let refused = loaded.refused.expect("refused");
+        assert!(
+            refused.records[0].starts_with("bad (/etc)"),
+            "{:?}",
+            refused.records
+        );
+        let kept: Vec<AgentRecord> =
+            serde_json::from_slice(&fs::read(&refused.kept_in).expect("kept")).expect("json");
+        assert_eq!(kept, vec![bad]);
+        // Refused once: the next load finds nothing to refuse.
+        let again = store.load_within(&agents_dir).expect("load");
+        assert_eq!(again.agents, vec![good]);
+        assert!(again.refused.is_none());
     }
 
     #[test]

@@ -39,6 +39,8 @@ struct Shell {
     /// The menu and tooltip on display (the tooltip names the state, so it stands
     /// for the icon too).
     shown_menu: Mutex<Option<(Vec<menu::Item>, String)>>,
+    /// When the user was last told the machine went away.
+    engine_lost_told: Mutex<Option<Instant>>,
 }
 
 pub fn run() -> ExitCode {
@@ -72,6 +74,7 @@ pub fn run() -> ExitCode {
                     eprintln!("clawdock: {e}");
                 })?;
                 core.install_panic_hook();
+                crate::wake::follow(&core);
                 let api = match ApiServer::start(core.clone(), port).await {
                     Ok(api) => api,
                     // Another program holds the usual port: take any free one;
@@ -92,6 +95,7 @@ pub fn run() -> ExitCode {
                 stopping: Mutex::new(None),
                 hidden_since: Mutex::new(None),
                 shown_menu: Mutex::new(None),
+                engine_lost_told: Mutex::new(None),
                 api: Mutex::new(None),
             };
             *lock(&shell.api) = Some(api);
@@ -258,6 +262,9 @@ fn show_window(app: &AppHandle, route: &str) {
         }
         return;
     }
+    // The window talks to the API at 127.0.0.1 (`api_url`): the window's CSP in
+    // tauri.conf.json allows `http://127.0.0.1:*`; `[::1]` cannot be named there
+    // (an IPv6 literal is not a valid CSP source, browsers drop it).
     let boot = serde_json::json!({ "url": shell.api_url, "token": shell.api_token });
     let page = if route.is_empty() {
         "index.html".to_string()
@@ -268,11 +275,27 @@ fn show_window(app: &AppHandle, route: &str) {
         .title("Clawdock")
         .inner_size(980.0, 700.0)
         .min_inner_size(640.0, 480.0)
-        .initialization_script(format!("window.__CLAWDOCK__ = {boot};"))
+        .initialization_script(boot_script(&boot))
         .build();
     if let Err(e) = built {
         tracing::error!(error = %e, "could not open the window");
     }
+}
+
+/// The script that hands the window its API address and token. Tauri runs an
+/// initialization script in whatever page the webview shows and has no per-origin
+/// variant, so the script itself checks that the page is the app's own (the ui/
+/// folder Tauri serves at `tauri://localhost`, or `http(s)://tauri.localhost` on
+/// Windows) before it says anything.
+fn boot_script(boot: &serde_json::Value) -> String {
+    format!(
+        "(function () {{\n\
+         var own = location.protocol === 'tauri:' ? location.host === 'localhost'\n\
+           : {windows} && /^https?:$/.test(location.protocol) && location.host === 'tauri.localhost';\n\
+         if (own) {{ window.__CLAWDOCK__ = {boot}; }}\n\
+         }})();",
+        windows = cfg!(windows),
+    )
 }
 
 fn schedule_free_webview(app: &AppHandle) {
@@ -371,6 +394,19 @@ fn notify_for(app: &AppHandle, event: &Event) {
                     exit_code.map_or("?".into(), |c| c.to_string())
                 ),
             ),
+            Change::EngineLost => {
+                // One notification for all the agents one loss took down.
+                let shell = app.state::<Shell>();
+                let mut last = lock(&shell.engine_lost_told);
+                if last.is_none_or(|at| at.elapsed() > Duration::from_secs(30)) {
+                    *last = Some(Instant::now());
+                    notify(
+                        app,
+                        "Podman's machine stopped",
+                        "Its agents stopped with it. They start again when Podman is back: choose Start Podman machine in the menu.",
+                    );
+                }
+            }
         },
         Event::Runtime { status } if !window_focused => {
             if let Some(setup) = &status.setup {
@@ -411,4 +447,56 @@ fn spawn_exit_triggers(app: &AppHandle) {
         core.shutdown_begun().await;
         begin_exit(&app_api);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::boot_script;
+
+    /// Runs the boot script under node in a page at `url`; says whether the page
+    /// got the API address and token.
+    fn injected_at(url: &str) -> bool {
+        let boot = serde_json::json!({ "url": "http://127.0.0.1:9105", "token": "t0k" });
+        let program = format!(
+            "var location = new URL({url:?}); var window = {{}};\n{}\n\
+             process.stdout.write(String(window.__CLAWDOCK__ ? window.__CLAWDOCK__.token : ''));",
+            boot_script(&boot)
+        );
+        let out = std::process::Command::new("node")
+            .args(["-e", &program])
+            .output()
+            .expect("node (the UI tests need it too)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        match String::from_utf8_lossy(&out.stdout).as_ref() {
+            "t0k" => true,
+            "" => false,
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn the_token_is_injected_into_the_app_s_own_pages_only() {
+        assert!(injected_at("tauri://localhost/index.html#setup"));
+        for foreign in [
+            "https://example.com/",
+            "http://127.0.0.1:9105/",
+            "tauri://localhost.evil.example/",
+            "http://tauri.localhost.evil.example/",
+            "file:///tmp/x.html",
+        ] {
+            assert!(!injected_at(foreign), "{foreign}");
+        }
+        // Tauri's origin on Windows, and only there.
+        for windows_origin in ["http://tauri.localhost/", "https://tauri.localhost/"] {
+            assert_eq!(
+                injected_at(windows_origin),
+                cfg!(windows),
+                "{windows_origin}"
+            );
+        }
+    }
 }

@@ -134,3 +134,86 @@ fn first_line(child: &mut Child) -> String {
         .expect("read");
     line.trim().to_string()
 }
+
+/// Runs the CLI against the data folder `home`.
+pub fn clawdock(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("CLAWDOCK_HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run clawdock")
+}
+
+/// A `clawdock serve --port 0` on `home`, its stdout piped, stopped (SIGTERM,
+/// then waited for) when dropped.
+pub struct Serve {
+    pub child: Child,
+    /// What it printed up to and including its `Web UI:` line.
+    pub printed: Vec<String>,
+}
+
+impl Serve {
+    pub fn start(home: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--port", "0"])
+            .env("CLAWDOCK_HOME", home)
+            .env("CLAWDOCK_AGENT_IMAGE", IMAGE)
+            .env("CLAWDOCK_STOP_TIMEOUT", "2")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("serve");
+        let printed = read_until_web_ui(child.stdout.take().expect("stdout"));
+        Self { child, printed }
+    }
+
+    /// SIGTERM, then the exit status (within 30 s).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let _sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.stop().is_none() {
+            let _gone = self.child.kill();
+            let _reaped = self.child.wait();
+        }
+    }
+}
+
+/// Lines of a serve's stdout up to its `Web UI:` line (the last it prints at
+/// start); the rest is left to drain into nothing.
+pub fn read_until_web_ui(out: impl std::io::Read + Send + 'static) -> Vec<String> {
+    let mut reader = std::io::BufReader::new(out);
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let done = line.starts_with("Web UI:");
+                lines.push(line.trim_end().to_string());
+                if done {
+                    break;
+                }
+            }
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    lines
+}

@@ -40,7 +40,9 @@ const browsers = new Set();
 
 /**
  * Starts `clawdock serve --port 0` with its own CLAWDOCK_HOME. Resolves once it
- * printed its Web UI link. `portBase` keeps the agents' ports apart between files.
+ * printed that it listens, with the address and token from `<home>/api.json` (serve
+ * prints the token only to a terminal). `portBase` keeps the agents' ports apart
+ * between files.
  */
 export async function startServer({ label, portBase, env = {} }) {
   const home = fs.mkdtempSync(path.join(RUN_DIR, `home-${label}-`));
@@ -64,19 +66,22 @@ export async function startServer({ label, portBase, env = {} }) {
   proc.stderr.pipe(log, { end: false });
   const link = await new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`clawdock serve printed no link in 30 s; see ${logFile}`)), 30000);
+    let done = false;
+    const timer = setTimeout(() => reject(new Error(`clawdock serve did not listen within 30 s; see ${logFile}`)), 30000);
     proc.stdout.on('data', (chunk) => {
       log.write(chunk);
       out += chunk;
-      const m = /Web UI: (http:\/\/[^\s/]+)\/#token=([0-9a-f]+)/.exec(out);
-      if (m) {
+      if (!done && /Clawdock API listening on /.test(out)) {
+        done = true;
         clearTimeout(timer);
-        resolve({ url: m[1], token: m[2] });
+        // api.json is written before serve prints that it listens.
+        const { url, token } = JSON.parse(fs.readFileSync(path.join(home, 'api.json'), 'utf8'));
+        resolve({ url, token });
       }
     });
     exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`clawdock serve exited (${code ?? signal}) before printing its link; see ${logFile}:\n${fs.readFileSync(logFile, 'utf8')}`));
+      reject(new Error(`clawdock serve exited (${code ?? signal}) before it listened; see ${logFile}:\n${fs.readFileSync(logFile, 'utf8')}`));
     });
   });
   const server = {
@@ -149,9 +154,9 @@ export async function launchBrowser() {
     ],
   });
   if (process.env.CLAWDOCK_UI_FROM_DISK === '1') {
-    await context.route((url) => url.hostname === '127.0.0.1' && (url.pathname === '/' || url.pathname.startsWith('/ui/')), (route) => {
+    await context.route((url) => url.hostname === '127.0.0.1' && (url.pathname === '/' || url.pathname === '/boot.js' || url.pathname.startsWith('/ui/')), (route) => {
       const { pathname } = new URL(route.request().url());
-      const rel = pathname === '/' ? 'index.html' : pathname.slice('/ui/'.length);
+      const rel = pathname === '/' ? 'index.html' : pathname === '/boot.js' ? 'boot.js' : pathname.slice('/ui/'.length);
       const file = path.join(ROOT, 'ui', rel);
       if (!file.startsWith(path.join(ROOT, 'ui')) || !fs.existsSync(file)) return route.fulfill({ status: 404, body: 'not found' });
       return route.fulfill({ path: file, contentType: MIME[path.extname(file).slice(1)] || 'application/octet-stream' });

@@ -19,6 +19,9 @@ pub enum ErrorCode {
     NameTaken,
     /// The agent's container name is held by a container Clawdock did not make.
     ContainerNameTaken,
+    /// Refused: the thing asked for is not Clawdock's to do (a machine it did not
+    /// start, or that runs other containers), unless forced.
+    NotOurs,
     NotFound,
     NotRunning,
     PodmanUnavailable,
@@ -51,6 +54,8 @@ pub enum AgentError {
     Duplicate(String),
     #[error(transparent)]
     ContainerNameTaken(CreateError),
+    #[error("{0}")]
+    NotOurs(String),
     #[error("No such agent.")]
     NotFound,
     #[error("The agent is not running.")]
@@ -63,6 +68,10 @@ pub enum AgentError {
     NoFreePort(u16, u16),
     #[error(transparent)]
     Podman(PodmanError),
+    /// The engine did not answer: its machine stopped or went away. The podman
+    /// text is kept for the log and the details, not shown as the sentence.
+    #[error("Podman's machine is not running.")]
+    EngineUnreachable(PodmanError),
     #[error("The container runtime is not ready: {0}")]
     Machine(#[from] MachineError),
     #[error(transparent)]
@@ -77,14 +86,18 @@ pub enum AgentError {
 
 impl From<PodmanError> for AgentError {
     fn from(e: PodmanError) -> Self {
-        Self::Podman(e)
+        if e.engine_unreachable() {
+            Self::EngineUnreachable(e)
+        } else {
+            Self::Podman(e)
+        }
     }
 }
 
 impl From<CreateError> for AgentError {
     fn from(e: CreateError) -> Self {
         match e {
-            CreateError::Podman(p) => Self::Podman(p),
+            CreateError::Podman(p) => p.into(),
             taken @ CreateError::NameTaken { .. } => Self::ContainerNameTaken(taken),
         }
     }
@@ -97,19 +110,38 @@ impl From<super::gateway::GatewayError> for AgentError {
 }
 
 impl AgentError {
+    /// What a person may want beneath the sentence (the "Details" of a message):
+    /// podman's own words where the sentence replaced them.
+    pub fn details(&self) -> Option<String> {
+        match self {
+            Self::EngineUnreachable(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    /// True when the engine did not answer: a start that meets it starts the
+    /// machine and tries again.
+    pub fn is_engine_unreachable(&self) -> bool {
+        match self {
+            Self::EngineUnreachable(_) => true,
+            Self::Machine(crate::machine::MachineError::Podman(e)) => e.engine_unreachable(),
+            _ => false,
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::InvalidName(_) => ErrorCode::InvalidName,
             Self::InvalidInput(_) => ErrorCode::InvalidInput,
             Self::Duplicate(_) => ErrorCode::NameTaken,
             Self::ContainerNameTaken(_) => ErrorCode::ContainerNameTaken,
+            Self::NotOurs(_) => ErrorCode::NotOurs,
             Self::NotFound => ErrorCode::NotFound,
             Self::NotRunning => ErrorCode::NotRunning,
             Self::RuntimeUnavailable(_) | Self::Podman(PodmanError::NotInstalled { .. }) => {
                 ErrorCode::PodmanUnavailable
             }
-            Self::Podman(e) if e.engine_unreachable() => ErrorCode::RuntimeNotReady,
-            Self::Machine(_) => ErrorCode::RuntimeNotReady,
+            Self::EngineUnreachable(_) | Self::Machine(_) => ErrorCode::RuntimeNotReady,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
             Self::NoFreePort(..) => ErrorCode::NoFreePort,
             Self::Podman(_) => ErrorCode::PodmanFailed,

@@ -39,6 +39,9 @@ pub struct CreateRequest {
     pub name: String,
     #[serde(flatten)]
     pub provider: ProviderInput,
+    /// The container's memory limit; the `CLAWDOCK_AGENT_MEMORY` default if absent.
+    #[serde(default, rename = "memoryMiB")]
+    pub memory_mib: Option<u64>,
 }
 
 impl Agents {
@@ -82,20 +85,32 @@ impl Agents {
         self.transition(id, Input::Begin(Op::Start))?;
         let log = self.log_ring(id)?;
         log.push("Starting agent...");
-        let result = async {
-            self.ensure_runtime().await?;
-            let record = self.move_off_a_taken_port(id, &log).await?;
-            let container = match self.containers().find(id).await? {
-                Some(found) => found.id,
-                None => {
-                    log.push("Container missing; creating it again");
-                    self.make_container(&record, &log).await?
-                }
-            };
-            self.launch_and_wait(&record, &container, &log).await
+        let mut result = self.start_attempt(id, &log).await;
+        if result
+            .as_ref()
+            .is_err_and(AgentError::is_engine_unreachable)
+            && !self.inner.tasks.is_closing()
+        {
+            // The machine went away since it was last seen ready: start it (one
+            // shared attempt for every caller), then try once more.
+            log.push("Podman's machine is not running; starting it...");
+            self.machine().invalidate();
+            result = self.start_attempt(id, &log).await;
         }
-        .await;
         self.finish_start(id, result, &log).await
+    }
+
+    async fn start_attempt(&self, id: Uuid, log: &logs::LogRing) -> Result<(), AgentError> {
+        self.ensure_runtime().await?;
+        let record = self.move_off_a_taken_port(id, log).await?;
+        let container = match self.containers().find(id).await? {
+            Some(found) => found.id,
+            None => {
+                log.push("Container missing; creating it again");
+                self.make_container(&record, log).await?
+            }
+        };
+        self.launch_and_wait(&record, &container, log).await
     }
 
     /// Stops the agent's container, giving the gateway the stop timeout to exit
@@ -360,6 +375,15 @@ impl Agents {
         let name = req.name.trim().to_string();
         definition::validate_name(&name).map_err(AgentError::InvalidName)?;
         let provider = Provider::from_input(&req.provider).map_err(AgentError::InvalidInput)?;
+        let range = crate::settings::AGENT_MEMORY_MIB;
+        if let Some(m) = req.memory_mib.filter(|m| !range.contains(m)) {
+            return Err(AgentError::InvalidInput(format!(
+                "The memory limit must be between {} and {} MiB, not {m}.",
+                range.start(),
+                range.end()
+            )));
+        }
+        let memory_mib = req.memory_mib.unwrap_or(self.settings().agent_memory_mib);
         if self.machine().podman().bin().is_none() {
             return Err(AgentError::RuntimeUnavailable(
                 crate::podman::install_hint().into(),
@@ -385,7 +409,7 @@ impl Agents {
                 Err(e) => tracing::debug!(error = %e, "could not check the container name"),
             }
         }
-        let view = self.record_new(id, name, &provider)?;
+        let view = self.record_new(id, name, &provider, memory_mib)?;
         Ok((view, provider))
     }
 
@@ -505,6 +529,26 @@ impl Agents {
             }
         }
         ids
+    }
+
+    /// The engine went away: every agent that ran is stopped with a notice and
+    /// remembered to start again when it is back. Returns how many.
+    pub(crate) fn engine_lost(&self) -> usize {
+        let mut lost = 0;
+        for s in self.states() {
+            match self.transition(s.record.id, Input::EngineLost) {
+                Ok(effects) if !effects.is_empty() => lost += 1,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "could not save agents.json"),
+            }
+        }
+        if lost > 0 {
+            tracing::warn!(
+                agents = lost,
+                "Podman's engine went away; agents marked stopped"
+            );
+        }
+        lost
     }
 
     /// Hands every agent that runs (or is being started) to the shutdown: it is

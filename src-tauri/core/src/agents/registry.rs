@@ -67,9 +67,9 @@ pub(super) struct Inner {
 }
 
 impl Agents {
-    /// Loads the records. A corrupt `agents.json` is moved aside; its path and reason
-    /// come back as the warning (the containers are adopted back at the first
-    /// listing).
+    /// Loads the records. A corrupt `agents.json` is moved aside, and records whose
+    /// folder is outside the agents folder are refused; either comes back as the
+    /// warning (the containers are adopted back at the first listing).
     pub fn load(
         settings: Settings,
         machine: Machine,
@@ -77,14 +77,27 @@ impl Agents {
         tasks: Tasks,
     ) -> Result<(Self, Option<String>), StoreError> {
         let store = Store::new(settings.agents_file());
-        let loaded = store.load()?;
-        let warning = loaded.moved_aside.map(|(path, reason)| {
+        let loaded = store.load_within(&settings.agents_dir())?;
+        let moved = loaded.moved_aside.map(|(path, reason)| {
             format!(
                 "agents.json could not be read ({reason}); it was moved to {}. \
                  Agents whose containers still exist are recovered from them.",
                 path.display()
             )
         });
+        let refused = loaded.refused.map(|r| {
+            format!(
+                "agents.json held agents whose folder is not in {}; they were not loaded \
+                 and were kept in {}: {}.",
+                settings.agents_dir().display(),
+                r.kept_in.display(),
+                r.records.join("; ")
+            )
+        });
+        let warning = match (moved, refused) {
+            (Some(a), Some(b)) => Some(format!("{a} {b}")),
+            (a, b) => a.or(b),
+        };
         let home_label = super::steps::instance_label(&settings)?;
         let entries = loaded
             .agents
@@ -178,6 +191,7 @@ impl Agents {
         id: Uuid,
         name: String,
         provider: &Provider,
+        memory_mib: u64,
     ) -> Result<AgentView, AgentError> {
         let view = {
             let mut entries = self.entries();
@@ -203,6 +217,7 @@ impl Agents {
                 running_at_quit: false,
                 deleting: false,
                 image: self.settings().agent_image.clone(),
+                memory_mib: Some(memory_mib),
                 extra: serde_json::Map::new(),
             };
             let memory_notice = self.memory_notice(entries.len() + 1);

@@ -102,6 +102,9 @@ pub enum Input {
     },
     /// The next launch took note that the agent ran at the last quit.
     RestoreNoted,
+    /// Podman's engine went away (the machine stopped, slept or crashed): the
+    /// container is gone with it, whatever the last event said.
+    EngineLost,
     ShutdownBegan,
     ShutdownEnded,
 }
@@ -118,6 +121,8 @@ pub enum Effect {
 
 pub const INTERRUPTED_CREATE: &str =
     "Creation was interrupted before it finished; start the agent to try again, or delete it.";
+pub const ENGINE_LOST: &str =
+    "Podman's machine stopped; the agent starts again when Podman is back (Start Podman).";
 pub const REMOVED_OUTSIDE: &str =
     "The container was removed outside Clawdock; start the agent to create it again.";
 
@@ -156,6 +161,7 @@ impl AgentState {
             gateway_url: running.then(|| format!("ws://127.0.0.1:{}", r.port)),
             exit_code: match self.live.container {
                 Container::Exited(code) => code,
+                Container::OutOfMemory => Some(137),
                 _ => None,
             },
             image: r.image.clone(),
@@ -175,11 +181,17 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             r.wanted = Wanted::Running;
             r.error = None;
             r.running_at_quit = false;
+            if live.notice.as_deref() == Some(ENGINE_LOST) {
+                live.notice = None;
+            }
         }
         Input::Begin(Op::Stop) => {
             live.activity = Some(Activity::Stopping);
             r.wanted = Wanted::Stopped;
             r.running_at_quit = false;
+            if live.notice.as_deref() == Some(ENGINE_LOST) {
+                live.notice = None;
+            }
         }
         Input::Begin(Op::Delete) => {
             live.activity = Some(Activity::Deleting);
@@ -266,6 +278,25 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
         }
         Input::PortMoved { port } => r.port = port,
         Input::RestoreNoted => r.running_at_quit = false,
+        Input::EngineLost => {
+            let up = s.is_up();
+            let r = &mut s.record;
+            let live = &mut s.live;
+            live.ready = false;
+            if live.activity.is_some() || r.deleting || live.shutting_down {
+                // The operation in flight meets the lost engine itself.
+                live.container = Container::Unknown;
+            } else if up {
+                // Like a quit: remembered to start again when the engine is back,
+                // and a late exit seen then is no death.
+                r.running_at_quit = r.wanted == Wanted::Running;
+                r.wanted = Wanted::Stopped;
+                r.status = AgentStatus::Stopped;
+                live.container = Container::Unknown;
+                live.notice = Some(ENGINE_LOST.into());
+                effects.push(Effect::Announce(Change::EngineLost));
+            }
+        }
         Input::ShutdownBegan => {
             if !r.deleting {
                 live.shutting_down = true;
@@ -300,7 +331,8 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
 fn observe(s: &mut AgentState, seen: Container, at: Option<DateTime<Utc>>) -> Option<Change> {
     let r = &mut s.record;
     let live = &mut s.live;
-    if let (Container::Exited(_), Some(at), Some(started)) = (seen, at, live.started_at) {
+    let exited = matches!(seen, Container::Exited(_) | Container::OutOfMemory);
+    if let (true, Some(at), Some(started)) = (exited, at, live.started_at) {
         // A `died` from before the last launch belongs to an earlier run: events
         // can arrive after the start they precede has finished.
         if at < started {
@@ -322,14 +354,13 @@ fn observe(s: &mut AgentState, seen: Container, at: Option<DateTime<Utc>>) -> Op
             r.error = None;
             None
         }
-        Container::Exited(code) => {
+        Container::Exited(_) | Container::OutOfMemory => {
             live.ready = false;
             if r.wanted == Wanted::Running {
+                let code = s.view().exit_code;
+                let r = &mut s.record;
                 r.status = AgentStatus::Error;
-                r.error = Some(format!(
-                    "The gateway stopped on its own (exit code {}).",
-                    code.map_or_else(|| "unknown".into(), |c| c.to_string())
-                ));
+                r.error = Some(death_message(seen, r.memory_mib));
                 r.wanted = Wanted::Stopped;
                 Some(Change::Died { exit_code: code })
             } else {
@@ -354,6 +385,29 @@ fn observe(s: &mut AgentState, seen: Container, at: Option<DateTime<Utc>>) -> Op
             }
         }
         Container::Unknown => None,
+    }
+}
+
+/// Why a gateway nobody stopped is gone, in a sentence. Exit code 137 is a
+/// SIGKILL: with a memory limit set and no stop asked for, the kernel's OOM killer
+/// is the likely one, even where Podman cannot tell (`OOMKilled` stays false on
+/// cgroup v1 hosts).
+pub fn death_message(seen: Container, memory_mib: Option<u64>) -> String {
+    let limit = memory_mib.map_or_else(|| "its limit".into(), |m| format!("{m} MiB"));
+    match seen {
+        Container::OutOfMemory => format!(
+            "The gateway ran out of memory ({limit}) and was killed. Give the agent more memory, or use it less."
+        ),
+        Container::Exited(Some(137)) => format!(
+            "The gateway was killed (exit code 137). If nobody killed it, it used more than its memory limit ({limit})."
+        ),
+        Container::Exited(code) => format!(
+            "The gateway stopped on its own (exit code {}).",
+            code.map_or_else(|| "unknown".into(), |c| c.to_string())
+        ),
+        Container::Unknown | Container::Missing | Container::Running => {
+            "The gateway stopped on its own.".into()
+        }
     }
 }
 
@@ -406,6 +460,7 @@ mod tests {
             running_at_quit: false,
             deleting: false,
             image: "img".into(),
+            memory_mib: None,
             extra: serde_json::Map::new(),
         };
         let mut s = AgentState::new(record);
@@ -622,6 +677,27 @@ mod tests {
                 None,
             ),
             (
+                "the engine goes away under a running agent",
+                shape(S::Running, W::Running, None, C::Running),
+                Input::EngineLost,
+                shape(S::Stopped, W::Stopped, None, C::Unknown),
+                Some(Effect::Announce(Change::EngineLost)),
+            ),
+            (
+                "the engine goes away under a stopped agent",
+                shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
+                Input::EngineLost,
+                shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
+                None,
+            ),
+            (
+                "the engine goes away during a start: the start meets it",
+                shape(S::Stopped, W::Running, Some(A::Starting), C::Running),
+                Input::EngineLost,
+                shape(S::Stopped, W::Running, Some(A::Starting), C::Unknown),
+                None,
+            ),
+            (
                 "shutdown ends: stopped",
                 shape(S::Running, W::Stopped, Some(A::Stopping), C::Running),
                 Input::ShutdownEnded,
@@ -696,6 +772,58 @@ mod tests {
         apply(&mut creating, Input::ShutdownEnded);
         assert_eq!(creating.record.status, S::Stopped);
         assert!(creating.record.running_at_quit);
+    }
+
+    /// Issue 17: an agent running when the machine went away is stopped with a
+    /// notice, starts again when the engine is back (unless the user stopped it
+    /// meanwhile), and the exit seen when the engine returns is no death.
+    #[test]
+    fn an_agent_lost_with_the_engine_comes_back_unless_stopped_meanwhile() {
+        let mut s = state(shape(S::Running, W::Running, None, C::Running));
+        apply(&mut s, Input::EngineLost);
+        assert!(s.record.running_at_quit, "remembered to start again");
+        assert_eq!(s.live.notice.as_deref(), Some(ENGINE_LOST));
+        assert!(
+            apply(&mut s, died(137)).is_empty(),
+            "no death when the engine returns"
+        );
+        assert_eq!(s.record.status, S::Stopped);
+        apply(&mut s, Input::Begin(Op::Start));
+        assert!(!s.record.running_at_quit);
+        assert_eq!(s.live.notice, None, "the notice goes with the start");
+
+        let mut stopped_meanwhile = state(shape(S::Running, W::Running, None, C::Running));
+        apply(&mut stopped_meanwhile, Input::EngineLost);
+        apply(&mut stopped_meanwhile, Input::Begin(Op::Stop));
+        apply(&mut stopped_meanwhile, Input::Stopped);
+        assert!(
+            !stopped_meanwhile.record.running_at_quit,
+            "not started again"
+        );
+    }
+
+    #[test]
+    fn a_death_for_memory_says_so() {
+        let mut s = state(shape(S::Running, W::Running, None, C::Running));
+        s.record.memory_mib = Some(2048);
+        let effects = apply(&mut s, seen(C::OutOfMemory));
+        assert_eq!(
+            effects,
+            vec![Effect::Announce(Change::Died {
+                exit_code: Some(137)
+            })]
+        );
+        let error = s.record.error.clone().expect("error");
+        assert!(error.contains("ran out of memory (2048 MiB)"), "{error}");
+        assert_eq!(s.view().exit_code, Some(137));
+        let mut likely = state(shape(S::Running, W::Running, None, C::Running));
+        likely.record.memory_mib = Some(512);
+        apply(&mut likely, died(137));
+        let error = likely.record.error.expect("error");
+        assert!(
+            error.contains("memory (512 MiB)") && error.contains("137"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ impl Agents {
         store::create_private_dir(&record.dir).map_err(folder)?;
         store::create_private_dir(&record.dir.join("config")).map_err(folder)?;
         store::create_private_dir(&record.dir.join("workspace")).map_err(folder)?;
+        store::create_private_dir(&record.dir.join("cache")).map_err(folder)?;
         let config = definition::openclaw_config(record.port, provider);
         write_json(&record.dir.join("config/openclaw.json"), &config)
     }
@@ -63,20 +64,33 @@ impl Agents {
         log: &LogRing,
     ) -> Result<ContainerId, AgentError> {
         let host = self.inner.host.get().copied().unwrap_or_default();
+        // Agents made by an earlier version have no cache folder yet.
+        store::create_private_dir(&record.dir.join("cache"))
+            .map_err(|e| AgentError::Folder(e.to_string()))?;
         if host.rootful_native {
             hand_to_gateway_user(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))?;
         }
         self.ensure_image(&record.image, log).await?;
         self.refuse_when_shutting_down()?;
         self.containers()
-            .create(record, host, &self.inner.time_zone)
+            .create(record, host, &self.inner.time_zone, self.limits_of(record))
             .await
             .map_err(|e| match e {
-                crate::containers::CreateError::Podman(p) => {
+                crate::containers::CreateError::Podman(p) if !p.engine_unreachable() => {
                     AgentError::Gateway(format!("Failed to start OpenClaw containers: {p}"))
                 }
                 taken => taken.into(),
             })
+    }
+
+    /// The sandbox limits of an agent's container.
+    pub(super) fn limits_of(&self, record: &AgentRecord) -> crate::containers::Limits {
+        crate::containers::Limits {
+            memory_mib: record
+                .memory_mib
+                .unwrap_or(self.settings().agent_memory_mib),
+            pids: crate::containers::PIDS_LIMIT,
+        }
     }
 
     async fn ensure_image(&self, image: &str, log: &LogRing) -> Result<(), AgentError> {
@@ -106,7 +120,11 @@ impl Agents {
         self.refuse_when_shutting_down()?;
         self.transition(record.id, Input::Launching { at: Utc::now() })?;
         self.containers().start(container).await.map_err(|e| {
-            AgentError::Gateway(format!("Failed to start OpenClaw containers: {e}"))
+            if e.engine_unreachable() {
+                AgentError::from(e)
+            } else {
+                AgentError::Gateway(format!("Failed to start OpenClaw containers: {e}"))
+            }
         })?;
         log.push("Waiting for gateway to be ready...");
         tokio::select! {
@@ -143,15 +161,30 @@ impl Agents {
                 last_look = tokio::time::Instant::now();
                 self.look_at(record.id, container).await?;
             }
-            if let Container::Exited(_) = self.state(record.id)?.live.container {
+            if let Container::Exited(_) | Container::OutOfMemory =
+                self.state(record.id)?.live.container
+            {
                 // The `died` of an earlier stop can arrive after this start began:
                 // Podman, asked now, decides.
                 self.look_at(record.id, container).await?;
-                if let Container::Exited(code) = self.state(record.id)?.live.container {
-                    return Err(AgentError::Gateway(match code {
-                        Some(code) => format!("The gateway exited during start (exit code {code})"),
-                        None => "The gateway's container did not start".into(),
-                    }));
+                match self.state(record.id)?.live.container {
+                    seen @ (Container::Exited(Some(137)) | Container::OutOfMemory) => {
+                        return Err(AgentError::Gateway(super::state::death_message(
+                            seen,
+                            self.state(record.id)?.record.memory_mib,
+                        )));
+                    }
+                    Container::Exited(Some(code)) => {
+                        return Err(AgentError::Gateway(format!(
+                            "The gateway exited during start (exit code {code})"
+                        )))
+                    }
+                    Container::Exited(None) => {
+                        return Err(AgentError::Gateway(
+                            "The gateway's container did not start".into(),
+                        ))
+                    }
+                    _ => {}
                 }
             }
             let elapsed = started.elapsed();
@@ -228,6 +261,11 @@ impl Agents {
             if let Ok(mut config) = serde_json::from_str::<serde_json::Value>(&text) {
                 definition::move_config_to_port(&mut config, port);
                 write_json(&config_path, &config)?;
+                // Written anew (0600, ours): the gateway must still read it.
+                if self.inner.host.get().is_some_and(|h| h.rootful_native) {
+                    hand_to_gateway_user(&record.dir)
+                        .map_err(|e| AgentError::Folder(e.to_string()))?;
+                }
             }
         }
         if let Some(found) = ours {
@@ -329,6 +367,7 @@ fn hand_to_gateway_user(dir: &Path) -> std::io::Result<()> {
         dir.to_path_buf(),
         dir.join("config"),
         dir.join("workspace"),
+        dir.join("cache"),
         dir.join("config/openclaw.json"),
     ] {
         std::os::unix::fs::chown(

@@ -53,11 +53,9 @@ impl Agents {
             if began.elapsed() > Duration::from_secs(10) {
                 retry = FIRST_RETRY;
             }
-            if self.machine().mode() == Mode::Vm {
-                // The stream may have ended because the machine stopped: read it again.
-                self.machine().invalidate();
-                self.machine().refresh().await;
-            }
+            // The stream may have ended because the engine went away: whoever
+            // follows the engine checks it now, and reconciles the agents.
+            self.containers().suspect_engine();
             tokio::time::sleep(retry).await;
             retry = (retry * 2).min(LAST_RETRY);
         }
@@ -71,7 +69,15 @@ impl Agents {
         while let Some((which, line)) = stream.next_line().await {
             match which {
                 Stream::Stdout => {
-                    if let Some(happened) = self.containers().parse_event(&line, clock_shared) {
+                    if let Some(mut happened) = self.containers().parse_event(&line, clock_shared) {
+                        if happened.container == Container::Exited(Some(137)) {
+                            // A SIGKILL: Podman may know it was for memory.
+                            if let Some(Container::OutOfMemory) =
+                                self.containers().inspect(&happened.container_id).await
+                            {
+                                happened.container = Container::OutOfMemory;
+                            }
+                        }
                         let _gone = self.transition(
                             happened.agent,
                             Input::Seen {
@@ -182,6 +188,7 @@ impl Agents {
             running_at_quit: false,
             deleting: false,
             image: recovered.image,
+            memory_mib: None,
             extra: serde_json::Map::new(),
         };
         let name = record.name.clone();

@@ -1,0 +1,174 @@
+//! Issue 17, on the fake podman in vm mode: the Podman machine goes away under
+//! running agents (stopped from a terminal, a crash, a sleep it does not survive),
+//! and Clawdock notices, says so, and brings everything back on Start.
+
+mod support;
+
+use std::time::Duration;
+
+use clawdock_core::agents::state::ENGINE_LOST;
+use clawdock_core::agents::{AgentError, CreateRequest};
+use clawdock_core::status::StateName;
+use clawdock_core::store::AgentStatus;
+use clawdock_core::Clawdock;
+use serde_json::json;
+use support::{eventually, fake_calls, machine_row, running_containers, Home};
+
+fn req(name: &str) -> CreateRequest {
+    CreateRequest {
+        name: name.into(),
+        ..CreateRequest::default()
+    }
+}
+
+fn unique(stem: &str) -> String {
+    format!("{stem}{}", std::process::id() % 10_000)
+}
+
+/// A core in vm mode on a running simulated machine, whose containers (this data
+/// folder's) live "inside" it: a machine stop kills them and ends the streams.
+async fn vm_core(home: &Home) -> (Clawdock, std::path::PathBuf) {
+    let (settings, state) = home.fake_vm(json!({ "machines": [machine_row(true, false)] }));
+    let core = Clawdock::start(settings).await.expect("core");
+    let label = std::fs::read_to_string(home.path().join("data/instance-id")).expect("label");
+    support::edit_fake_state(&state, &format!("state['vm_label'] = {:?}", label.trim()));
+    (core, state)
+}
+
+fn status_of(core: &Clawdock, name: &str) -> Option<AgentStatus> {
+    core.agents()
+        .list()
+        .into_iter()
+        .find(|a| a.name == name)
+        .map(|a| a.status)
+}
+
+/// Runs the fake's `podman machine stop` as a user in a terminal would.
+fn stop_machine_from_outside(home: &Home) {
+    let out = std::process::Command::new(home.path().join("podman"))
+        .args(["machine", "stop"])
+        .output()
+        .expect("podman machine stop");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fault: after `podman machine stop` from a terminal (streams ended, containers
+/// killed), the agents still showed Running, a Start did not start the machine,
+/// and the agents never came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_stopped_from_outside_is_seen_and_start_brings_everything_back() {
+    let home = Home::new();
+    let (core, state) = vm_core(&home).await;
+    let (a, b) = (unique("gone-a"), unique("gone-b"));
+    let agents = core.agents();
+    let first = agents.create_and_wait(req(&a)).await.expect("create a");
+    agents.create_and_wait(req(&b)).await.expect("create b");
+    let starts_before = fake_calls(&state, "machine start");
+
+    stop_machine_from_outside(&home);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            core.runtime_status().state == StateName::Stopped
+                && status_of(&core, &a) == Some(AgentStatus::Stopped)
+                && status_of(&core, &b) == Some(AgentStatus::Stopped)
+        })
+        .await,
+        "within 5 s the runtime and the agents say stopped: {:?} {:?}",
+        core.runtime_status().state,
+        agents.list()
+    );
+    let view = agents.get(first.id).expect("a");
+    assert_eq!(view.notice.as_deref(), Some(ENGINE_LOST), "{view:?}");
+    assert_eq!(view.error, None, "a lost machine is not the agent's error");
+
+    // Start on one agent starts the machine; the other comes back on its own.
+    let started = agents
+        .start(first.id)
+        .await
+        .expect("start brings the machine back");
+    assert_eq!(started.status, AgentStatus::Running);
+    assert_eq!(fake_calls(&state, "machine start"), starts_before + 1);
+    assert!(
+        eventually(Duration::from_secs(30), || status_of(&core, &b)
+            == Some(AgentStatus::Running))
+        .await,
+        "the agent that ran when the machine went away starts again: {:?}",
+        agents.list()
+    );
+    assert_eq!(agents.get(first.id).expect("a").notice, None);
+
+    // Again, with Starts of both agents at once: one machine start for both.
+    stop_machine_from_outside(&home);
+    assert!(
+        eventually(Duration::from_secs(5), || agents
+            .list()
+            .iter()
+            .all(|x| x.status == AgentStatus::Stopped))
+        .await
+    );
+    let ids: Vec<_> = agents.list().into_iter().map(|x| x.id).collect();
+    let before = fake_calls(&state, "machine start");
+    let results = futures::future::join_all(ids.iter().map(|id| agents.start(*id))).await;
+    for r in results {
+        assert_eq!(r.expect("start").status, AgentStatus::Running);
+    }
+    assert_eq!(
+        fake_calls(&state, "machine start"),
+        before + 1,
+        "one machine start"
+    );
+    let report = core.shutdown().await;
+    assert!(report.leftover.is_empty(), "{report:?}");
+    let label = std::fs::read_to_string(home.path().join("data/instance-id")).expect("label");
+    assert!(running_containers(label.trim()).is_empty());
+}
+
+/// Fault: with the machine gone but Clawdock's event stream still up, a failing
+/// podman call did not make Clawdock doubt its "ready", and the user read podman's
+/// raw socket text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_call_that_finds_the_engine_gone_flips_the_runtime_and_start_recovers() {
+    let home = Home::new();
+    let (core, state) = vm_core(&home).await;
+    let name = unique("quiet");
+    let agents = core.agents();
+    let agent = agents.create_and_wait(req(&name)).await.expect("create");
+    // The machine "stops" without a word: the stream stays, the containers too.
+    support::edit_fake_state(&state, "state['machines'][0]['Running'] = False");
+    assert_eq!(
+        core.runtime_status().state,
+        StateName::Ready,
+        "nothing noticed yet"
+    );
+
+    match agents.container_logs(agent.id, 5).await {
+        Err(e @ AgentError::EngineUnreachable(_)) => {
+            assert_eq!(e.to_string(), "Podman's machine is not running.");
+            assert!(
+                e.details().is_some_and(|d| d.contains("connect")),
+                "podman's words stay under the details"
+            );
+        }
+        other => panic!("expected the engine to be unreachable, got {other:?}"),
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            core.runtime_status().state == StateName::Stopped
+                && status_of(&core, &name) == Some(AgentStatus::Stopped)
+        })
+        .await,
+        "the first failing call flips the runtime: {:?} {:?}",
+        core.runtime_status().state,
+        agents.list()
+    );
+    let before = fake_calls(&state, "machine start");
+    let started = agents.start(agent.id).await.expect("start recovers");
+    assert_eq!(started.status, AgentStatus::Running);
+    assert_eq!(fake_calls(&state, "machine start"), before + 1);
+    let report = core.shutdown().await;
+    assert!(report.leftover.is_empty(), "{report:?}");
+}

@@ -1,0 +1,181 @@
+//! Issue 12, the agent's sandbox and its secrets, against real Podman: the gateway
+//! token never on a podman command line, the container's limits and dropped
+//! privileges, a death for memory said as such, and a machine that is not
+//! Clawdock's left running.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use clawdock_core::agents::{AgentError, CreateRequest, ErrorCode};
+use clawdock_core::events::{Change, Event};
+use clawdock_core::store::AgentStatus;
+use clawdock_core::Clawdock;
+use serde_json::{json, Value};
+use support::{machine_row, Home, IMAGE};
+
+fn req(name: &str, memory_mib: Option<u64>) -> CreateRequest {
+    CreateRequest {
+        name: name.into(),
+        memory_mib,
+        ..CreateRequest::default()
+    }
+}
+
+fn unique(stem: &str) -> String {
+    format!("{stem}{}", std::process::id() % 10_000)
+}
+
+/// A podman that writes each argument line to `log`, one per line, then runs the
+/// real one: what any local user could read in /proc while it runs.
+fn recording_podman(dir: &Path, log: &Path) -> clawdock_core::podman::Podman {
+    let real = support::real_podman();
+    let wrapper = dir.join("podman-recording");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.bin().expect("podman").display()
+        ),
+    )
+    .expect("wrapper");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    clawdock_core::podman::Podman::new(Some(wrapper))
+}
+
+fn inspect(name: &str) -> Value {
+    let out = std::process::Command::new("podman")
+        .args(["inspect", "--type", "container", name])
+        .output()
+        .expect("podman inspect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout).expect("json")[0].clone()
+}
+
+/// Fault: `--env OPENCLAW_GATEWAY_TOKEN=<hex>` sat in podman's argv, readable by
+/// every local user in /proc while `podman create` ran. And the container ran with
+/// default capabilities, no memory or process bound, a writable root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_never_on_a_command_line_and_the_container_is_sandboxed() {
+    let home = Home::new();
+    let argv_log = home.path().join("argv.log");
+    let mut settings = home.native(IMAGE);
+    settings.podman = recording_podman(home.path(), &argv_log);
+    let core = Clawdock::start(settings).await.expect("core");
+    let name = unique("boxed");
+    let agent = core
+        .agents()
+        .create_and_wait(req(&name, Some(768)))
+        .await
+        .expect("create");
+    assert_eq!(agent.status, AgentStatus::Running);
+    let store: Value =
+        serde_json::from_slice(&std::fs::read(core.settings().agents_file()).expect("agents.json"))
+            .expect("json");
+    let token = store[0]["token"].as_str().expect("token").to_string();
+    assert!(token.len() >= 32);
+    let argv = std::fs::read_to_string(&argv_log).expect("argv log");
+    assert!(
+        argv.contains("create"),
+        "the create went through the wrapper"
+    );
+    assert!(
+        !argv.contains(&token),
+        "the gateway token was on a command line"
+    );
+
+    let c = inspect(&format!("clawdock-{name}"));
+    let host = &c["HostConfig"];
+    assert_eq!(host["Memory"], 768 * 1024 * 1024, "memory limit: {host}");
+    assert_eq!(host["MemorySwap"], 768 * 1024 * 1024, "no swap beyond it");
+    assert_eq!(host["PidsLimit"], 1024);
+    assert_eq!(host["ReadonlyRootfs"], true);
+    let opts = host["SecurityOpt"].to_string();
+    assert!(opts.contains("no-new-privileges"), "{opts}");
+    let dropped = host["CapDrop"].to_string().to_lowercase();
+    for cap in ["cap_net_raw", "cap_sys_chroot", "cap_chown", "cap_setuid"] {
+        assert!(dropped.contains(cap), "{cap} not dropped: {dropped}");
+    }
+    let added = host["CapAdd"].as_array().map_or(0, Vec::len);
+    assert_eq!(added, 0, "no capability added back: {}", host["CapAdd"]);
+    // The gateway still gets its token, from podman's environment.
+    let env = c["Config"]["Env"].to_string();
+    assert!(env.contains(&format!("OPENCLAW_GATEWAY_TOKEN={token}")));
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+}
+
+/// Fault: an agent killed by its memory limit showed a bare exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_for_memory_says_so() {
+    let home = Home::new();
+    let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
+    let agents = core.agents();
+    let name = unique("hungry");
+    let agent = agents
+        .create_and_wait(req(&name, Some(256)))
+        .await
+        .expect("create");
+    agents.stop(agent.id).await.expect("stop");
+    // The stand-in gateway eats memory once ready when this file is in its config.
+    std::fs::write(agent.dir.join("config/fake-gateway-hungry"), b"").expect("knob");
+    let mut events = core.subscribe();
+    agents.start(agent.id).await.expect("start");
+    // What the user is told (the notification, the window): its death, for memory.
+    // (The restart policy then brings it back; it dies again the same way.)
+    let death = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::Agent {
+                    agent: view,
+                    change: Some(Change::Died { exit_code }),
+                }) if view.id == agent.id => return (view, exit_code),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the agent died within 30 s");
+    let (view, exit_code) = death;
+    assert_eq!(exit_code, Some(137), "{view:?}");
+    assert_eq!(view.status, AgentStatus::Error, "{view:?}");
+    let error = view.error.expect("error");
+    assert!(
+        error.contains("memory") && error.contains("256 MiB"),
+        "{error}"
+    );
+    core.shutdown().await;
+}
+
+/// Fault: `POST /runtime/stop` stopped any Podman machine, one Clawdock did not
+/// start and other containers ran on included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_machine_clawdock_did_not_start_is_refused_unless_forced() {
+    let home = Home::new();
+    let (settings, state) = home.fake_vm(json!({ "machines": [machine_row(true, false)] }));
+    let core = Clawdock::start(settings).await.expect("core");
+    match core.stop_runtime(false).await {
+        Err(e @ AgentError::NotOurs(_)) => assert_eq!(e.code(), ErrorCode::NotOurs),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(support::fake_calls(&state, "machine stop"), 0);
+    assert_eq!(
+        support::fake_state(&state)["machines"][0]["Running"],
+        true,
+        "the machine still runs"
+    );
+    core.stop_runtime(true).await.expect("forced stop");
+    assert_eq!(support::fake_calls(&state, "machine stop"), 1);
+    core.shutdown().await;
+}

@@ -1,0 +1,267 @@
+//! Issue 12's hardening as users of the real binary meet it: a stale `api.json`
+//! gets "not running" and no request; the API key from stdin; the token printed
+//! only to a terminal; a private log folder.
+
+mod common;
+
+use std::io::{BufRead, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clawdock_core::instance::InstanceLock;
+use common::{clawdock, wait_for, Home, Serve, BIN};
+
+fn write_api_json(home: &Path, url: &str, pid: u32) {
+    let info = serde_json::json!({ "url": url, "token": "secret-token-for-nobody", "pid": pid });
+    std::fs::write(
+        home.join("api.json"),
+        serde_json::to_vec(&info).expect("json"),
+    )
+    .expect("api.json");
+}
+
+/// A pid that was just used and is gone.
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().expect("true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+#[test]
+fn a_stale_api_json_is_not_running_and_gets_no_request() {
+    // Whoever holds the port now (another user's program) must never see the token.
+    let home = tempfile::tempdir().expect("home");
+    let squatter = TcpListener::bind("127.0.0.1:0").expect("listen");
+    squatter.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}", squatter.local_addr().expect("addr"));
+    // Its process is gone; then a live process (this test) that holds no lock.
+    for pid in [dead_pid(), std::process::id()] {
+        write_api_json(home.path(), &url, pid);
+        for args in [
+            &["status"][..],
+            &["url"],
+            &["agents", "list"],
+            &["agents", "stop", "x"],
+            &["quit"],
+        ] {
+            let out = clawdock(home.path(), args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "{args:?} pid {pid}: {err}");
+            assert!(
+                err.contains("Clawdock is not running") && err.contains("stale"),
+                "{err}"
+            );
+            assert!(!String::from_utf8_lossy(&out.stdout).contains("secret-token"));
+        }
+    }
+    match squatter.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((_, from)) => panic!("the CLI connected to the port's new owner (from {from})"),
+        Err(e) => panic!("accept: {e}"),
+    }
+}
+
+/// One HTTP request as a scripted server sees it, answered with a 400.
+fn answer_one(listener: TcpListener) -> std::thread::JoinHandle<(String, String)> {
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut reader = std::io::BufReader::new(stream);
+        let mut head = String::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("header");
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().expect("length");
+            }
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        let answer = r#"{"error":"refused by the test","code":"bad_request"}"#;
+        let mut stream = reader.into_inner();
+        write!(
+            stream,
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        )
+        .expect("answer");
+        (head, String::from_utf8_lossy(&body).into_owned())
+    })
+}
+
+#[test]
+fn the_api_key_can_come_from_stdin_and_help_says_why() {
+    let help = Command::new(BIN)
+        .args(["agents", "create", "--help"])
+        .output()
+        .expect("help");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--api-key-stdin"), "{text}");
+    assert!(text.contains("visible to other local"), "{text}");
+    assert!(text.contains("CLAWDOCK_API_KEY"), "{text}");
+
+    // A live instance as the CLI checks it: this process holds the folder's lock
+    // and api.json names it; the "API" is a scripted one that records the request.
+    let home = tempfile::tempdir().expect("home");
+    let _lock = InstanceLock::acquire(home.path()).expect("lock");
+    let api = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let url = format!("http://{}", api.local_addr().expect("addr"));
+    write_api_json(home.path(), &url, std::process::id());
+    let seen = answer_one(api);
+    let mut child = Command::new(BIN)
+        .args([
+            "agents",
+            "create",
+            "keyed",
+            "--provider",
+            "openai",
+            "--api-key-stdin",
+            "--no-wait",
+        ])
+        .env("CLAWDOCK_HOME", home.path())
+        .env_remove("CLAWDOCK_API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("create");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"  sk-from-stdin-123\n")
+        .expect("key");
+    let out = child.wait_with_output().expect("wait");
+    let (head, body) = seen.join().expect("request");
+    assert!(head.starts_with("POST /agents/create "), "{head}");
+    assert!(
+        head.contains("secret-token-for-nobody"),
+        "the live instance gets the token"
+    );
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json body");
+    assert_eq!(body["apiKey"], "sk-from-stdin-123");
+    assert_eq!(body["providerType"], "openai");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused by the test"));
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("meta").permissions().mode() & 0o777
+}
+
+#[test]
+fn serve_prints_the_token_only_to_a_terminal_and_keeps_its_files_private() {
+    let home = Home::new();
+    // A token file from an older version: a secret that outlived its server.
+    std::fs::write(home.path().join("api-token"), "a".repeat(64)).expect("old token");
+    let mut serve = Serve::start(home.path());
+    let printed = serve.printed.join("\n");
+    let api_json = home.path().join("api.json");
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&api_json).expect("api.json")).expect("json");
+    let url = info["url"].as_str().expect("url");
+    let token = info["token"].as_str().expect("token");
+    assert_eq!(
+        serve.printed.last().map(String::as_str),
+        Some(
+            format!(
+                "Web UI: {url}/ (token in {}; `clawdock url` prints the link)",
+                api_json.display()
+            )
+            .as_str()
+        ),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains(token) && !printed.contains("#token"),
+        "{printed}"
+    );
+    assert!(
+        !home.path().join("api-token").exists(),
+        "the old token file is gone"
+    );
+    assert_ne!(token, "a".repeat(64));
+    let link = clawdock(home.path(), &["url"]);
+    assert_eq!(
+        String::from_utf8_lossy(&link.stdout).trim(),
+        format!("{url}/#token={token}")
+    );
+    // The API on IPv6 loopback too, same port.
+    let port = url.rsplit(':').next().expect("port");
+    let v6 = tokio::runtime::Runtime::new().expect("rt").block_on(
+        reqwest::Client::new()
+            .get(format!("http://[::1]:{port}/agents"))
+            .bearer_auth(token)
+            .send(),
+    );
+    assert_eq!(v6.expect("[::1]").status(), reqwest::StatusCode::OK);
+    #[cfg(unix)]
+    {
+        let logs = home.path().join("logs");
+        assert_eq!(mode(&logs), 0o700, "log folder");
+        let files: Vec<_> = std::fs::read_dir(&logs)
+            .expect("logs")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        assert!(!files.is_empty(), "a log file");
+        for f in files {
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
+        assert_eq!(mode(&api_json), 0o600);
+    }
+    assert_eq!(serve.stop().and_then(|s| s.code()), Some(0));
+
+    // On a terminal (a pty from `script`), the link carries the token.
+    let second = Home::new();
+    let mut tty = Command::new("script")
+        .args(["-qefc", &format!("{BIN} serve --port 0"), "/dev/null"])
+        .env("CLAWDOCK_HOME", second.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    let printed = common::read_until_web_ui(tty.stdout.take().expect("stdout"));
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(second.path().join("api.json")).expect("api.json"))
+            .expect("json");
+    let web_ui = printed.last().cloned().unwrap_or_default();
+    assert_eq!(
+        web_ui,
+        format!(
+            "Web UI: {}/#token={}",
+            info["url"].as_str().expect("url"),
+            info["token"].as_str().expect("token")
+        ),
+        "{printed:?}"
+    );
+    // Quit through the CLI: the shutdown routine runs and api.json goes.
+    let quit = clawdock(second.path(), &["quit"]);
+    assert!(
+        quit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&quit.stderr)
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || !second
+            .path()
+            .join("api.json")
+            .exists()),
+        "serve on the terminal quit"
+    );
+    drop(tty.stdin.take());
+    let _reaped = tty.wait();
+}
