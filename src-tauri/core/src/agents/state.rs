@@ -821,7 +821,7 @@ mod tests {
         apply(&mut likely, died(137));
         let error = likely.record.error.expect("error");
         assert!(
-            error.contains("memory (512 MiB)") && error.contains("137"),
+            error.contains("memory limit (512 MiB)") && error.contains("137"),
             "{error}"
         );
     }
