@@ -567,16 +567,10 @@ async fn serve_waits_for_a_slow_stop_of_the_machine_it_started() {
     let _engine = ENGINE.write().await;
     let home = common::Home::new();
     let state = home.path().join("fake-state.json");
-    let machine = serde_json::json!({
-        "Name": "podman-machine-default", "Default": true, "Created": "2026-11-28T10:00:00Z",
-        "Running": false, "Starting": false, "LastUp": "2026-11-28T10:00:00Z",
-        "Stream": "default", "VMType": "applehv", "CPUs": 2, "Memory": "2147483648",
-        "DiskSize": "107374182400", "Port": 44035, "RemoteUsername": "core",
-        "IdentityPath": "/x", "UserModeNetworking": true
-    });
     std::fs::write(
         &state,
-        serde_json::json!({ "machines": [machine], "delays": { "machine stop": 20 } }).to_string(),
+        serde_json::json!({ "machines": [fake_machine(false, 2048)], "delays": { "machine stop": 20 } })
+            .to_string(),
     )
     .expect("state");
     let fake = common::repo().join("tests/fake-podman/podman");
@@ -642,16 +636,9 @@ async fn resume_from_sleep_checks_the_machine_and_says_the_agents_stopped() {
     let address = address.trim().to_string();
     let home = common::Home::new();
     let state = home.path().join("fake-state.json");
-    let machine = serde_json::json!({
-        "Name": "podman-machine-default", "Default": true, "Created": "2026-11-28T10:00:00Z",
-        "Running": true, "Starting": false, "LastUp": "2026-11-28T10:00:00Z",
-        "Stream": "default", "VMType": "applehv", "CPUs": 2, "Memory": "8589934592",
-        "DiskSize": "107374182400", "Port": 44035, "RemoteUsername": "core",
-        "IdentityPath": "/x", "UserModeNetworking": true
-    });
     std::fs::write(
         &state,
-        serde_json::json!({ "machines": [machine] }).to_string(),
+        serde_json::json!({ "machines": [fake_machine(true, 8192)] }).to_string(),
     )
     .expect("state");
     let fake = common::repo().join("tests/fake-podman/podman");
@@ -695,19 +682,7 @@ async fn resume_from_sleep_checks_the_machine_and_says_the_agents_stopped() {
     assert_eq!(status, "running");
 
     // Asleep: the machine is gone, quietly (its fake state only).
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import fcntl,json,os,sys\np=sys.argv[1]\nwith open(p+'.lock','a') as l:\n fcntl.flock(l,fcntl.LOCK_EX)\n s=json.load(open(p))\n s['machines'][0]['Running']=False\n json.dump(s,open(p+'.t','w'))\n os.replace(p+'.t',p)",
-            &state_str,
-        ])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::fake_state::edit_fake_state(&state, "state['machines'][0]['Running'] = False");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (_, runtime) = serve
         .call(reqwest::Method::GET, "/agents/runtime-status", None)
@@ -759,4 +734,16 @@ impl Drop for RemoveContainersOf {
     fn drop(&mut self) {
         common::remove_containers(&self.0);
     }
+}
+
+/// A row of the fake podman's machine list (the simulated default machine).
+fn fake_machine(running: bool, memory_mib: u64) -> serde_json::Value {
+    serde_json::json!({
+        "Name": "podman-machine-default", "Default": true, "Created": "2026-11-28T10:00:00Z",
+        "Running": running, "Starting": false, "LastUp": "2026-11-28T10:00:00Z",
+        "Stream": "default", "VMType": "applehv", "CPUs": 2,
+        "Memory": (memory_mib * 1024 * 1024).to_string(),
+        "DiskSize": "107374182400", "Port": 44035, "RemoteUsername": "core",
+        "IdentityPath": "/x", "UserModeNetworking": true
+    })
 }

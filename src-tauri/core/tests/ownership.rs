@@ -449,32 +449,14 @@ async fn shutdown_waits_for_a_slow_stop_of_the_machine_it_started() {
     );
 }
 
-/// Puts a fault into the fake podman's state the way the fake itself writes it
-/// (under its lock, atomically), while fake processes run.
+/// Puts a fault into the fake podman's state while fake processes run.
 fn set_fake_fault(state: &std::path::Path, step: &str, fault: serde_json::Value) {
-    let script = r#"
-import fcntl, json, os, sys
-path, step, fault = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-with open(path + ".lock", "a") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    with open(path) as f:
-        state = json.load(f)
-    state.setdefault("faults", {})[step] = fault
-    with open(path + ".tmp-test", "w") as f:
-        json.dump(state, f)
-    os.replace(path + ".tmp-test", path)
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(state)
-        .arg(step)
-        .arg(fault.to_string())
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    support::edit_fake_state(
+        state,
+        &format!(
+            "state.setdefault('faults', {{}})[{step:?}] = json.loads({:?})",
+            fault.to_string()
+        ),
     );
 }
 

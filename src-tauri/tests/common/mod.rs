@@ -3,6 +3,7 @@
 //! session (Xvfb and a D-Bus session bus of the test's own).
 #![allow(dead_code)] // each test target uses a different part
 
+pub mod fake_state;
 pub mod instance_containers;
 
 use std::io::BufRead;

@@ -1,6 +1,7 @@
-//! The agents of one instance in memory: their states, logs and locks, and
+//! The agents of one instance in memory: their states, logs and locks;
 //! `transition`, which applies an input to one agent, saves `agents.json` when the
-//! record changed and announces the change.
+//! record changed and announces the change; and the transitions of every agent at
+//! once (restore at launch, the engine going away, the shutdown).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -372,5 +373,73 @@ impl Agents {
             records
         };
         self.inner.store.save(&records)
+    }
+}
+
+/// Transitions of every agent at once: the restore list, the engine going away,
+/// the shutdown taking the agents over and handing them back.
+impl Agents {
+    /// Ids of the agents that ran when the app last quit, noted as taken.
+    pub(crate) fn take_running_at_quit(&self) -> Vec<Uuid> {
+        let ids: Vec<Uuid> = self
+            .states()
+            .into_iter()
+            .filter(|s| s.record.running_at_quit && !s.record.deleting)
+            .map(|s| s.record.id)
+            .collect();
+        for id in &ids {
+            if let Err(e) = self.transition(*id, Input::RestoreNoted) {
+                tracing::error!(error = %e, "could not save agents.json");
+            }
+        }
+        ids
+    }
+
+    /// The engine went away: every agent that ran is stopped with a notice and
+    /// remembered to start again when it is back. Returns how many.
+    pub(crate) fn engine_lost(&self) -> usize {
+        let mut lost = 0;
+        for s in self.states() {
+            match self.transition(s.record.id, Input::EngineLost) {
+                Ok(effects) if !effects.is_empty() => lost += 1,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "could not save agents.json"),
+            }
+        }
+        if lost > 0 {
+            tracing::warn!(
+                agents = lost,
+                "Podman's engine went away; agents marked stopped"
+            );
+        }
+        lost
+    }
+
+    /// Hands every agent that runs (or is being started) to the shutdown: it is
+    /// remembered as running at quit and marked stopping. Returns how many.
+    pub(crate) fn begin_shutdown(&self) -> usize {
+        let mut taken = 0;
+        for s in self.states() {
+            match self.transition(s.record.id, Input::ShutdownBegan) {
+                Ok(effects) if effects.contains(&state::Effect::StopForShutdown) => taken += 1,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "could not save agents.json at shutdown"),
+            }
+        }
+        taken
+    }
+
+    /// Ids of the agents the shutdown took over.
+    pub(crate) fn end_shutdown(&self) -> Vec<Uuid> {
+        let mut stopped = Vec::new();
+        for s in self.states() {
+            if s.live.activity == Some(Activity::Stopping) && s.live.shutting_down {
+                stopped.push(s.record.id);
+            }
+            if let Err(e) = self.transition(s.record.id, Input::ShutdownEnded) {
+                tracing::error!(error = %e, "could not save agents.json at shutdown");
+            }
+        }
+        stopped
     }
 }

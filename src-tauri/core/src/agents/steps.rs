@@ -1,18 +1,20 @@
-//! The steps operations share: the agent's folder and config, the runtime and
-//! image, making and launching the container, waiting for the gateway, moving off
-//! a taken port, and the small rules (ports, tokens, the instance label) beneath.
+//! The steps operations share: taking and building a create, recording how a start
+//! ended, the agent's folder and config, the runtime and image, making and
+//! launching the container, waiting for the gateway, moving off a taken port, and
+//! the small rules (ports, tokens, the instance label) beneath.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::definition::{self, Provider};
-use super::logs::LogRing;
+use super::logs::{self, LogRing};
 use super::state::{Container, Input};
-use super::{AgentError, Agents};
+use super::{AgentError, AgentView, Agents, CreateRequest, FAILURE_LOG_LINES};
 use crate::containers::ContainerId;
 use crate::machine::Mode;
 use crate::settings::Settings;
@@ -310,6 +312,207 @@ impl Agents {
             Ok(false) => tracing::info!("other containers run; leaving the machine up"),
             Err(e) => tracing::warn!(error = %e, "could not list containers"),
         }
+    }
+}
+
+/// The parts of a create and a start that come after the operation list: taking
+/// a create, building it, and recording how a start ended.
+impl Agents {
+    /// Starts a create: the first receiver answers once the agent is recorded, the
+    /// handle when it runs or failed.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn spawn_create(
+        &self,
+        req: CreateRequest,
+    ) -> Result<
+        (
+            oneshot::Receiver<Result<AgentView, AgentError>>,
+            tokio::task::JoinHandle<Result<AgentView, AgentError>>,
+        ),
+        AgentError,
+    > {
+        let (tx, rx) = oneshot::channel();
+        let this = self.clone();
+        let handle = self
+            .inner
+            .tasks
+            .spawn_op(async move {
+                let (view, provider) = match this.register(req).await {
+                    Ok(registered) => registered,
+                    Err(e) => {
+                        let message = e.to_string();
+                        let code = e.code();
+                        let _gone = tx.send(Err(e));
+                        return Err(AgentError::Internal(format!("{code:?}: {message}")));
+                    }
+                };
+                let id = view.id;
+                let _gone = tx.send(Ok(view));
+                let built = this.build(id, provider).await;
+                if let Err(e) = &built {
+                    tracing::warn!(agent = %id, error = %e, "create failed");
+                }
+                built
+            })
+            .ok_or(AgentError::ShuttingDown)?;
+        Ok((rx, handle))
+    }
+
+    /// The part of a create that answers the caller: checks, a port, the record.
+    pub(super) async fn register(
+        &self,
+        req: CreateRequest,
+    ) -> Result<(AgentView, Provider), AgentError> {
+        self.refuse_when_shutting_down()?;
+        let name = req.name.trim().to_string();
+        definition::validate_name(&name).map_err(AgentError::InvalidName)?;
+        let provider = Provider::from_input(&req.provider).map_err(AgentError::InvalidInput)?;
+        let range = crate::settings::AGENT_MEMORY_MIB;
+        if let Some(m) = req.memory_mib.filter(|m| !range.contains(m)) {
+            return Err(AgentError::InvalidInput(format!(
+                "The memory limit must be between {} and {} MiB, not {m}.",
+                range.start(),
+                range.end()
+            )));
+        }
+        let memory_mib = req.memory_mib.unwrap_or(self.settings().agent_memory_mib);
+        if self.machine().podman().bin().is_none() {
+            return Err(AgentError::RuntimeUnavailable(
+                crate::podman::install_hint().into(),
+            ));
+        }
+        let id = Uuid::new_v4();
+        let container_name = crate::store::container_name(&name);
+        if self.machine().is_ready() {
+            // Said now, while the caller listens; the create itself checks again.
+            match self
+                .containers()
+                .name_taken_by_another(&container_name, id)
+                .await
+            {
+                Ok(true) => {
+                    return Err(crate::containers::CreateError::NameTaken {
+                        name: container_name,
+                        holder: None,
+                    }
+                    .into())
+                }
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "could not check the container name"),
+            }
+        }
+        let view = self.record_new(id, name, &provider, memory_mib)?;
+        Ok((view, provider))
+    }
+
+    /// The background part of a create: folder, runtime, image, container, start.
+    pub(super) async fn build(
+        &self,
+        id: Uuid,
+        provider: Provider,
+    ) -> Result<AgentView, AgentError> {
+        let op = self.op_lock(id)?;
+        let _serial = op.lock().await;
+        let log = self.log_ring(id)?;
+        let result = async {
+            let record = self.state(id)?.record;
+            // Written first: a create cut short keeps its config (and key), and a
+            // later start finishes it.
+            self.write_config(&record, &provider)?;
+            log.push("Checking container runtime...");
+            self.ensure_runtime().await?;
+            log.push("Container runtime ready");
+            let container = self.make_container(&record, &log).await?;
+            self.launch_and_wait(&record, &container, &log).await
+        }
+        .await;
+        self.finish_start(id, result, &log).await
+    }
+
+    /// Records how a create or start ended. A failure leaves its container's last
+    /// lines in the log and removes the container (ours, by ID); an interruption by
+    /// the shutdown leaves the container for the shutdown to stop.
+    pub(super) async fn finish_start(
+        &self,
+        id: Uuid,
+        result: Result<(), AgentError>,
+        log: &logs::LogRing,
+    ) -> Result<AgentView, AgentError> {
+        match result {
+            Ok(()) => {
+                self.transition(id, Input::Started)?;
+                self.get(id).ok_or(AgentError::NotFound)
+            }
+            Err(_) if self.inner.tasks.is_closing() => {
+                log.push("Interrupted: Clawdock is quitting.");
+                self.transition(id, Input::Interrupted)?;
+                Err(AgentError::ShuttingDown)
+            }
+            Err(err) => {
+                let message = err.to_string();
+                log.push(format!("ERROR: {message}"));
+                self.discard_failed_container(id, log).await;
+                self.transition(id, Input::StartFailed { message })?;
+                Err(err)
+            }
+        }
+    }
+
+    /// A container that failed its start must not linger half-alive, and one that
+    /// exited on its own would be brought back by its restart policy: its last
+    /// lines go to the log, then it is removed; the next start makes it again.
+    pub(super) async fn discard_failed_container(&self, id: Uuid, log: &logs::LogRing) {
+        let container = match self.containers().find(id).await {
+            Ok(Some(found)) => found.id,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not find a failed agent's container");
+                return;
+            }
+        };
+        if let Ok(lines) = self
+            .containers()
+            .tail_logs(&container, FAILURE_LOG_LINES)
+            .await
+        {
+            log.push_raw("--- Container logs ---");
+            for line in lines {
+                log.push_raw(line);
+            }
+            log.push_raw("--- End container logs ---");
+        }
+        match self
+            .containers()
+            .remove(&container, std::time::Duration::ZERO)
+            .await
+        {
+            Ok(()) => {
+                let _gone = self.transition(
+                    id,
+                    Input::Seen {
+                        container: Container::Missing,
+                        at: None,
+                    },
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "could not remove a failed agent's container"),
+        }
+    }
+
+    /// After a failed stop or delete, says what Podman says: a container still
+    /// running is a running agent whose operation failed, not a stopped one.
+    pub(super) async fn settle_after_failure(
+        &self,
+        id: Uuid,
+        message: String,
+    ) -> Result<(), AgentError> {
+        let seen = match self.containers().find(id).await {
+            Ok(Some(found)) => self.containers().inspect(&found.id).await,
+            Ok(None) => Some(Container::Missing),
+            Err(_) => None,
+        };
+        self.transition(id, Input::OpFailed { message, seen })?;
+        Ok(())
     }
 }
 

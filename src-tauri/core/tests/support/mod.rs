@@ -136,6 +136,11 @@ impl Drop for Home {
 #[path = "../../../tests/common/instance_containers.rs"]
 pub mod instance_containers;
 
+#[path = "../../../tests/common/fake_state.rs"]
+mod fake_state;
+#[allow(unused_imports)] // each test target uses a different part
+pub use fake_state::edit_fake_state;
+
 /// Removes every container of one instance (test hygiene).
 pub fn remove_containers(label: &str) {
     instance_containers::remove_all(label);
@@ -195,37 +200,4 @@ pub fn machine_row(running: bool, starting: bool) -> Value {
         "VMType": "applehv", "CPUs": 2, "Memory": "2147483648", "DiskSize": "107374182400", "Port": 44035,
         "RemoteUsername": "core", "IdentityPath": "/x", "UserModeNetworking": true
     })
-}
-
-/// Edits the fake podman's state the way the fake itself does (under its lock,
-/// atomically), while fake processes run: `code` is Python acting on `state`.
-pub fn edit_fake_state(state: &Path, code: &str) {
-    let script = format!(
-        r#"
-import fcntl, json, os, sys
-path = sys.argv[1]
-with open(path + ".lock", "a") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    with open(path) as f:
-        state = json.load(f)
-{}
-    with open(path + ".tmp-edit", "w") as f:
-        json.dump(state, f)
-    os.replace(path + ".tmp-edit", path)
-"#,
-        code.lines()
-            .map(|l| format!("    {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let out = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .arg(state)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "editing the fake's state failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
