@@ -476,8 +476,10 @@ class Instance:
 
     def __init__(self, tag: str, mode: str = "serve", image: str = IMAGE,
                  stop_timeout: float = 2, session: XSession | None = None,
-                 root: Path | None = None, port_base: int | None = None, extra_env=None):
+                 root: Path | None = None, port_base: int | None = None, extra_env=None,
+                 bin_path: Path | None = None):
         self.tag, self.mode, self.session = tag, mode, session
+        self.bin = bin_path or BIN
         self.root = root or temp_root(tag)
         self.home = self.root / "home"
         self.home.mkdir(exist_ok=True)
@@ -506,7 +508,7 @@ class Instance:
 
     def spawn(self) -> float:
         """Starts the process; returns the perf_counter time just before the spawn."""
-        argv = [str(BIN)] + (["serve", "--port", "0"] if self.mode == "serve" else [])
+        argv = [str(self.bin)] + (["serve", "--port", "0"] if self.mode == "serve" else [])
         self.runs += 1
         out = open(self.root / f"{self.mode}-{self.runs}.log", "wb")
         t0 = time.perf_counter()

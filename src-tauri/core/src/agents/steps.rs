@@ -153,6 +153,7 @@ impl Agents {
         let started = tokio::time::Instant::now();
         let mut last_note = 0;
         let mut last_look = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
         loop {
             if self.gateway().healthy(record.port).await {
                 return Ok(());
@@ -200,14 +201,11 @@ impl Agents {
                 last_note = elapsed.as_secs();
                 log.push(format!("Starting gateway... {last_note}s"));
             }
-            // Often up within a second (small images, warm caches): look often at
-            // first, then once a second like the replaced runtime.
-            let pause = if elapsed < Duration::from_secs(2) {
-                100
-            } else {
-                1000
-            };
-            tokio::time::sleep(Duration::from_millis(pause)).await;
+            // Often up within tens of milliseconds (small images, warm caches):
+            // look again soon, then back off (50 ms doubling to 1 s) so a slow
+            // gateway is not hammered.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
 
