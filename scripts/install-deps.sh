@@ -16,8 +16,10 @@ BUILD_PKGS=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libsoup-3.0-dev)
 RUN_PKGS=(podman runc conmon netavark aardvark-dns catatonit iptables busybox-static
   libayatana-appindicator3-1 curl ca-certificates)
+# python3: the fake podman; dbus-bin: dbus-send (the resume-from-sleep test);
+# bsdutils: script (a pty for serve's terminal-only token line).
 TEST_PKGS=(xvfb xauth dbus-x11 x11-utils imagemagick webkit2gtk-driver chromium
-  psmisc procps dbus libglib2.0-bin fonts-dejavu-core)
+  psmisc procps dbus dbus-bin libglib2.0-bin fonts-dejavu-core python3 bsdutils)
 
 wanted=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 [ "${CLAWDOCK_SKIP_TEST_PKGS:-0}" = 1 ] || wanted+=("${TEST_PKGS[@]}")

@@ -10,9 +10,9 @@ use clawdock_core::Clawdock;
 pub fn follow(core: &Clawdock) {
     #[cfg(target_os = "linux")]
     {
-        let core = core.clone();
-        core.clone().spawn_background(async move {
-            if let Err(e) = logind::follow(&core).await {
+        let follower = core.clone();
+        core.spawn_background(async move {
+            if let Err(e) = logind::follow(&follower).await {
                 tracing::info!(error = %e, "no logind sleep signal; resume is noticed by the clock watch");
             }
         });

@@ -232,6 +232,22 @@ impl Drop for Instance {
     }
 }
 
+/// Starts the agent if the operation before (`after`) left it stopped, then waits
+/// until it runs.
+async fn run_again(inst: &Instance, id: &str, after: &str) {
+    if inst
+        .agent(id)
+        .await
+        .is_some_and(|a| a["status"] != "running")
+    {
+        let (code, body) = inst
+            .call(reqwest::Method::POST, &format!("/agents/{id}/start"), None)
+            .await;
+        assert_eq!(code, 200, "start after {after}: {body}");
+    }
+    wait_running(inst, id).await;
+}
+
 async fn wait_running(inst: &Instance, id: &str) {
     let began = Instant::now();
     loop {
@@ -423,34 +439,14 @@ async fn a_client_hanging_up_at_a_random_point_loses_nothing() {
                 body["agent"]["id"].as_str().expect("id").to_string()
             }
         };
-        if inst
-            .agent(&id)
-            .await
-            .is_some_and(|a| a["status"] != "running")
-        {
-            let (code, body) = inst
-                .call(Method::POST, &format!("/agents/{id}/start"), None)
-                .await;
-            assert_eq!(code, 200, "start after create #{i}: {body}");
-        }
-        wait_running(&inst, &id).await;
+        run_again(&inst, &id, &format!("create #{i}")).await;
 
         let ms = 100 + rng.next_ms(1400);
         inst.hang_up_after(Method::POST, &format!("/agents/{id}/stop"), None, ms)
             .await;
         inst.check(&format!("stop #{i} (client gave up after {ms} ms)"))
             .await;
-        if inst
-            .agent(&id)
-            .await
-            .is_some_and(|a| a["status"] != "running")
-        {
-            let (code, body) = inst
-                .call(Method::POST, &format!("/agents/{id}/start"), None)
-                .await;
-            assert_eq!(code, 200, "start after stop #{i}: {body}");
-        }
-        wait_running(&inst, &id).await;
+        run_again(&inst, &id, &format!("stop #{i}")).await;
 
         let ms = 100 + rng.next_ms(1400);
         inst.hang_up_after(Method::DELETE, &format!("/agents/{id}"), None, ms)

@@ -658,28 +658,7 @@ async fn resume_from_sleep_checks_the_machine_and_says_the_agents_stopped() {
             ("DBUS_SYSTEM_BUS_ADDRESS", address.as_str()),
         ],
     );
-    let name = tagged("sleepy");
-    let (code, body) = serve
-        .call(
-            reqwest::Method::POST,
-            "/agents/create",
-            Some(serde_json::json!({ "name": name })),
-        )
-        .await;
-    assert_eq!(code, 201, "{body}");
-    let id = body["agent"]["id"].as_str().expect("id").to_string();
-    let mut status = String::new();
-    for _ in 0..300 {
-        let (_, body) = serve
-            .call(reqwest::Method::GET, &format!("/agents/{id}"), None)
-            .await;
-        status = body["agent"]["status"].as_str().unwrap_or_default().into();
-        if status == "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "running");
+    let id = serve.create_running(&tagged("sleepy")).await;
 
     // Asleep: the machine is gone, quietly (its fake state only).
     common::fake_state::edit_fake_state(&state, "state['machines'][0]['Running'] = False");
@@ -710,10 +689,8 @@ async fn resume_from_sleep_checks_the_machine_and_says_the_agents_stopped() {
         let (_, runtime) = serve
             .call(reqwest::Method::GET, "/agents/runtime-status", None)
             .await;
-        let (_, agent) = serve
-            .call(reqwest::Method::GET, &format!("/agents/{id}"), None)
-            .await;
-        if runtime["state"] == "stopped" && agent["agent"]["status"] == "stopped" {
+        let agent = serve.agent(&id).await.unwrap_or_default();
+        if runtime["state"] == "stopped" && agent["status"] == "stopped" {
             noticed = true;
             break;
         }
