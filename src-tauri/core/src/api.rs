@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::agents::{AgentError, CreateRequest, ErrorCode};
+use crate::agents::{AgentError, CreateRequest, EditRequest, ErrorCode};
 use crate::events::Event;
 use crate::machine::{MachineError, MachineSpec};
 use crate::store::{self, StoreError};
@@ -88,7 +88,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         C::Forbidden => StatusCode::FORBIDDEN,
         C::NotFound => StatusCode::NOT_FOUND,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        C::NameTaken | C::ContainerNameTaken | C::NotRunning | C::NotOurs => StatusCode::CONFLICT,
+        C::NameTaken | C::ContainerNameTaken | C::NotRunning | C::NotOurs | C::Busy => {
+            StatusCode::CONFLICT
+        }
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::GatewayFailed => StatusCode::BAD_GATEWAY,
@@ -341,14 +343,19 @@ fn remove_stale_token_file(path: &std::path::Path) {
 
 fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/agents", get(list_agents))
+        // `POST /agents`: the replaced runtime's sequence diagram named it so.
+        .route("/agents", get(list_agents).post(create_agent))
         .route("/agents/runtime-status", get(runtime_status))
         .route("/agents/create", post(create_agent))
         .route("/agents/{id}/start", post(start_agent))
         .route("/agents/{id}/stop", post(stop_agent))
         .route("/agents/{id}/logs", get(agent_logs))
         .route("/agents/{id}/chat", post(chat))
-        .route("/agents/{id}", delete(delete_agent).get(get_agent))
+        .route("/agents/{id}/dashboard", get(dashboard))
+        .route(
+            "/agents/{id}",
+            delete(delete_agent).get(get_agent).patch(edit_agent),
+        )
         .route("/agents/start-all", post(start_all))
         .route("/agents/stop-all", post(stop_all))
         .route("/runtime/setup", post(setup_runtime))
@@ -547,6 +554,23 @@ async fn create_agent(
     }
     let agent = s.core.agents().create(req).await?;
     Ok((StatusCode::CREATED, Json(json!({ "agent": agent }))))
+}
+
+async fn edit_agent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<EditRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = s.core.agents().edit(parse_id(&id)?, req).await?;
+    Ok(Json(json!({ "agent": agent })))
+}
+
+async fn dashboard(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let url = s.core.agents().dashboard_url(parse_id(&id)?)?;
+    Ok(Json(json!({ "url": url })))
 }
 
 async fn start_agent(

@@ -15,8 +15,23 @@ use crate::store::AgentStatus;
 pub enum Activity {
     Creating,
     Starting,
+    /// Stopping and starting again with new settings.
+    Restarting,
     Stopping,
     Deleting,
+}
+
+impl Activity {
+    /// The wire word, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Starting => "starting",
+            Self::Restarting => "restarting",
+            Self::Stopping => "stopping",
+            Self::Deleting => "deleting",
+        }
+    }
 }
 
 /// An agent as clients see it: no token, no API key.

@@ -6,7 +6,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use clawdock_core::agents::{AgentError, CreateRequest};
+use clawdock_core::agents::definition::ProviderInput;
+use clawdock_core::agents::{AgentError, CreateRequest, EditRequest};
 use clawdock_core::events::{Change, Event};
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
@@ -431,4 +432,161 @@ async fn a_port_taken_while_stopped_moves_the_agent_to_a_free_one() {
         .any(|l| l.contains("is taken by another program")));
     agents.delete(agent.id).await.expect("delete");
     assert!(containers(&label(&home)).is_empty());
+}
+
+fn container_started_at(name: &str) -> (String, String) {
+    let out = std::process::Command::new("podman")
+        .args(["inspect", "--format", "{{.Id}} {{.State.StartedAt}}", name])
+        .output()
+        .expect("podman inspect");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (id, at) = text.split_once(' ').expect("id and start time");
+    (id.to_string(), at.to_string())
+}
+
+fn config_dir_text(dir: &std::path::Path) -> String {
+    std::fs::read_dir(dir.join("config"))
+        .expect("config folder")
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).expect("read")).into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_rewrites_the_key_and_model_in_place_and_restarts_the_same_container() {
+    let home = Home::new();
+    let core = start_core(&home, IMAGE).await;
+    let agents = core.agents();
+    let created = agents
+        .create_and_wait(CreateRequest {
+            name: "editme".into(),
+            provider: ProviderInput {
+                provider_type: Some("openai".into()),
+                api_key: Some("sk-old-111".into()),
+                model_id: Some("gpt-4".into()),
+                ..ProviderInput::default()
+            },
+            ..CreateRequest::default()
+        })
+        .await
+        .expect("create");
+    std::fs::write(created.dir.join("workspace/notes.md"), "remember this").expect("workspace");
+    // The gateway's own backup of the file it rewrote at start holds the old key too.
+    std::fs::write(
+        created.dir.join("config/openclaw.json.bak"),
+        std::fs::read(created.dir.join("config/openclaw.json")).expect("config"),
+    )
+    .expect("backup");
+    let (container, started) = container_started_at("clawdock-editme");
+
+    let edited = agents
+        .edit(
+            created.id,
+            EditRequest {
+                api_key: Some("sk-new-222".into()),
+                model_id: Some("gpt-5".into()),
+                ..EditRequest::default()
+            },
+        )
+        .await
+        .expect("edit");
+    assert_eq!(edited.status, AgentStatus::Running);
+    assert_eq!(edited.port, created.port, "same port");
+    let answer = serde_json::to_string(&edited).expect("json");
+    assert!(
+        !answer.contains("sk-"),
+        "the answer carries no key: {answer}"
+    );
+
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(created.dir.join("config/openclaw.json")).expect("config"),
+    )
+    .expect("json");
+    assert_eq!(config["env"]["vars"]["OPENAI_API_KEY"], "sk-new-222");
+    assert_eq!(
+        config["agents"]["defaults"]["model"]["primary"],
+        "openai/gpt-5"
+    );
+    assert!(
+        !config_dir_text(&created.dir).contains("sk-old-111"),
+        "the old key is gone from the config folder"
+    );
+    assert_eq!(
+        std::fs::read_to_string(created.dir.join("workspace/notes.md")).expect("workspace"),
+        "remember this"
+    );
+    let (container_after, started_after) = container_started_at("clawdock-editme");
+    assert_eq!(container_after, container, "the same container");
+    assert_ne!(started_after, started, "restarted");
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", created.port))
+        .await
+        .expect("health");
+    assert!(health.status().is_success());
+
+    // Stopped: the config changes, nothing starts.
+    agents.stop(created.id).await.expect("stop");
+    let quiet = agents
+        .edit(
+            created.id,
+            EditRequest {
+                model_id: Some("gpt-5-mini".into()),
+                ..EditRequest::default()
+            },
+        )
+        .await
+        .expect("edit while stopped");
+    assert_eq!(quiet.status, AgentStatus::Stopped);
+    assert!(running_containers(&label(&home)).is_empty());
+    let config = std::fs::read_to_string(created.dir.join("config/openclaw.json")).expect("config");
+    assert!(
+        config.contains("openai/gpt-5-mini") && config.contains("sk-new-222"),
+        "{config}"
+    );
+
+    // Bad input changes nothing.
+    for bad in [
+        EditRequest::default(),
+        EditRequest {
+            provider_type: Some("nope".into()),
+            ..EditRequest::default()
+        },
+        EditRequest {
+            api_key: Some("a\nb".into()),
+            ..EditRequest::default()
+        },
+    ] {
+        let err = agents.edit(created.id, bad).await.expect_err("refused");
+        assert!(matches!(err, AgentError::InvalidInput(_)), "{err:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(created.dir.join("config/openclaw.json")).expect("config"),
+        config
+    );
+    let unknown = agents
+        .edit(
+            uuid::Uuid::new_v4(),
+            EditRequest {
+                model_id: Some("m".into()),
+                ..EditRequest::default()
+            },
+        )
+        .await
+        .expect_err("unknown");
+    assert!(matches!(unknown, AgentError::NotFound), "{unknown:?}");
+
+    // Busy: a create in progress cannot be edited.
+    let other = agents.create(req("busy-one")).await.expect("create");
+    let busy = agents
+        .edit(
+            other.id,
+            EditRequest {
+                model_id: Some("m".into()),
+                ..EditRequest::default()
+            },
+        )
+        .await
+        .expect_err("busy");
+    assert!(matches!(busy, AgentError::Busy(_)), "{busy:?}");
+    core.shutdown().await;
 }

@@ -8,13 +8,15 @@ mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clawdock_core::agents::definition::{openclaw_config, Provider, ProviderInput};
-use clawdock_core::agents::CreateRequest;
+use clawdock_core::agents::{CreateRequest, EditRequest};
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
 use futures::StreamExt;
@@ -42,14 +44,25 @@ fn settings(home: &Home) -> clawdock_core::settings::Settings {
     s
 }
 
+/// The `Authorization` headers a fake provider received, in order.
+type SeenKeys = Arc<Mutex<Vec<String>>>;
+
 /// A fake OpenAI-compatible provider on the host, listening on every interface so
 /// the container reaches it through the bridge. `slow` streams one token a second
 /// for a long time (a chat still in flight).
-async fn fake_provider(slow: bool) -> SocketAddr {
+async fn fake_provider(slow: bool) -> (SocketAddr, SeenKeys) {
     async fn models() -> Json<Value> {
         Json(json!({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}))
     }
-    let chat = move |Json(_body): Json<Value>| async move {
+    let seen = SeenKeys::default();
+    let record = seen.clone();
+    let chat = move |headers: HeaderMap, Json(_body): Json<Value>| async move {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        record.lock().expect("seen keys").push(auth);
         let tokens: Vec<String> = if slow {
             (0..600).map(|i| format!("tick{i} ")).collect()
         } else {
@@ -94,7 +107,7 @@ async fn fake_provider(slow: bool) -> SocketAddr {
             eprintln!("fake provider stopped: {e}");
         }
     });
-    addr
+    (addr, seen)
 }
 
 fn custom(name: &str, provider: SocketAddr) -> CreateRequest {
@@ -128,7 +141,7 @@ async fn chat_text(core: &Clawdock, id: uuid::Uuid, message: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_gateway_runs_keeps_its_config_and_chats_through_a_host_provider() {
     let home = Home::new();
-    let provider = fake_provider(false).await;
+    let (provider, seen_keys) = fake_provider(false).await;
     let core = Clawdock::start(settings(&home)).await.expect("core");
     let req = custom("real-one", provider);
     let expected = Provider::from_input(&req.provider).expect("provider");
@@ -180,6 +193,66 @@ async fn real_gateway_runs_keeps_its_config_and_chats_through_a_host_provider() 
         "ends cleanly: {text}"
     );
 
+    assert_eq!(
+        seen_keys.lock().expect("seen keys").as_slice(),
+        ["Bearer sk-test-not-secret"]
+    );
+
+    // The dashboard: the Control UI at the agent's port, and the token in the
+    // fragment is the one the gateway takes (a wrong one is refused).
+    let url = core.agents().dashboard_url(agent.id).expect("dashboard");
+    let (page, token) = url.split_once("/#token=").expect("token fragment");
+    assert_eq!(page, format!("http://127.0.0.1:{}", agent.port));
+    let http = reqwest::Client::new();
+    let ui = http
+        .get(format!("{page}/"))
+        .send()
+        .await
+        .expect("control ui");
+    assert!(ui.status().is_success(), "{}", ui.status());
+    assert!(ui
+        .text()
+        .await
+        .expect("html")
+        .to_ascii_lowercase()
+        .contains("<html"));
+    let models = |bearer: String| {
+        http.post(format!("{page}/v1/chat/completions"))
+            .bearer_auth(bearer)
+            .json(&json!({"model": "openclaw/default", "stream": false,
+                          "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    let wrong = models("not-the-token".into()).await.expect("wrong token");
+    assert_eq!(wrong.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let right = models(token.to_string()).await.expect("right token");
+    assert_ne!(right.status(), reqwest::StatusCode::UNAUTHORIZED);
+    drop(right.bytes().await);
+
+    // Edit the key in place: the provider gets the new one, never the old again.
+    seen_keys.lock().expect("seen keys").clear();
+    let edited = core
+        .agents()
+        .edit(
+            agent.id,
+            EditRequest {
+                api_key: Some("sk-rotated-key".into()),
+                ..EditRequest::default()
+            },
+        )
+        .await
+        .expect("edit");
+    assert_eq!(edited.status, AgentStatus::Running);
+    assert_eq!(edited.port, agent.port);
+    let text = chat_text(&core, agent.id, "Say hello again").await;
+    assert!(text.contains("Hello"), "{text}");
+    let seen = seen_keys.lock().expect("seen keys").clone();
+    assert!(!seen.is_empty(), "the provider was called");
+    assert!(
+        seen.iter().all(|k| k == "Bearer sk-rotated-key"),
+        "only the new key after the edit: {seen:?}"
+    );
+
     // Delete: container, volumes and folder gone.
     core.agents().delete(agent.id).await.expect("delete");
     assert!(containers(&home.label().expect("label")).is_empty());
@@ -226,7 +299,7 @@ async fn killed_gateway_starts_again_within_the_health_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_in_flight_does_not_hold_up_shutdown_and_the_agent_starts_next_time() {
     let home = Home::new();
-    let provider = fake_provider(true).await;
+    let (provider, _) = fake_provider(true).await;
     let core = Clawdock::start(settings(&home)).await.expect("core");
     let agent = core
         .agents()

@@ -139,6 +139,7 @@ fn agent_menu(agent: &AgentView, usable: bool) -> Item {
     let state = match agent.activity {
         Some(Activity::Creating) => "creating...",
         Some(Activity::Starting) => "starting...",
+        Some(Activity::Restarting) => "restarting...",
         Some(Activity::Stopping) => "stopping...",
         Some(Activity::Deleting) => "deleting...",
         None => match agent.status {

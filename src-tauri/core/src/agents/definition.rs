@@ -295,6 +295,192 @@ pub fn provider_of_config(config: &Value) -> Option<String> {
         .map(|(id, _)| (*id).to_string())
 }
 
+/// What an `openclaw.json` says of its provider, as the input that would write it:
+/// the base an edit changes only some fields of.
+pub fn provider_input_of_config(config: &Value) -> ProviderInput {
+    let Some(id) = provider_of_config(config) else {
+        return ProviderInput::default();
+    };
+    let key_in = |var: Option<&str>| {
+        var.and_then(|v| config.pointer(&format!("/env/vars/{v}")))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let model_id = config
+        .pointer("/agents/defaults/model/primary")
+        .and_then(Value::as_str)
+        .and_then(|p| p.split_once('/'))
+        .map(|(_, m)| m.to_string());
+    if let Some(custom) = config.pointer(&format!("/models/providers/{id}")) {
+        return ProviderInput {
+            provider_type: Some(id.clone()),
+            provider_name: Some(id),
+            base_url: custom["baseUrl"].as_str().map(str::to_string),
+            api_key: key_in(custom["apiKey"].as_str().and_then(var_of_reference)),
+            model_id,
+        };
+    }
+    let var = BUILT_IN_PROVIDERS
+        .iter()
+        .find(|(p, _)| *p == id)
+        .map(|(_, v)| *v);
+    ProviderInput {
+        provider_type: Some(id),
+        api_key: key_in(var),
+        model_id,
+        ..ProviderInput::default()
+    }
+}
+
+/// `${VAR}` -> `VAR`.
+fn var_of_reference(reference: &str) -> Option<&str> {
+    reference.strip_prefix("${")?.strip_suffix('}')
+}
+
+impl ProviderInput {
+    /// No field given (or only blank ones).
+    pub fn is_empty(&self) -> bool {
+        [
+            &self.provider_type,
+            &self.provider_name,
+            &self.base_url,
+            &self.api_key,
+            &self.model_id,
+        ]
+        .into_iter()
+        .all(|f| clean(f).is_none())
+    }
+}
+
+/// The provider after an edit of `current`: every field the edit gives replaces
+/// the current one, a blank or absent one keeps it. The key is kept only while the
+/// provider stays the same (an OpenAI key is no use to Anthropic), and a new
+/// provider type drops the old custom provider's name.
+pub fn edited_provider(current: &ProviderInput, edit: &ProviderInput) -> Result<Provider, String> {
+    let pick = |new: &Option<String>, old: &Option<String>| {
+        clean(new).map(str::to_string).or_else(|| old.clone())
+    };
+    let new_kind = clean(&edit.provider_type).is_some();
+    let mut merged = ProviderInput {
+        provider_type: pick(&edit.provider_type, &current.provider_type),
+        provider_name: if new_kind {
+            clean(&edit.provider_name).map(str::to_string)
+        } else {
+            pick(&edit.provider_name, &current.provider_name)
+        },
+        base_url: pick(&edit.base_url, &current.base_url),
+        api_key: pick(&edit.api_key, &current.api_key),
+        model_id: pick(&edit.model_id, &current.model_id),
+    };
+    let provider = Provider::from_input(&merged)?;
+    let before = Provider::from_input(current)
+        .ok()
+        .and_then(|p| p.type_name());
+    if clean(&edit.api_key).is_none() && provider.type_name() != before {
+        merged.api_key = None;
+        return Provider::from_input(&merged);
+    }
+    Ok(provider)
+}
+
+/// `config` with its provider replaced by `provider`: the old provider's key,
+/// custom entry and primary model go, the new ones come in, and everything else
+/// the file holds (the gateway's own settings, paired channels) stays as it was.
+pub fn with_provider(config: &Value, port: u16, provider: &Provider) -> Value {
+    let mut out = config.clone();
+    if let Some(old) = provider_of_config(&out) {
+        let mut var = BUILT_IN_PROVIDERS
+            .iter()
+            .find(|(p, _)| *p == old)
+            .map(|(_, v)| (*v).to_string());
+        if let Some(custom) = out
+            .pointer_mut("/models/providers")
+            .and_then(Value::as_object_mut)
+            .and_then(|providers| providers.remove(&old))
+        {
+            var = custom["apiKey"]
+                .as_str()
+                .and_then(var_of_reference)
+                .map(str::to_string);
+        }
+        if let (Some(var), Some(vars)) = (
+            var,
+            out.pointer_mut("/env/vars").and_then(Value::as_object_mut),
+        ) {
+            vars.remove(&var);
+        }
+    }
+    if let Some(model) = out
+        .pointer_mut("/agents/defaults/model")
+        .and_then(Value::as_object_mut)
+    {
+        model.remove("primary");
+    }
+    let fresh = openclaw_config(port, provider);
+    if let Some(vars) = fresh.pointer("/env/vars").and_then(Value::as_object) {
+        if let Some(into) = object_at(&mut out, &["env", "vars"]) {
+            into.extend(vars.clone());
+        }
+    }
+    if let Some(providers) = fresh
+        .pointer("/models/providers")
+        .and_then(Value::as_object)
+    {
+        if let Some(models) = object_at(&mut out, &["models"]) {
+            models
+                .entry("mode")
+                .or_insert_with(|| Value::String("merge".into()));
+        }
+        if let Some(into) = object_at(&mut out, &["models", "providers"]) {
+            into.extend(providers.clone());
+        }
+    }
+    if let Some(primary) = fresh.pointer("/agents/defaults/model/primary") {
+        if let Some(model) = object_at(&mut out, &["agents", "defaults", "model"]) {
+            model.insert("primary".into(), primary.clone());
+        }
+    }
+    prune_empty(&mut out, &["env", "vars"]);
+    prune_empty(&mut out, &["models", "providers"]);
+    prune_empty(&mut out, &["agents", "defaults", "model"]);
+    out
+}
+
+/// The object at `path`, made where missing; `None` when something else is in
+/// the way (left alone rather than overwritten).
+fn object_at<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, Value>> {
+    let mut here = value;
+    for key in path {
+        here = here
+            .as_object_mut()?
+            .entry(*key)
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    here.as_object_mut()
+}
+
+/// Removes the object at `path` when empty, then each parent left empty, but only
+/// as far as this module writes (`env`, `models` holding only its mode, `agents`).
+fn prune_empty(value: &mut Value, path: &[&str]) {
+    for depth in (1..=path.len()).rev() {
+        let (parent, last) = (&path[..depth - 1], path[depth - 1]);
+        let pointer: String = parent.iter().map(|k| format!("/{k}")).collect();
+        let Some(parent) = value.pointer_mut(&pointer).and_then(Value::as_object_mut) else {
+            return;
+        };
+        let empty = match parent.get(last) {
+            Some(Value::Object(m)) => {
+                m.is_empty() || (last == "models" && m.len() == 1 && m.contains_key("mode"))
+            }
+            _ => false,
+        };
+        if !empty {
+            return;
+        }
+        parent.remove(last);
+    }
+}
+
 /// The agent folder of an id.
 pub fn agent_dir(agents_dir: &Path, id: &uuid::Uuid) -> std::path::PathBuf {
     agents_dir.join(id.to_string())
@@ -452,6 +638,144 @@ mod tests {
         assert_eq!(
             moved["gateway"]["controlUi"]["allowedOrigins"][0],
             "http://127.0.0.1:2"
+        );
+    }
+
+    fn edit(f: impl FnOnce(&mut ProviderInput)) -> ProviderInput {
+        let mut e = ProviderInput::default();
+        f(&mut e);
+        e
+    }
+
+    #[test]
+    fn a_config_reads_back_as_its_input() {
+        let custom = input(
+            "custom",
+            "k1",
+            Some("https://llm.example.com/v1"),
+            Some("m/1"),
+            Some("My LLM"),
+        );
+        let config = openclaw_config(1, &Provider::from_input(&custom).expect("provider"));
+        let back = provider_input_of_config(&config);
+        assert_eq!(back.provider_type.as_deref(), Some("my-llm"));
+        assert_eq!(back.base_url.as_deref(), Some("https://llm.example.com/v1"));
+        assert_eq!(back.api_key.as_deref(), Some("k1"));
+        assert_eq!(back.model_id.as_deref(), Some("m/1"));
+        assert_eq!(
+            openclaw_config(1, &Provider::from_input(&back).expect("again")),
+            config,
+            "what is read back writes the same file"
+        );
+        let built_in = openclaw_config(
+            1,
+            &Provider::from_input(&input("openai", "sk", None, Some("gpt-5"), None))
+                .expect("provider"),
+        );
+        let back = provider_input_of_config(&built_in);
+        assert_eq!(
+            (
+                back.provider_type.as_deref(),
+                back.api_key.as_deref(),
+                back.model_id.as_deref()
+            ),
+            (Some("openai"), Some("sk"), Some("gpt-5"))
+        );
+        assert!(provider_input_of_config(&openclaw_config(1, &Provider::None)).is_empty());
+    }
+
+    #[test]
+    fn an_edit_changes_only_what_it_gives() {
+        let current = input("openai", "old-key", None, Some("gpt-4"), None);
+        let model_only =
+            edited_provider(&current, &edit(|e| e.model_id = Some("gpt-5".into()))).expect("edit");
+        assert_eq!(
+            model_only,
+            Provider::from_input(&input("openai", "old-key", None, Some("gpt-5"), None))
+                .expect("provider"),
+            "a blank key keeps the key"
+        );
+        let key_only =
+            edited_provider(&current, &edit(|e| e.api_key = Some("new-key".into()))).expect("edit");
+        assert!(
+            matches!(key_only, Provider::BuiltIn { ref api_key, ref model, .. }
+            if api_key.as_deref() == Some("new-key") && model.as_deref() == Some("gpt-4"))
+        );
+        let other = edited_provider(
+            &current,
+            &edit(|e| e.provider_type = Some("anthropic".into())),
+        )
+        .expect("edit");
+        assert!(
+            matches!(other, Provider::BuiltIn { ref id, ref api_key, .. } if id == "anthropic" && api_key.is_none()),
+            "another provider does not inherit the key: {other:?}"
+        );
+        let custom = input(
+            "custom",
+            "k",
+            Some("https://a.example/v1"),
+            None,
+            Some("mine"),
+        );
+        let moved = edited_provider(
+            &custom,
+            &edit(|e| e.base_url = Some("https://b.example/v1".into())),
+        )
+        .expect("edit");
+        assert!(
+            matches!(moved, Provider::Custom { ref id, ref base_url, ref api_key, .. }
+            if id == "mine" && base_url == "https://b.example/v1" && api_key.as_deref() == Some("k"))
+        );
+        assert!(
+            edited_provider(&current, &edit(|e| e.provider_type = Some("nope".into()))).is_err()
+        );
+        assert!(edited_provider(&current, &edit(|e| e.api_key = Some("a\nb".into()))).is_err());
+        assert!(edit(|e| e.api_key = Some("  ".into())).is_empty());
+    }
+
+    #[test]
+    fn a_new_provider_replaces_the_old_and_keeps_the_rest() {
+        let old = Provider::from_input(&input(
+            "custom",
+            "old-key",
+            Some("https://a.example/v1"),
+            Some("m1"),
+            Some("mine"),
+        ))
+        .expect("provider");
+        let mut config = openclaw_config(18789, &old);
+        config["channels"] = json!({ "telegram": { "enabled": true } });
+        config["env"]["vars"]["BRAVE_API_KEY"] = json!("tool-key");
+        let new = Provider::from_input(&input("anthropic", "new-key", None, Some("claude"), None))
+            .expect("provider");
+        let out = with_provider(&config, 18789, &new);
+        let text = out.to_string();
+        assert!(
+            !text.contains("old-key") && !text.contains("a.example"),
+            "{text}"
+        );
+        assert_eq!(out["env"]["vars"]["ANTHROPIC_API_KEY"], "new-key");
+        assert_eq!(out["env"]["vars"]["BRAVE_API_KEY"], "tool-key");
+        assert_eq!(
+            out["agents"]["defaults"]["model"]["primary"],
+            "anthropic/claude"
+        );
+        assert_eq!(out["channels"]["telegram"]["enabled"], true);
+        assert!(out.get("models").is_none(), "no empty models left: {out}");
+        assert_eq!(out["gateway"], config["gateway"]);
+        let none = with_provider(&out, 18789, &Provider::None);
+        assert!(none.pointer("/env/vars/ANTHROPIC_API_KEY").is_none());
+        assert!(none.pointer("/agents").is_none(), "{none}");
+        assert_eq!(
+            with_provider(&openclaw_config(18789, &old), 18789, &old),
+            openclaw_config(18789, &old)
+        );
+        let odd = json!({ "agents": [1], "env": "x" });
+        let written = with_provider(&odd, 1, &new);
+        assert_eq!(
+            written["agents"],
+            json!([1]),
+            "what is in the way is left alone"
         );
     }
 

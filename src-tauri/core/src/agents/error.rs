@@ -24,6 +24,7 @@ pub enum ErrorCode {
     NotOurs,
     NotFound,
     NotRunning,
+    Busy,
     PodmanUnavailable,
     /// Podman is installed but its engine (or machine) is not ready.
     RuntimeNotReady,
@@ -60,6 +61,8 @@ pub enum AgentError {
     NotFound,
     #[error("The agent is not running.")]
     NotRunning,
+    #[error("The agent is busy ({0}); try again when it is done.")]
+    Busy(String),
     #[error("Podman is not available: {0}")]
     RuntimeUnavailable(String),
     #[error("Clawdock is shutting down.")]
@@ -138,6 +141,7 @@ impl AgentError {
             Self::NotOurs(_) => ErrorCode::NotOurs,
             Self::NotFound => ErrorCode::NotFound,
             Self::NotRunning => ErrorCode::NotRunning,
+            Self::Busy(_) => ErrorCode::Busy,
             Self::RuntimeUnavailable(_) | Self::Podman(PodmanError::NotInstalled { .. }) => {
                 ErrorCode::PodmanUnavailable
             }

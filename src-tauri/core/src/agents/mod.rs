@@ -44,6 +44,30 @@ pub struct CreateRequest {
     pub memory_mib: Option<u64>,
 }
 
+/// `PATCH /agents/{id}`: the provider settings to change; an absent or blank field
+/// keeps its value. Unknown fields are refused, so a misspelt one is not lost quietly.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EditRequest {
+    pub provider_type: Option<String>,
+    pub provider_name: Option<String>,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub model_id: Option<String>,
+}
+
+impl From<EditRequest> for ProviderInput {
+    fn from(e: EditRequest) -> Self {
+        Self {
+            provider_type: e.provider_type,
+            provider_name: e.provider_name,
+            base_url: e.base_url,
+            api_key: e.api_key,
+            model_id: e.model_id,
+        }
+    }
+}
+
 impl Agents {
     /// Validates, records the agent as `creating` and answers; the container is
     /// made in the background (follow the agent's log and events). The record is
@@ -111,6 +135,64 @@ impl Agents {
             }
         };
         self.launch_and_wait(&record, &container, log).await
+    }
+
+    /// Changes the agent's provider settings in place: `openclaw.json` is rewritten
+    /// (everything else in it kept) and a running agent restarts in the same
+    /// container, with the same port, workspace and token. Refused while another
+    /// operation runs on the agent.
+    pub async fn edit(&self, id: Uuid, edit: EditRequest) -> Result<AgentView, AgentError> {
+        let edit = ProviderInput::from(edit);
+        if edit.is_empty() {
+            return Err(AgentError::InvalidInput(
+                "Nothing to change: give providerType, providerName, baseUrl, apiKey or modelId."
+                    .into(),
+            ));
+        }
+        self.detached(move |this| async move { this.edit_now(id, edit).await })
+            .await
+    }
+
+    async fn edit_now(&self, id: Uuid, edit: ProviderInput) -> Result<AgentView, AgentError> {
+        let op = self.op_lock(id)?;
+        let busy = |this: &Self| match this.get(id).and_then(|a| a.activity) {
+            Some(activity) => AgentError::Busy(activity.as_str().into()),
+            None => AgentError::Busy("another operation runs".into()),
+        };
+        let Ok(_serial) = op.try_lock() else {
+            return Err(busy(self));
+        };
+        self.refuse_when_shutting_down()?;
+        let current = self.state(id)?;
+        if current.live.activity.is_some() {
+            return Err(busy(self));
+        }
+        let provider = definition::edited_provider(
+            &definition::provider_input_of_config(&self.read_config(&current.record)?),
+            &edit,
+        )
+        .map_err(AgentError::InvalidInput)?;
+        let running = current.live.container == Container::Running
+            || current.record.status == AgentStatus::Running;
+        if !running {
+            self.rewrite_provider(&current.record, &provider)?;
+            return self.get(id).ok_or(AgentError::NotFound);
+        }
+        self.transition(id, Input::Begin(Op::Restart))?;
+        let log = self.log_ring(id)?;
+        log.push("Restarting agent with new settings...");
+        let result = async {
+            if let Some(found) = self.containers().find(id).await? {
+                self.containers()
+                    .stop(&found.id, self.settings().stop_timeout)
+                    .await?;
+            }
+            // Written while the gateway is down: it may write the file itself.
+            self.rewrite_provider(&current.record, &provider)?;
+            self.start_attempt(id, &log).await
+        }
+        .await;
+        self.finish_start(id, result, &log).await
     }
 
     /// Stops the agent's container, giving the gateway the stop timeout to exit
@@ -309,6 +391,17 @@ impl Agents {
         }
         let token = self.state(id)?.record.token;
         Ok(self.gateway().chat(view.port, &token, message).await?)
+    }
+
+    /// The address of the agent's own Control UI with its gateway token in the
+    /// fragment, which the browser keeps to itself (never sent to a server).
+    pub fn dashboard_url(&self, id: Uuid) -> Result<String, AgentError> {
+        let view = self.get(id).ok_or(AgentError::NotFound)?;
+        if view.status != AgentStatus::Running {
+            return Err(AgentError::NotRunning);
+        }
+        let token = self.state(id)?.record.token;
+        Ok(format!("http://127.0.0.1:{}/#token={token}", view.port))
     }
 
     /// Runs an operation detached from the caller and waits for it: dropping this

@@ -50,6 +50,8 @@ pub struct AgentState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Start,
+    /// A start that first stops the running container (new settings).
+    Restart,
     Stop,
     Delete,
     /// A delete that a crash interrupted, finished at the next listing.
@@ -100,6 +102,11 @@ pub enum Input {
     PortMoved {
         port: u16,
     },
+    /// The agent's provider settings were rewritten.
+    Edited {
+        provider_type: Option<String>,
+        notice: Option<String>,
+    },
     /// The next launch took note that the agent ran at the last quit.
     RestoreNoted,
     /// Podman's engine went away (the machine stopped, slept or crashed): the
@@ -140,7 +147,7 @@ impl AgentState {
             || self.record.status == AgentStatus::Running
             || matches!(
                 self.live.activity,
-                Some(Activity::Creating | Activity::Starting)
+                Some(Activity::Creating | Activity::Starting | Activity::Restarting)
             )
     }
 
@@ -176,8 +183,12 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
     let live = &mut s.live;
     let mut effects = Vec::new();
     match input {
-        Input::Begin(Op::Start) => {
-            live.activity = Some(Activity::Starting);
+        Input::Begin(op @ (Op::Start | Op::Restart)) => {
+            live.activity = Some(if op == Op::Restart {
+                Activity::Restarting
+            } else {
+                Activity::Starting
+            });
             r.wanted = Wanted::Running;
             r.error = None;
             r.running_at_quit = false;
@@ -277,6 +288,13 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             }
         }
         Input::PortMoved { port } => r.port = port,
+        Input::Edited {
+            provider_type,
+            notice,
+        } => {
+            r.provider_type = provider_type;
+            live.notice = notice;
+        }
         Input::RestoreNoted => r.running_at_quit = false,
         Input::EngineLost => {
             let up = s.is_up();

@@ -37,6 +37,50 @@ impl Agents {
         write_json(&record.dir.join("config/openclaw.json"), &config)
     }
 
+    /// The agent's `openclaw.json` as it is now; a missing one reads as a fresh
+    /// config without provider (an edit then repairs it).
+    pub(super) fn read_config(
+        &self,
+        record: &AgentRecord,
+    ) -> Result<serde_json::Value, AgentError> {
+        let path = record.dir.join("config/openclaw.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                AgentError::Folder(format!(
+                    "{} is not valid JSON ({e}); fix it or delete it",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(definition::openclaw_config(record.port, &Provider::None))
+            }
+            Err(e) => Err(AgentError::Folder(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Puts `provider` into the agent's `openclaw.json`, keeping the rest of the
+    /// file, and records it.
+    pub(super) fn rewrite_provider(
+        &self,
+        record: &AgentRecord,
+        provider: &Provider,
+    ) -> Result<(), AgentError> {
+        let config = definition::with_provider(&self.read_config(record)?, record.port, provider);
+        write_json(&record.dir.join("config/openclaw.json"), &config)?;
+        remove_config_backups(&record.dir.join("config"))?;
+        if self.inner.host.get().is_some_and(|h| h.rootful_native) {
+            hand_to_gateway_user(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))?;
+        }
+        self.transition(
+            record.id,
+            Input::Edited {
+                provider_type: provider.type_name(),
+                notice: provider.notice(),
+            },
+        )?;
+        Ok(())
+    }
+
     /// Waits until the engine answers (starting the machine if needed); the
     /// shutdown cuts the wait short.
     pub(super) async fn ensure_runtime(&self) -> Result<(), AgentError> {
@@ -519,6 +563,27 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), AgentError> 
         serde_json::to_vec_pretty(value).map_err(|e| AgentError::Folder(e.to_string()))?;
     bytes.push(b'\n');
     store::write_secret(path, &bytes)?;
+    Ok(())
+}
+
+/// The gateway keeps `openclaw.json.bak*` copies of the file it rewrites at start:
+/// after an edit they would keep the key the user meant to replace.
+fn remove_config_backups(config_dir: &Path) -> Result<(), AgentError> {
+    let entries = match std::fs::read_dir(config_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(AgentError::Folder(e.to_string())),
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("openclaw.json.bak"))
+        {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| AgentError::Folder(format!("{}: {e}", entry.path().display())))?;
+        }
+    }
     Ok(())
 }
 
