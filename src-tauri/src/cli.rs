@@ -69,6 +69,33 @@ pub enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change an agent's provider, model, base URL or API key in place (a running
+    /// agent restarts, keeping its workspace, port and token).
+    Set {
+        agent: String,
+        #[arg(long)]
+        provider: Option<String>,
+        /// A name for a custom provider (with --base-url).
+        #[arg(long)]
+        provider_name: Option<String>,
+        #[arg(long)]
+        base_url: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        /// Read the new API key from standard input (keys on the command line are
+        /// visible to other local users).
+        #[arg(long)]
+        api_key_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open an agent's own dashboard (its Control UI, signed in) in the browser.
+    Open {
+        agent: String,
+        /// Print the address instead of opening it (it holds the agent's token).
+        #[arg(long)]
+        print: bool,
+    },
     /// Print an agent's log.
     Logs {
         agent: String,
@@ -108,6 +135,11 @@ struct AgentList {
 #[derive(Deserialize)]
 struct OneAgent {
     agent: AgentView,
+}
+
+#[derive(Deserialize)]
+struct Dashboard {
+    url: String,
 }
 
 #[derive(Deserialize)]
@@ -363,6 +395,46 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 print_json(&out);
             } else {
                 println!("Deleted {agent}");
+            }
+        }
+        Request::Agents(AgentsCommand::Set {
+            agent,
+            provider,
+            provider_name,
+            base_url,
+            model,
+            api_key_stdin,
+            json,
+        }) => {
+            let api_key = if api_key_stdin {
+                Some(read_key_from_stdin()?)
+            } else {
+                None
+            };
+            let id = client.resolve(&agent).await?;
+            let body = json!({
+                "providerType": provider, "providerName": provider_name,
+                "baseUrl": base_url, "modelId": model, "apiKey": api_key,
+            });
+            let out: OneAgent = client
+                .call(Method::PATCH, &format!("/agents/{id}"), Some(body))
+                .await?;
+            report(&out.agent, json, "Updated");
+        }
+        Request::Agents(AgentsCommand::Open { agent, print }) => {
+            let id = client.resolve(&agent).await?;
+            let dashboard: Dashboard = client
+                .call(Method::GET, &format!("/agents/{id}/dashboard"), None)
+                .await?;
+            if print {
+                println!("{}", dashboard.url);
+            } else {
+                tauri_plugin_opener::open_url(&dashboard.url, None::<&str>).map_err(|e| {
+                    CliError::Other(format!(
+                        "could not open a browser ({e}); `clawdock agents open {agent} --print` prints the address"
+                    ))
+                })?;
+                println!("Opened the dashboard of {agent}");
             }
         }
         Request::Agents(AgentsCommand::Logs {

@@ -120,6 +120,56 @@ fn serve_with_two_agents_then_sigterm_leaves_nothing_running() {
     assert!(String::from_utf8_lossy(&start.stdout).contains("Started cli-b (running"));
     assert_eq!(labelled_running(home.path()).len(), 2);
 
+    // Edit in place from the terminal, the key read from stdin.
+    let mut set = Command::new(BIN)
+        .args([
+            "agents",
+            "set",
+            "cli-a",
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-5",
+            "--api-key-stdin",
+        ])
+        .env("CLAWDOCK_HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("set");
+    std::io::Write::write_all(&mut set.stdin.take().expect("stdin"), b"sk-from-stdin\n")
+        .expect("write key");
+    let set = set.wait_with_output().expect("set output");
+    let said = String::from_utf8_lossy(&set.stdout);
+    assert!(
+        set.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert!(
+        said.contains("Updated cli-a (running") && !said.contains("sk-"),
+        "{said}"
+    );
+    let row = &list.as_array().expect("array")[0];
+    let config = std::fs::read_to_string(
+        Path::new(row["dir"].as_str().expect("dir")).join("config/openclaw.json"),
+    )
+    .expect("config");
+    assert!(
+        config.contains("sk-from-stdin") && config.contains("openai/gpt-5"),
+        "{config}"
+    );
+    let open = clawdock(home.path(), &["agents", "open", "cli-a", "--print"]);
+    let url = String::from_utf8_lossy(&open.stdout);
+    assert!(
+        url.trim()
+            .starts_with(&format!("http://127.0.0.1:{}/#token=", row["port"])),
+        "{url}"
+    );
+    let stopped_one = clawdock(home.path(), &["agents", "open", "cli-b-missing", "--print"]);
+    assert!(!stopped_one.status.success());
+
     let pid = server.id().to_string();
     let sent = Command::new("kill")
         .args(["-TERM", &pid])

@@ -523,6 +523,21 @@ async fn an_edit_rewrites_the_key_and_model_in_place_and_restarts_the_same_conta
         .await
         .expect("health");
     assert!(health.status().is_success());
+    agents
+        .edit(
+            created.id,
+            EditRequest {
+                model_id: Some("gpt-5".into()),
+                ..EditRequest::default()
+            },
+        )
+        .await
+        .expect("an edit to the same values");
+    assert_eq!(
+        container_started_at("clawdock-editme").1,
+        started_after,
+        "nothing changed, nothing restarted"
+    );
 
     // Stopped: the config changes, nothing starts.
     agents.stop(created.id).await.expect("stop");

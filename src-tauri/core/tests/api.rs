@@ -549,3 +549,101 @@ async fn duplicate_is_409_and_shutdown_answers_after_containers_stopped() {
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_agents_creates_patch_edits_and_the_dashboard_carries_the_gateway_token() {
+    let api = Api::start().await;
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/agents",
+            Some(json!({"name": "patched", "providerType": "openai", "apiKey": "sk-first-1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "POST /agents creates: {body}");
+    let id = body["agent"]["id"].as_str().expect("id").to_string();
+    let path = format!("/agents/{id}");
+
+    // A create in progress is busy: 409, the config unchanged.
+    let (status, body) = api
+        .call(Method::PATCH, &path, Some(json!({"modelId": "gpt-5"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "busy", "{body}");
+    let (status, body) = api
+        .call(Method::GET, &format!("{path}/dashboard"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "not running yet: {body}");
+    assert!(
+        support::eventually(Duration::from_secs(30), || api
+            .core
+            .agents()
+            .get(id.parse().expect("uuid"))
+            .is_some_and(|a| a.status == clawdock_core::store::AgentStatus::Running))
+        .await
+    );
+
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"apiKey": "sk-second-2", "modelId": "gpt-5"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["agent"]["status"], "running");
+    assert_eq!(body["agent"]["providerType"], "openai");
+    let text = body.to_string();
+    assert!(!text.contains("sk-"), "no key in the answer: {text}");
+    let dir = body["agent"]["dir"].as_str().expect("dir");
+    let config = std::fs::read_to_string(format!("{dir}/config/openclaw.json")).expect("config");
+    assert!(
+        config.contains("sk-second-2") && !config.contains("sk-first-1"),
+        "{config}"
+    );
+
+    for (bad, code) in [
+        (json!({}), "invalid_input"),
+        (json!({"model": "typo"}), "bad_request"),
+        (json!({"providerType": "nope"}), "invalid_input"),
+        (json!({"baseUrl": "ftp://x"}), "invalid_input"),
+    ] {
+        let (status, body) = api.call(Method::PATCH, &path, Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], code, "{bad}: {body}");
+    }
+    let unknown = format!("/agents/{}", uuid::Uuid::new_v4());
+    let (status, _) = api
+        .call(Method::PATCH, &unknown, Some(json!({"modelId": "m"})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/config/openclaw.json")).expect("config"),
+        config,
+        "refused edits changed nothing"
+    );
+
+    let (status, body) = api
+        .call(Method::GET, &format!("{path}/dashboard"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let url = body["url"].as_str().expect("url");
+    let port = body_port(&api, &id).await;
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{port}/#token=")),
+        "{url}"
+    );
+    let (_, list) = api.call(Method::GET, "/agents", None).await;
+    let gateway_token = url.rsplit('=').next().expect("token");
+    assert!(
+        !list.to_string().contains(gateway_token),
+        "the list never carries the gateway token"
+    );
+    let (status, _) = api.call(Method::POST, "/shutdown", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn body_port(api: &Api, id: &str) -> u64 {
+    let (_, body) = api.call(Method::GET, &format!("/agents/{id}"), None).await;
+    body["agent"]["port"].as_u64().expect("port")
+}

@@ -21,6 +21,7 @@ pub enum Action {
     StartAgent(Uuid),
     StopAgent(Uuid),
     OpenLogs(Uuid),
+    OpenDashboard(Uuid),
 }
 
 /// One entry of the menu.
@@ -162,6 +163,11 @@ fn agent_menu(agent: &AgentView, usable: bool) -> Item {
                 Action::StopAgent(agent.id),
                 usable && (running || busy) && agent.activity != Some(Activity::Stopping),
             ),
+            button(
+                "Open dashboard",
+                Action::OpenDashboard(agent.id),
+                running && !busy,
+            ),
             button("Open logs", Action::OpenLogs(agent.id), true),
         ],
     }
@@ -181,6 +187,8 @@ pub enum Effect {
     None,
     /// Show the window at a route of the UI (`""`, `"setup"`, `"logs/<id>"`).
     ShowWindow(String),
+    /// Open an address in the default browser.
+    OpenUrl(String),
     Quit,
     /// The action failed; tell the user.
     Failed(String),
@@ -220,6 +228,10 @@ pub async fn perform(core: &Clawdock, action: Action) -> Effect {
             .map_or(Effect::None, |e| Effect::Failed(e.to_string())),
         Action::SetupPodman => Effect::ShowWindow("setup".into()),
         Action::OpenLogs(id) => Effect::ShowWindow(format!("logs/{id}")),
+        Action::OpenDashboard(id) => match agents.dashboard_url(id) {
+            Ok(url) => Effect::OpenUrl(url),
+            Err(e) => Effect::Failed(e.to_string()),
+        },
         Action::OpenWindow => Effect::ShowWindow(String::new()),
         Action::Quit => Effect::Quit,
     }
@@ -294,6 +306,11 @@ mod tests {
             stopping: None,
         });
         assert_eq!(items[0], Item::Label("1 of 2 agents running".into()));
+        assert!(enabled(&items, Action::OpenDashboard(agents[0].id)));
+        assert!(
+            !enabled(&items, Action::OpenDashboard(agents[1].id)),
+            "a stopped agent has no dashboard to open"
+        );
         assert!(enabled(&items, Action::StartAll));
         assert!(enabled(&items, Action::StopAll));
         assert!(

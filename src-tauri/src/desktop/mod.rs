@@ -233,6 +233,12 @@ fn on_action(app: &AppHandle, action: Action) {
         match menu::perform(&core, action).await {
             Effect::None => {}
             Effect::ShowWindow(route) => show_window(&app, &route),
+            Effect::OpenUrl(url) => {
+                if let Err(e) = tauri_plugin_opener::open_url(&url, None::<&str>) {
+                    tracing::warn!(error = %e, "could not open the browser");
+                    notify(&app, "Clawdock", &format!("Could not open a browser: {e}"));
+                }
+            }
             Effect::Quit => begin_exit(&app),
             Effect::Failed(message) => notify(&app, "Clawdock", &message),
         }

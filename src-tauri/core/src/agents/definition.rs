@@ -373,6 +373,12 @@ pub fn edited_provider(current: &ProviderInput, edit: &ProviderInput) -> Result<
         model_id: pick(&edit.model_id, &current.model_id),
     };
     let provider = Provider::from_input(&merged)?;
+    if clean(&edit.base_url).is_some() && matches!(provider, Provider::BuiltIn { .. }) {
+        return Err(format!(
+            "`{}` is a built-in provider and takes no base URL; give a provider type of your own with the base URL for a custom one.",
+            provider.type_name().unwrap_or_default()
+        ));
+    }
     let before = Provider::from_input(current)
         .ok()
         .and_then(|p| p.type_name());

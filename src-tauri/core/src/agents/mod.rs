@@ -167,11 +167,13 @@ impl Agents {
         if current.live.activity.is_some() {
             return Err(busy(self));
         }
-        let provider = definition::edited_provider(
-            &definition::provider_input_of_config(&self.read_config(&current.record)?),
-            &edit,
-        )
-        .map_err(AgentError::InvalidInput)?;
+        let config = self.read_config(&current.record)?;
+        let provider =
+            definition::edited_provider(&definition::provider_input_of_config(&config), &edit)
+                .map_err(AgentError::InvalidInput)?;
+        if definition::with_provider(&config, current.record.port, &provider) == config {
+            return self.get(id).ok_or(AgentError::NotFound);
+        }
         let running = current.live.container == Container::Running
             || current.record.status == AgentStatus::Running;
         if !running {
