@@ -89,6 +89,9 @@ pub enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel an agent's create or start in progress (a cancelled create removes
+    /// the agent).
+    Cancel { agent: String },
     /// Open an agent's own dashboard (its Control UI, signed in) in the browser.
     Open {
         agent: String,
@@ -135,6 +138,11 @@ struct AgentList {
 #[derive(Deserialize)]
 struct OneAgent {
     agent: AgentView,
+}
+
+#[derive(Deserialize)]
+struct MaybeAgent {
+    agent: Option<AgentView>,
 }
 
 #[derive(Deserialize)]
@@ -420,6 +428,16 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 .call(Method::PATCH, &format!("/agents/{id}"), Some(body))
                 .await?;
             report(&out.agent, json, "Updated");
+        }
+        Request::Agents(AgentsCommand::Cancel { agent }) => {
+            let id = client.resolve(&agent).await?;
+            let out: MaybeAgent = client
+                .call(Method::POST, &format!("/agents/{id}/cancel"), None)
+                .await?;
+            match out.agent {
+                Some(agent) => report(&agent, false, "Cancelled; now"),
+                None => println!("Cancelled the create of {agent}; it is removed"),
+            }
         }
         Request::Agents(AgentsCommand::Open { agent, print }) => {
             let id = client.resolve(&agent).await?;

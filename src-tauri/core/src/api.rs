@@ -88,9 +88,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         C::Forbidden => StatusCode::FORBIDDEN,
         C::NotFound => StatusCode::NOT_FOUND,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        C::NameTaken | C::ContainerNameTaken | C::NotRunning | C::NotOurs | C::Busy => {
-            StatusCode::CONFLICT
-        }
+        C::NameTaken
+        | C::ContainerNameTaken
+        | C::NotRunning
+        | C::NotOurs
+        | C::Busy
+        | C::Cancelled => StatusCode::CONFLICT,
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::GatewayFailed => StatusCode::BAD_GATEWAY,
@@ -352,6 +355,7 @@ fn router(state: AppState) -> Router {
         .route("/agents/{id}/logs", get(agent_logs))
         .route("/agents/{id}/chat", post(chat))
         .route("/agents/{id}/dashboard", get(dashboard))
+        .route("/agents/{id}/cancel", post(cancel_agent))
         .route(
             "/agents/{id}",
             delete(delete_agent).get(get_agent).patch(edit_agent),
@@ -562,6 +566,14 @@ async fn edit_agent(
     ApiJson(req): ApiJson<EditRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let agent = s.core.agents().edit(parse_id(&id)?, req).await?;
+    Ok(Json(json!({ "agent": agent })))
+}
+
+async fn cancel_agent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = s.core.agents().cancel(parse_id(&id)?).await?;
     Ok(Json(json!({ "agent": agent })))
 }
 

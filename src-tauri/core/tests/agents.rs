@@ -269,14 +269,29 @@ async fn a_corrupt_store_is_moved_aside_and_reported() {
 
 /// The stand-in gateway, made to exit with code 3 at start.
 fn crashing_image() -> &'static str {
-    const NAME: &str = "localhost/clawdock-test-gateway-crashing:latest";
+    derived_image(
+        "localhost/clawdock-test-gateway-crashing:latest",
+        "ENV FAKE_GATEWAY_EXIT=3",
+    )
+}
+
+/// The stand-in gateway, never healthy within a health budget.
+fn never_ready_image() -> &'static str {
+    derived_image(
+        "localhost/clawdock-test-gateway-never-ready:latest",
+        "ENV FAKE_GATEWAY_DELAY=600",
+    )
+}
+
+/// The stand-in image with one Dockerfile `change` applied, made once.
+fn derived_image(name: &'static str, change: &str) -> &'static str {
     support::ensure_test_images();
     let exists = std::process::Command::new("podman")
-        .args(["image", "exists", NAME])
+        .args(["image", "exists", name])
         .status()
         .expect("podman");
     if !exists.success() {
-        let tmp = format!("clawdock-crash-build-{}", std::process::id());
+        let tmp = format!("clawdock-image-build-{}", std::process::id());
         let run = |args: &[&str]| {
             let out = std::process::Command::new("podman")
                 .args(args)
@@ -289,17 +304,10 @@ fn crashing_image() -> &'static str {
             );
         };
         run(&["create", "--name", &tmp, IMAGE]);
-        run(&[
-            "commit",
-            "--quiet",
-            "--change",
-            "ENV FAKE_GATEWAY_EXIT=3",
-            &tmp,
-            NAME,
-        ]);
+        run(&["commit", "--quiet", "--change", change, &tmp, name]);
         run(&["rm", "-f", &tmp]);
     }
-    NAME
+    name
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -603,5 +611,82 @@ async fn an_edit_rewrites_the_key_and_model_in_place_and_restarts_the_same_conta
         .await
         .expect_err("busy");
     assert!(matches!(busy, AgentError::Busy(_)), "{busy:?}");
+    core.shutdown().await;
+}
+
+async fn log_says(agents: &clawdock_core::agents::Agents, id: uuid::Uuid, line: &str) -> bool {
+    eventually(Duration::from_secs(30), || {
+        agents
+            .follow_logs(id)
+            .is_ok_and(|(lines, _)| lines.iter().any(|l| l.contains(line)))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_ends_a_create_or_start_at_once_and_leaves_nothing_behind() {
+    let home = Home::new();
+    let mut settings = home.native(never_ready_image());
+    settings.health_timeout = Duration::from_secs(120);
+    let core = Clawdock::start(settings).await.expect("core");
+    let agents = core.agents();
+
+    // A create waiting for a gateway that never gets healthy: cancel undoes it.
+    let created = agents.create(req("never-ready")).await.expect("create");
+    assert!(log_says(agents, created.id, "Waiting for gateway").await);
+    let began = Instant::now();
+    let answer = agents.cancel(created.id).await.expect("cancel");
+    assert!(answer.is_none(), "the cancelled create is gone: {answer:?}");
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        began.elapsed()
+    );
+    assert!(agents.get(created.id).is_none());
+    assert!(containers(&label(&home)).is_empty(), "no container left");
+    assert!(!created.dir.exists(), "no folder left");
+    let saved = std::fs::read_to_string(home.path().join("agents.json")).expect("store");
+    assert!(
+        !saved.contains("never-ready"),
+        "no creating record: {saved}"
+    );
+
+    // Nothing in progress: cancel changes nothing.
+    let idle = agents.create(req("idle")).await.expect("create");
+    assert!(log_says(agents, idle.id, "Waiting for gateway").await);
+    agents.stop(idle.id).await.expect("stop");
+    let unchanged = agents.cancel(idle.id).await.expect("cancel").expect("kept");
+    assert_eq!(unchanged.status, AgentStatus::Stopped);
+
+    // Stop while a start waits for health: the start ends now, not after 120 s.
+    let start = tokio::spawn({
+        let agents = agents.clone();
+        let id = idle.id;
+        async move { agents.start(id).await }
+    });
+    assert!(
+        eventually(Duration::from_secs(30), || running_containers(&label(
+            &home
+        ))
+        .len()
+            == 1)
+        .await
+    );
+    let began = Instant::now();
+    let stopped = agents.stop(idle.id).await.expect("stop");
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "stop during a start took {:?}",
+        began.elapsed()
+    );
+    assert_eq!(stopped.status, AgentStatus::Stopped);
+    let start = start.await.expect("join");
+    assert!(matches!(start, Err(AgentError::Cancelled)), "{start:?}");
+    assert!(running_containers(&label(&home)).is_empty());
+    assert!(
+        stopped.error.is_none(),
+        "a cancel is not an error: {:?}",
+        stopped.error
+    );
     core.shutdown().await;
 }

@@ -25,6 +25,7 @@ pub enum ErrorCode {
     NotFound,
     NotRunning,
     Busy,
+    Cancelled,
     PodmanUnavailable,
     /// Podman is installed but its engine (or machine) is not ready.
     RuntimeNotReady,
@@ -63,6 +64,8 @@ pub enum AgentError {
     NotRunning,
     #[error("The agent is busy ({0}); try again when it is done.")]
     Busy(String),
+    #[error("Cancelled.")]
+    Cancelled,
     #[error("Podman is not available: {0}")]
     RuntimeUnavailable(String),
     #[error("Clawdock is shutting down.")]
@@ -142,6 +145,7 @@ impl AgentError {
             Self::NotFound => ErrorCode::NotFound,
             Self::NotRunning => ErrorCode::NotRunning,
             Self::Busy(_) => ErrorCode::Busy,
+            Self::Cancelled => ErrorCode::Cancelled,
             Self::RuntimeUnavailable(_) | Self::Podman(PodmanError::NotInstalled { .. }) => {
                 ErrorCode::PodmanUnavailable
             }

@@ -125,7 +125,7 @@ impl Agents {
     }
 
     async fn start_attempt(&self, id: Uuid, log: &logs::LogRing) -> Result<(), AgentError> {
-        self.ensure_runtime().await?;
+        self.ensure_runtime(id).await?;
         let record = self.move_off_a_taken_port(id, log).await?;
         let container = match self.containers().find(id).await? {
             Some(found) => found.id,
@@ -205,6 +205,9 @@ impl Agents {
     }
 
     async fn stop_now(&self, id: Uuid) -> Result<AgentView, AgentError> {
+        // A stop while the agent starts ends that start now, not after its health
+        // budget.
+        self.cancel_start(id);
         let op = self.op_lock(id)?;
         let _serial = op.lock().await;
         self.transition(id, Input::Begin(Op::Stop))?;
@@ -236,11 +239,48 @@ impl Agents {
         }
     }
 
+    /// Cancels the create, start or restart in progress: its wait (for the machine,
+    /// the image pull or the gateway's health) ends at once and its container is
+    /// removed. A cancelled create removes the agent too. `None` when the agent is
+    /// gone; the agent unchanged when nothing was in progress.
+    pub async fn cancel(&self, id: Uuid) -> Result<Option<AgentView>, AgentError> {
+        self.detached(move |this| async move {
+            let creating = this.state(id)?.record.status == AgentStatus::Creating;
+            if !this.cancel_start(id) {
+                return Ok(this.get(id));
+            }
+            let op = this.op_lock(id)?;
+            let _serial = op.lock().await;
+            if !creating {
+                return Ok(this.get(id));
+            }
+            this.transition(id, Input::Begin(Op::Delete))?;
+            this.remove_now(id).await?;
+            Ok(None)
+        })
+        .await
+    }
+
+    /// Cancels the agent's create, start or restart if one runs; says whether one did.
+    fn cancel_start(&self, id: Uuid) -> bool {
+        let running = self.get(id).and_then(|a| a.activity).is_some_and(|a| {
+            matches!(
+                a,
+                Activity::Creating | Activity::Starting | Activity::Restarting
+            )
+        });
+        if running {
+            self.cancel_token(id).cancel();
+        }
+        running
+    }
+
     /// Removes the container (with its anonymous volumes), the agent folder and the
     /// record. `deleting` is saved first, so a crash half-way is finished at the
     /// next start.
     pub async fn delete(&self, id: Uuid) -> Result<(), AgentError> {
         self.detached(move |this| async move {
+            this.cancel_start(id);
             let op = this.op_lock(id)?;
             let _serial = op.lock().await;
             if this.state(id)?.record.deleting {

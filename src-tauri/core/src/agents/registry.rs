@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::definition::{self, Provider};
@@ -28,6 +29,8 @@ pub(super) struct Entry {
     pub logs: LogRing,
     /// Serializes operations on this agent. Never taken while `entries` is held.
     pub op: Arc<tokio::sync::Mutex<()>>,
+    /// Cancels the create, start or restart running now; renewed when it ends.
+    pub cancel: CancellationToken,
 }
 
 impl Entry {
@@ -36,6 +39,7 @@ impl Entry {
             state,
             logs: LogRing::default(),
             op: Arc::new(tokio::sync::Mutex::new(())),
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -318,6 +322,28 @@ impl Agents {
             .get(&id)
             .map(|e| e.op.clone())
             .ok_or(AgentError::NotFound)
+    }
+
+    /// The token of the agent's current create, start or restart (an unknown
+    /// agent's is cancelled already).
+    pub(super) fn cancel_token(&self, id: Uuid) -> CancellationToken {
+        self.entries()
+            .get(&id)
+            .map(|e| e.cancel.clone())
+            .unwrap_or_else(|| {
+                let gone = CancellationToken::new();
+                gone.cancel();
+                gone
+            })
+    }
+
+    /// A fresh token once a cancelled operation has ended, for the next one.
+    pub(super) fn renew_cancel(&self, id: Uuid) {
+        if let Some(entry) = self.entries().get_mut(&id) {
+            if entry.cancel.is_cancelled() {
+                entry.cancel = CancellationToken::new();
+            }
+        }
     }
 
     pub(super) fn known_ids(&self) -> Vec<Uuid> {

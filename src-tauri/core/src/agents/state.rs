@@ -75,6 +75,8 @@ pub enum Input {
     },
     /// A create or start was cut short by the shutdown: not the agent's fault.
     Interrupted,
+    /// A create, start or restart cancelled by the user; its container is gone.
+    Cancelled,
     /// A stop ended with the container down.
     Stopped,
     /// A stop or delete failed; `seen` is what Podman says of the container now.
@@ -214,7 +216,9 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             live.container = Container::Running;
             live.started_at = Some(at);
         }
-        Input::Started | Input::StartFailed { .. } | Input::Interrupted if live.shutting_down => {
+        Input::Started | Input::StartFailed { .. } | Input::Interrupted | Input::Cancelled
+            if live.shutting_down =>
+        {
             // The shutdown owns the agent now; it records how it ends.
             if r.status == AgentStatus::Creating {
                 r.status = AgentStatus::Stopped;
@@ -240,6 +244,13 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             if r.status == AgentStatus::Creating {
                 r.status = AgentStatus::Stopped;
             }
+        }
+        Input::Cancelled => {
+            live.activity = None;
+            live.ready = false;
+            r.status = AgentStatus::Stopped;
+            r.error = None;
+            r.wanted = Wanted::Stopped;
         }
         Input::Stopped => {
             live.activity = None;
@@ -526,6 +537,27 @@ mod tests {
                     Some(A::Starting),
                     C::Exited(Some(0)),
                 ),
+                None,
+            ),
+            (
+                "restart begins like a start, said as a restart",
+                shape(S::Running, W::Running, None, C::Running),
+                Input::Begin(Op::Restart),
+                shape(S::Running, W::Running, Some(A::Restarting), C::Running),
+                None,
+            ),
+            (
+                "a cancelled create is stopped, not an error",
+                shape(S::Creating, W::Running, Some(A::Creating), C::Missing),
+                Input::Cancelled,
+                shape(S::Stopped, W::Stopped, None, C::Missing),
+                None,
+            ),
+            (
+                "a cancelled start is stopped and not wanted running",
+                shape(S::Error, W::Running, Some(A::Starting), C::Missing),
+                Input::Cancelled,
+                shape(S::Stopped, W::Stopped, None, C::Missing),
                 None,
             ),
             (

@@ -83,11 +83,12 @@ impl Agents {
 
     /// Waits until the engine answers (starting the machine if needed); the
     /// shutdown cuts the wait short.
-    pub(super) async fn ensure_runtime(&self) -> Result<(), AgentError> {
-        tokio::select! {
-            ready = self.machine().ensure_ready() => ready?,
-            () = self.inner.tasks.closed() => return Err(AgentError::ShuttingDown),
-        }
+    pub(super) async fn ensure_runtime(&self, id: Uuid) -> Result<(), AgentError> {
+        self.unless_interrupted(id, async {
+            self.machine().ensure_ready().await?;
+            Ok(())
+        })
+        .await?;
         let containers = self.containers().clone();
         let native_linux = self.machine().mode() == Mode::Native && cfg!(target_os = "linux");
         self.inner
@@ -116,7 +117,7 @@ impl Agents {
         if host.rootful_native {
             hand_to_gateway_user(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))?;
         }
-        self.ensure_image(&record.image, log).await?;
+        self.ensure_image(record.id, &record.image, log).await?;
         self.refuse_when_shutting_down()?;
         self.containers()
             .create(record, host, &self.inner.time_zone, self.limits_of(record))
@@ -139,7 +140,7 @@ impl Agents {
         }
     }
 
-    async fn ensure_image(&self, image: &str, log: &LogRing) -> Result<(), AgentError> {
+    async fn ensure_image(&self, id: Uuid, image: &str, log: &LogRing) -> Result<(), AgentError> {
         if self.containers().image_exists(image).await? {
             return Ok(());
         }
@@ -148,10 +149,25 @@ impl Agents {
         let pull = self
             .containers()
             .pull(image, Arc::new(move |_, line: &str| sink_log.push(line)));
+        self.unless_interrupted(id, async {
+            pull.await
+                .map_err(|e| AgentError::Gateway(format!("Failed to pull OpenClaw image: {e}")))
+        })
+        .await
+    }
+
+    /// Waits for `work` unless the shutdown begins or the user cancels the agent's
+    /// operation: both end the wait at once (the podman child is killed on drop).
+    pub(super) async fn unless_interrupted<T>(
+        &self,
+        id: Uuid,
+        work: impl std::future::Future<Output = Result<T, AgentError>>,
+    ) -> Result<T, AgentError> {
+        let cancel = self.cancel_token(id);
         tokio::select! {
-            pulled = pull => pulled
-                .map_err(|e| AgentError::Gateway(format!("Failed to pull OpenClaw image: {e}"))),
+            done = work => done,
             () = self.inner.tasks.closed() => Err(AgentError::ShuttingDown),
+            () = cancel.cancelled() => Err(AgentError::Cancelled),
         }
     }
 
@@ -173,10 +189,8 @@ impl Agents {
             }
         })?;
         log.push("Waiting for gateway to be ready...");
-        tokio::select! {
-            healthy = self.wait_healthy(record, container, log) => healthy?,
-            () = self.inner.tasks.closed() => return Err(AgentError::ShuttingDown),
-        }
+        self.unless_interrupted(record.id, self.wait_healthy(record, container, log))
+            .await?;
         log.push(format!(
             "OpenClaw gateway is ready at ws://127.0.0.1:{}",
             record.port
@@ -462,7 +476,7 @@ impl Agents {
             // later start finishes it.
             self.write_config(&record, &provider)?;
             log.push("Checking container runtime...");
-            self.ensure_runtime().await?;
+            self.ensure_runtime(id).await?;
             log.push("Container runtime ready");
             let container = self.make_container(&record, &log).await?;
             self.launch_and_wait(&record, &container, &log).await
@@ -480,10 +494,17 @@ impl Agents {
         result: Result<(), AgentError>,
         log: &logs::LogRing,
     ) -> Result<AgentView, AgentError> {
+        self.renew_cancel(id);
         match result {
             Ok(()) => {
                 self.transition(id, Input::Started)?;
                 self.get(id).ok_or(AgentError::NotFound)
+            }
+            Err(AgentError::Cancelled) if !self.inner.tasks.is_closing() => {
+                log.push("Cancelled.");
+                self.discard_failed_container(id, log).await;
+                self.transition(id, Input::Cancelled)?;
+                Err(AgentError::Cancelled)
             }
             Err(_) if self.inner.tasks.is_closing() => {
                 log.push("Interrupted: Clawdock is quitting.");
