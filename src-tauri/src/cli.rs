@@ -89,6 +89,16 @@ pub enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move an agent (or every agent) to the newest image: pulled, then the
+    /// container made again from it, keeping config, workspace, port and token; a
+    /// new image that does not start is rolled back.
+    Update {
+        agent: Option<String>,
+        #[arg(long, conflicts_with = "agent")]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel an agent's create or start in progress (a cancelled create removes
     /// the agent).
     Cancel { agent: String },
@@ -185,6 +195,15 @@ pub fn run(request: Request) -> ExitCode {
             );
             ExitCode::from(crate::exit::LEFT_RUNNING)
         }
+    }
+}
+
+/// What an error says, for one line of a longer report.
+fn cli_message(e: &CliError) -> String {
+    match e {
+        CliError::NotRunning(why) => format!("Clawdock is not running ({why})"),
+        CliError::Api(m) | CliError::Other(m) => m.clone(),
+        CliError::LeftRunning(names) => format!("still running: {}", names.join(", ")),
     }
 }
 
@@ -428,6 +447,43 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 .call(Method::PATCH, &format!("/agents/{id}"), Some(body))
                 .await?;
             report(&out.agent, json, "Updated");
+        }
+        Request::Agents(AgentsCommand::Update { agent, all, json }) => {
+            let targets: Vec<(String, String)> = match (agent, all) {
+                (Some(agent), false) => vec![(client.resolve(&agent).await?, agent)],
+                (None, true) => {
+                    let list: AgentList = client.call(Method::GET, "/agents", None).await?;
+                    list.agents
+                        .into_iter()
+                        .map(|a| (a.id.to_string(), a.name))
+                        .collect()
+                }
+                _ => return Err(CliError::Other("name an agent, or give --all".into())),
+            };
+            let mut failed = false;
+            for (id, name) in targets {
+                let out: Result<Value, CliError> = client
+                    .call(Method::POST, &format!("/agents/{id}/update"), None)
+                    .await;
+                match out {
+                    Ok(out) if json => print_json(&out),
+                    Ok(out) => match out["rolledBack"].as_str() {
+                        Some(why) => {
+                            failed = true;
+                            println!("{name}: {why}");
+                        }
+                        None if out["updated"] == true => println!("{name}: updated"),
+                        None => println!("{name}: up to date"),
+                    },
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("{name}: {}", cli_message(&e));
+                    }
+                }
+            }
+            if failed {
+                return Err(CliError::Other("some agents were not updated".into()));
+            }
         }
         Request::Agents(AgentsCommand::Cancel { agent }) => {
             let id = client.resolve(&agent).await?;

@@ -356,10 +356,12 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
     for label in [
         "Start all",
         "Stop all",
+        "Update all",
         "Open Clawdock",
         "Quit",
         "Start",
         "Stop",
+        "Open dashboard",
         "Open logs",
     ] {
         find(&entries, label);

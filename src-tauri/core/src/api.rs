@@ -356,6 +356,8 @@ fn router(state: AppState) -> Router {
         .route("/agents/{id}/chat", post(chat))
         .route("/agents/{id}/dashboard", get(dashboard))
         .route("/agents/{id}/cancel", post(cancel_agent))
+        .route("/agents/{id}/update", post(update_agent))
+        .route("/agents/update-all", post(update_all))
         .route(
             "/agents/{id}",
             delete(delete_agent).get(get_agent).patch(edit_agent),
@@ -567,6 +569,28 @@ async fn edit_agent(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let agent = s.core.agents().edit(parse_id(&id)?, req).await?;
     Ok(Json(json!({ "agent": agent })))
+}
+
+async fn update_agent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::agents::UpdateOutcome>, ApiError> {
+    Ok(Json(s.core.agents().update(parse_id(&id)?).await?))
+}
+
+async fn update_all(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let results: Vec<serde_json::Value> = s
+        .core
+        .agents()
+        .update_all()
+        .await
+        .into_iter()
+        .map(|(id, r)| match r {
+            Ok(o) => json!({ "id": id, "updated": o.updated, "rolledBack": o.rolled_back }),
+            Err(e) => json!({ "id": id, "error": e.to_string(), "code": e.code() }),
+        })
+        .collect();
+    Json(json!({ "results": results }))
 }
 
 async fn cancel_agent(

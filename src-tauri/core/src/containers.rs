@@ -87,6 +87,8 @@ pub struct Found {
     pub agent: Option<Uuid>,
     pub name: String,
     pub state: Container,
+    /// The image it was made from, by ID.
+    pub image_id: String,
 }
 
 /// Why a container could not be made.
@@ -127,6 +129,8 @@ struct PsRow {
     state: String,
     exit_code: Option<i32>,
     labels: Option<HashMap<String, String>>,
+    #[serde(rename = "ImageID")]
+    image_id: String,
 }
 
 impl PsRow {
@@ -250,6 +254,7 @@ impl Containers {
                 agent: r.label(LABEL_AGENT).and_then(|v| v.parse().ok()),
                 name: r.names.first().cloned().unwrap_or_default(),
                 state: r.container(),
+                image_id: r.image_id.clone(),
             })
             .collect())
     }
@@ -274,6 +279,7 @@ impl Containers {
                 agent: Some(agent),
                 name: r.names.first().cloned().unwrap_or_default(),
                 state: r.container(),
+                image_id: r.image_id.clone(),
             }))
     }
 
@@ -583,6 +589,20 @@ impl Containers {
         match self.run(Call::new(["image", "exists", image])).await {
             Ok(_) => Ok(true),
             Err(PodmanError::Failed { code, .. }) if code.0 == Some(1) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The ID of the image a reference names now; `None` when there is none.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, PodmanError> {
+        match self
+            .run(Call::new([
+                "image", "inspect", "--format", "{{.Id}}", image,
+            ]))
+            .await
+        {
+            Ok(out) => Ok(Some(out.stdout.trim().to_string())),
+            Err(e) if e.says("image not known") || e.says("no such image") => Ok(None),
             Err(e) => Err(e),
         }
     }

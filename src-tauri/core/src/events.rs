@@ -55,6 +55,11 @@ pub enum Event {
     AgentRemoved {
         id: Uuid,
     },
+    /// A line of `podman pull` for an agent's image (at create or update).
+    PullProgress {
+        id: Uuid,
+        line: String,
+    },
     /// The shutdown routine runs; `stopping` agents remain.
     Shutdown {
         stopping: usize,

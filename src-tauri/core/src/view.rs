@@ -17,6 +17,8 @@ pub enum Activity {
     Starting,
     /// Stopping and starting again with new settings.
     Restarting,
+    /// Pulling a newer image and moving the agent to it.
+    Updating,
     Stopping,
     Deleting,
 }
@@ -28,6 +30,7 @@ impl Activity {
             Self::Creating => "creating",
             Self::Starting => "starting",
             Self::Restarting => "restarting",
+            Self::Updating => "updating",
             Self::Stopping => "stopping",
             Self::Deleting => "deleting",
         }

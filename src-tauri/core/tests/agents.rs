@@ -690,3 +690,81 @@ async fn cancel_ends_a_create_or_start_at_once_and_leaves_nothing_behind() {
     );
     core.shutdown().await;
 }
+
+fn podman_out(args: &[&str]) -> String {
+    let out = std::process::Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_moves_to_the_image_the_reference_names_now_and_rolls_back_one_that_never_starts() {
+    support::ensure_test_images();
+    let never_ready = never_ready_image();
+    let reference = format!(
+        "localhost/clawdock-test-update-{}:latest",
+        std::process::id()
+    );
+    let image_of = |image: &str| podman_out(&["image", "inspect", "--format", "{{.Id}}", image]);
+    let container_image = || podman_out(&["inspect", "--format", "{{.Image}}", "clawdock-updated"]);
+    podman_out(&["tag", IMAGE, &reference]);
+    let home = Home::new();
+    let mut settings = home.native(&reference);
+    settings.health_timeout = Duration::from_secs(8);
+    settings.stop_timeout = Duration::from_secs(1);
+    let core = Clawdock::start(settings).await.expect("core");
+    let agents = core.agents();
+    let agent = agents
+        .create_and_wait(req("updated"))
+        .await
+        .expect("create");
+    std::fs::write(agent.dir.join("workspace/notes.md"), "kept").expect("workspace");
+
+    let same = agents.update(agent.id).await.expect("update");
+    assert!(!same.updated, "nothing new, nothing changed");
+    assert_eq!(container_image(), image_of(IMAGE));
+
+    podman_out(&["tag", STUBBORN_IMAGE, &reference]);
+    let moved = agents.update(agent.id).await.expect("update");
+    assert!(moved.updated && moved.rolled_back.is_none(), "{moved:?}");
+    assert_eq!(moved.agent.status, AgentStatus::Running);
+    assert_eq!(
+        (moved.agent.port, moved.agent.name.as_str()),
+        (agent.port, "updated")
+    );
+    assert_eq!(container_image(), image_of(STUBBORN_IMAGE));
+    assert_eq!(
+        std::fs::read_to_string(agent.dir.join("workspace/notes.md")).expect("workspace"),
+        "kept"
+    );
+    assert_eq!(
+        containers(&label(&home)).len(),
+        1,
+        "the old container is gone"
+    );
+
+    podman_out(&["tag", never_ready, &reference]);
+    let back = agents.update(agent.id).await.expect("update");
+    assert!(!back.updated, "{back:?}");
+    assert!(
+        back.rolled_back
+            .as_deref()
+            .is_some_and(|w| w.contains("went back")),
+        "{back:?}"
+    );
+    assert_eq!(back.agent.status, AgentStatus::Running);
+    assert_eq!(container_image(), image_of(STUBBORN_IMAGE), "rolled back");
+    let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", agent.port))
+        .await
+        .expect("health");
+    assert!(health.status().is_success());
+    core.shutdown().await;
+    podman_out(&["untag", never_ready, &reference]);
+}

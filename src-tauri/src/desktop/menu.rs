@@ -14,6 +14,7 @@ use uuid::Uuid;
 pub enum Action {
     StartAll,
     StopAll,
+    UpdateAll,
     SetupPodman,
     StartRuntime,
     OpenWindow,
@@ -114,6 +115,11 @@ pub fn model(state: &MenuState<'_>) -> Vec<Item> {
         Action::StopAll,
         ready && !quitting && any_running,
     ));
+    items.push(button(
+        "Update all",
+        Action::UpdateAll,
+        usable && !state.agents.is_empty(),
+    ));
     if !state.agents.is_empty() {
         items.push(Item::Separator);
         for agent in state.agents {
@@ -141,6 +147,7 @@ fn agent_menu(agent: &AgentView, usable: bool) -> Item {
         Some(Activity::Creating) => "creating...",
         Some(Activity::Starting) => "starting...",
         Some(Activity::Restarting) => "restarting...",
+        Some(Activity::Updating) => "updating...",
         Some(Activity::Stopping) => "stopping...",
         Some(Activity::Deleting) => "deleting...",
         None => match agent.status {
@@ -192,6 +199,8 @@ pub enum Effect {
     Quit,
     /// The action failed; tell the user.
     Failed(String),
+    /// The action ended with something to tell the user.
+    Told(String),
 }
 
 /// Runs an action: the same core functions the API's routes call.
@@ -211,6 +220,27 @@ pub async fn perform(core: &Clawdock, action: Action) -> Effect {
     match action {
         Action::StartAll => failures(agents.start_all().await),
         Action::StopAll => failures(agents.stop_all().await),
+        Action::UpdateAll => {
+            let results = agents.update_all().await;
+            let mut said: Vec<String> = Vec::new();
+            for (id, result) in results {
+                let name = agents.get(id).map_or_else(|| id.to_string(), |a| a.name);
+                match result {
+                    Ok(o) if o.updated => said.push(format!("{name}: updated")),
+                    Ok(o) => {
+                        if let Some(why) = o.rolled_back {
+                            said.push(format!("{name}: {why}"));
+                        }
+                    }
+                    Err(e) => said.push(format!("{name}: {e}")),
+                }
+            }
+            if said.is_empty() {
+                Effect::Told("Every agent is up to date.".into())
+            } else {
+                Effect::Told(said.join("\n"))
+            }
+        }
         Action::StartAgent(id) => agents
             .start(id)
             .await
@@ -327,7 +357,8 @@ mod tests {
         assert!(!buttons(&items)
             .iter()
             .any(|(_, a, _)| *a == Action::SetupPodman));
-        assert!(matches!(&items[5], Item::Submenu { label, .. } if label == "a — running"));
+        assert!(enabled(&items, Action::UpdateAll));
+        assert!(matches!(&items[6], Item::Submenu { label, .. } if label == "a — running"));
     }
 
     #[test]

@@ -240,7 +240,7 @@ fn on_action(app: &AppHandle, action: Action) {
                 }
             }
             Effect::Quit => begin_exit(&app),
-            Effect::Failed(message) => notify(&app, "Clawdock", &message),
+            Effect::Failed(message) | Effect::Told(message) => notify(&app, "Clawdock", &message),
         }
     });
 }

@@ -15,7 +15,7 @@ mod watch;
 
 use std::future::Future;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -66,6 +66,17 @@ impl From<EditRequest> for ProviderInput {
             model_id: e.model_id,
         }
     }
+}
+
+/// What `update` did: `updated` when the agent now has the newer image;
+/// `rolledBack` says why it went back to the previous one.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateOutcome {
+    pub agent: AgentView,
+    pub updated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
 }
 
 impl Agents {
@@ -155,17 +166,13 @@ impl Agents {
 
     async fn edit_now(&self, id: Uuid, edit: ProviderInput) -> Result<AgentView, AgentError> {
         let op = self.op_lock(id)?;
-        let busy = |this: &Self| match this.get(id).and_then(|a| a.activity) {
-            Some(activity) => AgentError::Busy(activity.as_str().into()),
-            None => AgentError::Busy("another operation runs".into()),
-        };
         let Ok(_serial) = op.try_lock() else {
-            return Err(busy(self));
+            return Err(self.busy(id));
         };
         self.refuse_when_shutting_down()?;
         let current = self.state(id)?;
         if current.live.activity.is_some() {
-            return Err(busy(self));
+            return Err(self.busy(id));
         }
         let config = self.read_config(&current.record)?;
         let provider =
@@ -239,6 +246,149 @@ impl Agents {
         }
     }
 
+    /// Moves the agent to the newest image its reference names: pulled first
+    /// (except `localhost/` references, which only this machine makes), and when
+    /// it differs from the container's, the container is made again from it with
+    /// the same config, workspace, port, name and token, and started if it ran. A
+    /// new image whose gateway does not get healthy is rolled back.
+    pub async fn update(&self, id: Uuid) -> Result<UpdateOutcome, AgentError> {
+        self.detached(move |this| async move { this.update_now(id).await })
+            .await
+    }
+
+    /// `update` for every agent, in parallel.
+    pub async fn update_all(&self) -> Vec<(Uuid, Result<UpdateOutcome, AgentError>)> {
+        let runs = self
+            .list()
+            .into_iter()
+            .map(|a| async move { (a.id, self.update(a.id).await) });
+        futures::future::join_all(runs).await
+    }
+
+    async fn update_now(&self, id: Uuid) -> Result<UpdateOutcome, AgentError> {
+        let op = self.op_lock(id)?;
+        let Ok(_serial) = op.try_lock() else {
+            return Err(self.busy(id));
+        };
+        self.refuse_when_shutting_down()?;
+        let current = self.state(id)?;
+        if current.live.activity.is_some() {
+            return Err(self.busy(id));
+        }
+        let record = current.record;
+        let log = self.log_ring(id)?;
+        self.transition(id, Input::Begin(Op::Update))?;
+        let checked = async {
+            self.ensure_runtime(id).await?;
+            if !record.image.starts_with("localhost/") {
+                self.pull(id, &record.image, &log).await?;
+            }
+            let Some(newest) = self.containers().image_id(&record.image).await? else {
+                return Err(AgentError::Gateway(format!(
+                    "The image {} is not on this machine.",
+                    record.image
+                )));
+            };
+            Ok((newest, self.containers().find(id).await?))
+        }
+        .await;
+        let old = match checked {
+            // Without a container the next start makes one from the newest image.
+            Ok((newest, Some(old))) if old.image_id != newest => old,
+            Ok((_, found)) => {
+                if found.is_some() {
+                    log.push(format!("{} is up to date", record.image));
+                }
+                self.transition(id, Input::Ended)?;
+                return Ok(UpdateOutcome {
+                    agent: self.get(id).ok_or(AgentError::NotFound)?,
+                    updated: false,
+                    rolled_back: None,
+                });
+            }
+            Err(e) => {
+                self.renew_cancel(id);
+                log.push(format!("Update failed: {e}"));
+                self.transition(id, Input::Ended)?;
+                return Err(e);
+            }
+        };
+        let was_running = old.state == Container::Running;
+        log.push(format!("Updating to the newest {}...", record.image));
+        let replaced = async {
+            self.containers()
+                .remove(&old.id, self.settings().stop_timeout)
+                .await?;
+            self.make_container(&record, &log).await
+        }
+        .await;
+        let container = match replaced {
+            Ok(container) => container,
+            Err(e) => return Err(self.start_failed(id, e, &log).await),
+        };
+        if !was_running {
+            self.renew_cancel(id);
+            self.transition(id, Input::Stopped)?;
+            log.push("Updated; the agent runs the new image at its next start");
+            return Ok(UpdateOutcome {
+                agent: self.get(id).ok_or(AgentError::NotFound)?,
+                updated: true,
+                rolled_back: None,
+            });
+        }
+        let launched = self.launch_and_wait(&record, &container, &log).await;
+        let failure = match launched {
+            Ok(()) => {
+                let agent = self.finish_start(id, Ok(()), &log).await?;
+                return Ok(UpdateOutcome {
+                    agent,
+                    updated: true,
+                    rolled_back: None,
+                });
+            }
+            Err(e @ (AgentError::Cancelled | AgentError::ShuttingDown)) => {
+                return Err(self.start_failed(id, e, &log).await);
+            }
+            Err(e) => e,
+        };
+        let why = format!(
+            "The new image did not start ({failure}); the agent went back to the previous one."
+        );
+        log.push(format!("ERROR: {why}"));
+        self.discard_failed_container(id, &log).await;
+        let previous = crate::store::AgentRecord {
+            image: old.image_id.clone(),
+            ..record.clone()
+        };
+        let result = async {
+            let container = self.make_container(&previous, &log).await?;
+            self.launch_and_wait(&previous, &container, &log).await
+        }
+        .await;
+        let agent = self.finish_start(id, result, &log).await?;
+        Ok(UpdateOutcome {
+            agent,
+            updated: false,
+            rolled_back: Some(why),
+        })
+    }
+
+    fn busy(&self, id: Uuid) -> AgentError {
+        match self.get(id).and_then(|a| a.activity) {
+            Some(activity) => AgentError::Busy(activity.as_str().into()),
+            None => AgentError::Busy("another operation runs".into()),
+        }
+    }
+
+    /// Records a create, start or update that failed (or was cancelled) and
+    /// gives back its error.
+    async fn start_failed(&self, id: Uuid, err: AgentError, log: &logs::LogRing) -> AgentError {
+        match self.finish_start(id, Err(err), log).await {
+            Err(e) => e,
+            Ok(_) => AgentError::Internal("a failed start was recorded as a success".into()),
+        }
+    }
+
     /// Cancels the create, start or restart in progress: its wait (for the machine,
     /// the image pull or the gateway's health) ends at once and its container is
     /// removed. A cancelled create removes the agent too. `None` when the agent is
@@ -266,7 +416,7 @@ impl Agents {
         let running = self.get(id).and_then(|a| a.activity).is_some_and(|a| {
             matches!(
                 a,
-                Activity::Creating | Activity::Starting | Activity::Restarting
+                Activity::Creating | Activity::Starting | Activity::Restarting | Activity::Updating
             )
         });
         if running {

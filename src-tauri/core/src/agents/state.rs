@@ -52,6 +52,8 @@ pub enum Op {
     Start,
     /// A start that first stops the running container (new settings).
     Restart,
+    /// A newer image: the container made again from it (started if it ran).
+    Update,
     Stop,
     Delete,
     /// A delete that a crash interrupted, finished at the next listing.
@@ -77,6 +79,9 @@ pub enum Input {
     Interrupted,
     /// A create, start or restart cancelled by the user; its container is gone.
     Cancelled,
+    /// An operation ended without touching the container (an update that found
+    /// nothing new, or failed before it changed anything).
+    Ended,
     /// A stop ended with the container down.
     Stopped,
     /// A stop or delete failed; `seen` is what Podman says of the container now.
@@ -149,7 +154,12 @@ impl AgentState {
             || self.record.status == AgentStatus::Running
             || matches!(
                 self.live.activity,
-                Some(Activity::Creating | Activity::Starting | Activity::Restarting)
+                Some(
+                    Activity::Creating
+                        | Activity::Starting
+                        | Activity::Restarting
+                        | Activity::Updating
+                )
             )
     }
 
@@ -206,6 +216,10 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
                 live.notice = None;
             }
         }
+        Input::Begin(Op::Update) => {
+            live.activity = Some(Activity::Updating);
+            r.error = None;
+        }
         Input::Begin(Op::Delete) => {
             live.activity = Some(Activity::Deleting);
             r.deleting = true;
@@ -243,6 +257,11 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             live.activity = None;
             if r.status == AgentStatus::Creating {
                 r.status = AgentStatus::Stopped;
+            }
+        }
+        Input::Ended => {
+            if !live.shutting_down {
+                live.activity = None;
             }
         }
         Input::Cancelled => {
@@ -544,6 +563,13 @@ mod tests {
                 shape(S::Running, W::Running, None, C::Running),
                 Input::Begin(Op::Restart),
                 shape(S::Running, W::Running, Some(A::Restarting), C::Running),
+                None,
+            ),
+            (
+                "an update with nothing new leaves the agent as it was",
+                shape(S::Running, W::Running, Some(A::Updating), C::Running),
+                Input::Ended,
+                shape(S::Running, W::Running, None, C::Running),
                 None,
             ),
             (

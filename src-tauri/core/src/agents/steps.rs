@@ -144,11 +144,30 @@ impl Agents {
         if self.containers().image_exists(image).await? {
             return Ok(());
         }
+        self.pull(id, image, log).await
+    }
+
+    /// Pulls `image`, each line of podman's output going to the agent's log and to
+    /// the event stream; the shutdown or a cancel ends it.
+    pub(super) async fn pull(
+        &self,
+        id: Uuid,
+        image: &str,
+        log: &LogRing,
+    ) -> Result<(), AgentError> {
         log.push(format!("Pulling image {image}..."));
         let sink_log = log.clone();
-        let pull = self
-            .containers()
-            .pull(image, Arc::new(move |_, line: &str| sink_log.push(line)));
+        let events = self.inner.events.clone();
+        let pull = self.containers().pull(
+            image,
+            Arc::new(move |_, line: &str| {
+                sink_log.push(line);
+                let _no_listener = events.send(crate::events::Event::PullProgress {
+                    id,
+                    line: line.to_string(),
+                });
+            }),
+        );
         self.unless_interrupted(id, async {
             pull.await
                 .map_err(|e| AgentError::Gateway(format!("Failed to pull OpenClaw image: {e}")))
