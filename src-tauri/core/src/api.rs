@@ -358,6 +358,7 @@ fn router(state: AppState) -> Router {
         .route("/agents/{id}/cancel", post(cancel_agent))
         .route("/agents/{id}/update", post(update_agent))
         .route("/agents/update-all", post(update_all))
+        .route("/agents/stats", get(stats))
         .route(
             "/agents/{id}",
             delete(delete_agent).get(get_agent).patch(edit_agent),
@@ -801,6 +802,20 @@ async fn events(State(s): State<AppState>) -> SseResponse {
             Ok(SseEvent::default().data(serde_json::to_string(&event).unwrap_or_default()))
         });
     sse(all.boxed(), &s.closing)
+}
+
+/// Samples of every running agent's memory and CPU, every two seconds while this
+/// stream is open; the sampling stops when the last such stream closes.
+async fn stats(State(s): State<AppState>) -> SseResponse {
+    let watch = s.core.agents().watch_stats();
+    let samples = futures::stream::unfold(watch, |mut watch| async move {
+        let sample = watch.next().await?;
+        Some((sample, watch))
+    })
+    .map(|sample| {
+        Ok(SseEvent::default().data(serde_json::to_string(&*sample).unwrap_or_default()))
+    });
+    sse(samples.boxed(), &s.closing)
 }
 
 /// Runs the shutdown routine (or joins the one under way) and answers with its

@@ -120,6 +120,23 @@ pub struct Recovered {
     pub state: Container,
 }
 
+/// What `podman stats` says of one container, in bytes and nanoseconds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RawStats {
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    pub mem_usage: u64,
+    pub mem_limit: u64,
+    /// CPU time used since the container started.
+    #[serde(rename = "CPUNano")]
+    pub cpu_nano: u64,
+    /// When the sample was taken (monotonic nanoseconds).
+    pub system_nano: u64,
+    #[serde(rename = "PIDs")]
+    pub pids: u64,
+}
+
 /// A row of `podman ps --format json`. `Labels` is `null` when there are none.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -591,6 +608,26 @@ impl Containers {
             Err(PodmanError::Failed { code, .. }) if code.0 == Some(1) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// One sample of each container's resource use (`podman stats`, raw numbers).
+    pub async fn stats(&self, ids: &[ContainerId]) -> Result<Vec<RawStats>, PodmanError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = vec![
+            "stats".to_string(),
+            "--no-stream".into(),
+            "--format".into(),
+            "{{json .ContainerStats}}".into(),
+        ];
+        args.extend(ids.iter().map(|c| c.0.clone()));
+        let out = self.run(Call::new(args)).await?;
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect())
     }
 
     /// The ID of the image a reference names now; `None` when there is none.

@@ -639,16 +639,23 @@ async fn post_agents_creates_patch_edits_and_the_dashboard_carries_the_gateway_t
         !list.to_string().contains(gateway_token),
         "the list never carries the gateway token"
     );
-    let (status, body) = api.call(Method::POST, &format!("{path}/update"), None).await;
+    let (status, body) = api
+        .call(Method::POST, &format!("{path}/update"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["updated"], false, "nothing newer: {body}");
     assert_eq!(body["agent"]["status"], "running");
     let (status, body) = api.call(Method::POST, "/agents/update-all", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["updated"], false, "{body}");
-    let (status, body) = api.call(Method::POST, &format!("{path}/cancel"), None).await;
+    let (status, body) = api
+        .call(Method::POST, &format!("{path}/cancel"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["agent"]["status"], "running", "nothing to cancel: {body}");
+    assert_eq!(
+        body["agent"]["status"], "running",
+        "nothing to cancel: {body}"
+    );
     let (status, _) = api.call(Method::POST, "/shutdown", None).await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -656,4 +663,94 @@ async fn post_agents_creates_patch_edits_and_the_dashboard_carries_the_gateway_t
 async fn body_port(api: &Api, id: &str) -> u64 {
     let (_, body) = api.call(Method::GET, &format!("/agents/{id}"), None).await;
     body["agent"]["port"].as_u64().expect("port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_are_sampled_only_while_someone_watches() {
+    let home = Home::new();
+    // The real podman behind a wrapper that notes every call, to count them.
+    let calls = home.path().join("podman-calls.log");
+    let wrapper = home.path().join("podman-counting");
+    let real = support::real_podman();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            real.bin().expect("podman").display()
+        ),
+    )
+    .expect("wrapper");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut settings = home.native(IMAGE);
+    settings.podman = clawdock_core::podman::Podman::new(Some(wrapper));
+    let core = Clawdock::start(settings).await.expect("core");
+    let server = ApiServer::start(core.clone(), 0).await.expect("api");
+    let agent = core
+        .agents()
+        .create_and_wait(clawdock_core::agents::CreateRequest {
+            name: "measured".into(),
+            memory_mib: Some(512),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let stats_calls = || {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("stats"))
+            .count()
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stats_calls(), 0, "no watcher, no podman stats");
+    assert!(!core.agents().stats_sampling());
+
+    let resp = reqwest::Client::new()
+        .get(format!("{}/agents/stats", server.url()))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .expect("stats");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut samples = Box::pin(clawdock_core::api::sse_data_lines(resp.bytes_stream()));
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let data = tokio::time::timeout(Duration::from_secs(10), samples.next())
+            .await
+            .expect("a sample within 10 s")
+            .expect("stream open");
+        let sample: Value = serde_json::from_str(&data).expect("json");
+        let ours = sample["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .find(|a| a["id"] == agent.id.to_string())
+            .cloned()
+            .expect("our agent in the sample");
+        seen.push(ours);
+    }
+    assert!(
+        seen[0]["memoryBytes"].as_u64().expect("memory") > 0,
+        "{seen:?}"
+    );
+    assert_eq!(seen[0]["memoryLimitBytes"], 512 * 1024 * 1024, "{seen:?}");
+    assert!(
+        seen[1]["cpuPercent"].as_f64().is_some(),
+        "CPU from two samples: {seen:?}"
+    );
+
+    drop(samples);
+    assert!(
+        support::eventually(Duration::from_secs(3), || !core.agents().stats_sampling()).await,
+        "the sampler stops when the last watcher leaves"
+    );
+    let after = stats_calls();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(stats_calls(), after, "no podman stats once nobody watches");
+    server.close().await;
+    core.shutdown().await;
 }

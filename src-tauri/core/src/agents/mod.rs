@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod logs;
 mod registry;
 pub mod state;
+pub mod stats;
 mod steps;
 mod watch;
 

@@ -69,6 +69,7 @@ pub(super) struct Inner {
     save: Mutex<()>,
     pub events: broadcast::Sender<Event>,
     pub tasks: Tasks,
+    pub stats: Arc<super::stats::StatsHub>,
 }
 
 impl Agents {
@@ -123,6 +124,7 @@ impl Agents {
                 save: Mutex::new(()),
                 events,
                 tasks,
+                stats: Arc::default(),
             }),
         };
         Ok((agents, warning))
