@@ -20,6 +20,9 @@ use clap::{Parser, Subcommand};
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Started by the login item: the tray only, no window.
+    #[arg(long = "at-login", hide = true)]
+    at_login: bool,
 }
 
 #[derive(Subcommand)]
@@ -62,7 +65,7 @@ fn environment_help() -> String {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     match args.command {
-        None => desktop::run(),
+        None => desktop::run(args.at_login),
         Some(Command::Serve { port }) => serve::run(port),
         Some(Command::Status { json }) => cli::run(cli::Request::Status { json }),
         Some(Command::Agents { command }) => cli::run(cli::Request::Agents(

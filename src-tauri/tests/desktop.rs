@@ -302,6 +302,8 @@ fn app_command(home: &Path) -> Command {
         .env("CLAWDOCK_PORT_BASE", port_base(home).to_string())
         .env("CLAWDOCK_API_PORT", "0")
         .env("CLAWDOCK_RESTORE_AGENTS", "0")
+        // The login item goes here, never into the user's own autostart folder.
+        .env("XDG_CONFIG_HOME", home.join("xdg"))
         .env("NO_AT_BRIDGE", "1");
     c
 }
@@ -357,6 +359,7 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
         "Start all",
         "Stop all",
         "Update all",
+        "Launch at login",
         "Open Clawdock",
         "Quit",
         "Start",
@@ -394,6 +397,25 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
         "menu updates: {entries:?}"
     );
     assert!(find(&entries, "Stop all").enabled);
+
+    // Launch at login: the check item writes the XDG autostart entry and removes it.
+    let entry = home.path().join("xdg/autostart/clawdock.desktop");
+    assert!(!entry.exists());
+    click_label(&session, &name, &path, "Launch at login");
+    assert!(
+        wait_for(Duration::from_secs(10), || entry.exists()),
+        "the autostart entry is written"
+    );
+    let text = std::fs::read_to_string(&entry).expect("entry");
+    assert!(
+        text.contains("Exec=\"") && text.contains("\" --at-login\n"),
+        "{text}"
+    );
+    click_label(&session, &name, &path, "Launch at login");
+    assert!(
+        wait_for(Duration::from_secs(10), || !entry.exists()),
+        "the autostart entry is removed"
+    );
 
     // The window, opened from the tray.
     click_label(&session, &name, &path, "Open Clawdock");

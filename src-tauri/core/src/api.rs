@@ -93,14 +93,15 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::NotRunning
         | C::NotOurs
         | C::Busy
-        | C::Cancelled => StatusCode::CONFLICT,
+        | C::Cancelled
+        | C::NoLoginItem => StatusCode::CONFLICT,
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::GatewayFailed => StatusCode::BAD_GATEWAY,
         C::PodmanUnavailable | C::RuntimeNotReady | C::ShuttingDown | C::NoFreePort => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        C::PodmanFailed | C::StoreFailed | C::FolderFailed | C::Internal => {
+        C::PodmanFailed | C::StoreFailed | C::FolderFailed | C::LoginItemFailed | C::Internal => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }
@@ -369,6 +370,7 @@ fn router(state: AppState) -> Router {
         .route("/runtime/start", post(start_runtime))
         .route("/runtime/stop", post(stop_runtime))
         .route("/runtime/check", post(check_runtime))
+        .route("/settings", get(get_settings).put(put_settings))
         .route("/events", get(events))
         .route("/shutdown", post(shutdown))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -816,6 +818,42 @@ async fn stats(State(s): State<AppState>) -> SseResponse {
         Ok(SseEvent::default().data(serde_json::to_string(&*sample).unwrap_or_default()))
     });
     sse(samples.boxed(), &s.closing)
+}
+
+/// `PUT /settings`: the app settings a client may change.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SettingsChange {
+    launch_at_login: bool,
+}
+
+fn settings_answer(s: &AppState) -> Result<Json<serde_json::Value>, ApiError> {
+    let launch_at_login = s
+        .core
+        .launch_at_login()
+        .map_err(|e| ApiError::new(ErrorCode::LoginItemFailed, e.to_string()))?;
+    Ok(Json(json!({ "launchAtLogin": launch_at_login })))
+}
+
+/// `launchAtLogin` is `null` where there is no login item (`clawdock serve`).
+async fn get_settings(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    settings_answer(&s)
+}
+
+async fn put_settings(
+    State(s): State<AppState>,
+    ApiJson(change): ApiJson<SettingsChange>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    s.core
+        .set_launch_at_login(change.launch_at_login)
+        .map_err(|e| match e {
+            None => ApiError::new(
+                ErrorCode::NoLoginItem,
+                "Launch at login belongs to the tray app; `clawdock serve` has none.",
+            ),
+            Some(e) => ApiError::new(ErrorCode::LoginItemFailed, e.to_string()),
+        })?;
+    settings_answer(&s)
 }
 
 /// Runs the shutdown routine (or joins the one under way) and answers with its

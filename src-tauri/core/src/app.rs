@@ -125,6 +125,30 @@ impl Clawdock {
         &self.inner.settings
     }
 
+    /// Whether the tray app starts at login; `None` without a login item (`serve`).
+    pub fn launch_at_login(&self) -> Result<Option<bool>, crate::login_item::LoginItemError> {
+        self.inner
+            .settings
+            .login_item
+            .as_ref()
+            .map(crate::login_item::LoginItem::enabled)
+            .transpose()
+    }
+
+    /// Writes or removes the login item; `Err(None)` without one (`serve`).
+    pub fn set_launch_at_login(
+        &self,
+        on: bool,
+    ) -> Result<(), Option<crate::login_item::LoginItemError>> {
+        let item = self.inner.settings.login_item.as_ref().ok_or(None)?;
+        item.set(on).map_err(Some)?;
+        tracing::info!(on, "launch at login changed");
+        let _no_listener = self.inner.events.send(Event::Settings {
+            launch_at_login: Some(on),
+        });
+        Ok(())
+    }
+
     pub fn agents(&self) -> &Agents {
         &self.inner.agents
     }

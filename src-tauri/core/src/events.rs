@@ -60,6 +60,11 @@ pub enum Event {
         id: Uuid,
         line: String,
     },
+    /// An app setting changed (`launchAtLogin`: `null` where there is none).
+    #[serde(rename_all = "camelCase")]
+    Settings {
+        launch_at_login: Option<bool>,
+    },
     /// The shutdown routine runs; `stopping` agents remain.
     Shutdown {
         stopping: usize,

@@ -7,6 +7,7 @@ pub mod app;
 pub mod containers;
 pub mod events;
 pub mod instance;
+pub mod login_item;
 pub mod machine;
 pub mod podman;
 pub mod settings;

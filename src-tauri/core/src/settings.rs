@@ -71,6 +71,8 @@ pub struct Settings {
     /// Memory limit of new agents' containers (MiB), unless the create says.
     pub agent_memory_mib: u64,
     pub machine_timings: MachineTimings,
+    /// The tray app's login item; `None` for `clawdock serve`, which has none.
+    pub login_item: Option<crate::login_item::LoginItem>,
 }
 
 /// A setting that could not be read.
@@ -93,6 +95,7 @@ impl Settings {
             first_agent_port: FIRST_AGENT_PORT,
             agent_memory_mib: DEFAULT_AGENT_MEMORY_MIB,
             machine_timings: MachineTimings::default(),
+            login_item: None,
         }
     }
 

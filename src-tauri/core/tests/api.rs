@@ -639,6 +639,32 @@ async fn post_agents_creates_patch_edits_and_the_dashboard_carries_the_gateway_t
         !list.to_string().contains(gateway_token),
         "the list never carries the gateway token"
     );
+    // `serve` has no login item: said as such, not an error of the server.
+    let (status, body) = api.call(Method::GET, "/settings", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"launchAtLogin": null}));
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/settings",
+            Some(json!({"launchAtLogin": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "no_login_item");
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            "/settings",
+            Some(json!({"launchAtLogn": true})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a misspelt setting is refused"
+    );
+
     let (status, body) = api
         .call(Method::POST, &format!("{path}/update"), None)
         .await;

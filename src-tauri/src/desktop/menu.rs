@@ -18,6 +18,8 @@ pub enum Action {
     SetupPodman,
     StartRuntime,
     OpenWindow,
+    /// Turn launching at login on (`true`) or off.
+    LaunchAtLogin(bool),
     Quit,
     StartAgent(Uuid),
     StopAgent(Uuid),
@@ -40,6 +42,12 @@ pub enum Item {
         label: String,
         items: Vec<Item>,
     },
+    /// A check item; clicking it runs `action`.
+    Check {
+        label: String,
+        action: Action,
+        checked: bool,
+    },
 }
 
 /// Where the app is, as the menu needs it.
@@ -48,6 +56,8 @@ pub struct MenuState<'a> {
     pub agents: &'a [AgentView],
     /// Set while the shutdown routine runs: agents left to stop.
     pub stopping: Option<usize>,
+    /// Whether the app starts at login; `None` when that cannot be read.
+    pub launch_at_login: Option<bool>,
 }
 
 /// The status line of the menu and the tray tooltip.
@@ -127,6 +137,13 @@ pub fn model(state: &MenuState<'_>) -> Vec<Item> {
         }
     }
     items.push(Item::Separator);
+    if let Some(on) = state.launch_at_login {
+        items.push(Item::Check {
+            label: "Launch at login".into(),
+            action: Action::LaunchAtLogin(!on),
+            checked: on,
+        });
+    }
     items.push(button("Open Clawdock", Action::OpenWindow, true));
     items.push(button(
         if quitting {
@@ -263,6 +280,11 @@ pub async fn perform(core: &Clawdock, action: Action) -> Effect {
             Err(e) => Effect::Failed(e.to_string()),
         },
         Action::OpenWindow => Effect::ShowWindow(String::new()),
+        Action::LaunchAtLogin(on) => match core.set_launch_at_login(on) {
+            Ok(()) => Effect::None,
+            Err(Some(e)) => Effect::Failed(format!("Could not change launch at login: {e}")),
+            Err(None) => Effect::None,
+        },
         Action::Quit => Effect::Quit,
     }
 }
@@ -334,6 +356,7 @@ mod tests {
             status: &st,
             agents: &agents,
             stopping: None,
+            launch_at_login: None,
         });
         assert_eq!(items[0], Item::Label("1 of 2 agents running".into()));
         assert!(enabled(&items, Action::OpenDashboard(agents[0].id)));
@@ -362,6 +385,34 @@ mod tests {
     }
 
     #[test]
+    fn launch_at_login_is_a_check_item_that_flips_it() {
+        let st = status(RuntimeState::Ready, Mode::Native);
+        for on in [false, true] {
+            let items = model(&MenuState {
+                status: &st,
+                agents: &[],
+                stopping: None,
+                launch_at_login: Some(on),
+            });
+            assert!(
+                items.contains(&Item::Check {
+                    label: "Launch at login".into(),
+                    action: Action::LaunchAtLogin(!on),
+                    checked: on,
+                }),
+                "{items:?}"
+            );
+        }
+        let unknown = model(&MenuState {
+            status: &st,
+            agents: &[],
+            stopping: None,
+            launch_at_login: None,
+        });
+        assert!(!unknown.iter().any(|i| matches!(i, Item::Check { .. })));
+    }
+
+    #[test]
     fn busy_agents_cannot_be_started_again() {
         let st = status(RuntimeState::Ready, Mode::Native);
         let agents = [agent("a", AgentStatus::Stopped, Some(Activity::Starting))];
@@ -369,6 +420,7 @@ mod tests {
             status: &st,
             agents: &agents,
             stopping: None,
+            launch_at_login: None,
         });
         assert!(!enabled(&items, Action::StartAgent(agents[0].id)));
         assert!(
@@ -386,6 +438,7 @@ mod tests {
             status: &st,
             agents: &agents,
             stopping: None,
+            launch_at_login: None,
         });
         assert_eq!(items[0], Item::Label("Podman needs setting up".into()));
         assert!(enabled(&items, Action::SetupPodman));
@@ -401,6 +454,7 @@ mod tests {
             status: &st,
             agents: &[],
             stopping: None,
+            launch_at_login: None,
         });
         assert!(enabled(&items, Action::StartRuntime));
         assert!(!enabled(&items, Action::StopAll));
@@ -414,6 +468,7 @@ mod tests {
             status: &st,
             agents: &agents,
             stopping: None,
+            launch_at_login: None,
         });
         assert_eq!(items[0], Item::Label("Podman is not installed".into()));
         assert!(!enabled(&items, Action::StartAll));
@@ -428,6 +483,7 @@ mod tests {
             status: &st,
             agents: &agents,
             stopping: Some(3),
+            launch_at_login: None,
         });
         assert_eq!(items[0], Item::Label("Stopping 3 agents...".into()));
         let quit = buttons(&items)

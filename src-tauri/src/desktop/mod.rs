@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clawdock_core::api::ApiServer;
 use clawdock_core::events::{Change, Event};
+use clawdock_core::login_item::LoginItem;
 use clawdock_core::settings::{self, Settings};
 use clawdock_core::Clawdock;
 use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder, WindowEvent};
@@ -43,14 +44,19 @@ struct Shell {
     engine_lost_told: Mutex<Option<Instant>>,
 }
 
-pub fn run() -> ExitCode {
-    let settings = match Settings::from_env() {
+/// Runs the tray app; `at_login`: started by the login item, so no window.
+pub fn run(at_login: bool) -> ExitCode {
+    let mut settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("clawdock: {e}");
             return ExitCode::from(2);
         }
     };
+    match std::env::current_exe() {
+        Ok(exe) => settings.login_item = Some(LoginItem::new(exe)),
+        Err(e) => tracing::warn!(error = %e, "no login item: the app's own path is unknown"),
+    }
     let _log = crate::logging::init(&settings::default_log_dir(&settings.home), "app");
     let first_run = !settings.agents_file().exists();
     let port = std::env::var("CLAWDOCK_API_PORT")
@@ -107,7 +113,15 @@ pub fn run() -> ExitCode {
             spawn_exit_triggers(&handle);
 
             let status = core.runtime_status();
-            if first_run || status.needs_setup || !status.available {
+            if at_login {
+                if status.needs_setup || !status.available {
+                    notify(
+                        &handle,
+                        "Clawdock",
+                        "Podman needs setting up: open Clawdock from the tray.",
+                    );
+                }
+            } else if first_run || status.needs_setup || !status.available {
                 show_window(
                     &handle,
                     if status.needs_setup || !status.available {
@@ -328,10 +342,15 @@ fn tray_content(app: &AppHandle) -> (Vec<menu::Item>, tauri::image::Image<'stati
     let status = shell.core.runtime_status();
     let agents = shell.core.agents().list();
     let stopping = *lock(&shell.stopping);
+    let launch_at_login = shell.core.launch_at_login().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not read the login item");
+        None
+    });
     let state = MenuState {
         status: &status,
         agents: &agents,
         stopping,
+        launch_at_login,
     };
     let line = menu::status_line(&state);
     (

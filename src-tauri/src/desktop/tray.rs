@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use clawdock_core::status::StateName;
 use tauri::image::Image;
-use tauri::menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
+use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager, Runtime};
 
@@ -122,6 +122,22 @@ fn render_item<R: Runtime>(
             let id = format!("item-{counter}");
             table.insert(id.clone(), *action);
             Box::new(MenuItem::with_id(app, id, label, *enabled, None::<&str>)?)
+        }
+        Item::Check {
+            label,
+            action,
+            checked,
+        } => {
+            let id = format!("item-{counter}");
+            table.insert(id.clone(), *action);
+            Box::new(CheckMenuItem::with_id(
+                app,
+                id,
+                label,
+                true,
+                *checked,
+                None::<&str>,
+            )?)
         }
         Item::Submenu { label, items } => {
             let sub = Submenu::with_id(app, format!("sub-{counter}"), label, true)?;

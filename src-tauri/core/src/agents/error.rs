@@ -26,6 +26,10 @@ pub enum ErrorCode {
     NotRunning,
     Busy,
     Cancelled,
+    /// A setting this instance does not have (launch at login under `serve`).
+    NoLoginItem,
+    /// The platform refused to change the login item.
+    LoginItemFailed,
     PodmanUnavailable,
     /// Podman is installed but its engine (or machine) is not ready.
     RuntimeNotReady,

@@ -1,0 +1,183 @@
+//! Launching the tray app at login: the platform's login item. On Linux and other
+//! XDG desktops an autostart `.desktop` file in `$XDG_CONFIG_HOME/autostart`
+//! (written here: the spec is short and the common crate ignores
+//! `XDG_CONFIG_HOME` and leaves `Exec` unquoted); on macOS a LaunchAgent and on
+//! Windows the `Run` registry key, through the `auto-launch` crate.
+
+use std::path::{Path, PathBuf};
+
+/// The argument the login item passes: the app then starts in the tray only.
+pub const AT_LOGIN_ARG: &str = "--at-login";
+
+const APP_NAME: &str = "Clawdock";
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoginItemError(pub String);
+
+/// The login item that starts `app` (the tray app's executable).
+#[derive(Debug, Clone)]
+pub struct LoginItem {
+    app: PathBuf,
+    #[cfg(not(any(target_os = "macos", windows)))]
+    autostart_dir: Option<PathBuf>,
+}
+
+impl LoginItem {
+    pub fn new(app: PathBuf) -> Self {
+        Self {
+            #[cfg(not(any(target_os = "macos", windows)))]
+            autostart_dir: xdg_config_home(
+                std::env::var_os("XDG_CONFIG_HOME"),
+                std::env::var_os("HOME"),
+            )
+            .map(|c| c.join("autostart")),
+            app,
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "macos", windows)))]
+impl LoginItem {
+    /// A login item written to `dir` (tests).
+    pub fn in_dir(app: PathBuf, dir: PathBuf) -> Self {
+        Self {
+            app,
+            autostart_dir: Some(dir),
+        }
+    }
+
+    fn file(&self) -> Result<PathBuf, LoginItemError> {
+        self.autostart_dir
+            .as_ref()
+            .map(|d| d.join("clawdock.desktop"))
+            .ok_or_else(|| LoginItemError("Neither XDG_CONFIG_HOME nor HOME is set.".into()))
+    }
+
+    pub fn enabled(&self) -> Result<bool, LoginItemError> {
+        Ok(self.file()?.exists())
+    }
+
+    pub fn set(&self, on: bool) -> Result<(), LoginItemError> {
+        let file = self.file()?;
+        let failed = |e: std::io::Error| LoginItemError(format!("{}: {e}", file.display()));
+        if on {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(failed)?;
+            }
+            std::fs::write(&file, desktop_entry(&self.app)).map_err(failed)
+        } else {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(e)),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+#[cfg(any(target_os = "macos", windows))]
+impl LoginItem {
+    fn platform(&self) -> Result<auto_launch::AutoLaunch, LoginItemError> {
+        let mut builder = auto_launch::AutoLaunchBuilder::new();
+        builder
+            .set_app_name(APP_NAME)
+            .set_app_path(&self.app.to_string_lossy())
+            .set_args(&[AT_LOGIN_ARG]);
+        #[cfg(target_os = "macos")]
+        builder.set_macos_launch_mode(auto_launch::MacOSLaunchMode::LaunchAgent);
+        builder.build().map_err(|e| LoginItemError(e.to_string()))
+    }
+
+    pub fn enabled(&self) -> Result<bool, LoginItemError> {
+        self.platform()?
+            .is_enabled()
+            .map_err(|e| LoginItemError(e.to_string()))
+    }
+
+    pub fn set(&self, on: bool) -> Result<(), LoginItemError> {
+        let item = self.platform()?;
+        if on { item.enable() } else { item.disable() }.map_err(|e| LoginItemError(e.to_string()))
+    }
+}
+
+/// `$XDG_CONFIG_HOME` when set to an absolute path, else `$HOME/.config`.
+fn xdg_config_home(
+    config: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    config
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| home.map(|h| Path::new(&h).join(".config")))
+}
+
+/// The autostart entry: `Exec` quoted and escaped as the Desktop Entry spec
+/// requires (a path may hold spaces, quotes or `%`).
+fn desktop_entry(app: &Path) -> String {
+    let mut quoted = String::from("\"");
+    for c in app.to_string_lossy().chars() {
+        if matches!(c, '"' | '`' | '$' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    // The file's own string escaping comes on top of the Exec quoting.
+    let exec = quoted.replace('\\', "\\\\").replace('%', "%%");
+    format!(
+        "[Desktop Entry]\n\
+         Type=Application\n\
+         Name={APP_NAME}\n\
+         Comment=Run OpenClaw agents from the tray\n\
+         Exec={exec} {AT_LOGIN_ARG}\n\
+         Terminal=false\n\
+         X-GNOME-Autostart-enabled=true\n"
+    )
+}
+
+#[cfg(all(test, not(any(target_os = "macos", windows))))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_autostart_file_is_written_and_removed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let autostart = dir.path().join("autostart");
+        let item = LoginItem::in_dir("/opt/My Apps/clawdock".into(), autostart.clone());
+        assert!(!item.enabled().expect("read"));
+        item.set(false).expect("off when already off");
+        item.set(true).expect("on");
+        assert!(item.enabled().expect("read"));
+        let text = std::fs::read_to_string(autostart.join("clawdock.desktop")).expect("file");
+        assert!(
+            text.contains("Exec=\"/opt/My Apps/clawdock\" --at-login\n"),
+            "{text}"
+        );
+        item.set(false).expect("off");
+        assert!(!item.enabled().expect("read"));
+        assert!(!autostart.join("clawdock.desktop").exists());
+    }
+
+    #[test]
+    fn exec_escapes_what_the_spec_reserves() {
+        let text = desktop_entry(Path::new("/a\"b/$c/100%/d\\e"));
+        assert!(
+            text.contains(r#"Exec="/a\\"b/\\$c/100%%/d\\\\e" --at-login"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn config_home_follows_xdg() {
+        assert_eq!(
+            xdg_config_home(Some("/x/cfg".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/x/cfg"))
+        );
+        assert_eq!(
+            xdg_config_home(Some("relative".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/home/u/.config")),
+            "a relative XDG_CONFIG_HOME is ignored, as the spec says"
+        );
+        assert_eq!(xdg_config_home(None, None), None);
+    }
+}
