@@ -355,6 +355,7 @@ fn router(state: AppState) -> Router {
         .route("/runtime/start", post(start_runtime))
         .route("/runtime/stop", post(stop_runtime))
         .route("/runtime/check", post(check_runtime))
+        .route("/meta", get(meta))
         .route("/events", get(events))
         .route("/shutdown", post(shutdown))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -721,12 +722,19 @@ async fn check_runtime(State(s): State<AppState>) -> Json<crate::status::Runtime
     Json(s.core.check_podman().await)
 }
 
+/// The rules clients apply as the user types (name, providers, machine sizes,
+/// memory per agent).
+async fn meta() -> Json<crate::meta::Meta> {
+    Json(crate::meta::meta())
+}
+
 /// Every change, as SSE. Starts with a snapshot so a client needs no other read.
 async fn events(State(s): State<AppState>) -> SseResponse {
     let rx = s.core.subscribe();
     let snapshot = |core: &Clawdock| Event::Snapshot {
         status: core.runtime_status(),
         agents: core.agents().list(),
+        meta: Box::new(crate::meta::meta()),
     };
     let first = snapshot(&s.core);
     let core = s.core.clone();

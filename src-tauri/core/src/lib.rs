@@ -8,6 +8,7 @@ pub mod containers;
 pub mod events;
 pub mod instance;
 pub mod machine;
+pub mod meta;
 pub mod podman;
 pub mod settings;
 pub mod shutdown;
