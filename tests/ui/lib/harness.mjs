@@ -154,9 +154,9 @@ export async function launchBrowser() {
     ],
   });
   if (process.env.CLAWDOCK_UI_FROM_DISK === '1') {
-    await context.route((url) => url.hostname === '127.0.0.1' && (url.pathname === '/' || url.pathname === '/boot.js' || url.pathname.startsWith('/ui/')), (route) => {
+    await context.route((url) => url.hostname === '127.0.0.1' && (url.pathname === '/' || url.pathname.startsWith('/ui/')), (route) => {
       const { pathname } = new URL(route.request().url());
-      const rel = pathname === '/' ? 'index.html' : pathname === '/boot.js' ? 'boot.js' : pathname.slice('/ui/'.length);
+      const rel = pathname === '/' ? 'index.html' : pathname.slice('/ui/'.length);
       const file = path.join(ROOT, 'ui', rel);
       if (!file.startsWith(path.join(ROOT, 'ui')) || !fs.existsSync(file)) return route.fulfill({ status: 404, body: 'not found' });
       return route.fulfill({ path: file, contentType: MIME[path.extname(file).slice(1)] || 'application/octet-stream' });
