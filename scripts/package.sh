@@ -11,7 +11,6 @@ bundles=${1:-deb}
 python3 - <<'PY'
 import json
 c = json.load(open("tauri.conf.json"))
-c["build"]["frontendDist"] = "../" + c["build"]["frontendDist"]
 c["bundle"]["icon"] = ["../" + p for p in c["bundle"]["icon"]]
 json.dump(c, open("src-tauri/tauri.conf.json", "w"), indent=2)
 PY

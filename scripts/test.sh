@@ -10,6 +10,8 @@ if [ "${CLAWDOCK_SKIP_GATEWAY:-0}" != 1 ]; then
   tests/images/build-openclaw-image.sh
 fi
 
+# The UI's pure modules (reducer, wizard step, routes, SSE, progress): no browser.
+node --test tests/ui/unit/
 cargo test --workspace --locked --no-fail-fast
 if [ -x tests/ui/run.sh ]; then
   CLAWDOCK_BIN="$PWD/target/debug/clawdock" tests/ui/run.sh

@@ -1,75 +1,27 @@
 // Clawdock's window: finds the API, follows its event stream, and renders the
-// agents page, the setup wizard and the agent sheet from one state.
+// agents page, the setup wizard and the agent sheet from one state (state.js).
 // The page never polls: everything after the first snapshot arrives over /events.
 
 import { Api, EventFeed, locateApi, splitHash } from './api.js';
-import { state, changed, subscribe, applyEvent } from './state.js';
-import { parseRoute, setRouteHandler, navigate } from './router.js';
-import { renderAgents } from './agents.js';
-import { renderBanners, renderPills } from './runtime.js';
-import { setupCreateDialog, openCreateDialog } from './create.js';
-import { setupPanel, renderPanel } from './panel.js';
-import { renderWizard } from './wizard.js';
+import { createStore } from './state.js';
+import { parseRoute, navigate, ROUTE_EVENT } from './router.js';
+import { createActions } from './actions.js';
+import { createAgentsView } from './agents.js';
+import { createBanners, renderPills } from './runtime.js';
+import { createDialog } from './create.js';
+import { createPanel } from './panel.js';
+import { createWizard } from './wizard.js';
+import { createAnnouncer } from './announce.js';
 import { h, rich, typingTarget, show } from './util.js';
 
 const $ = (id) => document.getElementById(id);
 
-/** Opens the wizard by itself once, when the machine is absent on first load. */
-let autoSetupDone = false;
-
-function onRoute() {
-  const { token } = splitHash(location.hash);
-  if (token && !window.__CLAWDOCK__) {
-    // A fresh link pasted into this tab: take its token.
-    const found = locateApi();
-    if (state.api && found.token !== state.api.token) {
-      location.reload();
-      return;
-    }
-  }
-  state.route = parseRoute();
-  changed();
-}
-
-function render() {
-  const gated = state.conn === 'no-token' || state.conn === 'unauthorized';
-  const setup = state.route.view === 'setup';
-  show($('gate-view'), gated);
-  show($('agents-view'), !gated && !setup);
-  show($('wizard-view'), !gated && setup);
-  show($('banners'), !gated);
-  if (gated) renderGate();
-
-  const s = state.status;
-  // Decided on the first settled state: right after start the server says `starting`
-  // until it has looked at the machine once.
-  if (s && !autoSetupDone && s.state !== 'starting') {
-    autoSetupDone = true;
-    if (s.state === 'absent' && s.needsSetup && state.route.view === 'agents' && !state.route.panel) navigate('setup');
-  }
-
-  const newAgent = $('new-agent');
-  newAgent.disabled = gated || !s || !s.available;
-  newAgent.title = s && !s.available ? 'Install Podman first' : 'New agent (N)';
-  newAgent.hidden = setup;
-  $('empty-create').disabled = newAgent.disabled;
-
-  renderPills();
-  renderBanners();
-  if (!gated) {
-    renderAgents();
-    renderWizard();
-    renderPanel();
-  }
-  document.title = setup ? 'Set up Podman – Clawdock' : 'Clawdock';
-}
-
-function renderGate() {
+function renderGate(state) {
   const view = $('gate-view');
-  const key = state.conn;
+  const key = state.local.conn;
   if (view.dataset.key === key) return;
   view.dataset.key = key;
-  const unauthorized = state.conn === 'unauthorized';
+  const unauthorized = key === 'unauthorized';
   view.replaceChildren(h('div', { class: 'gate' },
     h('h1', { text: unauthorized ? 'This link’s token is not valid' : 'Open Clawdock from its link' }),
     h('p', null, rich(unauthorized
@@ -78,47 +30,96 @@ function renderGate() {
     h('p', null, rich('Open the address `clawdock url` prints (it ends in `#token=…`; `clawdock serve` prints it too when run in a terminal), or use the Clawdock window from the tray.'))));
 }
 
-function keyboard(e) {
-  if (e.defaultPrevented || e.metaKey || e.ctrlKey || e.altKey) return;
-  if (document.querySelector('dialog[open]')) return;
-  if (typingTarget(e.target)) return;
-  if ((e.key === 'n' || e.key === 'N') && !$('new-agent').disabled && !$('new-agent').hidden) {
-    e.preventDefault();
-    openCreateDialog();
-  } else if (e.key === 'Escape' && state.route.view === 'setup') {
-    navigate('');
-  }
-}
-
 function start() {
+  const store = createStore();
+  const { state } = store;
+  const actions = createActions(store);
+  const create = createDialog(store, actions);
+  const views = [
+    createBanners(actions),
+    createAgentsView(actions),
+    createWizard(store, actions, () => create.open()),
+    createPanel(store, actions),
+    () => create.render(),
+  ];
+  const announce = createAnnouncer();
+
+  const render = () => {
+    const { conn, route } = state.local;
+    const gated = conn === 'no-token' || conn === 'unauthorized';
+    const setup = route.view === 'setup';
+    show($('gate-view'), gated);
+    show($('agents-view'), !gated && !setup);
+    show($('wizard-view'), !gated && setup);
+    show($('banners'), !gated);
+    if (gated) renderGate(state);
+
+    const s = state.server.status;
+    // Decided on the first settled state: right after start the server says `starting`
+    // until it has looked at the machine once.
+    if (s && !state.local.autoSetupDone && s.state !== 'starting') {
+      store.markAutoSetupDone();
+      if (s.state === 'absent' && s.needsSetup && route.view === 'agents' && !route.panel) navigate('setup');
+    }
+
+    const newAgent = $('new-agent');
+    newAgent.disabled = gated || !s || !s.available;
+    newAgent.title = s && !s.available ? 'Install Podman first' : 'New agent (N)';
+    newAgent.hidden = setup;
+    $('empty-create').disabled = newAgent.disabled;
+
+    renderPills(state);
+    if (!gated) for (const view of views) view(state);
+    announce(state);
+    document.title = setup ? 'Set up Podman – Clawdock' : 'Clawdock';
+  };
+
+  const onRoute = () => {
+    const { token } = splitHash(location.hash);
+    if (token && !window.__CLAWDOCK__ && state.api) {
+      // A fresh link pasted into this tab: take its token.
+      const found = locateApi();
+      if (found.token !== state.api.token) {
+        location.reload();
+        return;
+      }
+    }
+    store.setRoute(parseRoute(location.hash));
+  };
+
+  const keyboard = (e) => {
+    if (e.defaultPrevented || e.metaKey || e.ctrlKey || e.altKey) return;
+    if (document.querySelector('dialog[open]')) return;
+    if (typingTarget(e.target)) return;
+    if ((e.key === 'n' || e.key === 'N') && !$('new-agent').disabled && !$('new-agent').hidden) {
+      e.preventDefault();
+      create.open();
+    } else if (e.key === 'Escape' && state.local.route.view === 'setup') {
+      navigate('');
+    }
+  };
+
   const { base, token } = locateApi();
-  setupCreateDialog();
-  setupPanel();
-  $('new-agent').addEventListener('click', openCreateDialog);
-  $('empty-create').addEventListener('click', openCreateDialog);
+  $('new-agent').addEventListener('click', () => create.open());
+  $('empty-create').addEventListener('click', () => create.open());
   $('home').addEventListener('click', () => navigate(''));
   document.addEventListener('keydown', keyboard);
-  setRouteHandler(onRoute);
   window.addEventListener('hashchange', onRoute);
   window.addEventListener('popstate', onRoute);
-  subscribe(render);
-  state.route = parseRoute();
+  window.addEventListener(ROUTE_EVENT, onRoute);
+  store.subscribe(render);
+  store.setRoute(parseRoute(location.hash));
 
   if (!token) {
-    state.conn = 'no-token';
-    changed();
+    store.setConn('no-token');
     return;
   }
-  state.api = new Api(base, token);
+  store.setApi(new Api(base, token));
   const feed = new EventFeed(state.api, {
-    onEvent: applyEvent,
-    onState: (conn) => {
-      state.conn = conn;
-      changed();
-    },
+    onEvent: (event) => store.applyEvent(event),
+    onState: (conn) => store.setConn(conn),
   });
   feed.start();
-  changed();
 }
 
 start();

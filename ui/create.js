@@ -1,146 +1,162 @@
-// The "New agent" dialog: name checked as you type with the server's rule,
-// provider fields, and the server's own error sentence when it refuses.
+// The "New agent" dialog: the name checked as you type with the server's rule, the
+// provider choices and their fields as the server declares them (`meta`), and the
+// server's own sentence when it refuses. Nothing here is a copy of a server rule.
 
-import { state, changed } from './state.js';
+import { nameOk, fieldOk } from './state.js';
 import { navigate } from './router.js';
 import { toast } from './feedback.js';
+import { h, rich, fill, setText } from './util.js';
+import { keyed } from './dom.js';
 
-/** The server's rule for agent names (docs/API.md, SEED-SPEC.md). */
-export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-export const NAME_MAX = 63;
-
-export function nameOk(name) {
-  return NAME_RE.test(name) && name.length <= NAME_MAX;
+/** The create request from the form's values (only the chosen provider's fields). */
+export function createBody(provider, values) {
+  const body = { name: values.name };
+  if (!provider || !provider.id) return body;
+  body.providerType = provider.id;
+  for (const f of provider.fields) {
+    const v = f.kind === 'password' ? values[f.name] : String(values[f.name] ?? '').trim();
+    if (v) body[f.name] = v;
+  }
+  return body;
 }
 
-const $ = (id) => document.getElementById(id);
-let submitting = false;
+/** What `agents` gateways need against the machine's memory; null when they fit. */
+export function memoryShortfall(meta, status, agents) {
+  const have = status && status.machineMemoryMib;
+  const table = meta && meta.memory.needMiB;
+  if (!have || !table || !table.length) return null;
+  const need = table[Math.min(agents, table.length - 1)];
+  return need > have ? { agents, need, have } : null;
+}
 
-export function setupCreateDialog() {
+export function createDialog(store, actions) {
+  const $ = (id) => document.getElementById(id);
   const dialog = $('create-dialog');
   const form = $('create-form');
   const name = $('f-name');
-  const provider = $('f-provider');
-  const base = $('f-base');
+  const select = $('f-provider');
+  const { state } = store;
+
+  const meta = () => state.server.meta;
+  const provider = () => (meta() ? meta().providers.find((p) => p.id === select.value) : null);
+  const values = () => {
+    const v = { name: name.value };
+    for (const input of $('f-fields').querySelectorAll('input')) v[input.name] = input.value;
+    return v;
+  };
+
+  /** The provider list and rule texts, from the server's rules. */
+  const fillChoices = () => {
+    const m = meta();
+    if (!m) return;
+    fill($('f-name-rule'), ...rich(m.name.rule));
+    keyed(select, m.providers, (p) => p.id || 'none', (p) => h('option', { value: p.id }), (el, p) => setText(el, p.label));
+  };
+
+  /** A field of the chosen provider; the last two (model and key) share a row. */
+  const fieldEl = (f) => {
+    const id = `f-${f.name}`;
+    const help = f.help ? h('p', { class: 'help', id: `${id}-help` }, rich(f.help)) : null;
+    const fields = provider().fields;
+    const half = fields.length >= 2 && fields.indexOf(f) >= fields.length - 2;
+    return h('div', { class: half ? 'field half' : 'field' },
+      h('label', { for: id }, f.label, f.required ? null : h('span', { class: 'optional', text: ' optional' })),
+      h('input', {
+        id, name: f.name, type: f.kind === 'password' ? 'password' : f.kind === 'url' ? 'url' : 'text',
+        spellcheck: 'false', autocomplete: f.kind === 'password' ? 'new-password' : 'off',
+        placeholder: f.placeholder, required: f.required, 'aria-describedby': help ? `${id}-help` : null,
+      }),
+      help);
+  };
 
   const update = () => {
+    const m = meta();
     const value = name.value;
-    const invalid = value.length > 0 && !nameOk(value);
+    const invalid = !!m && value.length > 0 && !nameOk(m, value);
     $('f-name-rule').hidden = !invalid;
     $('f-name-help').hidden = invalid;
     name.setAttribute('aria-invalid', invalid ? 'true' : 'false');
     name.setAttribute('aria-describedby', invalid ? 'f-name-rule' : 'f-name-help');
-    const kind = provider.value;
-    const custom = kind === 'custom';
-    $('f-custom').hidden = !custom;
-    $('f-model-fields').hidden = !kind;
-    $('f-key-help').hidden = !kind;
-    $('f-provider-help').hidden = !!kind;
-    base.required = custom;
-    const baseOk = !custom || /^https?:\/\/[^\s/]+/i.test(base.value.trim());
-    $('create-submit').disabled = submitting || !nameOk(value) || !baseOk;
+    const p = provider();
+    fill($('f-provider-help'), ...(p ? rich(p.hint) : []));
+    keyed($('f-fields'), p ? p.fields : [], (f) => f.name, fieldEl);
+    const fieldsOk = !p || p.fields.every((f) => fieldOk(f, values()[f.name]));
+    $('create-submit').disabled = state.local.submitting || !nameOk(m, value) || !fieldsOk;
   };
 
-  form.addEventListener('input', () => {
-    hideError();
+  const hideError = () => { $('create-error').hidden = true; };
+  const showError = (message) => {
+    const box = $('create-error');
+    box.textContent = message;
+    box.hidden = false;
+  };
+
+  const memoryWarning = () => {
+    const box = $('create-memory');
+    const short = memoryShortfall(meta(), state.server.status, state.server.agents.size + 1);
+    box.hidden = !short;
+    if (short) {
+      box.textContent = `${short.agents} agents need about ${(short.need / 1024).toFixed(1)} GiB, but the Podman machine has ` +
+        `${(short.have / 1024).toFixed(1)} GiB. The new agent may fail to start or be stopped by the system. ` +
+        'Stop another agent, or give the machine more memory.';
+    }
+  };
+
+  const submit = async () => {
+    const button = $('create-submit');
+    button.textContent = 'Creating…';
     update();
-  });
+    try {
+      const created = await actions.create(createBody(provider(), values()));
+      const wasOpen = dialog.open;
+      dialog.close();
+      if (created && wasOpen) navigate(`logs/${created.id}`);
+      else if (created) toast(`${created.name} is being created.`, { kind: 'ok' });
+    } catch (e) {
+      if (dialog.open) {
+        showError(e.message);
+        name.focus();
+      } else {
+        toast(e.message, { kind: 'error', title: 'Could not create the agent' });
+      }
+    } finally {
+      button.textContent = 'Create agent';
+      update();
+    }
+  };
+
+  form.addEventListener('input', () => { hideError(); update(); });
   form.addEventListener('change', update);
   $('create-cancel').addEventListener('click', () => dialog.close());
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     update();
     if ($('create-submit').disabled) return;
-    await submit(dialog, update);
+    await submit();
   });
   dialog.addEventListener('close', () => {
     // Secrets do not linger in a closed dialog.
-    $('f-key').value = '';
+    for (const input of $('f-fields').querySelectorAll('input[type=password]')) input.value = '';
   });
-  dialog.updateForm = update;
-}
 
-/** Warns, before anything is created, when one more gateway would not fit in the
- * Podman machine's memory (vm mode; the server says how much each one takes). */
-function memoryWarning() {
-  const st = state.status;
-  const box = $('create-memory');
-  const have = st && st.machineMemoryMiB;
-  if (!have || !st.agentMemoryMiB) {
-    box.hidden = true;
-    return;
-  }
-  const agents = state.agents.size + 1;
-  const need = 512 + st.agentMemoryMiB * agents;
-  box.hidden = need <= have;
-  box.textContent = `${agents} agents need about ${(need / 1024).toFixed(1)} GiB, but the Podman machine has ` +
-    `${(have / 1024).toFixed(1)} GiB. The new agent may fail to start or be stopped by the system. ` +
-    'Stop another agent, or give the machine more memory.';
-}
-
-function hideError() {
-  $('create-error').hidden = true;
-}
-
-function showError(message) {
-  const box = $('create-error');
-  box.textContent = message;
-  box.hidden = false;
-}
-
-function body() {
-  const value = (id) => $(id).value.trim();
-  const kind = $('f-provider').value;
-  const req = { name: $('f-name').value };
-  if (!kind) return req;
-  req.providerType = kind;
-  if (value('f-model')) req.modelId = value('f-model');
-  if ($('f-key').value) req.apiKey = $('f-key').value;
-  if (kind === 'custom') {
-    req.baseUrl = value('f-base');
-    if (value('f-pname')) req.providerName = value('f-pname');
-  }
-  return req;
-}
-
-async function submit(dialog, update) {
-  submitting = true;
-  const button = $('create-submit');
-  button.textContent = 'Creating…';
-  update();
-  try {
-    const res = await state.api.post('/agents/create', body());
-    const agent = res && res.agent;
-    if (agent) {
-      state.agents.set(agent.id, agent);
-      changed();
-    }
-    const wasOpen = dialog.open;
-    dialog.close();
-    if (agent && wasOpen) navigate(`logs/${agent.id}`);
-    else if (agent) toast(`${agent.name} is being created.`, { kind: 'ok' });
-  } catch (e) {
-    if (dialog.open) {
-      showError(e.message);
-      $('f-name').focus();
-    } else {
-      toast(e.message, { kind: 'error', title: 'Could not create the agent' });
-    }
-  } finally {
-    submitting = false;
-    button.textContent = 'Create agent';
-    update();
-  }
-}
-
-export function openCreateDialog() {
-  const dialog = $('create-dialog');
-  if (dialog.open) return;
-  if (state.status && !state.status.available) return;
-  $('create-form').reset();
-  hideError();
-  memoryWarning();
-  dialog.updateForm();
-  dialog.showModal();
-  $('f-name').focus();
+  return {
+    open() {
+      if (dialog.open) return;
+      const s = state.server.status;
+      if (s && !s.available) return;
+      fillChoices();
+      form.reset();
+      hideError();
+      memoryWarning();
+      update();
+      dialog.showModal();
+      name.focus();
+    },
+    /** Keeps the open dialog in step with the state (the rules, a request in flight). */
+    render() {
+      if (!dialog.open) return;
+      fillChoices();
+      update();
+    },
+  };
 }

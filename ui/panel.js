@@ -1,23 +1,25 @@
 // The side sheet for one agent: its logs (followed live) and a chat with its
 // gateway. Routes `logs/<id>` and `chat/<id>` open it; closing it goes back to ''.
 
-import { state, isBusy } from './state.js';
+import { isBusy } from './state.js';
 import { h, icon, setText, show, copyText } from './util.js';
-import { badge, updateBadge, act } from './agents.js';
+import { badge, updateBadge } from './agents.js';
 import { navigate } from './router.js';
 import { plainText } from './api.js';
 
 const MAX_LINES = 5000;
-let current = null;
 
 function dialog() {
   return document.getElementById('panel');
 }
 
-export function setupPanel() {
+/** The agent sheet: render(state). Holds the open panel (its streams) in a closure. */
+export function createPanel(store, actions) {
+  const { state } = store;
+  let current = null;
   const d = dialog();
   d.addEventListener('close', () => {
-    if (state.route.panel) navigate('');
+    if (state.local.route.panel) navigate('');
   });
   // A click on the backdrop (outside the sheet's box) closes it, like a native sheet.
   d.addEventListener('mousedown', (e) => {
@@ -25,36 +27,35 @@ export function setupPanel() {
     const r = d.getBoundingClientRect();
     if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) d.close();
   });
+
+  const closePanel = () => {
+    current.dispose();
+    current = null;
+    if (d.open) d.close();
+    d.replaceChildren();
+  };
+
+  return function render() {
+    const route = state.local.route;
+    if (!route.panel) {
+      if (current) closePanel();
+      return;
+    }
+    if (!current || current.kind !== route.panel || current.id !== route.id) {
+      if (current) current.dispose();
+      current = build(store, actions, route.panel, route.id);
+      d.replaceChildren(current.el);
+      if (!d.open) d.showModal();
+      current.focus();
+    }
+    current.update();
+  };
 }
 
-export function renderPanel() {
-  const route = state.route;
-  if (!route.panel) {
-    if (current) closePanel();
-    return;
-  }
-  if (!current || current.kind !== route.panel || current.id !== route.id) {
-    if (current) current.dispose();
-    current = build(route.panel, route.id);
-    const d = dialog();
-    d.replaceChildren(current.el);
-    if (!d.open) d.showModal();
-    current.focus();
-  }
-  current.update();
-}
-
-function closePanel() {
-  current.dispose();
-  current = null;
-  const d = dialog();
-  if (d.open) d.close();
-  d.replaceChildren();
-}
-
-function build(kind, id) {
+function build(store, actions, kind, id) {
+  const { state } = store;
   const title = h('h2', { id: 'panel-title' });
-  const status = badge({ id, status: 'creating' });
+  const status = badge();
   const sub = h('p', { class: 'muted sheet-sub' });
   const tab = (k, label) => h('button', {
     class: 'tab', type: 'button', role: 'tab', 'aria-selected': k === kind ? 'true' : 'false',
@@ -69,7 +70,7 @@ function build(kind, id) {
   const missing = h('div', { class: 'sheet-missing', hidden: true },
     h('p', { text: 'This agent no longer exists.' }),
     h('button', { class: 'btn', type: 'button', onclick: () => dialog().close() }, 'Close'));
-  const view = kind === 'logs' ? logsView(id) : chatView(id);
+  const view = kind === 'logs' ? logsView(store, id) : chatView(store, actions, id);
   const el = h('div', { class: 'sheet-inner', dataset: { kind } },
     h('header', { class: 'sheet-head' },
       h('div', { class: 'sheet-title' }, title, status),
@@ -80,8 +81,9 @@ function build(kind, id) {
     focus: () => view.focus(),
     dispose: () => view.dispose(),
     update() {
-      const agent = state.agents.get(id);
-      const loaded = state.status != null;
+      const agent = state.server.agents.get(id);
+      // A just-created agent the server acknowledged is on its way, not missing.
+      const loaded = state.server.status != null && !state.local.expected.has(id);
       show(missing, loaded && !agent);
       show(view.el, !!agent || !loaded);
       if (!agent) {
@@ -91,7 +93,7 @@ function build(kind, id) {
       }
       status.hidden = false;
       setText(title, agent.name);
-      updateBadge(status, agent);
+      updateBadge(status, agent, state.local.inflight);
       const bits = [`Port ${agent.port}`];
       if (agent.status === 'running' && agent.gatewayUrl) bits.push(agent.gatewayUrl);
       if (agent.providerType) bits.push(agent.providerType);
@@ -103,7 +105,8 @@ function build(kind, id) {
 
 // ---- logs ----------------------------------------------------------------------
 
-function logsView(id) {
+function logsView(store, id) {
+  const { state } = store;
   let source = 'agent';
   let controller = null;
   let lines = [];
@@ -231,12 +234,9 @@ function logsView(id) {
 
 // ---- chat ----------------------------------------------------------------------
 
-/** Conversations by agent id, kept while the page lives. */
-const conversations = new Map();
-
-function chatView(id) {
-  if (!conversations.has(id)) conversations.set(id, []);
-  const messages = conversations.get(id);
+function chatView(store, actions, id) {
+  const { state } = store;
+  const messages = store.conversation(id);
   let controller = null;
 
   const list = h('div', { class: 'chat-list', role: 'log', 'aria-label': 'Conversation', 'aria-live': 'polite' });
@@ -245,7 +245,7 @@ function chatView(id) {
   const input = h('textarea', { class: 'chat-input', rows: '1', placeholder: 'Message…', 'aria-label': 'Message' });
   const send = h('button', { class: 'btn primary', type: 'submit' }, icon('send'), 'Send');
   const hint = h('p', { class: 'chat-hint muted', text: 'Enter sends, Shift+Enter adds a line.' });
-  const startBtn = h('button', { class: 'btn small', type: 'button', onclick: () => { const a = state.agents.get(id); if (a) act(a, 'start'); } }, icon('play'), 'Start');
+  const startBtn = h('button', { class: 'btn small', type: 'button', onclick: () => { const a = state.server.agents.get(id); if (a) actions.act(a, 'start'); } }, icon('play'), 'Start');
   const offline = h('div', { class: 'chat-offline', hidden: true }, h('span', { text: 'Chat needs a running agent.' }), startBtn);
   const form = h('form', { class: 'composer' }, input, send);
   const el = h('div', { class: 'chat-view' }, list, offline, form, hint);
@@ -282,7 +282,7 @@ function chatView(id) {
     e.preventDefault();
     if (controller) { controller.abort(); return; }
     const text = input.value.trim();
-    const agent = state.agents.get(id);
+    const agent = state.server.agents.get(id);
     if (!text || !agent || agent.status !== 'running') return;
     input.value = '';
     grow();
@@ -348,9 +348,9 @@ function chatView(id) {
       offline.hidden = running;
       form.hidden = !running && !controller;
       hint.hidden = form.hidden;
-      startBtn.disabled = isBusy(agent) || !['stopped', 'error'].includes(agent.status);
+      startBtn.disabled = isBusy(state, agent) || !['stopped', 'error'].includes(agent.status);
       startBtn.hidden = agent.status === 'running';
-      setText(offline.firstChild, isBusy(agent) ? 'The agent is busy; chat opens when it runs.' : 'Chat needs a running agent.');
+      setText(offline.firstChild, isBusy(state, agent) ? 'The agent is busy; chat opens when it runs.' : 'Chat needs a running agent.');
     },
   };
 }

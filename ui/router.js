@@ -3,7 +3,8 @@
 
 import { splitHash } from './api.js';
 
-export function parseRoute(hash = location.hash) {
+/** The route of a location hash (pure: no access to `location` here). */
+export function parseRoute(hash) {
   const { route } = splitHash(hash);
   const [name, ...rest] = route.split('/');
   const id = rest.join('/');
@@ -16,23 +17,20 @@ export function parseRoute(hash = location.hash) {
   return { view: 'agents' };
 }
 
-let onRoute = () => {};
-
-export function setRouteHandler(fn) {
-  onRoute = fn;
-}
+/** Fired on window when `navigate` changed the route without a hashchange. */
+export const ROUTE_EVENT = 'clawdock:route';
 
 /** Goes to a route; '' is the agents page (no fragment left in the address). */
 export function navigate(route) {
   const target = route ? `#${route}` : '';
   if (location.hash === target || (!route && !location.hash)) {
-    onRoute();
+    window.dispatchEvent(new Event(ROUTE_EVENT));
     return;
   }
   if (route) {
     location.hash = route;
   } else {
     history.pushState(history.state, '', location.pathname + location.search);
-    onRoute();
+    window.dispatchEvent(new Event(ROUTE_EVENT));
   }
 }

@@ -1,9 +1,8 @@
-// The container runtime as the user sees it: the banner above the agents, the pill
-// in the title bar, install help per OS, and the runtime actions.
+// The container runtime as the user sees it: the banners above the agents, the pill
+// in the title bar, install help per OS, and the buttons of the runtime actions.
 
-import { state, changed } from './state.js';
 import { h, icon, rich, setText, detectOs, copyText } from './util.js';
-import { toast } from './feedback.js';
+import { keyed, setBusy } from './dom.js';
 import { navigate } from './router.js';
 
 /** Install steps per OS; each step is text with `code` spans, or a command. */
@@ -63,151 +62,149 @@ export function installHelp() {
       stepList(os))));
 }
 
-// ---- runtime actions ---------------------------------------------------------
+// ---- banners -----------------------------------------------------------------
 
-/** The runtime action in flight: 'check' | 'start' | 'setup' | null. */
-export let runtimeBusy = null;
+const BUSY_LABELS = { check: 'Checking…', start: 'Starting…', setup: 'Setting up…' };
 
-export async function runtimeAction(kind, body) {
-  if (runtimeBusy) return null;
-  runtimeBusy = kind;
-  changed();
-  try {
-    const status = await state.api.post(`/runtime/${kind}`, body);
-    if (status && status.state) {
-      state.status = status;
-    }
-    if (kind === 'check' && status && !status.available) {
-      toast('Podman is still not found. Install it, then check again.', { kind: 'error' });
-    }
-    return status;
-  } catch (e) {
-    const title = { check: 'Could not look for Podman', start: 'Could not start Podman', setup: 'Could not set up Podman' }[kind];
-    toast(e.message, { kind: 'error', title });
-    return null;
-  } finally {
-    runtimeBusy = null;
-    changed();
-  }
+/**
+ * A button running a runtime action (`check`, `start`, `setup`); `runtimeButtons`
+ * keeps every such button's busy state current.
+ */
+export function runtimeButton(actions, kind, label, { cls = 'btn primary', busyLabel, onclick } = {}) {
+  const button = h('button', {
+    class: cls, type: 'button',
+    dataset: { runtime: kind, label, busyLabel: busyLabel || BUSY_LABELS[kind] },
+    onclick: onclick || (() => actions.runtime(kind)),
+  }, label);
+  return button;
 }
 
-// ---- banner ------------------------------------------------------------------
-
-function busyButton(kind, label, busyLabel, cls = 'btn') {
-  const busy = runtimeBusy === kind;
-  return h('button', {
-    class: cls, type: 'button', disabled: !!runtimeBusy,
-    onclick: () => runtimeAction(kind),
-  }, busy ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null, busy ? busyLabel : label);
+/** Patches every runtime button under `root` to the action in flight. */
+export function runtimeButtons(root, busyKind) {
+  for (const b of root.querySelectorAll('button[data-runtime]')) {
+    setBusy(b, { busy: busyKind === b.dataset.runtime, disabled: !!busyKind, label: b.dataset.label, busyLabel: b.dataset.busyLabel });
+  }
 }
 
 function banner({ tone, title, text, body, actions, live }) {
   return h('section', { class: `banner tone-${tone}`, role: live ? 'alert' : 'region', 'aria-label': title },
-    h('div', { class: 'banner-icon' }, icon(tone === 'error' ? 'warn' : tone === 'warn' ? 'warn' : 'info')),
+    h('div', { class: 'banner-icon' }, icon(tone === 'info' ? 'info' : 'warn')),
     h('div', { class: 'banner-body' },
       h('h2', { text: title }),
-      text ? h('p', null, rich(text)) : null,
+      text ? h('p', { class: 'banner-text' }, rich(text)) : null,
       body || null),
     actions && actions.length ? h('div', { class: 'banner-actions' }, actions) : null);
 }
 
-function runtimeBanner(status) {
-  const setup = status.setup;
-  const settingUp = setup && setup.running;
-  switch (status.state) {
-    case 'unavailable':
-      return banner({
-        tone: 'error',
-        title: 'Podman is not installed',
-        text: 'Clawdock runs each agent in a Podman container, and Podman was not found on this computer. Install it, then check again.',
-        body: installHelp(),
-        actions: [busyButton('check', 'Check again', 'Checking…', 'btn primary')],
-      });
-    case 'absent':
-      if (settingUp) return setupRunningBanner(setup);
-      return banner({
-        tone: 'info',
-        title: 'Set up Podman’s machine',
-        text: 'Podman runs containers inside a small Linux virtual machine on this computer. It is created once: about 1 GB to download.',
-        actions: [h('button', { class: 'btn primary', type: 'button', onclick: () => navigate('setup') }, 'Set up…')],
-      });
-    case 'stopped':
-      return banner({
-        tone: 'info',
-        title: 'Podman’s machine is stopped',
-        text: 'Agents need it running. Starting it takes a few seconds.',
-        actions: [busyButton('start', 'Start', 'Starting…', 'btn primary')],
-      });
-    case 'starting':
-      if (settingUp) return setupRunningBanner(setup);
-      return banner({
-        tone: 'info',
-        title: 'Starting Podman…',
-        text: 'Agents can start as soon as it is ready.',
-        body: h('div', { class: 'progress indeterminate', role: 'progressbar', 'aria-label': 'Starting Podman' }, h('div', { class: 'bar' })),
-      });
-    case 'error':
-      return banner({
-        tone: 'error',
-        live: true,
-        title: 'Podman has a problem',
-        body: h('pre', { class: 'error-text', text: status.error || 'Unknown error.' }),
-        actions: [
-          busyButton('start', 'Retry', 'Retrying…', 'btn primary'),
-          setup ? h('button', { class: 'btn', type: 'button', onclick: () => navigate('setup') }, 'Open setup') : null,
-        ].filter(Boolean),
-      });
-    default:
-      return null;
-  }
+function setupPercent(setup) {
+  return setup.step === 'init' && setup.percent != null ? Math.round(setup.percent) : null;
 }
 
-function setupRunningBanner(setup) {
-  const pct = setup.step === 'init' && setup.percent != null ? Math.round(setup.percent) : null;
-  return banner({
-    tone: 'info',
-    title: setup.step === 'start' ? 'Starting Podman’s machine…' : 'Creating Podman’s machine…',
-    text: pct != null ? `Downloading and preparing: ${pct}%.` : 'This runs in the background.',
-    actions: [h('button', { class: 'btn', type: 'button', onclick: () => navigate('setup') }, 'Show progress')],
-  });
-}
-
-let lastKey = null;
-
-export function renderBanners() {
-  const box = document.getElementById('banners');
-  const s = state.status;
-  const setup = s && s.setup;
-  const key = JSON.stringify([
-    s && s.state, s && s.error, s && s.storeWarning, setup && setup.running, setup && setup.step,
-    setup && setup.step === 'init' && setup.percent != null ? Math.round(setup.percent) : null,
-    runtimeBusy, state.shutdown, state.route.view,
-  ]);
-  if (key === lastKey) return;
-  lastKey = key;
-  // Keep focus where it was when the same banner comes back (e.g. after "Check again").
-  const focusedText = box.contains(document.activeElement) ? document.activeElement.textContent : null;
+/** The banners for a state: [{key, build, text?}]; same key, same banner (patched). */
+export function bannersFor(state, actions) {
+  const s = state.server.status;
   const items = [];
-  if (state.shutdown) {
-    const n = state.shutdown.stopping;
-    items.push(banner({
-      tone: 'warn', live: true, title: 'Clawdock is shutting down',
+  if (state.server.shutdown) {
+    const n = state.server.shutdown.stopping;
+    items.push({
+      key: 'shutdown',
       text: n ? `Stopping ${n} ${n === 1 ? 'agent' : 'agents'}…` : 'Stopping…',
-    }));
+      build: () => banner({ tone: 'warn', live: true, title: 'Clawdock is shutting down', text: ' ' }),
+    });
   }
-  if (s && state.route.view !== 'setup') {
-    const b = runtimeBanner(s);
-    if (b) items.push(b);
+  if (s && state.local.route.view !== 'setup') {
+    const setup = s.setup;
+    const settingUp = setup && setup.running && (s.state === 'absent' || s.state === 'starting');
+    if (settingUp) {
+      const pct = setupPercent(setup);
+      items.push({
+        key: `setup-${setup.step}`,
+        text: pct != null ? `Downloading and preparing: ${pct}%.` : 'This runs in the background.',
+        build: () => banner({
+          tone: 'info',
+          title: setup.step === 'start' ? 'Starting Podman’s machine…' : 'Creating Podman’s machine…',
+          text: ' ',
+          actions: [h('button', { class: 'btn', type: 'button', onclick: () => navigate('setup') }, 'Show progress')],
+        }),
+      });
+    } else if (s.state === 'unavailable') {
+      items.push({
+        key: 'unavailable',
+        build: () => banner({
+          tone: 'error',
+          title: 'Podman is not installed',
+          text: 'Clawdock runs each agent in a Podman container, and Podman was not found on this computer. Install it, then check again.',
+          body: installHelp(),
+          actions: [runtimeButton(actions, 'check', 'Check again')],
+        }),
+      });
+    } else if (s.state === 'absent') {
+      items.push({
+        key: 'absent',
+        build: () => banner({
+          tone: 'info',
+          title: 'Set up Podman’s machine',
+          text: 'Podman runs containers inside a small Linux virtual machine on this computer. It is created once: about 1 GB to download.',
+          actions: [h('button', { class: 'btn primary', type: 'button', onclick: () => navigate('setup') }, 'Set up…')],
+        }),
+      });
+    } else if (s.state === 'stopped') {
+      items.push({
+        key: 'stopped',
+        build: () => banner({
+          tone: 'info',
+          title: 'Podman’s machine is stopped',
+          text: 'Agents need it running. Starting it takes a few seconds.',
+          actions: [runtimeButton(actions, 'start', 'Start')],
+        }),
+      });
+    } else if (s.state === 'starting') {
+      items.push({
+        key: 'starting',
+        build: () => banner({
+          tone: 'info',
+          title: 'Starting Podman…',
+          text: 'Agents can start as soon as it is ready.',
+          body: h('div', { class: 'progress indeterminate', role: 'progressbar', 'aria-label': 'Starting Podman' }, h('div', { class: 'bar' })),
+        }),
+      });
+    } else if (s.state === 'error') {
+      items.push({
+        key: `error-${s.error || ''}`,
+        build: () => banner({
+          tone: 'error',
+          live: true,
+          title: 'Podman has a problem',
+          body: h('pre', { class: 'error-text', text: s.error || 'Unknown error.' }),
+          actions: [
+            runtimeButton(actions, 'start', 'Retry', { busyLabel: 'Retrying…' }),
+            setup ? h('button', { class: 'btn', type: 'button', onclick: () => navigate('setup') }, 'Open setup') : null,
+          ].filter(Boolean),
+        }),
+      });
+    }
   }
   if (s && s.storeWarning) {
-    items.push(banner({ tone: 'warn', title: 'The agent list could not be read', text: s.storeWarning }));
+    items.push({
+      key: `store-${s.storeWarning}`,
+      build: () => banner({ tone: 'warn', title: 'The agent list could not be read', text: s.storeWarning }),
+    });
   }
-  box.replaceChildren(...items);
-  if (focusedText) {
-    const again = [...box.querySelectorAll('button')].find((b) => b.textContent === focusedText);
-    if (again) again.focus();
-  }
+  return items;
 }
+
+/** The banners above the page: render(state). */
+export function createBanners(actions) {
+  return function render(state) {
+    const box = document.getElementById('banners');
+    keyed(box, bannersFor(state, actions), (b) => b.key, (b) => b.build(), (el, b) => {
+      if (b.text) setText(el.querySelector('.banner-text'), b.text);
+    });
+    runtimeButtons(box, state.local.runtimeBusy);
+  };
+}
+
+// ---- pills -------------------------------------------------------------------
 
 const PILL = {
   ready: ['ok', (s) => (s.podmanVersion ? `Podman ${s.podmanVersion}` : 'Podman ready')],
@@ -218,23 +215,26 @@ const PILL = {
   error: ['error', () => 'Podman error'],
 };
 
-export function renderPills() {
+export function renderPills(state) {
   const pill = document.getElementById('runtime-pill');
-  const s = state.status;
-  if (!s || state.conn === 'no-token' || state.conn === 'unauthorized') {
+  const s = state.server.status;
+  const conn = state.local.conn;
+  if (!s || conn === 'no-token' || conn === 'unauthorized') {
     pill.hidden = true;
   } else {
     const [tone, text] = PILL[s.state] || ['idle', () => s.state];
     pill.hidden = false;
-    pill.className = `pill tone-${tone}`;
-    pill.replaceChildren(h('i', { class: 'dot', 'aria-hidden': 'true' }), text(s));
+    const cls = `pill tone-${tone}`;
+    if (pill.className !== cls) pill.className = cls;
+    if (!pill.querySelector('.dot')) pill.replaceChildren(h('i', { class: 'dot', 'aria-hidden': 'true' }), h('span', { class: 'pill-text' }));
+    setText(pill.querySelector('.pill-text'), text(s));
     pill.title = `Container runtime: ${s.state}${s.mode ? ` (${s.mode === 'vm' ? 'Podman machine' : 'native Podman'})` : ''}`;
   }
-  const conn = document.getElementById('conn-pill');
-  const label = { connecting: 'Connecting…', reconnecting: 'Reconnecting…' }[state.conn];
-  conn.hidden = !label;
+  const connPill = document.getElementById('conn-pill');
+  const label = { connecting: 'Connecting…', reconnecting: 'Reconnecting…' }[conn];
+  connPill.hidden = !label;
   if (label) {
-    conn.className = 'pill conn tone-busy';
-    setText(conn, label);
+    connPill.className = 'pill conn tone-busy';
+    setText(connPill, label);
   }
 }

@@ -1,82 +1,153 @@
-// The page's state: what the event stream told us plus what this page is doing.
-// Views read it and re-render after `changed()`; only the event stream and the
-// user's own actions change it.
+// The page's one state, and the only module that holds mutable state.
+// - `server`: what the event stream said (runtime status, agents, the server's rules
+//   in `meta`, setup output, shutdown). Written only by `applyEvent`, a pure reducer of
+//   `/events` messages: a POST's answer is an acknowledgement, never state, so a late
+//   answer cannot overwrite a newer state from the stream.
+// - `local`: what this page is doing (connection, route, requests in flight, drafts,
+//   the wizard's choices, chat conversations), changed only through the functions here.
+// Views are render(state) functions; `changed()` re-renders once per task.
 
-export const state = {
-  /** The Api client (api.js), once located. */
-  api: null,
-  /** 'connecting' | 'live' | 'reconnecting' | 'unauthorized' | 'no-token' */
-  conn: 'connecting',
-  /** The runtime status (docs/API.md), null until the first snapshot. */
-  status: null,
-  /** id -> agent object, as the server last sent it. */
-  agents: new Map(),
-  /** id -> the action this page has in flight for that agent ('start', 'stop', ...). */
-  inflight: new Map(),
-  /** The lines `podman machine init/start` printed, for the wizard's details. */
-  setupLines: [],
-  /** `{stopping}` once the server announced its shutdown. */
-  shutdown: null,
-  /** {view: 'agents'|'setup', panel?: 'logs'|'chat', id?} from location.hash. */
-  route: { view: 'agents' },
-};
-
-const listeners = new Set();
-let queued = false;
-
-export function subscribe(fn) {
-  listeners.add(fn);
+/** The server slice before the first snapshot. */
+export function emptyServer() {
+  return { status: null, agents: new Map(), meta: null, setupLines: [], shutdown: null };
 }
 
-/** Re-renders once after the current task, however often it was called. */
-export function changed() {
-  if (queued) return;
-  queued = true;
-  queueMicrotask(() => {
-    queued = false;
-    for (const fn of listeners) fn(state);
-  });
-}
+/** How many lines of `podman machine init/start` the wizard keeps. */
+export const SETUP_LINES = 300;
 
-/** Applies one `/events` message. */
-export function applyEvent(event) {
-  switch (event.type) {
+/**
+ * Applies one `/events` message to the server slice and returns the new slice (the
+ * old one is not changed). Unknown messages return the same slice.
+ */
+export function applyEvent(server, event) {
+  switch (event && event.type) {
     case 'snapshot':
-      state.status = event.status || null;
-      state.agents = new Map((event.agents || []).map((a) => [a.id, a]));
-      state.shutdown = null;
-      break;
+      return {
+        ...server,
+        status: event.status || null,
+        agents: new Map((event.agents || []).map((a) => [a.id, a])),
+        meta: event.meta || server.meta,
+        shutdown: null,
+      };
     case 'runtime':
-      state.status = event.status || state.status;
-      break;
-    case 'agent':
-      if (event.agent && event.agent.id) state.agents.set(event.agent.id, event.agent);
-      break;
-    case 'agentRemoved':
-      state.agents.delete(event.id);
-      break;
+      return { ...server, status: event.status || server.status };
+    case 'agent': {
+      if (!event.agent || !event.agent.id) return server;
+      const agents = new Map(server.agents);
+      agents.set(event.agent.id, event.agent);
+      return { ...server, agents };
+    }
+    case 'agentRemoved': {
+      if (!server.agents.has(event.id)) return server;
+      const agents = new Map(server.agents);
+      agents.delete(event.id);
+      return { ...server, agents };
+    }
     case 'setupProgress':
-      if (typeof event.line === 'string') {
-        state.setupLines.push({ step: event.step, line: event.line });
-        if (state.setupLines.length > 300) state.setupLines.splice(0, state.setupLines.length - 300);
-      }
-      break;
+      if (typeof event.line !== 'string') return server;
+      return { ...server, setupLines: [...server.setupLines, { step: event.step, line: event.line }].slice(-SETUP_LINES) };
     case 'shutdown':
-      state.shutdown = { stopping: event.stopping };
-      break;
+      return { ...server, shutdown: { stopping: event.stopping } };
     default:
-      return;
+      return server;
   }
-  changed();
 }
 
 /** Sorted for display: by name, ignoring case. */
-export function agentList() {
-  return [...state.agents.values()].sort((a, b) =>
+export function agentList(server) {
+  return [...server.agents.values()].sort((a, b) =>
     a.name.localeCompare(b.name, undefined, { sensitivity: 'base' }));
 }
 
 /** Is something happening to this agent (server activity or our own request)? */
-export function isBusy(agent) {
-  return !!agent.activity || state.inflight.has(agent.id);
+export function isBusy(state, agent) {
+  return !!agent.activity || state.local.inflight.has(agent.id);
+}
+
+/** Is a name valid by the server's rule (`meta.name`)? Unknown until the rule came. */
+export function nameOk(meta, name) {
+  if (!meta) return false;
+  return new RegExp(meta.name.pattern).test(name) && [...name].length <= meta.name.maxLength;
+}
+
+/** Does a field's value meet the server's rule for it (`meta.providers[].fields[]`)? */
+export function fieldOk(field, value) {
+  const v = String(value ?? '').trim();
+  if (!v) return !field.required;
+  return !field.pattern || new RegExp(field.pattern).test(v);
+}
+
+/** The store: the state above, its writers, and the render subscription. */
+export function createStore() {
+  const state = {
+    /** The Api client (api.js), once located. */
+    api: null,
+    server: emptyServer(),
+    local: {
+      /** 'connecting' | 'live' | 'reconnecting' | 'unauthorized' | 'no-token' */
+      conn: 'connecting',
+      /** {view: 'agents'|'setup', panel?: 'logs'|'chat', id?} from location.hash. */
+      route: { view: 'agents' },
+      /** id -> the action this page has in flight for that agent ('start', 'stop', ...). */
+      inflight: new Map(),
+      /** Ids the server acknowledged creating whose first event has not come yet. */
+      expected: new Set(),
+      /** The runtime action in flight: 'check' | 'start' | 'setup' | null. */
+      runtimeBusy: null,
+      /** The create dialog's request is in flight. */
+      submitting: false,
+      /** The wizard opened itself once already (first load with no machine). */
+      autoSetupDone: false,
+      /** The wizard's choices before setup runs; sizes are filled from `meta`. */
+      wizard: { step: 'check', agents: null, cpus: null, memoryMiB: null, diskGiB: null },
+      /** Chat messages by agent id, kept while the page lives. */
+      conversations: new Map(),
+    },
+  };
+  const listeners = new Set();
+  let queued = false;
+
+  const changed = () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      for (const fn of listeners) fn(state);
+    });
+  };
+
+  return {
+    state,
+    subscribe(fn) { listeners.add(fn); },
+    changed,
+    /** The event stream's writer: the only way into `state.server`. */
+    applyEvent(event) {
+      const next = applyEvent(state.server, event);
+      if (next === state.server) return;
+      if (event.type === 'agent' && event.agent) state.local.expected.delete(event.agent.id);
+      state.server = next;
+      changed();
+    },
+    setApi(api) { state.api = api; },
+    setConn(conn) { state.local.conn = conn; changed(); },
+    setRoute(route) { state.local.route = route; changed(); },
+    setInflight(id, kind) {
+      if (kind) state.local.inflight.set(id, kind);
+      else state.local.inflight.delete(id);
+      changed();
+    },
+    expect(id) {
+      if (!state.server.agents.has(id)) state.local.expected.add(id);
+      changed();
+    },
+    setRuntimeBusy(kind) { state.local.runtimeBusy = kind; changed(); },
+    setSubmitting(on) { state.local.submitting = on; changed(); },
+    markAutoSetupDone() { state.local.autoSetupDone = true; },
+    setWizard(patch) { Object.assign(state.local.wizard, patch); changed(); },
+    /** The conversation with an agent (created empty on first use). */
+    conversation(id) {
+      if (!state.local.conversations.has(id)) state.local.conversations.set(id, []);
+      return state.local.conversations.get(id);
+    },
+  };
 }

@@ -1,5 +1,6 @@
 //! The real window through WebDriver (tauri-driver over WebKitWebDriver, under Xvfb):
-//! it shows the agents page and reflects an agent created through the API.
+//! it shows the agents page from the API's own address (as a browser does) and
+//! reflects an agent created through the API.
 
 mod common;
 
@@ -87,18 +88,23 @@ async fn window_shows_the_agents_page_and_an_agent_created_through_the_api() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let body_text = || async {
-        let v: Value = http
-            .post(format!("{wd}/session/{session}/execute/sync"))
-            .json(&json!({"script": "return document.body.innerText", "args": []}))
-            .send()
-            .await
-            .expect("execute")
-            .json()
-            .await
-            .expect("json");
-        v["value"].as_str().unwrap_or_default().to_string()
+    let run = |script: &'static str| {
+        let http = &http;
+        let url = format!("{wd}/session/{session}/execute/sync");
+        async move {
+            let v: Value = http
+                .post(url)
+                .json(&json!({"script": script, "args": []}))
+                .send()
+                .await
+                .expect("execute")
+                .json()
+                .await
+                .expect("json");
+            v["value"].as_str().unwrap_or_default().to_string()
+        }
     };
+    let body_text = || run("return document.body.innerText");
     let wait_text = |want: &'static [&'static str], limit: Duration| {
         let body_text = &body_text;
         async move {
@@ -116,12 +122,25 @@ async fn window_shows_the_agents_page_and_an_agent_created_through_the_api() {
     };
     wait_text(&["Agents", "New agent"], Duration::from_secs(30)).await;
 
-    // Create through the API, as another local program would.
     let info: Value =
         serde_json::from_slice(&std::fs::read(home.path().join("api.json")).expect("api.json"))
             .expect("json");
     let api = info["url"].as_str().expect("url").to_string();
     let token = info["token"].as_str().expect("token").to_string();
+
+    // The same page a browser gets, from the API's own address: its files come from
+    // there, and the token was handed to that origin.
+    assert_eq!(run("return location.href").await, format!("{api}/"));
+    assert_eq!(
+        run("return document.querySelector('link[rel=stylesheet]').href").await,
+        format!("{api}/ui/style.css")
+    );
+    assert_eq!(
+        run("return window.__CLAWDOCK__ ? window.__CLAWDOCK__.url : ''").await,
+        api
+    );
+
+    // Create through the API, as another local program would.
     let created = http
         .post(format!("{api}/agents/create"))
         .bearer_auth(&token)

@@ -181,3 +181,26 @@ test('chat shows the gateway’s error plainly', async () => {
   assert.match(page.url(), /#logs\//);
   await page.close();
 });
+
+test('keyboard only: the create dialog keeps focus inside and gives it back', async () => {
+  const page = await openApp(browser, server);
+  const newAgent = page.getByRole('button', { name: 'New agent' });
+  await page.waitForFunction(() => !document.getElementById('new-agent').disabled);
+  await newAgent.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.locator('#create-dialog');
+  await dialog.getByLabel('Name', { exact: true }).waitFor();
+  for (let i = 0; i < 12; i += 1) {
+    await page.keyboard.press('Tab');
+    const inside = await page.evaluate(() => {
+      const el = document.activeElement;
+      return !el || el === document.body || document.getElementById('create-dialog').contains(el);
+    });
+    assert.ok(inside, `Tab ${i + 1} stays in the dialog`);
+  }
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), 'new-agent', 'focus goes back to the button that opened it');
+  assert.deepEqual(pageErrors(page), []);
+  await page.close();
+});

@@ -24,7 +24,7 @@ fail() { echo "tests/ui: $*" >&2; exit 1; }
 command -v podman >/dev/null || fail "podman is not installed"
 podman image exists "$image" || fail "test image $image missing (bash tests/images/build-test-images.sh)"
 
-if [ ! -d "$here/node_modules/playwright-core" ]; then
+if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/axe-core" ]; then
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

@@ -1,19 +1,14 @@
-// The desktop window's way in: the page is told `window.__CLAWDOCK__ = {url, token}`
-// and calls an API on another origin (CORS, like tauri://localhost does). The API
-// here is a small scripted one, so the test controls timing the real server cannot:
-// a log that keeps growing (scrolling rules, copy) and an event stream that drops.
-// The page itself still comes from the real `clawdock serve`, under the window's own
-// Content-Security-Policy (tauri.conf.json) instead of the served page's, which allows
-// its own origin only.
+// The desktop window's way in: it loads the page from the API's own address (as a
+// browser does) and is told `window.__CLAWDOCK__ = {url, token}` for that origin, so
+// no token in the address. The API here is a small scripted one, so the test controls
+// timing the real server cannot: a log that keeps growing (scrolling rules, copy) and
+// an event stream that drops. The page's files are the real `clawdock serve`'s,
+// passed through with their headers (its Content-Security-Policy included).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import fs from 'node:fs';
-import path from 'node:path';
-import { startServer, launchBrowser, cleanup, sleep, pageErrors, ROOT } from './lib/harness.mjs';
-
-const WINDOW_CSP = JSON.parse(fs.readFileSync(path.join(ROOT, 'tauri.conf.json'), 'utf8')).app.security.csp;
+import { startServer, launchBrowser, cleanup, sleep, pageErrors } from './lib/harness.mjs';
 
 const TOKEN = 'window-test-token';
 const AGENT = {
@@ -22,18 +17,28 @@ const AGENT = {
 };
 const STATUS = { available: true, machineInitialized: true, machineRunning: true, needsSetup: false, state: 'ready', mode: 'native', podmanVersion: '4.3.1' };
 
-/** A scripted API: records requests, streams logs, lets the test end /events. */
-function mockApi() {
+/**
+ * A scripted API: serves the real server's page and files (`pages`), records
+ * requests, streams logs, lets the test end /events.
+ */
+function mockApi(pages) {
   const seen = [];
   const eventStreams = new Set();
   let snapshotAgent = AGENT;
-  const server = http.createServer((req, res) => {
+  let meta = null;
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://x');
     seen.push({ method: req.method, path: url.pathname, search: url.search, origin: req.headers.origin, auth: req.headers.authorization });
-    const cors = { 'Access-Control-Allow-Origin': req.headers.origin || '*', Vary: 'Origin' };
-    if (req.method === 'OPTIONS') {
-      res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS', 'Access-Control-Allow-Headers': 'authorization, content-type' });
-      return res.end();
+    const cors = {};
+    if (url.pathname === '/' || url.pathname.startsWith('/ui/')) {
+      const upstream = await fetch(pages.url + url.pathname);
+      const headers = {};
+      for (const name of ['content-type', 'content-security-policy', 'cache-control', 'x-content-type-options']) {
+        const v = upstream.headers.get(name);
+        if (v) headers[name] = v;
+      }
+      res.writeHead(upstream.status, headers);
+      return res.end(Buffer.from(await upstream.arrayBuffer()));
     }
     if (req.headers.authorization !== `Bearer ${TOKEN}`) {
       res.writeHead(401, { ...cors, 'Content-Type': 'application/json' });
@@ -43,7 +48,8 @@ function mockApi() {
     const send = (data) => res.write(`data: ${JSON.stringify(data)}\n\n`);
     if (url.pathname === '/events') {
       sse();
-      send({ type: 'snapshot', status: STATUS, agents: [snapshotAgent] });
+      if (!meta) meta = await pages.meta();
+      send({ type: 'snapshot', status: STATUS, agents: [snapshotAgent], meta });
       eventStreams.add(res);
       req.on('close', () => eventStreams.delete(res));
       return undefined;
@@ -78,11 +84,14 @@ let server;
 let browser;
 
 before(async () => {
-  [api, server, browser] = await Promise.all([
-    mockApi(),
+  [server, browser] = await Promise.all([
     startServer({ label: 'window', portBase: 26400 }),
     launchBrowser(),
   ]);
+  api = await mockApi({
+    url: server.url,
+    meta: async () => (await fetch(`${server.url}/meta`, { headers: { Authorization: `Bearer ${server.token}` } })).json(),
+  });
 });
 
 after(async () => {
@@ -97,26 +106,24 @@ const logMetrics = (page) => page.locator('#panel .log').evaluate((el) => ({
 }));
 
 test('the window path: injected API address, logs that follow and keep your place, copy, reconnect', async () => {
-  // Chromium asks before a page reaches another loopback port (Local Network Access);
-  // the desktop window (WebKit) has no such prompt.
-  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write', 'local-network-access'], { origin: server.url });
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: api.url });
   const page = await browser.context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e));
-  await page.addInitScript(({ url, token }) => { window.__CLAWDOCK__ = { url, token }; }, { url: api.url, token: TOKEN });
-  await page.route(`${server.url}/`, async (route) => {
-    const response = await route.fetch();
-    assert.match(response.headers()['content-security-policy'], /connect-src 'self';/);
-    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': WINDOW_CSP } });
-  });
-  // No token in the address: the injected one is used, cross-origin, with the bearer header.
-  await page.goto(`${server.url}/#logs/${AGENT.id}`);
+  // What the window's boot script does (src-tauri/src/desktop/mod.rs): the API's
+  // address and token, for the API's own origin only.
+  await page.addInitScript(({ url, token }) => {
+    if (location.origin === url) window.__CLAWDOCK__ = { url, token };
+  }, { url: api.url, token: TOKEN });
+  // No token in the address: the injected one is used, same-origin, with the bearer header.
+  const response = await page.goto(`${api.url}/#logs/${AGENT.id}`);
+  assert.match(response.headers()['content-security-policy'], /connect-src 'self';/, 'the API’s own policy');
 
   const panel = page.locator('#panel');
   await panel.locator('.log').getByText('[12:00:00] line 200', { exact: true }).waitFor();
   const events = api.seen.find((r) => r.path === '/events' && r.method === 'GET');
   assert.equal(events.auth, `Bearer ${TOKEN}`);
-  assert.equal(events.origin, server.url, 'a cross-origin request, as from the desktop window');
+  assert.ok(!api.seen.some((r) => r.method === 'OPTIONS'), 'same origin: no preflight');
 
   // Following: stays at the bottom as lines arrive.
   await panel.locator('.log').getByText('[12:00:00] line 210', { exact: true }).waitFor();

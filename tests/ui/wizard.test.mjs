@@ -33,23 +33,27 @@ test('the wizard goes from machine absent through progress to Ready', async () =
   await check.getByText('Podman 5.2.1 is installed').waitFor();
   await check.getByRole('button', { name: 'Continue' }).click();
 
-  // Step 2: sizes, with memory following the number of agents.
+  // Step 2: sizes, with memory following the number of agents: the server's table
+  // (`GET /meta`), which the page applies and does not compute.
+  const meta = await server.api('GET', '/meta');
+  const gib = (n) => String(meta.memory.suggestedMachineMiB[n] / 1024);
   const resources = wizard(page, 'resources');
   await resources.waitFor();
   const agents = resources.getByLabel('How many agents do you plan to run?');
   const memory = resources.getByLabel('Memory (GiB)');
-  assert.equal(await agents.inputValue(), '2');
-  assert.equal(await memory.inputValue(), '4');
-  assert.equal(await resources.getByLabel('Disk (GiB)').inputValue(), '40');
-  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
-  assert.equal(await resources.getByLabel('CPUs').inputValue(), String(Math.max(1, Math.min(4, Math.floor(cores / 2)))));
+  assert.equal(await agents.inputValue(), String(meta.machine.defaultPlannedAgents));
+  assert.equal(await memory.inputValue(), String(meta.machine.recommended.memoryMiB / 1024));
+  assert.equal(await resources.getByLabel('Disk (GiB)').inputValue(), String(meta.machine.recommended.diskGiB));
+  const cpus = String(meta.machine.recommended.cpus);
+  assert.equal(await resources.getByLabel('CPUs').inputValue(), cpus);
   await resources.getByText('about 1 GB').waitFor();
   await agents.fill('3');
-  assert.equal(await memory.inputValue(), '5.5', 'max(4096, 1536 + 1280*3) = 5376, rounded up to 512 MiB: 5.5 GiB');
-  await agents.fill('4');
-  assert.equal(await memory.inputValue(), '6.5', '1536 + 1280*4 = 6656 MiB');
+  assert.equal(await memory.inputValue(), gib(3));
+  await agents.fill('9');
+  assert.equal(await memory.inputValue(), gib(9));
+  assert.notEqual(gib(9), gib(3), 'memory follows the number of agents');
   await agents.fill('2');
-  assert.equal(await memory.inputValue(), '4');
+  assert.equal(await memory.inputValue(), gib(2));
   await resources.getByLabel('Disk (GiB)').fill('50');
   await resources.getByRole('button', { name: 'Create machine' }).click();
 
@@ -73,7 +77,7 @@ test('the wizard goes from machine absent through progress to Ready', async () =
   await page.locator('#create-dialog').getByLabel('Name', { exact: true }).waitFor();
   assert.equal(new URL(page.url()).hash, '');
 
-  assert.deepEqual(fake.read().last_init_args, ['machine', 'init', '--cpus', String(Math.max(1, Math.min(4, Math.floor(cores / 2)))), '--memory', '4096', '--disk-size', '50']);
+  assert.deepEqual(fake.read().last_init_args, ['machine', 'init', '--cpus', cpus, '--memory', String(meta.memory.suggestedMachineMiB[2]), '--disk-size', '50']);
   assert.deepEqual(pageErrors(page), []);
   await browser.close();
   await server.stop();

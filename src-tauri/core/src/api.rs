@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -36,16 +36,9 @@ include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// Origins of Clawdock's own window besides the API's address: Tauri serves it
-/// from `tauri://localhost` on macOS and Linux, and from `http(s)://tauri.localhost`
-/// only on Windows (elsewhere that is a host name any page could be served under).
-#[cfg(not(windows))]
-const WINDOW_ORIGINS: &[&str] = &["tauri://localhost"];
-#[cfg(windows)]
-const WINDOW_ORIGINS: &[&str] = &["http://tauri.localhost", "https://tauri.localhost"];
-
 /// The policy of the UI's pages: its own files only, talking to this API only, in
-/// no frame, no inline script or style. (The window has its own, in tauri.conf.json.)
+/// no frame, no inline script or style. The desktop window loads the same pages from
+/// this address, so it is under the same policy.
 pub const UI_CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
     style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
     form-action 'none'";
@@ -371,13 +364,13 @@ fn router(state: AppState) -> Router {
         .route("/runtime/stop", post(stop_runtime))
         .route("/runtime/check", post(check_runtime))
         .route("/settings", get(get_settings).put(put_settings))
+        .route("/meta", get(meta))
         .route("/events", get(events))
         .route("/shutdown", post(shutdown))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(static_file))
         .route("/index.html", get(static_file))
-        .route("/boot.js", get(static_file))
         .route("/ui/{*path}", get(static_file))
         .merge(api)
         .fallback(not_found)
@@ -415,8 +408,9 @@ fn own_origins(port: u16) -> [String; 3] {
 }
 
 /// Refuses any request whose `Host` or `Origin` is not Clawdock's own, so a web page
-/// in the user's browser cannot drive agents, not even through DNS rebinding.
-/// Answers CORS preflights from the window's origin.
+/// in the user's browser cannot drive agents, not even through DNS rebinding. The UI
+/// (in the browser and in the desktop window) is served from this address, so its
+/// requests are same-origin: no CORS, and no other origin is let in.
 async fn guard_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let port = state.port;
     let host_ok = req
@@ -435,55 +429,20 @@ async fn guard_origin(State(state): State<AppState>, req: Request, next: Next) -
         )
         .into_response();
     }
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(str::to_string);
-    let cross_origin = match &origin {
-        None => None,
-        Some(o) if own_origins(port).contains(o) => None,
-        Some(o) if WINDOW_ORIGINS.contains(&o.as_str()) => Some(o.clone()),
-        Some(_) => {
-            return ApiError::new(
-                ErrorCode::Forbidden,
-                "Requests from this origin are not allowed.",
-            )
-            .into_response()
-        }
+    let origin_ok = match req.headers().get(header::ORIGIN) {
+        None => true,
+        Some(o) => o
+            .to_str()
+            .is_ok_and(|o| own_origins(port).iter().any(|own| own == o)),
     };
-    if req.method() == Method::OPTIONS {
-        let mut resp = StatusCode::NO_CONTENT.into_response();
-        if let Some(o) = &cross_origin {
-            allow_origin(resp.headers_mut(), o);
-            let h = resp.headers_mut();
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("authorization, content-type"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("600"),
-            );
-        }
-        return resp;
+    if !origin_ok {
+        return ApiError::new(
+            ErrorCode::Forbidden,
+            "Requests from this origin are not allowed.",
+        )
+        .into_response();
     }
-    let mut resp = next.run(req).await;
-    if let Some(o) = &cross_origin {
-        allow_origin(resp.headers_mut(), o);
-    }
-    resp
-}
-
-fn allow_origin(headers: &mut HeaderMap, origin: &str) {
-    if let Ok(v) = HeaderValue::from_str(origin) {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    }
+    next.run(req).await
 }
 
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -784,12 +743,19 @@ async fn check_runtime(State(s): State<AppState>) -> Json<crate::status::Runtime
     Json(s.core.check_podman().await)
 }
 
+/// The rules clients apply as the user types (name, providers, machine sizes,
+/// memory per agent).
+async fn meta() -> Json<crate::meta::Meta> {
+    Json(crate::meta::meta())
+}
+
 /// Every change, as SSE. Starts with a snapshot so a client needs no other read.
 async fn events(State(s): State<AppState>) -> SseResponse {
     let rx = s.core.subscribe();
     let snapshot = |core: &Clawdock| Event::Snapshot {
         status: core.runtime_status(),
         agents: core.agents().list(),
+        meta: Box::new(crate::meta::meta()),
     };
     let first = snapshot(&s.core);
     let core = s.core.clone();

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::machine::SetupStep;
+use crate::meta::Meta;
 use crate::status::RuntimeStatus;
 use crate::view::AgentView;
 
@@ -39,6 +40,8 @@ pub enum Event {
     Snapshot {
         status: RuntimeStatus,
         agents: Vec<AgentView>,
+        /// The server's rules (`GET /meta`), so a client needs no other read.
+        meta: Box<Meta>,
     },
     Runtime {
         status: RuntimeStatus,

@@ -9,6 +9,7 @@ pub mod events;
 pub mod instance;
 pub mod login_item;
 pub mod machine;
+pub mod meta;
 pub mod podman;
 pub mod settings;
 pub mod shutdown;

@@ -1,6 +1,7 @@
 //! The Podman machine (the Linux VM of macOS and Windows): its state read from
 //! `podman machine list`, the mode (native or vm), and single-flight readiness.
 
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -118,29 +119,54 @@ pub struct MachineSpec {
     pub disk_gib: u64,
 }
 
+/// What `validate` accepts (and `GET /meta` tells clients).
+pub const CPUS: RangeInclusive<u32> = 1..=64;
+pub const MEMORY_MIB: RangeInclusive<u64> = 1024..=262_144;
+pub const DISK_GIB: RangeInclusive<u64> = 10..=2048;
+/// The sizes `recommended` proposes besides the CPUs.
+pub const DEFAULT_MEMORY_MIB: u64 = 4096;
+pub const DEFAULT_DISK_GIB: u64 = 40;
+
 impl MachineSpec {
     /// Half the cores up to 4, 4 GiB, 40 GiB.
     pub fn recommended() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
         Self {
-            cpus: (cores / 2).clamp(1, 4),
-            memory_mib: 4096,
-            disk_gib: 40,
+            cpus: recommended_cpus(cores),
+            memory_mib: DEFAULT_MEMORY_MIB,
+            disk_gib: DEFAULT_DISK_GIB,
         }
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if !(1..=64).contains(&self.cpus) {
-            return Err("CPUs must be between 1 and 64".into());
+        if !CPUS.contains(&self.cpus) {
+            return Err(format!(
+                "CPUs must be between {} and {}",
+                CPUS.start(),
+                CPUS.end()
+            ));
         }
-        if !(1024..=262_144).contains(&self.memory_mib) {
-            return Err("memory must be between 1024 and 262144 MiB".into());
+        if !MEMORY_MIB.contains(&self.memory_mib) {
+            return Err(format!(
+                "memory must be between {} and {} MiB",
+                MEMORY_MIB.start(),
+                MEMORY_MIB.end()
+            ));
         }
-        if !(10..=2048).contains(&self.disk_gib) {
-            return Err("disk must be between 10 and 2048 GiB".into());
+        if !DISK_GIB.contains(&self.disk_gib) {
+            return Err(format!(
+                "disk must be between {} and {} GiB",
+                DISK_GIB.start(),
+                DISK_GIB.end()
+            ));
         }
         Ok(())
     }
+}
+
+/// Half the cores, at least 1 and at most 4.
+pub fn recommended_cpus(cores: u32) -> u32 {
+    (cores / 2).clamp(1, 4)
 }
 
 /// Why the machine could not be made ready.

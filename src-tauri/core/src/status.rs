@@ -4,12 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::machine::{Mode, RuntimeState, SetupStep};
-
-/// Memory one OpenClaw gateway takes after a chat (measured: 0.75 GB idle, up to
-/// 1.3 GB).
-pub const AGENT_MEMORY_MIB: u64 = 1300;
-/// What the machine's own system takes before any agent.
-pub const MACHINE_BASE_MIB: u64 = 512;
+use crate::meta::AGENT_MEMORY_MIB;
 
 /// Setup progress as the wizard shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -320,18 +320,19 @@ async fn token_origin_and_host_are_enforced() {
         .expect("send");
     assert_eq!(page_rebinding.status(), StatusCode::FORBIDDEN);
 
-    // The window's origin is allowed, with CORS, and its preflight is answered.
-    let window = api
+    // The window loads the UI from the API's own address (issue 15): its old origin
+    // (tauri://localhost) is a foreign one now, and no CORS answer is given to anyone.
+    let old_window = api
         .req(Method::GET, "/agents")
         .header("Origin", "tauri://localhost")
         .send()
         .await
         .expect("send");
-    assert_eq!(window.status(), StatusCode::OK);
-    assert_eq!(
-        window.headers()["access-control-allow-origin"],
-        "tauri://localhost"
-    );
+    assert_eq!(old_window.status(), StatusCode::FORBIDDEN);
+    assert!(old_window
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
     let preflight = http
         .request(Method::OPTIONS, &url)
         .header("Origin", "tauri://localhost")
@@ -340,11 +341,11 @@ async fn token_origin_and_host_are_enforced() {
         .send()
         .await
         .expect("preflight");
-    assert!(preflight.status().is_success());
-    assert!(preflight.headers()["access-control-allow-headers"]
-        .to_str()
-        .expect("h")
-        .contains("authorization"));
+    assert_eq!(preflight.status(), StatusCode::FORBIDDEN);
+    assert!(preflight
+        .headers()
+        .get("access-control-allow-headers")
+        .is_none());
     let own = api
         .req(Method::GET, "/agents")
         .header("Origin", api.base.clone())
@@ -779,4 +780,101 @@ async fn stats_are_sampled_only_while_someone_watches() {
     assert_eq!(stats_calls(), after, "no podman stats once nobody watches");
     server.close().await;
     core.shutdown().await;
+}
+
+/// The window and the CLI take the server's rules from `/meta` (and the snapshot),
+/// not from a copy: what `/meta` says is what the server then enforces.
+#[tokio::test]
+async fn the_ui_s_rules_come_from_meta() {
+    let api = Api::start().await;
+    let anonymous = api
+        .http
+        .get(format!("{}/meta", api.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    let (status, meta) = api.call(Method::GET, "/meta", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut events = api.events().await;
+    let first = events.recv().await.expect("snapshot");
+    assert_eq!(first["meta"], meta, "the snapshot carries the same rules");
+
+    // The name rule: what it refuses, the server refuses, with the same sentence.
+    let rule = meta["name"]["rule"].as_str().expect("rule");
+    assert_eq!(meta["name"]["maxLength"], 63);
+    assert!(meta["name"]["pattern"]
+        .as_str()
+        .expect("pattern")
+        .starts_with('^'));
+    let too_long = "a".repeat(64);
+    for bad in ["-dash", too_long.as_str()] {
+        let (status, body) = api
+            .call(Method::POST, "/agents/create", Some(json!({ "name": bad })))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            body["error"].as_str().expect("error").contains(rule),
+            "{body}"
+        );
+    }
+
+    // Providers: "none" first, every built-in, and custom with its required base URL.
+    let ids: Vec<&str> = meta["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.first(), Some(&""));
+    for id in [
+        "anthropic",
+        "openai",
+        "google",
+        "openrouter",
+        "moonshot",
+        "groq",
+        "mistral",
+        "custom",
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    let custom = meta["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .find(|p| p["id"] == "custom")
+        .expect("custom");
+    assert!(custom["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .any(|f| f["name"] == "baseUrl" && f["required"] == true));
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/agents/create",
+            Some(json!({ "name": "nourl", "providerType": "custom" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Machine bounds and the memory tables.
+    let machine = &meta["machine"];
+    assert_eq!(machine["cpus"], json!({"min": 1, "max": 64}));
+    assert_eq!(machine["memoryMiB"], json!({"min": 1024, "max": 262144}));
+    assert_eq!(machine["diskGiB"], json!({"min": 10, "max": 2048}));
+    let need = meta["memory"]["needMiB"].as_array().expect("need");
+    assert_eq!(
+        need.len() as u64,
+        machine["plannedAgents"]["max"].as_u64().expect("max") + 1
+    );
+    assert_eq!(need[3], json!(512 + 3 * 1300));
+    assert_eq!(meta["memory"]["agentMiB"], status_agent_memory(&api).await);
+}
+
+async fn status_agent_memory(api: &Api) -> Value {
+    let (_, status) = api.call(Method::GET, "/agents/runtime-status", None).await;
+    status["agentMemoryMib"].clone()
 }

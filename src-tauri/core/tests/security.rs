@@ -1,7 +1,7 @@
 //! Issue 12's hardening of the core, each point against the real thing: the
 //! runner's bounds on what podman prints (a shell stands in for podman), the store
 //! refusing agent folders outside its agents folder (real Podman), and the API's
-//! edges (a fresh token per start, `[::1]`, security headers, the window's origins).
+//! edges (a fresh token per start, `[::1]`, security headers, own origins only).
 
 mod support;
 
@@ -339,13 +339,7 @@ async fn the_api_answers_on_ipv6_loopback_with_security_headers_everywhere() {
     };
     let base = api.url();
     // The UI's files: the policy, and every file it names is one the policy allows.
-    for path in [
-        "/",
-        "/index.html",
-        "/boot.js",
-        "/ui/app.js",
-        "/ui/style.css",
-    ] {
+    for path in ["/", "/index.html", "/ui/app.js", "/ui/style.css"] {
         let resp = http.get(format!("{base}{path}")).send().await.expect("get");
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         assert_eq!(
@@ -362,7 +356,7 @@ async fn the_api_answers_on_ipv6_loopback_with_security_headers_everywhere() {
     );
     assert!(UI_CSP.contains("frame-ancestors 'none'") && UI_CSP.contains("default-src 'self'"));
 
-    // Every answer: success, refusals, errors, preflights.
+    // Every answer: success, refusals, errors, refused preflights.
     let answers = [
         http.get(format!("{base}/agents")).bearer_auth(&api.token),
         http.get(format!("{base}/agents")),
@@ -389,27 +383,35 @@ async fn the_api_answers_on_ipv6_loopback_with_security_headers_everywhere() {
         );
     }
 
-    // The window's origins: tauri://localhost here; tauri.localhost only on Windows.
-    let from = |origin: &'static str| {
+    // The window loads the UI from this address (issue 15), so the only origins let
+    // in are the API's own; Tauri's (`tauri://localhost`, and `http(s)://tauri.localhost`
+    // that any page could be served under) are foreign now, on every platform.
+    let from = |origin: String| {
         http.get(format!("{base}/agents"))
             .bearer_auth(&api.token)
             .header("Origin", origin)
             .send()
     };
-    assert_eq!(
-        from("tauri://localhost").await.expect("send").status(),
-        StatusCode::OK
-    );
-    for origin in ["http://tauri.localhost", "https://tauri.localhost"] {
-        let expected = if cfg!(windows) {
-            StatusCode::OK
-        } else {
-            StatusCode::FORBIDDEN
-        };
+    for own in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+        format!("http://[::1]:{port}"),
+    ] {
+        let resp = from(own.clone()).await.expect("send");
+        assert_eq!(resp.status(), StatusCode::OK, "{own}");
+        assert!(header(&resp, "access-control-allow-origin").is_none());
+    }
+    for foreign in [
+        "tauri://localhost",
+        "http://tauri.localhost",
+        "https://tauri.localhost",
+        "http://127.0.0.1:1",
+        "null",
+    ] {
         assert_eq!(
-            from(origin).await.expect("send").status(),
-            expected,
-            "{origin}"
+            from(foreign.into()).await.expect("send").status(),
+            StatusCode::FORBIDDEN,
+            "{foreign}"
         );
     }
     api.close().await;

@@ -282,39 +282,47 @@ fn show_window(app: &AppHandle, route: &str) {
         }
         return;
     }
-    // The window talks to the API at 127.0.0.1 (`api_url`): the window's CSP in
-    // tauri.conf.json allows `http://127.0.0.1:*`; `[::1]` cannot be named there
-    // (an IPv6 literal is not a valid CSP source, browsers drop it).
-    let boot = serde_json::json!({ "url": shell.api_url, "token": shell.api_token });
-    let page = if route.is_empty() {
-        "index.html".to_string()
-    } else {
-        format!("index.html#{route}")
+    // The window shows the UI from the API's own address, exactly as a browser does:
+    // one origin, so no CORS, and the API's own Content-Security-Policy applies.
+    let page = match window_url(&shell.api_url, route) {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::error!(error = %e, url = %shell.api_url, "the API address is not a URL");
+            return;
+        }
     };
-    let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::App(page.into()))
+    let boot = serde_json::json!({ "url": shell.api_url, "token": shell.api_token });
+    let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(page.clone()))
         .title("Clawdock")
         .inner_size(980.0, 700.0)
         .min_inner_size(640.0, 480.0)
-        .initialization_script(boot_script(&boot))
+        .initialization_script(boot_script(&page, &boot))
         .build();
     if let Err(e) = built {
         tracing::error!(error = %e, "could not open the window");
     }
 }
 
+/// The UI's page on the API's address, at a route (`setup`, `logs/<id>`).
+fn window_url(api_url: &str, route: &str) -> Result<tauri::Url, url::ParseError> {
+    let mut url = tauri::Url::parse(api_url)?.join("/")?;
+    if !route.is_empty() {
+        url.set_fragment(Some(route));
+    }
+    Ok(url)
+}
+
 /// The script that hands the window its API address and token. Tauri runs an
 /// initialization script in whatever page the webview shows and has no per-origin
-/// variant, so the script itself checks that the page is the app's own (the ui/
-/// folder Tauri serves at `tauri://localhost`, or `http(s)://tauri.localhost` on
-/// Windows) before it says anything.
-fn boot_script(boot: &serde_json::Value) -> String {
+/// variant, so the script itself checks that the page is the API's own (the origin
+/// of `page`) before it says anything: a page the window was navigated to elsewhere
+/// learns nothing.
+fn boot_script(page: &tauri::Url, boot: &serde_json::Value) -> String {
+    let origin = serde_json::Value::String(page.origin().ascii_serialization());
     format!(
         "(function () {{\n\
-         var own = location.protocol === 'tauri:' ? location.host === 'localhost'\n\
-           : {windows} && /^https?:$/.test(location.protocol) && location.host === 'tauri.localhost';\n\
-         if (own) {{ window.__CLAWDOCK__ = {boot}; }}\n\
-         }})();",
-        windows = cfg!(windows),
+         if (location.origin === {origin}) {{ window.__CLAWDOCK__ = {boot}; }}\n\
+         }})();"
     )
 }
 
@@ -476,16 +484,17 @@ fn spawn_exit_triggers(app: &AppHandle) {
 
 #[cfg(test)]
 mod tests {
-    use super::boot_script;
+    use super::{boot_script, window_url};
 
-    /// Runs the boot script under node in a page at `url`; says whether the page
-    /// got the API address and token.
+    /// Runs the boot script (for an API at 127.0.0.1:9105) under node in a page at
+    /// `url`; says whether the page got the API address and token.
     fn injected_at(url: &str) -> bool {
         let boot = serde_json::json!({ "url": "http://127.0.0.1:9105", "token": "t0k" });
+        let page = window_url("http://127.0.0.1:9105", "setup").expect("url");
         let program = format!(
             "var location = new URL({url:?}); var window = {{}};\n{}\n\
              process.stdout.write(String(window.__CLAWDOCK__ ? window.__CLAWDOCK__.token : ''));",
-            boot_script(&boot)
+            boot_script(&page, &boot)
         );
         let out = std::process::Command::new("node")
             .args(["-e", &program])
@@ -504,24 +513,36 @@ mod tests {
     }
 
     #[test]
-    fn the_token_is_injected_into_the_app_s_own_pages_only() {
-        assert!(injected_at("tauri://localhost/index.html#setup"));
+    fn the_window_opens_the_api_s_own_page() {
+        assert_eq!(
+            window_url("http://127.0.0.1:9105", "")
+                .expect("url")
+                .as_str(),
+            "http://127.0.0.1:9105/"
+        );
+        assert_eq!(
+            window_url("http://127.0.0.1:9105", "logs/abc")
+                .expect("url")
+                .as_str(),
+            "http://127.0.0.1:9105/#logs/abc"
+        );
+    }
+
+    #[test]
+    fn the_token_is_injected_into_the_api_s_own_pages_only() {
+        assert!(injected_at("http://127.0.0.1:9105/#setup"));
+        assert!(injected_at("http://127.0.0.1:9105/index.html"));
         for foreign in [
             "https://example.com/",
-            "http://127.0.0.1:9105/",
-            "tauri://localhost.evil.example/",
-            "http://tauri.localhost.evil.example/",
+            "http://127.0.0.1:9106/",
+            "http://localhost:9105/",
+            "https://127.0.0.1:9105/",
+            "http://127.0.0.1.evil.example:9105/",
+            "tauri://localhost/index.html",
+            "http://tauri.localhost/",
             "file:///tmp/x.html",
         ] {
             assert!(!injected_at(foreign), "{foreign}");
-        }
-        // Tauri's origin on Windows, and only there.
-        for windows_origin in ["http://tauri.localhost/", "https://tauri.localhost/"] {
-            assert_eq!(
-                injected_at(windows_origin),
-                cfg!(windows),
-                "{windows_origin}"
-            );
         }
     }
 }

@@ -154,9 +154,9 @@ export async function launchBrowser() {
     ],
   });
   if (process.env.CLAWDOCK_UI_FROM_DISK === '1') {
-    await context.route((url) => url.hostname === '127.0.0.1' && (url.pathname === '/' || url.pathname === '/boot.js' || url.pathname.startsWith('/ui/')), (route) => {
+    await context.route((url) => url.hostname === '127.0.0.1' && (url.pathname === '/' || url.pathname.startsWith('/ui/')), (route) => {
       const { pathname } = new URL(route.request().url());
-      const rel = pathname === '/' ? 'index.html' : pathname === '/boot.js' ? 'boot.js' : pathname.slice('/ui/'.length);
+      const rel = pathname === '/' ? 'index.html' : pathname.slice('/ui/'.length);
       const file = path.join(ROOT, 'ui', rel);
       if (!file.startsWith(path.join(ROOT, 'ui')) || !fs.existsSync(file)) return route.fulfill({ status: 404, body: 'not found' });
       return route.fulfill({ path: file, contentType: MIME[path.extname(file).slice(1)] || 'application/octet-stream' });
@@ -211,15 +211,43 @@ export async function waitForBadge(page, name, label, timeout = 30000) {
   await agentRow(page, name).locator('.badge', { hasText: new RegExp(`^${label}$`) }).waitFor({ timeout });
 }
 
-/** Saves `name-light.png` and `name-dark.png` of the page as it is now. */
+const AXE = fs.readFileSync(path.join(ROOT, 'tests/ui/node_modules/axe-core/axe.min.js'), 'utf8');
+
+/**
+ * Runs axe-core (WCAG 2 A/AA rules) in the page as it is now; returns its serious and
+ * critical violations as readable lines. Evaluated through the debugger protocol, so
+ * the page's own Content-Security-Policy stays on.
+ */
+export async function axeProblems(page) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+      resultTypes: ['violations'],
+    });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')}: ${n.failureSummary.split('\n').slice(1, 2).join('')}`) }));
+  });
+  return violations.map((v) => `${v.impact} ${v.id} (${v.help}): ${v.nodes.join(' | ')}`);
+}
+
+/**
+ * Saves `name-light.png` and `name-dark.png` of the page as it is now, and checks
+ * each with axe-core: no serious or critical violation (contrast AA in both themes,
+ * names, roles, focusable dialogs).
+ */
 export async function screenshots(page, name) {
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  const problems = [];
   for (const colorScheme of ['light', 'dark']) {
     await page.emulateMedia({ colorScheme });
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
     await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${colorScheme}.png`), animations: 'disabled', caret: 'hide' });
+    for (const p of await axeProblems(page)) problems.push(`${name} (${colorScheme}): ${p}`);
   }
   await page.emulateMedia({ colorScheme: 'light' });
+  if (problems.length) throw new Error(`accessibility (axe-core):\n${problems.join('\n')}`);
 }
 
 /** Stops every server and browser this file started; call from `after`. */

@@ -10,6 +10,9 @@ use serde_json::{json, Map, Value};
 /// The longest name: it becomes part of a container name and a DNS label.
 pub const MAX_NAME_LEN: usize = 63;
 pub const NAME_RULE: &str = "Names start with a letter or digit, then letters, digits, `_`, `.` or `-`, at most 63 characters.";
+/// `validate_name` as a pattern (with `MAX_NAME_LEN`), for clients that check as the
+/// user types (`GET /meta`); a test keeps the two in agreement.
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 
 /// The name rule of the replaced runtime, with a length bound.
 pub fn validate_name(name: &str) -> Result<(), String> {
@@ -42,15 +45,53 @@ fn printable(name: &str) -> String {
     }
 }
 
-/// Providers the gateway knows by name, and the variable holding each one's key.
-pub const BUILT_IN_PROVIDERS: &[(&str, &str)] = &[
-    ("anthropic", "ANTHROPIC_API_KEY"),
-    ("openai", "OPENAI_API_KEY"),
-    ("google", "GEMINI_API_KEY"),
-    ("openrouter", "OPENROUTER_API_KEY"),
-    ("moonshot", "MOONSHOT_API_KEY"),
-    ("groq", "GROQ_API_KEY"),
-    ("mistral", "MISTRAL_API_KEY"),
+/// A provider the gateway knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltIn {
+    pub id: &'static str,
+    /// What a person calls it (the window's provider list).
+    pub label: &'static str,
+    /// The variable holding its key in the container.
+    pub env_var: &'static str,
+}
+
+/// Providers the gateway knows by name.
+pub const BUILT_IN_PROVIDERS: &[BuiltIn] = &[
+    BuiltIn {
+        id: "anthropic",
+        label: "Anthropic",
+        env_var: "ANTHROPIC_API_KEY",
+    },
+    BuiltIn {
+        id: "openai",
+        label: "OpenAI",
+        env_var: "OPENAI_API_KEY",
+    },
+    BuiltIn {
+        id: "google",
+        label: "Google (Gemini)",
+        env_var: "GEMINI_API_KEY",
+    },
+    BuiltIn {
+        id: "openrouter",
+        label: "OpenRouter",
+        env_var: "OPENROUTER_API_KEY",
+    },
+    BuiltIn {
+        id: "moonshot",
+        label: "Moonshot",
+        env_var: "MOONSHOT_API_KEY",
+    },
+    BuiltIn {
+        id: "groq",
+        label: "Groq",
+        env_var: "GROQ_API_KEY",
+    },
+    BuiltIn {
+        id: "mistral",
+        label: "Mistral",
+        env_var: "MISTRAL_API_KEY",
+    },
 ];
 
 /// The provider part of a create request, as the replaced runtime took it.
@@ -102,10 +143,10 @@ impl Provider {
             }
         }
         if let Some(kind) = &kind {
-            if let Some((id, var)) = BUILT_IN_PROVIDERS.iter().find(|(id, _)| id == kind) {
+            if let Some(p) = BUILT_IN_PROVIDERS.iter().find(|p| p.id == kind) {
                 return Ok(Self::BuiltIn {
-                    id: (*id).to_string(),
-                    env_var: var,
+                    id: p.id.to_string(),
+                    env_var: p.env_var,
                     api_key,
                     model,
                 });
@@ -291,8 +332,8 @@ pub fn provider_of_config(config: &Value) -> Option<String> {
     let vars = config["env"]["vars"].as_object()?;
     BUILT_IN_PROVIDERS
         .iter()
-        .find(|(_, var)| vars.contains_key(*var))
-        .map(|(id, _)| (*id).to_string())
+        .find(|p| vars.contains_key(p.env_var))
+        .map(|p| p.id.to_string())
 }
 
 /// What an `openclaw.json` says of its provider, as the input that would write it:
@@ -322,8 +363,8 @@ pub fn provider_input_of_config(config: &Value) -> ProviderInput {
     }
     let var = BUILT_IN_PROVIDERS
         .iter()
-        .find(|(p, _)| *p == id)
-        .map(|(_, v)| *v);
+        .find(|p| p.id == id)
+        .map(|p| p.env_var);
     ProviderInput {
         provider_type: Some(id),
         api_key: key_in(var),
@@ -397,8 +438,8 @@ pub fn with_provider(config: &Value, port: u16, provider: &Provider) -> Value {
     if let Some(old) = provider_of_config(&out) {
         let mut var = BUILT_IN_PROVIDERS
             .iter()
-            .find(|(p, _)| *p == old)
-            .map(|(_, v)| (*v).to_string());
+            .find(|p| p.id == old)
+            .map(|p| p.env_var.to_string());
         if let Some(custom) = out
             .pointer_mut("/models/providers")
             .and_then(Value::as_object_mut)

@@ -354,19 +354,18 @@ impl Agents {
 
     /// A warning when `agents` gateways would not fit in the Podman machine's memory.
     pub(super) fn memory_notice(&self, agents: usize) -> Option<String> {
-        use crate::status::{AGENT_MEMORY_MIB, MACHINE_BASE_MIB};
         if self.machine().mode() != Mode::Vm {
             return None;
         }
         let have = self.machine().memory_mib()?;
-        let need = MACHINE_BASE_MIB + AGENT_MEMORY_MIB * agents as u64;
+        let need = crate::meta::memory_need_mib(agents as u64);
         (need > have).then(|| {
             format!(
                 "{agents} agents need about {:.1} GiB but the Podman machine has {:.1} GiB: agents may fail or be killed. \
                  Give the machine more memory (podman machine stop; podman machine set --memory {}).",
                 need as f64 / 1024.0,
                 have as f64 / 1024.0,
-                need.div_ceil(512) * 512
+                need.div_ceil(crate::meta::MEMORY_STEP_MIB) * crate::meta::MEMORY_STEP_MIB
             )
         })
     }
