@@ -128,6 +128,10 @@ pub enum AgentsCommand {
         /// Write into a folder that is not empty (files of the same name are replaced).
         #[arg(long)]
         force: bool,
+        /// Also write the agent's workspace as workspace.tar.gz (at most 700 KiB packed),
+        /// unpacked by an init container at the first start.
+        #[arg(long)]
+        with_workspace: bool,
         #[arg(long)]
         json: bool,
     },
@@ -539,12 +543,25 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             namespace,
             storage,
             force,
+            with_workspace,
             json,
         }) => {
             let id = client.resolve(&agent).await?;
-            let path = export_path(&id, &namespace, &storage)?;
+            let path = export_path(&id, &namespace, &storage, with_workspace)?;
             let export: Export = client.call(Method::GET, &path, None).await?;
-            export::write_folder(&kubernetes, &export, force)
+            let tarball = if with_workspace {
+                // The agent's folder is on this computer: the instance runs here.
+                let one: OneAgent = client
+                    .call(Method::GET, &format!("/agents/{id}"), None)
+                    .await?;
+                Some(
+                    export::workspace_tarball(&one.agent.dir.join("workspace"))
+                        .map_err(|e| CliError::Other(e.to_string()))?,
+                )
+            } else {
+                None
+            };
+            export::write_folder(&kubernetes, &export, tarball.as_deref(), force)
                 .map_err(|e| CliError::Other(e.to_string()))?;
             if json {
                 print_json(&json!({
@@ -565,8 +582,9 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                     export.namespace
                 );
                 println!(
-                    "Apply: kubectl create namespace {}; kubectl apply -k {}  (more in its README.md)",
+                    "Apply: kubectl create namespace {}; kubectl apply {}-k {}  (more in its README.md)",
                     export.namespace,
+                    if with_workspace { "--server-side " } else { "" },
                     kubernetes.display()
                 );
             }
@@ -591,15 +609,21 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `/agents/{id}/export?format=kubernetes&namespace=..&storage=..`, the values
+/// `/agents/{id}/export?format=kubernetes&namespace=..&storage=..&withWorkspace=..`, the values
 /// encoded.
-fn export_path(id: &str, namespace: &str, storage: &str) -> Result<String, CliError> {
+fn export_path(
+    id: &str,
+    namespace: &str,
+    storage: &str,
+    with_workspace: bool,
+) -> Result<String, CliError> {
     let mut url = reqwest::Url::parse(&format!("http://clawdock/agents/{id}/export"))
         .map_err(|e| CliError::Other(e.to_string()))?;
     url.query_pairs_mut()
         .append_pair("format", "kubernetes")
         .append_pair("namespace", namespace)
-        .append_pair("storage", storage);
+        .append_pair("storage", storage)
+        .append_pair("withWorkspace", &with_workspace.to_string());
     Ok(format!(
         "{}?{}",
         url.path(),

@@ -844,8 +844,15 @@ async fn agents_export_writes_a_kubernetes_folder() {
         err.contains("not empty") && err.contains("--force"),
         "{err}"
     );
-    let forced = export(&["--force", "--json"]);
-    assert!(forced.status.success());
+    let forced = export(&["--force", "--with-workspace", "--json"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert_eq!(mode(&dir.join("workspace.tar.gz")), 0o600);
+    let k = std::fs::read_to_string(dir.join("kustomization.yaml")).expect("k");
+    assert!(k.contains("workspace.tar.gz"), "{k}");
     let answer: serde_json::Value = serde_json::from_slice(&forced.stdout).expect("json");
     assert_eq!(answer["name"], mapped.as_str());
     assert_eq!(answer["mappedFrom"], name.as_str());

@@ -662,6 +662,9 @@ struct ExportQuery {
     format: Option<String>,
     namespace: Option<String>,
     storage: Option<String>,
+    /// `true`: the manifests also unpack a `workspace.tar.gz` the client adds.
+    #[serde(rename = "withWorkspace")]
+    with_workspace: Option<String>,
 }
 
 /// The agent as a Kustomize folder, `{name, mappedFrom?, namespace, files: {path:
@@ -680,10 +683,21 @@ async fn export_agent(
             "Say which export: format=kubernetes is the only one.",
         ));
     }
+    let with_workspace = match q.with_workspace.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "withWorkspace is true or false.",
+            ))
+        }
+    };
     let defaults = crate::export::Options::default();
     let options = crate::export::Options {
         namespace: q.namespace.unwrap_or(defaults.namespace),
         storage: q.storage.unwrap_or(defaults.storage),
+        with_workspace,
     };
     let export = s.core.agents().export_kubernetes(id, &options)?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(export)).into_response())

@@ -35,8 +35,21 @@ pub const SECRET_FILES: [&str; 2] = [TOKEN_FILE, CONFIG_FILE];
 /// Where the init container reads the Secret's files.
 pub const SECRET_MOUNT: &str = "/etc/openclaw-secret";
 
+/// The agent's workspace as a tarball (`--with-workspace`), in a Secret of its own.
+pub const WORKSPACE_FILE: &str = "workspace.tar.gz";
+/// Where the init container reads the workspace tarball.
+pub const WORKSPACE_MOUNT: &str = "/etc/openclaw-workspace";
+/// The largest workspace tarball: a Secret holds at most 1 MiB, base64 takes a third
+/// more.
+pub const MAX_WORKSPACE_BYTES: usize = 700 * 1024;
+/// Left in the state folder once the tarball was unpacked: later starts keep what
+/// the agent changed since.
+const WORKSPACE_MARK: &str = ".clawdock-workspace-imported";
+
 /// The container that copies `openclaw.json` from the Secret into the state volume.
 pub const INIT_CONTAINER: &str = "config";
+/// The container that unpacks the workspace tarball at the first start.
+pub const WORKSPACE_CONTAINER: &str = "workspace";
 /// The gateway's container.
 pub const CONTAINER: &str = "gateway";
 
@@ -49,6 +62,10 @@ pub struct Options {
     pub namespace: String,
     /// The state volume's size, a Kubernetes quantity (`5Gi`).
     pub storage: String,
+    /// Also a Secret from [`WORKSPACE_FILE`] and an init container that unpacks it
+    /// at the first start. The tarball itself is not in [`Export::files`] (it is
+    /// binary): [`workspace_tarball`] makes it, [`write_folder`] writes it.
+    pub with_workspace: bool,
 }
 
 impl Default for Options {
@@ -56,6 +73,7 @@ impl Default for Options {
         Self {
             namespace: DEFAULT_NAMESPACE.into(),
             storage: DEFAULT_STORAGE.into(),
+            with_workspace: false,
         }
     }
 }
@@ -108,6 +126,14 @@ pub enum WriteError {
     BadFileName(String),
     #[error("could not write {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "the workspace packs to {0} KiB, more than a Secret holds ({max} KiB): export without \
+         --with-workspace and copy it with `kubectl cp` (the folder's README says how)",
+        max = MAX_WORKSPACE_BYTES / 1024
+    )]
+    WorkspaceTooLarge(usize),
+    #[error("could not pack the workspace {}: {why}", .path.display())]
+    Pack { path: PathBuf, why: String },
 }
 
 /// An agent's name as a Kubernetes name (an RFC 1123 DNS label): lower case, every
@@ -184,14 +210,15 @@ pub fn render(source: Source<'_>, options: &Options) -> Result<Export, InvalidOp
     };
     manifest("kustomization.yaml", kustomization(&names, options));
     manifest("persistentvolumeclaim.yaml", claim(&names, options));
-    manifest("deployment.yaml", deployment(&names, source));
+    manifest("deployment.yaml", deployment(&names, source, options));
     manifest("service.yaml", service(&names));
     files.insert(TOKEN_FILE.into(), record.token.clone());
     files.insert(CONFIG_FILE.into(), source.config.to_string());
     files.insert(
         ".gitignore".into(),
         format!(
-            "# Secrets: the gateway token and the provider key.\n{TOKEN_FILE}\n{CONFIG_FILE}\n"
+            "# Secrets: the gateway token, the provider key, the agent's files.\n\
+             {TOKEN_FILE}\n{CONFIG_FILE}\n{WORKSPACE_FILE}\n"
         ),
     );
     files.insert(
@@ -210,6 +237,7 @@ pub fn render(source: Source<'_>, options: &Options) -> Result<Export, InvalidOp
 struct Names {
     app: String,
     secret: String,
+    workspace: String,
     claim: String,
     labels: Value,
     selector: Value,
@@ -226,6 +254,7 @@ impl Names {
         Self {
             app: name.to_string(),
             secret: format!("{name}-secrets"),
+            workspace: format!("{name}-workspace"),
             claim: format!("{name}-state"),
             labels,
             selector,
@@ -238,6 +267,18 @@ impl Names {
 }
 
 fn kustomization(names: &Names, options: &Options) -> Value {
+    let mut generators = vec![json!({
+        "name": names.secret,
+        "files": SECRET_FILES,
+        "options": { "labels": names.labels },
+    })];
+    if options.with_workspace {
+        generators.push(json!({
+            "name": names.workspace,
+            "files": [WORKSPACE_FILE],
+            "options": { "labels": names.labels },
+        }));
+    }
     json!({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -245,11 +286,7 @@ fn kustomization(names: &Names, options: &Options) -> Value {
         "resources": ["persistentvolumeclaim.yaml", "deployment.yaml", "service.yaml"],
         // The only place the secrets go: the generated Secret's name carries a hash
         // of its content, so a changed token or config rolls the Deployment.
-        "secretGenerator": [{
-            "name": names.secret,
-            "files": SECRET_FILES,
-            "options": { "labels": names.labels },
-        }],
+        "secretGenerator": generators,
     })
 }
 
@@ -296,7 +333,7 @@ fn container_security() -> Value {
     })
 }
 
-fn deployment(names: &Names, source: Source<'_>) -> Value {
+fn deployment(names: &Names, source: Source<'_>, options: &Options) -> Value {
     let memory = format!("{}Mi", source.limits.memory_mib);
     // Request = limit: the scheduler places the agent only where its limit fits.
     let resources = json!({
@@ -332,6 +369,52 @@ fn deployment(names: &Names, source: Source<'_>) -> Value {
         CONFIG_DIR,
         WORKSPACE_DIR,
     ];
+    let mut init_containers = vec![json!({
+        "name": INIT_CONTAINER,
+        "image": source.record.image,
+        "command": copy_config,
+        "securityContext": container_security(),
+        "resources": resources,
+        "volumeMounts": [
+            { "name": "state", "mountPath": CONFIG_DIR },
+            { "name": "secrets", "mountPath": SECRET_MOUNT, "readOnly": true },
+        ],
+    })];
+    let mut volumes = vec![
+        json!({ "name": "state", "persistentVolumeClaim": { "claimName": names.claim } }),
+        // 0440: readable by the gateway's group (fsGroup) only.
+        json!({ "name": "secrets", "secret": { "secretName": names.secret, "defaultMode": 0o440 } }),
+        json!({ "name": "cache", "emptyDir": {} }),
+        json!({ "name": "tmp", "emptyDir": {} }),
+    ];
+    if options.with_workspace {
+        // Once: a later start keeps what the agent changed since.
+        let unpack = [
+            "sh",
+            "-c",
+            r#"[ -e "$2/$4" ] || { mkdir -p "$3" && tar -xzf "$1/workspace.tar.gz" -C "$3" && touch "$2/$4"; }"#,
+            "unpack-workspace",
+            WORKSPACE_MOUNT,
+            CONFIG_DIR,
+            WORKSPACE_DIR,
+            WORKSPACE_MARK,
+        ];
+        init_containers.push(json!({
+            "name": WORKSPACE_CONTAINER,
+            "image": source.record.image,
+            "command": unpack,
+            "securityContext": container_security(),
+            "resources": resources,
+            "volumeMounts": [
+                { "name": "state", "mountPath": CONFIG_DIR },
+                { "name": "workspace", "mountPath": WORKSPACE_MOUNT, "readOnly": true },
+            ],
+        }));
+        volumes.push(json!({
+            "name": "workspace",
+            "secret": { "secretName": names.workspace, "defaultMode": 0o440 },
+        }));
+    }
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -358,17 +441,7 @@ fn deployment(names: &Names, source: Source<'_>) -> Value {
                         "fsGroup": GATEWAY_UID,
                         "seccompProfile": { "type": "RuntimeDefault" },
                     },
-                    "initContainers": [{
-                        "name": INIT_CONTAINER,
-                        "image": source.record.image,
-                        "command": copy_config,
-                        "securityContext": container_security(),
-                        "resources": resources,
-                        "volumeMounts": [
-                            { "name": "state", "mountPath": CONFIG_DIR },
-                            { "name": "secrets", "mountPath": SECRET_MOUNT, "readOnly": true },
-                        ],
-                    }],
+                    "initContainers": init_containers,
                     "containers": [{
                         "name": CONTAINER,
                         "image": source.record.image,
@@ -395,13 +468,7 @@ fn deployment(names: &Names, source: Source<'_>) -> Value {
                             { "name": "tmp", "mountPath": "/tmp" },
                         ],
                     }],
-                    "volumes": [
-                        { "name": "state", "persistentVolumeClaim": { "claimName": names.claim } },
-                        // 0440: readable by the gateway's group (fsGroup) only.
-                        { "name": "secrets", "secret": { "secretName": names.secret, "defaultMode": 0o440 } },
-                        { "name": "cache", "emptyDir": {} },
-                        { "name": "tmp", "emptyDir": {} },
-                    ],
+                    "volumes": volumes,
                 },
             },
         },
@@ -437,7 +504,7 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
          ## Apply\n\n\
          ```sh\n\
          kubectl create namespace {ns}   # once per namespace\n\
-         kubectl apply -k .   # in this folder; or kubectl apply -k <this folder>\n\
+         kubectl apply {server_side}-k .   # in this folder; or kubectl apply {server_side}-k <this folder>\n\
          kubectl -n {ns} rollout status deployment/{app}\n\
          ```\n\n\
          Stop the agent in Clawdock first (`clawdock agents stop {agent}`), so two \
@@ -450,6 +517,7 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
          and the OpenAI-style API at http://127.0.0.1:{port}/v1/ with \
          `Authorization: Bearer $(cat {TOKEN_FILE})`.\n\n\
          ## Copy the workspace across\n\n\
+         {tarball}\
          The agent's files are in `{workspace}` on this computer. Once the pod runs:\n\n\
          ```sh\n\
          POD=$(kubectl -n {ns} get pod -l app.kubernetes.io/instance={app} -o jsonpath='{{.items[0].metadata.name}}')\n\
@@ -468,6 +536,21 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
         agent = record.name.escape_debug(),
         workspace = record.dir.join("workspace").display(),
         pids = source.limits.pids,
+        // A Secret larger than 256 KiB does not fit the annotation a client-side
+        // apply keeps.
+        server_side = if options.with_workspace { "--server-side " } else { "" },
+        tarball = if options.with_workspace {
+            format!(
+                "`{WORKSPACE_FILE}` (a secret too: the agent's files) becomes the Secret \
+                 `{}`; the init container `{WORKSPACE_CONTAINER}` unpacks it into \
+                 `{WORKSPACE_DIR}` at the first start only (it leaves `{WORKSPACE_MARK}` in the \
+                 state folder), so later starts keep what the agent changed. To copy files \
+                 again later, use `kubectl cp`.\n\n",
+                names.workspace
+            )
+        } else {
+            String::new()
+        },
     );
     if source.config.contains("host.containers.internal") {
         let _ = write!(
@@ -480,11 +563,52 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
     text
 }
 
+/// The agent's workspace folder as a gzipped tarball (`tar -czf - -C DIR .`), for
+/// `--with-workspace`. Refused above [`MAX_WORKSPACE_BYTES`].
+pub fn workspace_tarball(workspace: &Path) -> Result<Vec<u8>, WriteError> {
+    let pack = |why: String| WriteError::Pack {
+        path: workspace.to_path_buf(),
+        why,
+    };
+    if !workspace.is_dir() {
+        return Err(pack("no such folder".into()));
+    }
+    let out = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg("-")
+        .arg("-C")
+        .arg(workspace)
+        .arg(".")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| pack(format!("could not run tar: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(pack(format!(
+            "tar failed ({}): {}",
+            out.status,
+            stderr.trim()
+        )));
+    }
+    if out.stdout.len() > MAX_WORKSPACE_BYTES {
+        return Err(WriteError::WorkspaceTooLarge(
+            out.stdout.len().div_ceil(1024),
+        ));
+    }
+    Ok(out.stdout)
+}
+
 /// Writes an export into `dir`, made if missing (0700: it holds secrets; an
-/// existing one is made 0700 too). A folder that exists and is not empty is
-/// refused unless `force`; then the export's files replace those of the same name
-/// and other files stay. The secret files are 0600. Returns the files written.
-pub fn write_folder(dir: &Path, export: &Export, force: bool) -> Result<Vec<PathBuf>, WriteError> {
+/// existing one is made 0700 too), with the workspace tarball when given. A folder
+/// that exists and is not empty is refused unless `force`; then the export's files
+/// replace those of the same name and other files stay. The secret files are
+/// 0600. Returns the files written.
+pub fn write_folder(
+    dir: &Path,
+    export: &Export,
+    workspace: Option<&[u8]>,
+    force: bool,
+) -> Result<Vec<PathBuf>, WriteError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| WriteError::Io { path, source }
@@ -519,6 +643,14 @@ pub fn write_folder(dir: &Path, export: &Export, force: bool) -> Result<Vec<Path
             store::write_plain(&path, content.as_bytes())
         };
         result.map_err(|e| match e {
+            store::StoreError::Write { path, source }
+            | store::StoreError::Read { path, source } => WriteError::Io { path, source },
+        })?;
+        written.push(path);
+    }
+    if let Some(tarball) = workspace {
+        let path = dir.join(WORKSPACE_FILE);
+        store::write_secret(&path, tarball).map_err(|e| match e {
             store::StoreError::Write { path, source }
             | store::StoreError::Read { path, source } => WriteError::Io { path, source },
         })?;
@@ -750,6 +882,53 @@ mod tests {
     }
 
     #[test]
+    fn with_the_workspace_a_second_secret_and_an_init_container_unpack_it() {
+        let r = record("alpha");
+        let options = Options {
+            with_workspace: true,
+            ..Options::default()
+        };
+        let e = export(&r, &options).expect("export");
+        let k = &e.files["kustomization.yaml"];
+        assert!(
+            k.contains("name: \"alpha-workspace\"") && k.contains(WORKSPACE_FILE),
+            "{k}"
+        );
+        let d = &e.files["deployment.yaml"];
+        assert!(
+            d.contains(&format!("name: \"{WORKSPACE_CONTAINER}\"")),
+            "{d}"
+        );
+        assert!(d.contains("secretName: \"alpha-workspace\""), "{d}");
+        assert!(e.files["README.md"].contains("kubectl apply --server-side -k"));
+        let plain = export(&r, &Options::default()).expect("export");
+        assert!(!plain.files["deployment.yaml"].contains(WORKSPACE_MOUNT));
+
+        let tmp = tempfile::tempdir().expect("tmp");
+        let ws = tmp.path().join("workspace");
+        std::fs::create_dir_all(ws.join("memory")).expect("mkdir");
+        std::fs::write(ws.join("memory/notes.md"), b"remember").expect("file");
+        let tarball = workspace_tarball(&ws).expect("tarball");
+        assert_eq!(&tarball[..2], [0x1f, 0x8b], "gzip");
+        let dir = tmp.path().join("out");
+        write_folder(&dir, &e, Some(&tarball), false).expect("write");
+        assert_eq!(
+            std::fs::read(dir.join(WORKSPACE_FILE)).expect("read"),
+            tarball
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(dir.join(WORKSPACE_FILE)).expect("meta");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
+        assert!(matches!(
+            workspace_tarball(&tmp.path().join("none")),
+            Err(WriteError::Pack { .. })
+        ));
+    }
+
+    #[test]
     fn yaml_of_nested_values() {
         let v = json!({
             "a": [{"b": 1, "c": ["x", "yes"]}, "plain", []],
@@ -769,7 +948,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let e = export(&record("alpha"), &Options::default()).expect("export");
         let dir = tmp.path().join("out");
-        let written = write_folder(&dir, &e, false).expect("write");
+        let written = write_folder(&dir, &e, None, false).expect("write");
         assert_eq!(written.len(), e.files.len());
         #[cfg(unix)]
         {
@@ -783,24 +962,24 @@ mod tests {
             std::fs::read_to_string(dir.join(TOKEN_FILE)).expect("token"),
             e.files[TOKEN_FILE]
         );
-        match write_folder(&dir, &e, false) {
+        match write_folder(&dir, &e, None, false) {
             Err(WriteError::NotEmpty(at)) => assert_eq!(at, dir),
             other => panic!("expected a refusal, got {other:?}"),
         }
-        write_folder(&dir, &e, true).expect("forced");
+        write_folder(&dir, &e, None, true).expect("forced");
         let empty = tmp.path().join("empty");
         std::fs::create_dir(&empty).expect("mkdir");
-        write_folder(&empty, &e, false).expect("an empty folder is fine");
+        write_folder(&empty, &e, None, false).expect("an empty folder is fine");
         let file = tmp.path().join("file");
         std::fs::write(&file, b"x").expect("file");
         assert!(matches!(
-            write_folder(&file, &e, true),
+            write_folder(&file, &e, None, true),
             Err(WriteError::NotAFolder(_))
         ));
         let mut evil = e.clone();
         evil.files.insert("../escape".into(), "x".into());
         assert!(matches!(
-            write_folder(&tmp.path().join("evil"), &evil, false),
+            write_folder(&tmp.path().join("evil"), &evil, None, false),
             Err(WriteError::BadFileName(_))
         ));
         assert!(!tmp.path().join("escape").exists());

@@ -4,7 +4,8 @@
 //! Secret and nowhere else, and the Deployment's containers, run on real Podman as
 //! Kubernetes would run them (image, command, user, limits, the Secret's values,
 //! the volumes at their paths), answer `/healthz`: what Kubernetes would run, this
-//! machine ran. Also the API's answers to bad input.
+//! machine ran, the workspace unpacked from its tarball included. Also the API's
+//! answers to bad input.
 
 mod support;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use clawdock_core::agents::CreateRequest;
 use clawdock_core::api::ApiServer;
-use clawdock_core::containers::{CONFIG_DIR, GATEWAY_UID};
+use clawdock_core::containers::{CONFIG_DIR, GATEWAY_UID, WORKSPACE_DIR};
 use clawdock_core::export::{self, Export};
 use clawdock_core::Clawdock;
 use serde::Deserialize as _;
@@ -114,12 +115,11 @@ fn nix_is_root() -> bool {
     run_ok(Command::new("id").arg("-u")).trim() == "0"
 }
 
+/// Secret name -> key -> value.
+type Secrets = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
 /// A pod's volumes as host folders, as the kubelet would lay them out.
-fn lay_out_volumes(
-    pod: &Value,
-    secret: &BTreeMap<String, Vec<u8>>,
-    root: &Path,
-) -> BTreeMap<String, PathBuf> {
+fn lay_out_volumes(pod: &Value, secrets: &Secrets, root: &Path) -> BTreeMap<String, PathBuf> {
     let security = &pod["securityContext"];
     let uid = security["runAsUser"].as_u64().expect("runAsUser");
     let group = security["fsGroup"].as_u64().expect("fsGroup");
@@ -134,6 +134,7 @@ fn lay_out_volumes(
             give_to(&dir, 0, 0, 0o1777);
         } else if let Some(s) = volume.get("secret") {
             let mode = s["defaultMode"].as_u64().unwrap_or(0o644) as u32;
+            let secret = &secrets[s["secretName"].as_str().expect("secretName")];
             for (key, value) in secret {
                 std::fs::write(dir.join(key), value).expect("secret file");
             }
@@ -159,7 +160,7 @@ fn podman_run(
     pod: &Value,
     container: &Value,
     volumes: &BTreeMap<String, PathBuf>,
-    secret: &BTreeMap<String, Vec<u8>>,
+    secrets: &Secrets,
     label: &str,
     publish: Option<u16>,
 ) -> Command {
@@ -214,10 +215,10 @@ fn podman_run(
         if let Some(value) = var["value"].as_str() {
             cmd.args(["--env", &format!("{name}={value}")]);
         } else {
-            let key = var["valueFrom"]["secretKeyRef"]["key"]
-                .as_str()
-                .expect("secretKeyRef");
-            let value = String::from_utf8(secret[key].clone()).expect("utf-8");
+            let reference = &var["valueFrom"]["secretKeyRef"];
+            let secret = &secrets[reference["name"].as_str().expect("secret name")];
+            let value = secret[reference["key"].as_str().expect("key")].clone();
+            let value = String::from_utf8(value).expect("utf-8");
             cmd.args(["--env", name]).env(name, value);
         }
     }
@@ -277,6 +278,9 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
         .await
         .expect("create");
     core.agents().stop(agent.id).await.expect("stop");
+    let notes = format!("remember {}", clawdock_core::agents::random_hex(4));
+    std::fs::create_dir_all(agent.dir.join("workspace/memory")).expect("mkdir");
+    std::fs::write(agent.dir.join("workspace/memory/notes.md"), &notes).expect("notes");
     let store: Value =
         serde_json::from_slice(&std::fs::read(core.settings().agents_file()).expect("store"))
             .expect("json");
@@ -293,7 +297,7 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
             .send()
     };
     let resp = get(format!(
-        "/agents/{}/export?format=kubernetes&namespace=team-a&storage=1Gi",
+        "/agents/{}/export?format=kubernetes&namespace=team-a&storage=1Gi&withWorkspace=true",
         agent.id
     ))
     .await
@@ -308,6 +312,7 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
     let options = export::Options {
         namespace: "team-a".into(),
         storage: "1Gi".into(),
+        with_workspace: true,
     };
     assert_eq!(
         answer,
@@ -333,6 +338,10 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
             format!("{}/export?format=kubernetes&storage=lots", agent.id),
             400,
         ),
+        (
+            format!("{}/export?format=kubernetes&withWorkspace=yes", agent.id),
+            400,
+        ),
     ] {
         let resp = get(format!("/agents/{query}")).await.expect("request");
         assert_eq!(resp.status(), status, "{query}");
@@ -354,9 +363,10 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
     // The folder, as the CLI writes it from that answer.
     let out = tempfile::tempdir().expect("tmp");
     let dir = out.path().join("k8s");
-    export::write_folder(&dir, &answer, false).expect("write");
+    let tarball = export::workspace_tarball(&agent.dir.join("workspace")).expect("tarball");
+    export::write_folder(&dir, &answer, Some(&tarball), false).expect("write");
     assert!(matches!(
-        export::write_folder(&dir, &answer, false),
+        export::write_folder(&dir, &answer, Some(&tarball), false),
         Err(export::WriteError::NotEmpty(_))
     ));
 
@@ -383,7 +393,13 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
     sorted.sort_unstable();
     assert_eq!(
         sorted,
-        ["Deployment", "PersistentVolumeClaim", "Secret", "Service"],
+        [
+            "Deployment",
+            "PersistentVolumeClaim",
+            "Secret",
+            "Secret",
+            "Service"
+        ],
         "{kinds:?}"
     );
     assert_eq!(
@@ -403,16 +419,43 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
     };
 
     // The secrets: in the Secret, and in no other resource.
-    let secret_resource = of("Secret");
-    let secret: BTreeMap<String, Vec<u8>> = secret_resource["data"]
-        .as_object()
-        .expect("data")
+    let secrets: Secrets = resources
         .iter()
-        .map(|(k, v)| (k.clone(), base64_decode(v.as_str().expect("base64"))))
+        .filter(|r| r["kind"] == "Secret")
+        .map(|r| {
+            let data = r["data"].as_object().expect("data").iter();
+            let data = data.map(|(k, v)| (k.clone(), base64_decode(v.as_str().expect("b64"))));
+            (
+                r["metadata"]["name"].as_str().expect("name").to_string(),
+                data.collect(),
+            )
+        })
         .collect();
+    let (main_name, secret) = secrets
+        .iter()
+        .find(|(_, data)| data.contains_key(export::TOKEN_FILE))
+        .expect("the gateway's Secret");
+    assert!(
+        main_name.starts_with(&format!("{}-secrets-", answer.name)),
+        "{main_name}"
+    );
+    assert_eq!(secret.len(), 2, "the token and the config");
     assert_eq!(secret[export::TOKEN_FILE], token.as_bytes());
     assert_eq!(secret[export::CONFIG_FILE], config.as_bytes());
-    for r in resources.iter().filter(|r| r["kind"] != "Secret") {
+    let (_, workspace) = secrets
+        .iter()
+        .find(|(_, data)| data.contains_key(export::WORKSPACE_FILE))
+        .expect("the workspace's Secret");
+    assert_eq!(workspace[export::WORKSPACE_FILE], tarball);
+    let secret_resource = resources
+        .iter()
+        .find(|r| r["metadata"]["name"] == main_name.as_str())
+        .expect("secret")
+        .clone();
+    for r in resources
+        .iter()
+        .filter(|r| r["metadata"]["name"] != main_name.as_str())
+    {
         let text = r.to_string();
         for needle in [token.as_str(), provider_key.as_str(), config.as_str()] {
             assert!(!text.contains(needle), "a secret in {}", r["kind"]);
@@ -442,10 +485,12 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
     let _cleanup = RunContainers {
         label: run_label.clone(),
     };
-    let volumes = lay_out_volumes(&pod, &secret, &out.path().join("volumes"));
-    for init in pod["initContainers"].as_array().into_iter().flatten() {
+    let volumes = lay_out_volumes(&pod, &secrets, &out.path().join("volumes"));
+    let inits = pod["initContainers"].as_array().expect("init containers");
+    assert_eq!(inits.len(), 2, "the config and the workspace");
+    for init in inits {
         run_ok(&mut podman_run(
-            &pod, init, &volumes, &secret, &run_label, None,
+            &pod, init, &volumes, &secrets, &run_label, None,
         ));
     }
     let port = free_port();
@@ -453,7 +498,7 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
         &pod,
         &gateway,
         &volumes,
-        &secret,
+        &secrets,
         &run_label,
         Some(port),
     ))
@@ -480,6 +525,13 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
         &format!("{CONFIG_DIR}/openclaw.json"),
     ]));
     assert_eq!(mounted, config);
+    let unpacked = run_ok(Command::new("podman").args([
+        "exec",
+        &id,
+        "cat",
+        &format!("{WORKSPACE_DIR}/memory/notes.md"),
+    ]));
+    assert_eq!(unpacked, notes, "the workspace came with the tarball");
     let inspected: Value =
         serde_json::from_str(&run_ok(Command::new("podman").args(["inspect", &id])))
             .expect("inspect");
