@@ -257,18 +257,47 @@ async fn answers(port: u16, path: &str) -> bool {
     matches!(reqwest::get(&url).await, Ok(r) if r.status().is_success())
 }
 
+/// The real gateway image (tests/images/build-openclaw-image.sh, as in
+/// tests/openclaw.rs).
+const GATEWAY_IMAGE: &str = "localhost/openclaw-gateway:test";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it() {
+    export_and_run(IMAGE, 384, Duration::from_secs(30)).await;
+}
+
+/// The same with the real OpenClaw gateway: it starts from the config the init
+/// container copied, under a read-only root with only the volumes the Deployment
+/// gives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_gateway_runs_as_exported() {
+    let exists = Command::new("podman")
+        .args(["image", "exists", GATEWAY_IMAGE])
+        .status()
+        .expect("podman");
+    assert!(
+        exists.success(),
+        "{GATEWAY_IMAGE} is missing: run tests/images/build-openclaw-image.sh"
+    );
+    // About 0.75 GB at rest; up to 17 s to health on two idle cores.
+    export_and_run(GATEWAY_IMAGE, 1536, Duration::from_secs(120)).await;
+}
+
+async fn export_and_run(image: &str, memory_mib: u64, health_budget: Duration) {
     let home = Home::new();
-    let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
+    let mut settings = home.native(image);
+    settings.health_timeout = health_budget;
+    settings.stop_timeout = Duration::from_secs(5);
+    let core = Clawdock::start(settings).await.expect("core");
     // Not a Kubernetes name: upper case and `_` are mapped, and said so.
-    let name = format!("Move_Me{}", std::process::id() % 10_000);
+    // Unique per test: container names are global to Podman.
+    let name = format!("Move_Me{}_{memory_mib}", std::process::id() % 10_000);
     let provider_key = format!("sk-export-{}", clawdock_core::agents::random_hex(8));
     let agent = core
         .agents()
         .create_and_wait(CreateRequest {
             name: name.clone(),
-            memory_mib: Some(384),
+            memory_mib: Some(memory_mib),
             provider: clawdock_core::agents::definition::ProviderInput {
                 provider_type: Some("openai".into()),
                 api_key: Some(provider_key.clone()),
@@ -478,7 +507,7 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
     // What Kubernetes would run, run here: the init container, then the gateway.
     let pod = deployment["spec"]["template"]["spec"].clone();
     let gateway = pod["containers"][0].clone();
-    assert_eq!(gateway["image"], IMAGE);
+    assert_eq!(gateway["image"], image);
     assert_eq!(gateway["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(gateway["readinessProbe"]["httpGet"]["path"], "/readyz");
     let run_label = format!("{}-{}", std::process::id(), agent.id.simple());
@@ -504,7 +533,7 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
     ))
     .trim()
     .to_string();
-    let healthy = tokio::time::timeout(Duration::from_secs(30), async {
+    let healthy = tokio::time::timeout(health_budget, async {
         while !answers(port, "/healthz").await {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -512,10 +541,16 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
     .await;
     assert!(
         healthy.is_ok(),
-        "no /healthz within 30 s: {}",
+        "no /healthz within {health_budget:?}: {}",
         run_ok(Command::new("podman").args(["logs", &id]))
     );
-    assert!(answers(port, "/readyz").await);
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        while !answers(port, "/readyz").await {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "no /readyz within 30 s of /healthz");
     // It ran as exported: the config at the gateway's path, the token from the
     // Secret, the user and the limits.
     let mounted = run_ok(Command::new("podman").args([
@@ -524,7 +559,9 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
         "cat",
         &format!("{CONFIG_DIR}/openclaw.json"),
     ]));
-    assert_eq!(mounted, config);
+    // As a value: the real gateway rewrites the file at start, keeping its content.
+    let json = |text: &str| serde_json::from_str::<Value>(text).expect("json");
+    assert_eq!(json(&mounted), json(&config));
     let unpacked = run_ok(Command::new("podman").args([
         "exec",
         &id,
@@ -540,7 +577,7 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
     assert!(c["Config"]["Env"]
         .to_string()
         .contains(&format!("OPENCLAW_GATEWAY_TOKEN={token}")));
-    assert_eq!(c["HostConfig"]["Memory"], 384 * 1024 * 1024);
+    assert_eq!(c["HostConfig"]["Memory"], memory_mib * 1024 * 1024);
     assert_eq!(c["HostConfig"]["ReadonlyRootfs"], true);
     assert!(c["HostConfig"]["SecurityOpt"]
         .to_string()
