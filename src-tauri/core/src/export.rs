@@ -10,7 +10,6 @@
 //! `kubectl kustomize` and `kubernetes-validate` in `tests/export.rs`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
@@ -487,15 +486,12 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
         mem = source.limits.memory_mib,
     );
     if mapped {
-        let _ = writeln!(
-            text,
-            "`{}` is not a valid Kubernetes name; its resources are named `{app}`.\n",
+        text.push_str(&format!(
+            "`{}` is not a valid Kubernetes name; its resources are named `{app}`.\n\n",
             record.name.escape_debug()
-        );
+        ));
     }
-    let _ = write!(
-        text,
-        "| file | what |\n|---|---|\n\
+    text.push_str(&format!("| file | what |\n|---|---|\n\
          | `kustomization.yaml` | namespace `{ns}`, and the Secret `{secret}` generated from the two files below |\n\
          | `{TOKEN_FILE}`, `{CONFIG_FILE}` | **secrets**: the gateway token, and the config with the provider key. Keep this folder private; `.gitignore` lists them |\n\
          | `persistentvolumeclaim.yaml` | `{claim}`, {storage}: the gateway's state folder `{CONFIG_DIR}` with its workspace |\n\
@@ -550,15 +546,13 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
             )
         } else {
             String::new()
-        },
-    );
+        },));
     if source.config.contains("host.containers.internal") {
-        let _ = write!(
-            text,
+        text.push_str(&format!(
             "\n**The provider runs on this computer** (`host.containers.internal` in \
              `{CONFIG_FILE}`): a cluster cannot reach it there. Point its `baseUrl` at an \
              address the cluster reaches before applying.\n"
-        );
+        ));
     }
     text
 }
@@ -677,7 +671,7 @@ pub fn to_yaml(value: &Value) -> String {
 
 fn write_map(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize) {
     for (key, value) in map {
-        let _ = write!(out, "{:indent$}{}:", "", yaml_key(key));
+        out.push_str(&format!("{:indent$}{}:", "", yaml_key(key)));
         write_value(out, value, indent + 2);
     }
 }
@@ -689,14 +683,14 @@ fn write_list(out: &mut String, items: &[Value], indent: usize) {
                 // The first key goes after the dash, the others under it.
                 let mut nested = String::new();
                 write_map(&mut nested, map, indent + 2);
-                let _ = write!(out, "{:indent$}- {}", "", &nested[indent + 2..]);
+                out.push_str(&format!("{:indent$}- {}", "", &nested[indent + 2..]));
             }
             Value::Array(inner) if !inner.is_empty() => {
-                let _ = writeln!(out, "{:indent$}-", "");
+                out.push_str(&format!("{:indent$}-\n", ""));
                 write_list(out, inner, indent + 2);
             }
             other => {
-                let _ = writeln!(out, "{:indent$}- {}", "", scalar(other));
+                out.push_str(&format!("{:indent$}- {}\n", "", scalar(other)));
             }
         }
     }
@@ -714,7 +708,7 @@ fn write_value(out: &mut String, value: &Value, indent: usize) {
             write_list(out, items, indent);
         }
         other => {
-            let _ = writeln!(out, " {}", scalar(other));
+            out.push_str(&format!(" {}\n", scalar(other)));
         }
     }
 }
