@@ -639,16 +639,23 @@ async fn post_agents_creates_patch_edits_and_the_dashboard_carries_the_gateway_t
         !list.to_string().contains(gateway_token),
         "the list never carries the gateway token"
     );
-    let (status, body) = api.call(Method::POST, &format!("{path}/update"), None).await;
+    let (status, body) = api
+        .call(Method::POST, &format!("{path}/update"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["updated"], false, "nothing newer: {body}");
     assert_eq!(body["agent"]["status"], "running");
     let (status, body) = api.call(Method::POST, "/agents/update-all", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["updated"], false, "{body}");
-    let (status, body) = api.call(Method::POST, &format!("{path}/cancel"), None).await;
+    let (status, body) = api
+        .call(Method::POST, &format!("{path}/cancel"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["agent"]["status"], "running", "nothing to cancel: {body}");
+    assert_eq!(
+        body["agent"]["status"], "running",
+        "nothing to cancel: {body}"
+    );
     let (status, _) = api.call(Method::POST, "/shutdown", None).await;
     assert_eq!(status, StatusCode::OK);
 }
