@@ -17,9 +17,10 @@ BUILD_PKGS=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3
 RUN_PKGS=(podman runc conmon netavark aardvark-dns catatonit iptables busybox-static
   libayatana-appindicator3-1 curl ca-certificates)
 # python3: the fake podman; dbus-bin: dbus-send (the resume-from-sleep test);
-# bsdutils: script (a pty for serve's terminal-only token line).
+# bsdutils: script (a pty for serve's terminal-only token line); python3-venv:
+# kubernetes-validate's own environment (the export test).
 TEST_PKGS=(xvfb xauth dbus-x11 x11-utils imagemagick webkit2gtk-driver chromium
-  psmisc procps dbus dbus-bin libglib2.0-bin fonts-dejavu-core python3 bsdutils)
+  psmisc procps dbus dbus-bin libglib2.0-bin fonts-dejavu-core python3 python3-venv bsdutils)
 
 wanted=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 [ "${CLAWDOCK_SKIP_TEST_PKGS:-0}" = 1 ] || wanted+=("${TEST_PKGS[@]}")
@@ -56,6 +57,30 @@ fi
 if [ "${CLAWDOCK_SKIP_TEST_PKGS:-0}" != 1 ] && ! command -v tauri-driver >/dev/null 2>&1 \
    && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver" ]; then
   cargo install tauri-driver --locked --version '^2' --quiet
+fi
+
+# The Kubernetes export test (core/tests/export.rs): kubectl renders the folder
+# offline (`kubectl kustomize`), kubernetes-validate (PyPI, bundled schemas) checks
+# every resource. kubectl is not in Debian's archive: it must be on the machine.
+if [ "${CLAWDOCK_SKIP_TEST_PKGS:-0}" != 1 ]; then
+  if ! command -v kubectl >/dev/null 2>&1; then
+    echo "error: kubectl not found; the export test needs it (any version with" >&2
+    echo "\`kubectl kustomize\`, 1.32 here): https://kubernetes.io/docs/tasks/tools/" >&2
+    exit 1
+  fi
+  KV_VERSION=1.37.0
+  if [ "$(kubernetes-validate --version 2>/dev/null)" != "$KV_VERSION" ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+      kv_env=/opt/clawdock-kubernetes-validate; kv_bin=/usr/local/bin
+    else
+      kv_env="$HOME/.local/share/clawdock-kubernetes-validate"; kv_bin="$HOME/.local/bin"
+    fi
+    python3 -m venv "$kv_env"
+    "$kv_env/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KV_VERSION"
+    mkdir -p "$kv_bin"
+    ln -sf "$kv_env/bin/kubernetes-validate" "$kv_bin/kubernetes-validate"
+    command -v kubernetes-validate >/dev/null || echo "warning: add $kv_bin to PATH" >&2
+  fi
 fi
 
 podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}}'

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use clawdock_core::agents::AgentView;
 use clawdock_core::api::{sse_data_lines, ApiError};
 use clawdock_core::events::Event;
+use clawdock_core::export::{self, Export};
 use clawdock_core::instance::running_instance;
 use clawdock_core::settings::Settings;
 use clawdock_core::shutdown::ShutdownReport;
@@ -108,6 +109,31 @@ pub enum AgentsCommand {
         /// Print the address instead of opening it (it holds the agent's token).
         #[arg(long)]
         print: bool,
+    },
+    /// Write an agent as a Kustomize folder for Kubernetes (Deployment, Service,
+    /// PersistentVolumeClaim, a Secret generated from the gateway token and
+    /// openclaw.json, a README). The folder holds secrets: it is made 0700, the
+    /// secret files 0600.
+    Export {
+        agent: String,
+        /// The folder to write (refused if it exists and is not empty, unless --force).
+        #[arg(long, value_name = "DIR")]
+        kubernetes: std::path::PathBuf,
+        /// The namespace in kustomization.yaml.
+        #[arg(long, default_value = clawdock_core::export::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// The size of the agent's state volume (a Kubernetes quantity).
+        #[arg(long, default_value = clawdock_core::export::DEFAULT_STORAGE)]
+        storage: String,
+        /// Write into a folder that is not empty (files of the same name are replaced).
+        #[arg(long)]
+        force: bool,
+        /// Also write the agent's workspace as workspace.tar.gz (at most 700 KiB packed),
+        /// unpacked by an init container at the first start.
+        #[arg(long)]
+        with_workspace: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Print an agent's log.
     Logs {
@@ -511,6 +537,58 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 println!("Opened the dashboard of {agent}");
             }
         }
+        Request::Agents(AgentsCommand::Export {
+            agent,
+            kubernetes,
+            namespace,
+            storage,
+            force,
+            with_workspace,
+            json,
+        }) => {
+            let id = client.resolve(&agent).await?;
+            let path = export_path(&id, &namespace, &storage, with_workspace)?;
+            let export: Export = client.call(Method::GET, &path, None).await?;
+            let tarball = if with_workspace {
+                // The agent's folder is on this computer: the instance runs here.
+                let one: OneAgent = client
+                    .call(Method::GET, &format!("/agents/{id}"), None)
+                    .await?;
+                Some(
+                    export::workspace_tarball(&one.agent.dir.join("workspace"))
+                        .map_err(|e| CliError::Other(e.to_string()))?,
+                )
+            } else {
+                None
+            };
+            export::write_folder(&kubernetes, &export, tarball.as_deref(), force)
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            if json {
+                print_json(&json!({
+                    "name": export.name, "mappedFrom": export.mapped_from,
+                    "namespace": export.namespace, "dir": kubernetes,
+                    "files": export.files.keys().collect::<Vec<_>>(),
+                }));
+            } else {
+                if let Some(from) = &export.mapped_from {
+                    println!(
+                        "`{from}` is not a valid Kubernetes name; its resources are named `{}`.",
+                        export.name
+                    );
+                }
+                println!(
+                    "Wrote {} (namespace {}). It holds the gateway token and the provider key.",
+                    kubernetes.display(),
+                    export.namespace
+                );
+                println!(
+                    "Apply: kubectl create namespace {}; kubectl apply {}-k {}  (more in its README.md)",
+                    export.namespace,
+                    if with_workspace { "--server-side " } else { "" },
+                    kubernetes.display()
+                );
+            }
+        }
         Request::Agents(AgentsCommand::Logs {
             agent,
             follow,
@@ -529,6 +607,28 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `/agents/{id}/export?format=kubernetes&namespace=..&storage=..&withWorkspace=..`, the values
+/// encoded.
+fn export_path(
+    id: &str,
+    namespace: &str,
+    storage: &str,
+    with_workspace: bool,
+) -> Result<String, CliError> {
+    let mut url = reqwest::Url::parse(&format!("http://clawdock/agents/{id}/export"))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    url.query_pairs_mut()
+        .append_pair("format", "kubernetes")
+        .append_pair("namespace", namespace)
+        .append_pair("storage", storage)
+        .append_pair("withWorkspace", &with_workspace.to_string());
+    Ok(format!(
+        "{}?{}",
+        url.path(),
+        url.query().unwrap_or_default()
+    ))
 }
 
 /// The API key piped in (`--api-key-stdin`), without surrounding whitespace.

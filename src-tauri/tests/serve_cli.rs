@@ -774,3 +774,109 @@ fn fake_machine(running: bool, memory_mib: u64) -> serde_json::Value {
         "IdentityPath": "/x", "UserModeNetworking": true
     })
 }
+
+// ---- issue 16: moving an agent to Kubernetes
+
+/// `clawdock agents export NAME --kubernetes DIR` through the running instance: the
+/// folder written (0700, the secret files 0600, the token as it is), a name that is
+/// not a Kubernetes name mapped and said so, a folder that is not empty refused
+/// unless `--force`, an unknown agent and a bad namespace refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_export_writes_a_kubernetes_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let _engine = ENGINE.read().await;
+    common::ensure_images();
+    let home = common::Home::new();
+    let base = port_base(6).to_string();
+    let serve = Serve::start(
+        home.path(),
+        &[
+            ("CLAWDOCK_AGENT_IMAGE", common::IMAGE),
+            ("CLAWDOCK_STOP_TIMEOUT", "2"),
+            ("CLAWDOCK_PORT_BASE", base.as_str()),
+        ],
+    );
+    let name = tagged("Export_Me");
+    serve.create_running(&name).await;
+    let out_dir = tempfile::tempdir().expect("tmp");
+    let dir = out_dir.path().join("k8s");
+    let dir_arg = dir.to_str().expect("utf-8");
+    let export = |extra: &[&str]| {
+        let mut args = vec!["agents", "export", &name, "--kubernetes", dir_arg];
+        args.extend_from_slice(extra);
+        clawdock(home.path(), &args)
+    };
+    let out = export(&["--namespace", "team-a", "--storage", "2Gi"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mapped = name.to_lowercase().replace('_', "-");
+    assert!(
+        stdout.contains(&format!(
+            "is not a valid Kubernetes name; its resources are named `{mapped}`"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("kubectl apply -k"), "{stdout}");
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    for secret in ["gateway-token", "openclaw.json"] {
+        assert_eq!(mode(&dir.join(secret)), 0o600, "{secret}");
+    }
+    let store: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("agents.json")).expect("store"))
+            .expect("json");
+    let token = std::fs::read_to_string(dir.join("gateway-token")).expect("token");
+    assert_eq!(token, store[0]["token"].as_str().expect("token"));
+    let kustomization = std::fs::read_to_string(dir.join("kustomization.yaml")).expect("k");
+    assert!(
+        kustomization.contains("namespace: \"team-a\""),
+        "{kustomization}"
+    );
+
+    let again = export(&[]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("not empty") && err.contains("--force"),
+        "{err}"
+    );
+    let forced = export(&["--force", "--with-workspace", "--json"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert_eq!(mode(&dir.join("workspace.tar.gz")), 0o600);
+    let k = std::fs::read_to_string(dir.join("kustomization.yaml")).expect("k");
+    assert!(k.contains("workspace.tar.gz"), "{k}");
+    let answer: serde_json::Value = serde_json::from_slice(&forced.stdout).expect("json");
+    assert_eq!(answer["name"], mapped.as_str());
+    assert_eq!(answer["mappedFrom"], name.as_str());
+    assert!(
+        !String::from_utf8_lossy(&forced.stdout).contains(&token),
+        "--json names the files, never their content"
+    );
+
+    let unknown = clawdock(
+        home.path(),
+        &[
+            "agents",
+            "export",
+            "nobody",
+            "--kubernetes",
+            dir_arg,
+            "--force",
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no agent named `nobody`"));
+    let bad_ns = export(&["--force", "--namespace", "Team_A"]);
+    assert_eq!(bad_ns.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_ns.stderr).contains("not a valid namespace"));
+    let (code, _) = serve.call(reqwest::Method::POST, "/shutdown", None).await;
+    assert_eq!(code, 200);
+}

@@ -351,6 +351,7 @@ fn router(state: AppState) -> Router {
         .route("/agents/{id}/dashboard", get(dashboard))
         .route("/agents/{id}/cancel", post(cancel_agent))
         .route("/agents/{id}/update", post(update_agent))
+        .route("/agents/{id}/export", get(export_agent))
         .route("/agents/update-all", post(update_all))
         .route("/agents/stats", get(stats))
         .route(
@@ -615,6 +616,53 @@ fn summarize(
             Err(e) => json!({ "id": id, "error": e.to_string(), "code": e.code() }),
         })
         .collect()
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    /// Only `kubernetes` so far.
+    format: Option<String>,
+    namespace: Option<String>,
+    storage: Option<String>,
+    /// `true`: the manifests also unpack a `workspace.tar.gz` the client adds.
+    #[serde(rename = "withWorkspace")]
+    with_workspace: Option<String>,
+}
+
+/// The agent as a Kustomize folder, `{name, mappedFrom?, namespace, files: {path:
+/// content}}`. The files hold the gateway token and the provider key: never
+/// cached.
+async fn export_agent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    s.core.agents().get(id).ok_or(AgentError::NotFound)?;
+    if q.format.as_deref() != Some("kubernetes") {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "Say which export: format=kubernetes is the only one.",
+        ));
+    }
+    let with_workspace = match q.with_workspace.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "withWorkspace is true or false.",
+            ))
+        }
+    };
+    let defaults = crate::export::Options::default();
+    let options = crate::export::Options {
+        namespace: q.namespace.unwrap_or(defaults.namespace),
+        storage: q.storage.unwrap_or(defaults.storage),
+        with_workspace,
+    };
+    let export = s.core.agents().export_kubernetes(id, &options)?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(export)).into_response())
 }
 
 #[derive(Deserialize)]

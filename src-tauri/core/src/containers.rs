@@ -61,7 +61,52 @@ pub struct Limits {
 }
 
 /// The gateway's token variable.
-const TOKEN_VAR: &str = "OPENCLAW_GATEWAY_TOKEN";
+pub const TOKEN_VAR: &str = "OPENCLAW_GATEWAY_TOKEN";
+
+/// Where the gateway keeps its config folder (it reads `openclaw.json` there and
+/// rewrites it at start, so the folder must be writable).
+pub const CONFIG_DIR: &str = "/home/node/.openclaw";
+/// The agent's workspace, inside the config folder.
+pub const WORKSPACE_DIR: &str = "/home/node/.openclaw/workspace";
+/// The gateway's cache (it writes there too).
+pub const CACHE_DIR: &str = "/home/node/.cache";
+
+/// The gateway's health check: how often, how long one may take, how many may
+/// fail in a row.
+pub const HEALTH_INTERVAL_SECS: u32 = 30;
+pub const HEALTH_TIMEOUT_SECS: u32 = 10;
+pub const HEALTH_RETRIES: u32 = 3;
+/// The gateway's liveness and readiness paths.
+pub const HEALTH_PATH: &str = "/healthz";
+pub const READY_PATH: &str = "/readyz";
+
+/// The plain variables of the gateway's environment (the token is apart: it is a
+/// secret and never an argument).
+pub fn gateway_env(time_zone: &str) -> [(&'static str, String); 2] {
+    [
+        ("TZ", time_zone.to_string()),
+        // The gateway colours its log even without a terminal; plain text reads
+        // better in the agent's log view.
+        ("NO_COLOR", "1".to_string()),
+    ]
+}
+
+/// The gateway command given after the image (the image's `CMD`, upstream's own).
+pub fn gateway_command() -> Vec<String> {
+    let port = GATEWAY_PORT.to_string();
+    [
+        "node",
+        "dist/index.js",
+        "gateway",
+        "--bind",
+        "lan",
+        "--port",
+        &port,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
 
 /// Processes one gateway may run (measured: 29 at rest).
 pub const PIDS_LIMIT: u32 = 1024;
@@ -741,26 +786,26 @@ pub fn create_args(
         // `Containers::create`), never from this argument line.
         "--env".into(),
         TOKEN_VAR.into(),
-        "--env".into(),
-        format!("TZ={time_zone}"),
-        // The gateway colours its log even without a terminal; plain text reads
-        // better in the agent's log view.
-        "--env".into(),
-        "NO_COLOR=1".into(),
+    ];
+    for (key, value) in gateway_env(time_zone) {
+        args.push("--env".into());
+        args.push(format!("{key}={value}"));
+    }
+    args.extend([
         "--volume".into(),
-        mount("config", "/home/node/.openclaw"),
+        mount("config", CONFIG_DIR),
         "--volume".into(),
-        mount("workspace", "/home/node/.openclaw/workspace"),
+        mount("workspace", WORKSPACE_DIR),
         "--health-cmd".into(),
         format!(
-            "wget -qO- http://127.0.0.1:{GATEWAY_PORT}/healthz >/dev/null 2>&1 || curl -sf http://127.0.0.1:{GATEWAY_PORT}/healthz"
+            "wget -qO- http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH} >/dev/null 2>&1 || curl -sf http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH}"
         ),
         "--health-interval".into(),
-        "30s".into(),
+        format!("{HEALTH_INTERVAL_SECS}s"),
         "--health-timeout".into(),
-        "10s".into(),
+        format!("{HEALTH_TIMEOUT_SECS}s"),
         "--health-retries".into(),
-        "3".into(),
+        HEALTH_RETRIES.to_string(),
         "--restart".into(),
         "unless-stopped".into(),
         // The sandbox. The real gateway runs with all of it (measured: healthy,
@@ -768,7 +813,7 @@ pub fn create_args(
         // mounted from the agent's folder: podman 4 loses a tmpfs's mode when a
         // container restarts) and /tmp (podman's own tmpfs under --read-only).
         "--volume".into(),
-        mount("cache", "/home/node/.cache"),
+        mount("cache", CACHE_DIR),
         "--cap-drop=all".into(),
         "--security-opt=no-new-privileges".into(),
         "--memory".into(),
@@ -778,25 +823,13 @@ pub fn create_args(
         "--pids-limit".into(),
         limits.pids.to_string(),
         "--read-only".into(),
-    ];
+    ]);
     if host.rootless_native {
         args.push("--userns".into());
         args.push(format!("keep-id:uid={GATEWAY_UID},gid={GATEWAY_UID}"));
     }
     args.push(agent.image.clone());
-    args.extend(
-        [
-            "node",
-            "dist/index.js",
-            "gateway",
-            "--bind",
-            "lan",
-            "--port",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    args.push(GATEWAY_PORT.to_string());
+    args.extend(gateway_command());
     args
 }
 

@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod containers;
 pub mod events;
+pub mod export;
 pub mod instance;
 pub mod login_item;
 pub mod machine;

@@ -113,6 +113,12 @@ impl From<CreateError> for AgentError {
     }
 }
 
+impl From<crate::export::InvalidOption> for AgentError {
+    fn from(e: crate::export::InvalidOption) -> Self {
+        Self::InvalidInput(e.to_string())
+    }
+}
+
 impl From<super::gateway::GatewayError> for AgentError {
     fn from(e: super::gateway::GatewayError) -> Self {
         Self::Gateway(e.0)

@@ -1,5 +1,5 @@
 //! The agents and what can be done to them: create, start, stop, delete, start-all,
-//! stop-all, logs and chat. Every mutating operation runs detached from its caller
+//! stop-all, logs, chat and export. Every mutating operation runs detached from its caller
 //! (a client that hangs up changes nothing) and holds the agent's lock for its whole
 //! run; it acts through `containers` and `gateway` and feeds each outcome to
 //! `transition`, the one place an agent's state changes, is saved and announced.
@@ -595,6 +595,29 @@ impl Agents {
         }
         let token = self.state(id)?.record.token;
         Ok(format!("http://127.0.0.1:{}/#token={token}", view.port))
+    }
+
+    /// The agent as a Kustomize folder for Kubernetes (see [`crate::export`]): its
+    /// record, its `openclaw.json` as on disk, and its container's limits. Holds
+    /// the gateway token and the provider key.
+    pub fn export_kubernetes(
+        &self,
+        id: Uuid,
+        options: &crate::export::Options,
+    ) -> Result<crate::export::Export, AgentError> {
+        self.get(id).ok_or(AgentError::NotFound)?;
+        let record = self.state(id)?.record;
+        let config_path = record.dir.join("config/openclaw.json");
+        let config = std::fs::read_to_string(&config_path).map_err(|e| {
+            AgentError::Folder(format!("could not read {}: {e}", config_path.display()))
+        })?;
+        let source = crate::export::Source {
+            record: &record,
+            config: &config,
+            limits: self.limits_of(&record),
+            time_zone: &self.inner.time_zone,
+        };
+        Ok(crate::export::render(source, options)?)
     }
 
     /// Runs an operation detached from the caller and waits for it: dropping this
