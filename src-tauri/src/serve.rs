@@ -30,7 +30,9 @@ pub fn run(port: u16) -> ExitCode {
 }
 
 async fn serve(settings: Settings, port: u16) -> ExitCode {
-    let core = match Clawdock::start(settings).await {
+    // Launched, not started: the API answers (status `starting`) while podman is
+    // looked at, however slow it is.
+    let core = match Clawdock::launch(settings) {
         Ok(core) => core,
         Err(e) => {
             eprintln!("clawdock: {e}");

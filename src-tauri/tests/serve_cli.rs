@@ -764,6 +764,97 @@ impl Drop for RemoveContainersOf {
 }
 
 /// A row of the fake podman's machine list (the simulated default machine).
+/// Issue 14, item 1: the API listened only after `podman --version` and the
+/// machine's first look returned, so a slow or wedged podman held up the window,
+/// the tray and every client. Here every podman call takes 4 s (a wrapper before
+/// the fake podman): the first answer comes before podman's first, says
+/// `starting`, and lists the store's agents; the status settles afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_before_a_slow_podman_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = common::Home::new();
+    let state = home.path().join("fake-state.json");
+    std::fs::write(
+        &state,
+        serde_json::json!({ "machines": [fake_machine(true, 2048)] }).to_string(),
+    )
+    .expect("state");
+    let slow = home.path().join("slow-podman");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\nsleep 4\nexec '{}' \"$@\"\n",
+            common::repo().join("tests/fake-podman/podman").display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let data = home.path().join("data");
+    std::fs::create_dir_all(data.join("agents")).expect("data");
+    let id = "5d0f4c1e-7c55-4d7e-9a59-0c3c1a4c2b11";
+    std::fs::write(
+        data.join("agents.json"),
+        serde_json::json!([{
+            "id": id, "name": "listed", "status": "stopped", "port": 18789,
+            "dir": data.join("agents").join(id), "token": "t",
+            "createdAt": "2026-01-01T00:00:00.000Z"
+        }])
+        .to_string(),
+    )
+    .expect("store");
+    let (slow, state_str) = (slow.display().to_string(), state.display().to_string());
+    let began = Instant::now();
+    let mut serve = Serve::start(
+        &data,
+        &[
+            ("CLAWDOCK_PODMAN", slow.as_str()),
+            ("FAKE_PODMAN_STATE", state_str.as_str()),
+            ("CLAWDOCK_MACHINE_MODE", "vm"),
+            ("CLAWDOCK_RESTORE_AGENTS", "0"),
+        ],
+    );
+    let (code, status) = serve
+        .call(reqwest::Method::GET, "/agents/runtime-status", None)
+        .await;
+    let first_answer = began.elapsed();
+    eprintln!("first answer {first_answer:?} after exec, every podman call taking 4 s");
+    assert_eq!(code, 200);
+    assert!(
+        first_answer < Duration::from_secs(4),
+        "answered only after podman did: {first_answer:?}"
+    );
+    assert_eq!(status["state"], "starting", "{status}");
+    assert!(
+        status["installHint"].is_null(),
+        "no install hint before podman was looked for"
+    );
+    let listed = serve.agents().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "listed");
+
+    let mut settled = serde_json::Value::Null;
+    let end = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < end {
+        let (_, now) = serve
+            .call(reqwest::Method::GET, "/agents/runtime-status", None)
+            .await;
+        if now["state"] != "starting" {
+            settled = now;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        settled["state"], "ready",
+        "the status settles once podman answered: {settled}"
+    );
+    serve.signal("TERM");
+    let exit = serve
+        .wait_exit(Duration::from_secs(90))
+        .expect("serve exits");
+    assert_eq!(exit.code(), Some(0), "{exit}");
+}
+
 fn fake_machine(running: bool, memory_mib: u64) -> serde_json::Value {
     serde_json::json!({
         "Name": "podman-machine-default", "Default": true, "Created": "2026-11-28T10:00:00Z",

@@ -518,6 +518,8 @@ async fn create_agent(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<CreateRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    // Right after launch podman may not have been looked for yet.
+    s.core.probed().await;
     if !s.core.runtime_status().available {
         return Err(AgentError::RuntimeUnavailable(crate::podman::install_hint().into()).into());
     }
@@ -756,6 +758,7 @@ async fn setup_runtime(
     State(s): State<AppState>,
     ApiJson(spec): ApiJson<MachineSpec>,
 ) -> Result<(StatusCode, Json<crate::status::RuntimeStatus>), ApiError> {
+    s.core.probed().await;
     s.core.setup_runtime(spec)?;
     Ok((StatusCode::ACCEPTED, Json(s.core.runtime_status())))
 }

@@ -40,6 +40,8 @@ struct Inner {
     lock: Mutex<InstanceLock>,
     /// The status last sent, so listeners get changes only.
     last_published: Mutex<Option<RuntimeStatus>>,
+    /// Becomes true once podman and the machine were looked at the first time.
+    probed: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,10 +55,20 @@ pub enum StartError {
 }
 
 impl Clawdock {
-    /// Takes the data folder's lock, loads the agents and starts following Podman.
-    /// Agents that ran at the last quit are started again (unless the setting says
-    /// not to).
+    /// `launch`, then waits until podman and the machine were looked at, so the
+    /// first status is settled.
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
+        let this = Self::launch(settings)?;
+        this.probed().await;
+        Ok(this)
+    }
+
+    /// Takes the data folder's lock and loads the agents, and returns at once:
+    /// podman and the machine are looked at in the background (the status says
+    /// `starting` until then), so a server can answer before a slow or wedged
+    /// podman does. Agents that ran at the last quit are then started again
+    /// (unless the setting says not to).
+    pub fn launch(settings: Settings) -> Result<Self, StartError> {
         crate::store::create_private_dir(&settings.home)
             .map_err(|e| StartError::Home(settings.home.display().to_string(), e))?;
         let lock = InstanceLock::acquire(&settings.home)?;
@@ -87,22 +99,25 @@ impl Clawdock {
                 shutdown: Mutex::new(None),
                 lock: Mutex::new(lock),
                 last_published: Mutex::new(None),
+                probed: tokio::sync::watch::channel(false).0,
             }),
         };
         this.spawn_machine_relay();
-        this.check_podman().await;
-        // Known before anyone asks: the first status must not be a guess.
         let machine = this.inner.machine.clone();
-        let first_state = machine.refresh().await;
         let agents = this.inner.agents.clone();
         let restore = this.inner.settings.restore_agents;
         let to_restore = agents.take_running_at_quit();
-        // After the restore list is taken: from now on, agents the engine takes
-        // down are the monitor's to bring back.
-        this.spawn_engine_monitor();
-        this.spawn_resume_watch();
         let tasks = this.inner.tasks.clone();
+        let probing = this.clone();
         this.inner.tasks.spawn_background(async move {
+            probing.check_podman().await;
+            let first_state = machine.refresh().await;
+            probing.inner.probed.send_replace(true);
+            probing.publish_status();
+            // After the restore list is taken: from now on, agents the engine
+            // takes down are the monitor's to bring back.
+            probing.spawn_engine_monitor();
+            probing.spawn_resume_watch();
             // Bring a stopped machine up only when there are agents to bring back:
             // starting a VM unasked is rude.
             let needs_machine = restore && !to_restore.is_empty();
@@ -123,6 +138,12 @@ impl Clawdock {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Returns once podman and the machine were looked at the first time.
+    pub async fn probed(&self) {
+        let mut probed = self.inner.probed.subscribe();
+        let _closed = probed.wait_for(|done| *done).await;
     }
 
     /// Whether the tray app starts at login; `None` without a login item (`serve`).
@@ -177,7 +198,10 @@ impl Clawdock {
     /// The runtime as last observed. Spawns no process.
     pub fn runtime_status(&self) -> RuntimeStatus {
         let version = lock(&self.inner.podman_version).clone();
-        let state = if version.is_none() {
+        let probing = !*self.inner.probed.borrow();
+        let state = if probing {
+            RuntimeState::Starting
+        } else if version.is_none() {
             RuntimeState::Unavailable
         } else {
             self.inner
@@ -186,6 +210,10 @@ impl Clawdock {
                 .unwrap_or(RuntimeState::Starting)
         };
         let mut status = RuntimeStatus::new(&state, self.inner.machine.mode(), version);
+        if probing {
+            // Not known yet, so not said: no install hint before podman was looked for.
+            status.install_hint = None;
+        }
         status.setup = lock(&self.inner.setup)
             .as_ref()
             .map(|(began, p)| SetupProgress {

@@ -76,7 +76,7 @@ pub fn run(at_login: bool) -> ExitCode {
                 // A `clawdock serve` may hold this data folder (a second desktop
                 // launch never gets here: the single-instance plugin shows the
                 // first one's window instead).
-                let core = Clawdock::start(settings).await.inspect_err(|e| {
+                let core = Clawdock::launch(settings).inspect_err(|e| {
                     eprintln!("clawdock: {e}");
                 })?;
                 core.install_panic_hook();
@@ -112,25 +112,29 @@ pub fn run(at_login: bool) -> ExitCode {
             spawn_event_relay(&handle, &core);
             spawn_exit_triggers(&handle);
 
-            let status = core.runtime_status();
-            if at_login {
-                if status.needs_setup || !status.available {
-                    notify(
+            // The tray is up; what to show first waits for podman's first answer.
+            tauri::async_runtime::spawn(async move {
+                core.probed().await;
+                let status = core.runtime_status();
+                if at_login {
+                    if status.needs_setup || !status.available {
+                        notify(
+                            &handle,
+                            "Clawdock",
+                            "Podman needs setting up: open Clawdock from the tray.",
+                        );
+                    }
+                } else if first_run || status.needs_setup || !status.available {
+                    show_window(
                         &handle,
-                        "Clawdock",
-                        "Podman needs setting up: open Clawdock from the tray.",
+                        if status.needs_setup || !status.available {
+                            "setup"
+                        } else {
+                            ""
+                        },
                     );
                 }
-            } else if first_run || status.needs_setup || !status.available {
-                show_window(
-                    &handle,
-                    if status.needs_setup || !status.available {
-                        "setup"
-                    } else {
-                        ""
-                    },
-                );
-            }
+            });
             Ok(())
         })
         .on_menu_event(|app, event| {
