@@ -1,10 +1,13 @@
 """5. Start-up: process spawn until GET /agents/runtime-status answers 200 (serve and
-app), and for the app until its tray menu (dbusmenu GetLayout) answers on D-Bus."""
+app), and for the app until its tray menu (dbusmenu GetLayout) answers on D-Bus. With
+CLAWDOCK_BENCH_BIN_BEFORE, `serve` of that binary is measured in the same run too."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 from common import (Instance, Table, XSession, cleanup_bench, in_thread, log, median, ms,
                     subcommand, summarize_calls)
@@ -37,7 +40,34 @@ def wait_ready(api, timeout: float = 30) -> tuple[float, str]:
     raise RuntimeError(f"runtime not ready within {timeout} s (first state {first})")
 
 
+def serve_runs(inst: Instance) -> tuple[list[float], list[float], list, set]:
+    """RUNS spawns of `clawdock serve`: (to first 200, to `ready`, podman calls, first states)."""
+    to_api, to_ready, calls, states = [], [], [], set()
+    for _ in range(RUNS):
+        w0 = time.time()
+        t0 = inst.spawn()
+        api = inst.wait_api(interval=0.002)
+        to_api.append(time.perf_counter() - t0)
+        t_ready, first = wait_ready(api)
+        to_ready.append(t_ready - t0)
+        states.add(first)
+        time.sleep(1.0)
+        calls.append([(t - w0, a) for t, a in inst.counter.between(w0, time.time())])
+        inst.exit_times.append(inst.terminate())
+    return to_api, to_ready, calls, states
+
+
 def run(args) -> list[Table]:
+    before_bin = os.environ.get("CLAWDOCK_BENCH_BIN_BEFORE")
+    before_api: list[float] = []
+    if before_bin:
+        before = Instance("startup-before", bin_path=Path(before_bin))
+        before.exit_times = []
+        try:
+            log(f"startup: {RUNS} x clawdock serve of {before_bin} (before this change)")
+            before_api, _, _, _ = serve_runs(before)
+        finally:
+            cleanup_bench(before)
     serve = Instance("startup-serve")
     session = XSession()
     app = Instance("startup-app", mode="app", session=session)
@@ -49,17 +79,8 @@ def run(args) -> list[Table]:
     app_api, app_tray, app_exit, app_calls, menus = [], [], [], [], []
     try:
         log(f"startup: {RUNS} x clawdock serve (one data folder, no agents)")
-        for _ in range(RUNS):
-            w0 = time.time()
-            t0 = serve.spawn()
-            api = serve.wait_api(interval=0.002)
-            serve_api.append(time.perf_counter() - t0)
-            t_ready, first = wait_ready(api)
-            serve_ready.append(t_ready - t0)
-            state.add(first)
-            time.sleep(1.0)
-            serve_calls.append([(t - w0, a) for t, a in serve.counter.between(w0, time.time())])
-            serve_exit.append(serve.terminate())
+        serve.exit_times = serve_exit
+        serve_api, serve_ready, serve_calls, state = serve_runs(serve)
         log(f"startup: {RUNS} x the desktop app (Xvfb + private D-Bus, tray only)")
         for _ in range(RUNS):
             w0 = time.time()
@@ -87,6 +108,11 @@ def run(args) -> list[Table]:
               ["measure", "median", "min", "max"])
     t.add("serve: spawn -> runtime-status 200", ms(median(serve_api)), ms(min(serve_api)),
           ms(max(serve_api)))
+    if before_api:
+        t.add("serve before this change (CLAWDOCK_BENCH_BIN_BEFORE): spawn -> runtime-status 200",
+              ms(median(before_api)), ms(min(before_api)), ms(max(before_api)))
+        t.note(f"serve: first 200 now / before = "
+               f"{median(serve_api) / median(before_api):.2f}x")
     t.add("serve: spawn -> runtime state `ready`", ms(median(serve_ready)),
           ms(min(serve_ready)), ms(max(serve_ready)))
     t.add("app: spawn -> runtime-status 200", ms(median(app_api)), ms(min(app_api)),

@@ -442,6 +442,14 @@ async fn a_port_taken_while_stopped_moves_the_agent_to_a_free_one() {
     assert!(containers(&label(&home)).is_empty());
 }
 
+/// An edit of the model alone.
+fn model(id: &str) -> EditRequest {
+    EditRequest {
+        model_id: Some(id.into()),
+        ..EditRequest::default()
+    }
+}
+
 fn container_started_at(name: &str) -> (String, String) {
     let out = std::process::Command::new("podman")
         .args(["inspect", "--format", "{{.Id}} {{.State.StartedAt}}", name])
@@ -532,13 +540,7 @@ async fn an_edit_rewrites_the_key_and_model_in_place_and_restarts_the_same_conta
         .expect("health");
     assert!(health.status().is_success());
     agents
-        .edit(
-            created.id,
-            EditRequest {
-                model_id: Some("gpt-5".into()),
-                ..EditRequest::default()
-            },
-        )
+        .edit(created.id, model("gpt-5"))
         .await
         .expect("an edit to the same values");
     assert_eq!(
@@ -550,13 +552,7 @@ async fn an_edit_rewrites_the_key_and_model_in_place_and_restarts_the_same_conta
     // Stopped: the config changes, nothing starts.
     agents.stop(created.id).await.expect("stop");
     let quiet = agents
-        .edit(
-            created.id,
-            EditRequest {
-                model_id: Some("gpt-5-mini".into()),
-                ..EditRequest::default()
-            },
-        )
+        .edit(created.id, model("gpt-5-mini"))
         .await
         .expect("edit while stopped");
     assert_eq!(quiet.status, AgentStatus::Stopped);
@@ -587,29 +583,14 @@ async fn an_edit_rewrites_the_key_and_model_in_place_and_restarts_the_same_conta
         config
     );
     let unknown = agents
-        .edit(
-            uuid::Uuid::new_v4(),
-            EditRequest {
-                model_id: Some("m".into()),
-                ..EditRequest::default()
-            },
-        )
+        .edit(uuid::Uuid::new_v4(), model("m"))
         .await
         .expect_err("unknown");
     assert!(matches!(unknown, AgentError::NotFound), "{unknown:?}");
 
     // Busy: a create in progress cannot be edited.
     let other = agents.create(req("busy-one")).await.expect("create");
-    let busy = agents
-        .edit(
-            other.id,
-            EditRequest {
-                model_id: Some("m".into()),
-                ..EditRequest::default()
-            },
-        )
-        .await
-        .expect_err("busy");
+    let busy = agents.edit(other.id, model("m")).await.expect_err("busy");
     assert!(matches!(busy, AgentError::Busy(_)), "{busy:?}");
     core.shutdown().await;
 }

@@ -166,15 +166,7 @@ impl Agents {
     }
 
     async fn edit_now(&self, id: Uuid, edit: ProviderInput) -> Result<AgentView, AgentError> {
-        let op = self.op_lock(id)?;
-        let Ok(_serial) = op.try_lock() else {
-            return Err(self.busy(id));
-        };
-        self.refuse_when_shutting_down()?;
-        let current = self.state(id)?;
-        if current.live.activity.is_some() {
-            return Err(self.busy(id));
-        }
+        let (_serial, current) = self.when_idle(id)?;
         let config = self.read_config(&current.record)?;
         let provider =
             definition::edited_provider(&definition::provider_input_of_config(&config), &edit)
@@ -267,15 +259,7 @@ impl Agents {
     }
 
     async fn update_now(&self, id: Uuid) -> Result<UpdateOutcome, AgentError> {
-        let op = self.op_lock(id)?;
-        let Ok(_serial) = op.try_lock() else {
-            return Err(self.busy(id));
-        };
-        self.refuse_when_shutting_down()?;
-        let current = self.state(id)?;
-        if current.live.activity.is_some() {
-            return Err(self.busy(id));
-        }
+        let (_serial, current) = self.when_idle(id)?;
         let record = current.record;
         let log = self.log_ring(id)?;
         self.transition(id, Input::Begin(Op::Update))?;
@@ -372,6 +356,24 @@ impl Agents {
             updated: false,
             rolled_back: Some(why),
         })
+    }
+
+    /// The agent's operation lock and state, refused (`busy`) rather than waited
+    /// for when another operation runs: an edit or update queued behind a start
+    /// would act on what the user no longer sees.
+    fn when_idle(
+        &self,
+        id: Uuid,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, state::AgentState), AgentError> {
+        let Ok(serial) = self.op_lock(id)?.try_lock_owned() else {
+            return Err(self.busy(id));
+        };
+        self.refuse_when_shutting_down()?;
+        let current = self.state(id)?;
+        if current.live.activity.is_some() {
+            return Err(self.busy(id));
+        }
+        Ok((serial, current))
     }
 
     fn busy(&self, id: Uuid) -> AgentError {
