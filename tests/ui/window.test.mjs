@@ -169,3 +169,25 @@ test('the window path: injected API address, logs that follow and keep your plac
   assert.deepEqual(pageErrors(page), []);
   await page.close();
 });
+
+test('a module whose fetch fails is fetched again: the page still gets its state', async () => {
+  // What a change of the host's network does to requests waiting for a connection
+  // (net::ERR_NETWORK_CHANGED): here the first fetch of a module two levels down fails.
+  const page = await browser.context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e));
+  await page.addInitScript(({ url, token }) => {
+    if (location.origin === url) window.__CLAWDOCK__ = { url, token };
+  }, { url: api.url, token: TOKEN });
+  let failed = 0;
+  await page.route(`${api.url}/ui/dom.js`, (route) => {
+    if (failed++ === 0) return route.abort('failed');
+    return route.continue();
+  });
+  await page.goto(`${api.url}/`);
+  await page.locator('li.agent .agent-name', { hasText: AGENT.name }).waitFor({ timeout: 10000 });
+  assert.equal(failed, 2, 'dom.js fetched once more after its failure');
+  assert.equal(await page.evaluate(() => document.getElementById('new-agent').disabled), false);
+  assert.deepEqual(pageErrors(page), []);
+  await page.close();
+});
