@@ -3,6 +3,7 @@
 // A reply is only an acknowledgement (an id to open, a refusal to show), never state.
 
 import { toast, confirmDialog } from './feedback.js';
+import { updateOutcome, updateSummary } from './outcomes.js';
 
 const RUNTIME_TITLES = { check: 'Could not look for Podman', start: 'Could not start Podman', setup: 'Could not set up Podman' };
 
@@ -74,5 +75,118 @@ export function createActions(store) {
     }
   }
 
-  return { store, act, remove, runtime, create };
+  const agentPath = (id, rest = '') => `/agents/${encodeURIComponent(id)}${rest}`;
+  const nameOf = (id) => { const a = state.server.agents.get(id); return a ? a.name : null; };
+
+  /** PATCH /agents/{id}: the provider parts; throws the server's ApiError for the dialog. */
+  async function edit(id, body) {
+    store.setInflight(id, 'edit');
+    try {
+      await state.api.call('PATCH', agentPath(id), body);
+    } finally {
+      store.setInflight(id, null);
+    }
+  }
+
+  /** POST /agents/{id}/update; the outcome (updated, up to date, rolled back) as a toast. */
+  async function update(id) {
+    const agent = state.server.agents.get(id);
+    if (!agent || agent.activity || state.local.inflight.has(id)) return;
+    store.setInflight(id, 'update');
+    try {
+      const reply = await state.api.post(agentPath(id, '/update'));
+      const { text, kind } = updateOutcome(agent.name, reply);
+      toast(text, { kind, title: kind === 'error' ? 'Update rolled back' : null });
+    } catch (e) {
+      if (e.code === 'cancelled') toast(`The update of ${agent.name} was cancelled.`, { kind: 'info' });
+      else toast(e.message, { kind: 'error', title: `Could not update ${agent.name}` });
+    } finally {
+      store.setInflight(id, null);
+    }
+  }
+
+  /** POST /agents/update-all; one toast sums up every agent's outcome. */
+  async function updateAll() {
+    if (state.local.inflight.has('*update')) return;
+    store.setInflight('*update', 'update');
+    try {
+      const reply = await state.api.post('/agents/update-all');
+      const { text, kind } = updateSummary(reply && reply.results, nameOf);
+      toast(text, { kind, title: kind === 'error' ? 'Not every agent was updated' : null });
+    } catch (e) {
+      toast(e.message, { kind: 'error', title: 'Could not update the agents' });
+    } finally {
+      store.setInflight('*update', null);
+    }
+  }
+
+  /** POST /agents/{id}/cancel: ends a create, start, restart or update in progress. */
+  async function cancel(id) {
+    const agent = state.server.agents.get(id);
+    if (!agent) return;
+    try {
+      await state.api.post(agentPath(id, '/cancel'));
+    } catch (e) {
+      toast(e.message, { kind: 'error', title: `Could not cancel ${agent.name}` });
+    }
+  }
+
+  /** GET /agents/{id}/dashboard, then opens the agent's own Control UI, signed in. */
+  async function dashboard(id) {
+    const agent = state.server.agents.get(id);
+    if (!agent) return;
+    try {
+      const { url } = await state.api.get(agentPath(id, '/dashboard'));
+      window.open(url, '_blank', 'noopener');
+    } catch (e) {
+      toast(e.message, { kind: 'error', title: `Could not open the dashboard of ${agent.name}` });
+    }
+  }
+
+  /** GET /agents/{id}/export?format=kubernetes: the answer (it holds secrets). */
+  function exportKubernetes(id) {
+    return state.api.get(agentPath(id, '/export?format=kubernetes'));
+  }
+
+  /** PUT /settings; the `settings` event that follows changes the switch. */
+  async function setLaunchAtLogin(on) {
+    if (state.local.loginPending != null) return;
+    store.setLoginPending(on);
+    try {
+      await state.api.call('PUT', '/settings', { launchAtLogin: on });
+    } catch (e) {
+      toast(e.message, { kind: 'error', title: 'Could not change launch at login' });
+    } finally {
+      store.setLoginPending(null);
+    }
+  }
+
+  /** Asks, then POST /shutdown: Clawdock stops its agents and exits. */
+  async function quit() {
+    if (state.local.quitting) return;
+    const running = [...state.server.agents.values()].filter((a) => a.status === 'running').length;
+    const ok = await confirmDialog({
+      title: 'Quit Clawdock?',
+      text: running
+        ? `Clawdock stops its ${running} running ${running === 1 ? 'agent' : 'agents'} and exits. Their folders and settings stay; they start again from this window or the tray.`
+        : 'Clawdock exits. Agents and their folders stay.',
+      confirm: 'Quit',
+    });
+    if (!ok) return;
+    store.setQuitting('asked');
+    try {
+      await state.api.post('/shutdown');
+    } catch (e) {
+      // The process may exit before its answer is read; the stream tells the rest.
+      if (e.status !== 0) {
+        store.setQuitting(null);
+        toast(e.message, { kind: 'error', title: 'Could not quit Clawdock' });
+      }
+    }
+  }
+
+  return {
+    store, act, remove, runtime, create, edit, update, updateAll, cancel, dashboard, exportKubernetes,
+    setLaunchAtLogin, quit,
+  };
 }

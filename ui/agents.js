@@ -1,14 +1,19 @@
 // The agents list: one row per agent, patched in place (dom.js `keyed`) so focus and
 // selection survive updates.
 
-import { agentList, isBusy } from './state.js';
-import { h, icon, setText, show } from './util.js';
+import { agentList, isBusy, CANCELLABLE } from './state.js';
+import { h, icon, setText, show, formatBytes } from './util.js';
 import { keyed } from './dom.js';
 import { navigate } from './router.js';
+import { menuBehaviour } from './menu.js';
+import { pullBytes } from './progress.js';
+import { statsText } from './outcomes.js';
 
 const ACTIVITY_LABEL = {
   creating: 'Creating…',
   starting: 'Starting…',
+  restarting: 'Restarting…',
+  updating: 'Updating…',
   stopping: 'Stopping…',
   deleting: 'Deleting…',
 };
@@ -43,20 +48,32 @@ export function updateBadge(el, agent, inflight) {
 function metaParts(agent) {
   const parts = [];
   if (agent.port) parts.push({ key: 'port', text: `Port ${agent.port}` });
-  if (agent.status === 'running' && agent.gatewayUrl) {
-    parts.push({ key: 'gw', text: agent.gatewayUrl, tag: 'code', cls: 'gateway', title: 'Gateway address' });
-    if (!agent.ready && !agent.activity) parts.push({ key: 'wait', text: 'waiting for the gateway…', cls: 'muted' });
+  // The gateway's address is in the agent's sheet; "Dashboard" is the way in.
+  if (agent.status === 'running' && !agent.ready && !agent.activity) {
+    parts.push({ key: 'wait', text: 'waiting for the gateway…', cls: 'muted' });
   }
   if (agent.providerType) parts.push({ key: 'provider', text: agent.providerType });
   return parts.flatMap((p, i) => (i ? [{ key: `sep-${p.key}`, text: '·', cls: 'sep', hidden: true }, p] : [p]));
 }
 
-function makeRow(actions, id) {
+function makeRow(actions, dialogs, id) {
   const { store } = actions;
+  const more = menuBehaviour(h('details', { class: 'menu more' },
+    h('summary', { class: 'btn ghost icon-only', title: 'More actions' }, icon('more')),
+    h('div', { class: 'menu-items' },
+      h('button', { class: 'menu-item settings', type: 'button', onclick: () => dialogs.settings.open(id) }, 'Settings…'),
+      h('button', { class: 'menu-item update', type: 'button', onclick: () => actions.update(id) }, 'Update'),
+      h('button', { class: 'menu-item export', type: 'button', onclick: () => dialogs.export.open(id) }, 'Export for Kubernetes…'))));
   const el = h('li', { class: 'agent', dataset: { id } },
     h('div', { class: 'agent-main' },
       h('div', { class: 'agent-title' }, h('span', { class: 'agent-name' }), badge()),
       h('div', { class: 'agent-meta' }),
+      h('div', { class: 'agent-stats', hidden: true },
+        h('div', { class: 'progress mini', 'aria-hidden': 'true' }, h('div', { class: 'bar' })),
+        h('span', { class: 'stats-text' })),
+      h('div', { class: 'agent-pull', hidden: true },
+        h('div', { class: 'progress mini', role: 'progressbar', 'aria-label': 'Image download' }, h('div', { class: 'bar' })),
+        h('span', { class: 'pull-text' })),
       h('p', { class: 'agent-error', hidden: true }),
       h('p', { class: 'agent-notice', hidden: true })),
     h('div', { class: 'agent-actions', role: 'group' },
@@ -64,13 +81,38 @@ function makeRow(actions, id) {
         class: 'btn toggle', type: 'button',
         onclick: () => {
           const agent = store.state.server.agents.get(id);
-          if (agent) actions.act(agent, agent.status === 'running' ? 'stop' : 'start');
+          if (!agent) return;
+          if (CANCELLABLE.has(agent.activity)) actions.cancel(id);
+          else actions.act(agent, agent.status === 'running' ? 'stop' : 'start');
         },
       }),
+      h('button', { class: 'btn dashboard', type: 'button', hidden: true, onclick: () => actions.dashboard(id) }, icon('open'), 'Dashboard'),
       h('button', { class: 'btn logs', type: 'button', onclick: () => navigate(`logs/${id}`) }, icon('logs'), 'Logs'),
       h('button', { class: 'btn chat', type: 'button', onclick: () => navigate(`chat/${id}`) }, icon('chat'), 'Chat'),
+      more,
       h('button', { class: 'btn ghost danger-text del', type: 'button', onclick: () => actions.remove(id) }, icon('trash'), 'Delete')));
   return el;
+}
+
+/** The row's pull progress: the last line and, when it counts bytes, a bar. */
+function updatePull(el, agent, line) {
+  const on = !!line && (agent.activity === 'updating' || agent.activity === 'creating');
+  show(el, on);
+  if (!on) return;
+  const bytes = pullBytes(line);
+  const bar = el.querySelector('.progress');
+  bar.classList.toggle('indeterminate', !bytes);
+  if (bytes) {
+    const pct = Math.round((bytes.done / bytes.total) * 100);
+    bar.firstChild.style.width = `${pct}%`;
+    bar.setAttribute('aria-valuenow', String(pct));
+    bar.setAttribute('aria-valuetext', `${formatBytes(bytes.done)} of ${formatBytes(bytes.total)}`);
+  } else {
+    bar.firstChild.style.width = '';
+    bar.removeAttribute('aria-valuenow');
+    bar.removeAttribute('aria-valuetext');
+  }
+  setText(el.querySelector('.pull-text'), line);
 }
 
 function updateRow(el, agent, state) {
@@ -90,30 +132,53 @@ function updateRow(el, agent, state) {
   setText(q('.agent-notice'), agent.notice || '');
   show(q('.agent-notice'), !!agent.notice);
 
+  const sample = agent.status === 'running' ? state.local.stats.get(agent.id) : null;
+  const stats = statsText(sample);
+  show(q('.agent-stats'), !!stats);
+  if (stats) {
+    setText(q('.stats-text'), stats.text);
+    q('.agent-stats .bar').style.width = `${Math.round((stats.fraction || 0) * 100)}%`;
+  }
+  updatePull(q('.agent-pull'), agent, state.server.pull.get(agent.id));
+
   const toggle = q('.toggle');
-  const kind = agent.status === 'running' ? 'stop' : 'start';
+  const cancellable = CANCELLABLE.has(agent.activity);
+  const kind = cancellable ? 'cancel' : agent.status === 'running' ? 'stop' : 'start';
+  const LABELS = { cancel: 'Cancel', stop: 'Stop', start: 'Start' };
   if (toggle.dataset.kind !== kind) {
     toggle.dataset.kind = kind;
-    toggle.replaceChildren(icon(kind === 'stop' ? 'stop' : 'play'), kind === 'stop' ? 'Stop' : 'Start');
+    toggle.replaceChildren(icon(kind === 'start' ? 'play' : kind === 'stop' ? 'stop' : 'close'), LABELS[kind]);
   }
-  toggle.disabled = busy || (kind === 'start' && !['stopped', 'error'].includes(agent.status));
+  toggle.disabled = cancellable ? false : busy || (kind === 'start' && !['stopped', 'error'].includes(agent.status));
+  const dash = q('.dashboard');
+  show(dash, agent.status === 'running');
+  dash.disabled = busy || !agent.ready;
+  dash.title = agent.ready ? 'Open the agent’s own dashboard in the browser' : 'The gateway is not ready yet';
+  dash.setAttribute('aria-label', `Open the dashboard of ${agent.name}`);
+  const updating = state.local.inflight.has('*update');
+  q('.update').disabled = busy || updating;
+  q('.update').setAttribute('aria-label', `Update ${agent.name}`);
+  q('.settings').disabled = busy;
+  q('.settings').setAttribute('aria-label', `Settings of ${agent.name}`);
+  q('.export').setAttribute('aria-label', `Export ${agent.name} for Kubernetes`);
+  q('.more summary').setAttribute('aria-label', `More actions for ${agent.name}`);
   const chat = q('.chat');
   chat.disabled = busy || agent.status !== 'running';
   chat.title = agent.status === 'running' ? '' : 'Chat needs a running agent';
   q('.del').disabled = busy;
-  toggle.setAttribute('aria-label', `${kind === 'stop' ? 'Stop' : 'Start'} ${agent.name}`);
+  toggle.setAttribute('aria-label', kind === 'cancel' ? `Cancel ${agent.activity} of ${agent.name}` : `${LABELS[kind]} ${agent.name}`);
   q('.logs').setAttribute('aria-label', `Logs of ${agent.name}`);
   chat.setAttribute('aria-label', `Chat with ${agent.name}`);
   q('.del').setAttribute('aria-label', `Delete ${agent.name}`);
 }
 
 /** The agents page: render(state). */
-export function createAgentsView(actions) {
+export function createAgentsView(actions, dialogs) {
   const $ = (id) => document.getElementById(id);
   return function render(state) {
     const list = $('agent-list');
     const agents = agentList(state.server);
-    const lostFocus = keyed(list, agents, (a) => a.id, (a) => makeRow(actions, a.id), (el, a) => updateRow(el, a, state));
+    const lostFocus = keyed(list, agents, (a) => a.id, (a) => makeRow(actions, dialogs, a.id), (el, a) => updateRow(el, a, state));
     if (lostFocus) $('main').focus();
     const loaded = state.server.status != null || state.server.agents.size > 0;
     show($('agents-loading'), !loaded);

@@ -5,9 +5,11 @@ const TOKEN_KEY = 'clawdock.token';
 
 /** An answer that was not 2xx, or no answer at all (status 0). */
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, code = null) {
     super(message);
     this.status = status;
+    /** The server's stable `code` (docs/API.md), when it sent one. */
+    this.code = code;
   }
 }
 
@@ -73,11 +75,13 @@ export function plainText(message) {
 
 async function errorFrom(res) {
   let message = '';
+  let code = null;
   const type = res.headers.get('content-type') || '';
   try {
     if (type.includes('json')) {
       const body = await res.json();
       message = body && (body.error || body.message) ? String(body.error || body.message) : '';
+      code = body && typeof body.code === 'string' ? body.code : null;
     } else {
       message = await res.text();
     }
@@ -88,7 +92,7 @@ async function errorFrom(res) {
       ? 'Missing or wrong API token.'
       : `Clawdock answered ${res.status} ${res.statusText || ''}`.trim() + '.';
   }
-  return new ApiError(res.status, message);
+  return new ApiError(res.status, message, code);
 }
 
 const UNREACHABLE = 'Clawdock is not answering. Is it still running?';

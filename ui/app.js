@@ -12,6 +12,10 @@ import { createDialog } from './create.js';
 import { createPanel } from './panel.js';
 import { createWizard } from './wizard.js';
 import { createAnnouncer } from './announce.js';
+import { createSettingsDialog } from './agentsettings.js';
+import { createExportDialog } from './export.js';
+import { createAppMenu, createQuitView } from './menu.js';
+import { createStatsFeed } from './stats.js';
 import { h, rich, typingTarget, show } from './util.js';
 
 const $ = (id) => document.getElementById(id);
@@ -35,12 +39,17 @@ function start() {
   const { state } = store;
   const actions = createActions(store);
   const create = createDialog(store, actions);
+  const dialogs = { settings: createSettingsDialog(store, actions), export: createExportDialog(store, actions) };
+  const stats = createStatsFeed(store);
   const views = [
     createBanners(actions),
-    createAgentsView(actions),
+    createAppMenu(actions),
+    createAgentsView(actions, dialogs),
     createWizard(store, actions, () => create.open()),
     createPanel(store, actions),
     () => create.render(),
+    () => dialogs.settings.render(),
+    createQuitView(),
   ];
   const announce = createAnnouncer();
 
@@ -70,6 +79,7 @@ function start() {
 
     renderPills(state);
     if (!gated) for (const view of views) view(state);
+    stats();
     announce(state);
     document.title = setup ? 'Set up Podman – Clawdock' : 'Clawdock';
   };
@@ -115,9 +125,22 @@ function start() {
     return;
   }
   store.setApi(new Api(base, token));
+  let settingsAsked = false;
   const feed = new EventFeed(state.api, {
     onEvent: (event) => store.applyEvent(event),
-    onState: (conn) => store.setConn(conn),
+    onState: (conn) => {
+      // Quitting: the stream's end is Clawdock's exit; nothing to reconnect to.
+      if (conn === 'reconnecting' && (state.local.quitting || state.server.shutdown)) {
+        feed.stop();
+        store.setQuitting('gone');
+        return;
+      }
+      store.setConn(conn);
+      if (conn === 'live' && !settingsAsked) {
+        settingsAsked = true;
+        state.api.get('/settings').then((reply) => store.loadSettings(reply), () => {});
+      }
+    },
   });
   feed.start();
 }

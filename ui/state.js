@@ -9,8 +9,11 @@
 
 /** The server slice before the first snapshot. */
 export function emptyServer() {
-  return { status: null, agents: new Map(), meta: null, setupLines: [], shutdown: null };
+  return { status: null, agents: new Map(), meta: null, setupLines: [], pull: new Map(), settings: null, shutdown: null };
 }
+
+/** Activities during which an image may be pulled (`pullProgress` lines are kept). */
+const PULLING = new Set(['creating', 'updating']);
 
 /** How many lines of `podman machine init/start` the wizard keeps. */
 export const SETUP_LINES = 300;
@@ -27,6 +30,7 @@ export function applyEvent(server, event) {
         status: event.status || null,
         agents: new Map((event.agents || []).map((a) => [a.id, a])),
         meta: event.meta || server.meta,
+        pull: new Map([...server.pull].filter(([id]) => (event.agents || []).some((a) => a.id === id && PULLING.has(a.activity)))),
         shutdown: null,
       };
     case 'runtime':
@@ -35,14 +39,29 @@ export function applyEvent(server, event) {
       if (!event.agent || !event.agent.id) return server;
       const agents = new Map(server.agents);
       agents.set(event.agent.id, event.agent);
-      return { ...server, agents };
+      // The last pull line lives only as long as the pull's operation.
+      if (!server.pull.has(event.agent.id) || PULLING.has(event.agent.activity)) return { ...server, agents };
+      const pull = new Map(server.pull);
+      pull.delete(event.agent.id);
+      return { ...server, agents, pull };
     }
     case 'agentRemoved': {
       if (!server.agents.has(event.id)) return server;
       const agents = new Map(server.agents);
       agents.delete(event.id);
-      return { ...server, agents };
+      const pull = new Map(server.pull);
+      pull.delete(event.id);
+      return { ...server, agents, pull };
     }
+    case 'pullProgress': {
+      if (typeof event.line !== 'string' || !event.id) return server;
+      const pull = new Map(server.pull);
+      pull.set(event.id, event.line);
+      return { ...server, pull };
+    }
+    case 'settings':
+      if (!('launchAtLogin' in event)) return server;
+      return { ...server, settings: { launchAtLogin: event.launchAtLogin } };
     case 'setupProgress':
       if (typeof event.line !== 'string') return server;
       return { ...server, setupLines: [...server.setupLines, { step: event.step, line: event.line }].slice(-SETUP_LINES) };
@@ -63,6 +82,9 @@ export function agentList(server) {
 export function isBusy(state, agent) {
   return !!agent.activity || state.local.inflight.has(agent.id);
 }
+
+/** Activities that `POST /agents/{id}/cancel` ends. */
+export const CANCELLABLE = new Set(['creating', 'starting', 'restarting', 'updating']);
 
 /** Is a name valid by the server's rule (`meta.name`)? Unknown until the rule came. */
 export function nameOk(meta, name) {
@@ -102,6 +124,12 @@ export function createStore() {
       wizard: { step: 'check', agents: null, cpus: null, memoryMiB: null, diskGiB: null },
       /** Chat messages by agent id, kept while the page lives. */
       conversations: new Map(),
+      /** The last `/agents/stats` sample by agent id; empty while no stats stream is open. */
+      stats: new Map(),
+      /** The launch-at-login value a PUT is asking for, while it is in flight. */
+      loginPending: null,
+      /** 'asked' once this page asked Clawdock to quit; 'gone' when its stream ended after. */
+      quitting: null,
     },
   };
   const listeners = new Set();
@@ -143,6 +171,20 @@ export function createStore() {
     setRuntimeBusy(kind) { state.local.runtimeBusy = kind; changed(); },
     setSubmitting(on) { state.local.submitting = on; changed(); },
     markAutoSetupDone() { state.local.autoSetupDone = true; },
+    /**
+     * `GET /settings` read once at start, fed through the reducer as a `settings`
+     * message; a `settings` event that came first is newer and wins.
+     */
+    loadSettings(reply) {
+      if (state.server.settings || !reply) return;
+      this.applyEvent({ type: 'settings', launchAtLogin: reply.launchAtLogin });
+    },
+    setStats(sample) {
+      state.local.stats = new Map(((sample && sample.agents) || []).map((a) => [a.id, a]));
+      changed();
+    },
+    setLoginPending(value) { state.local.loginPending = value; changed(); },
+    setQuitting(phase) { state.local.quitting = phase; changed(); },
     setWizard(patch) { Object.assign(state.local.wizard, patch); changed(); },
     /** The conversation with an agent (created empty on first use). */
     conversation(id) {

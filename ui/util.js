@@ -129,6 +129,8 @@ export function icon(name) {
     down: 'M8 3v10M4 9l4 4 4-4',
     back: 'M10 3L5 8l5 5',
     send: 'M2.5 8h10M9 4l4 4-4 4',
+    open: 'M9 3h4v4M13 3L7.5 8.5M11 9.5V13H3V5h3.5',
+    more: 'M3.5 8h.01M8 8h.01M12.5 8h.01',
   };
   const filled = name === 'play' || name === 'stop';
   return h('svg:svg', { class: filled ? 'ico filled' : 'ico', viewBox: '0 0 16 16', 'aria-hidden': 'true' },

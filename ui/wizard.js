@@ -67,6 +67,15 @@ function check(ok, title, detail) {
     h('div', null, h('strong', { text: title }), detail ? h('p', { class: 'muted' }, rich(detail)) : null));
 }
 
+/** The launch-at-login switch; menu.js keeps it in step (hidden under `clawdock serve`). */
+function loginSwitch() {
+  return h('div', { class: 'login-choice', dataset: { loginHolder: '' }, hidden: true },
+    h('label', { class: 'switch', for: 'wizard-login' },
+      h('input', { type: 'checkbox', id: 'wizard-login', dataset: { loginSwitch: '' } }),
+      h('span', { class: 'track', 'aria-hidden': 'true' }), 'Launch Clawdock at login'),
+    h('p', { class: 'help', text: 'Clawdock’s tray app starts when you log in, so your agents are a click away.' }));
+}
+
 function actionsRow(...buttons) {
   return h('div', { class: 'wizard-actions' }, buttons.filter(Boolean));
 }
@@ -110,7 +119,7 @@ export function createWizard(store, actions, openCreate) {
       const error = h('pre', { class: 'error-text', hidden: true });
       const retry = runtimeButton(actions, 'start', 'Retry', { busyLabel: 'Retrying…' });
       const create = firstAgentButton();
-      fill(el, head, checks, error, actionsRow(
+      fill(el, head, checks, error, loginSwitch(), actionsRow(
         h('button', { class: 'btn', type: 'button', onclick: () => navigate('') }, 'Go to agents'), create, retry));
       return {
         el,
@@ -338,6 +347,7 @@ export function createWizard(store, actions, openCreate) {
         h('div', { class: 'ready-mark', 'aria-hidden': 'true' }, icon('check')),
         h('h2', { text: 'Ready' }),
         h('p', { class: 'lead', text: `${version(state.server.status)} and its machine are running. Agents start in seconds now.` }),
+        loginSwitch(),
         actionsRow(
           h('button', { class: 'btn', type: 'button', onclick: () => navigate('') }, 'Go to agents'),
           firstAgentButton()));

@@ -55,7 +55,7 @@ test('create an agent from the dialog, see it run, stop it, delete it', async ()
 
   const row = agentRow(page, name);
   await waitForBadge(page, name, 'Running');
-  await row.locator('.agent-meta', { hasText: /ws:\/\/127\.0\.0\.1:\d+/ }).waitFor();
+  await row.getByRole('button', { name: `Open the dashboard of ${name}` }).waitFor();
   assert.match(await row.locator('.agent-meta').innerText(), /openai/);
   assert.equal(await containerExists(name), true);
 

@@ -1,5 +1,6 @@
-// The page never polls: once loaded, an idle page holds one open /events request
-// and makes no other request, with a running agent on the list.
+// The page never polls: once loaded, an idle page holds one open /events request and,
+// while the agents page shows a running agent, one open /agents/stats stream, and
+// makes no other request. The stats stream closes when the page is hidden.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,9 +34,26 @@ test('an idle page makes no request on a timer', async () => {
   const during = requests.slice(before);
   assert.deepEqual(during, [], `requests while idle: ${during.join(', ')}`);
 
-  // Over the whole visit: each asset once, and one /events stream.
+  // Over the whole visit: each asset once, one /events stream, one stats stream.
   assert.equal(requests.filter((r) => r === 'GET /events').length, 1, requests.join(', '));
+  assert.equal(requests.filter((r) => r === 'GET /agents/stats').length, 1, requests.join(', '));
   assert.equal(new Set(requests).size, requests.length, `a request was repeated: ${requests.join(', ')}`);
+
+  // Hidden, the page closes its stats stream (the server stops sampling) and opens
+  // nothing else; shown again, it opens exactly one stream again.
+  const closed = page.waitForEvent('requestfailed', { predicate: (r) => r.url().endsWith('/agents/stats'), timeout: 5000 });
+  const setHidden = (hidden) => page.evaluate((h) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+  await setHidden(true);
+  await closed;
+  const hiddenAt = requests.length;
+  await sleep(3000);
+  assert.deepEqual(requests.slice(hiddenAt), [], 'nothing while hidden');
+  await setHidden(false);
+  await sleep(3000);
+  assert.deepEqual(requests.slice(hiddenAt), ['GET /agents/stats'], 'one stream again once visible');
   assert.deepEqual(pageErrors(page), []);
   await page.close();
 });

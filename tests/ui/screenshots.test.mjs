@@ -35,9 +35,20 @@ test('agents page, create dialog, logs and chat', async () => {
   await waitForBadge(page, drafts, 'Running', 60000);
   await server.api('POST', `/agents/${second.id}/stop`);
   await waitForBadge(page, drafts, 'Stopped');
-  await agentRow(page, research).locator('.agent-meta', { hasText: 'ws://' }).waitFor();
   await page.waitForFunction(() => !document.querySelector('.agent-meta .muted'));
+  // What the running agent costs, from the stats stream (its CPU figure from the second sample).
+  await agentRow(page, research).locator('.agent-stats', { hasText: /CPU \d/ }).waitFor({ timeout: 15000 });
   await screenshots(page, 'agents');
+
+  await agentRow(page, research).locator('details.more > summary').click();
+  await agentRow(page, research).getByRole('button', { name: `Settings of ${research}` }).click();
+  const settings = page.locator('#settings-dialog');
+  await settings.getByLabel('Model id').fill('gpt-4.1');
+  await screenshots(page, 'settings-dialog');
+  await page.keyboard.press('Escape');
+  await agentRow(page, research).locator('details.more > summary').click();
+  await screenshots(page, 'agent-menu');
+  await page.keyboard.press('Escape');
 
   await page.getByRole('button', { name: 'New agent' }).click();
   const dialog = page.locator('#create-dialog');

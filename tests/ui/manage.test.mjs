@@ -1,0 +1,147 @@
+// Managing an agent from the window (issues 13 and 16) against a real `clawdock
+// serve` on real Podman: Settings edits the provider in place (a blank key keeps the
+// key), Dashboard opens the route's address, the stats stream shows what a running
+// agent costs, Update says "up to date" (test images are localhost/: nothing pulled),
+// and Quit stops Clawdock from the window.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  startServer, launchBrowser, openApp, cleanup, agentName, agentRow, waitForBadge, pageErrors,
+} from './lib/harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  [server, browser] = await Promise.all([
+    startServer({ label: 'manage', portBase: 26500 }),
+    launchBrowser(),
+  ]);
+});
+
+after(cleanup);
+
+/** Opens an agent's "More" menu and picks an item. */
+async function menuItem(page, name, item) {
+  const row = agentRow(page, name);
+  await row.locator('details.more > summary').click();
+  await row.locator('.menu-items').getByRole('button', { name: item }).click();
+}
+
+test('Settings changes the provider in place; a blank key keeps the key', async () => {
+  const name = agentName('edit');
+  const { agent } = await server.api('POST', '/agents/create', { name, providerType: 'openai', apiKey: 'sk-first-key', modelId: 'gpt-4o-mini' });
+  const page = await openApp(browser, server);
+  await waitForBadge(page, name, 'Running', 60000);
+
+  await menuItem(page, name, `Settings of ${name}`);
+  const dialog = page.locator('#settings-dialog');
+  await dialog.getByRole('heading', { name: `Settings of ${name}` }).waitFor();
+  const provider = dialog.getByLabel('Model provider');
+  assert.equal(await provider.inputValue(), 'openai', 'the agent’s provider is chosen');
+  await dialog.getByText('Leave empty to keep the agent’s current key.').waitFor();
+
+  // Another provider: its key is asked for, the old one is not kept.
+  await provider.selectOption('anthropic');
+  await dialog.getByText('The old key is not kept for another provider').waitFor();
+  await dialog.getByLabel('API key').fill('sk-ant-second-key');
+  await dialog.getByLabel('Model id').fill('claude-test-model');
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+  await page.locator('.toast', { hasText: `Settings saved. ${name} restarts with them.` }).waitFor();
+  await waitForBadge(page, name, 'Running', 60000);
+  const after1 = (await server.api('GET', `/agents/${agent.id}`)).agent;
+  assert.equal(after1.providerType, 'anthropic');
+  const config = () => fs.readFileSync(path.join(after1.dir, 'config/openclaw.json'), 'utf8');
+  assert.match(config(), /claude-test-model/);
+  assert.match(config(), /sk-ant-second-key/);
+
+  // The same provider, the key left empty: the model changes, the key stays.
+  await menuItem(page, name, `Settings of ${name}`);
+  await dialog.getByLabel('Model id').fill('claude-other-model');
+  assert.equal(await dialog.getByLabel('API key').inputValue(), '');
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.waitFor({ state: 'hidden' });
+  await page.waitForFunction(() => !document.querySelector('li.agent[aria-busy="true"]'), null, { timeout: 60000 });
+  await waitForBadge(page, name, 'Running', 60000);
+  assert.match(config(), /claude-other-model/);
+  assert.match(config(), /sk-ant-second-key/, 'the key is kept');
+  assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.matches('details.more > summary')), true,
+    'focus is back on the menu that opened the dialog');
+
+  // Another custom provider needs its base URL before Save.
+  await menuItem(page, name, `Settings of ${name}`);
+  await dialog.getByLabel('Model provider').selectOption('custom');
+  assert.equal(await dialog.getByRole('button', { name: 'Save' }).isDisabled(), true, 'a new custom provider needs its base URL');
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  assert.deepEqual(pageErrors(page, [/400/]), []);
+  await page.close();
+});
+
+test('Dashboard, stats and Update on a running agent', async () => {
+  const name = agentName('dash');
+  const { agent } = await server.api('POST', '/agents/create', { name });
+  const page = await openApp(browser, server);
+  await waitForBadge(page, name, 'Running', 60000);
+  const row = agentRow(page, name);
+  assert.equal(await row.locator('.agent-meta').innerText().then((t) => /ws:\/\//.test(t)), false, 'no bare gateway address');
+
+  // Stats: memory used of the limit and CPU, from /agents/stats.
+  await row.locator('.agent-stats', { hasText: /Memory \S+ \S+ of \S+ \S+/ }).waitFor({ timeout: 15000 });
+  await row.locator('.agent-stats', { hasText: /CPU \d/ }).waitFor({ timeout: 15000 });
+
+  // Dashboard: the route's signed-in address, opened without an opener.
+  await page.evaluate(() => { window.open = (...args) => { window.__opened = args; return null; }; });
+  await row.getByRole('button', { name: `Open the dashboard of ${name}` }).click();
+  const opened = await (await page.waitForFunction(() => window.__opened)).jsonValue();
+  const { url } = await server.api('GET', `/agents/${agent.id}/dashboard`);
+  assert.deepEqual(opened, [url, '_blank', 'noopener']);
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/#token=/);
+
+  // Update: the test image is localhost/, nothing to pull: up to date.
+  await menuItem(page, name, `Update ${name}`);
+  await page.locator('.toast', { hasText: `${name} is up to date.` }).waitFor({ timeout: 60000 });
+  await page.locator('#app-menu > summary').click();
+  await page.locator('#app-menu').getByRole('button', { name: 'Update all agents' }).click();
+  await page.locator('.toast', { hasText: /up to date/ }).nth(1).waitFor({ timeout: 60000 });
+
+  // Export: the command, the warning about secrets, the JSON download.
+  await menuItem(page, name, `Export ${name} for Kubernetes`);
+  const exp = page.locator('#export-dialog');
+  await exp.getByText(`clawdock agents export ${name} --kubernetes`).waitFor();
+  await exp.getByText('These files hold the agent’s secrets').waitFor();
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    exp.getByRole('button', { name: 'Download files (.json)' }).click(),
+  ]);
+  const body = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+  assert.ok(body.files['kustomization.yaml'] && body.files['gateway-token']);
+  await page.keyboard.press('Escape');
+
+  // Leaving the page closes the stats stream (the server stops sampling).
+  const closed = page.waitForEvent('requestfailed', { predicate: (r) => r.url().endsWith('/agents/stats'), timeout: 10000 });
+  await page.evaluate(() => { location.hash = 'setup'; });
+  await closed;
+  assert.deepEqual(pageErrors(page), []);
+  await page.close();
+});
+
+test('Quit from the window stops Clawdock and says so', async () => {
+  const own = await startServer({ label: 'quit', portBase: 26560 });
+  const page = await openApp(browser, own);
+  await page.waitForFunction(() => !document.getElementById('new-agent').disabled, null, { timeout: 30000 });
+  await page.locator('#app-menu > summary').click();
+  await page.locator('#app-menu').getByRole('button', { name: 'Quit Clawdock…' }).click();
+  const confirm = page.locator('#confirm-dialog');
+  await confirm.getByText('Quit Clawdock?').waitFor();
+  await confirm.getByRole('button', { name: 'Quit' }).click();
+  const quit = page.locator('#quit-dialog');
+  await quit.getByRole('heading', { name: /Stopping agents…|Clawdock has quit/ }).waitFor();
+  await quit.getByRole('heading', { name: 'Clawdock has quit' }).waitFor({ timeout: 30000 });
+  await own.stop();
+  await page.close();
+});

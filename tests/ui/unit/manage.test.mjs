@@ -1,0 +1,109 @@
+// The pure parts of managing an agent from the window, without a browser: the pull
+// line's byte counters, the update outcomes, the stats sentence, the settings edit's
+// body, the export command, when the stats stream is wanted, and the reducer's
+// handling of `pullProgress` and `settings` messages.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pullBytes } from '../../../ui/progress.js';
+import { updateOutcome, updateSummary, statsText } from '../../../ui/outcomes.js';
+import { editBody, editFieldOk } from '../../../ui/agentsettings.js';
+import { exportCommand, exportFileName } from '../../../ui/export.js';
+import { wantStats } from '../../../ui/stats.js';
+import { applyEvent, emptyServer } from '../../../ui/state.js';
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+test('pull lines: byte counters when the line carries them', () => {
+  assert.deepEqual(pullBytes('Copying blob 4f2e [===>   ] 512.0MiB / 2.0GiB | 48.3 MiB/s'), { done: 512 * MiB, total: 2 * GiB });
+  assert.deepEqual(pullBytes('Copying blob sha256:aa 12.5 MiB / 45.0 MiB'), { done: 12.5 * MiB, total: 45 * MiB });
+  assert.deepEqual(pullBytes('Copying config 1.2kB / 1.2kB'), { done: 1200, total: 1200 });
+  assert.deepEqual(pullBytes('x (3.0MB / 10.0MB)'), { done: 3e6, total: 10e6 });
+  assert.equal(pullBytes('Copying blob sha256:8a4c done'), null);
+  assert.equal(pullBytes('Trying to pull ghcr.io/openclaw/openclaw:latest...'), null);
+  assert.equal(pullBytes('a / b'), null);
+  assert.equal(pullBytes('5MiB / 0B'), null, 'no total');
+  assert.equal(pullBytes('9MiB / 5MiB'), null, 'done past total');
+  assert.equal(pullBytes(null), null);
+});
+
+test('an update’s outcome and Update all’s summary', () => {
+  assert.deepEqual(updateOutcome('alpha', { updated: true }), { text: 'alpha was updated to a newer image.', kind: 'ok' });
+  assert.deepEqual(updateOutcome('alpha', { updated: false }), { text: 'alpha is up to date.', kind: 'ok' });
+  assert.deepEqual(updateOutcome('alpha', { updated: false, rolledBack: 'the gateway did not get healthy' }),
+    { text: 'alpha was rolled back to its previous image: the gateway did not get healthy', kind: 'error' });
+  const names = { a: 'alpha', b: 'beta', c: 'gamma' };
+  const nameOf = (id) => names[id];
+  assert.deepEqual(updateSummary([{ id: 'a', updated: false }, { id: 'b', updated: false }], nameOf),
+    { text: 'All agents are up to date.', kind: 'ok' });
+  assert.deepEqual(updateSummary([{ id: 'a', updated: false }], nameOf), { text: 'alpha is up to date.', kind: 'ok' });
+  assert.deepEqual(updateSummary([{ id: 'a', updated: true }, { id: 'b', updated: false }, { id: 'c', error: 'pull failed.', code: 'podman_failed' }], nameOf),
+    { text: 'Updated: alpha. Up to date: beta. gamma failed: pull failed.', kind: 'error' });
+  assert.deepEqual(updateSummary([{ id: 'a', updated: false, rolledBack: 'unhealthy' }], nameOf),
+    { text: 'alpha was rolled back: unhealthy.', kind: 'error' });
+  assert.equal(updateSummary([], nameOf).kind, 'info');
+  assert.match(updateSummary([{ id: 'zz', updated: true }], nameOf).text, /zz/, 'an unknown id is named by its id');
+});
+
+test('stats: memory used of the limit, CPU', () => {
+  assert.deepEqual(statsText({ memoryBytes: 256 * MiB, memoryLimitBytes: 2 * GiB, cpuPercent: 3.25, pids: 9 }),
+    { text: 'Memory 256 MiB of 2.00 GiB  ·  CPU 3.3%', fraction: 0.125 });
+  assert.deepEqual(statsText({ memoryBytes: 100 * MiB, memoryLimitBytes: 0, cpuPercent: null }),
+    { text: 'Memory 100 MiB  ·  CPU …', fraction: null }, 'the first sample has no CPU figure');
+  assert.equal(statsText({ memoryBytes: MiB, memoryLimitBytes: MiB, cpuPercent: 150 }).text, 'Memory 1.00 MiB of 1.00 MiB  ·  CPU 150%');
+  assert.equal(statsText(undefined), null);
+});
+
+test('settings: blank fields keep their value; the key is needed only for another provider', () => {
+  const openai = { id: 'openai', fields: [
+    { name: 'modelId', kind: 'text', required: false },
+    { name: 'apiKey', kind: 'password', required: false },
+  ] };
+  const custom = { id: 'custom', fields: [
+    { name: 'baseUrl', kind: 'url', required: true, pattern: '^https?://[^\\s/]+' },
+    { name: 'apiKey', kind: 'password', required: false },
+  ] };
+  assert.deepEqual(editBody(openai, { modelId: ' gpt-4o ', apiKey: '' }), { providerType: 'openai', modelId: 'gpt-4o' });
+  assert.deepEqual(editBody(openai, { modelId: '', apiKey: ' k ' }), { providerType: 'openai', apiKey: ' k ' }, 'a key is sent as typed');
+  assert.deepEqual(editBody({ id: '', fields: [] }, {}), {});
+  assert.equal(editFieldOk(custom.fields[0], '', true), true, 'same provider: blank keeps the base URL');
+  assert.equal(editFieldOk(custom.fields[0], '', false), false, 'new provider: the base URL is needed');
+  assert.equal(editFieldOk(custom.fields[0], 'ftp://x', true), false, 'a value is still checked');
+});
+
+test('export: the CLI command and the download’s name', () => {
+  assert.equal(exportCommand('research'), 'clawdock agents export research --kubernetes ./research-kubernetes');
+  assert.equal(exportCommand('My_Agent'), 'clawdock agents export My_Agent --kubernetes ./my-agent-kubernetes');
+  assert.equal(exportCommand("it's"), "clawdock agents export 'it'\\''s' --kubernetes ./it-s-kubernetes");
+  assert.equal(exportFileName({ name: 'my-agent' }), 'my-agent-kubernetes.json');
+});
+
+test('the stats stream is wanted only while the agents page shows a running agent', () => {
+  const base = { conn: 'live', route: { view: 'agents' }, hidden: false, quitting: null, agents: [{ status: 'running' }] };
+  assert.equal(wantStats(base), true);
+  assert.equal(wantStats({ ...base, hidden: true }), false, 'page hidden');
+  assert.equal(wantStats({ ...base, route: { view: 'setup' } }), false, 'another view');
+  assert.equal(wantStats({ ...base, route: { view: 'agents', panel: 'logs', id: 'x' } }), false, 'the sheet covers the page');
+  assert.equal(wantStats({ ...base, agents: [{ status: 'stopped' }] }), false, 'nothing runs');
+  assert.equal(wantStats({ ...base, conn: 'reconnecting' }), false);
+  assert.equal(wantStats({ ...base, quitting: 'asked' }), false);
+});
+
+test('the reducer keeps the last pull line while an agent pulls, and the settings', () => {
+  const agent = (activity) => ({ id: 'a', name: 'alpha', status: 'running', activity });
+  let s = applyEvent(emptyServer(), { type: 'snapshot', status: null, agents: [agent('updating')] });
+  s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Copying blob x 1MiB / 2MiB' });
+  s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Copying blob x 2MiB / 2MiB' });
+  assert.equal(s.pull.get('a'), 'Copying blob x 2MiB / 2MiB');
+  s = applyEvent(s, { type: 'agent', agent: agent('updating') });
+  assert.equal(s.pull.has('a'), true, 'still updating');
+  s = applyEvent(s, { type: 'agent', agent: agent(null) });
+  assert.equal(s.pull.has('a'), false, 'the update ended');
+  assert.equal(applyEvent(s, { type: 'pullProgress', id: 'a' }), s, 'no line: unchanged');
+  s = applyEvent(s, { type: 'settings', launchAtLogin: true });
+  assert.deepEqual(s.settings, { launchAtLogin: true });
+  const before = s;
+  s = applyEvent(s, { type: 'snapshot', status: null, agents: [agent(null)] });
+  assert.deepEqual(s.settings, before.settings, 'a snapshot keeps the settings (it does not carry them)');
+});

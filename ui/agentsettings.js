@@ -1,0 +1,149 @@
+// An agent's Settings dialog: its model provider edited in place (`PATCH
+// /agents/{id}`). The providers and their fields are the server's (`meta`); a field
+// left empty keeps the agent's value, the API key included; the server's refusal
+// (`400 invalid_input`, `409 busy`) is shown in the dialog as it said it.
+
+import { fieldOk } from './state.js';
+import { toast } from './feedback.js';
+import { h, rich, fill, setText } from './util.js';
+import { keyed } from './dom.js';
+
+/**
+ * The PATCH body from the form: the chosen provider and the fields that were filled
+ * in (a blank field keeps its value on the server).
+ */
+export function editBody(provider, values) {
+  const body = {};
+  if (provider && provider.id) body.providerType = provider.id;
+  for (const f of (provider && provider.fields) || []) {
+    const v = f.kind === 'password' ? values[f.name] || '' : String(values[f.name] ?? '').trim();
+    if (v) body[f.name] = v;
+  }
+  return body;
+}
+
+/** Is a field needed in the form? Only when the provider changes: else blank keeps it. */
+export function editFieldOk(field, value, sameProvider) {
+  return fieldOk(sameProvider ? { ...field, required: false } : field, value);
+}
+
+export function createSettingsDialog(store, actions) {
+  const $ = (id) => document.getElementById(id);
+  const dialog = $('settings-dialog');
+  const form = $('settings-form');
+  const select = $('s-provider');
+  const { state } = store;
+  let agentId = null;
+  let submitting = false;
+
+  const meta = () => state.server.meta;
+  const agent = () => state.server.agents.get(agentId);
+  const provider = () => (meta() ? meta().providers.find((p) => p.id === select.value) : null);
+  const same = () => !!agent() && (agent().providerType || '') === select.value;
+  const values = () => {
+    const v = {};
+    for (const input of $('s-fields').querySelectorAll('input')) v[input.name] = input.value;
+    return v;
+  };
+
+  const keyHelp = (f) => (same()
+    ? 'Leave empty to keep the agent’s current key.'
+    : 'The old key is not kept for another provider: enter this provider’s key.') + (f.help ? ` ${f.help}` : '');
+
+  const fieldEl = (f) => {
+    const id = `s-${f.name}`;
+    return h('div', { class: 'field' },
+      h('label', { for: id }, f.label),
+      h('input', {
+        id, name: f.name, type: f.kind === 'password' ? 'password' : f.kind === 'url' ? 'url' : 'text',
+        spellcheck: 'false', autocomplete: f.kind === 'password' ? 'new-password' : 'off',
+        'aria-describedby': `${id}-help`,
+      }),
+      h('p', { class: 'help', id: `${id}-help` }));
+  };
+  const fieldUpdate = (el, f) => {
+    const input = el.querySelector('input');
+    const keep = same();
+    input.placeholder = keep ? (f.kind === 'password' ? 'Unchanged' : 'Unchanged (leave empty to keep)') : f.placeholder || '';
+    input.required = !keep && f.required;
+    const ok = editFieldOk(f, input.value, keep);
+    input.setAttribute('aria-invalid', input.value && !ok ? 'true' : 'false');
+    const help = el.querySelector('.help');
+    const text = f.kind === 'password' ? keyHelp(f)
+      : keep ? `Leave empty to keep the agent’s current value.${f.help ? ` ${f.help}` : ''}`
+        : f.help || (f.required ? 'Required for this provider.' : '');
+    if (help.dataset.text !== text) {
+      help.dataset.text = text;
+      fill(help, ...rich(text));
+    }
+  };
+
+  const update = () => {
+    const m = meta();
+    if (!m || !agent()) return;
+    keyed(select, m.providers, (p) => p.id || 'none', (p) => h('option', { value: p.id }), (el, p) => setText(el, p.label));
+    const p = provider();
+    fill($('s-provider-help'), ...(p ? rich(p.hint) : []));
+    keyed($('s-fields'), p ? p.fields : [], (f) => f.name, fieldEl, fieldUpdate);
+    const v = values();
+    const ok = !!p && !!p.id && p.fields.every((f) => editFieldOk(f, v[f.name], same()));
+    $('settings-submit').disabled = submitting || !ok;
+    setText($('settings-title'), `Settings of ${agent().name}`);
+  };
+
+  const showError = (message) => {
+    const box = $('settings-error');
+    box.textContent = message;
+    box.hidden = !message;
+  };
+
+  form.addEventListener('input', () => { showError(''); update(); });
+  form.addEventListener('change', update);
+  $('settings-cancel').addEventListener('click', () => dialog.close());
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    update();
+    if ($('settings-submit').disabled || !agent()) return;
+    const { name, status } = agent();
+    submitting = true;
+    $('settings-submit').textContent = 'Saving…';
+    update();
+    try {
+      await actions.edit(agentId, editBody(provider(), values()));
+      dialog.close();
+      toast(status === 'running' ? `Settings saved. ${name} restarts with them.` : `Settings saved for ${name}.`, { kind: 'ok' });
+    } catch (err) {
+      showError(err.message);
+      select.focus();
+    } finally {
+      submitting = false;
+      $('settings-submit').textContent = 'Save';
+      update();
+    }
+  });
+  dialog.addEventListener('close', () => {
+    // Secrets do not linger in a closed dialog.
+    for (const input of $('s-fields').querySelectorAll('input')) input.value = '';
+    agentId = null;
+  });
+
+  return {
+    open(id) {
+      if (dialog.open || !meta() || !state.server.agents.has(id)) return;
+      agentId = id;
+      showError('');
+      $('s-fields').replaceChildren();
+      update();
+      select.value = agent().providerType || '';
+      update();
+      dialog.showModal();
+      select.focus();
+    },
+    /** Keeps the open dialog in step (the agent removed, the rules changed). */
+    render() {
+      if (!dialog.open) return;
+      if (!agent()) { dialog.close(); return; }
+      update();
+    },
+  };
+}
