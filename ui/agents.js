@@ -74,7 +74,11 @@ function makeRow(actions, dialogs, id) {
       h('div', { class: 'agent-pull', hidden: true },
         h('div', { class: 'progress mini', role: 'progressbar', 'aria-label': 'Image download' }, h('div', { class: 'bar' })),
         h('span', { class: 'pull-text' })),
-      h('p', { class: 'agent-error', hidden: true }),
+      h('div', { class: 'agent-error', hidden: true },
+        h('p', { class: 'error-text' }),
+        h('details', { class: 'error-details', hidden: true },
+          h('summary', { text: 'Details' }),
+          h('pre', { class: 'details-text' }))),
       h('p', { class: 'agent-notice', hidden: true })),
     h('div', { class: 'agent-actions', role: 'group' },
       h('button', {
@@ -127,8 +131,12 @@ function updateRow(el, agent, state) {
     (p) => h(p.tag || 'span', { class: p.cls, title: p.title, 'aria-hidden': p.hidden ? 'true' : null }),
     (node, p) => setText(node, p.text));
   const err = agent.status === 'error' ? agent.error || 'The agent failed.' : '';
-  setText(q('.agent-error'), err);
+  setText(q('.agent-error .error-text'), err);
   show(q('.agent-error'), !!err);
+  // Podman's own words behind an error said as advice.
+  const details = err ? agent.errorDetails || '' : '';
+  setText(q('.agent-error .details-text'), details);
+  show(q('.agent-error .error-details'), !!details);
   setText(q('.agent-notice'), agent.notice || '');
   show(q('.agent-notice'), !!agent.notice);
 

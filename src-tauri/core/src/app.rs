@@ -54,6 +54,10 @@ pub enum StartError {
     Store(#[from] StoreError),
 }
 
+/// How long a launch's restore waits for the event stream's first listing before
+/// its agents look for their containers themselves.
+const FIRST_LISTING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Clawdock {
     /// `launch`, then waits until podman and the machine were looked at, so the
     /// first status is settled.
@@ -123,14 +127,20 @@ impl Clawdock {
             let needs_machine = restore && !to_restore.is_empty();
             let ready = first_state == RuntimeState::Ready
                 || (needs_machine && machine.ensure_ready().await.is_ok());
-            if ready {
-                if let Err(e) = agents.sync_with_podman().await {
-                    tracing::warn!(error = %e, "first listing of containers failed");
-                }
-            }
-            tasks.spawn_background(agents.clone().watch());
-            if restore {
-                agents.restore(to_restore);
+            // The event stream's first listing is the launch's only one: the
+            // restore reads it rather than listing again, per agent.
+            let (listed, first_listing) = tokio::sync::oneshot::channel();
+            tasks.spawn_background(agents.clone().watch(Some(listed)));
+            if restore && !to_restore.is_empty() {
+                let listing = if ready {
+                    tokio::time::timeout(FIRST_LISTING_WAIT, first_listing)
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                } else {
+                    None
+                };
+                agents.restore(to_restore, listing.as_deref());
             }
         });
         Ok(this)
@@ -366,7 +376,7 @@ impl Clawdock {
         machine.invalidate();
         let state = machine.refresh().await;
         if state == RuntimeState::Ready {
-            if let Err(e) = self.inner.agents.sync_with_podman().await {
+            if let Err(e) = self.inner.agents.sync_with_podman().await.map(drop) {
                 tracing::warn!(error = %e, "could not list the containers after an engine check");
             }
         } else {
@@ -394,7 +404,7 @@ impl Clawdock {
                             let back = agents.take_running_at_quit();
                             if !back.is_empty() && this.inner.settings.restore_agents {
                                 tracing::info!(agents = back.len(), "engine back; starting the agents it took down");
-                                agents.restore(back);
+                                agents.restore(back, None);
                             }
                         }
                         Ok(MachineEvent::State {

@@ -1,6 +1,7 @@
 //! Clawdock's core: Podman, the machine, agents, their store, the HTTP API and the
 //! shutdown routine. Knows nothing of Tauri, so it builds and tests headless.
 
+pub mod advice;
 pub mod agents;
 pub mod api;
 pub mod app;

@@ -749,3 +749,87 @@ async fn update_moves_to_the_image_the_reference_names_now_and_rolls_back_one_th
     core.shutdown().await;
     podman_out(&["untag", never_ready, &reference]);
 }
+
+/// Issue 14, item 4: a launch that restores agents listed the containers twice (once
+/// itself, once for the event stream) and once more per agent it restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_that_restores_five_agents_lists_the_containers_once() {
+    let home = Home::new();
+    let core = start_core(&home, IMAGE).await;
+    let names: Vec<String> = (0..5).map(|i| format!("restored-{i}")).collect();
+    for name in &names {
+        core.agents()
+            .create_and_wait(req(name))
+            .await
+            .expect("create");
+    }
+    core.shutdown().await;
+    drop(core);
+    assert!(running_containers(&label(&home)).is_empty());
+
+    let (podman, calls) = support::counting_podman(home.path());
+    let mut settings = home.native(IMAGE);
+    settings.podman = podman;
+    let core = Clawdock::start(settings).await.expect("core");
+    assert!(
+        eventually(Duration::from_secs(60), || running_containers(&label(
+            &home
+        ))
+        .len()
+            == 5)
+        .await,
+        "the five agents run again"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || core
+            .agents()
+            .list()
+            .iter()
+            .all(|a| a.status == AgentStatus::Running && a.activity.is_none()))
+        .await
+    );
+    let listings = support::calls_starting(&calls, "ps");
+    let all = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert_eq!(
+        listings, 1,
+        "one listing for the launch and its restore:\n{all}"
+    );
+    core.shutdown().await;
+}
+
+/// Issue 14, item 7: a failed pull said podman's raw text ("pinging container
+/// registry ...: dial tcp: lookup ... no such host"). A registry that cannot be
+/// reached (`.invalid` never resolves) gets one sentence with a next step; podman's
+/// words stay as the details, in the agent and in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_registry_is_said_in_a_sentence_with_podman_s_words_as_details() {
+    let home = Home::new();
+    let core = start_core(&home, "clawdock-test.invalid/openclaw/openclaw:latest").await;
+    let agents = core.agents();
+    let err = agents
+        .create_and_wait(req("unreachable"))
+        .await
+        .expect_err("no registry");
+    let said = err.to_string();
+    assert!(
+        said.starts_with("Clawdock could not reach clawdock-test.invalid.")
+            && said.contains("press Start to try again"),
+        "{said}"
+    );
+    assert!(!said.contains("dial tcp"), "{said}");
+    let agent = agents.list().pop().expect("agent");
+    assert_eq!(agent.status, AgentStatus::Error);
+    assert_eq!(agent.error.as_deref(), Some(said.as_str()));
+    let details = agent.error_details.clone().expect("details");
+    assert!(
+        details.contains("podman pull") && details.contains("no such host"),
+        "{details}"
+    );
+    let (log, _) = agents.follow_logs(agent.id).expect("log");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("Details:") && l.contains("no such host")),
+        "{log:?}"
+    );
+    core.shutdown().await;
+}

@@ -695,25 +695,9 @@ async fn body_port(api: &Api, id: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_are_sampled_only_while_someone_watches() {
     let home = Home::new();
-    // The real podman behind a wrapper that notes every call, to count them.
-    let calls = home.path().join("podman-calls.log");
-    let wrapper = home.path().join("podman-counting");
-    let real = support::real_podman();
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-            calls.display(),
-            real.bin().expect("podman").display()
-        ),
-    )
-    .expect("wrapper");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
+    let (podman, calls) = support::counting_podman(home.path());
     let mut settings = home.native(IMAGE);
-    settings.podman = clawdock_core::podman::Podman::new(Some(wrapper));
+    settings.podman = podman;
     let core = Clawdock::start(settings).await.expect("core");
     let server = ApiServer::start(core.clone(), 0).await.expect("api");
     let agent = core
@@ -725,13 +709,7 @@ async fn stats_are_sampled_only_while_someone_watches() {
         })
         .await
         .expect("create");
-    let stats_calls = || {
-        std::fs::read_to_string(&calls)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("stats"))
-            .count()
-    };
+    let stats_calls = || support::calls_starting(&calls, "stats");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(stats_calls(), 0, "no watcher, no podman stats");
     assert!(!core.agents().stats_sampling());

@@ -307,6 +307,7 @@ mod tests {
             dir: "/tmp/x".into(),
             created_at: chrono_now(),
             error: None,
+            error_details: None,
             provider_type: None,
             activity,
             ready: false,

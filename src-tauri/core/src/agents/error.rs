@@ -90,6 +90,14 @@ pub enum AgentError {
     Folder(String),
     #[error("{0}")]
     Gateway(String),
+    /// A podman failure whose cause a person can act on: the sentence saying what
+    /// to do, with podman's own words kept as the details.
+    #[error("{advice}")]
+    Advised {
+        advice: String,
+        cause: PodmanError,
+        code: ErrorCode,
+    },
     #[error("Internal error: {0}")]
     Internal(String),
 }
@@ -98,6 +106,12 @@ impl From<PodmanError> for AgentError {
     fn from(e: PodmanError) -> Self {
         if e.engine_unreachable() {
             Self::EngineUnreachable(e)
+        } else if let Some(advice) = crate::advice::for_podman(&e) {
+            Self::Advised {
+                advice,
+                cause: e,
+                code: ErrorCode::PodmanFailed,
+            }
         } else {
             Self::Podman(e)
         }
@@ -130,8 +144,24 @@ impl AgentError {
     /// podman's own words where the sentence replaced them.
     pub fn details(&self) -> Option<String> {
         match self {
-            Self::EngineUnreachable(e) => Some(e.to_string()),
+            Self::EngineUnreachable(e) | Self::Advised { cause: e, .. } => Some(e.to_string()),
             _ => None,
+        }
+    }
+
+    /// A podman failure in one step of starting an agent: advice when the cause is
+    /// one a person can act on, else the step's name with podman's words.
+    pub fn from_step(step: &str, e: PodmanError) -> Self {
+        if e.engine_unreachable() {
+            return e.into();
+        }
+        match crate::advice::for_podman(&e) {
+            Some(advice) => Self::Advised {
+                advice,
+                cause: e,
+                code: ErrorCode::GatewayFailed,
+            },
+            None => Self::Gateway(format!("{step}: {e}")),
         }
     }
 
@@ -166,6 +196,7 @@ impl AgentError {
             Self::Store(_) => ErrorCode::StoreFailed,
             Self::Folder(_) => ErrorCode::FolderFailed,
             Self::Gateway(_) => ErrorCode::GatewayFailed,
+            Self::Advised { code, .. } => *code,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::containers::ContainerId;
+use crate::containers::{ContainerId, Found};
 use crate::podman::LineStream;
 use crate::store::AgentStatus;
 pub use crate::view::{Activity, AgentView};
@@ -104,11 +104,17 @@ impl Agents {
     /// Starts a stopped agent, making its container again when it is missing, and
     /// answers when the gateway is healthy (or the start failed).
     pub async fn start(&self, id: Uuid) -> Result<AgentView, AgentError> {
-        self.detached(move |this| async move { this.start_now(id).await })
+        self.detached(move |this| async move { this.start_now(id, None).await })
             .await
     }
 
-    async fn start_now(&self, id: Uuid) -> Result<AgentView, AgentError> {
+    /// `known`: the agent's container as a listing just found it (`Some(None)`:
+    /// it has none), which spares a look of its own.
+    async fn start_now(
+        &self,
+        id: Uuid,
+        known: Option<Option<Found>>,
+    ) -> Result<AgentView, AgentError> {
         let op = self.op_lock(id)?;
         let _serial = op.lock().await;
         self.refuse_when_shutting_down()?;
@@ -121,7 +127,7 @@ impl Agents {
         self.transition(id, Input::Begin(Op::Start))?;
         let log = self.log_ring(id)?;
         log.push("Starting agent...");
-        let mut result = self.start_attempt(id, &log).await;
+        let mut result = self.start_attempt(id, known, &log).await;
         if result
             .as_ref()
             .is_err_and(AgentError::is_engine_unreachable)
@@ -131,15 +137,24 @@ impl Agents {
             // shared attempt for every caller), then try once more.
             log.push("Podman's machine is not running; starting it...");
             self.machine().invalidate();
-            result = self.start_attempt(id, &log).await;
+            result = self.start_attempt(id, None, &log).await;
         }
         self.finish_start(id, result, &log).await
     }
 
-    async fn start_attempt(&self, id: Uuid, log: &logs::LogRing) -> Result<(), AgentError> {
+    async fn start_attempt(
+        &self,
+        id: Uuid,
+        known: Option<Option<Found>>,
+        log: &logs::LogRing,
+    ) -> Result<(), AgentError> {
         self.ensure_runtime(id).await?;
-        let record = self.move_off_a_taken_port(id, log).await?;
-        let container = match self.containers().find(id).await? {
+        let ours = match known {
+            Some(known) => known,
+            None => self.containers().find(id).await?,
+        };
+        let (record, ours) = self.move_off_a_taken_port(id, ours, log).await?;
+        let container = match ours {
             Some(found) => found.id,
             None => {
                 log.push("Container missing; creating it again");
@@ -191,7 +206,7 @@ impl Agents {
             }
             // Written while the gateway is down: it may write the file itself.
             self.rewrite_provider(&current.record, &provider)?;
-            self.start_attempt(id, &log).await
+            self.start_attempt(id, None, &log).await
         }
         .await;
         self.finish_start(id, result, &log).await
@@ -519,13 +534,15 @@ impl Agents {
     }
 
     /// Starts again, in the background, the agents that ran when the app last
-    /// quit (or when the engine went away).
-    pub(crate) fn restore(&self, ids: Vec<Uuid>) {
+    /// quit (or when the engine went away). `listing`: this folder's containers as
+    /// just listed, so no agent lists them again.
+    pub(crate) fn restore(&self, ids: Vec<Uuid>, listing: Option<&[Found]>) {
         for id in ids {
+            let known = listing.map(|all| all.iter().find(|f| f.agent == Some(id)).cloned());
             let started = self.inner.tasks.spawn_op({
                 let this = self.clone();
                 async move {
-                    if let Err(e) = this.start_now(id).await {
+                    if let Err(e) = this.start_now(id, known).await {
                         tracing::warn!(agent = %id, error = %e, "could not restore agent");
                     }
                 }

@@ -24,6 +24,8 @@ pub struct Live {
     /// The shutdown routine has taken this agent over: outcomes of operations
     /// still in flight no longer change what it decided.
     pub shutting_down: bool,
+    /// Podman's own words behind the record's error, when the error is advice.
+    pub error_details: Option<String>,
 }
 
 impl Default for Live {
@@ -35,6 +37,7 @@ impl Default for Live {
             ready: false,
             notice: None,
             shutting_down: false,
+            error_details: None,
         }
     }
 }
@@ -74,6 +77,8 @@ pub enum Input {
     /// A create or start failed.
     StartFailed {
         message: String,
+        /// Podman's own words when `message` is advice drawn from them.
+        details: Option<String>,
     },
     /// A create or start was cut short by the shutdown: not the agent's fault.
     Interrupted,
@@ -174,6 +179,7 @@ impl AgentState {
             dir: r.dir.clone(),
             created_at: r.created_at,
             error: r.error.clone(),
+            error_details: r.error.as_ref().and(self.live.error_details.clone()),
             provider_type: r.provider_type.clone(),
             activity: self.live.activity,
             ready: running && self.live.ready,
@@ -203,6 +209,7 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             });
             r.wanted = Wanted::Running;
             r.error = None;
+            live.error_details = None;
             r.running_at_quit = false;
             if live.notice.as_deref() == Some(ENGINE_LOST) {
                 live.notice = None;
@@ -245,9 +252,10 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             r.wanted = Wanted::Running;
             effects.push(Effect::Announce(Change::Ready));
         }
-        Input::StartFailed { message } => {
+        Input::StartFailed { message, details } => {
             live.activity = None;
             live.ready = false;
+            live.error_details = details;
             r.status = AgentStatus::Error;
             r.error = Some(message.clone());
             r.wanted = Wanted::Stopped;
@@ -612,6 +620,7 @@ mod tests {
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Missing),
                 Input::StartFailed {
                     message: "boom".into(),
+                    details: None,
                 },
                 shape(S::Error, W::Stopped, None, C::Missing),
                 Some(Effect::Announce(Change::StartFailed {
@@ -825,6 +834,7 @@ mod tests {
             Input::Started,
             Input::StartFailed {
                 message: "Clawdock is shutting down.".into(),
+                details: None,
             },
             Input::Interrupted,
         ] {

@@ -15,7 +15,7 @@ use super::definition::{self, Provider};
 use super::logs::{self, LogRing};
 use super::state::{Container, Input};
 use super::{AgentError, AgentView, Agents, CreateRequest, FAILURE_LOG_LINES};
-use crate::containers::ContainerId;
+use crate::containers::{ContainerId, Found};
 use crate::machine::Mode;
 use crate::settings::Settings;
 use crate::store::{self, AgentRecord, StoreError};
@@ -124,7 +124,7 @@ impl Agents {
             .await
             .map_err(|e| match e {
                 crate::containers::CreateError::Podman(p) if !p.engine_unreachable() => {
-                    AgentError::Gateway(format!("Failed to start OpenClaw containers: {p}"))
+                    AgentError::from_step("Failed to start OpenClaw containers", p)
                 }
                 taken => taken.into(),
             })
@@ -170,7 +170,7 @@ impl Agents {
         );
         self.unless_interrupted(id, async {
             pull.await
-                .map_err(|e| AgentError::Gateway(format!("Failed to pull OpenClaw image: {e}")))
+                .map_err(|e| AgentError::from_step("Failed to pull OpenClaw image", e))
         })
         .await
     }
@@ -204,7 +204,7 @@ impl Agents {
             if e.engine_unreachable() {
                 AgentError::from(e)
             } else {
-                AgentError::Gateway(format!("Failed to start OpenClaw containers: {e}"))
+                AgentError::from_step("Failed to start OpenClaw containers", e)
             }
         })?;
         log.push("Waiting for gateway to be ready...");
@@ -316,16 +316,18 @@ impl Agents {
     /// A port free at create may be taken by another program since. Then the agent
     /// moves to a free port: its config follows and its container is made again
     /// (a published port is fixed at create).
+    /// `ours` is the agent's container as just found; it comes back unless the
+    /// move removed it (its published port is the old one).
     pub(super) async fn move_off_a_taken_port(
         &self,
         id: Uuid,
+        ours: Option<Found>,
         log: &LogRing,
-    ) -> Result<AgentRecord, AgentError> {
+    ) -> Result<(AgentRecord, Option<Found>), AgentError> {
         let record = self.state(id)?.record;
-        let ours = self.containers().find(id).await?;
         if port_is_free(record.port) || ours.as_ref().is_some_and(|f| f.state == Container::Running)
         {
-            return Ok(record);
+            return Ok((record, ours));
         }
         let held: Vec<u16> = self.states().iter().map(|s| s.record.port).collect();
         let port = free_port(self.settings().first_agent_port, &held)?;
@@ -349,7 +351,7 @@ impl Agents {
             self.containers().remove(&found.id, Duration::ZERO).await?;
         }
         self.transition(id, Input::PortMoved { port })?;
-        Ok(self.state(id)?.record)
+        Ok((self.state(id)?.record, None))
     }
 
     /// A warning when `agents` gateways would not fit in the Podman machine's memory.
@@ -533,7 +535,11 @@ impl Agents {
                 let message = err.to_string();
                 log.push(format!("ERROR: {message}"));
                 self.discard_failed_container(id, log).await;
-                self.transition(id, Input::StartFailed { message })?;
+                let details = err.details();
+                if let Some(details) = &details {
+                    log.push(format!("Details: {details}"));
+                }
+                self.transition(id, Input::StartFailed { message, details })?;
                 Err(err)
             }
         }

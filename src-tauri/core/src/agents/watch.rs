@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::definition;
@@ -24,7 +25,9 @@ pub const RECOVERED: &str = "Recovered from its container: Clawdock's list of ag
 
 impl Agents {
     /// Follows Podman until the shutdown. Spawn it once, as a background task.
-    pub(crate) async fn watch(self) {
+    /// `first_listing` gets the containers as the first successful listing found
+    /// them.
+    pub(crate) async fn watch(self, mut first_listing: Option<oneshot::Sender<Vec<Found>>>) {
         let mut retry = FIRST_RETRY;
         let mut machine_events = self.machine().subscribe();
         loop {
@@ -46,7 +49,7 @@ impl Agents {
                 }
             }
             let began = tokio::time::Instant::now();
-            match self.follow_once().await {
+            match self.follow_once(&mut first_listing).await {
                 Ok(()) => tracing::warn!("podman events ended; reconnecting"),
                 Err(e) => tracing::warn!(error = %e, "podman events failed; reconnecting"),
             }
@@ -61,10 +64,16 @@ impl Agents {
         }
     }
 
-    async fn follow_once(&self) -> Result<(), PodmanError> {
+    async fn follow_once(
+        &self,
+        first_listing: &mut Option<oneshot::Sender<Vec<Found>>>,
+    ) -> Result<(), PodmanError> {
         let mut stream = self.containers().events()?;
         // Listed after the stream is open, so no change falls between the two.
-        self.sync_with_podman().await?;
+        let listing = self.sync_with_podman().await?;
+        if let Some(tell) = first_listing.take() {
+            let _nobody_waits = tell.send(listing);
+        }
         let clock_shared = self.machine().mode() == Mode::Native;
         while let Some((which, line)) = stream.next_line().await {
             match which {
@@ -97,7 +106,7 @@ impl Agents {
 
     /// Lists this data folder's containers and brings every record in line: at
     /// start, and after each reconnect of the event stream.
-    pub(crate) async fn sync_with_podman(&self) -> Result<(), PodmanError> {
+    pub(crate) async fn sync_with_podman(&self) -> Result<Vec<Found>, PodmanError> {
         let found = self.containers().list().await?;
         let known = self.known_ids();
         let mut by_agent: HashMap<Uuid, &Found> = HashMap::new();
@@ -134,7 +143,7 @@ impl Agents {
         for stray in strays {
             self.adopt_container(stray).await;
         }
-        Ok(())
+        Ok(found)
     }
 
     fn finish_delete_later(&self, id: Uuid) {

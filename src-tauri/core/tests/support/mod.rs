@@ -41,6 +41,35 @@ pub fn real_podman() -> Podman {
     Podman::new(Some(path))
 }
 
+/// The real podman behind a wrapper that notes each call's arguments, one line per
+/// call, in the returned file: to count what Clawdock runs.
+pub fn counting_podman(dir: &Path) -> (Podman, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let calls = dir.join("podman-calls.log");
+    let wrapper = dir.join("podman-counting");
+    let real = real_podman();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            real.bin().expect("podman").display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (Podman::new(Some(wrapper)), calls)
+}
+
+/// The calls noted by `counting_podman` whose arguments start with `prefix`.
+pub fn calls_starting(calls: &Path, prefix: &str) -> usize {
+    std::fs::read_to_string(calls)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .count()
+}
+
 /// A first agent port unlikely to be used by another test running at the same time.
 pub fn port_base() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
