@@ -60,12 +60,14 @@ def serve_runs(inst: Instance) -> tuple[list[float], list[float], list, set]:
 def run(args) -> list[Table]:
     before_bin = os.environ.get("CLAWDOCK_BENCH_BIN_BEFORE")
     before_api: list[float] = []
+    before_exit: list[float] = []
     if before_bin:
         before = Instance("startup-before", bin_path=Path(before_bin))
         before.exit_times = []
         try:
             log(f"startup: {RUNS} x clawdock serve of {before_bin} (before this change)")
             before_api, _, _, _ = serve_runs(before)
+            before_exit = before.exit_times
         finally:
             cleanup_bench(before)
     serve = Instance("startup-serve")
@@ -123,6 +125,9 @@ def run(args) -> list[Table]:
           ms(min(app_tray)), ms(max(app_tray)))
     t.add("serve: SIGTERM -> exit (no agents)", ms(median(serve_exit)), ms(min(serve_exit)),
           ms(max(serve_exit)))
+    if before_exit:
+        t.add("serve before this change: SIGTERM -> exit (no agents)", ms(median(before_exit)),
+              ms(min(before_exit)), ms(max(before_exit)))
     t.add("app: SIGTERM -> exit (no agents)", ms(median(app_exit)), ms(min(app_exit)),
           ms(max(app_exit)))
     t.note(f"runtime state in the first answer: {sorted(state)}. API polled every 2 ms "
