@@ -73,7 +73,7 @@ function start() {
 
     const newAgent = $('new-agent');
     newAgent.disabled = gated || !s || !s.available;
-    newAgent.title = s && !s.available ? 'Install Podman first' : 'New agent (N)';
+    newAgent.title = s && s.state === 'unavailable' ? 'Install Podman first' : 'New agent (N)';
     newAgent.hidden = setup;
     $('empty-create').disabled = newAgent.disabled;
 

@@ -486,8 +486,10 @@ impl Clawdock {
     }
 
     fn publish_status(&self) {
-        let status = self.runtime_status();
+        // Computed under the lock: a status computed before another caller's newer
+        // one must not be sent after it (the page would end on the stale one).
         let mut last = lock(&self.inner.last_published);
+        let status = self.runtime_status();
         if last.as_ref() != Some(&status) {
             *last = Some(status.clone());
             let _no_listener = self.inner.events.send(Event::Runtime { status });

@@ -184,6 +184,9 @@ export async function openApp(browser, server, route = '') {
   page.on('pageerror', (e) => page.errors.push(e));
   page.on('console', (m) => { if (m.type() === 'error') page.errors.push(new Error(m.text())); });
   await page.goto(server.link);
+  // The page takes the token from the address once its modules have loaded; a route
+  // set before that would wipe the token out of the fragment first.
+  await page.waitForFunction(() => !location.hash.includes('token='));
   if (route) await page.evaluate((r) => { location.hash = r; }, route);
   return page;
 }

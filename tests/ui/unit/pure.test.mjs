@@ -67,7 +67,8 @@ test('the wizard step follows the runtime status', () => {
   const vm = { available: true, mode: 'vm' };
   const table = [
     [null, 'check', 'loading'],
-    [{ available: false }, 'check', 'missing'],
+    [{ available: false, state: 'unavailable' }, 'check', 'missing'],
+    [{ available: false, state: 'starting', mode: 'vm' }, 'check', 'loading'],
     [{ available: true, mode: 'native', state: 'ready' }, 'check', 'native'],
     [{ ...vm, state: 'absent' }, 'check', 'check'],
     [{ ...vm, state: 'absent' }, 'resources', 'resources'],
