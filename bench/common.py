@@ -224,7 +224,8 @@ class PodmanCounter:
 
 def subcommand(args: str) -> str:
     """'ps --all --format json ...' -> 'ps'; 'image exists x' -> 'image exists'."""
-    words = args.split()
+    # Global flags first (`--max-workers=10 stop ...`) do not name the subcommand.
+    words = [w for w in args.split() if not w.startswith("--max-workers")]
     if not words:
         return "?"
     if words[0] in ("image", "machine", "container", "volume") and len(words) > 1:

@@ -407,6 +407,37 @@ impl Containers {
             .await
     }
 
+    /// Stops containers in one podman call, every one in parallel (podman's own
+    /// worker pool sized to them, where its default is a few per core): each
+    /// gateway gets SIGTERM and `timeout` to exit before SIGKILL, so the cost does
+    /// not grow with the number of agents. Stopped this way, the restart policy
+    /// leaves them down.
+    pub async fn stop_many(
+        &self,
+        ids: &[ContainerId],
+        timeout: Duration,
+    ) -> Result<(), PodmanError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let secs = timeout.as_secs_f64().ceil() as u64;
+        let mut args = vec![
+            format!("--max-workers={}", ids.len()),
+            "stop".into(),
+            "--ignore".into(),
+            "--time".into(),
+            secs.to_string(),
+        ];
+        args.extend(ids.iter().map(|id| id.0.clone()));
+        match self
+            .run(Call::new(args).timeout(timeout + self.podman.call_timeout()))
+            .await
+        {
+            Ok(_) | Err(PodmanError::TimedOut { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Kills containers at once, in one podman call.
     pub async fn kill(&self, ids: &[ContainerId], limit: Duration) -> Result<(), PodmanError> {
         if ids.is_empty() {

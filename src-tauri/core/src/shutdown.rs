@@ -70,17 +70,18 @@ pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
 
     match bounded(KILL_BOUND, containers.running()).await {
         Some(Ok(running)) => {
-            let stops = running
-                .iter()
-                .map(|f| async move { (f, containers.stop(&f.id, stop_timeout).await) });
-            if let Some(results) =
-                bounded(stop_timeout + MARGIN, futures::future::join_all(stops)).await
+            // One podman process for all of them: N parallel `podman stop`s fought
+            // over the cores and made the shutdown grow with N.
+            let ids: Vec<_> = running.iter().map(|f| f.id.clone()).collect();
+            match bounded(
+                stop_timeout + MARGIN,
+                containers.stop_many(&ids, stop_timeout),
+            )
+            .await
             {
-                for (f, result) in results {
-                    if let Err(e) = result {
-                        tracing::warn!(container = %f.name, error = %e, "stop at shutdown failed");
-                    }
-                }
+                Some(Ok(())) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "stop at shutdown failed"),
+                None => tracing::warn!("stopping the containers overran its bound"),
             }
         }
         Some(Err(e)) if e.engine_unreachable() => {}

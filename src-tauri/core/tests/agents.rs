@@ -833,3 +833,50 @@ async fn an_unreachable_registry_is_said_in_a_sentence_with_podman_s_words_as_de
     );
     core.shutdown().await;
 }
+
+/// Issue 14, item 3: the shutdown ran a `podman stop` (and an `inspect`) per agent,
+/// processes that fought over two cores, so it grew with the number of agents. Now
+/// one `podman stop` stops them all in parallel, and agents that stop in time are
+/// not killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_stops_five_agents_with_one_podman_stop_and_kills_none() {
+    let home = Home::new();
+    let (podman, calls) = support::counting_podman(home.path());
+    let mut settings = home.native(IMAGE);
+    settings.podman = podman;
+    let core = Clawdock::start(settings).await.expect("core");
+    for i in 0..5 {
+        core.agents()
+            .create_and_wait(req(&format!("stopped-{i}")))
+            .await
+            .expect("create");
+    }
+    let before = std::fs::read_to_string(&calls)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    let report = core.shutdown().await;
+    let during: Vec<String> = std::fs::read_to_string(&calls)
+        .unwrap_or_default()
+        .lines()
+        .skip(before)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(report.stopped.len(), 5, "{report:?}");
+    assert_eq!(
+        report.killed, 0,
+        "every gateway stopped in time: {report:?}"
+    );
+    assert!(running_containers(&label(&home)).is_empty());
+    let stops = during
+        .iter()
+        .filter(|l| l.contains(" stop ") || l.starts_with("stop "))
+        .count();
+    assert_eq!(stops, 1, "one podman stop for all: {during:#?}");
+    assert!(
+        during
+            .iter()
+            .all(|l| !l.starts_with("kill") && !l.starts_with("inspect")),
+        "{during:#?}"
+    );
+}
