@@ -292,20 +292,9 @@ fn derived_image(name: &'static str, change: &str) -> &'static str {
         .expect("podman");
     if !exists.success() {
         let tmp = format!("clawdock-image-build-{}", std::process::id());
-        let run = |args: &[&str]| {
-            let out = std::process::Command::new("podman")
-                .args(args)
-                .output()
-                .expect("podman");
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&["create", "--name", &tmp, IMAGE]);
-        run(&["commit", "--quiet", "--change", change, &tmp, name]);
-        run(&["rm", "-f", &tmp]);
+        podman_out(&["create", "--name", &tmp, IMAGE]);
+        podman_out(&["commit", "--quiet", "--change", change, &tmp, name]);
+        podman_out(&["rm", "-f", &tmp]);
     }
     name
 }
@@ -672,6 +661,7 @@ async fn cancel_ends_a_create_or_start_at_once_and_leaves_nothing_behind() {
     core.shutdown().await;
 }
 
+/// Runs podman, asserts it succeeded, and gives back its trimmed stdout.
 fn podman_out(args: &[&str]) -> String {
     let out = std::process::Command::new("podman")
         .args(args)
