@@ -877,21 +877,14 @@ mod tests {
 
     fn agent() -> AgentRecord {
         AgentRecord {
-            id: Uuid::new_v4(),
-            name: "x; rm -rf /".into(), // never valid, but must still stay one argument
             status: AgentStatus::Creating,
             port: 18800,
             dir: "/data/agents/1".into(),
             token: "tok".into(),
-            created_at: Utc::now(),
-            error: None,
-            provider_type: None,
             wanted: Wanted::Running,
-            running_at_quit: false,
-            deleting: false,
             image: "img:1".into(),
-            memory_mib: None,
-            extra: serde_json::Map::new(),
+            // A name never valid, but it must still stay one argument.
+            ..crate::store::sample_record("x; rm -rf /")
         }
     }
 

@@ -743,26 +743,18 @@ fn yaml_key(key: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::{AgentStatus, Wanted};
-    use chrono::Utc;
-    use uuid::Uuid;
 
     fn record(name: &str) -> AgentRecord {
         AgentRecord {
-            id: Uuid::new_v4(),
-            name: name.into(),
             status: AgentStatus::Running,
             port: 18790,
             dir: "/data/agents/1".into(),
             token: "0123456789abcdef0123456789abcdef".into(),
-            created_at: Utc::now(),
-            error: None,
             provider_type: Some("openai".into()),
             wanted: Wanted::Running,
-            running_at_quit: false,
-            deleting: false,
             image: "ghcr.io/openclaw/openclaw:latest".into(),
             memory_mib: Some(1536),
-            extra: serde_json::Map::new(),
+            ..crate::store::sample_record(name)
         }
     }
 

@@ -384,28 +384,34 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A plain stopped agent for unit tests; tests change the fields they are about.
+#[cfg(test)]
+pub(crate) fn sample_record(name: &str) -> AgentRecord {
+    AgentRecord {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        status: AgentStatus::Stopped,
+        port: 18789,
+        dir: PathBuf::from("/tmp/x"),
+        token: "secret".into(),
+        created_at: Utc::now(),
+        error: None,
+        provider_type: None,
+        wanted: Wanted::Stopped,
+        running_at_quit: false,
+        deleting: false,
+        image: "img".into(),
+        memory_mib: None,
+        extra: serde_json::Map::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn record(name: &str) -> AgentRecord {
-        AgentRecord {
-            id: Uuid::new_v4(),
-            name: name.into(),
-            status: AgentStatus::Stopped,
-            port: 18789,
-            dir: PathBuf::from("/tmp/x"),
-            token: "secret".into(),
-            created_at: Utc::now(),
-            error: None,
-            provider_type: None,
-            wanted: Wanted::Stopped,
-            running_at_quit: false,
-            deleting: false,
-            image: "img".into(),
-            memory_mib: None,
-            extra: serde_json::Map::new(),
-        }
+        sample_record(name)
     }
 
     #[test]

@@ -504,20 +504,10 @@ mod tests {
     fn state(from: Shape) -> AgentState {
         let record = AgentRecord {
             id: uuid::Uuid::nil(),
-            name: "a".into(),
             status: from.status,
-            port: 18789,
-            dir: "/x".into(),
-            token: "t".into(),
             created_at: t(0),
-            error: None,
-            provider_type: None,
             wanted: from.wanted,
-            running_at_quit: false,
-            deleting: false,
-            image: "img".into(),
-            memory_mib: None,
-            extra: serde_json::Map::new(),
+            ..crate::store::sample_record("a")
         };
         let mut s = AgentState::new(record);
         s.live.activity = from.activity;
