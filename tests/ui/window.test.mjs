@@ -105,16 +105,24 @@ const logMetrics = (page) => page.locator('#panel .log').evaluate((el) => ({
   lines: el.childElementCount,
 }));
 
-test('the window path: injected API address, logs that follow and keep your place, copy, reconnect', async () => {
-  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: api.url });
+/**
+ * A page as the desktop window opens one: what its boot script does
+ * (src-tauri/src/desktop/mod.rs), the API's address and token for the API's own
+ * origin only.
+ */
+async function windowPage() {
   const page = await browser.context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e));
-  // What the window's boot script does (src-tauri/src/desktop/mod.rs): the API's
-  // address and token, for the API's own origin only.
   await page.addInitScript(({ url, token }) => {
     if (location.origin === url) window.__CLAWDOCK__ = { url, token };
   }, { url: api.url, token: TOKEN });
+  return page;
+}
+
+test('the window path: injected API address, logs that follow and keep your place, copy, reconnect', async () => {
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: api.url });
+  const page = await windowPage();
   // No token in the address: the injected one is used, same-origin, with the bearer header.
   const response = await page.goto(`${api.url}/#logs/${AGENT.id}`);
   assert.match(response.headers()['content-security-policy'], /connect-src 'self';/, 'the API’s own policy');
@@ -173,12 +181,7 @@ test('the window path: injected API address, logs that follow and keep your plac
 test('a module whose fetch fails is fetched again: the page still gets its state', async () => {
   // What a change of the host's network does to requests waiting for a connection
   // (net::ERR_NETWORK_CHANGED): here the first fetch of a module two levels down fails.
-  const page = await browser.context.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e));
-  await page.addInitScript(({ url, token }) => {
-    if (location.origin === url) window.__CLAWDOCK__ = { url, token };
-  }, { url: api.url, token: TOKEN });
+  const page = await windowPage();
   let failed = 0;
   await page.route(`${api.url}/ui/dom.js`, (route) => {
     if (failed++ === 0) return route.abort('failed');

@@ -259,7 +259,6 @@ async fn answers(port: u16, path: &str) -> bool {
 
 /// The real gateway image (tests/images/build-openclaw-image.sh, as in
 /// tests/openclaw.rs).
-const GATEWAY_IMAGE: &str = "localhost/openclaw-gateway:test";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it() {
@@ -271,16 +270,8 @@ async fn an_exported_agent_renders_validates_and_runs_as_kubernetes_would_run_it
 /// gives it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_gateway_runs_as_exported() {
-    let exists = Command::new("podman")
-        .args(["image", "exists", GATEWAY_IMAGE])
-        .status()
-        .expect("podman");
-    assert!(
-        exists.success(),
-        "{GATEWAY_IMAGE} is missing: run tests/images/build-openclaw-image.sh"
-    );
     // About 0.75 GB at rest; up to 17 s to health on two idle cores.
-    export_and_run(GATEWAY_IMAGE, 1536, Duration::from_secs(120)).await;
+    export_and_run(support::gateway_image(), 1536, Duration::from_secs(120)).await;
 }
 
 async fn export_and_run(image: &str, memory_mib: u64, health_budget: Duration) {

@@ -23,22 +23,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use support::{containers, running_containers, Home};
 
-const GATEWAY_IMAGE: &str = "localhost/openclaw-gateway:test";
-
-fn gateway_image() -> &'static str {
-    let exists = std::process::Command::new("podman")
-        .args(["image", "exists", GATEWAY_IMAGE])
-        .status()
-        .expect("podman");
-    assert!(
-        exists.success(),
-        "{GATEWAY_IMAGE} is missing: run tests/images/build-openclaw-image.sh"
-    );
-    GATEWAY_IMAGE
-}
-
 fn settings(home: &Home) -> clawdock_core::settings::Settings {
-    let mut s = home.native(gateway_image());
+    let mut s = home.native(support::gateway_image());
     s.health_timeout = Duration::from_secs(60);
     s.stop_timeout = Duration::from_secs(5);
     s

@@ -70,6 +70,21 @@ pub fn calls_starting(calls: &Path, prefix: &str) -> usize {
         .count()
 }
 
+/// The real OpenClaw gateway image (tests/images/build-openclaw-image.sh), asserted
+/// present.
+pub fn gateway_image() -> &'static str {
+    const GATEWAY_IMAGE: &str = "localhost/openclaw-gateway:test";
+    let exists = std::process::Command::new("podman")
+        .args(["image", "exists", GATEWAY_IMAGE])
+        .status()
+        .expect("podman");
+    assert!(
+        exists.success(),
+        "{GATEWAY_IMAGE} is missing: run tests/images/build-openclaw-image.sh"
+    );
+    GATEWAY_IMAGE
+}
+
 /// A first agent port unlikely to be used by another test running at the same time.
 pub fn port_base() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
