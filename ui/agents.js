@@ -6,7 +6,6 @@ import { h, icon, setText, show, formatBytes } from './util.js';
 import { keyed } from './dom.js';
 import { navigate } from './router.js';
 import { menuBehaviour } from './menu.js';
-import { pullBytes } from './progress.js';
 import { statsText } from './outcomes.js';
 
 const ACTIVITY_LABEL = {
@@ -98,12 +97,12 @@ function makeRow(actions, dialogs, id) {
   return el;
 }
 
-/** The row's pull progress: the last line and, when it counts bytes, a bar. */
-function updatePull(el, agent, line) {
-  const on = !!line && (agent.activity === 'updating' || agent.activity === 'creating');
+/** The row's pull progress: the last line and, when the server counted bytes, a bar. */
+function updatePull(el, agent, pull) {
+  const on = !!pull && (agent.activity === 'updating' || agent.activity === 'creating');
   show(el, on);
   if (!on) return;
-  const bytes = pullBytes(line);
+  const { line, bytes } = pull;
   const bar = el.querySelector('.progress');
   bar.classList.toggle('indeterminate', !bytes);
   if (bytes) {

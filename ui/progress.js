@@ -45,34 +45,3 @@ export function progressFigures(setup, eta, elapsedSecs) {
   bits.push(eta != null ? `${formatEta(eta)} left` : `${formatClock(elapsedSecs)} elapsed`);
   return bits.join('  ·  ');
 }
-
-const SIZE_UNITS = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3, TIB: 1024 ** 4 };
-
-function sizeOf(text) {
-  const m = /^\(?([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?i?B)[),]?$/i.exec(text);
-  if (!m) return null;
-  const scale = SIZE_UNITS[m[2].toUpperCase()];
-  return scale ? Math.round(Number(m[1]) * scale) : null;
-}
-
-/**
- * The byte counters of a `podman pull` line ("Copying blob 4f2e [==>  ] 12.0MiB /
- * 45.5MiB | 3.1 MiB/s"): `{done, total}` in bytes, or null when the line has none.
- */
-export function pullBytes(line) {
-  const text = String(line ?? '');
-  const slash = text.lastIndexOf(' / ');
-  if (slash < 0) return null;
-  const before = text.slice(0, slash).trim().split(/\s+/).pop();
-  const after = text.slice(slash + 3).trim().split(/\s+/)[0];
-  let done = sizeOf(before);
-  let total = sizeOf(after);
-  // "12.0 MiB / 45.5 MiB": the number and the unit apart.
-  if (done == null) {
-    const words = text.slice(0, slash).trim().split(/\s+/);
-    done = sizeOf(words.slice(-2).join(''));
-  }
-  if (total == null) total = sizeOf(text.slice(slash + 3).trim().split(/\s+/).slice(0, 2).join(''));
-  if (done == null || !total || done > total) return null;
-  return { done, total };
-}

@@ -56,7 +56,8 @@ export function applyEvent(server, event) {
     case 'pullProgress': {
       if (typeof event.line !== 'string' || !event.id) return server;
       const pull = new Map(server.pull);
-      pull.set(event.id, event.line);
+      const counted = Number.isFinite(event.doneBytes) && event.totalBytes > 0;
+      pull.set(event.id, { line: event.line, bytes: counted ? { done: event.doneBytes, total: event.totalBytes } : null });
       return { ...server, pull };
     }
     case 'settings':

@@ -58,10 +58,16 @@ pub enum Event {
     AgentRemoved {
         id: Uuid,
     },
-    /// A line of `podman pull` for an agent's image (at create or update).
+    /// A line of `podman pull` for an agent's image (at create or update), with
+    /// its byte counters when it has them.
+    #[serde(rename_all = "camelCase")]
     PullProgress {
         id: Uuid,
         line: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        done_bytes: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total_bytes: Option<u64>,
     },
     /// An app setting changed (`launchAtLogin`: `null` where there is none).
     #[serde(rename_all = "camelCase")]

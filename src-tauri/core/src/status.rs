@@ -91,13 +91,21 @@ impl RuntimeStatus {
     }
 }
 
-/// Reads "512.0MiB / 2.1GiB" style counters from a progress line.
+/// Reads "512.0MiB / 2.1GiB" style counters from a progress line (the number and
+/// the unit may stand apart: "12.5 MiB / 45.0 MiB"). Clients get the numbers; they
+/// do not parse podman's lines themselves.
 pub fn parse_counters(line: &str) -> Option<(u64, u64)> {
     let slash = line.rfind(" / ")?;
-    let before = line[..slash].split_whitespace().last()?;
-    let after = line[slash + 3..].split_whitespace().next()?;
-    let done = parse_size(before)?;
-    let total = parse_size(after)?;
+    let before: Vec<&str> = line[..slash].split_whitespace().collect();
+    let after: Vec<&str> = line[slash + 3..].split_whitespace().collect();
+    let done = before
+        .last()
+        .and_then(|w| parse_size(w))
+        .or_else(|| parse_size(&before.get(before.len().checked_sub(2)?..)?.concat()))?;
+    let total = after
+        .first()
+        .and_then(|w| parse_size(w))
+        .or_else(|| parse_size(&after.get(..2)?.concat()))?;
     (total > 0 && done <= total).then_some((done, total))
 }
 
@@ -133,8 +141,27 @@ mod tests {
             parse_counters("Extracting compressed file: x.qcow2: 1.00GiB / 2.00GiB"),
             Some((1 << 30, 2 << 30))
         );
+        assert_eq!(
+            parse_counters("Copying blob sha256:aa 12.5 MiB / 45.0 MiB"),
+            Some(((12.5 * 1048576.0) as u64, 45 * 1024 * 1024)),
+            "number and unit apart"
+        );
+        assert_eq!(
+            parse_counters("Copying config 1.2kB / 1.2kB"),
+            Some((1200, 1200))
+        );
+        assert_eq!(
+            parse_counters("x (3.0MB / 10.0MB)"),
+            Some((3_000_000, 10_000_000))
+        );
         assert_eq!(parse_counters("Copying blob sha256:8a4c done"), None);
+        assert_eq!(
+            parse_counters("Trying to pull ghcr.io/openclaw/openclaw:latest..."),
+            None
+        );
         assert_eq!(parse_counters("a / b"), None);
+        assert_eq!(parse_counters("5MiB / 0B"), None, "no total");
+        assert_eq!(parse_counters("9MiB / 5MiB"), None, "done past total");
     }
 
     #[test]

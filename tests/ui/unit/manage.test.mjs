@@ -1,11 +1,10 @@
-// The pure parts of managing an agent from the window, without a browser: the pull
-// line's byte counters, the update outcomes, the stats sentence, the settings edit's
+// The pure parts of managing an agent from the window, without a browser: the update
+// outcomes, the stats sentence, the settings edit's
 // body, the export command, when the stats stream is wanted, and the reducer's
 // handling of `pullProgress` and `settings` messages.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pullBytes } from '../../../ui/progress.js';
 import { updateOutcome, updateSummary, statsText } from '../../../ui/outcomes.js';
 import { editBody, editFieldOk } from '../../../ui/agentsettings.js';
 import { exportCommand, exportFileName } from '../../../ui/export.js';
@@ -14,19 +13,6 @@ import { applyEvent, emptyServer } from '../../../ui/state.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
-
-test('pull lines: byte counters when the line carries them', () => {
-  assert.deepEqual(pullBytes('Copying blob 4f2e [===>   ] 512.0MiB / 2.0GiB | 48.3 MiB/s'), { done: 512 * MiB, total: 2 * GiB });
-  assert.deepEqual(pullBytes('Copying blob sha256:aa 12.5 MiB / 45.0 MiB'), { done: 12.5 * MiB, total: 45 * MiB });
-  assert.deepEqual(pullBytes('Copying config 1.2kB / 1.2kB'), { done: 1200, total: 1200 });
-  assert.deepEqual(pullBytes('x (3.0MB / 10.0MB)'), { done: 3e6, total: 10e6 });
-  assert.equal(pullBytes('Copying blob sha256:8a4c done'), null);
-  assert.equal(pullBytes('Trying to pull ghcr.io/openclaw/openclaw:latest...'), null);
-  assert.equal(pullBytes('a / b'), null);
-  assert.equal(pullBytes('5MiB / 0B'), null, 'no total');
-  assert.equal(pullBytes('9MiB / 5MiB'), null, 'done past total');
-  assert.equal(pullBytes(null), null);
-});
 
 test('an update’s outcome and Update all’s summary', () => {
   assert.deepEqual(updateOutcome('alpha', { updated: true }), { text: 'alpha was updated to a newer image.', kind: 'ok' });
@@ -93,9 +79,11 @@ test('the stats stream is wanted only while the agents page shows a running agen
 test('the reducer keeps the last pull line while an agent pulls, and the settings', () => {
   const agent = (activity) => ({ id: 'a', name: 'alpha', status: 'running', activity });
   let s = applyEvent(emptyServer(), { type: 'snapshot', status: null, agents: [agent('updating')] });
-  s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Copying blob x 1MiB / 2MiB' });
-  s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Copying blob x 2MiB / 2MiB' });
-  assert.equal(s.pull.get('a'), 'Copying blob x 2MiB / 2MiB');
+  s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Copying blob x 1MiB / 2MiB', doneBytes: MiB, totalBytes: 2 * MiB });
+  s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Trying to pull x...' });
+  assert.deepEqual(s.pull.get('a'), { line: 'Trying to pull x...', bytes: null }, 'no counters: no bar');
+  s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Copying blob x 2MiB / 2MiB', doneBytes: 2 * MiB, totalBytes: 2 * MiB });
+  assert.deepEqual(s.pull.get('a'), { line: 'Copying blob x 2MiB / 2MiB', bytes: { done: 2 * MiB, total: 2 * MiB } });
   s = applyEvent(s, { type: 'agent', agent: agent('updating') });
   assert.equal(s.pull.has('a'), true, 'still updating');
   s = applyEvent(s, { type: 'agent', agent: agent(null) });

@@ -58,6 +58,20 @@ impl Agents {
         }
     }
 
+    /// Writes the agent's `openclaw.json` anew (0600, ours), handed to the gateway's
+    /// user where a rootful engine needs that for the gateway to read it.
+    fn write_config_file(
+        &self,
+        record: &AgentRecord,
+        config: &serde_json::Value,
+    ) -> Result<(), AgentError> {
+        write_json(&record.dir.join("config/openclaw.json"), config)?;
+        if self.inner.host.get().is_some_and(|h| h.rootful_native) {
+            hand_to_gateway_user(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))?;
+        }
+        Ok(())
+    }
+
     /// Puts `provider` into the agent's `openclaw.json`, keeping the rest of the
     /// file, and records it.
     pub(super) fn rewrite_provider(
@@ -66,11 +80,8 @@ impl Agents {
         provider: &Provider,
     ) -> Result<(), AgentError> {
         let config = definition::with_provider(&self.read_config(record)?, record.port, provider);
-        write_json(&record.dir.join("config/openclaw.json"), &config)?;
+        self.write_config_file(record, &config)?;
         remove_config_backups(&record.dir.join("config"))?;
-        if self.inner.host.get().is_some_and(|h| h.rootful_native) {
-            hand_to_gateway_user(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))?;
-        }
         self.transition(
             record.id,
             Input::Edited {
@@ -162,9 +173,12 @@ impl Agents {
             image,
             Arc::new(move |_, line: &str| {
                 sink_log.push(line);
+                let counters = crate::status::parse_counters(line);
                 let _no_listener = events.send(crate::events::Event::PullProgress {
                     id,
                     line: line.to_string(),
+                    done_bytes: counters.map(|(done, _)| done),
+                    total_bytes: counters.map(|(_, total)| total),
                 });
             }),
         );
@@ -335,18 +349,9 @@ impl Agents {
             "Port {} is taken by another program; the agent moves to port {port}",
             record.port
         ));
-        let config_path = record.dir.join("config/openclaw.json");
-        if let Ok(text) = std::fs::read_to_string(&config_path) {
-            if let Ok(mut config) = serde_json::from_str::<serde_json::Value>(&text) {
-                definition::move_config_to_port(&mut config, port);
-                write_json(&config_path, &config)?;
-                // Written anew (0600, ours): the gateway must still read it.
-                if self.inner.host.get().is_some_and(|h| h.rootful_native) {
-                    hand_to_gateway_user(&record.dir)
-                        .map_err(|e| AgentError::Folder(e.to_string()))?;
-                }
-            }
-        }
+        let mut config = self.read_config(&record)?;
+        definition::move_config_to_port(&mut config, port);
+        self.write_config_file(&record, &config)?;
         if let Some(found) = ours {
             self.containers().remove(&found.id, Duration::ZERO).await?;
         }
