@@ -15,5 +15,7 @@ c["bundle"]["icon"] = ["../" + p for p in c["bundle"]["icon"]]
 json.dump(c, open("src-tauri/tauri.conf.json", "w"), indent=2)
 PY
 trap 'rm -f src-tauri/tauri.conf.json' EXIT
+# The bundler packages every binary of the crate: `clawdock` (main, default-run)
+# and `clawdock-app`, side by side.
 (cd src-tauri && cargo tauri build --ci --bundles "$bundles")
 find "${CARGO_TARGET_DIR:-target}/release/bundle" -maxdepth 2 -type f \( -name '*.deb' -o -name '*.AppImage' -o -name '*.dmg' -o -name '*.msi' \) -print

@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLAWDOCK_SKIP_TEST_PKGS=1 ./scripts/install-deps.sh
-exec cargo run --release --locked -p clawdock -- "$@"
+# Both binaries: `clawdock` (command line, serve) and `clawdock-app` (the tray app
+# it becomes with no arguments); `cargo run` would build only the first.
+cargo build --release --locked -p clawdock --bins
+exec "${CARGO_TARGET_DIR:-target}/release/clawdock" "$@"

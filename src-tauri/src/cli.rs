@@ -529,7 +529,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             if print {
                 println!("{}", dashboard.url);
             } else {
-                tauri_plugin_opener::open_url(&dashboard.url, None::<&str>).map_err(|e| {
+                open::that_detached(&dashboard.url).map_err(|e| {
                     CliError::Other(format!(
                         "could not open a browser ({e}); `clawdock agents open {agent} --print` prints the address"
                     ))

@@ -44,7 +44,9 @@ pub fn init(log_dir: &Path, file_prefix: &str) -> Option<WorkerGuard> {
             let file = fmt::layer()
                 .with_ansi(false)
                 .with_writer(writer)
-                .with_filter(filter("info,clawdock_core=debug,clawdock=debug"));
+                .with_filter(filter(
+                    "info,clawdock_core=debug,clawdock=debug,clawdock_app=debug",
+                ));
             let _already_set = tracing_subscriber::registry()
                 .with(stderr)
                 .with(file)

@@ -1,14 +1,12 @@
-//! The `clawdock` binary: the tray app (no arguments), the headless server
-//! (`serve`), and the command line that talks to a running instance.
+//! The `clawdock` binary: the command line that talks to a running instance, and
+//! the headless server (`serve`). It never loads the GUI libraries; with no
+//! arguments it becomes the tray app, `clawdock-app`, installed beside it.
 
-mod cli;
-mod desktop;
-mod exit;
-mod logging;
-mod serve;
-mod wake;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use clawdock::{cli, serve};
 
 #[derive(Parser)]
 #[command(
@@ -20,7 +18,8 @@ use clap::{Parser, Subcommand};
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Started by the login item: the tray only, no window.
+    /// Started by the login item: the tray only, no window (login items written
+    /// before the app had its own binary name this one).
     #[arg(long = "at-login", hide = true)]
     at_login: bool,
 }
@@ -62,10 +61,10 @@ fn environment_help() -> String {
     text
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
-        None => desktop::run(args.at_login),
+        None => run_app(args.at_login),
         Some(Command::Serve { port }) => serve::run(port),
         Some(Command::Status { json }) => cli::run(cli::Request::Status { json }),
         Some(Command::Agents { command }) => cli::run(cli::Request::Agents(
@@ -74,4 +73,41 @@ fn main() -> std::process::ExitCode {
         Some(Command::Url) => cli::run(cli::Request::Url),
         Some(Command::Quit { json }) => cli::run(cli::Request::Quit { json }),
     }
+}
+
+/// The tray app's binary: beside this one, as the packages install them.
+fn app_binary() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.with_file_name(format!("clawdock-app{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// Becomes the tray app. On Unix the process is replaced, so whoever started
+/// `clawdock` (a launcher, a login item, a test) holds the app's own process.
+fn run_app(at_login: bool) -> ExitCode {
+    let app = match app_binary() {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("clawdock: cannot find the app beside this program: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut command = std::process::Command::new(&app);
+    if at_login {
+        command.arg("--at-login");
+    }
+    #[cfg(unix)]
+    let failed = {
+        use std::os::unix::process::CommandExt;
+        command.exec()
+    };
+    #[cfg(not(unix))]
+    let failed = match command.spawn() {
+        Ok(_app) => return ExitCode::SUCCESS,
+        Err(e) => e,
+    };
+    eprintln!(
+        "clawdock: could not start the app {}: {failed}",
+        app.display()
+    );
+    ExitCode::FAILURE
 }

@@ -334,6 +334,16 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
     let session = Session::start();
     let mut app = launch(&session, home.path());
     let pid = app.id();
+    // `clawdock` with no arguments became the tray app: the same process, now
+    // running the binary that holds the GUI.
+    let mut exe = None;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            exe.as_ref().and_then(|e| e.file_name()) == Some("clawdock-app".as_ref())
+        }),
+        "the process runs clawdock-app: {exe:?}"
+    );
 
     let mut found = None;
     assert!(
@@ -408,7 +418,7 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
     );
     let text = std::fs::read_to_string(&entry).expect("entry");
     assert!(
-        text.contains("Exec=\"") && text.contains("\" --at-login\n"),
+        text.contains("Exec=\"") && text.contains("/clawdock-app\" --at-login\n"),
         "{text}"
     );
     click_label(&session, &name, &path, "Launch at login");

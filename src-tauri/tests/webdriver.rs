@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Home, Session, BIN};
+use common::{Home, Session, APP};
 use serde_json::{json, Value};
 
 /// Kills the WebDriver server when the test ends, passed or not.
@@ -74,7 +74,7 @@ async fn window_shows_the_agents_page_and_an_agent_created_through_the_api() {
     let wd = format!("http://127.0.0.1:{port}");
     let began = Instant::now();
     let session = loop {
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "wry", "tauri:options": {"application": BIN}}}});
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "wry", "tauri:options": {"application": APP}}}});
         if let Ok(resp) = http.post(format!("{wd}/session")).json(&caps).send().await {
             let v: Value = resp.json().await.expect("json");
             if let Some(id) = v["value"]["sessionId"].as_str() {

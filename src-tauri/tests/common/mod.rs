@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The command line and `serve`; with no arguments it becomes [`APP`].
 pub const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
+/// The tray app, the one binary linked with the GUI.
+pub const APP: &str = env!("CARGO_BIN_EXE_clawdock-app");
 pub const IMAGE: &str = "localhost/clawdock-test-gateway:latest";
 
 pub fn repo() -> PathBuf {

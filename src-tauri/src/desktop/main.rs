@@ -1,7 +1,8 @@
-//! The desktop app: wires the core to Tauri (tray, window, notifications, exit).
-//! Holds no logic of its own beyond that wiring.
+//! `clawdock-app`, the desktop app: wires the core to Tauri (tray, window,
+//! notifications, exit). Holds no logic of its own beyond that wiring. It is the
+//! only binary that loads the GUI libraries; `clawdock` with no arguments starts it.
 
-pub mod menu;
+mod menu;
 mod tray;
 
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use clawdock_core::api::ApiServer;
 use clawdock_core::events::{Change, Event};
 use clawdock_core::login_item::LoginItem;
@@ -44,8 +46,25 @@ struct Shell {
     engine_lost_told: Mutex<Option<Instant>>,
 }
 
+/// The app's arguments: none but the login item's.
+#[derive(Parser)]
+#[command(
+    name = "clawdock-app",
+    version,
+    about = "The Clawdock tray app (`clawdock` with no arguments starts it)."
+)]
+struct Args {
+    /// Started by the login item: the tray only, no window.
+    #[arg(long = "at-login", hide = true)]
+    at_login: bool,
+}
+
+fn main() -> ExitCode {
+    run(Args::parse().at_login)
+}
+
 /// Runs the tray app; `at_login`: started by the login item, so no window.
-pub fn run(at_login: bool) -> ExitCode {
+fn run(at_login: bool) -> ExitCode {
     let mut settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -57,7 +76,7 @@ pub fn run(at_login: bool) -> ExitCode {
         Ok(exe) => settings.login_item = Some(LoginItem::new(exe)),
         Err(e) => tracing::warn!(error = %e, "no login item: the app's own path is unknown"),
     }
-    let _log = crate::logging::init(&settings::default_log_dir(&settings.home), "app");
+    let _log = clawdock::logging::init(&settings::default_log_dir(&settings.home), "app");
     let first_run = !settings.agents_file().exists();
     let port = std::env::var("CLAWDOCK_API_PORT")
         .ok()
@@ -80,7 +99,7 @@ pub fn run(at_login: bool) -> ExitCode {
                     eprintln!("clawdock: {e}");
                 })?;
                 core.install_panic_hook();
-                crate::wake::follow(&core);
+                clawdock::wake::follow(&core);
                 let api = match ApiServer::start(core.clone(), port).await {
                     Ok(api) => api,
                     // Another program holds the usual port: take any free one;
@@ -192,7 +211,7 @@ pub fn run(at_login: bool) -> ExitCode {
                 });
                 if !report.clean() {
                     tracing::error!(still_running = ?report.leftover, "quitting with containers still running");
-                    std::process::exit(i32::from(crate::exit::LEFT_RUNNING));
+                    std::process::exit(i32::from(clawdock::exit::LEFT_RUNNING));
                 }
             }
         }
@@ -228,7 +247,7 @@ fn begin_exit(app: &AppHandle) {
                     0
                 } else {
                     tracing::error!(still_running = ?report.leftover, "quitting with containers still running");
-                    i32::from(crate::exit::LEFT_RUNNING)
+                    i32::from(clawdock::exit::LEFT_RUNNING)
                 };
                 app.exit(code);
             });
@@ -252,7 +271,7 @@ fn on_action(app: &AppHandle, action: Action) {
             Effect::None => {}
             Effect::ShowWindow(route) => show_window(&app, &route),
             Effect::OpenUrl(url) => {
-                if let Err(e) = tauri_plugin_opener::open_url(&url, None::<&str>) {
+                if let Err(e) = open::that_detached(&url) {
                     tracing::warn!(error = %e, "could not open the browser");
                     notify(&app, "Clawdock", &format!("Could not open a browser: {e}"));
                 }
@@ -474,7 +493,7 @@ fn notify(app: &AppHandle, title: &str, body: &str) {
 fn spawn_exit_triggers(app: &AppHandle) {
     let app_signal = app.clone();
     tauri::async_runtime::spawn(async move {
-        let which = crate::exit::termination().await;
+        let which = clawdock::exit::termination().await;
         tracing::info!(signal = which, "exit requested");
         begin_exit(&app_signal);
     });

@@ -1,0 +1,9 @@
+//! What the two binaries share, none of it touching the GUI: the command line
+//! (`cli`), the headless server (`serve`), logging, the process's exit, and resume
+//! from sleep.
+
+pub mod cli;
+pub mod exit;
+pub mod logging;
+pub mod serve;
+pub mod wake;
