@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from common import (CLK_TCK, Instance, Table, XSession, agent_name, cleanup_bench, descendants,
-                    cpu_ticks, log, memory_kb, summarize_calls)
+                    cpu_ticks, log, memory_kb, pss_by_mapping, summarize_calls)
 
 AGENTS = 5
 SETTLE = 5.0
@@ -41,6 +41,7 @@ def measure_idle(inst: Instance, seconds: float) -> dict:
             other.append((p, comm))
             other_cpu += now - before
     mem_app = memory_kb(pid)
+    by_mapping = pss_by_mapping(pid)
     mem_web = [memory_kb(p) for p, _ in web]
     return {
         "seconds": t1 - t0,
@@ -50,6 +51,7 @@ def measure_idle(inst: Instance, seconds: float) -> dict:
         "web_cpu": web_cpu / CLK_TCK,
         "other_cpu": other_cpu / CLK_TCK,
         "app_mem": mem_app,
+        "by_mapping": by_mapping,
         "web_mem": (sum(r for r, _ in mem_web), sum(p for _, p in mem_web)),
         "web": [c for _, c in web],
         "other": [c for _, c in other],
@@ -137,6 +139,9 @@ def run(args) -> list[Table]:
                + ("" if r["window"] is None else
                   f"Clawdock window {'viewable' if r['window'] else 'not mapped'} (xwininfo); ")
                + f"podman calls in the window: {summarize_calls(r['spawned'])}")
+    for name, r in rows:
+        t.note(f"{name}: largest PSS shares of the app process: "
+               + ", ".join(f"{m} {kb / 1024:.1f} MB" for m, kb in r["by_mapping"]))
     for name, calls in lives:
         t.note(f"podman calls, {name}: {len(calls)} ({summarize_calls(calls)})")
     t.note(f"Each instance settles {SETTLE:.0f} s after its agents run before the window starts.")

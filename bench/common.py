@@ -308,6 +308,24 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def pss_by_mapping(pid: int, top: int = 8) -> list[tuple[str, int]]:
+    """The largest PSS shares in kB of /proc/PID/smaps, summed per mapped file (its
+    name) or per kind of anonymous memory ([heap], [stack], anon)."""
+    sums: dict[str, int] = {}
+    name = "anon"
+    try:
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            head = line.split(None, 5)
+            if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:
+                path = head[5].strip() if len(head) == 6 else ""
+                name = Path(path).name if path.startswith("/") else (path or "anon")
+            elif line.startswith("Pss:"):
+                sums[name] = sums.get(name, 0) + int(line.split()[1])
+    except OSError:
+        return []
+    return sorted(sums.items(), key=lambda kv: -kv[1])[:top]
+
+
 # ---- the API -----------------------------------------------------------------------
 
 

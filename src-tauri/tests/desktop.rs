@@ -357,6 +357,14 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
         "the tray appears on D-Bus"
     );
     let (name, path) = found.expect("tray");
+    // The tray alone loads no OpenGL driver (GTK would at display open: Mesa and LLVM,
+    // 32 MB of PSS).
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    assert!(maps.contains("libgtk-3"), "the maps were read");
+    assert!(
+        !maps.contains("libGLX_mesa"),
+        "the tray app loaded Mesa's GLX"
+    );
     let mut entries = Vec::new();
     assert!(
         wait_for(Duration::from_secs(20), || {
