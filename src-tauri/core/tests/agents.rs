@@ -787,6 +787,35 @@ async fn a_launch_that_restores_five_agents_lists_the_containers_once() {
     core.shutdown().await;
 }
 
+/// Issue 14, item 4: five creates at once each ran the host probe (`podman info`
+/// for rootless and SELinux), because the result was kept only after the first
+/// probe returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_concurrent_creates_probe_the_host_once() {
+    let home = Home::new();
+    let (podman, calls) = support::counting_podman(home.path());
+    let mut settings = home.native(IMAGE);
+    settings.podman = podman;
+    let core = Clawdock::start(settings).await.expect("core");
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..5 {
+        let core = core.clone();
+        creates.spawn(async move {
+            core.agents()
+                .create_and_wait(req(&format!("probe-{i}")))
+                .await
+        });
+    }
+    while let Some(created) = creates.join_next().await {
+        created.expect("join").expect("create");
+    }
+    assert_eq!(running_containers(&label(&home)).len(), 5);
+    let probes = support::calls_starting(&calls, "info --format {{.Host.Security");
+    let all = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert_eq!(probes, 1, "one host probe for five creates:\n{all}");
+    core.shutdown().await;
+}
+
 /// Issue 14, item 7: a failed pull said podman's raw text ("pinging container
 /// registry ...: dial tcp: lookup ... no such host"). A registry that cannot be
 /// reached (`.invalid` never resolves) gets one sentence with a next step; podman's
