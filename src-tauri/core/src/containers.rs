@@ -148,6 +148,11 @@ pub enum CreateError {
         name: String,
         holder: Option<String>,
     },
+    /// The image is not on this machine: pull it, then create again. Checked by
+    /// the create itself (`--pull never`) rather than an `image exists` first,
+    /// which cost every create one more podman process.
+    #[error(transparent)]
+    ImageMissing(PodmanError),
     #[error(transparent)]
     Podman(#[from] PodmanError),
 }
@@ -380,6 +385,7 @@ impl Containers {
                     holder: holder_of(e.stderr()),
                 }),
             },
+            Err(e) if e.says("image not known") => Err(CreateError::ImageMissing(e)),
             Err(e) => Err(e.into()),
         }
     }
@@ -678,14 +684,6 @@ impl Containers {
         Ok(rows.iter().all(|r| r.label(LABEL_AGENT).is_some()))
     }
 
-    pub async fn image_exists(&self, image: &str) -> Result<bool, PodmanError> {
-        match self.run(Call::new(["image", "exists", image])).await {
-            Ok(_) => Ok(true),
-            Err(PodmanError::Failed { code, .. }) if code.0 == Some(1) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// One sample of each container's resource use (`podman stats`, raw numbers).
     pub async fn stats(&self, ids: &[ContainerId]) -> Result<Vec<RawStats>, PodmanError> {
         if ids.is_empty() {
@@ -801,6 +799,10 @@ pub fn create_args(
     };
     let mut args: Vec<String> = vec![
         "create".into(),
+        // A missing image is pulled by Clawdock, with progress, cancel and advice,
+        // never silently by the create within its timeout.
+        "--pull".into(),
+        "never".into(),
         "--name".into(),
         agent.container_name(),
         "--hostname".into(),

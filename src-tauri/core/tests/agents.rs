@@ -791,7 +791,7 @@ async fn a_launch_that_restores_five_agents_lists_the_containers_once() {
 /// for rootless and SELinux), because the result was kept only after the first
 /// probe returned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_concurrent_creates_probe_the_host_once() {
+async fn five_concurrent_creates_probe_the_host_once_and_ask_for_no_image() {
     let home = Home::new();
     let (podman, calls) = support::counting_podman(home.path());
     let mut settings = home.native(IMAGE);
@@ -813,6 +813,10 @@ async fn five_concurrent_creates_probe_the_host_once() {
     let probes = support::calls_starting(&calls, "info --format {{.Host.Security");
     let all = std::fs::read_to_string(&calls).unwrap_or_default();
     assert_eq!(probes, 1, "one host probe for five creates:\n{all}");
+    // Item 2: the create itself finds a missing image (`--pull never`); no
+    // `image exists` before it.
+    assert_eq!(support::calls_starting(&calls, "image"), 0, "{all}");
+    assert_eq!(support::calls_starting(&calls, "create"), 5, "{all}");
     core.shutdown().await;
 }
 

@@ -121,7 +121,7 @@ impl From<PodmanError> for AgentError {
 impl From<CreateError> for AgentError {
     fn from(e: CreateError) -> Self {
         match e {
-            CreateError::Podman(p) => p.into(),
+            CreateError::Podman(p) | CreateError::ImageMissing(p) => p.into(),
             taken @ CreateError::NameTaken { .. } => Self::ContainerNameTaken(taken),
         }
     }

@@ -128,17 +128,26 @@ impl Agents {
         if host.rootful_native {
             hand_to_gateway_user(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))?;
         }
-        self.ensure_image(record.id, &record.image, log).await?;
         self.refuse_when_shutting_down()?;
-        self.containers()
-            .create(record, host, &self.inner.time_zone, self.limits_of(record))
-            .await
-            .map_err(|e| match e {
-                crate::containers::CreateError::Podman(p) if !p.engine_unreachable() => {
-                    AgentError::from_step("Failed to start OpenClaw containers", p)
-                }
-                taken => taken.into(),
-            })
+        let limits = self.limits_of(record);
+        let create = || {
+            self.containers()
+                .create(record, host, &self.inner.time_zone, limits)
+        };
+        let created = match create().await {
+            Err(crate::containers::CreateError::ImageMissing(_)) => {
+                self.pull(record.id, &record.image, log).await?;
+                self.refuse_when_shutting_down()?;
+                create().await
+            }
+            other => other,
+        };
+        created.map_err(|e| match e {
+            crate::containers::CreateError::Podman(p) if !p.engine_unreachable() => {
+                AgentError::from_step("Failed to start OpenClaw containers", p)
+            }
+            taken => taken.into(),
+        })
     }
 
     /// The sandbox limits of an agent's container.
@@ -149,13 +158,6 @@ impl Agents {
                 .unwrap_or(self.settings().agent_memory_mib),
             pids: crate::containers::PIDS_LIMIT,
         }
-    }
-
-    async fn ensure_image(&self, id: Uuid, image: &str, log: &LogRing) -> Result<(), AgentError> {
-        if self.containers().image_exists(image).await? {
-            return Ok(());
-        }
-        self.pull(id, image, log).await
     }
 
     /// Pulls `image`, each line of podman's output going to the agent's log and to
