@@ -413,28 +413,22 @@ impl Containers {
             .await
     }
 
-    /// Stops containers in one podman call, every one in parallel (podman's own
-    /// worker pool sized to them, where its default is a few per core): each
-    /// gateway gets SIGTERM and `timeout` to exit before SIGKILL, so the cost does
-    /// not grow with the number of agents. Stopped this way, the restart policy
+    /// Stops every container of this data folder in one podman process, which
+    /// selects them by label itself: no listing first. `workers` containers are
+    /// stopped at once (podman's default pool is a few per core, so ten stubborn
+    /// containers would wait out the timeout in turns). Each gateway gets SIGTERM
+    /// and `timeout` to exit before SIGKILL; stopped this way, the restart policy
     /// leaves them down.
-    pub async fn stop_many(
-        &self,
-        ids: &[ContainerId],
-        timeout: Duration,
-    ) -> Result<(), PodmanError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
+    pub async fn stop_all(&self, workers: usize, timeout: Duration) -> Result<(), PodmanError> {
         let secs = timeout.as_secs_f64().ceil() as u64;
-        let mut args = vec![
-            format!("--max-workers={}", ids.len()),
+        let args = [
+            format!("--max-workers={}", workers.max(1)),
             "stop".into(),
-            "--ignore".into(),
+            "--filter".into(),
+            format!("label={LABEL_HOME}={}", self.home),
             "--time".into(),
             secs.to_string(),
         ];
-        args.extend(ids.iter().map(|id| id.0.clone()));
         match self
             .run(Call::new(args).timeout(timeout + self.podman.call_timeout()))
             .await

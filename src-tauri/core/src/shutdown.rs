@@ -68,25 +68,19 @@ pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
         );
     }
 
-    match bounded(KILL_BOUND, containers.running()).await {
-        Some(Ok(running)) => {
-            // One podman process for all of them: N parallel `podman stop`s fought
-            // over the cores and made the shutdown grow with N.
-            let ids: Vec<_> = running.iter().map(|f| f.id.clone()).collect();
-            match bounded(
-                stop_timeout + MARGIN,
-                containers.stop_many(&ids, stop_timeout),
-            )
-            .await
-            {
-                Some(Ok(())) => {}
-                Some(Err(e)) => tracing::warn!(error = %e, "stop at shutdown failed"),
-                None => tracing::warn!("stopping the containers overran its bound"),
-            }
-        }
+    // One podman process for all of them: N parallel `podman stop`s fought over
+    // the cores and made the shutdown grow with N.
+    let workers = agents.list().len();
+    match bounded(
+        stop_timeout + MARGIN,
+        containers.stop_all(workers, stop_timeout),
+    )
+    .await
+    {
+        Some(Ok(())) => {}
         Some(Err(e)) if e.engine_unreachable() => {}
-        Some(Err(e)) => tracing::warn!(error = %e, "could not list the containers to stop"),
-        None => tracing::warn!("listing the containers to stop overran its bound"),
+        Some(Err(e)) => tracing::warn!(error = %e, "stop at shutdown failed"),
+        None => tracing::warn!("stopping the containers overran its bound"),
     }
     let (killed, leftover) = kill_leftovers(containers).await;
     let stopped = agents.end_shutdown();

@@ -896,6 +896,10 @@ async fn the_shutdown_stops_five_agents_with_one_podman_stop_and_kills_none() {
         .filter(|l| l.contains(" stop ") || l.starts_with("stop "))
         .count();
     assert_eq!(stops, 1, "one podman stop for all: {during:#?}");
+    // The stop selects the containers by label itself; the one listing is the
+    // check after it.
+    let listings = during.iter().filter(|l| l.starts_with("ps ")).count();
+    assert_eq!(listings, 1, "{during:#?}");
     assert!(
         during
             .iter()
