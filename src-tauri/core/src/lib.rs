@@ -18,6 +18,7 @@ pub mod shutdown;
 pub mod status;
 pub mod store;
 pub mod tasks;
+mod terminal;
 pub mod view;
 
 pub use app::Clawdock;
