@@ -13,6 +13,7 @@ pub mod login_item;
 pub mod machine;
 pub mod meta;
 pub mod podman;
+pub mod progress;
 pub mod settings;
 pub mod shutdown;
 pub mod status;
