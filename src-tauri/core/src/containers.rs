@@ -115,7 +115,7 @@ pub const PIDS_LIMIT: u32 = 1024;
 /// resolves such a name by asking which registry to use when its input is a
 /// terminal, and nobody would answer: on a pipe it picks by its rules or says why
 /// it cannot. A transport ("docker://", "oci-archive:") counts as a registry.
-pub fn is_short_name(image: &str) -> bool {
+fn is_short_name(image: &str) -> bool {
     match image.split_once('/') {
         Some((first, _)) => !(first.contains(['.', ':']) || first == "localhost"),
         None => true,
