@@ -245,9 +245,11 @@ impl Call {
     /// `machine init`) only when it writes to a terminal, and prints bare phase lines
     /// on a pipe. Stdout and stderr then arrive as one stream of lines, cleaned of
     /// terminal codes: [`Output::stdout`] stays empty and the error's stderr tail is
-    /// the end of both, so only for calls whose stdout nobody reads. Where no
-    /// terminal can be had, the call runs on pipes (a warning is logged): the
-    /// progress is a nicety, the call must still work.
+    /// the end of both, so only for calls whose stdout nobody reads. Its input is the
+    /// terminal too (a pty gives the child all three), where nobody ever types: a
+    /// call that could stop to ask a question (a short image name) stays on pipes.
+    /// Where no terminal can be had, the call runs on pipes (a warning is logged):
+    /// the progress is a nicety, the call must still work.
     pub fn on_terminal(mut self) -> Self {
         self.terminal = true;
         self
