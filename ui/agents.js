@@ -1,12 +1,13 @@
 // The agents list: one row per agent, patched in place (dom.js `keyed`) so focus and
 // selection survive updates.
 
-import { agentList, isBusy, CANCELLABLE } from './state.js';
+import { agentList, isBusy, CANCELLABLE, PULLING } from './state.js';
 import { h, icon, setText, show, formatBytes } from './util.js';
 import { keyed } from './dom.js';
 import { navigate } from './router.js';
 import { menuBehaviour } from './menu.js';
 import { statsText } from './outcomes.js';
+import { byteFigures } from './progress.js';
 
 const ACTIVITY_LABEL = {
   creating: 'Creating…',
@@ -97,9 +98,12 @@ function makeRow(actions, dialogs, id) {
   return el;
 }
 
-/** The row's pull progress: the last line and, when the server counted bytes, a bar. */
+/**
+ * The row's pull progress: when the server counted bytes, a bar with its figures
+ * (percent, bytes, ETA); otherwise Podman's last line under a moving bar.
+ */
 function updatePull(el, agent, pull) {
-  const on = !!pull && (agent.activity === 'updating' || agent.activity === 'creating');
+  const on = !!pull && PULLING.has(agent.activity);
   show(el, on);
   if (!on) return;
   const { line, bytes } = pull;
@@ -115,7 +119,7 @@ function updatePull(el, agent, pull) {
     bar.removeAttribute('aria-valuenow');
     bar.removeAttribute('aria-valuetext');
   }
-  setText(el.querySelector('.pull-text'), line);
+  setText(el.querySelector('.pull-text'), bytes ? `Downloading the image: ${byteFigures(bytes)}` : line);
 }
 
 function updateRow(el, agent, state) {

@@ -12,8 +12,11 @@ export function emptyServer() {
   return { status: null, agents: new Map(), meta: null, setupLines: [], pull: new Map(), settings: null, shutdown: null };
 }
 
-/** Activities during which an image may be pulled (`pullProgress` lines are kept). */
-const PULLING = new Set(['creating', 'updating']);
+/**
+ * Activities during which an image may be pulled (`pullProgress` lines are kept): a
+ * create, an update, and a start that makes a missing container again.
+ */
+export const PULLING = new Set(['creating', 'starting', 'updating']);
 
 /** How many lines of `podman machine init/start` the wizard keeps. */
 export const SETUP_LINES = 300;
@@ -57,7 +60,8 @@ export function applyEvent(server, event) {
       if (typeof event.line !== 'string' || !event.id) return server;
       const pull = new Map(server.pull);
       const counted = Number.isFinite(event.doneBytes) && event.totalBytes > 0;
-      pull.set(event.id, { line: event.line, bytes: counted ? { done: event.doneBytes, total: event.totalBytes } : null });
+      const etaSecs = Number.isFinite(event.etaSecs) ? event.etaSecs : null;
+      pull.set(event.id, { line: event.line, bytes: counted ? { done: event.doneBytes, total: event.totalBytes, etaSecs } : null });
       return { ...server, pull };
     }
     case 'settings':

@@ -6,7 +6,7 @@
 import { h, icon, rich, fill, setText, show } from './util.js';
 import { installHelp, runtimeButton, runtimeButtons } from './runtime.js';
 import { navigate } from './router.js';
-import { phaseTitle, addSample, etaSecs, progressFigures } from './progress.js';
+import { phaseTitle, progressFigures } from './progress.js';
 
 /** The step to show for a runtime status; `userStep` is 'check' or 'resources'. */
 export function wizardStep(status, userStep = 'check') {
@@ -254,8 +254,7 @@ export function createWizard(store, actions, openCreate) {
         h('div', { class: 'wizard-actions spread' },
           h('p', { class: 'muted small', text: 'Cancel only closes this page: the download and setup continue in the background. Come back here from the banner.' }),
           leave));
-      // The local clock: samples for the ETA, and the server's elapsed time with when we got it.
-      let samples = [];
+      // The local clock: the server's elapsed time and when we got it.
       const startedAt = performance.now();
       let elapsed = null;
       const elapsedNow = () => (elapsed
@@ -290,7 +289,7 @@ export function createWizard(store, actions, openCreate) {
           inner.style.width = '';
           bar.removeAttribute('aria-valuenow');
         }
-        setText(figures, progressFigures(setup, setup ? etaSecs(samples, setup) : null, elapsedNow()));
+        setText(figures, progressFigures(setup, elapsedNow()));
         const lines = state.server.setupLines.map((l) => l.line).join('\n');
         if (output.textContent !== lines) {
           const stick = output.scrollHeight - output.scrollTop - output.clientHeight < 16;
@@ -307,7 +306,6 @@ export function createWizard(store, actions, openCreate) {
           const setup = state.server.status.setup;
           if (setup && setup.running) {
             if (!elapsed || elapsed.secs !== setup.elapsedSecs) elapsed = { secs: setup.elapsedSecs || 0, at: performance.now() };
-            samples = addSample(samples, setup, performance.now());
           } else {
             elapsed = null;
           }

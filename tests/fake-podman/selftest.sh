@@ -18,6 +18,29 @@ ok() { pass=$((pass + 1)); echo "ok - $*"; }
 
 # run ARGS...: run the fake, capture stdout/stderr in $WORK/out, $WORK/err and rc in $RC.
 run() { "$FAKE" "$@" >"$WORK/out" 2>"$WORK/err"; RC=$?; }
+# tty_run ARGS...: run the fake on a pseudo-terminal (stdout and stderr both), its
+# output in $WORK/out, rc in $RC.
+tty_run() {
+  python3 - "$FAKE" "$@" >"$WORK/out" 2>"$WORK/err" <<'EOF'
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        chunk = os.read(fd, 65536)
+    except OSError:  # EIO: the child side closed
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(out)
+sys.exit(os.waitstatus_to_exitcode(status))
+EOF
+  RC=$?
+}
 expect_rc() { [ "$RC" -eq "$1" ] || fail "$2: exit $RC, expected $1"; }
 out_has() { grep -qF -- "$1" "$WORK/out" || fail "$2: stdout lacks '$1'"; }
 err_has() { grep -qF -- "$1" "$WORK/err" || fail "$2: stderr lacks '$1'"; }
@@ -84,10 +107,13 @@ ok "list empty"
 run machine init --cpus 4 --memory=4096 --disk-size 50 --rootful --timezone UTC --image-path /tmp/x.qcow2
 expect_rc 0 "init"
 for line in "Looking up Podman Machine image at" "Getting image source signatures" \
-            "Copying blob sha256:" "512.0MiB / 2.1GiB" "2.1GiB / 2.1GiB" "done" \
+            "Copying blob sha256:" "Writing manifest to image destination" \
             "Extracting compressed file: podman-machine-default-" "Machine init complete"; do
   err_has "$line" "init progress"
 done
+# Like Podman on a pipe: phases only, no byte counters and no terminal codes.
+grep -q 'iB / ' "$WORK/err" && fail "init progress: byte counters on a pipe"
+grep -q "$(printf '\033')" "$WORK/err" && fail "init progress: terminal codes on a pipe"
 check 's["last_init_args"] == ["machine","init","--cpus","4","--memory=4096","--disk-size","50","--rootful","--timezone","UTC","--image-path","/tmp/x.qcow2"]' "last_init_args"
 run machine list --format json; expect_rc 0 "list after init"
 check 'len(o) == 1 and o[0]["Name"] == "podman-machine-default" and o[0]["Default"] is True' "row Default"
@@ -101,6 +127,18 @@ run machine init --cpus=lots; expect_rc 125 "init bad int"; err_has 'invalid arg
 run machine init --bogus; expect_rc 125 "init unknown flag"; err_has "unknown flag: --bogus" "unknown flag"
 check 's["calls"]["machine init"] == 4' "rejected inits counted"
 ok "init"
+
+# --- init on a terminal: bars redrawn like mpb ----------------------------------
+tty_run machine init tty-machine; expect_rc 0 "init on a terminal"
+for line in "Copying blob 8a4c2e7d1f3b [" "512.0MiB / 2.0GiB" "25.0MiB / 100.0MiB" "2.0GiB / 2.0GiB" \
+            "Copying blob 8a4c2e7d1f3b done" "Extracting compressed file: tty-machine-" "1.0GiB / 2.1GiB" \
+            "Machine init complete"; do
+  out_has "$line" "init bars on a terminal"
+done
+out_has "$(printf '\033[2A\033[J')" "bars redrawn in place (cursor up, erase)"
+grep -q "$(printf '\r')Extracting" "$WORK/out" || fail "the unpacking bar redraws with a carriage return"
+run machine rm -f tty-machine; expect_rc 0 "rm tty-machine"
+ok "init on a terminal"
 
 # --- second machine, defaults -------------------------------------------------
 run machine init other; expect_rc 0 "init other"

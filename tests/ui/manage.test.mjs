@@ -2,14 +2,17 @@
 // serve` on real Podman: Settings edits the provider in place (a blank key keeps the
 // key), Dashboard opens the route's address, the stats stream shows what a running
 // agent costs, Update says "up to date" (test images are localhost/: nothing pulled),
-// and Quit stops Clawdock from the window.
+// a create that pulls its image shows the bytes in the agent's row, and Quit stops
+// Clawdock from the window.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
   startServer, launchBrowser, openApp, cleanup, agentName, agentRow, waitForBadge, pageErrors,
+  podman, IMAGE, RUN_DIR, RUN_ID,
 } from './lib/harness.mjs';
 
 let server;
@@ -128,6 +131,46 @@ test('Dashboard, stats and Update on a running agent', async () => {
   await closed;
   assert.deepEqual(pageErrors(page), []);
   await page.close();
+});
+
+test('a create that pulls its image shows the bytes in the agent’s row', async () => {
+  // No registry here: `podman pull NAME` is answered from an OCI archive of a local
+  // image with two random layers, which real Podman copies with its bars on the
+  // server's terminal. The wrapper then waits, so the row can be read while the
+  // create still runs.
+  const image = `localhost/clawdock-ui-pull-${RUN_ID}:latest`;
+  const dir = fs.mkdtempSync(path.join(RUN_DIR, 'pull-'));
+  fs.writeFileSync(path.join(dir, 'a.bin'), crypto.randomBytes(6_000_000));
+  fs.writeFileSync(path.join(dir, 'b.bin'), crypto.randomBytes(3_000_000));
+  fs.writeFileSync(path.join(dir, 'Containerfile'), `FROM ${IMAGE}\nCOPY a.bin /a.bin\nCOPY b.bin /b.bin\n`);
+  await podman('build', '--quiet', '-t', image, dir);
+  const archive = path.join(dir, 'image.tar');
+  await podman('save', '--format', 'oci-archive', '-o', archive, image);
+  await podman('rmi', image);
+  const wrapper = path.join(dir, 'podman');
+  fs.writeFileSync(wrapper, `#!/bin/sh
+if [ "$1" = pull ] && [ "$2" = '${image}' ]; then podman pull 'oci-archive:${archive}' && exec sleep 5; fi
+exec podman "$@"
+`, { mode: 0o755 });
+  const own = await startServer({ label: 'pull', portBase: 26580, env: { CLAWDOCK_PODMAN: wrapper, CLAWDOCK_AGENT_IMAGE: image } });
+  try {
+    const page = await openApp(browser, own);
+    const name = agentName('pull');
+    await own.api('POST', '/agents/create', { name });
+    const pull = agentRow(page, name).locator('.agent-pull');
+    // Both random layers summed (about 8.6 MiB; the base layer is here already).
+    const bar = pull.getByRole('progressbar', { name: 'Image download' });
+    await bar.and(page.locator('[aria-valuenow="100"][aria-valuetext^="8."]')).waitFor({ timeout: 60000 });
+    assert.match(await bar.getAttribute('aria-valuetext'), /^8\.\d\d MiB of 8\.\d\d MiB$/);
+    assert.match(await pull.locator('.pull-text').textContent(), /^Downloading the image: 100%  ·  8\.\d\d MiB of 8\.\d\d MiB/);
+    await waitForBadge(page, name, 'Running', 60000);
+    assert.equal(await pull.isHidden(), true, 'the bar goes with the create');
+    assert.deepEqual(pageErrors(page), []);
+    await page.close();
+  } finally {
+    await own.stop();
+    await podman('rmi', '--force', image).catch(() => {});
+  }
 });
 
 test('Quit from the window stops Clawdock and says so', async () => {

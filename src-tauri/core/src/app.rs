@@ -14,7 +14,7 @@ use crate::machine::{Machine, MachineError, MachineEvent, MachineSpec, RuntimeSt
 use crate::podman::Installation;
 use crate::settings::Settings;
 use crate::shutdown::{self, ShutdownReport};
-use crate::status::{self, RuntimeStatus, SetupProgress};
+use crate::status::{RuntimeStatus, SetupProgress};
 use crate::store::StoreError;
 use crate::tasks::Tasks;
 
@@ -262,6 +262,7 @@ impl Clawdock {
                 done_bytes: None,
                 total_bytes: None,
                 percent: None,
+                eta_secs: None,
                 elapsed_secs: 0,
                 error: None,
             },
@@ -458,20 +459,27 @@ impl Clawdock {
             loop {
                 match rx.recv().await {
                     Ok(MachineEvent::State { .. }) => this.publish_status(),
-                    Ok(MachineEvent::Progress { step, line }) => {
-                        let counters = status::parse_counters(&line);
+                    Ok(MachineEvent::Progress {
+                        step,
+                        line,
+                        done_bytes,
+                        total_bytes,
+                        eta_secs,
+                    }) => {
                         if let Some((_, p)) = lock(&this.inner.setup).as_mut() {
                             if p.step != step {
                                 p.done_bytes = None;
                                 p.total_bytes = None;
                                 p.percent = None;
+                                p.eta_secs = None;
                             }
                             p.step = step;
                             p.line = line.clone();
-                            if let Some((done, total)) = counters {
+                            if let (Some(done), Some(total)) = (done_bytes, total_bytes) {
                                 p.done_bytes = Some(done);
                                 p.total_bytes = Some(total);
                                 p.percent = Some(done as f64 * 100.0 / total as f64);
+                                p.eta_secs = eta_secs;
                             }
                         }
                         let _no_listener =

@@ -111,6 +111,17 @@ pub fn gateway_command() -> Vec<String> {
 /// Processes one gateway may run (measured: 29 at rest).
 pub const PIDS_LIMIT: u32 = 1024;
 
+/// True for an image name without a registry ("openclaw", "library/x:1"). Podman
+/// resolves such a name by asking which registry to use when its input is a
+/// terminal, and nobody would answer: on a pipe it picks by its rules or says why
+/// it cannot. A transport ("docker://", "oci-archive:") counts as a registry.
+fn is_short_name(image: &str) -> bool {
+    match image.split_once('/') {
+        Some((first, _)) => !(first.contains(['.', ':']) || first == "localhost"),
+        None => true,
+    }
+}
+
 /// How long a pull may take: images are large and links slow.
 const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -712,10 +723,16 @@ impl Containers {
         }
     }
 
+    /// Pulls `image`, each line of podman's output to `on_line`. On a terminal, where
+    /// Podman draws its byte counters; a short name stays on pipes (see
+    /// [`is_short_name`]).
     pub async fn pull(&self, image: &str, on_line: LineSink) -> Result<(), PodmanError> {
-        let call = Call::new(["pull", image])
+        let mut call = Call::new(["pull", image])
             .timeout(PULL_TIMEOUT)
             .on_line(on_line);
+        if !is_short_name(image) {
+            call = call.on_terminal();
+        }
         self.run(call).await.map(|_| ())
     }
 
@@ -870,6 +887,22 @@ pub fn hostname(agent: &AgentRecord) -> String {
 mod tests {
     use super::*;
     use crate::store::{AgentStatus, Wanted};
+
+    #[test]
+    fn short_names_are_the_ones_without_a_registry() {
+        for short in ["openclaw", "openclaw:latest", "library/busybox", "a/b/c:1"] {
+            assert!(is_short_name(short), "{short}");
+        }
+        for full in [
+            "ghcr.io/openclaw/openclaw:latest",
+            "localhost/clawdock-test-gateway:latest",
+            "registry:5000/x",
+            "docker://ghcr.io/openclaw/openclaw",
+            "oci-archive:/tmp/x.tar",
+        ] {
+            assert!(!is_short_name(full), "{full}");
+        }
+    }
 
     fn agent() -> AgentRecord {
         AgentRecord {

@@ -58,8 +58,9 @@ pub enum Event {
     AgentRemoved {
         id: Uuid,
     },
-    /// A line of `podman pull` for an agent's image (at create or update), with
-    /// its byte counters when it has them.
+    /// A line of `podman pull` for an agent's image (at create, start or update),
+    /// with the bytes of every blob seen so far when Podman drew them. Lines that
+    /// only move the counters come at most five times a second.
     #[serde(rename_all = "camelCase")]
     PullProgress {
         id: Uuid,
@@ -68,6 +69,9 @@ pub enum Event {
         done_bytes: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total_bytes: Option<u64>,
+        /// Seconds left at the rate seen since the first counters.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eta_secs: Option<u64>,
     },
     /// An app setting changed (`launchAtLogin`: `null` where there is none).
     #[serde(rename_all = "camelCase")]

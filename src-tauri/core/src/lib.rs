@@ -13,11 +13,13 @@ pub mod login_item;
 pub mod machine;
 pub mod meta;
 pub mod podman;
+pub mod progress;
 pub mod settings;
 pub mod shutdown;
 pub mod status;
 pub mod store;
 pub mod tasks;
+mod terminal;
 pub mod view;
 
 pub use app::Clawdock;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::podman::{Call, LineSink, Podman, PodmanError, Stream};
+use crate::progress::{Meter, Reading, EVENTS_EVERY};
 
 /// One row of `podman machine list --format json`, as Podman prints it (Go field
 /// names). Fields that vary across versions are optional; unknown ones are ignored.
@@ -188,8 +189,17 @@ pub enum MachineError {
 pub enum MachineEvent {
     /// The readiness state changed.
     State { state: RuntimeState },
-    /// A line of output from `machine init` / `machine start`.
-    Progress { step: SetupStep, line: String },
+    /// A line of output from `machine init` / `machine start`, with the bytes of
+    /// the download (or unpacking) so far when Podman drew them. Redraws that only
+    /// move the counters come at most five times a second.
+    #[serde(rename_all = "camelCase")]
+    Progress {
+        step: SetupStep,
+        line: String,
+        done_bytes: Option<u64>,
+        total_bytes: Option<u64>,
+        eta_secs: Option<u64>,
+    },
 }
 
 /// Where a setup run is.
@@ -458,10 +468,15 @@ impl Machine {
         if let Some(name) = &self.inner.name {
             args.push(name.clone());
         }
+        let progress = Arc::new(Progress::new(self.inner.events.clone(), SetupStep::Init));
+        // On a terminal: the image download's byte counters exist only there.
         let call = Call::new(args)
             .timeout(self.inner.timings.init)
-            .on_line(self.progress_sink(SetupStep::Init));
-        match self.inner.podman.run(call).await {
+            .on_terminal()
+            .on_line(progress.sink());
+        let result = self.inner.podman.run(call).await;
+        progress.finish();
+        match result {
             Ok(_) => Ok(()),
             // Someone (another app, a racing user) created it first: fine, use it.
             Err(e) if e.says("already exists") => {
@@ -478,9 +493,10 @@ impl Machine {
         if let Some(name) = &self.inner.name {
             args.push(name.clone());
         }
+        let progress = Arc::new(Progress::new(self.inner.events.clone(), SetupStep::Start));
         let call = Call::new(args)
             .timeout(self.inner.timings.start)
-            .on_line(self.progress_sink(SetupStep::Start));
+            .on_line(progress.sink());
         match self.inner.podman.run(call).await {
             Ok(_) => {
                 self.inner.started_by_us.store(true, Ordering::SeqCst);
@@ -608,38 +624,55 @@ impl Machine {
             let _no_listener = self.inner.events.send(MachineEvent::State { state });
         }
     }
+}
 
-    fn progress_sink(&self, step: SetupStep) -> LineSink {
-        let events = self.inner.events.clone();
+/// The output of one `machine init` or `start` turned into events: every line that
+/// says something new, and the byte counters at the pace of [`EVENTS_EVERY`].
+struct Progress {
+    events: broadcast::Sender<MachineEvent>,
+    step: SetupStep,
+    meter: Mutex<Meter>,
+}
+
+impl Progress {
+    fn new(events: broadcast::Sender<MachineEvent>, step: SetupStep) -> Self {
+        Self {
+            events,
+            step,
+            meter: Mutex::new(Meter::new(EVENTS_EVERY)),
+        }
+    }
+
+    fn sink(self: &Arc<Self>) -> LineSink {
+        let this = self.clone();
         Arc::new(move |_stream: Stream, line: &str| {
-            let line = strip_ansi(line);
-            if !line.trim().is_empty() {
-                tracing::info!(step = ?step, "{line}");
-                let _no_listener = events.send(MachineEvent::Progress { step, line });
+            let reading = lock(&this.meter).feed(line, std::time::Instant::now());
+            if let Some(reading) = reading {
+                this.tell(reading);
             }
         })
     }
-}
 
-/// Removes terminal control sequences that progress bars leave in lines.
-pub fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else if !c.is_control() || c == '\t' {
-            out.push(c);
+    /// Tells the last counters the pace held back.
+    fn finish(&self) {
+        let reading = lock(&self.meter).flush(std::time::Instant::now());
+        if let Some(reading) = reading {
+            self.tell(reading);
         }
     }
-    out
+
+    fn tell(&self, reading: Reading) {
+        if reading.news {
+            tracing::info!(step = ?self.step, "{}", reading.line);
+        }
+        let _no_listener = self.events.send(MachineEvent::Progress {
+            step: self.step,
+            line: reading.line,
+            done_bytes: reading.done_bytes,
+            total_bytes: reading.total_bytes,
+            eta_secs: reading.eta_secs,
+        });
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -742,14 +775,6 @@ mod tests {
         assert!(Mode::detect(Some("qemu")).is_err());
         let default = Mode::detect(None).expect("mode");
         assert_eq!(default == Mode::Native, cfg!(target_os = "linux"));
-    }
-
-    #[test]
-    fn ansi_sequences_are_stripped() {
-        assert_eq!(
-            strip_ansi("\u{1b}[2K\u{1b}[1Acopying 1.0GiB / 2.0GiB"),
-            "copying 1.0GiB / 2.0GiB"
-        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Finding the `podman` binary and running it: the one runner every podman call goes
-//! through (drained pipes, streamed lines, a timeout, kill on drop, typed errors).
+//! through (drained pipes or a pseudo-terminal, streamed lines, a timeout, kill on
+//! drop, typed errors).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -39,7 +40,8 @@ const MACOS_FOLDERS: &[&str] = &[
     "/opt/local/bin",
 ];
 
-/// Which pipe a line came from.
+/// Which pipe a line came from. A call on a terminal has one stream, given as
+/// `Stderr`: Podman draws its progress there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
     Stdout,
@@ -220,6 +222,8 @@ pub struct Call {
     /// line is readable by every local user (`/proc/*/cmdline`) and an environment
     /// only by the same user.
     envs: Vec<(String, String)>,
+    /// Run under a pseudo-terminal (see [`Call::on_terminal`]).
+    terminal: bool,
 }
 
 impl Call {
@@ -233,7 +237,22 @@ impl Call {
             timeout: None,
             on_line: None,
             envs: Vec::new(),
+            terminal: false,
         }
+    }
+
+    /// Runs podman under a pseudo-terminal: Podman draws byte counters (pulls,
+    /// `machine init`) only when it writes to a terminal, and prints bare phase lines
+    /// on a pipe. Stdout and stderr then arrive as one stream of lines, cleaned of
+    /// terminal codes: [`Output::stdout`] stays empty and the error's stderr tail is
+    /// the end of both, so only for calls whose stdout nobody reads. Its input is the
+    /// terminal too (a pty gives the child all three), where nobody ever types: a
+    /// call that could stop to ask a question (a short image name) stays on pipes.
+    /// Where no terminal can be had, the call runs on pipes (a warning is logged):
+    /// the progress is a nicety, the call must still work.
+    pub fn on_terminal(mut self) -> Self {
+        self.terminal = true;
+        self
     }
 
     /// Sets a variable in podman's environment (pass it on with `--env NAME`).
@@ -377,10 +396,35 @@ impl Podman {
         Ok(cmd)
     }
 
-    /// Runs one call to completion. Both pipes are read while the child runs, so no
-    /// amount of output can block it; the child is killed at the timeout, when its
-    /// stdout passes [`MAX_STDOUT`], or when this future is dropped.
+    /// Runs one call to completion. Its output is read while the child runs, so no
+    /// amount of it can block the child; the child is killed at the timeout, when
+    /// its stdout passes [`MAX_STDOUT`], or when this future is dropped.
     pub async fn run(&self, call: Call) -> Result<Output, PodmanError> {
+        if call.terminal {
+            if let Some(bin) = &self.bin {
+                let args_text = call.display_args();
+                match crate::terminal::spawn(bin, &call.args, &call.envs) {
+                    Ok(running) => {
+                        tracing::debug!(args = %args_text, "podman (terminal)");
+                        let timeout = call.timeout.unwrap_or(self.call_timeout);
+                        let result = running.finish(args_text, timeout, call.on_line).await;
+                        if let Err(err) = &result {
+                            warn_of(err);
+                        }
+                        return result;
+                    }
+                    Err(why) => tracing::warn!(
+                        args = %args_text,
+                        reason = %why,
+                        "no terminal for podman; running it on pipes, without byte counters"
+                    ),
+                }
+            }
+        }
+        self.run_on_pipes(call).await
+    }
+
+    async fn run_on_pipes(&self, call: Call) -> Result<Output, PodmanError> {
         let args_text = call.display_args();
         let mut child = self.spawn_with(&call.args, &call.envs)?;
         tracing::debug!(args = %args_text, "podman");
@@ -416,7 +460,7 @@ impl Podman {
                     args: args_text,
                     limit: MAX_STDOUT,
                 };
-                tracing::warn!(args = %err.args(), error = %err, "podman call printed too much");
+                warn_of(&err);
                 Err(err)
             }
             Ok((Some(stdout), stderr_tail, status)) => {
@@ -435,7 +479,7 @@ impl Podman {
                         code: ExitCode(status.code()),
                         stderr_tail,
                     };
-                    tracing::warn!(args = %err.args(), error = %err, stderr = %err.stderr(), "podman call failed");
+                    warn_of(&err);
                     Err(err)
                 }
             }
@@ -450,7 +494,7 @@ impl Podman {
                     after: timeout,
                     stderr_tail: String::new(),
                 };
-                tracing::warn!(args = %err.args(), error = %err, "podman call timed out");
+                warn_of(&err);
                 Err(err)
             }
         }
@@ -516,6 +560,22 @@ impl Podman {
     }
 }
 
+/// The log line of a call that failed, whichever way it ran.
+fn warn_of(err: &PodmanError) {
+    match err {
+        PodmanError::Failed { .. } => {
+            tracing::warn!(args = %err.args(), error = %err, stderr = %err.stderr(), "podman call failed")
+        }
+        PodmanError::TimedOut { .. } => {
+            tracing::warn!(args = %err.args(), error = %err, "podman call timed out")
+        }
+        PodmanError::OutputTooLarge { .. } => {
+            tracing::warn!(args = %err.args(), error = %err, "podman call printed too much")
+        }
+        _ => tracing::warn!(args = %err.args(), error = %err, "podman call could not run"),
+    }
+}
+
 /// "podman version 4.3.1" -> "4.3.1"; anything else is kept as printed.
 pub fn parse_version(stdout: &str) -> String {
     let line = stdout.lines().next().unwrap_or_default().trim();
@@ -558,15 +618,15 @@ impl LineStream {
 /// Splits bytes into lines as they arrive: each line at most [`MAX_LINE`] bytes
 /// (the rest dropped, [`CUT_MARK`] appended), decoded lossily so no byte sequence
 /// ends a stream, trailing `\r` removed. `\r` ends a line too where progress bars
-/// redraw with it (stderr).
-struct LineSplitter {
+/// redraw with it (stderr, a terminal).
+pub(crate) struct LineSplitter {
     current: Vec<u8>,
     cut: bool,
     also_cr: bool,
 }
 
 impl LineSplitter {
-    fn new(also_cr: bool) -> Self {
+    pub(crate) fn new(also_cr: bool) -> Self {
         Self {
             current: Vec::new(),
             cut: false,
@@ -575,7 +635,7 @@ impl LineSplitter {
     }
 
     /// Feeds bytes; every line they complete goes to `line`.
-    fn push(&mut self, bytes: &[u8], mut line: impl FnMut(String)) {
+    pub(crate) fn push(&mut self, bytes: &[u8], mut line: impl FnMut(String)) {
         for &b in bytes {
             if b == b'\n' || (self.also_cr && b == b'\r') {
                 line(self.take());
@@ -588,7 +648,7 @@ impl LineSplitter {
     }
 
     /// The unterminated last line, if there is one.
-    fn finish(mut self) -> Option<String> {
+    pub(crate) fn finish(mut self) -> Option<String> {
         (!self.current.is_empty() || self.cut).then(|| self.take())
     }
 
@@ -681,6 +741,27 @@ async fn collect_stdout<R: AsyncRead + Unpin>(
     Some(String::from_utf8_lossy(&all).into_owned())
 }
 
+/// The last lines of a call's error output, what an error keeps of it: at most
+/// [`STDERR_TAIL_LINES`], a line printed again moved to the end rather than kept
+/// twice (a progress bar redraws the same line many times).
+#[derive(Default)]
+pub(crate) struct Tail(VecDeque<String>);
+
+impl Tail {
+    pub(crate) fn push(&mut self, line: &str) {
+        if let Some(at) = self.0.iter().position(|l| l == line) {
+            self.0.remove(at);
+        } else if self.0.len() == STDERR_TAIL_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(line.to_string());
+    }
+
+    pub(crate) fn text(&self) -> String {
+        self.0.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
 /// Reads stderr to its end, keeping only the last lines. Progress bars redraw with
 /// `\r`, so both `\r` and `\n` end a line.
 async fn collect_stderr_tail<R: AsyncRead + Unpin>(
@@ -690,7 +771,7 @@ async fn collect_stderr_tail<R: AsyncRead + Unpin>(
     let Some(mut pipe) = pipe else {
         return String::new();
     };
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
+    let mut tail = Tail::default();
     let mut push = |line: String| {
         let text = line.trim_end();
         if text.is_empty() {
@@ -699,10 +780,7 @@ async fn collect_stderr_tail<R: AsyncRead + Unpin>(
         if let Some(sink) = &sink {
             sink(Stream::Stderr, text);
         }
-        if tail.len() == STDERR_TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(text.to_string());
+        tail.push(text);
     };
     let mut splitter = LineSplitter::new(true);
     let mut buf = [0u8; 8192];
@@ -715,12 +793,91 @@ async fn collect_stderr_tail<R: AsyncRead + Unpin>(
     if let Some(line) = splitter.finish() {
         push(line);
     }
-    tail.into_iter().collect::<Vec<_>>().join("\n")
+    tail.text()
+}
+
+/// Removes terminal control sequences from a line: CSI sequences (colours, cursor
+/// moves, erase), OSC strings (titles), two-byte escapes, and other control
+/// characters but tabs. A progress bar drawn on a terminal is full of them.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            if !c.is_control() || c == '\t' {
+                out.push(c);
+            }
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters and intermediates, then one final byte in @..~.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or the string terminator, ESC and a backslash.
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            // A charset choice (ESC ( B) has one more byte; others (ESC 7) are done.
+            Some('(' | ')') => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ansi_sequences_are_stripped() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2K\u{1b}[1Acopying 1.0GiB / 2.0GiB"),
+            "copying 1.0GiB / 2.0GiB"
+        );
+        // Seen from podman 4.3.1 on a pty: cursor up, erase to the end.
+        assert_eq!(
+            strip_ansi("\u{1b}[3A\u{1b}[JCopying blob ddf365a09872 skipped: already exists  "),
+            "Copying blob ddf365a09872 skipped: already exists  "
+        );
+        assert_eq!(
+            strip_ansi(
+                "\u{1b}[?25l\u{1b}[31mWARN\u{1b}[0m[0000] x\u{1b}]0;title\u{7}!\u{1b}(B\u{1b}7."
+            ),
+            "WARN[0000] x!.",
+            "private modes, colours, a title, a charset, save cursor"
+        );
+        assert_eq!(strip_ansi("tab\there\u{8}"), "tab\there");
+    }
+
+    #[test]
+    fn a_tail_keeps_the_last_distinct_lines() {
+        let mut tail = Tail::default();
+        for line in ["a", "bar 1", "bar 1", "b", "bar 1"] {
+            tail.push(line);
+        }
+        assert_eq!(
+            tail.text(),
+            "a\nb\nbar 1",
+            "a repeated line moves to the end"
+        );
+        for i in 0..30 {
+            tail.push(&format!("line {i}"));
+        }
+        assert_eq!(tail.text().lines().count(), STDERR_TAIL_LINES);
+        assert!(tail.text().ends_with("line 29"));
+    }
 
     #[test]
     fn version_is_the_last_word() {

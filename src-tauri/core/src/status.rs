@@ -1,5 +1,6 @@
 //! The runtime status clients read (`GET /agents/runtime-status`, the tray), and the
-//! setup progress parsed from `podman machine init` output.
+//! setup progress of `podman machine init` and `start` (read by
+//! [`crate::progress`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,8 @@ pub struct SetupProgress {
     pub done_bytes: Option<u64>,
     pub total_bytes: Option<u64>,
     pub percent: Option<f64>,
+    /// Seconds left at the rate seen so far in this phase (download, unpacking).
+    pub eta_secs: Option<u64>,
     /// Seconds since the setup began.
     pub elapsed_secs: u64,
     pub error: Option<String>,
@@ -91,78 +94,9 @@ impl RuntimeStatus {
     }
 }
 
-/// Reads "512.0MiB / 2.1GiB" style counters from a progress line (the number and
-/// the unit may stand apart: "12.5 MiB / 45.0 MiB"). Clients get the numbers; they
-/// do not parse podman's lines themselves.
-pub fn parse_counters(line: &str) -> Option<(u64, u64)> {
-    let slash = line.rfind(" / ")?;
-    let before: Vec<&str> = line[..slash].split_whitespace().collect();
-    let after: Vec<&str> = line[slash + 3..].split_whitespace().collect();
-    let done = before
-        .last()
-        .and_then(|w| parse_size(w))
-        .or_else(|| parse_size(&before.get(before.len().checked_sub(2)?..)?.concat()))?;
-    let total = after
-        .first()
-        .and_then(|w| parse_size(w))
-        .or_else(|| parse_size(&after.get(..2)?.concat()))?;
-    (total > 0 && done <= total).then_some((done, total))
-}
-
-fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim_matches(|c: char| c == '(' || c == ')' || c == ',');
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (num, unit) = text.split_at(split);
-    let value: f64 = num.trim().parse().ok()?;
-    let scale: f64 = match unit {
-        "B" | "b" => 1.0,
-        "KiB" | "kiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "KB" | "kB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        _ => return None,
-    };
-    Some((value * scale) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counters() {
-        assert_eq!(
-            parse_counters("Copying blob 4f2e [===>   ] 512.0MiB / 2.0GiB | 48.3 MiB/s"),
-            Some((512 * 1024 * 1024, 2 * 1024 * 1024 * 1024))
-        );
-        assert_eq!(
-            parse_counters("Extracting compressed file: x.qcow2: 1.00GiB / 2.00GiB"),
-            Some((1 << 30, 2 << 30))
-        );
-        assert_eq!(
-            parse_counters("Copying blob sha256:aa 12.5 MiB / 45.0 MiB"),
-            Some(((12.5 * 1048576.0) as u64, 45 * 1024 * 1024)),
-            "number and unit apart"
-        );
-        assert_eq!(
-            parse_counters("Copying config 1.2kB / 1.2kB"),
-            Some((1200, 1200))
-        );
-        assert_eq!(
-            parse_counters("x (3.0MB / 10.0MB)"),
-            Some((3_000_000, 10_000_000))
-        );
-        assert_eq!(parse_counters("Copying blob sha256:8a4c done"), None);
-        assert_eq!(
-            parse_counters("Trying to pull ghcr.io/openclaw/openclaw:latest..."),
-            None
-        );
-        assert_eq!(parse_counters("a / b"), None);
-        assert_eq!(parse_counters("5MiB / 0B"), None, "no total");
-        assert_eq!(parse_counters("9MiB / 5MiB"), None, "done past total");
-    }
 
     #[test]
     fn seed_fields_follow_the_state() {

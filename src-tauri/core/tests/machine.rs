@@ -1,12 +1,18 @@
 //! Machine readiness against the fake podman in vm mode (a real VM cannot run on
 //! the test machines): single flight, failures not cached, stop resets readiness,
-//! "already running / exists" answers recovered, stale `Starting` recovered.
+//! "already running / exists" answers recovered, stale `Starting` recovered; and the
+//! setup's byte progress, which Podman (and the fake) draws only on a terminal.
 
 mod support;
 
 use std::time::Duration;
 
-use clawdock_core::machine::{Machine, MachineSpec, MachineState, Mode};
+use clawdock_core::events::Event;
+use clawdock_core::machine::{Machine, MachineSpec, MachineState, Mode, SetupStep};
+use clawdock_core::podman::{Call, LineSink};
+use clawdock_core::progress::parse_counters;
+use clawdock_core::status::SetupProgress;
+use clawdock_core::Clawdock;
 use serde_json::json;
 use support::{fake_calls, fake_state, machine_row, Home};
 
@@ -193,11 +199,120 @@ async fn init_reports_progress_lines() {
         }
     }
     assert!(
-        lines.iter().any(|l| l.contains("GiB /")),
+        lines.iter().any(|l| parse_counters(l).is_some()),
         "byte counters arrive: {lines:?}"
     );
     assert!(
         lines.iter().any(|l| l.contains("started successfully")),
         "{lines:?}"
+    );
+}
+
+fn collecting() -> (std::sync::Arc<std::sync::Mutex<Vec<String>>>, LineSink) {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    (
+        lines,
+        std::sync::Arc::new(move |_, line: &str| sink.lock().expect("lock").push(line.to_string())),
+    )
+}
+
+#[tokio::test]
+async fn the_fake_draws_byte_counters_only_on_a_terminal() {
+    let home = Home::new();
+    let (settings, _state) = home.fake_vm(json!({}));
+    let counted = |lines: &[String]| lines.iter().filter(|l| parse_counters(l).is_some()).count();
+
+    let (piped, sink) = collecting();
+    settings
+        .podman
+        .run(Call::new(["machine", "init", "piped"]).on_line(sink))
+        .await
+        .expect("init on pipes");
+    let piped = piped.lock().expect("lock").clone();
+    assert!(
+        piped.iter().any(|l| l.starts_with("Copying blob sha256:")),
+        "{piped:?}"
+    );
+    assert_eq!(counted(&piped), 0, "no bytes on a pipe: {piped:?}");
+
+    let (drawn, sink) = collecting();
+    settings
+        .podman
+        .run(
+            Call::new(["machine", "init", "drawn"])
+                .on_terminal()
+                .on_line(sink),
+        )
+        .await
+        .expect("init on a terminal");
+    let drawn = drawn.lock().expect("lock").clone();
+    assert!(
+        drawn.contains(&"Copying blob 8a4c2e7d1f3b [=========>----------------------------] 512.0MiB / 2.0GiB | 48.3 MiB/s".to_string()),
+        "bars arrive cleaned of terminal codes: {drawn:?}"
+    );
+    assert!(
+        counted(&drawn) >= 10,
+        "every redraw of both bars: {drawn:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wizard_gets_percent_and_bytes_of_the_download_from_a_terminal() {
+    let home = Home::new();
+    let (settings, _state) = home.fake_vm(json!({ "delays": { "machine init": 1.0 } }));
+    let core = Clawdock::start(settings).await.expect("core");
+    let mut events = core.subscribe();
+    core.setup_runtime(MachineSpec {
+        cpus: 1,
+        memory_mib: 2048,
+        disk_gib: 20,
+    })
+    .expect("setup starts");
+    let mut seen: Vec<SetupProgress> = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::Runtime { status }) => {
+                    if let Some(setup) = status.setup {
+                        let running = setup.running;
+                        seen.push(setup);
+                        if !running {
+                            return;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the setup ends");
+    let last = seen.last().expect("progress");
+    assert_eq!(last.error, None);
+    let downloading: Vec<&SetupProgress> = seen
+        .iter()
+        .filter(|p| p.step == SetupStep::Init && p.line.starts_with("Copying"))
+        .collect();
+    // Both blobs summed: 2.0 GiB and 100.0 MiB.
+    let both = (2 << 30) + 100 * (1 << 20);
+    assert!(
+        downloading.iter().any(|p| p.total_bytes == Some(both)
+            && p.done_bytes == Some(both)
+            && p.percent == Some(100.0)),
+        "the download reaches 100% of both blobs: {downloading:?}"
+    );
+    assert!(
+        downloading
+            .iter()
+            .all(|p| p.percent.is_some_and(|pc| (0.0..=100.0).contains(&pc))),
+        "every download line has a percent: {downloading:?}"
+    );
+    assert!(
+        seen.iter().any(|p| p.line.starts_with("Extracting")
+            && p.done_bytes == Some(0)
+            && p.total_bytes == parse_counters("0.0b / 2.1GiB").map(|(_, total)| total)),
+        "the unpacking counts on its own, from zero: {seen:?}"
     );
 }

@@ -1,5 +1,6 @@
-//! The podman runner: drained pipes, timeouts, kill on timeout, typed errors; and one
-//! real container run and removed through it.
+//! The podman runner: drained pipes, timeouts, kill on timeout, typed errors; the
+//! same on a pseudo-terminal (clean lines, kill on drop, no thread left behind); and
+//! one real container run and removed through it.
 
 mod support;
 
@@ -150,4 +151,185 @@ async fn real_podman_runs_and_removes_a_container() {
         .expect_err("no such");
     assert_eq!(err.exit_code(), Some(125));
     assert!(err.says("no such container"), "{err:?}");
+}
+
+/// Terminal calls run one at a time here, so a test can count the runner's threads.
+static TERMINAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+type Lines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+fn collecting() -> (Lines, clawdock_core::podman::LineSink) {
+    let lines: Lines = Default::default();
+    let sink = lines.clone();
+    (
+        lines,
+        std::sync::Arc::new(move |_, line: &str| sink.lock().expect("lock").push(line.to_string())),
+    )
+}
+
+/// Threads of this process the terminal runner started.
+fn terminal_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("podman-pty"))
+        .count()
+}
+
+fn alive(pid: &str) -> bool {
+    std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
+}
+
+#[tokio::test]
+async fn on_a_terminal_the_child_sees_one_and_its_lines_arrive_clean() {
+    let _one = TERMINAL.lock().await;
+    let (lines, sink) = collecting();
+    let script = "[ -t 1 ] && [ -t 2 ] && echo 'on a terminal'; \
+        echo \"term=$TERM secret=$CLAWDOCK_TEST_SECRET path=${PATH:+set}\"; pwd; stty size; \
+        printf 'bar 10%%\\r\\033[1A\\033[Jbar 50%%\\r\\n\\n'; printf '\\033[31mred\\033[0m\\n' >&2; \
+        head -c 100000 /dev/zero | tr '\\0' x";
+    let out = shell()
+        .run(
+            Call::new(["-c", script])
+                .env("CLAWDOCK_TEST_SECRET", "s3cret")
+                .on_terminal()
+                .on_line(sink),
+        )
+        .await
+        .expect("runs");
+    let lines = lines.lock().expect("lock").clone();
+    let cwd = std::env::current_dir().expect("cwd");
+    let mut expected: Vec<String> = [
+        "on a terminal",
+        "term=xterm-256color secret=s3cret path=set",
+        cwd.to_str().expect("utf-8"),
+        "100 200",
+        "bar 10%",
+        "bar 50%",
+        "red",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    expected.push(format!(
+        "{}{}",
+        "x".repeat(clawdock_core::podman::MAX_LINE),
+        clawdock_core::podman::CUT_MARK
+    ));
+    assert_eq!(
+        lines, expected,
+        "split at \\r and \\n, codes and blank lines gone, cut"
+    );
+    assert_eq!(
+        out.stdout, "",
+        "one stream on a terminal: all of it is the tail"
+    );
+    assert!(
+        out.stderr_tail.starts_with("on a terminal\n"),
+        "{}",
+        out.stderr_tail
+    );
+}
+
+#[tokio::test]
+async fn a_failure_on_a_terminal_keeps_its_exit_code_and_last_lines() {
+    let _one = TERMINAL.lock().await;
+    let err = shell()
+        .run(
+            Call::new([
+                "-c",
+                "echo one; printf 'bar\\rbar\\rbar\\n'; echo 'Error: boom' >&2; exit 125",
+            ])
+            .on_terminal(),
+        )
+        .await
+        .expect_err("fails");
+    assert!(matches!(err, PodmanError::Failed { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), Some(125));
+    assert_eq!(
+        err.stderr(),
+        "one\nbar\nError: boom",
+        "a redrawn line kept once"
+    );
+    assert!(
+        err.to_string().contains("exit 125") && err.to_string().contains("Error: boom"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_child_on_a_terminal_is_killed_at_the_timeout_even_when_it_ignores_hangups() {
+    let _one = TERMINAL.lock().await;
+    let pid_file = tempfile::NamedTempFile::new().expect("tmp");
+    let script = format!(
+        "trap '' HUP; echo $$ > {}; echo started; exec sleep 300",
+        pid_file.path().display()
+    );
+    let started = Instant::now();
+    let err = shell()
+        .run(
+            Call::new(["-c", script.as_str()])
+                .timeout(Duration::from_millis(1500))
+                .on_terminal(),
+        )
+        .await
+        .expect_err("times out");
+    assert!(matches!(err, PodmanError::TimedOut { .. }), "{err:?}");
+    assert_eq!(err.stderr(), "started", "what it printed is kept");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let pid = std::fs::read_to_string(pid_file.path()).expect("pid");
+    assert!(!alive(&pid), "the child was killed and reaped");
+}
+
+#[tokio::test]
+async fn dropping_a_call_on_a_terminal_kills_its_child_and_ends_its_threads() {
+    let _one = TERMINAL.lock().await;
+    let pid_file = tempfile::NamedTempFile::new().expect("tmp");
+    let script = format!(
+        "echo $$ > {}; echo started; exec sleep 300",
+        pid_file.path().display()
+    );
+    let (lines, sink) = collecting();
+    let call = tokio::spawn(async move {
+        shell()
+            .run(
+                Call::new(["-c", script.as_str()])
+                    .on_terminal()
+                    .on_line(sink),
+            )
+            .await
+    });
+    let seen = lines.clone();
+    assert!(
+        support::eventually(Duration::from_secs(20), || !seen
+            .lock()
+            .expect("lock")
+            .is_empty())
+        .await,
+        "the child started"
+    );
+    let pid = std::fs::read_to_string(pid_file.path()).expect("pid");
+    assert!(alive(&pid));
+    assert_eq!(terminal_threads(), 2, "a reader and a waiter");
+    // What cancelling an agent operation or the shutdown does: drop the future.
+    call.abort();
+    assert!(call.await.is_err_and(|e| e.is_cancelled()));
+    assert!(
+        support::eventually(Duration::from_secs(20), || !alive(&pid)).await,
+        "the child was killed"
+    );
+    assert!(
+        support::eventually(Duration::from_secs(20), || terminal_threads() == 0).await,
+        "no thread outlives the call"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_binary_on_a_terminal_is_not_installed() {
+    let _one = TERMINAL.lock().await;
+    let err = Podman::new(Some("/nonexistent/podman".into()))
+        .run(Call::new(["--version"]).on_terminal())
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, PodmanError::NotInstalled { .. }), "{err:?}");
 }

@@ -83,11 +83,19 @@ test('the reducer keeps the last pull line while an agent pulls, and the setting
   s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Trying to pull x...' });
   assert.deepEqual(s.pull.get('a'), { line: 'Trying to pull x...', bytes: null }, 'no counters: no bar');
   s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Copying blob x 2MiB / 2MiB', doneBytes: 2 * MiB, totalBytes: 2 * MiB });
-  assert.deepEqual(s.pull.get('a'), { line: 'Copying blob x 2MiB / 2MiB', bytes: { done: 2 * MiB, total: 2 * MiB } });
+  assert.deepEqual(s.pull.get('a'), { line: 'Copying blob x 2MiB / 2MiB', bytes: { done: 2 * MiB, total: 2 * MiB, etaSecs: null } });
+  s = applyEvent(s, { type: 'pullProgress', id: 'a', line: 'Copying blob y [=>-] 1MiB / 4MiB', doneBytes: 3 * MiB, totalBytes: 6 * MiB, etaSecs: 12 });
+  assert.deepEqual(s.pull.get('a').bytes, { done: 3 * MiB, total: 6 * MiB, etaSecs: 12 }, 'the server’s sums and ETA, kept as sent');
   s = applyEvent(s, { type: 'agent', agent: agent('updating') });
   assert.equal(s.pull.has('a'), true, 'still updating');
   s = applyEvent(s, { type: 'agent', agent: agent(null) });
   assert.equal(s.pull.has('a'), false, 'the update ended');
+  for (const activity of ['creating', 'starting']) {
+    let p = applyEvent(s, { type: 'agent', agent: agent(activity) });
+    p = applyEvent(p, { type: 'pullProgress', id: 'a', line: 'Copying blob z', doneBytes: MiB, totalBytes: GiB });
+    p = applyEvent(p, { type: 'agent', agent: agent(activity) });
+    assert.equal(p.pull.has('a'), true, `a ${activity} agent may pull: its bar stays`);
+  }
   assert.equal(applyEvent(s, { type: 'pullProgress', id: 'a' }), s, 'no line: unchanged');
   s = applyEvent(s, { type: 'settings', launchAtLogin: true });
   assert.deepEqual(s.settings, { launchAtLogin: true });

@@ -1,5 +1,5 @@
 // The UI's pure parts, without a browser: the event reducer, the wizard's step
-// function, the route parser, the SSE parser, the progress/ETA formatter, and the
+// function, the route parser, the SSE parser, the progress formatter, and the
 // helpers that apply the server's rules (`meta`) without copying them.
 
 import { test } from 'node:test';
@@ -8,7 +8,7 @@ import { applyEvent, emptyServer, agentList, nameOk, fieldOk, SETUP_LINES } from
 import { wizardStep, wizardChoices, specProblem } from '../../../ui/wizard.js';
 import { parseRoute } from '../../../ui/router.js';
 import { sseParser, splitHash } from '../../../ui/api.js';
-import { phaseTitle, addSample, etaSecs, progressFigures } from '../../../ui/progress.js';
+import { phaseTitle, progressFigures, byteFigures } from '../../../ui/progress.js';
 import { formatEta, formatClock, formatBytes } from '../../../ui/util.js';
 import { createBody, memoryShortfall } from '../../../ui/create.js';
 import { announcements } from '../../../ui/announce.js';
@@ -115,18 +115,16 @@ test('the SSE parser: fields, comments, CRLF, chunks split anywhere, a last even
   assert.deepEqual(got, ['one', 'two\n three', 'four']);
 });
 
-test('progress figures, ETA and phase titles', () => {
-  const setup = (done, total = 2 ** 31) => ({ step: 'init', doneBytes: done, totalBytes: total, percent: (100 * done) / total, line: 'Copying blob' });
-  let samples = addSample([], setup(0), 0);
-  samples = addSample(samples, setup(0), 500);
-  assert.equal(samples.length, 1, 'the same count is not a new sample');
-  samples = addSample(samples, setup(2 ** 30), 10000);
-  assert.equal(etaSecs(samples, setup(2 ** 30)), 10, 'half done in 10 s: 10 s left');
-  assert.deepEqual(addSample(samples, setup(5, 100), 11000).length, 1, 'a new total starts over');
-  assert.equal(etaSecs(samples.slice(0, 1), setup(2 ** 30)), null);
-  assert.equal(progressFigures(setup(2 ** 30), 10, 3), '50%  ·  1.00 GiB of 2.00 GiB  ·  about 10 s left');
-  assert.equal(progressFigures(setup(2 ** 30), null, 75), '50%  ·  1.00 GiB of 2.00 GiB  ·  1:15 elapsed');
-  assert.equal(progressFigures(null, null, 3700), '1:01:40 elapsed');
+test('progress figures with the server’s ETA, and phase titles', () => {
+  const setup = (done, etaSecs = null, total = 2 ** 31) => ({ step: 'init', doneBytes: done, totalBytes: total, percent: (100 * done) / total, etaSecs, line: 'Copying blob' });
+  assert.equal(progressFigures(setup(2 ** 30, 10), 3), '50%  ·  1.00 GiB of 2.00 GiB  ·  about 10 s left');
+  assert.equal(progressFigures(setup(2 ** 30), 75), '50%  ·  1.00 GiB of 2.00 GiB  ·  1:15 elapsed', 'no ETA yet');
+  assert.equal(progressFigures({ ...setup(2 ** 30, 10), step: 'start' }, 5), '0:05 elapsed', 'starting counts no bytes');
+  assert.equal(progressFigures({ step: 'init', line: 'Looking up', doneBytes: null, totalBytes: null }, 5), '0:05 elapsed');
+  assert.equal(progressFigures(null, 3700), '1:01:40 elapsed');
+  assert.equal(byteFigures({ done: 3 * 2 ** 20, total: 4 * 2 ** 20, etaSecs: 200 }), '75%  ·  3.00 MiB of 4.00 MiB  ·  about 3 min left');
+  assert.equal(byteFigures({ done: 3 * 2 ** 20, total: 4 * 2 ** 20, etaSecs: null }), '75%  ·  3.00 MiB of 4.00 MiB');
+  assert.equal(byteFigures({ done: 5, total: 4, etaSecs: 0 }), '100%  ·  5 B of 4 B  ·  a few seconds left', 'a percent past 100 is cut');
   assert.equal(phaseTitle(null), 'Starting the machine');
   assert.equal(phaseTitle({ step: 'init', line: 'Extracting compressed file' }), 'Unpacking the machine image');
   assert.equal(phaseTitle({ step: 'init', line: 'Copying blob 1' }), 'Downloading the machine image');

@@ -17,8 +17,54 @@ use super::state::{Container, Input};
 use super::{AgentError, AgentView, Agents, CreateRequest, FAILURE_LOG_LINES};
 use crate::containers::{ContainerId, Found};
 use crate::machine::Mode;
+use crate::progress::{Meter, Reading, EVENTS_EVERY};
 use crate::settings::Settings;
 use crate::store::{self, AgentRecord, StoreError};
+
+/// One pull's output turned into log lines and `PullProgress` events.
+struct PullProgress {
+    id: Uuid,
+    log: LogRing,
+    events: tokio::sync::broadcast::Sender<crate::events::Event>,
+    meter: std::sync::Mutex<Meter>,
+}
+
+impl PullProgress {
+    fn line(&self, line: &str) {
+        let reading = self.meter().feed(line, std::time::Instant::now());
+        if let Some(reading) = reading {
+            self.tell(reading);
+        }
+    }
+
+    /// Tells the last counters the pace held back.
+    fn finish(&self) {
+        let reading = self.meter().flush(std::time::Instant::now());
+        if let Some(reading) = reading {
+            self.tell(reading);
+        }
+    }
+
+    fn meter(&self) -> std::sync::MutexGuard<'_, Meter> {
+        self.meter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn tell(&self, reading: Reading) {
+        // The log keeps what happened, not every redraw of a bar.
+        if reading.news {
+            self.log.push(&reading.line);
+        }
+        let _no_listener = self.events.send(crate::events::Event::PullProgress {
+            id: self.id,
+            line: reading.line,
+            done_bytes: reading.done_bytes,
+            total_bytes: reading.total_bytes,
+            eta_secs: reading.eta_secs,
+        });
+    }
+}
 
 impl Agents {
     /// Writes the agent's folders and `openclaw.json` (0600: it holds the key).
@@ -160,8 +206,9 @@ impl Agents {
         }
     }
 
-    /// Pulls `image`, each line of podman's output going to the agent's log and to
-    /// the event stream; the shutdown or a cancel ends it.
+    /// Pulls `image`: lines that say something new go to the agent's log, and
+    /// progress (bytes summed over the image's blobs) to the event stream at most
+    /// five times a second; the shutdown or a cancel ends it.
     pub(super) async fn pull(
         &self,
         id: Uuid,
@@ -169,26 +216,24 @@ impl Agents {
         log: &LogRing,
     ) -> Result<(), AgentError> {
         log.push(format!("Pulling image {image}..."));
-        let sink_log = log.clone();
-        let events = self.inner.events.clone();
-        let pull = self.containers().pull(
-            image,
-            Arc::new(move |_, line: &str| {
-                sink_log.push(line);
-                let counters = crate::status::parse_counters(line);
-                let _no_listener = events.send(crate::events::Event::PullProgress {
-                    id,
-                    line: line.to_string(),
-                    done_bytes: counters.map(|(done, _)| done),
-                    total_bytes: counters.map(|(_, total)| total),
-                });
-            }),
-        );
-        self.unless_interrupted(id, async {
-            pull.await
-                .map_err(|e| AgentError::from_step("Failed to pull OpenClaw image", e))
-        })
-        .await
+        let progress = Arc::new(PullProgress {
+            id,
+            log: log.clone(),
+            events: self.inner.events.clone(),
+            meter: std::sync::Mutex::new(Meter::new(EVENTS_EVERY)),
+        });
+        let sink = progress.clone();
+        let pull = self
+            .containers()
+            .pull(image, Arc::new(move |_, line: &str| sink.line(line)));
+        let result = self
+            .unless_interrupted(id, async {
+                pull.await
+                    .map_err(|e| AgentError::from_step("Failed to pull OpenClaw image", e))
+            })
+            .await;
+        progress.finish();
+        result
     }
 
     /// Waits for `work` unless the shutdown begins or the user cancels the agent's
