@@ -187,6 +187,7 @@ pub struct Recovered {
 pub struct RawStats {
     #[serde(rename = "ContainerID")]
     pub container_id: String,
+    pub name: String,
     pub mem_usage: u64,
     pub mem_limit: u64,
     /// CPU time used since the container started.
@@ -690,8 +691,9 @@ impl Containers {
     }
 
     /// One sample of each container's resource use (`podman stats`, raw numbers).
-    pub async fn stats(&self, ids: &[ContainerId]) -> Result<Vec<RawStats>, PodmanError> {
-        if ids.is_empty() {
+    /// One sample of the named containers (names or IDs).
+    pub async fn stats(&self, containers: &[String]) -> Result<Vec<RawStats>, PodmanError> {
+        if containers.is_empty() {
             return Ok(Vec::new());
         }
         let mut args = vec![
@@ -700,7 +702,7 @@ impl Containers {
             "--format".into(),
             "{{json .ContainerStats}}".into(),
         ];
-        args.extend(ids.iter().map(|c| c.0.clone()));
+        args.extend(containers.iter().cloned());
         let out = self.run(Call::new(args)).await?;
         Ok(out
             .stdout

@@ -13,7 +13,7 @@ use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
 use serde_json::json;
 use support::{
-    containers, eventually, fake_calls, running_containers, Home, IMAGE, STUBBORN_IMAGE,
+    containers, eventually, fake_calls, podman_out, running_containers, Home, IMAGE, STUBBORN_IMAGE,
 };
 
 fn req(name: &str) -> CreateRequest {
@@ -664,18 +664,6 @@ async fn cancel_ends_a_create_or_start_at_once_and_leaves_nothing_behind() {
 }
 
 /// Runs podman, asserts it succeeded, and gives back its trimmed stdout.
-fn podman_out(args: &[&str]) -> String {
-    let out = std::process::Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_moves_to_the_image_the_reference_names_now_and_rolls_back_one_that_never_starts() {

@@ -713,6 +713,8 @@ async fn stats_are_sampled_only_while_someone_watches() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(stats_calls(), 0, "no watcher, no podman stats");
     assert!(!core.agents().stats_sampling());
+    let listings = || support::calls_starting(&calls, "ps");
+    let listings_before = listings();
 
     let resp = reqwest::Client::new()
         .get(format!("{}/agents/stats", server.url()))
@@ -748,6 +750,9 @@ async fn stats_are_sampled_only_while_someone_watches() {
         "CPU from two samples: {seen:?}"
     );
 
+    // Which containers run comes from the event stream: a sample is one `podman
+    // stats`, no listing (a listing every 2 s doubled an open window's processes).
+    assert_eq!(listings(), listings_before, "no podman ps while sampling");
     drop(samples);
     assert!(
         support::eventually(Duration::from_secs(3), || !core.agents().stats_sampling()).await,

@@ -10,19 +10,7 @@ use clawdock_core::agents::CreateRequest;
 use clawdock_core::events::Event;
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
-use support::{Home, IMAGE};
-
-fn podman_out(args: &[&str]) {
-    let out = std::process::Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::{podman_out, Home, IMAGE};
 
 /// Removes an image when dropped, even when the test failed half-way.
 struct ImageGone(String);

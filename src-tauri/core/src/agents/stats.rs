@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 
+use super::state::Container;
 use super::Agents;
 
 /// Between two samples.
@@ -135,21 +136,19 @@ impl Agents {
     }
 
     /// One sample of this folder's running containers; CPU from the difference
-    /// with the previous sample of the same container.
+    /// with the previous sample of the same container. Which containers run is
+    /// known from the event stream: one `podman stats`, no listing before it (a
+    /// listing every 2 s doubled the podman processes of an open window).
     async fn sample(&self, previous: &mut HashMap<String, (u64, u64)>) -> StatsSample {
         let at = Utc::now();
-        let running = match self.containers().running().await {
-            Ok(running) => running,
-            Err(e) => {
-                tracing::debug!(error = %e, "could not list containers for stats");
-                return StatsSample {
-                    at,
-                    agents: Vec::new(),
-                };
-            }
-        };
-        let ids: Vec<_> = running.iter().map(|f| f.id.clone()).collect();
-        let raw = match self.containers().stats(&ids).await {
+        let running: HashMap<String, Uuid> = self
+            .states()
+            .into_iter()
+            .filter(|s| s.live.container == Container::Running)
+            .map(|s| (s.record.container_name(), s.record.id))
+            .collect();
+        let names: Vec<String> = running.keys().cloned().collect();
+        let raw = match self.containers().stats(&names).await {
             Ok(raw) => raw,
             Err(e) => {
                 tracing::debug!(error = %e, "podman stats failed");
@@ -159,11 +158,7 @@ impl Agents {
         let mut agents = Vec::new();
         let mut seen = HashMap::new();
         for r in raw {
-            let Some(agent) = running
-                .iter()
-                .find(|f| f.id.0 == r.container_id)
-                .and_then(|f| f.agent)
-            else {
+            let Some(&agent) = running.get(&r.name) else {
                 continue;
             };
             let cpu_percent = previous

@@ -61,6 +61,20 @@ pub fn counting_podman(dir: &Path) -> (Podman, PathBuf) {
     (Podman::new(Some(wrapper)), calls)
 }
 
+/// Runs real podman, asserting it succeeded; its stdout, trimmed.
+pub fn podman_out(args: &[&str]) -> String {
+    let out = std::process::Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The calls noted by `counting_podman` whose arguments start with `prefix`.
 pub fn calls_starting(calls: &Path, prefix: &str) -> usize {
     std::fs::read_to_string(calls)
