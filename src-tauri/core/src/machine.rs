@@ -10,8 +10,8 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::podman::{Call, LineSink, Podman, PodmanError, Stream};
-use crate::progress::{Meter, Reading, EVENTS_EVERY};
+use crate::podman::{Call, Podman, PodmanError};
+use crate::progress::Paced;
 
 /// One row of `podman machine list --format json`, as Podman prints it (Go field
 /// names). Fields that vary across versions are optional; unknown ones are ignored.
@@ -468,7 +468,7 @@ impl Machine {
         if let Some(name) = &self.inner.name {
             args.push(name.clone());
         }
-        let progress = Arc::new(Progress::new(self.inner.events.clone(), SetupStep::Init));
+        let progress = self.progress(SetupStep::Init);
         // On a terminal: the image download's byte counters exist only there.
         let call = Call::new(args)
             .timeout(self.inner.timings.init)
@@ -493,7 +493,7 @@ impl Machine {
         if let Some(name) = &self.inner.name {
             args.push(name.clone());
         }
-        let progress = Arc::new(Progress::new(self.inner.events.clone(), SetupStep::Start));
+        let progress = self.progress(SetupStep::Start);
         let call = Call::new(args)
             .timeout(self.inner.timings.start)
             .on_line(progress.sink());
@@ -617,61 +617,30 @@ impl Machine {
         state
     }
 
+    /// The output of one `machine init` or `start` as events: every line that
+    /// says something new (logged too), and the byte counters at a pace.
+    fn progress(&self, step: SetupStep) -> Arc<Paced> {
+        let events = self.inner.events.clone();
+        Paced::new(move |reading| {
+            if reading.news {
+                tracing::info!(step = ?step, "{}", reading.line);
+            }
+            let _no_listener = events.send(MachineEvent::Progress {
+                step,
+                line: reading.line,
+                done_bytes: reading.done_bytes,
+                total_bytes: reading.total_bytes,
+                eta_secs: reading.eta_secs,
+            });
+        })
+    }
+
     fn announce(&self, state: RuntimeState) {
         let mut last = lock(&self.inner.last_state);
         if last.as_ref() != Some(&state) {
             *last = Some(state.clone());
             let _no_listener = self.inner.events.send(MachineEvent::State { state });
         }
-    }
-}
-
-/// The output of one `machine init` or `start` turned into events: every line that
-/// says something new, and the byte counters at the pace of [`EVENTS_EVERY`].
-struct Progress {
-    events: broadcast::Sender<MachineEvent>,
-    step: SetupStep,
-    meter: Mutex<Meter>,
-}
-
-impl Progress {
-    fn new(events: broadcast::Sender<MachineEvent>, step: SetupStep) -> Self {
-        Self {
-            events,
-            step,
-            meter: Mutex::new(Meter::new(EVENTS_EVERY)),
-        }
-    }
-
-    fn sink(self: &Arc<Self>) -> LineSink {
-        let this = self.clone();
-        Arc::new(move |_stream: Stream, line: &str| {
-            let reading = lock(&this.meter).feed(line, std::time::Instant::now());
-            if let Some(reading) = reading {
-                this.tell(reading);
-            }
-        })
-    }
-
-    /// Tells the last counters the pace held back.
-    fn finish(&self) {
-        let reading = lock(&self.meter).flush(std::time::Instant::now());
-        if let Some(reading) = reading {
-            self.tell(reading);
-        }
-    }
-
-    fn tell(&self, reading: Reading) {
-        if reading.news {
-            tracing::info!(step = ?self.step, "{}", reading.line);
-        }
-        let _no_listener = self.events.send(MachineEvent::Progress {
-            step: self.step,
-            line: reading.line,
-            done_bytes: reading.done_bytes,
-            total_bytes: reading.total_bytes,
-            eta_secs: reading.eta_secs,
-        });
     }
 }
 

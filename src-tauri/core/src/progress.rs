@@ -1,12 +1,16 @@
 //! Byte progress of a Podman copy (`pull`, the image of `machine init`) read from
 //! the lines Podman prints: counters summed over the blobs of one copy, an ETA, and
-//! how often listeners hear of it. Pure: time comes in as an argument.
+//! how often listeners hear of it. Pure but for [`Paced`], which feeds a [`Meter`]
+//! the clock and a podman call's lines.
 //!
 //! On a terminal Podman redraws one bar per blob many times a second, all of them
 //! at once ("Copying blob 4f2e1f5a9d3c [==>---] 512.0MiB / 1.1GiB | 48.3 MiB/s");
 //! on a pipe it prints one plain line per blob ("Copying blob sha256:4f2e...").
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::podman::LineSink;
 
 /// How often a listener hears of moving counters: at most five times a second. Lines
 /// that say something new (a blob seen, a blob done, a phase) always go through.
@@ -349,6 +353,46 @@ impl Meter {
         }
         let rate = (done - done_then) as f64 / watched.as_secs_f64();
         Some(((total - done) as f64 / rate).ceil() as u64)
+    }
+}
+
+/// A podman call's progress as its listener hears it: each line read into a
+/// [`Meter`] at the pace of [`EVENTS_EVERY`], each reading handed to `tell`. What
+/// image pulls and `machine init` share.
+pub struct Paced {
+    meter: Mutex<Meter>,
+    tell: Box<dyn Fn(Reading) + Send + Sync>,
+}
+
+impl Paced {
+    pub fn new(tell: impl Fn(Reading) + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            meter: Mutex::new(Meter::new(EVENTS_EVERY)),
+            tell: Box::new(tell),
+        })
+    }
+
+    /// The line sink to give the call.
+    pub fn sink(self: &Arc<Self>) -> LineSink {
+        let this = self.clone();
+        Arc::new(move |_, line: &str| {
+            let reading = this.meter().feed(line, Instant::now());
+            if let Some(reading) = reading {
+                (this.tell)(reading);
+            }
+        })
+    }
+
+    /// Once the call ended: tells the last counters the pace held back.
+    pub fn finish(&self) {
+        let reading = self.meter().flush(Instant::now());
+        if let Some(reading) = reading {
+            (self.tell)(reading);
+        }
+    }
+
+    fn meter(&self) -> std::sync::MutexGuard<'_, Meter> {
+        self.meter.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

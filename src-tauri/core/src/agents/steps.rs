@@ -4,7 +4,6 @@
 //! the small rules (ports, tokens, the instance label) beneath.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,54 +16,9 @@ use super::state::{Container, Input};
 use super::{AgentError, AgentView, Agents, CreateRequest, FAILURE_LOG_LINES};
 use crate::containers::{ContainerId, Found};
 use crate::machine::Mode;
-use crate::progress::{Meter, Reading, EVENTS_EVERY};
+use crate::progress::Paced;
 use crate::settings::Settings;
 use crate::store::{self, AgentRecord, StoreError};
-
-/// One pull's output turned into log lines and `PullProgress` events.
-struct PullProgress {
-    id: Uuid,
-    log: LogRing,
-    events: tokio::sync::broadcast::Sender<crate::events::Event>,
-    meter: std::sync::Mutex<Meter>,
-}
-
-impl PullProgress {
-    fn line(&self, line: &str) {
-        let reading = self.meter().feed(line, std::time::Instant::now());
-        if let Some(reading) = reading {
-            self.tell(reading);
-        }
-    }
-
-    /// Tells the last counters the pace held back.
-    fn finish(&self) {
-        let reading = self.meter().flush(std::time::Instant::now());
-        if let Some(reading) = reading {
-            self.tell(reading);
-        }
-    }
-
-    fn meter(&self) -> std::sync::MutexGuard<'_, Meter> {
-        self.meter
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn tell(&self, reading: Reading) {
-        // The log keeps what happened, not every redraw of a bar.
-        if reading.news {
-            self.log.push(&reading.line);
-        }
-        let _no_listener = self.events.send(crate::events::Event::PullProgress {
-            id: self.id,
-            line: reading.line,
-            done_bytes: reading.done_bytes,
-            total_bytes: reading.total_bytes,
-            eta_secs: reading.eta_secs,
-        });
-    }
-}
 
 impl Agents {
     /// Writes the agent's folders and `openclaw.json` (0600: it holds the key).
@@ -216,16 +170,22 @@ impl Agents {
         log: &LogRing,
     ) -> Result<(), AgentError> {
         log.push(format!("Pulling image {image}..."));
-        let progress = Arc::new(PullProgress {
-            id,
-            log: log.clone(),
-            events: self.inner.events.clone(),
-            meter: std::sync::Mutex::new(Meter::new(EVENTS_EVERY)),
+        let events = self.inner.events.clone();
+        let log_lines = log.clone();
+        let progress = Paced::new(move |reading| {
+            // The log keeps what happened, not every redraw of a bar.
+            if reading.news {
+                log_lines.push(&reading.line);
+            }
+            let _no_listener = events.send(crate::events::Event::PullProgress {
+                id,
+                line: reading.line,
+                done_bytes: reading.done_bytes,
+                total_bytes: reading.total_bytes,
+                eta_secs: reading.eta_secs,
+            });
         });
-        let sink = progress.clone();
-        let pull = self
-            .containers()
-            .pull(image, Arc::new(move |_, line: &str| sink.line(line)));
+        let pull = self.containers().pull(image, progress.sink());
         let result = self
             .unless_interrupted(id, async {
                 pull.await
