@@ -16,7 +16,7 @@ from common import (BIN, PODMAN, Instance, Table, agent_name, cleanup_bench, log
                     memory_kb, ms)
 
 PAIRS = 20
-TIME = shutil.which("time") or "/usr/bin/time"
+TIME = shutil.which("time")  # GNU time (Debian package `time`); without it, no peaks
 AGENTS = 5
 SETTLE = 5.0
 
@@ -29,9 +29,12 @@ def run_once(argv, env) -> tuple[float, int]:
     return time.perf_counter() - t0, rc
 
 
-def peak_rss_kb(argv, env) -> int:
+def peak_rss_kb(argv, env) -> int | None:
     """Peak RSS of one run, from GNU time's %M: a fork of this (large) Python process
-    would count its own pages in the child's ru_maxrss, a fork of `time` hardly any."""
+    would count its own pages in the child's ru_maxrss, a fork of `time` hardly any.
+    None without GNU time."""
+    if TIME is None:
+        return None
     out = subprocess.run([TIME, "-f", "%M", *argv], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True).stderr
     return int(out.strip().splitlines()[-1])
@@ -48,7 +51,7 @@ def pairs(argv, env) -> tuple[list[float], list[float], list[int], set]:
         ours.append(dt)
         codes.add(rc)
         theirs.append(run_once([PODMAN, "--version"], env)[0])
-    peaks = [peak_rss_kb(argv, env) for _ in range(5)]
+    peaks = [peak_rss_kb(argv, env) for _ in range(5)] if TIME else []
     return ours, theirs, peaks, codes
 
 
@@ -60,7 +63,7 @@ def measure(tag: str, binary: Path) -> dict:
         log(f"cli {tag}: {PAIRS} pairs each of status and --version against podman --version")
         status = pairs([str(binary), "status"], env)
         version = pairs([str(binary), "--version"], env)
-        podman_peak = median([peak_rss_kb([PODMAN, "--version"], env) for _ in range(5)])
+        podman_peak = peak_rss_kb([PODMAN, "--version"], env)
         log(f"cli {tag}: {AGENTS} agents, then serve's memory")
         inst.create_agents([agent_name(f"c{tag[0]}", i) for i in range(AGENTS)])
         time.sleep(SETTLE)
@@ -71,6 +74,10 @@ def measure(tag: str, binary: Path) -> dict:
         cleanup_bench(inst)
     return {"status": status, "version": version, "podman_peak": podman_peak,
             "serve_mem": serve_mem, "running": running}
+
+
+def mb(kb: int | None) -> str:
+    return "-" if kb is None else f"{kb / 1024:.1f} MB"
 
 
 def pair_ratio(ours: list[float], theirs: list[float]) -> float:
@@ -94,7 +101,7 @@ def run(args) -> list[Table]:
             ours, theirs, peaks, codes = r[cmd]
             t.add(name, "status" if cmd == "status" else "--version", ms(median(ours)),
                   ms(median(theirs)), f"{pair_ratio(ours, theirs):.2f}x",
-                  f"{median(peaks) / 1024:.1f} MB", f"{r['podman_peak'] / 1024:.1f} MB")
+                  mb(median(peaks) if peaks else None), mb(r["podman_peak"]))
             if codes != {0}:
                 t.note(f"{name} {cmd}: exit codes {sorted(codes)}")
     for tag, _, r in results:
@@ -105,5 +112,6 @@ def run(args) -> list[Table]:
                "agents ran)")
     t.note("ratio = median over the pairs of (clawdock's time / the podman --version run "
            "right after it). `status` asks the running serve over HTTP (api.json, token) "
-           "and prints the runtime and agents; peak RSS = GNU time's %M, median of 5 runs.")
+           "and prints the runtime and agents; peak RSS = GNU time's %M, median of 5 "
+           "runs ('-' without GNU time, Debian package `time`).")
     return [t]

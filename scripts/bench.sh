@@ -6,7 +6,8 @@
 # Builds target/release/clawdock when it is missing or older than the sources (skip with
 # --no-build), builds the stand-in gateway images (idempotent, about 0.1 s when they
 # exist), then runs every benchmark (about 5 minutes on 2 cores). Needs podman, Xvfb,
-# dbus-daemon and gdbus (the desktop app's benchmarks), python3 (stdlib only).
+# dbus-daemon and gdbus (the desktop app's benchmarks), python3 (stdlib only), and
+# GNU time for the command line's peak memory (Debian package `time`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
