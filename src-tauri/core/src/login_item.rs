@@ -4,7 +4,9 @@
 //! `XDG_CONFIG_HOME` and leaves `Exec` unquoted); on macOS a LaunchAgent and on
 //! Windows the `Run` registry key, through the `auto-launch` crate.
 
-use std::path::{Path, PathBuf};
+#[cfg(not(any(target_os = "macos", windows)))]
+use std::path::Path;
+use std::path::PathBuf;
 
 /// The argument the login item passes: the app then starts in the tray only.
 pub const AT_LOGIN_ARG: &str = "--at-login";
@@ -84,7 +86,7 @@ impl LoginItem {
             .set_app_path(&self.app.to_string_lossy())
             .set_args(&[AT_LOGIN_ARG]);
         #[cfg(target_os = "macos")]
-        builder.set_macos_launch_mode(auto_launch::MacOSLaunchMode::LaunchAgent);
+        builder.set_use_launch_agent(true);
         builder.build().map_err(|e| LoginItemError(e.to_string()))
     }
 
@@ -100,6 +102,7 @@ impl LoginItem {
     }
 }
 
+#[cfg(not(any(target_os = "macos", windows)))]
 /// `$XDG_CONFIG_HOME` when set to an absolute path, else `$HOME/.config`.
 fn xdg_config_home(
     config: Option<std::ffi::OsString>,
@@ -111,6 +114,7 @@ fn xdg_config_home(
         .or_else(|| home.map(|h| Path::new(&h).join(".config")))
 }
 
+#[cfg(not(any(target_os = "macos", windows)))]
 /// The autostart entry: `Exec` quoted and escaped as the Desktop Entry spec
 /// requires (a path may hold spaces, quotes or `%`).
 fn desktop_entry(app: &Path) -> String {
