@@ -198,24 +198,24 @@ pub fn run(request: Request) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("clawdock: {e}");
+            crate::tell!("clawdock: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(dispatch(request)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::NotRunning(why)) => {
-            eprintln!(
+            crate::tell!(
                 "Clawdock is not running ({why}). Start it with `clawdock` or `clawdock serve`."
             );
             ExitCode::from(NOT_RUNNING)
         }
         Err(CliError::Api(msg)) | Err(CliError::Other(msg)) => {
-            eprintln!("clawdock: {msg}");
+            crate::tell!("clawdock: {msg}");
             ExitCode::FAILURE
         }
         Err(CliError::LeftRunning(names)) => {
-            eprintln!(
+            crate::tell!(
                 "clawdock: quit, but these containers still run: {}",
                 names.join(", ")
             );
@@ -329,7 +329,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
     let client = Client::discover()?;
     match request {
         Request::Url => {
-            println!("{}/#token={}", client.base, client.token);
+            crate::say!("{}/#token={}", client.base, client.token);
         }
         Request::Status { json } => {
             let status: RuntimeStatus = client
@@ -339,25 +339,25 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             if json {
                 print_json(&json!({ "runtime": status, "agents": list.agents }));
             } else {
-                println!(
+                crate::say!(
                     "Runtime:  {} ({} mode)",
                     to_word(&status.state),
                     to_word(&status.mode)
                 );
-                println!(
+                crate::say!(
                     "Podman:   {}",
                     status.podman_version.as_deref().unwrap_or("not installed")
                 );
                 if let Some(e) = &status.error {
-                    println!("Error:    {e}");
+                    crate::say!("Error:    {e}");
                 }
                 let running = list
                     .agents
                     .iter()
                     .filter(|a| a.status == AgentStatus::Running)
                     .count();
-                println!("Agents:   {} ({running} running)", list.agents.len());
-                println!("API:      {}", client.base);
+                crate::say!("Agents:   {} ({running} running)", list.agents.len());
+                crate::say!("API:      {}", client.base);
             }
         }
         Request::Quit { json } => {
@@ -365,7 +365,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             if json {
                 print_json(&quitted.report);
             } else {
-                println!(
+                crate::say!(
                     "Clawdock quit: {} agent(s) stopped, {} killed.",
                     quitted.report.stopped.len(),
                     quitted.report.killed
@@ -414,7 +414,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             let mut agent = created.agent;
             if let Some(events) = events {
                 if !json {
-                    eprintln!("Creating {name}...");
+                    crate::tell!("Creating {name}...");
                 }
                 agent = wait_settled(events, agent.id).await?;
             }
@@ -447,7 +447,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             if json {
                 print_json(&out);
             } else {
-                println!("Deleted {agent}");
+                crate::say!("Deleted {agent}");
             }
         }
         Request::Agents(AgentsCommand::Set {
@@ -496,14 +496,14 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                     Ok(out) => match out["rolledBack"].as_str() {
                         Some(why) => {
                             failed = true;
-                            println!("{name}: {why}");
+                            crate::say!("{name}: {why}");
                         }
-                        None if out["updated"] == true => println!("{name}: updated"),
-                        None => println!("{name}: up to date"),
+                        None if out["updated"] == true => crate::say!("{name}: updated"),
+                        None => crate::say!("{name}: up to date"),
                     },
                     Err(e) => {
                         failed = true;
-                        eprintln!("{name}: {}", cli_message(&e));
+                        crate::tell!("{name}: {}", cli_message(&e));
                     }
                 }
             }
@@ -518,7 +518,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 .await?;
             match out.agent {
                 Some(agent) => report(&agent, false, "Cancelled; now"),
-                None => println!("Cancelled the create of {agent}; it is removed"),
+                None => crate::say!("Cancelled the create of {agent}; it is removed"),
             }
         }
         Request::Agents(AgentsCommand::Open { agent, print }) => {
@@ -527,14 +527,14 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 .call(Method::GET, &format!("/agents/{id}/dashboard"), None)
                 .await?;
             if print {
-                println!("{}", dashboard.url);
+                crate::say!("{}", dashboard.url);
             } else {
                 open::that_detached(&dashboard.url).map_err(|e| {
                     CliError::Other(format!(
                         "could not open a browser ({e}); `clawdock agents open {agent} --print` prints the address"
                     ))
                 })?;
-                println!("Opened the dashboard of {agent}");
+                crate::say!("Opened the dashboard of {agent}");
             }
         }
         Request::Agents(AgentsCommand::Export {
@@ -571,17 +571,17 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 }));
             } else {
                 if let Some(from) = &export.mapped_from {
-                    println!(
+                    crate::say!(
                         "`{from}` is not a valid Kubernetes name; its resources are named `{}`.",
                         export.name
                     );
                 }
-                println!(
+                crate::say!(
                     "Wrote {} (namespace {}). It holds the gateway token and the provider key.",
                     kubernetes.display(),
                     export.namespace
                 );
-                println!(
+                crate::say!(
                     "Apply: kubectl create namespace {}; kubectl apply {}-k {}  (more in its README.md)",
                     export.namespace,
                     if with_workspace { "--server-side " } else { "" },
@@ -602,7 +602,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             let mut lines = std::pin::pin!(client.stream(&path).await?);
             while let Some(data) = lines.next().await {
                 let line: String = serde_json::from_str(&data).unwrap_or(data);
-                println!("{line}");
+                crate::say!("{line}");
             }
         }
     }
@@ -694,13 +694,13 @@ fn report(agent: &AgentView, json: bool, verb: &str) {
     if json {
         print_json(agent);
     } else if agent.status == AgentStatus::Error {
-        println!(
+        crate::say!(
             "{} failed: {}",
             agent.name,
             agent.error.as_deref().unwrap_or("?")
         );
     } else {
-        println!(
+        crate::say!(
             "{verb} {} ({}, port {})",
             agent.name,
             to_word(&agent.status),
@@ -710,12 +710,12 @@ fn report(agent: &AgentView, json: bool, verb: &str) {
 }
 
 fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    crate::say!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 fn print_table(agents: &[AgentView]) {
     if agents.is_empty() {
-        println!("No agents yet. Create one with `clawdock agents create NAME`.");
+        crate::say!("No agents yet. Create one with `clawdock agents create NAME`.");
         return;
     }
     let rows: Vec<[String; 5]> = agents
@@ -747,7 +747,7 @@ fn print_table(agents: &[AgentView]) {
             out.push_str(&format!("{:<w$}  ", cells[i], w = widths[i]));
         }
         out.push_str(cells[4]);
-        println!("{}", out.trim_end());
+        crate::say!("{}", out.trim_end());
     };
     line(header);
     for r in &rows {

@@ -10,64 +10,72 @@ use clawdock_core::shutdown::ShutdownReport;
 /// report): scripts can tell an unclean exit from a clean one.
 pub const LEFT_RUNNING: u8 = 4;
 
-/// Resolves when the system asks this process to end, naming why: SIGTERM, SIGINT
-/// (Ctrl-C), SIGHUP (terminal closed, ssh dropped) on Unix; Ctrl-C, Ctrl-Break,
-/// console close, logoff and system shutdown on Windows.
-pub async fn termination() -> &'static str {
+/// Takes over the signals (or console events) that ask this process to end, at
+/// once: from this call on none of them ends the process by its default action.
+/// The future resolves when one comes, naming it: SIGTERM, SIGINT (Ctrl-C), SIGHUP
+/// (terminal closed, ssh dropped) on Unix; Ctrl-C, Ctrl-Break, console close,
+/// logoff and system shutdown on Windows. Call it inside the runtime.
+pub fn termination() -> impl std::future::Future<Output = &'static str> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        let handlers = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
             signal(SignalKind::hangup()),
-        ) {
-            (Ok(mut term), Ok(mut int), Ok(mut hup)) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-                _ = hup.recv() => "SIGHUP",
-            },
-            (term, int, hup) => {
-                tracing::error!(
-                    term = term.is_ok(),
-                    int = int.is_ok(),
-                    hup = hup.is_ok(),
-                    "could not install every signal handler; only Ctrl-C ends the process cleanly"
-                );
-                ctrl_c().await
+        );
+        async move {
+            match handlers {
+                (Ok(mut term), Ok(mut int), Ok(mut hup)) => tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                    _ = hup.recv() => "SIGHUP",
+                },
+                (term, int, hup) => {
+                    tracing::error!(
+                        term = term.is_ok(),
+                        int = int.is_ok(),
+                        hup = hup.is_ok(),
+                        "could not install every signal handler; only Ctrl-C ends the process cleanly"
+                    );
+                    ctrl_c().await
+                }
             }
         }
     }
     #[cfg(windows)]
     {
         use tokio::signal::windows;
-        // Windows gives a console process a few seconds after close, logoff or
-        // shutdown before it ends it: the routine's first phases fit in that.
-        match (
+        let handlers = (
             windows::ctrl_c(),
             windows::ctrl_break(),
             windows::ctrl_close(),
             windows::ctrl_logoff(),
             windows::ctrl_shutdown(),
-        ) {
-            (Ok(mut c), Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) => {
-                tokio::select! {
-                    _ = c.recv() => "Ctrl-C",
-                    _ = brk.recv() => "Ctrl-Break",
-                    _ = close.recv() => "console closed",
-                    _ = logoff.recv() => "logoff",
-                    _ = shutdown.recv() => "system shutdown",
+        );
+        // Windows gives a console process a few seconds after close, logoff or
+        // shutdown before it ends it: the routine's first phases fit in that.
+        async move {
+            match handlers {
+                (Ok(mut c), Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) => {
+                    tokio::select! {
+                        _ = c.recv() => "Ctrl-C",
+                        _ = brk.recv() => "Ctrl-Break",
+                        _ = close.recv() => "console closed",
+                        _ = logoff.recv() => "logoff",
+                        _ = shutdown.recv() => "system shutdown",
+                    }
                 }
-            }
-            _ => {
-                tracing::error!("could not install every console handler");
-                ctrl_c().await
+                _ => {
+                    tracing::error!("could not install every console handler");
+                    ctrl_c().await
+                }
             }
         }
     }
     #[cfg(not(any(unix, windows)))]
     {
-        ctrl_c().await
+        ctrl_c()
     }
 }
 
@@ -87,7 +95,7 @@ pub fn code_of(report: &ShutdownReport) -> ExitCode {
     if report.clean() {
         ExitCode::SUCCESS
     } else {
-        eprintln!(
+        crate::tell!(
             "clawdock: still running after the shutdown: {}",
             report.leftover.join(", ")
         );

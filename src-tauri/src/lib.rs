@@ -1,8 +1,9 @@
 //! What the two binaries share, none of it touching the GUI: the command line
-//! (`cli`), the headless server (`serve`), logging, the process's exit, and resume
-//! from sleep.
+//! (`cli`), the headless server (`serve`), printing that cannot panic, logging,
+//! the process's exit, and resume from sleep.
 
 pub mod cli;
+pub mod console;
 pub mod exit;
 pub mod logging;
 pub mod serve;

@@ -21,7 +21,7 @@ fn filter(default: &str) -> EnvFilter {
 /// writer flushes.
 pub fn init(log_dir: &Path, file_prefix: &str) -> Option<WorkerGuard> {
     if let Err(e) = clawdock_core::store::create_private_dir(log_dir) {
-        eprintln!("clawdock: no private log folder {}: {e}", log_dir.display());
+        crate::tell!("clawdock: no private log folder {}: {e}", log_dir.display());
     }
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
@@ -76,7 +76,7 @@ fn private_files(log_dir: &Path) {
                 if let Err(e) =
                     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 {
-                    eprintln!("clawdock: could not make {} private: {e}", path.display());
+                    crate::tell!("clawdock: could not make {} private: {e}", path.display());
                 }
             }
         }

@@ -87,7 +87,7 @@ fn run_app(at_login: bool) -> ExitCode {
     let app = match app_binary() {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("clawdock: cannot find the app beside this program: {e}");
+            clawdock::tell!("clawdock: cannot find the app beside this program: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -105,7 +105,7 @@ fn run_app(at_login: bool) -> ExitCode {
         Ok(_app) => return ExitCode::SUCCESS,
         Err(e) => e,
     };
-    eprintln!(
+    clawdock::tell!(
         "clawdock: could not start the app {}: {failed}",
         app.display()
     );

@@ -1,6 +1,6 @@
 //! `clawdock serve`: the core and the API with no tray or window. SIGTERM, SIGINT,
-//! SIGHUP and `POST /shutdown` run the shutdown routine, then the process exits: 0
-//! when nothing was left running. The UI link with its token is printed only to a
+//! SIGHUP, `POST /shutdown` and a closed stdout or stderr run the shutdown
+//! routine, then the process exits: 0 when nothing was left running. The UI link with its token is printed only to a
 //! terminal; otherwise the token is in `api.json` (0600) and `clawdock url`.
 
 use std::io::IsTerminal;
@@ -14,7 +14,7 @@ pub fn run(port: u16) -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("clawdock: {e}");
+            crate::tell!("clawdock: {e}");
             return ExitCode::from(2);
         }
     };
@@ -22,7 +22,7 @@ pub fn run(port: u16) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("clawdock: could not start the async runtime: {e}");
+            crate::tell!("clawdock: could not start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -30,48 +30,67 @@ pub fn run(port: u16) -> ExitCode {
 }
 
 async fn serve(settings: Settings, port: u16) -> ExitCode {
+    // Before anything can start a container: a SIGHUP from here on is a graceful
+    // shutdown, never the default action's instant death.
+    let termination = crate::exit::termination();
     // Launched, not started: the API answers (status `starting`) while podman is
     // looked at, however slow it is.
     let core = match Clawdock::launch(settings) {
         Ok(core) => core,
         Err(e) => {
-            eprintln!("clawdock: {e}");
+            crate::tell!("clawdock: {e}");
             return ExitCode::FAILURE;
         }
     };
     core.install_panic_hook();
     crate::wake::follow(&core);
     if let Some(warning) = core.runtime_status().store_warning {
-        eprintln!("clawdock: warning: {warning}");
+        crate::tell!("clawdock: warning: {warning}");
     }
     let api = match ApiServer::start(core.clone(), port).await {
         Ok(api) => api,
         Err(e) => {
-            eprintln!("clawdock: {e}");
+            crate::tell!("clawdock: {e}");
             // Agents restored at start must not outlive the failed server.
             core.shutdown().await;
             return ExitCode::FAILURE;
         }
     };
-    println!("Clawdock API listening on {}", api.url());
-    // The token goes to a person's terminal only: piped or redirected, stdout may
-    // end in a log that others can read.
-    if std::io::stdout().is_terminal() {
-        println!("Web UI: {}/#token={}", api.url(), api.token);
-    } else {
-        println!(
-            "Web UI: {}/ (token in {}; `clawdock url` prints the link)",
-            api.url(),
-            api.discovery_file().display()
-        );
-    }
-    let reason = tokio::select! {
-        s = crate::exit::termination() => s,
-        () = core.shutdown_begun() => "POST /shutdown",
+    let reason = match announce(&api) {
+        Ok(()) => tokio::select! {
+            s = termination => s,
+            s = crate::console::reader_gone() => s,
+            () = core.shutdown_begun() => "POST /shutdown",
+        },
+        Err(gone) => gone,
     };
     tracing::info!(%reason, "shutting down");
-    eprintln!("clawdock: {reason}: stopping agents...");
+    crate::tell!("clawdock: {reason}: stopping agents...");
     let report = core.shutdown().await;
     api.close().await;
     crate::exit::code_of(&report)
+}
+
+/// Prints the API's address (and, to a terminal only, the UI link with its token).
+/// A stdout nobody reads is the closed terminal's case: the caller shuts down.
+fn announce(api: &ApiServer) -> Result<(), &'static str> {
+    // The token goes to a person's terminal only: piped or redirected, stdout may
+    // end in a log that others can read.
+    let link = if std::io::stdout().is_terminal() {
+        format!("Web UI: {}/#token={}", api.url(), api.token)
+    } else {
+        format!(
+            "Web UI: {}/ (token in {}; `clawdock url` prints the link)",
+            api.url(),
+            api.discovery_file().display()
+        )
+    };
+    let listening = format!("Clawdock API listening on {}", api.url());
+    if crate::console::out(format_args!("{listening}"))
+        && crate::console::out(format_args!("{link}"))
+    {
+        Ok(())
+    } else {
+        Err("stdout closed")
+    }
 }

@@ -84,7 +84,7 @@ fn run(at_login: bool) -> ExitCode {
     let mut settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("clawdock: {e}");
+            clawdock::tell!("clawdock: {e}");
             return ExitCode::from(2);
         }
     };
@@ -112,7 +112,7 @@ fn run(at_login: bool) -> ExitCode {
                 // launch never gets here: the single-instance plugin shows the
                 // first one's window instead).
                 let core = Clawdock::launch(settings).inspect_err(|e| {
-                    eprintln!("clawdock: {e}");
+                    clawdock::tell!("clawdock: {e}");
                 })?;
                 core.install_panic_hook();
                 clawdock::wake::follow(&core);
@@ -192,7 +192,7 @@ fn run(at_login: bool) -> ExitCode {
     let app = match app {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("clawdock: could not start the desktop app: {e}");
+            clawdock::tell!("clawdock: could not start the desktop app: {e}");
             return ExitCode::FAILURE;
         }
     };
