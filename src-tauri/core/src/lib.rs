@@ -9,6 +9,7 @@ pub mod containers;
 pub mod events;
 pub mod export;
 pub mod instance;
+mod lifeline;
 pub mod login_item;
 pub mod machine;
 pub mod meta;

@@ -345,10 +345,10 @@ impl Podman {
         let args = args.to_vec();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let out = std::process::Command::new(bin)
-                .args(&args)
-                .stdin(Stdio::null())
-                .output();
+            let mut cmd = std::process::Command::new(bin);
+            cmd.args(&args).stdin(Stdio::null());
+            crate::lifeline::tie_std(&mut cmd);
+            let out = cmd.output();
             let _gone = tx.send(out);
         });
         match rx.recv_timeout(limit) {
@@ -393,6 +393,7 @@ impl Podman {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        crate::lifeline::tie(&mut cmd);
         Ok(cmd)
     }
 
