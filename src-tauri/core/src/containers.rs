@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -431,7 +432,14 @@ impl Containers {
     /// containers would wait out the timeout in turns). Each gateway gets SIGTERM
     /// and `timeout` to exit before SIGKILL; stopped this way, the restart policy
     /// leaves them down.
-    pub async fn stop_all(&self, workers: usize, timeout: Duration) -> Result<(), PodmanError> {
+    /// `limit` bounds the whole call (podman is killed past it): give it room over
+    /// `timeout`, the grace each container gets before podman kills it.
+    pub async fn stop_all(
+        &self,
+        workers: usize,
+        timeout: Duration,
+        limit: Duration,
+    ) -> Result<(), PodmanError> {
         let secs = timeout.as_secs_f64().ceil() as u64;
         let args = [
             format!("--max-workers={}", workers.max(1)),
@@ -441,10 +449,7 @@ impl Containers {
             "--time".into(),
             secs.to_string(),
         ];
-        match self
-            .run(Call::new(args).timeout(timeout + self.podman.call_timeout()))
-            .await
-        {
+        match self.run(Call::new(args).timeout(limit)).await {
             Ok(_) | Err(PodmanError::TimedOut { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -782,7 +787,11 @@ impl Containers {
             let mut args = vec!["kill".to_string()];
             args.extend(ids.iter().cloned());
             if self.podman.run_blocking(&args, limit).is_none() {
-                eprintln!("clawdock: could not kill the agents' containers: {ids:?}");
+                // The panic hook's: `eprintln!` would panic in it on a closed stderr.
+                let _unwritable = writeln!(
+                    std::io::stderr(),
+                    "clawdock: could not kill the agents' containers: {ids:?}"
+                );
             }
         }
         ids.len()

@@ -4,6 +4,7 @@
 //! on it. Each phase has its own bound; whatever still runs at the end is named.
 
 use std::future::Future;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -71,16 +72,15 @@ pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
     // One podman process for all of them: N parallel `podman stop`s fought over
     // the cores and made the shutdown grow with N.
     let workers = agents.list().len();
-    match bounded(
-        stop_timeout + MARGIN,
-        containers.stop_all(workers, stop_timeout),
-    )
-    .await
+    // The call's own timeout is the bound: an outer one would drop the call and
+    // so SIGKILL podman half-way through its stops.
+    match containers
+        .stop_all(workers, stop_timeout, stop_timeout + MARGIN)
+        .await
     {
-        Some(Ok(())) => {}
-        Some(Err(e)) if e.engine_unreachable() => {}
-        Some(Err(e)) => tracing::warn!(error = %e, "stop at shutdown failed"),
-        None => tracing::warn!("stopping the containers overran its bound"),
+        Ok(()) => {}
+        Err(e) if e.engine_unreachable() => {}
+        Err(e) => tracing::warn!(error = %e, "stop at shutdown failed"),
     }
     let (killed, leftover) = kill_leftovers(containers).await;
     let stopped = agents.end_shutdown();
@@ -131,10 +131,9 @@ pub(crate) async fn kill_leftovers(containers: &Containers) -> (usize, Vec<Strin
     tracing::warn!(containers = ?names, "killing containers that did not stop in time");
     let ids: Vec<ContainerId> = running.into_iter().map(|f| f.id).collect();
     let left = KILL_BOUND.saturating_sub(began.elapsed());
-    match bounded(left, containers.kill(&ids, left)).await {
-        Some(Ok(())) => {}
-        Some(Err(e)) => tracing::error!(error = %e, "kill at shutdown failed"),
-        None => tracing::error!("kill at shutdown overran its bound"),
+    match containers.kill(&ids, left).await {
+        Ok(()) => {}
+        Err(e) => tracing::error!(error = %e, "kill at shutdown failed"),
     }
     let left = KILL_BOUND
         .saturating_sub(began.elapsed())
@@ -193,7 +192,12 @@ pub fn install_panic_hook(containers: Containers) {
         previous(info);
         if std::thread::current().name() == Some("main") {
             let killed = containers.kill_all_blocking(KILL_BOUND);
-            eprintln!("clawdock: panicked; killed {killed} agent container(s)");
+            // Never `eprintln!`: with the terminal gone it panics again, in the
+            // hook, and the process aborts. Nothing is left to tell if this fails.
+            let _unwritable = writeln!(
+                std::io::stderr(),
+                "clawdock: panicked; killed {killed} agent container(s)"
+            );
         }
     }));
 }
