@@ -1,0 +1,343 @@
+//! The ordinary accidents of a day, with the real `clawdock serve` and real Podman:
+//! the terminal it runs in is closed, the reader of its output goes away, it is
+//! killed with SIGKILL. None of them may kill an agent hard or leave a process of
+//! Clawdock's behind, and agents that ran come back at the next launch.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{wait_for, BIN, IMAGE};
+use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+
+/// First agent port of one test of this file (they run in parallel).
+fn port_base(slot: u16) -> String {
+    (27000 + (std::process::id() % 50) as u16 * 40 + slot * 5).to_string()
+}
+
+/// An agent name no parallel run uses.
+fn tagged(stem: &str) -> String {
+    format!("{stem}{}", std::process::id() % 10_000)
+}
+
+fn envs(slot: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLAWDOCK_AGENT_IMAGE", IMAGE.to_string()),
+        ("CLAWDOCK_STOP_TIMEOUT", "5".to_string()),
+        ("CLAWDOCK_PORT_BASE", port_base(slot)),
+    ]
+}
+
+/// The API of the serve whose pid is `pid`, once its `api.json` says so.
+fn api_of(home: &Path, pid: u32) -> (String, String) {
+    let began = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(home.join("api.json")) {
+            if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
+                if info["pid"] == pid {
+                    return (
+                        info["url"].as_str().expect("url").into(),
+                        info["token"].as_str().expect("token").into(),
+                    );
+                }
+            }
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "serve {pid} did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Creates an agent through the API and waits until it runs; its id.
+async fn create_running(url: &str, token: &str, name: &str) -> String {
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/agents/create"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "name": name }))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["agent"]["id"].as_str().expect("id").to_string();
+    let began = Instant::now();
+    loop {
+        let seen = agent(url, token, &id).await;
+        if seen
+            .as_ref()
+            .is_some_and(|a| a["status"] == "running" && a["activity"].is_null())
+        {
+            return id;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "{name} never ran: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn agent(url: &str, token: &str, id: &str) -> Option<serde_json::Value> {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/agents/{id}"))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    let body: serde_json::Value = resp.json().await.ok()?;
+    Some(body["agent"].clone())
+}
+
+/// The instance's containers as `podman ps -a` rows.
+fn rows(home: &Path) -> Vec<serde_json::Value> {
+    common::instance_containers::rows(&common::instance_label(home).expect("instance label"))
+}
+
+/// Stopped, not killed: a container that stopped on SIGTERM does not exit 137.
+fn assert_stopped_gracefully(home: &Path) {
+    let rows = rows(home);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["State"], "exited", "{row}");
+    assert_ne!(row["ExitCode"], 137, "killed, not stopped: {row}");
+}
+
+/// A second launch on the same folder (stdout to nothing) restores the agent that
+/// ran at the first one's end, and says nothing of a kill.
+async fn assert_restored(home: &Path, id: &str) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .env("CLAWDOCK_HOME", home)
+        .envs(envs(0))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let (url, token) = api_of(home, child.id());
+    let began = Instant::now();
+    let mut seen = agent(&url, &token, id).await;
+    while !seen.as_ref().is_some_and(|a| a["status"] == "running")
+        && began.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        seen = agent(&url, &token, id).await;
+    }
+    let restored = seen.as_ref().is_some_and(|a| a["status"] == "running");
+    let _sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _exited = wait_for(Duration::from_secs(30), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    let _gone = child.kill();
+    let _reaped = child.wait();
+    assert!(restored, "the agent did not come back: {seen:?}");
+    let seen = seen.expect("agent");
+    assert!(seen["error"].is_null(), "{seen}");
+}
+
+/// Fault: with its terminal closed, `serve` got SIGHUP, its `eprintln!` failed
+/// (EIO) and panicked; the panic hook killed every container (exit 137), panicked
+/// again in its own `eprintln!` and aborted. Nothing was saved, so at the next
+/// launch the agent was not restored and read "killed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_terminal_stops_the_agents_gracefully_and_they_come_back() {
+    common::ensure_images();
+    let home = common::Home::new();
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .expect("pty");
+    let mut cmd = CommandBuilder::new(BIN);
+    cmd.args(["serve", "--port", "0"]);
+    cmd.env("CLAWDOCK_HOME", home.path());
+    for (k, v) in envs(1) {
+        cmd.env(k, v);
+    }
+    let mut child = pty.slave.spawn_command(cmd).expect("serve on a terminal");
+    drop(pty.slave);
+    let pid = child.process_id().expect("pid");
+    // Read the terminal so serve's writes never block, until it is closed below.
+    let mut reader = pty.master.try_clone_reader().expect("reader");
+    let (printed_tx, printed) = std::sync::mpsc::channel();
+    let reading = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&text).contains("Web UI:") {
+                let _ = printed_tx.send(String::from_utf8_lossy(&text).into_owned());
+                break;
+            }
+        }
+    });
+    let (url, token) = api_of(home.path(), pid);
+    let banner = printed
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the banner on the terminal");
+    assert!(
+        banner.contains("#token="),
+        "a terminal gets the link: {banner}"
+    );
+    reading.join().expect("reader thread");
+    let id = create_running(&url, &token, &tagged("tty")).await;
+
+    // Closing the terminal: its last holder goes, the kernel hangs up on serve.
+    drop(pty.master);
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "serve did not exit after its terminal closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.exit_code(), 0, "{status:?}");
+    assert_stopped_gracefully(home.path());
+    assert_restored(home.path(), &id).await;
+}
+
+/// Fault: `clawdock serve | head -1`: once the reader of its stdout was gone, the
+/// next `println!` panicked (EPIPE) and the panic hook killed the agents. A stdout
+/// nobody reads now ends `serve` as gracefully as SIGTERM does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stops_gracefully_when_the_reader_of_its_output_goes() {
+    common::ensure_images();
+    let home = common::Home::new();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .env("CLAWDOCK_HOME", home.path())
+        .envs(envs(2))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut banner = String::new();
+    while !banner.contains("Web UI:") {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+        assert_ne!(
+            read, 0,
+            "serve ended its output before the banner: {banner}"
+        );
+        banner.push_str(&line);
+    }
+    let (url, token) = api_of(home.path(), child.id());
+    let id = create_running(&url, &token, &tagged("pipe")).await;
+
+    // What `head -1` does after its line: the only reader of the pipe goes.
+    drop(out);
+    let exited = wait_for(Duration::from_secs(60), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _gone = child.kill();
+    }
+    let status = child.wait().expect("wait");
+    assert!(exited, "serve kept running with nobody reading its output");
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert_stopped_gracefully(home.path());
+    assert_restored(home.path(), &id).await;
+}
+
+/// The pids of `pid`'s living children (zombies are dead already).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = after.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == pid && state != "Z" {
+            found.push(child);
+        }
+    }
+    found
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .replace('\0', " ")
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rfind(')')
+                .map(|i| stat[i + 2..].starts_with('Z'))
+                .map(|zombie| !zombie)
+        })
+        .unwrap_or(false)
+}
+
+/// Fault: `kill -9` of `serve` left its `podman events` child running for ever,
+/// re-parented to init; a day of crashes left ten of them.
+#[test]
+fn serve_killed_with_sigkill_leaves_no_process_it_started() {
+    let home = common::Home::new();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .env("CLAWDOCK_HOME", home.path())
+        .envs(envs(3))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let pid = child.id();
+    let _api = api_of(home.path(), pid);
+    // The event stream runs for the whole life of serve: there is a child to lose
+    // (the calls at start-up end by themselves).
+    let mut started = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            started = children_of(pid);
+            started.iter().any(|p| cmdline(*p).contains(" events "))
+        }),
+        "serve started no process to follow podman: {:?}",
+        started.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
+    );
+    child.kill().expect("SIGKILL");
+    let _reaped = child.wait();
+    let gone = wait_for(Duration::from_secs(2), || {
+        !started.iter().any(|p| alive(*p))
+    });
+    let left: Vec<String> = started
+        .iter()
+        .filter(|p| alive(**p))
+        .map(|p| cmdline(*p))
+        .collect();
+    assert!(gone, "still running 2 s after serve's SIGKILL: {left:?}");
+}
