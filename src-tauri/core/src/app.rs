@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use crate::agents::{AgentError, Agents};
 use crate::events::Event;
 use crate::instance::{InstanceLock, LockError};
-use crate::machine::{Machine, MachineError, MachineEvent, MachineSpec, RuntimeState, SetupStep};
+use crate::machine::{Machine, MachineEvent, MachineSpec, RuntimeState, SetupStep};
 use crate::podman::Installation;
 use crate::settings::Settings;
 use crate::shutdown::{self, ShutdownReport};
@@ -280,9 +280,19 @@ impl Clawdock {
         spawned.map(drop).ok_or(AgentError::ShuttingDown)
     }
 
-    /// Starts the machine (or checks the engine in native mode).
-    pub async fn start_runtime(&self) -> Result<RuntimeStatus, MachineError> {
-        self.inner.machine.ensure_ready().await?;
+    /// Starts the machine (or checks the engine in native mode). An operation like
+    /// any other: refused once the shutdown began (it would start the machine the
+    /// routine is stopping), and waited for by it.
+    pub async fn start_runtime(&self) -> Result<RuntimeStatus, AgentError> {
+        let this = self.clone();
+        let handle = self
+            .inner
+            .tasks
+            .spawn_op(async move { this.inner.machine.ensure_ready().await })
+            .ok_or(AgentError::ShuttingDown)?;
+        handle
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))??;
         Ok(self.runtime_status())
     }
 
@@ -336,7 +346,7 @@ impl Clawdock {
                 async move {
                     task.await.unwrap_or_else(|e| {
                         tracing::error!(error = %e, "the shutdown routine failed");
-                        ShutdownReport::default()
+                        ShutdownReport::failed(&e)
                     })
                 }
                 .boxed()

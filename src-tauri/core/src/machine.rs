@@ -389,6 +389,21 @@ impl Machine {
         outcome
     }
 
+    /// Resolves once no readiness attempt (an init or a start) is in flight, each
+    /// ending by its own calls' bounds. The shutdown waits here: an attempt runs
+    /// on a task of its own, which the end of the process would drop mid-call.
+    pub async fn settled(&self) {
+        let attempt = lock(&self.inner.in_flight)
+            .as_ref()
+            .map(|(_, attempt)| attempt.clone());
+        if let Some(attempt) = attempt {
+            tracing::info!("waiting for the Podman machine's setup or start to end");
+            if let Err(e) = attempt.await {
+                tracing::info!(error = %e, "the machine's setup or start ended in an error");
+            }
+        }
+    }
+
     /// Creates the machine with the given sizes, then starts it: the setup wizard's
     /// path. Shares the single flight with `ensure_ready`.
     pub async fn setup(&self, spec: MachineSpec) -> Result<(), MachineError> {

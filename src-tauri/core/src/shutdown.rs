@@ -37,6 +37,15 @@ impl ShutdownReport {
     pub fn clean(&self) -> bool {
         self.leftover.is_empty()
     }
+
+    /// The routine itself failed (it panicked): what runs is unknown, so the exit
+    /// must not say clean.
+    pub fn failed(why: &dyn std::fmt::Display) -> Self {
+        Self {
+            leftover: vec![format!("(unknown: the shutdown routine failed: {why})")],
+            ..Self::default()
+        }
+    }
 }
 
 /// Time over the stop timeout for podman itself, and for operations in flight to
@@ -86,6 +95,9 @@ pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
     let stopped = agents.end_shutdown();
     let _no_listener = events.send(Event::Shutdown { stopping: 0 });
 
+    // A setup or start of the machine in flight ends by its own bounds: dropped
+    // at exit, `machine init` would be killed half-way and leave a broken machine.
+    agents.machine().settled().await;
     let machine_stopped = stop_machine_if_ours(agents).await;
     if bounded(BACKGROUND_BOUND, tasks.background_done())
         .await
@@ -200,4 +212,18 @@ pub fn install_panic_hook(containers: Containers) {
             );
         }
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fault: a panic in the routine was reported as a clean exit (code 0).
+    #[test]
+    fn a_failed_routine_is_not_a_clean_shutdown() {
+        assert!(ShutdownReport::default().clean());
+        let failed = ShutdownReport::failed(&"task 7 panicked");
+        assert!(!failed.clean());
+        assert!(failed.leftover[0].contains("task 7 panicked"), "{failed:?}");
+    }
 }
