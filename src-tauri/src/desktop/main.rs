@@ -117,16 +117,23 @@ fn run(at_login: bool) -> ExitCode {
                 core.install_panic_hook();
                 clawdock::wake::follow(&core);
                 let api = match ApiServer::start(core.clone(), port).await {
-                    Ok(api) => api,
+                    Ok(api) => Ok(api),
                     // Another program holds the usual port: take any free one;
                     // clients find it in api.json.
                     Err(e) if port != 0 => {
                         tracing::warn!(error = %e, "API port taken; using a free one");
-                        ApiServer::start(core.clone(), 0).await?
+                        ApiServer::start(core.clone(), 0).await
                     }
-                    Err(e) => return Err(Box::<dyn std::error::Error>::from(e)),
+                    Err(e) => Err(e),
                 };
-                Ok::<_, Box<dyn std::error::Error>>((core, api))
+                match api {
+                    Ok(api) => Ok::<_, Box<dyn std::error::Error>>((core, api)),
+                    Err(e) => {
+                        // Agents restored at launch must not outlive the app.
+                        core.shutdown().await;
+                        Err(e.into())
+                    }
+                }
             })?;
             let shell = Shell {
                 core: core.clone(),
@@ -143,7 +150,19 @@ fn run(at_login: bool) -> ExitCode {
             app.manage(shell);
 
             let (items, icon, tooltip) = tray_content(&handle);
-            tray::build_tray(&handle, &items, icon, &tooltip)?;
+            if let Err(e) = tray::build_tray(&handle, &items, icon, &tooltip) {
+                // The app will not run: the routine runs here or never.
+                let shell = app.state::<Shell>();
+                shell.exit.store(DONE, Ordering::SeqCst);
+                let api = lock(&shell.api).take();
+                tauri::async_runtime::block_on(async move {
+                    core.shutdown().await;
+                    if let Some(api) = api {
+                        api.close().await;
+                    }
+                });
+                return Err(e.into());
+            }
             spawn_event_relay(&handle, &core);
             spawn_exit_triggers(&handle);
 
