@@ -542,7 +542,7 @@ impl Podman {
     fn spawn_with(&self, args: &[String], envs: &[(String, String)]) -> Result<Child, PodmanError> {
         let mut cmd = self.command(args)?;
         cmd.envs(envs.iter().map(|(k, v)| (k, v)));
-        cmd.spawn().map_err(|e| {
+        let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 PodmanError::NotInstalled {
                     looked_for: self
@@ -557,7 +557,9 @@ impl Podman {
                     reason: e.to_string(),
                 }
             }
-        })
+        })?;
+        crate::lifeline::adopt(&child);
+        Ok(child)
     }
 }
 
