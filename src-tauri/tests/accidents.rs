@@ -31,6 +31,20 @@ fn envs(slot: u16) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `clawdock serve` on `home` with the envs of test `slot`, stdin and stderr to
+/// nothing, stdout to `stdout`.
+fn spawn_serve(home: &Path, slot: u16, stdout: Stdio) -> std::process::Child {
+    Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .env("CLAWDOCK_HOME", home)
+        .envs(envs(slot))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve")
+}
+
 /// The API of the serve whose pid is `pid`, once its `api.json` says so.
 fn api_of(home: &Path, pid: u32) -> (String, String) {
     let began = Instant::now();
@@ -113,15 +127,7 @@ fn assert_stopped_gracefully(home: &Path) {
 /// A second launch on the same folder (stdout to nothing) restores the agent that
 /// ran at the first one's end, and says nothing of a kill.
 async fn assert_restored(home: &Path, id: &str) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0"])
-        .env("CLAWDOCK_HOME", home)
-        .envs(envs(0))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
+    let mut child = spawn_serve(home, 0, Stdio::null());
     let (url, token) = api_of(home, child.id());
     let began = Instant::now();
     let mut seen = agent(&url, &token, id).await;
@@ -223,15 +229,7 @@ async fn a_closed_terminal_stops_the_agents_gracefully_and_they_come_back() {
 async fn serve_stops_gracefully_when_the_reader_of_its_output_goes() {
     common::ensure_images();
     let home = common::Home::new();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0"])
-        .env("CLAWDOCK_HOME", home.path())
-        .envs(envs(2))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
+    let mut child = spawn_serve(home.path(), 2, Stdio::piped());
     let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     let mut banner = String::new();
     while !banner.contains("Web UI:") {
@@ -307,15 +305,7 @@ fn alive(pid: u32) -> bool {
 #[test]
 fn serve_killed_with_sigkill_leaves_no_process_it_started() {
     let home = common::Home::new();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0"])
-        .env("CLAWDOCK_HOME", home.path())
-        .envs(envs(3))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
+    let mut child = spawn_serve(home.path(), 3, Stdio::null());
     let pid = child.id();
     let _api = api_of(home.path(), pid);
     // The event stream runs for the whole life of serve: there is a child to lose

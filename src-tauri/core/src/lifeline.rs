@@ -14,18 +14,7 @@
 
 /// Makes the child started by `cmd` die with this process.
 pub(crate) fn tie(cmd: &mut tokio::process::Command) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let parent = std::process::id();
-        // SAFETY: the hook runs in the forked child before exec; it only calls
-        // async-signal-safe functions (prctl, getppid) and allocates nothing.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(move || die_with(parent));
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = cmd;
+    tie_std(cmd.as_std_mut());
 }
 
 /// [`tie`] for a blocking `std` command (the panic hook's).
@@ -34,7 +23,8 @@ pub(crate) fn tie_std(cmd: &mut std::process::Command) {
     {
         use std::os::unix::process::CommandExt;
         let parent = std::process::id();
-        // SAFETY: as in `tie`.
+        // SAFETY: the hook runs in the forked child before exec; it only calls
+        // async-signal-safe functions (prctl, getppid) and allocates nothing.
         #[allow(unsafe_code)]
         unsafe {
             cmd.pre_exec(move || die_with(parent));
