@@ -554,10 +554,14 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 let one: OneAgent = client
                     .call(Method::GET, &format!("/agents/{id}"), None)
                     .await?;
-                Some(
-                    export::workspace_tarball(&one.agent.dir.join("workspace"))
-                        .map_err(|e| CliError::Other(e.to_string()))?,
-                )
+                let workspace = one.agent.dir.join("workspace");
+                let packed =
+                    tokio::task::spawn_blocking(move || export::workspace_tarball(&workspace))
+                        .await
+                        .map_err(|e| {
+                            CliError::Other(format!("packing the workspace failed: {e}"))
+                        })?;
+                Some(packed.map_err(|e| CliError::Other(e.to_string()))?)
             } else {
                 None
             };

@@ -663,7 +663,7 @@ async fn export_agent(
         storage: q.storage.unwrap_or(defaults.storage),
         with_workspace,
     };
-    let export = s.core.agents().export_kubernetes(id, &options)?;
+    let export = s.core.agents().export_kubernetes(id, &options).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(export)).into_response())
 }
 

@@ -2,6 +2,7 @@
 //! shutdown routine. Knows nothing of Tauri, so it builds and tests headless.
 
 pub mod advice;
+pub mod agent_files;
 pub mod agents;
 pub mod api;
 pub mod app;
