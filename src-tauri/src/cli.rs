@@ -246,8 +246,14 @@ impl Client {
         // whoever holds that port now must not receive the token.
         let info =
             running_instance(&settings.home).map_err(|e| CliError::NotRunning(e.to_string()))?;
+        // The API is on loopback: never through a proxy from the environment, which
+        // would get every request and the API token with it.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| CliError::Other(format!("could not make an HTTP client: {e}")))?;
         Ok(Self {
-            http: reqwest::Client::new(),
+            http,
             base: info.url,
             token: info.token,
         })

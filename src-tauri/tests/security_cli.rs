@@ -1,6 +1,7 @@
 //! Issue 12's hardening as users of the real binary meet it: a stale `api.json`
 //! gets "not running" and no request; the API key from stdin; the token printed
-//! only to a terminal; a private log folder.
+//! only to a terminal; a private log folder. Issue 23's: loopback never through a
+//! proxy from the environment.
 
 mod common;
 
@@ -264,4 +265,124 @@ fn serve_prints_the_token_only_to_a_terminal_and_keeps_its_files_private() {
     );
     drop(tty.stdin.take());
     let _reaped = tty.wait();
+}
+
+/// A "proxy" on loopback that counts the connections it gets and answers none of
+/// them usefully.
+struct CountingProxy {
+    url: String,
+    seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingProxy {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _answered = stream.write_all(
+                    b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        Self { url, seen }
+    }
+
+    fn connections(&self) -> usize {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Issue 23, item 3: with a proxy in the environment (as on many company laptops)
+/// the core's health polls went to it (a new agent stayed `creating` and failed),
+/// and so did the CLI's requests with the API token and chat with the gateway token.
+#[test]
+fn loopback_never_goes_through_a_proxy_from_the_environment() {
+    common::ensure_images();
+    let proxy = CountingProxy::start();
+    let url = proxy.url.as_str();
+    let env = [
+        ("HTTP_PROXY", url),
+        ("http_proxy", url),
+        ("HTTPS_PROXY", url),
+        ("https_proxy", url),
+        ("ALL_PROXY", url),
+        ("all_proxy", url),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+        ("CLAWDOCK_HEALTH_TIMEOUT", "20"),
+        ("CLAWDOCK_PORT_BASE", &port_base(0)),
+    ];
+    let home = Home::new();
+    let _serve = Serve::start_with(home.path(), &env);
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("api.json")).expect("api.json"))
+            .expect("json");
+    let api = info["url"].as_str().expect("url").to_string();
+    let token = info["token"].as_str().expect("token").to_string();
+    // The test's own requests to the API, never through a proxy.
+    let call = |method: &str, path: &str, body: Option<&str>| {
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "--noproxy", "*", "-X", method])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-H", "Content-Type: application/json"]);
+        if let Some(body) = body {
+            curl.args(["--data", body]);
+        }
+        let out = curl.arg(format!("{api}{path}")).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+
+    // The health polls: the agent gets healthy, the proxy sees none of them.
+    let created: serde_json::Value = serde_json::from_str(&call(
+        "POST",
+        "/agents/create",
+        Some(&format!(r#"{{"name":"proxied{}"}}"#, std::process::id())),
+    ))
+    .expect("json");
+    let id = created["agent"]["id"].as_str().expect("id").to_string();
+    let mut status = String::new();
+    wait_for(Duration::from_secs(30), || {
+        let agent: serde_json::Value =
+            serde_json::from_str(&call("GET", &format!("/agents/{id}"), None)).unwrap_or_default();
+        status = agent["agent"]["status"].as_str().unwrap_or_default().to_string();
+        status != "creating"
+    });
+    assert_eq!(status, "running", "the agent became running");
+    assert_eq!(proxy.connections(), 0, "the health polls went to the proxy");
+
+    // The CLI, with the API token in every request.
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("CLAWDOCK_HOME", home.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run clawdock")
+    };
+    let list = cli(&["agents", "list", "--json"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(list[0]["status"], "running");
+    assert_eq!(proxy.connections(), 0, "the CLI went to the proxy");
+
+    // Chat through the API: the core calls the gateway with its token (the stand-in
+    // answers chat with an error; what matters is where the request went).
+    let chat = call("POST", &format!("/agents/{id}/chat"), Some(r#"{"message":"hello"}"#));
+    assert!(chat.contains("gateway"), "the gateway answered: {chat}");
+    assert_eq!(proxy.connections(), 0, "chat went to the proxy");
+}
+
+/// Agent ports apart from other tests running at the same time.
+fn port_base(slot: u16) -> String {
+    (28000 + (std::process::id() % 50) as u16 * 20 + slot * 5).to_string()
 }
