@@ -1,6 +1,7 @@
 //! The command line: talks to the running instance through `api.json`, prints
 //! tables for people and `--json` for scripts.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -106,9 +107,14 @@ pub enum AgentsCommand {
     /// Open an agent's own dashboard (its Control UI, signed in) in the browser.
     Open {
         agent: String,
-        /// Print the address instead of opening it (it holds the agent's token).
+        /// Print an address instead of opening one: to a terminal, the dashboard's
+        /// own with the agent's gateway token; to a pipe or a file, a one-time
+        /// address good for 30 s (unless --show-token).
         #[arg(long)]
         print: bool,
+        /// With --print: the address with the token to a pipe or a file too.
+        #[arg(long, requires = "print")]
+        show_token: bool,
     },
     /// Write an agent as a Kustomize folder for Kubernetes (Deployment, Service,
     /// PersistentVolumeClaim, a Secret generated from the gateway token and
@@ -527,13 +533,32 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 None => println!("Cancelled the create of {agent}; it is removed"),
             }
         }
-        Request::Agents(AgentsCommand::Open { agent, print }) => {
+        Request::Agents(AgentsCommand::Open {
+            agent,
+            print,
+            show_token,
+        }) => {
             let id = client.resolve(&agent).await?;
-            let dashboard: Dashboard = client
-                .call(Method::GET, &format!("/agents/{id}/dashboard"), None)
-                .await?;
+            let with_token = print && (show_token || std::io::stdout().is_terminal());
+            // The opener's command line (xdg-open, the browser) is readable by every
+            // local user: it gets a one-time address, never the token.
+            let dashboard: Dashboard = if with_token {
+                client
+                    .call(Method::GET, &format!("/agents/{id}/dashboard"), None)
+                    .await?
+            } else {
+                client
+                    .call(Method::POST, &format!("/agents/{id}/dashboard"), None)
+                    .await?
+            };
             if print {
                 println!("{}", dashboard.url);
+                if !with_token {
+                    eprintln!(
+                        "A one-time address, good for {} s; --show-token prints the dashboard's own address with its token.",
+                        clawdock_core::dashboard::TICKET_TTL.as_secs()
+                    );
+                }
             } else {
                 open::that_detached(&dashboard.url).map_err(|e| {
                     CliError::Other(format!(

@@ -382,6 +382,139 @@ fn loopback_never_goes_through_a_proxy_from_the_environment() {
     assert_eq!(proxy.connections(), 0, "chat went to the proxy");
 }
 
+/// `curl` without a proxy and without following redirects: `CODE LOCATION`.
+fn visit(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "-o", "/dev/null"])
+        .args(["-w", "%{http_code} %{redirect_url}", url])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Issue 23, item 2: "Open dashboard" gave the opener (`xdg-open`, then the browser)
+/// `http://127.0.0.1:P/#token=<gateway token>`, where every local user reads it in
+/// `/proc/*/cmdline`. Now the opener gets a one-time address on Clawdock's own API.
+#[test]
+fn open_dashboard_puts_no_token_on_any_command_line() {
+    common::ensure_images();
+    let home = Home::new();
+    let _serve = Serve::start_with(home.path(), &[("CLAWDOCK_PORT_BASE", &port_base(1))]);
+    let name = format!("opened{}", std::process::id());
+    let name = name.as_str();
+    let created = clawdock(home.path(), &["agents", "create", name]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("api.json")).expect("api.json"))
+            .expect("json");
+    let api = info["url"].as_str().expect("url").to_string();
+    let api_token = info["token"].as_str().expect("token").to_string();
+
+    // A recording opener first on PATH: every argv it is given, one per line.
+    let bin = tempfile::tempdir().expect("bin");
+    let record = bin.path().join("argv.log");
+    for opener in ["xdg-open", "gio", "gnome-open", "kde-open", "wslview", "sensible-browser"] {
+        let path = bin.path().join(opener);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" >> '{}'\n",
+                record.display()
+            ),
+        )
+        .expect("opener");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let opened = Command::new(BIN)
+        .args(["agents", "open", name])
+        .env("CLAWDOCK_HOME", home.path())
+        .env("PATH", &path)
+        .env_remove("BROWSER")
+        .stdin(Stdio::null())
+        .output()
+        .expect("open");
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || std::fs::read_to_string(&record)
+            .is_ok_and(|t| t.contains("http"))),
+        "the opener was run"
+    );
+    let recorded = std::fs::read_to_string(&record).expect("argv");
+
+    // The dashboard's own address, as the API gives it to an authenticated caller.
+    let dashboard = Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "-H"])
+        .arg(format!("Authorization: Bearer {api_token}"))
+        .arg(format!(
+            "{api}/agents/{}/dashboard",
+            clawdock_id(home.path(), name)
+        ))
+        .output()
+        .expect("curl");
+    let dashboard: serde_json::Value = serde_json::from_slice(&dashboard.stdout).expect("json");
+    let dashboard = dashboard["url"].as_str().expect("url").to_string();
+    let gateway_token = dashboard
+        .split_once("#token=")
+        .map(|(_, t)| t.to_string())
+        .expect("the dashboard's address holds its token");
+    assert!(gateway_token.len() >= 32);
+    assert!(
+        !recorded.contains(&gateway_token) && !recorded.contains(&api_token),
+        "a token on the opener's command line: {recorded}"
+    );
+    assert!(!recorded.contains("token"), "{recorded}");
+
+    // The one-time address works once: a redirect to the dashboard, signed in.
+    let link = recorded
+        .lines()
+        .find(|l| l.starts_with("http://"))
+        .expect("an address")
+        .to_string();
+    assert!(link.starts_with(&format!("{api}/dashboard/")), "{link}");
+    assert_eq!(visit(&link), format!("303 {dashboard}"));
+    assert!(visit(&link).starts_with("404"), "used once");
+
+    // --print to a pipe: a one-time address too; the token only when asked.
+    let printed = clawdock(home.path(), &["agents", "open", name, "--print"]);
+    let printed = String::from_utf8_lossy(&printed.stdout).trim().to_string();
+    assert!(
+        printed.starts_with(&format!("{api}/dashboard/")) && !printed.contains(&gateway_token),
+        "{printed}"
+    );
+    let shown = clawdock(
+        home.path(),
+        &["agents", "open", name, "--print", "--show-token"],
+    );
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), dashboard);
+    assert!(visit(&printed).starts_with("303"));
+}
+
+fn clawdock_id(home: &Path, name: &str) -> String {
+    let out = clawdock(home, &["agents", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    list.as_array()
+        .expect("array")
+        .iter()
+        .find(|a| a["name"] == name)
+        .and_then(|a| a["id"].as_str())
+        .expect("id")
+        .to_string()
+}
+
 /// Agent ports apart from other tests running at the same time.
 fn port_base(slot: u16) -> String {
     (28000 + (std::process::id() % 50) as u16 * 20 + slot * 5).to_string()

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod api;
 pub mod app;
 pub mod containers;
+pub mod dashboard;
 pub mod events;
 pub mod export;
 pub mod instance;
