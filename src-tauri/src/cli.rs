@@ -156,7 +156,7 @@ pub enum AgentsCommand {
 pub enum Request {
     Status { json: bool },
     Agents(AgentsCommand),
-    Url,
+    Url { show_token: bool },
     Quit { json: bool },
 }
 
@@ -340,8 +340,19 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
     use reqwest::Method;
     let client = Client::discover()?;
     match request {
-        Request::Url => {
-            println!("{}/#token={}", client.base, client.token);
+        Request::Url { show_token } => {
+            if show_token || std::io::stdout().is_terminal() {
+                println!("{}/#token={}", client.base, client.token);
+            } else {
+                // A pipe or a file keeps what it gets: no token there unless asked.
+                println!("{}/", client.base);
+                eprintln!(
+                    "The token is left out when printing to a pipe or a file: it is in {}, or pass --show-token.",
+                    Settings::from_env()
+                        .map(|s| s.api_file().display().to_string())
+                        .unwrap_or_else(|_| "api.json".into())
+                );
+            }
         }
         Request::Status { json } => {
             let status: RuntimeStatus = client

@@ -194,7 +194,11 @@ fn serve_prints_the_token_only_to_a_terminal_and_keeps_its_files_private() {
         "the old token file is gone"
     );
     assert_ne!(token, "a".repeat(64));
+    // To a pipe, the address without its token, unless asked (issue 23).
     let link = clawdock(home.path(), &["url"]);
+    assert_eq!(String::from_utf8_lossy(&link.stdout).trim(), format!("{url}/"));
+    assert!(String::from_utf8_lossy(&link.stderr).contains("--show-token"));
+    let link = clawdock(home.path(), &["url", "--show-token"]);
     assert_eq!(
         String::from_utf8_lossy(&link.stdout).trim(),
         format!("{url}/#token={token}")
