@@ -114,7 +114,10 @@ impl PrivateDaily {
         let extra = logs.len().saturating_sub(KEPT_FILES);
         for old in &logs[..extra] {
             if let Err(e) = std::fs::remove_file(old) {
-                eprintln!("clawdock: could not remove the old log {}: {e}", old.display());
+                eprintln!(
+                    "clawdock: could not remove the old log {}: {e}",
+                    old.display()
+                );
             }
         }
     }

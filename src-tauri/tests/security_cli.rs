@@ -196,7 +196,10 @@ fn serve_prints_the_token_only_to_a_terminal_and_keeps_its_files_private() {
     assert_ne!(token, "a".repeat(64));
     // To a pipe, the address without its token, unless asked (issue 23).
     let link = clawdock(home.path(), &["url"]);
-    assert_eq!(String::from_utf8_lossy(&link.stdout).trim(), format!("{url}/"));
+    assert_eq!(
+        String::from_utf8_lossy(&link.stdout).trim(),
+        format!("{url}/")
+    );
     assert!(String::from_utf8_lossy(&link.stderr).contains("--show-token"));
     let link = clawdock(home.path(), &["url", "--show-token"]);
     assert_eq!(
@@ -353,7 +356,10 @@ fn loopback_never_goes_through_a_proxy_from_the_environment() {
     wait_for(Duration::from_secs(30), || {
         let agent: serde_json::Value =
             serde_json::from_str(&call("GET", &format!("/agents/{id}"), None)).unwrap_or_default();
-        status = agent["agent"]["status"].as_str().unwrap_or_default().to_string();
+        status = agent["agent"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         status != "creating"
     });
     assert_eq!(status, "running", "the agent became running");
@@ -381,7 +387,11 @@ fn loopback_never_goes_through_a_proxy_from_the_environment() {
 
     // Chat through the API: the core calls the gateway with its token (the stand-in
     // answers chat with an error; what matters is where the request went).
-    let chat = call("POST", &format!("/agents/{id}/chat"), Some(r#"{"message":"hello"}"#));
+    let chat = call(
+        "POST",
+        &format!("/agents/{id}/chat"),
+        Some(r#"{"message":"hello"}"#),
+    );
     assert!(chat.contains("gateway"), "the gateway answered: {chat}");
     assert_eq!(proxy.connections(), 0, "chat went to the proxy");
 }
@@ -421,7 +431,14 @@ fn open_dashboard_puts_no_token_on_any_command_line() {
     // A recording opener first on PATH: every argv it is given, one per line.
     let bin = tempfile::tempdir().expect("bin");
     let record = bin.path().join("argv.log");
-    for opener in ["xdg-open", "gio", "gnome-open", "kde-open", "wslview", "sensible-browser"] {
+    for opener in [
+        "xdg-open",
+        "gio",
+        "gnome-open",
+        "kde-open",
+        "wslview",
+        "sensible-browser",
+    ] {
         let path = bin.path().join(opener);
         std::fs::write(
             &path,

@@ -353,7 +353,10 @@ fn router(state: AppState) -> Router {
         .route("/agents/{id}/stop", post(stop_agent))
         .route("/agents/{id}/logs", get(agent_logs))
         .route("/agents/{id}/chat", post(chat))
-        .route("/agents/{id}/dashboard", get(dashboard).post(dashboard_link))
+        .route(
+            "/agents/{id}/dashboard",
+            get(dashboard).post(dashboard_link),
+        )
         .route("/agents/{id}/cancel", post(cancel_agent))
         .route("/agents/{id}/update", post(update_agent))
         .route("/agents/{id}/export", get(export_agent))

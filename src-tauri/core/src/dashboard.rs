@@ -42,8 +42,7 @@ impl Tickets {
             };
         }
         let ticket = crate::agents::random_hex(32);
-        self.open
-            .insert(ticket.clone(), (agent, now + TICKET_TTL));
+        self.open.insert(ticket.clone(), (agent, now + TICKET_TTL));
         ticket
     }
 
@@ -66,8 +65,15 @@ mod tests {
         let t0 = Instant::now();
         let once = tickets.issue(agent, t0);
         assert_eq!(once.len(), 64);
-        assert_eq!(tickets.redeem(&once, t0 + Duration::from_secs(29)), Some(agent));
-        assert_eq!(tickets.redeem(&once, t0 + Duration::from_secs(29)), None, "used");
+        assert_eq!(
+            tickets.redeem(&once, t0 + Duration::from_secs(29)),
+            Some(agent)
+        );
+        assert_eq!(
+            tickets.redeem(&once, t0 + Duration::from_secs(29)),
+            None,
+            "used"
+        );
 
         let late = tickets.issue(agent, t0);
         assert_ne!(late, once);
@@ -80,6 +86,9 @@ mod tests {
         }
         assert!(tickets.open.len() <= MAX_OPEN);
         let kept = tickets.issue(agent, t0 + Duration::from_secs(1));
-        assert_eq!(tickets.redeem(&kept, t0 + Duration::from_secs(2)), Some(agent));
+        assert_eq!(
+            tickets.redeem(&kept, t0 + Duration::from_secs(2)),
+            Some(agent)
+        );
     }
 }

@@ -191,7 +191,10 @@ mod tests {
         std::os::unix::fs::symlink(&victim, autostart.join("clawdock.desktop")).expect("link");
         let item = LoginItem::in_dir("/opt/clawdock".into(), autostart.clone());
         item.set(true).expect("on");
-        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep me\n");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "keep me\n"
+        );
         let entry = autostart.join("clawdock.desktop");
         assert!(std::fs::symlink_metadata(&entry).expect("entry").is_file());
         let leftovers = std::fs::read_dir(&autostart).expect("dir").count();
