@@ -332,13 +332,26 @@ async fn start_after_the_container_is_gone_and_a_port_move_chown_and_read_no_lin
 async fn an_update_to_a_new_image_chowns_no_link() {
     let a = Agent::new("update").await;
     let agents = a.core.agents();
-    let mut next = STUBBORN_IMAGE;
+    let image_id = |image: &str| podman_out(&["image", "inspect", "--format", "{{.Id}}", image]);
     for what in PLANTS {
+        // The reference moves to the image the container does not run: a newer one.
+        let running = podman_out(&["inspect", "--format", "{{.Image}}", "clawdock-update"]);
+        let next = if running == image_id(IMAGE) {
+            STUBBORN_IMAGE
+        } else {
+            IMAGE
+        };
         podman_out(&["tag", next, &a.image]);
-        next = if next == IMAGE { STUBBORN_IMAGE } else { IMAGE };
         plant(&a.canary, &a.agent.dir.join(CONFIG), what);
+        let before = podman_out(&["inspect", "--format", "{{.Id}}", "clawdock-update"]);
         let updated = bounded(format!("update with {what:?}"), agents.update(a.agent.id)).await;
         assert_clear("update", &updated);
+        assert!(updated.is_err(), "update with {what:?}: refused");
+        assert_eq!(
+            podman_out(&["inspect", "--format", "{{.Id}}", "clawdock-update"]),
+            before,
+            "a refused update keeps the agent's container"
+        );
         a.assert_intact(&format!("update with {what:?}"), &[&format!("{updated:?}")]);
         repair(&a.agent, &a.good);
         if agents.get(a.agent.id).expect("agent").status
@@ -349,6 +362,12 @@ async fn an_update_to_a_new_image_chowns_no_link() {
                 .expect("a repaired agent starts");
         }
     }
+    // Repaired, the same update goes through.
+    let updated = bounded("update".into(), agents.update(a.agent.id))
+        .await
+        .expect("an update of a repaired agent");
+    assert!(updated.updated, "{updated:?}");
+    a.assert_intact("a repaired update", &[]);
     a.end().await;
 }
 

@@ -313,6 +313,15 @@ impl Agents {
                 return Err(e);
             }
         };
+        // The new container needs the config handed to the gateway's user; a link
+        // or special file the agent put there would fail that after the old
+        // container is gone: refused now, with the agent as it was.
+        if let Err(e) = self.config_can_be_handed_over(&record).await {
+            self.renew_cancel(id);
+            log.push(format!("Update failed: {e}"));
+            self.transition(id, Input::Ended)?;
+            return Err(e);
+        }
         let was_running = old.state == Container::Running;
         log.push(format!("Updating to the newest {}...", record.image));
         let replaced = async {

@@ -140,6 +140,21 @@ impl Agents {
         Ok(())
     }
 
+    /// Refuses, where a rootful engine needs `openclaw.json` handed to the gateway's
+    /// user, a config that is not a regular file (a link, a FIFO): making the
+    /// container would fail on it.
+    pub(super) async fn config_can_be_handed_over(
+        &self,
+        record: &AgentRecord,
+    ) -> Result<(), AgentError> {
+        if !self.inner.host.get().is_some_and(|h| h.rootful_native) {
+            return Ok(());
+        }
+        let path = record.dir.join(CONFIG_FILE);
+        agent_files::blocking(move || agent_files::open_regular(&path).map(drop)).await?;
+        Ok(())
+    }
+
     /// Makes the agent's container from its image, pulling it first if needed.
     pub(super) async fn make_container(
         &self,
