@@ -502,7 +502,12 @@ impl Agents {
             }
         }
         let dir = self.state(id)?.record.dir;
-        steps::remove_dir(&dir).map_err(|e| AgentError::Folder(e.to_string()))?;
+        // std's remove_dir_all removes links the agent left without following them;
+        // a large workspace takes a while: off the async workers.
+        crate::agent_files::blocking(move || {
+            steps::remove_dir(&dir).map_err(|e| AgentError::Folder(e.to_string()))
+        })
+        .await?;
         self.forget(id)?;
         self.stop_machine_if_idle().await;
         Ok(())
