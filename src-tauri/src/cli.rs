@@ -1,6 +1,7 @@
 //! The command line: talks to the running instance through `api.json`, prints
 //! tables for people and `--json` for scripts.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -106,9 +107,14 @@ pub enum AgentsCommand {
     /// Open an agent's own dashboard (its Control UI, signed in) in the browser.
     Open {
         agent: String,
-        /// Print the address instead of opening it (it holds the agent's token).
+        /// Print an address instead of opening one: to a terminal, the dashboard's
+        /// own with the agent's gateway token; to a pipe or a file, a one-time
+        /// address good for 30 s (unless --show-token).
         #[arg(long)]
         print: bool,
+        /// With --print: the address with the token to a pipe or a file too.
+        #[arg(long, requires = "print")]
+        show_token: bool,
     },
     /// Write an agent as a Kustomize folder for Kubernetes (Deployment, Service,
     /// PersistentVolumeClaim, a Secret generated from the gateway token and
@@ -150,7 +156,7 @@ pub enum AgentsCommand {
 pub enum Request {
     Status { json: bool },
     Agents(AgentsCommand),
-    Url,
+    Url { show_token: bool },
     Quit { json: bool },
 }
 
@@ -246,8 +252,14 @@ impl Client {
         // whoever holds that port now must not receive the token.
         let info =
             running_instance(&settings.home).map_err(|e| CliError::NotRunning(e.to_string()))?;
+        // The API is on loopback: never through a proxy from the environment, which
+        // would get every request and the API token with it.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| CliError::Other(format!("could not make an HTTP client: {e}")))?;
         Ok(Self {
-            http: reqwest::Client::new(),
+            http,
             base: info.url,
             token: info.token,
         })
@@ -328,8 +340,19 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
     use reqwest::Method;
     let client = Client::discover()?;
     match request {
-        Request::Url => {
-            crate::say!("{}/#token={}", client.base, client.token);
+        Request::Url { show_token } => {
+            if show_token || std::io::stdout().is_terminal() {
+                crate::say!("{}/#token={}", client.base, client.token);
+            } else {
+                // A pipe or a file keeps what it gets: no token there unless asked.
+                crate::say!("{}/", client.base);
+                crate::tell!(
+                    "The token is left out when printing to a pipe or a file: it is in {}, or pass --show-token.",
+                    Settings::from_env()
+                        .map(|s| s.api_file().display().to_string())
+                        .unwrap_or_else(|_| "api.json".into())
+                );
+            }
         }
         Request::Status { json } => {
             let status: RuntimeStatus = client
@@ -521,13 +544,32 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 None => crate::say!("Cancelled the create of {agent}; it is removed"),
             }
         }
-        Request::Agents(AgentsCommand::Open { agent, print }) => {
+        Request::Agents(AgentsCommand::Open {
+            agent,
+            print,
+            show_token,
+        }) => {
             let id = client.resolve(&agent).await?;
-            let dashboard: Dashboard = client
-                .call(Method::GET, &format!("/agents/{id}/dashboard"), None)
-                .await?;
+            let with_token = print && (show_token || std::io::stdout().is_terminal());
+            // The opener's command line (xdg-open, the browser) is readable by every
+            // local user: it gets a one-time address, never the token.
+            let dashboard: Dashboard = if with_token {
+                client
+                    .call(Method::GET, &format!("/agents/{id}/dashboard"), None)
+                    .await?
+            } else {
+                client
+                    .call(Method::POST, &format!("/agents/{id}/dashboard"), None)
+                    .await?
+            };
             if print {
                 crate::say!("{}", dashboard.url);
+                if !with_token {
+                    crate::tell!(
+                        "A one-time address, good for {} s; --show-token prints the dashboard's own address with its token.",
+                        clawdock_core::dashboard::TICKET_TTL.as_secs()
+                    );
+                }
             } else {
                 open::that_detached(&dashboard.url).map_err(|e| {
                     CliError::Other(format!(
@@ -554,10 +596,14 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 let one: OneAgent = client
                     .call(Method::GET, &format!("/agents/{id}"), None)
                     .await?;
-                Some(
-                    export::workspace_tarball(&one.agent.dir.join("workspace"))
-                        .map_err(|e| CliError::Other(e.to_string()))?,
-                )
+                let workspace = one.agent.dir.join("workspace");
+                let packed =
+                    tokio::task::spawn_blocking(move || export::workspace_tarball(&workspace))
+                        .await
+                        .map_err(|e| {
+                            CliError::Other(format!("packing the workspace failed: {e}"))
+                        })?;
+                Some(packed.map_err(|e| CliError::Other(e.to_string()))?)
             } else {
                 None
             };

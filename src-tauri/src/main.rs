@@ -43,8 +43,13 @@ enum Command {
         command: Option<cli::AgentsCommand>,
     },
     /// Print the address of the web UI of the running instance, with its token
-    /// (made fresh at every start).
-    Url,
+    /// (made fresh at every start) when printing to a terminal or with
+    /// --show-token; to a pipe or a file without it, the address alone.
+    Url {
+        /// Print the token to a pipe or a file too.
+        #[arg(long)]
+        show_token: bool,
+    },
     /// Quit the running instance: stop its agents, then exit. Exits 4 when
     /// containers were left running.
     Quit {
@@ -70,7 +75,7 @@ fn main() -> ExitCode {
         Some(Command::Agents { command }) => cli::run(cli::Request::Agents(
             command.unwrap_or(cli::AgentsCommand::List { json: false }),
         )),
-        Some(Command::Url) => cli::run(cli::Request::Url),
+        Some(Command::Url { show_token }) => cli::run(cli::Request::Url { show_token }),
         Some(Command::Quit { json }) => cli::run(cli::Request::Quit { json }),
     }
 }

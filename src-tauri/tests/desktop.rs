@@ -308,11 +308,43 @@ fn app_command(home: &Path) -> Command {
     c
 }
 
-/// The app inside the session.
+/// Openers (`xdg-open` and the others the `open` crate tries) that only note their
+/// argv, one per line, in the returned file; first on the app's `PATH`.
+fn recording_openers(home: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = home.join("openers");
+    std::fs::create_dir_all(&dir).expect("openers");
+    let record = home.join("opener-argv.log");
+    for opener in ["xdg-open", "gio", "gnome-open", "kde-open", "wslview"] {
+        let path = dir.join(opener);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" >> '{}'\n",
+                record.display()
+            ),
+        )
+        .expect("opener");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    record
+}
+
+/// The app inside the session; `<home>/openers` (see [`recording_openers`]) first
+/// on its `PATH`.
 fn launch(session: &Session, home: &Path) -> Child {
     let mut cmd = app_command(home);
     cmd.env("DISPLAY", &session.display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &session.bus);
+        .env("DBUS_SESSION_BUS_ADDRESS", &session.bus)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                home.join("openers").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("BROWSER");
     cmd.stdout(Stdio::null()).spawn().expect("app")
 }
 
@@ -331,6 +363,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
 #[test]
 fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
     let (home, label) = home_with_two_stopped_agents("tray");
+    let opened = recording_openers(home.path());
     let session = Session::start();
     let mut app = launch(&session, home.path());
     let pid = app.id();
@@ -415,6 +448,56 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
         "menu updates: {entries:?}"
     );
     assert!(find(&entries, "Stop all").enabled);
+
+    // Open dashboard (issue 23): the opener's argv holds a one-time address on the
+    // API, never a gateway token.
+    click_label(&session, &name, &path, "Open dashboard");
+    assert!(
+        wait_for(Duration::from_secs(10), || std::fs::read_to_string(&opened)
+            .is_ok_and(|t| t.contains("http"))),
+        "the opener was run"
+    );
+    let argv = std::fs::read_to_string(&opened).expect("argv");
+    let store: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("agents.json")).expect("store"))
+            .expect("json");
+    for agent in store.as_array().expect("records") {
+        let token = agent["token"].as_str().expect("token");
+        assert!(
+            !argv.contains(token),
+            "a gateway token on the opener's argv: {argv}"
+        );
+    }
+    assert!(!argv.contains("token"), "{argv}");
+    let api: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("api.json")).expect("api"))
+            .expect("json");
+    let link = argv
+        .lines()
+        .find(|l| l.starts_with("http://"))
+        .expect("an address");
+    assert!(
+        link.starts_with(&format!("{}/dashboard/", api["url"].as_str().expect("url"))),
+        "{link}"
+    );
+    let visit = || {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "--noproxy",
+                "*",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                link,
+            ])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(visit(), "303");
+    assert_eq!(visit(), "404", "one visit only");
 
     // Launch at login: the check item writes the XDG autostart entry and removes it.
     let entry = home.path().join("xdg/autostart/clawdock.desktop");

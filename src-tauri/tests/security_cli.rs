@@ -1,6 +1,7 @@
 //! Issue 12's hardening as users of the real binary meet it: a stale `api.json`
 //! gets "not running" and no request; the API key from stdin; the token printed
-//! only to a terminal; a private log folder.
+//! only to a terminal; a private log folder. Issue 23's: loopback never through a
+//! proxy from the environment.
 
 mod common;
 
@@ -193,7 +194,14 @@ fn serve_prints_the_token_only_to_a_terminal_and_keeps_its_files_private() {
         "the old token file is gone"
     );
     assert_ne!(token, "a".repeat(64));
+    // To a pipe, the address without its token, unless asked (issue 23).
     let link = clawdock(home.path(), &["url"]);
+    assert_eq!(
+        String::from_utf8_lossy(&link.stdout).trim(),
+        format!("{url}/")
+    );
+    assert!(String::from_utf8_lossy(&link.stderr).contains("--show-token"));
+    let link = clawdock(home.path(), &["url", "--show-token"]);
     assert_eq!(
         String::from_utf8_lossy(&link.stdout).trim(),
         format!("{url}/#token={token}")
@@ -264,4 +272,271 @@ fn serve_prints_the_token_only_to_a_terminal_and_keeps_its_files_private() {
     );
     drop(tty.stdin.take());
     let _reaped = tty.wait();
+}
+
+/// A "proxy" on loopback that counts the connections it gets and answers none of
+/// them usefully.
+struct CountingProxy {
+    url: String,
+    seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingProxy {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _answered = stream.write_all(
+                    b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        Self { url, seen }
+    }
+
+    fn connections(&self) -> usize {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Issue 23, item 3: with a proxy in the environment (as on many company laptops)
+/// the core's health polls went to it (a new agent stayed `creating` and failed),
+/// and so did the CLI's requests with the API token and chat with the gateway token.
+#[test]
+fn loopback_never_goes_through_a_proxy_from_the_environment() {
+    common::ensure_images();
+    let proxy = CountingProxy::start();
+    let url = proxy.url.as_str();
+    let env = [
+        ("HTTP_PROXY", url),
+        ("http_proxy", url),
+        ("HTTPS_PROXY", url),
+        ("https_proxy", url),
+        ("ALL_PROXY", url),
+        ("all_proxy", url),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+        ("CLAWDOCK_HEALTH_TIMEOUT", "20"),
+        ("CLAWDOCK_PORT_BASE", &port_base(0)),
+    ];
+    let home = Home::new();
+    let _serve = Serve::start_with(home.path(), &env);
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("api.json")).expect("api.json"))
+            .expect("json");
+    let api = info["url"].as_str().expect("url").to_string();
+    let token = info["token"].as_str().expect("token").to_string();
+    // The test's own requests to the API, never through a proxy.
+    let call = |method: &str, path: &str, body: Option<&str>| {
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "--noproxy", "*", "-X", method])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-H", "Content-Type: application/json"]);
+        if let Some(body) = body {
+            curl.args(["--data", body]);
+        }
+        let out = curl.arg(format!("{api}{path}")).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+
+    // The health polls: the agent gets healthy, the proxy sees none of them.
+    let created: serde_json::Value = serde_json::from_str(&call(
+        "POST",
+        "/agents/create",
+        Some(&format!(r#"{{"name":"proxied{}"}}"#, std::process::id())),
+    ))
+    .expect("json");
+    let id = created["agent"]["id"].as_str().expect("id").to_string();
+    let mut status = String::new();
+    wait_for(Duration::from_secs(30), || {
+        let agent: serde_json::Value =
+            serde_json::from_str(&call("GET", &format!("/agents/{id}"), None)).unwrap_or_default();
+        status = agent["agent"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        status != "creating"
+    });
+    assert_eq!(status, "running", "the agent became running");
+    assert_eq!(proxy.connections(), 0, "the health polls went to the proxy");
+
+    // The CLI, with the API token in every request.
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("CLAWDOCK_HOME", home.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run clawdock")
+    };
+    let list = cli(&["agents", "list", "--json"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(list[0]["status"], "running");
+    assert_eq!(proxy.connections(), 0, "the CLI went to the proxy");
+
+    // Chat through the API: the core calls the gateway with its token (the stand-in
+    // answers chat with an error; what matters is where the request went).
+    let chat = call(
+        "POST",
+        &format!("/agents/{id}/chat"),
+        Some(r#"{"message":"hello"}"#),
+    );
+    assert!(chat.contains("gateway"), "the gateway answered: {chat}");
+    assert_eq!(proxy.connections(), 0, "chat went to the proxy");
+}
+
+/// `curl` without a proxy and without following redirects: `CODE LOCATION`.
+fn visit(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "-o", "/dev/null"])
+        .args(["-w", "%{http_code} %{redirect_url}", url])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Issue 23, item 2: "Open dashboard" gave the opener (`xdg-open`, then the browser)
+/// `http://127.0.0.1:P/#token=<gateway token>`, where every local user reads it in
+/// `/proc/*/cmdline`. Now the opener gets a one-time address on Clawdock's own API.
+#[test]
+fn open_dashboard_puts_no_token_on_any_command_line() {
+    common::ensure_images();
+    let home = Home::new();
+    let _serve = Serve::start_with(home.path(), &[("CLAWDOCK_PORT_BASE", &port_base(1))]);
+    let name = format!("opened{}", std::process::id());
+    let name = name.as_str();
+    let created = clawdock(home.path(), &["agents", "create", name]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("api.json")).expect("api.json"))
+            .expect("json");
+    let api = info["url"].as_str().expect("url").to_string();
+    let api_token = info["token"].as_str().expect("token").to_string();
+
+    // A recording opener first on PATH: every argv it is given, one per line.
+    let bin = tempfile::tempdir().expect("bin");
+    let record = bin.path().join("argv.log");
+    for opener in [
+        "xdg-open",
+        "gio",
+        "gnome-open",
+        "kde-open",
+        "wslview",
+        "sensible-browser",
+    ] {
+        let path = bin.path().join(opener);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" >> '{}'\n",
+                record.display()
+            ),
+        )
+        .expect("opener");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let opened = Command::new(BIN)
+        .args(["agents", "open", name])
+        .env("CLAWDOCK_HOME", home.path())
+        .env("PATH", &path)
+        .env_remove("BROWSER")
+        .stdin(Stdio::null())
+        .output()
+        .expect("open");
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || std::fs::read_to_string(&record)
+            .is_ok_and(|t| t.contains("http"))),
+        "the opener was run"
+    );
+    let recorded = std::fs::read_to_string(&record).expect("argv");
+
+    // The dashboard's own address, as the API gives it to an authenticated caller.
+    let dashboard = Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "-H"])
+        .arg(format!("Authorization: Bearer {api_token}"))
+        .arg(format!(
+            "{api}/agents/{}/dashboard",
+            clawdock_id(home.path(), name)
+        ))
+        .output()
+        .expect("curl");
+    let dashboard: serde_json::Value = serde_json::from_slice(&dashboard.stdout).expect("json");
+    let dashboard = dashboard["url"].as_str().expect("url").to_string();
+    let gateway_token = dashboard
+        .split_once("#token=")
+        .map(|(_, t)| t.to_string())
+        .expect("the dashboard's address holds its token");
+    assert!(gateway_token.len() >= 32);
+    assert!(
+        !recorded.contains(&gateway_token) && !recorded.contains(&api_token),
+        "a token on the opener's command line: {recorded}"
+    );
+    assert!(!recorded.contains("token"), "{recorded}");
+
+    // The one-time address works once: a redirect to the dashboard, signed in.
+    let link = recorded
+        .lines()
+        .find(|l| l.starts_with("http://"))
+        .expect("an address")
+        .to_string();
+    assert!(link.starts_with(&format!("{api}/dashboard/")), "{link}");
+    assert_eq!(visit(&link), format!("303 {dashboard}"));
+    assert!(visit(&link).starts_with("404"), "used once");
+
+    // --print to a pipe: a one-time address too; the token only when asked.
+    let printed = clawdock(home.path(), &["agents", "open", name, "--print"]);
+    let printed = String::from_utf8_lossy(&printed.stdout).trim().to_string();
+    assert!(
+        printed.starts_with(&format!("{api}/dashboard/")) && !printed.contains(&gateway_token),
+        "{printed}"
+    );
+    let shown = clawdock(
+        home.path(),
+        &["agents", "open", name, "--print", "--show-token"],
+    );
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), dashboard);
+    assert!(visit(&printed).starts_with("303"));
+}
+
+fn clawdock_id(home: &Path, name: &str) -> String {
+    let out = clawdock(home, &["agents", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    list.as_array()
+        .expect("array")
+        .iter()
+        .find(|a| a["name"] == name)
+        .and_then(|a| a["id"].as_str())
+        .expect("id")
+        .to_string()
+}
+
+/// Agent ports apart from other tests running at the same time.
+fn port_base(slot: u16) -> String {
+    (28000 + (std::process::id() % 50) as u16 * 20 + slot * 5).to_string()
 }

@@ -192,7 +192,10 @@ fn serve_with_two_agents_then_sigterm_leaves_nothing_running() {
         config.contains("sk-from-stdin") && config.contains("openai/gpt-5"),
         "{config}"
     );
-    let open = clawdock(home.path(), &["agents", "open", "cli-a", "--print"]);
+    let open = clawdock(
+        home.path(),
+        &["agents", "open", "cli-a", "--print", "--show-token"],
+    );
     let url = String::from_utf8_lossy(&open.stdout);
     assert!(
         url.trim()

@@ -175,6 +175,8 @@ pub struct ApiServer {
     discovery: PathBuf,
     task: tokio::task::JoinHandle<()>,
     closing: CancellationToken,
+    /// Told where the API listens, and that it stopped.
+    core: Clawdock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +285,7 @@ impl ApiServer {
             }
         });
         tracing::info!(%addr, ?addr_v6, "API listening");
+        core.set_api_url(Some(info.url.clone()));
         Ok(Self {
             addr,
             addr_v6,
@@ -290,6 +293,7 @@ impl ApiServer {
             discovery,
             task,
             closing,
+            core,
         })
     }
 
@@ -306,6 +310,7 @@ impl ApiServer {
     /// `POST /shutdown` among them), streams end, then `api.json` is removed if it
     /// is still this process's.
     pub async fn close(mut self) {
+        self.core.set_api_url(None);
         self.closing.cancel();
         if tokio::time::timeout(CLOSE_BOUND, &mut self.task)
             .await
@@ -348,7 +353,10 @@ fn router(state: AppState) -> Router {
         .route("/agents/{id}/stop", post(stop_agent))
         .route("/agents/{id}/logs", get(agent_logs))
         .route("/agents/{id}/chat", post(chat))
-        .route("/agents/{id}/dashboard", get(dashboard))
+        .route(
+            "/agents/{id}/dashboard",
+            get(dashboard).post(dashboard_link),
+        )
         .route("/agents/{id}/cancel", post(cancel_agent))
         .route("/agents/{id}/update", post(update_agent))
         .route("/agents/{id}/export", get(export_agent))
@@ -373,6 +381,9 @@ fn router(state: AppState) -> Router {
         .route("/", get(static_file))
         .route("/index.html", get(static_file))
         .route("/ui/{*path}", get(static_file))
+        // No bearer token here: a browser opened by `xdg-open` has none. The
+        // one-time ticket in the path is the credential.
+        .route("/dashboard/{ticket}", get(open_dashboard))
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -574,6 +585,43 @@ async fn dashboard(
     Ok(Json(json!({ "url": url })))
 }
 
+/// `POST /agents/{id}/dashboard`: a one-time address that opens the dashboard,
+/// with no token in it (for openers whose command line every local user reads).
+async fn dashboard_link(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let url = s.core.dashboard_link(parse_id(&id)?)?;
+    Ok(Json(json!({
+        "url": url,
+        "expiresInSecs": crate::dashboard::TICKET_TTL.as_secs(),
+    })))
+}
+
+/// `GET /dashboard/{ticket}`: once, within 30 s of its making, a redirect to the
+/// agent's dashboard with the gateway token in the fragment (which the browser
+/// keeps: never sent to a server, never in a log or a `Referer`).
+async fn open_dashboard(
+    State(s): State<AppState>,
+    Path(ticket): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(redeemed) = s.core.redeem_dashboard_link(&ticket) else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "This dashboard address was used already or has expired; open the dashboard again.",
+        ));
+    };
+    let url = redeemed?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, url.as_str()),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+    )
+        .into_response())
+}
+
 async fn start_agent(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -663,7 +711,7 @@ async fn export_agent(
         storage: q.storage.unwrap_or(defaults.storage),
         with_workspace,
     };
-    let export = s.core.agents().export_kubernetes(id, &options)?;
+    let export = s.core.agents().export_kubernetes(id, &options).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(export)).into_response())
 }
 

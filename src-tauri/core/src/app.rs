@@ -42,6 +42,11 @@ struct Inner {
     last_published: Mutex<Option<RuntimeStatus>>,
     /// Becomes true once podman and the machine were looked at the first time.
     probed: tokio::sync::watch::Sender<bool>,
+    /// Where this instance's API listens (set by the API when it starts): the
+    /// one-time dashboard addresses are made on it.
+    api_url: Mutex<Option<String>>,
+    /// The one-time dashboard addresses given out and not yet used.
+    dashboard_tickets: Mutex<crate::dashboard::Tickets>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +109,8 @@ impl Clawdock {
                 lock: Mutex::new(lock),
                 last_published: Mutex::new(None),
                 probed: tokio::sync::watch::channel(false).0,
+                api_url: Mutex::new(None),
+                dashboard_tickets: Mutex::new(crate::dashboard::Tickets::default()),
             }),
         };
         this.spawn_machine_relay();
@@ -182,6 +189,34 @@ impl Clawdock {
 
     pub fn agents(&self) -> &Agents {
         &self.inner.agents
+    }
+
+    /// Records where this instance's API listens (`None` once it closed).
+    pub fn set_api_url(&self, url: Option<String>) {
+        *lock(&self.inner.api_url) = url;
+    }
+
+    /// "Open dashboard": a one-time address on Clawdock's own API that takes the
+    /// visitor to the agent's dashboard signed in (see [`crate::dashboard`]). It
+    /// holds no token, so it may go on a command line (the opener's).
+    pub fn dashboard_link(&self, id: uuid::Uuid) -> Result<String, AgentError> {
+        // Refused now, while the caller listens, when the agent does not run.
+        self.inner.agents.dashboard_url(id)?;
+        let base = lock(&self.inner.api_url).clone().ok_or_else(|| {
+            AgentError::Internal(
+                "Clawdock's API is not listening, so there is no address to open the dashboard from"
+                    .into(),
+            )
+        })?;
+        let ticket = lock(&self.inner.dashboard_tickets).issue(id, Instant::now());
+        Ok(format!("{base}{}{ticket}", crate::dashboard::ROUTE_PREFIX))
+    }
+
+    /// The dashboard's address with its token that the one-time `ticket` stands
+    /// for; `None` when the ticket is unknown, used or expired (it is used now).
+    pub fn redeem_dashboard_link(&self, ticket: &str) -> Option<Result<String, AgentError>> {
+        let id = lock(&self.inner.dashboard_tickets).redeem(ticket, Instant::now())?;
+        Some(self.inner.agents.dashboard_url(id))
     }
 
     pub fn machine(&self) -> &Machine {

@@ -125,12 +125,14 @@ pub enum WriteError {
     BadFileName(String),
     #[error("could not write {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// Packing stopped as soon as the tarball passed the bound: the size beyond it
+    /// is not known.
     #[error(
-        "the workspace packs to {0} KiB, more than a Secret holds ({max} KiB): export without \
+        "the workspace packs to more than a Secret holds ({max} KiB): export without \
          --with-workspace and copy it with `kubectl cp` (the folder's README says how)",
         max = MAX_WORKSPACE_BYTES / 1024
     )]
-    WorkspaceTooLarge(usize),
+    WorkspaceTooLarge,
     #[error("could not pack the workspace {}: {why}", .path.display())]
     Pack { path: PathBuf, why: String },
 }
@@ -557,39 +559,111 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
     text
 }
 
+/// How long packing the workspace may take. The agent writes its workspace: a
+/// huge sparse file compresses to almost nothing, so the size bound alone would
+/// not end the work.
+pub const WORKSPACE_PACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The agent's workspace folder as a gzipped tarball (`tar -czf - -C DIR .`), for
-/// `--with-workspace`. Refused above [`MAX_WORKSPACE_BYTES`].
+/// `--with-workspace`. tar stores links as links (it never follows one the agent
+/// planted) and FIFOs as FIFOs (never opened). Its output is read as it comes and
+/// tar is killed as soon as it passes [`MAX_WORKSPACE_BYTES`] or after
+/// [`WORKSPACE_PACK_TIMEOUT`]. Blocking.
 pub fn workspace_tarball(workspace: &Path) -> Result<Vec<u8>, WriteError> {
+    workspace_tarball_within(workspace, MAX_WORKSPACE_BYTES, WORKSPACE_PACK_TIMEOUT)
+}
+
+fn workspace_tarball_within(
+    workspace: &Path,
+    max: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, WriteError> {
+    use std::io::Read;
+    use std::sync::{mpsc, Arc, Mutex};
     let pack = |why: String| WriteError::Pack {
         path: workspace.to_path_buf(),
         why,
     };
-    if !workspace.is_dir() {
+    // The folder itself, not a link in its place.
+    if !std::fs::symlink_metadata(workspace).is_ok_and(|m| m.is_dir()) {
         return Err(pack("no such folder".into()));
     }
-    let out = std::process::Command::new("tar")
+    let mut child = std::process::Command::new("tar")
         .arg("-czf")
         .arg("-")
         .arg("-C")
         .arg(workspace)
         .arg(".")
         .stdin(std::process::Stdio::null())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| pack(format!("could not run tar: {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(pack("tar's pipes were not opened".into()));
+    };
+    // stderr drained on its own thread (a full pipe would stall tar), its end kept.
+    let errors = std::thread::spawn(move || {
+        let mut tail = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stderr.read(&mut buf) {
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 4096 {
+                tail.drain(..tail.len() - 4096);
+            }
+        }
+        String::from_utf8_lossy(&tail).trim().to_string()
+    });
+    let child = Arc::new(Mutex::new(child));
+    let kill = |child: &Mutex<std::process::Child>| match child.lock() {
+        Ok(mut c) => {
+            if let Err(e) = c.kill() {
+                tracing::debug!(error = %e, "tar had ended already");
+            }
+        }
+        Err(_) => tracing::warn!("tar's handle was poisoned; it is not killed"),
+    };
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = {
+        let child = Arc::clone(&child);
+        std::thread::spawn(move || {
+            let late = finished.recv_timeout(timeout) == Err(mpsc::RecvTimeoutError::Timeout);
+            if late {
+                kill(&child);
+            }
+            late
+        })
+    };
+    let mut out = Vec::new();
+    let read = stdout.take(max as u64 + 1).read_to_end(&mut out);
+    let too_large = out.len() > max;
+    if too_large {
+        kill(&child);
+    }
+    if let Err(e) = done.send(()) {
+        tracing::debug!(error = %e, "the watchdog had ended");
+    }
+    let late = watchdog.join().unwrap_or(true);
+    let status = match child.lock() {
+        Ok(mut c) => c.wait(),
+        Err(_) => Err(io::Error::other("tar's handle was poisoned")),
+    };
+    let stderr = errors.join().unwrap_or_default();
+    if too_large {
+        return Err(WriteError::WorkspaceTooLarge);
+    }
+    if late {
         return Err(pack(format!(
-            "tar failed ({}): {}",
-            out.status,
-            stderr.trim()
+            "tar did not finish within {} s",
+            timeout.as_secs()
         )));
     }
-    if out.stdout.len() > MAX_WORKSPACE_BYTES {
-        return Err(WriteError::WorkspaceTooLarge(
-            out.stdout.len().div_ceil(1024),
-        ));
+    read.map_err(|e| pack(format!("could not read tar's output: {e}")))?;
+    let status = status.map_err(|e| pack(format!("could not wait for tar: {e}")))?;
+    if !status.success() {
+        return Err(pack(format!("tar failed ({status}): {stderr}")));
     }
-    Ok(out.stdout)
+    Ok(out)
 }
 
 /// Writes an export into `dir`, made if missing (0700: it holds secrets; an
@@ -912,6 +986,40 @@ mod tests {
             workspace_tarball(&tmp.path().join("none")),
             Err(WriteError::Pack { .. })
         ));
+    }
+
+    /// Issue 23: tar's whole output was collected before its size was checked; a
+    /// workspace the agent filled would take the memory (or the time) it liked.
+    #[cfg(unix)]
+    #[test]
+    fn packing_stops_at_the_size_bound_and_the_time_bound() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let ws = tmp.path().join("workspace");
+        std::fs::create_dir(&ws).expect("mkdir");
+        let mut noise = vec![0u8; 256 * 1024];
+        getrandom::fill(&mut noise).expect("random");
+        std::fs::write(ws.join("noise"), &noise).expect("file");
+        let started = std::time::Instant::now();
+        let err = workspace_tarball_within(&ws, 16 * 1024, std::time::Duration::from_secs(30))
+            .expect_err("too large");
+        assert!(matches!(err, WriteError::WorkspaceTooLarge), "{err:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+        // 64 GiB of holes: little output, endless reading.
+        let sparse = std::fs::File::create(ws.join("sparse")).expect("file");
+        sparse.set_len(64 << 30).expect("sparse");
+        let started = std::time::Instant::now();
+        let err = workspace_tarball_within(&ws, usize::MAX / 2, std::time::Duration::from_secs(1))
+            .expect_err("too slow");
+        assert!(
+            err.to_string().contains("did not finish within 1 s"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! shutdown routine. Knows nothing of Tauri, so it builds and tests headless.
 
 pub mod advice;
+pub mod agent_files;
 pub mod agents;
 pub mod api;
 pub mod app;
 pub mod containers;
+pub mod dashboard;
 pub mod events;
 pub mod export;
 pub mod instance;

@@ -4,8 +4,6 @@
 //! `XDG_CONFIG_HOME` and leaves `Exec` unquoted); on macOS a LaunchAgent and on
 //! Windows the `Run` registry key, through the `auto-launch` crate.
 
-#[cfg(not(any(target_os = "macos", windows)))]
-use std::path::Path;
 use std::path::PathBuf;
 
 /// The argument the login item passes: the app then starts in the tray only.
@@ -57,17 +55,19 @@ impl LoginItem {
     }
 
     pub fn enabled(&self) -> Result<bool, LoginItemError> {
-        Ok(self.file()?.exists())
+        Ok(std::fs::symlink_metadata(self.file()?).is_ok())
     }
 
+    /// Writes the entry atomically: a new file (never opened through a link
+    /// someone left at its name) renamed over the old one, so a crash leaves the
+    /// old entry or the new one, and a link is replaced, not written through.
     pub fn set(&self, on: bool) -> Result<(), LoginItemError> {
         let file = self.file()?;
         let failed = |e: std::io::Error| LoginItemError(format!("{}: {e}", file.display()));
         if on {
-            if let Some(dir) = file.parent() {
-                std::fs::create_dir_all(dir).map_err(failed)?;
-            }
-            std::fs::write(&file, desktop_entry(&self.app)).map_err(failed)
+            let entry = desktop_entry(&self.app)?;
+            crate::store::write_plain(&file, entry.as_bytes())
+                .map_err(|e| LoginItemError(e.to_string()))
         } else {
             match std::fs::remove_file(&file) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(e)),
@@ -102,8 +102,8 @@ impl LoginItem {
     }
 }
 
-#[cfg(not(any(target_os = "macos", windows)))]
 /// `$XDG_CONFIG_HOME` when set to an absolute path, else `$HOME/.config`.
+#[cfg(not(any(target_os = "macos", windows)))]
 fn xdg_config_home(
     config: Option<std::ffi::OsString>,
     home: Option<std::ffi::OsString>,
@@ -111,15 +111,22 @@ fn xdg_config_home(
     config
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
-        .or_else(|| home.map(|h| Path::new(&h).join(".config")))
+        .or_else(|| home.map(|h| std::path::Path::new(&h).join(".config")))
 }
 
-#[cfg(not(any(target_os = "macos", windows)))]
 /// The autostart entry: `Exec` quoted and escaped as the Desktop Entry spec
-/// requires (a path may hold spaces, quotes or `%`).
-fn desktop_entry(app: &Path) -> String {
+/// requires (a path may hold spaces, quotes or `%`). A path with a control
+/// character is refused: a line break would add keys of its own to the entry.
+#[cfg(not(any(target_os = "macos", windows)))]
+fn desktop_entry(app: &std::path::Path) -> Result<String, LoginItemError> {
+    let path = app.to_string_lossy();
+    if path.chars().any(char::is_control) {
+        return Err(LoginItemError(format!(
+            "The app's path {path:?} holds a control character; move the app to a plain path to launch it at login."
+        )));
+    }
     let mut quoted = String::from("\"");
-    for c in app.to_string_lossy().chars() {
+    for c in path.chars() {
         if matches!(c, '"' | '`' | '$' | '\\') {
             quoted.push('\\');
         }
@@ -128,7 +135,7 @@ fn desktop_entry(app: &Path) -> String {
     quoted.push('"');
     // The file's own string escaping comes on top of the Exec quoting.
     let exec = quoted.replace('\\', "\\\\").replace('%', "%%");
-    format!(
+    Ok(format!(
         "[Desktop Entry]\n\
          Type=Application\n\
          Name={APP_NAME}\n\
@@ -136,7 +143,7 @@ fn desktop_entry(app: &Path) -> String {
          Exec={exec} {AT_LOGIN_ARG}\n\
          Terminal=false\n\
          X-GNOME-Autostart-enabled=true\n"
-    )
+    ))
 }
 
 #[cfg(all(test, not(any(target_os = "macos", windows))))]
@@ -164,11 +171,41 @@ mod tests {
 
     #[test]
     fn exec_escapes_what_the_spec_reserves() {
-        let text = desktop_entry(Path::new("/a\"b/$c/100%/d\\e"));
+        let text = desktop_entry(std::path::Path::new("/a\"b/$c/100%/d\\e")).expect("entry");
         assert!(
             text.contains(r#"Exec="/a\\"b/\\$c/100%%/d\\\\e" --at-login"#),
             "{text}"
         );
+    }
+
+    /// Issue 23: the entry was written in place through whatever was at its name
+    /// (a link to another file of the user's), and a line break in the path added
+    /// keys of its own.
+    #[test]
+    fn the_entry_replaces_a_link_and_refuses_control_characters() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let autostart = dir.path().join("autostart");
+        std::fs::create_dir(&autostart).expect("mkdir");
+        let victim = dir.path().join("bashrc");
+        std::fs::write(&victim, "keep me\n").expect("victim");
+        std::os::unix::fs::symlink(&victim, autostart.join("clawdock.desktop")).expect("link");
+        let item = LoginItem::in_dir("/opt/clawdock".into(), autostart.clone());
+        item.set(true).expect("on");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "keep me\n"
+        );
+        let entry = autostart.join("clawdock.desktop");
+        assert!(std::fs::symlink_metadata(&entry).expect("entry").is_file());
+        let leftovers = std::fs::read_dir(&autostart).expect("dir").count();
+        assert_eq!(leftovers, 1, "no temporary file left");
+
+        let injected = LoginItem::in_dir("/opt/x\nExec=/bin/evil".into(), autostart.clone());
+        let err = injected.set(true).expect_err("refused");
+        assert!(err.to_string().contains("control character"), "{err}");
+        assert!(std::fs::read_to_string(&entry)
+            .expect("entry")
+            .contains("Exec=\"/opt/clawdock\" --at-login"));
     }
 
     #[test]

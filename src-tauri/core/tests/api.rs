@@ -575,6 +575,14 @@ async fn post_agents_creates_patch_edits_and_the_dashboard_carries_the_gateway_t
         .call(Method::GET, &format!("{path}/dashboard"), None)
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "not running yet: {body}");
+    let (status, body) = api
+        .call(Method::POST, &format!("{path}/dashboard"), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "no one-time address yet: {body}"
+    );
     assert!(
         support::eventually(Duration::from_secs(30), || api
             .core
@@ -634,6 +642,37 @@ async fn post_agents_creates_patch_edits_and_the_dashboard_carries_the_gateway_t
         url.starts_with(&format!("http://127.0.0.1:{port}/#token=")),
         "{url}"
     );
+
+    // The one-time address (issue 23): no token in it, no bearer token needed,
+    // one visit, a redirect to the dashboard above.
+    let (status, body) = api
+        .call(Method::POST, &format!("{path}/dashboard"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["expiresInSecs"], 30);
+    let once = body["url"].as_str().expect("url").to_string();
+    assert!(
+        once.starts_with(&format!("{}/dashboard/", api.base)),
+        "{once}"
+    );
+    assert!(!once.contains(url.rsplit('=').next().expect("token")));
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let first = browser.get(&once).send().await.expect("visit");
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(first.headers()["location"], url);
+    assert_eq!(first.headers()["cache-control"], "no-store");
+    let again = browser.get(&once).send().await.expect("visit");
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "one visit only");
+    let guessed = browser
+        .get(format!("{}/dashboard/{}", api.base, "0".repeat(64)))
+        .send()
+        .await
+        .expect("visit");
+    assert_eq!(guessed.status(), StatusCode::NOT_FOUND);
     let (_, list) = api.call(Method::GET, "/agents", None).await;
     let gateway_token = url.rsplit('=').next().expect("token");
     assert!(

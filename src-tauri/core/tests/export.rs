@@ -338,6 +338,7 @@ async fn export_and_run(image: &str, memory_mib: u64, health_budget: Duration) {
         answer,
         core.agents()
             .export_kubernetes(agent.id, &options)
+            .await
             .expect("core export")
     );
     assert_eq!(answer.name, name.to_lowercase().replace('_', "-"));

@@ -275,7 +275,8 @@ pub async fn perform(core: &Clawdock, action: Action) -> Effect {
             .map_or(Effect::None, |e| Effect::Failed(e.to_string())),
         Action::SetupPodman => Effect::ShowWindow("setup".into()),
         Action::OpenLogs(id) => Effect::ShowWindow(format!("logs/{id}")),
-        Action::OpenDashboard(id) => match agents.dashboard_url(id) {
+        // A one-time address: the opener's command line never holds the token.
+        Action::OpenDashboard(id) => match core.dashboard_link(id) {
             Ok(url) => Effect::OpenUrl(url),
             Err(e) => Effect::Failed(e.to_string()),
         },

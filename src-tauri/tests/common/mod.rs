@@ -159,8 +159,14 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(home: &Path) -> Self {
+        Self::start_with(home, &[])
+    }
+
+    /// `start` with more environment variables.
+    pub fn start_with(home: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--port", "0"])
+            .envs(env.iter().copied())
             .env("CLAWDOCK_HOME", home)
             .env("CLAWDOCK_AGENT_IMAGE", IMAGE)
             .env("CLAWDOCK_STOP_TIMEOUT", "2")

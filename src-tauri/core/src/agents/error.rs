@@ -88,6 +88,10 @@ pub enum AgentError {
     Store(#[from] StoreError),
     #[error("Could not prepare the agent folder: {0}")]
     Folder(String),
+    /// A file in the agent's folder (which the agent can write) refused or failed:
+    /// a link, a special file, too large.
+    #[error(transparent)]
+    File(#[from] crate::agent_files::AgentFileError),
     #[error("{0}")]
     Gateway(String),
     /// A podman failure whose cause a person can act on: the sentence saying what
@@ -194,7 +198,7 @@ impl AgentError {
             Self::NoFreePort(..) => ErrorCode::NoFreePort,
             Self::Podman(_) => ErrorCode::PodmanFailed,
             Self::Store(_) => ErrorCode::StoreFailed,
-            Self::Folder(_) => ErrorCode::FolderFailed,
+            Self::Folder(_) | Self::File(_) => ErrorCode::FolderFailed,
             Self::Gateway(_) => ErrorCode::GatewayFailed,
             Self::Advised { code, .. } => *code,
             Self::Internal(_) => ErrorCode::Internal,

@@ -18,11 +18,22 @@ pub struct Gateway {
 }
 
 impl Default for Gateway {
+    /// Never through a proxy: the gateways are on loopback, and a proxy from the
+    /// environment (`HTTP_PROXY`, `ALL_PROXY`) would get every health poll (no agent
+    /// would ever get healthy) and every chat with its gateway token.
     fn default() -> Self {
         let http = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(Duration::from_secs(3))
             .build()
-            .unwrap_or_default();
+            .or_else(|e| {
+                tracing::warn!(error = %e, "no HTTP client with a connect timeout; using one without");
+                reqwest::Client::builder().no_proxy().build()
+            })
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "no HTTP client without proxies; the environment's proxy may be used");
+                reqwest::Client::new()
+            });
         Self { http }
     }
 }

@@ -182,7 +182,7 @@ impl Agents {
 
     async fn edit_now(&self, id: Uuid, edit: ProviderInput) -> Result<AgentView, AgentError> {
         let (_serial, current) = self.when_idle(id)?;
-        let config = self.read_config(&current.record)?;
+        let config = self.read_config(&current.record).await?;
         let provider =
             definition::edited_provider(&definition::provider_input_of_config(&config), &edit)
                 .map_err(AgentError::InvalidInput)?;
@@ -192,7 +192,7 @@ impl Agents {
         let running = current.live.container == Container::Running
             || current.record.status == AgentStatus::Running;
         if !running {
-            self.rewrite_provider(&current.record, &provider)?;
+            self.rewrite_provider(&current.record, &provider).await?;
             return self.get(id).ok_or(AgentError::NotFound);
         }
         self.transition(id, Input::Begin(Op::Restart))?;
@@ -205,7 +205,7 @@ impl Agents {
                     .await?;
             }
             // Written while the gateway is down: it may write the file itself.
-            self.rewrite_provider(&current.record, &provider)?;
+            self.rewrite_provider(&current.record, &provider).await?;
             self.start_attempt(id, None, &log).await
         }
         .await;
@@ -313,6 +313,15 @@ impl Agents {
                 return Err(e);
             }
         };
+        // The new container needs the config handed to the gateway's user; a link
+        // or special file the agent put there would fail that after the old
+        // container is gone: refused now, with the agent as it was.
+        if let Err(e) = self.config_can_be_handed_over(&record).await {
+            self.renew_cancel(id);
+            log.push(format!("Update failed: {e}"));
+            self.transition(id, Input::Ended)?;
+            return Err(e);
+        }
         let was_running = old.state == Container::Running;
         log.push(format!("Updating to the newest {}...", record.image));
         let replaced = async {
@@ -493,7 +502,12 @@ impl Agents {
             }
         }
         let dir = self.state(id)?.record.dir;
-        steps::remove_dir(&dir).map_err(|e| AgentError::Folder(e.to_string()))?;
+        // std's remove_dir_all removes links the agent left without following them;
+        // a large workspace takes a while: off the async workers.
+        crate::agent_files::blocking(move || {
+            steps::remove_dir(&dir).map_err(|e| AgentError::Folder(e.to_string()))
+        })
+        .await?;
         self.forget(id)?;
         self.stop_machine_if_idle().await;
         Ok(())
@@ -617,18 +631,23 @@ impl Agents {
     }
 
     /// The agent as a Kustomize folder for Kubernetes (see [`crate::export`]): its
-    /// record, its `openclaw.json` as on disk, and its container's limits. Holds
-    /// the gateway token and the provider key.
-    pub fn export_kubernetes(
+    /// record, its `openclaw.json` as on disk (a link or special file there is
+    /// refused, never followed: the agent can write that file), and its
+    /// container's limits. Holds the gateway token and the provider key.
+    pub async fn export_kubernetes(
         &self,
         id: Uuid,
         options: &crate::export::Options,
     ) -> Result<crate::export::Export, AgentError> {
         self.get(id).ok_or(AgentError::NotFound)?;
         let record = self.state(id)?.record;
-        let config_path = record.dir.join("config/openclaw.json");
-        let config = std::fs::read_to_string(&config_path).map_err(|e| {
-            AgentError::Folder(format!("could not read {}: {e}", config_path.display()))
+        let config_path = record.dir.join(steps::CONFIG_FILE);
+        let bytes = crate::agent_files::blocking(move || {
+            crate::agent_files::read_regular(&config_path, crate::agent_files::MAX_CONFIG_BYTES)
+        })
+        .await?;
+        let config = String::from_utf8(bytes).map_err(|e| {
+            AgentError::Folder(format!("the agent's openclaw.json is not UTF-8 ({e})"))
         })?;
         let source = crate::export::Source {
             record: &record,

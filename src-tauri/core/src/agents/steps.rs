@@ -14,74 +14,99 @@ use super::definition::{self, Provider};
 use super::logs::{self, LogRing};
 use super::state::{Container, Input};
 use super::{AgentError, AgentView, Agents, CreateRequest, FAILURE_LOG_LINES};
+use crate::agent_files;
 use crate::containers::{ContainerId, Found};
 use crate::machine::Mode;
 use crate::progress::Paced;
 use crate::settings::Settings;
 use crate::store::{self, AgentRecord, StoreError};
 
+/// The agent's config, relative to its folder: the gateway (the agent) can write
+/// it, so the host never follows a link there.
+pub(super) const CONFIG_FILE: &str = "config/openclaw.json";
+
 impl Agents {
     /// Writes the agent's folders and `openclaw.json` (0600: it holds the key).
-    pub(super) fn write_config(
+    pub(super) async fn write_config(
         &self,
         record: &AgentRecord,
         provider: &Provider,
     ) -> Result<(), AgentError> {
-        let folder = |e: std::io::Error| AgentError::Folder(e.to_string());
-        store::create_private_dir(&self.settings().agents_dir()).map_err(folder)?;
-        store::create_private_dir(&record.dir).map_err(folder)?;
-        store::create_private_dir(&record.dir.join("config")).map_err(folder)?;
-        store::create_private_dir(&record.dir.join("workspace")).map_err(folder)?;
-        store::create_private_dir(&record.dir.join("cache")).map_err(folder)?;
+        let agents_dir = self.settings().agents_dir();
+        let dir = record.dir.clone();
         let config = definition::openclaw_config(record.port, provider);
-        write_json(&record.dir.join("config/openclaw.json"), &config)
+        agent_files::blocking(move || {
+            let folder = |e: std::io::Error| AgentError::Folder(e.to_string());
+            store::create_private_dir(&agents_dir).map_err(folder)?;
+            store::create_private_dir(&dir).map_err(folder)?;
+            store::create_private_dir(&dir.join("config")).map_err(folder)?;
+            store::create_private_dir(&dir.join("workspace")).map_err(folder)?;
+            store::create_private_dir(&dir.join("cache")).map_err(folder)?;
+            // Replaces whatever is there (a link the agent left is replaced, not
+            // followed: the new file is renamed over it).
+            write_json(&dir.join(CONFIG_FILE), &config)
+        })
+        .await
     }
 
     /// The agent's `openclaw.json` as it is now; a missing one reads as a fresh
-    /// config without provider (an edit then repairs it).
-    pub(super) fn read_config(
+    /// config without provider (an edit then repairs it). The agent can write this
+    /// file: a link, a special file or more than a MiB is refused, never followed.
+    pub(super) async fn read_config(
         &self,
         record: &AgentRecord,
     ) -> Result<serde_json::Value, AgentError> {
-        let path = record.dir.join("config/openclaw.json");
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                AgentError::Folder(format!(
-                    "{} is not valid JSON ({e}); fix it or delete it",
-                    path.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(definition::openclaw_config(record.port, &Provider::None))
+        let path = record.dir.join(CONFIG_FILE);
+        let port = record.port;
+        agent_files::blocking(move || {
+            match agent_files::read_regular(&path, agent_files::MAX_CONFIG_BYTES) {
+                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    AgentError::Folder(format!(
+                        "{} is not valid JSON ({e}); fix it or delete it",
+                        path.display()
+                    ))
+                }),
+                Err(e) if e.is_not_found() => {
+                    Ok(definition::openclaw_config(port, &Provider::None))
+                }
+                Err(e) => Err(e.into()),
             }
-            Err(e) => Err(AgentError::Folder(format!("{}: {e}", path.display()))),
-        }
+        })
+        .await
     }
 
     /// Writes the agent's `openclaw.json` anew (0600, ours), handed to the gateway's
     /// user where a rootful engine needs that for the gateway to read it.
-    fn write_config_file(
+    async fn write_config_file(
         &self,
         record: &AgentRecord,
         config: &serde_json::Value,
     ) -> Result<(), AgentError> {
-        write_json(&record.dir.join("config/openclaw.json"), config)?;
-        if self.inner.host.get().is_some_and(|h| h.rootful_native) {
-            hand_to_gateway_user(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))?;
-        }
-        Ok(())
+        let dir = record.dir.clone();
+        let config = config.clone();
+        let rootful = self.inner.host.get().is_some_and(|h| h.rootful_native);
+        agent_files::blocking(move || {
+            write_json(&dir.join(CONFIG_FILE), &config)?;
+            if rootful {
+                hand_to_gateway_user(&dir)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Puts `provider` into the agent's `openclaw.json`, keeping the rest of the
     /// file, and records it.
-    pub(super) fn rewrite_provider(
+    pub(super) async fn rewrite_provider(
         &self,
         record: &AgentRecord,
         provider: &Provider,
     ) -> Result<(), AgentError> {
-        let config = definition::with_provider(&self.read_config(record)?, record.port, provider);
-        self.write_config_file(record, &config)?;
-        remove_config_backups(&record.dir.join("config"))?;
+        let config =
+            definition::with_provider(&self.read_config(record).await?, record.port, provider);
+        self.write_config_file(record, &config).await?;
+        let config_dir = record.dir.join("config");
+        agent_files::blocking(move || remove_config_backups(&config_dir)).await?;
         self.transition(
             record.id,
             Input::Edited {
@@ -115,6 +140,21 @@ impl Agents {
         Ok(())
     }
 
+    /// Refuses, where a rootful engine needs `openclaw.json` handed to the gateway's
+    /// user, a config that is not a regular file (a link, a FIFO): making the
+    /// container would fail on it.
+    pub(super) async fn config_can_be_handed_over(
+        &self,
+        record: &AgentRecord,
+    ) -> Result<(), AgentError> {
+        if !self.inner.host.get().is_some_and(|h| h.rootful_native) {
+            return Ok(());
+        }
+        let path = record.dir.join(CONFIG_FILE);
+        agent_files::blocking(move || agent_files::open_regular(&path).map(drop)).await?;
+        Ok(())
+    }
+
     /// Makes the agent's container from its image, pulling it first if needed.
     pub(super) async fn make_container(
         &self,
@@ -122,12 +162,17 @@ impl Agents {
         log: &LogRing,
     ) -> Result<ContainerId, AgentError> {
         let host = self.inner.host.get().copied().unwrap_or_default();
-        // Agents made by an earlier version have no cache folder yet.
-        store::create_private_dir(&record.dir.join("cache"))
-            .map_err(|e| AgentError::Folder(e.to_string()))?;
-        if host.rootful_native {
-            hand_to_gateway_user(&record.dir).map_err(|e| AgentError::Folder(e.to_string()))?;
-        }
+        let dir = record.dir.clone();
+        agent_files::blocking(move || {
+            // Agents made by an earlier version have no cache folder yet.
+            store::create_private_dir(&dir.join("cache"))
+                .map_err(|e| AgentError::Folder(e.to_string()))?;
+            if host.rootful_native {
+                hand_to_gateway_user(&dir)?;
+            }
+            Ok::<_, AgentError>(())
+        })
+        .await?;
         self.refuse_when_shutting_down()?;
         let limits = self.limits_of(record);
         let create = || {
@@ -356,9 +401,9 @@ impl Agents {
             "Port {} is taken by another program; the agent moves to port {port}",
             record.port
         ));
-        let mut config = self.read_config(&record)?;
+        let mut config = self.read_config(&record).await?;
         definition::move_config_to_port(&mut config, port);
-        self.write_config_file(&record, &config)?;
+        self.write_config_file(&record, &config).await?;
         if let Some(found) = ours {
             self.containers().remove(&found.id, Duration::ZERO).await?;
         }
@@ -506,7 +551,7 @@ impl Agents {
             let record = self.state(id)?.record;
             // Written first: a create cut short keeps its config (and key), and a
             // later start finishes it.
-            self.write_config(&record, &provider)?;
+            self.write_config(&record, &provider).await?;
             log.push("Checking container runtime...");
             self.ensure_runtime(id).await?;
             log.push("Container runtime ready");
@@ -684,23 +729,20 @@ pub(super) fn instance_label(settings: &Settings) -> Result<String, StoreError> 
 /// Rootful Podman runs the gateway as uid 1000 with the folder owned by root (the
 /// app runs as root then): hand the agent's folders to that uid so the gateway can
 /// write its config. Rootless Podman maps the user into the container instead.
-fn hand_to_gateway_user(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    for p in [
-        dir.to_path_buf(),
-        dir.join("config"),
-        dir.join("workspace"),
-        dir.join("cache"),
-        dir.join("config/openclaw.json"),
+/// Each is changed through its own descriptor, opened without following a link: a
+/// link the agent put at `openclaw.json` (to `/etc/shadow`) is refused, not handed
+/// over. Blocking.
+fn hand_to_gateway_user(dir: &Path) -> Result<(), agent_files::AgentFileError> {
+    let uid = crate::containers::GATEWAY_UID;
+    for (path, is_dir) in [
+        (dir.to_path_buf(), true),
+        (dir.join("config"), true),
+        (dir.join("workspace"), true),
+        (dir.join("cache"), true),
+        (dir.join(CONFIG_FILE), false),
     ] {
-        std::os::unix::fs::chown(
-            &p,
-            Some(crate::containers::GATEWAY_UID),
-            Some(crate::containers::GATEWAY_UID),
-        )?;
+        agent_files::chown(&path, is_dir, uid, uid)?;
     }
-    #[cfg(not(unix))]
-    let _ = dir;
     Ok(())
 }
 

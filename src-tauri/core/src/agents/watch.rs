@@ -170,10 +170,15 @@ impl Agents {
             }
         };
         let dir = definition::agent_dir(&self.settings().agents_dir(), &recovered.agent);
-        let provider_type = std::fs::read_to_string(dir.join("config/openclaw.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .and_then(|config| definition::provider_of_config(&config));
+        // Read without following a link: the agent can write this file.
+        let config_path = dir.join(super::steps::CONFIG_FILE);
+        let provider_type = crate::agent_files::blocking(move || {
+            crate::agent_files::read_regular(&config_path, crate::agent_files::MAX_CONFIG_BYTES)
+        })
+        .await
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .and_then(|config| definition::provider_of_config(&config));
         let running = recovered.state == Container::Running;
         let record = AgentRecord {
             id: recovered.agent,
