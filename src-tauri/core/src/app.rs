@@ -369,13 +369,11 @@ impl Clawdock {
     }
 
     /// Reads the machine and the engine again now (after a wake-up, a failed call,
-    /// an ended event stream) and brings the agents in line: if the engine is gone,
-    /// the agents that ran are stopped with a notice; if it is there, the listing
-    /// corrects every agent.
+    /// an ended event stream) and brings the agents in line: if the engine is gone
+    /// (confirmed: see [`Machine::recheck`]), the agents that ran are stopped with a
+    /// notice; if it is there, the listing corrects every agent.
     pub async fn check_engine(&self) -> RuntimeState {
-        let machine = &self.inner.machine;
-        machine.invalidate();
-        let state = machine.refresh().await;
+        let state = self.inner.machine.recheck().await;
         if state == RuntimeState::Ready {
             if let Err(e) = self.inner.agents.sync_with_podman().await.map(drop) {
                 tracing::warn!(error = %e, "could not list the containers after an engine check");

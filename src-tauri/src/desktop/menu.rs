@@ -315,6 +315,7 @@ mod tests {
             exit_code: None,
             image: "img".into(),
             notice: None,
+            crash_loop: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub use steps::random_hex;
 
 /// Lines of container output copied into the agent's log when something fails.
 const FAILURE_LOG_LINES: usize = 50;
+/// Lines of a crashed gateway's output kept in the view.
+const CRASH_LOG_LINES: usize = 10;
 
 /// `POST /agents/create`, as the replaced runtime took it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -140,6 +142,30 @@ impl Agents {
             result = self.start_attempt(id, None, &log).await;
         }
         self.finish_start(id, result, &log).await
+    }
+
+    /// The crash loop's start, once its back-off (due at `due`) has passed: only
+    /// if the loop still waits for this very try (a stop, a start by the user or
+    /// another death since moved it on).
+    async fn revive(&self, id: Uuid, due: chrono::DateTime<chrono::Utc>) -> Result<(), AgentError> {
+        let op = self.op_lock(id)?;
+        let _serial = op.lock().await;
+        self.refuse_when_shutting_down()?;
+        let current = self.state(id)?;
+        let still_due = current.live.activity.is_none()
+            && current
+                .live
+                .crash
+                .as_ref()
+                .is_some_and(|c| c.next_try == Some(due));
+        if !still_due {
+            return Ok(());
+        }
+        self.transition(id, Input::Begin(Op::Revive))?;
+        let log = self.log_ring(id)?;
+        log.push("The gateway died; starting it again...");
+        let result = self.start_attempt(id, None, &log).await;
+        self.finish_start(id, result, &log).await.map(drop)
     }
 
     async fn start_attempt(
@@ -307,7 +333,6 @@ impl Agents {
                 });
             }
             Err(e) => {
-                self.renew_cancel(id);
                 log.push(format!("Update failed: {e}"));
                 self.transition(id, Input::Ended)?;
                 return Err(e);
@@ -327,7 +352,6 @@ impl Agents {
             Err(e) => return Err(self.start_failed(id, e, &log).await),
         };
         if !was_running {
-            self.renew_cancel(id);
             self.transition(id, Input::Stopped)?;
             log.push("Updated; the agent runs the new image at its next start");
             return Ok(UpdateOutcome {
@@ -478,8 +502,7 @@ impl Agents {
                 // The record stays, marked `deleting` and hidden; the next listing
                 // of the containers finishes the delete.
                 tracing::warn!(agent = %id, error = %e, "engine unreachable during delete; finishing it later");
-                self.hide_until_deleted(id);
-                return Ok(());
+                return self.hide_until_deleted(id);
             }
             Err(e) => return self.delete_failed(id, e.into()).await,
         };
@@ -492,8 +515,16 @@ impl Agents {
                 return self.delete_failed(id, e.into()).await;
             }
         }
+        if self.inner.host.get().is_some_and(|h| h.cgroup_v1) {
+            crate::containers::remove_cgroup_parent(id);
+        }
         let dir = self.state(id)?.record.dir;
-        steps::remove_dir(&dir).map_err(|e| AgentError::Folder(e.to_string()))?;
+        if let Err(e) = steps::remove_dir(&dir) {
+            // Half-way: the container is gone, the folder is not. The agent comes
+            // back into view with the error, and a delete can be tried again.
+            let err = AgentError::Folder(format!("could not remove {}: {e}", dir.display()));
+            return self.delete_failed(id, err).await;
+        }
         self.forget(id)?;
         self.stop_machine_if_idle().await;
         Ok(())

@@ -220,7 +220,16 @@ impl Agents {
         log: &LogRing,
     ) -> Result<(), AgentError> {
         self.refuse_when_shutting_down()?;
-        self.transition(record.id, Input::Launching { at: Utc::now() })?;
+        if self.inner.host.get().is_some_and(|h| h.cgroup_v1) {
+            crate::containers::reset_memory_peak(record.id);
+        }
+        self.transition(
+            record.id,
+            Input::Launching {
+                at: Utc::now(),
+                container_id: container.clone(),
+            },
+        )?;
         self.containers().start(container).await.map_err(|e| {
             if e.engine_unreachable() {
                 AgentError::from(e)
@@ -268,7 +277,11 @@ impl Agents {
                 // The `died` of an earlier stop can arrive after this start began:
                 // Podman, asked now, decides.
                 self.look_at(record.id, container).await?;
-                match self.state(record.id)?.live.container {
+                let mut seen = self.state(record.id)?.live.container;
+                if seen == Container::Exited(Some(137)) {
+                    seen = self.why_killed(record.id, container).await;
+                }
+                match seen {
                     seen @ (Container::Exited(Some(137)) | Container::OutOfMemory) => {
                         return Err(AgentError::Gateway(super::state::death_message(
                             seen,
@@ -526,7 +539,6 @@ impl Agents {
         result: Result<(), AgentError>,
         log: &logs::LogRing,
     ) -> Result<AgentView, AgentError> {
-        self.renew_cancel(id);
         match result {
             Ok(()) => {
                 self.transition(id, Input::Started)?;
@@ -590,7 +602,7 @@ impl Agents {
                     id,
                     Input::Seen {
                         container: Container::Missing,
-                        at: None,
+                        id: None,
                     },
                 );
             }

@@ -1,0 +1,301 @@
+//! Issue 22 on real Podman (native mode): Clawdock owns restarts (a gateway that
+//! keeps dying is started again on a back-off, said in the view and notified once),
+//! and a cancel belongs to the one operation it was meant for.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use clawdock_core::agents::CreateRequest;
+use clawdock_core::events::{Change, Event};
+use clawdock_core::podman::Podman;
+use clawdock_core::store::AgentStatus;
+use clawdock_core::view::{Activity, AgentView};
+use clawdock_core::Clawdock;
+use support::{derived_image, eventually, podman_out, Home, IMAGE};
+
+fn req(name: &str) -> CreateRequest {
+    CreateRequest {
+        name: name.into(),
+        ..CreateRequest::default()
+    }
+}
+
+fn unique(stem: &str) -> String {
+    format!("{stem}{}", std::process::id() % 10_000)
+}
+
+/// The stand-in gateway, made to die (exit 3) 2 s after it answers `/healthz`, at
+/// every start: a crash loop.
+fn dying_image() -> &'static str {
+    derived_image(
+        "localhost/clawdock-test-gateway-dying:latest",
+        r#"ENTRYPOINT ["/bin/sh","-c","\"$@\" & until wget -q -O /dev/null http://127.0.0.1:18789/healthz; do usleep 100000; done; sleep 2; echo \"[gateway] fatal: dying 2 s after ready (test image)\" >&2; exit 3","gateway"]"#,
+    )
+}
+
+/// Fault (issue 22, item 3): Podman's `--restart unless-stopped` brought a gateway
+/// that died 2 s after each start back at once, 20 times in 45 s, and its error was
+/// erased by each start. Now Clawdock starts it again after 1, 2, 4, 8, 16 s...:
+/// over 60 s about 6 starts, the view says how often it crashed and when it tries
+/// next, and the user gets one notification for the whole loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_keeps_dying_is_started_again_on_a_back_off_and_notified_once() {
+    let home = Home::new();
+    let core = Clawdock::start(home.native(dying_image()))
+        .await
+        .expect("core");
+    let agents = core.agents();
+    let name = unique("dying");
+    let mut events = core.subscribe();
+    let agent = agents.create_and_wait(req(&name)).await.expect("create");
+    assert_eq!(agent.status, AgentStatus::Running);
+    let began = Instant::now();
+    let mut died = 0;
+    let mut views: Vec<(Duration, AgentView)> = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::time::timeout_at(end, events.recv()).await {
+            Err(_) => break,
+            Ok(Ok(Event::Agent { agent: v, change })) if v.id == agent.id => {
+                if matches!(change, Some(Change::Died { .. })) {
+                    died += 1;
+                }
+                views.push((began.elapsed(), v));
+            }
+            Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("events ended: {e}"),
+        }
+    }
+    let container = format!("clawdock-{name}");
+    let logs = podman_out(&["logs", &container]);
+    let starts = logs.matches("fake OpenClaw gateway starting").count();
+    let timeline: Vec<String> = views
+        .iter()
+        .map(|(t, v)| {
+            format!(
+                "{:>5.1}s {:?} {:?} {:?}",
+                t.as_secs_f64(),
+                v.status,
+                v.activity,
+                v.crash_loop.as_ref().map(|c| c.summary.clone())
+            )
+        })
+        .collect();
+    eprintln!("starts in 60 s: {starts}\n{}", timeline.join("\n"));
+    // 1 + revives after 1, 2, 4, 8, 16 s of back-off, each run ~2.5 s: 6 starts;
+    // Podman's restart policy made about 25.
+    assert!(
+        (4..=8).contains(&starts),
+        "{starts} starts in 60 s:\n{}",
+        timeline.join("\n")
+    );
+    assert_eq!(died, 1, "one notification for the whole crash loop");
+
+    // The view says it throughout: every view after the first death carries the
+    // loop, its count never goes down, and while the agent waits it says when.
+    let first_death = views
+        .iter()
+        .position(|(_, v)| v.status == AgentStatus::Error)
+        .expect("a death");
+    let mut last_count = 0;
+    for (t, v) in &views[first_death..] {
+        let crash = v
+            .crash_loop
+            .as_ref()
+            .unwrap_or_else(|| panic!("at {t:?} the view lost the crash loop: {v:?}"));
+        assert!(crash.crashes >= last_count, "{v:?}");
+        last_count = crash.crashes;
+        if v.status == AgentStatus::Error && v.activity.is_none() {
+            let secs = crash.next_try_in_secs.expect("next try");
+            assert!(
+                crash.summary.contains(&format!("next try in {secs} s")),
+                "{}",
+                crash.summary
+            );
+            assert_eq!(crash.last_exit_code, Some(3), "{v:?}");
+            assert!(
+                v.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("exit code 3")),
+                "{v:?}"
+            );
+        }
+    }
+    assert!(
+        (starts as u32 - 1..=starts as u32).contains(&last_count),
+        "{last_count} crashes counted for {starts} starts"
+    );
+    let now = agents.get(agent.id).expect("agent");
+    let crash = now.crash_loop.clone().expect("crash loop");
+    assert!(
+        crash
+            .last_logs
+            .iter()
+            .any(|l| l.contains("dying 2 s after ready")),
+        "the last lines of the dead gateway: {crash:?}"
+    );
+
+    // Stop ends the loop: no start after it.
+    let stopped = agents.stop(agent.id).await.expect("stop");
+    assert_eq!(stopped.status, AgentStatus::Stopped);
+    assert_eq!(stopped.crash_loop, None);
+    let starts_at_stop = podman_out(&["logs", &container])
+        .matches("fake OpenClaw gateway starting")
+        .count();
+    tokio::time::sleep(crash_wait(&crash)).await;
+    let after = podman_out(&["logs", &container])
+        .matches("fake OpenClaw gateway starting")
+        .count();
+    assert_eq!(after, starts_at_stop, "no start after Stop");
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+}
+
+/// How long the loop would have waited for its next try, plus a margin: the time
+/// to look for a start that must not come.
+fn crash_wait(crash: &clawdock_core::view::CrashLoopView) -> Duration {
+    Duration::from_secs(crash.next_try_in_secs.unwrap_or(0).min(20) + 3)
+}
+
+/// Fault (issue 22, item 8): a cancel during an update that found nothing new was
+/// never cleared (only the other paths renewed the token), so the next start's
+/// wait returned Cancelled at once and removed the container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_an_update_with_nothing_new_does_not_cancel_the_next_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    // `podman ps` takes 2 s while the flag file exists: the cancel lands while the
+    // update looks for the agent's container.
+    let flag = home.path().join("slow-ps");
+    let wrapper = home.path().join("podman-slow-ps");
+    let real = support::real_podman();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = ps ] && [ -e '{}' ]; then sleep 2; fi\nexec '{}' \"$@\"\n",
+            flag.display(),
+            real.bin().expect("podman").display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut settings = home.native(IMAGE);
+    settings.podman = Podman::new(Some(wrapper));
+    let core = Clawdock::start(settings).await.expect("core");
+    let agents = core.agents().clone();
+    let agent = agents
+        .create_and_wait(req(&unique("stale")))
+        .await
+        .expect("create");
+
+    std::fs::write(&flag, b"").expect("flag");
+    let update = tokio::spawn({
+        let agents = agents.clone();
+        async move { agents.update(agent.id).await }
+    });
+    assert!(
+        eventually(Duration::from_secs(10), || agents
+            .get(agent.id)
+            .is_some_and(|a| a.activity == Some(Activity::Updating)))
+        .await
+    );
+    agents.cancel(agent.id).await.expect("cancel");
+    let outcome = update.await.expect("join");
+    std::fs::remove_file(&flag).expect("flag");
+    if let Ok(outcome) = outcome {
+        assert!(!outcome.updated, "{outcome:?}");
+    }
+
+    for round in 0..4 {
+        agents.stop(agent.id).await.expect("stop");
+        let started = agents.start(agent.id).await;
+        assert!(
+            started
+                .as_ref()
+                .is_ok_and(|a| a.status == AgentStatus::Running),
+            "start {round} after the update's cancel: {started:?}"
+        );
+    }
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+}
+
+/// Sets or clears the immutable flag (`chattr`): even root cannot remove or create
+/// files under such a folder, as a read-only disk or a locked folder would refuse.
+fn immutable(path: &std::path::Path, on: bool) {
+    let flag = if on { "+i" } else { "-i" };
+    let status = std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .expect("chattr");
+    assert!(status.success(), "chattr {flag} {}", path.display());
+}
+
+/// Clears the flag when dropped, so a failed test leaves a removable folder.
+struct Unlock(std::path::PathBuf);
+
+impl Drop for Unlock {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fault (issue 22, item 6): a delete that failed half-way (the agent's folder or
+/// the store not writable) left the agent hidden, marked `deleting`, with its
+/// name blocked for ever. It ends in an error the user sees, the agent visible,
+/// and the delete can be tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_fails_half_way_leaves_the_agent_visible_and_retryable() {
+    let home = Home::new();
+    let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
+    let agents = core.agents();
+    let name = unique("stuck");
+    let agent = agents.create_and_wait(req(&name)).await.expect("create");
+    agents.stop(agent.id).await.expect("stop");
+
+    // The folder cannot be removed: the container goes, the folder stays.
+    let workspace = agent.dir.join("workspace");
+    immutable(&workspace, true);
+    let guard = Unlock(workspace.clone());
+    let failed = agents.delete(agent.id).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let view = agents.get(agent.id).expect("the agent is still visible");
+    assert_eq!(view.status, AgentStatus::Error, "{view:?}");
+    assert_eq!(view.activity, None, "{view:?}");
+    assert!(
+        view.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("Delete failed")),
+        "{view:?}"
+    );
+    immutable(&workspace, false);
+    drop(guard);
+
+    // The store cannot be written: the delete does not begin at all.
+    let data = home.path().to_path_buf();
+    immutable(&data, true);
+    let guard = Unlock(data.clone());
+    let refused = agents.delete(agent.id).await;
+    immutable(&data, false);
+    drop(guard);
+    assert!(refused.is_err(), "{refused:?}");
+    let view = agents.get(agent.id).expect("still visible");
+    assert_eq!(view.activity, None, "{view:?}");
+
+    // Tried again, it finishes: the name is free again.
+    agents.delete(agent.id).await.expect("delete again");
+    assert!(agents.get(agent.id).is_none());
+    assert!(!agent.dir.exists());
+    let again = agents
+        .create_and_wait(req(&name))
+        .await
+        .expect("the name is free");
+    assert_eq!(again.status, AgentStatus::Running);
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+}
