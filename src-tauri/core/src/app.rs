@@ -208,10 +208,12 @@ impl Clawdock {
     /// The runtime as last observed. Spawns no process.
     pub fn runtime_status(&self) -> RuntimeStatus {
         let version = lock(&self.inner.podman_version).clone();
-        let probing = !*self.inner.probed.borrow();
-        let state = if probing {
-            RuntimeState::Starting
-        } else if version.is_none() {
+        if !*self.inner.probed.borrow() {
+            let mut status = RuntimeStatus::probing(self.inner.machine.mode());
+            status.store_warning = self.inner.store_warning.clone();
+            return status;
+        }
+        let state = if version.is_none() {
             RuntimeState::Unavailable
         } else {
             self.inner
@@ -220,10 +222,6 @@ impl Clawdock {
                 .unwrap_or(RuntimeState::Starting)
         };
         let mut status = RuntimeStatus::new(&state, self.inner.machine.mode(), version);
-        if probing {
-            // Not known yet, so not said: no install hint before podman was looked for.
-            status.install_hint = None;
-        }
         status.setup = lock(&self.inner.setup)
             .as_ref()
             .map(|(began, p)| SetupProgress {
@@ -233,8 +231,8 @@ impl Clawdock {
         if let Some(setup) = &status.setup {
             if setup.running && setup.step == SetupStep::Init {
                 // The machine is being created: not there yet, but no setup to offer.
-                status.machine_initialized = false;
-                status.needs_setup = false;
+                status.machine_initialized = Some(false);
+                status.needs_setup = Some(false);
             }
         }
         status.store_warning = self.inner.store_warning.clone();
