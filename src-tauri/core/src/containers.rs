@@ -353,19 +353,23 @@ impl Containers {
             ]))
             .await?;
         let agent_text = agent.to_string();
-        Ok(rows
+        let mut ours: Vec<PsRow> = rows
             .into_iter()
-            .find(|r| {
+            .filter(|r| {
                 r.label(LABEL_HOME) == Some(self.home.as_str())
                     && r.label(LABEL_AGENT) == Some(agent_text.as_str())
             })
-            .map(|r| Found {
-                id: ContainerId(r.id.clone()),
-                agent: Some(agent),
-                name: r.names.first().cloned().unwrap_or_default(),
-                state: r.container(),
-                image_id: r.image_id.clone(),
-            }))
+            .collect();
+        // During an update the working container waits aside (`…-previous`)
+        // beside the new one: the agent's container is the one with its name.
+        ours.sort_by_key(|r| r.names.iter().any(|n| n.ends_with("-previous")));
+        Ok(ours.into_iter().next().map(|r| Found {
+            id: ContainerId(r.id.clone()),
+            agent: Some(agent),
+            name: r.names.first().cloned().unwrap_or_default(),
+            state: r.container(),
+            image_id: r.image_id.clone(),
+        }))
     }
 
     /// True when a container that is not this agent's holds `name`. Reads only
@@ -406,6 +410,13 @@ impl Containers {
             Err(e) if e.says("image not known") => Err(CreateError::ImageMissing(e)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Gives a container another name (an update keeps the working one aside,
+    /// by ID, until the new one is healthy).
+    pub async fn rename(&self, id: &ContainerId, name: &str) -> Result<(), PodmanError> {
+        self.run(Call::new(["rename", &id.0, name])).await?;
+        Ok(())
     }
 
     pub async fn start(&self, id: &ContainerId) -> Result<(), PodmanError> {

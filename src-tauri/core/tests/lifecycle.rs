@@ -299,3 +299,168 @@ async fn a_delete_that_fails_half_way_leaves_the_agent_visible_and_retryable() {
     let report = core.shutdown().await;
     assert!(report.clean(), "{report:?}");
 }
+
+/// The stand-in gateway, never healthy within a health budget.
+fn never_ready_image() -> &'static str {
+    derived_image(
+        "localhost/clawdock-test-gateway-never-ready:latest",
+        "ENV FAKE_GATEWAY_DELAY=600",
+    )
+}
+
+/// Waits (on the agent's log, not a timer) for a line that contains `text`.
+async fn log_line(
+    lines: &mut tokio::sync::broadcast::Receiver<String>,
+    text: &str,
+    limit: Duration,
+) -> bool {
+    tokio::time::timeout(limit, async {
+        loop {
+            match lines.recv().await {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("log ended: {e}"),
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Fault (issue 22, item 7): an update removed the working container before it
+/// knew the new one could run. A failed create left no container; a cancel during
+/// the new image's health wait left a running agent stopped with no container; and
+/// a rolled-back image was tried again by every "Update all" (a minute down each
+/// time). Now the old container waits aside until the new one is healthy, comes
+/// back on every failure, and a rolled-back image is not tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_keeps_the_working_container_until_the_new_one_is_healthy() {
+    use std::os::unix::fs::PermissionsExt;
+    let never_ready = never_ready_image();
+    let reference = format!("localhost/clawdock-test-keep-{}:latest", std::process::id());
+    podman_out(&["tag", IMAGE, &reference]);
+    let home = Home::new();
+    // `podman create` fails while the flag file exists.
+    let flag = home.path().join("fail-create");
+    let wrapper = home.path().join("podman-failing-create");
+    let real = support::real_podman();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = create ] && [ -e '{}' ]; then echo 'Error: injected create failure' >&2; exit 125; fi\nexec '{}' \"$@\"\n",
+            flag.display(),
+            real.bin().expect("podman").display()
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut settings = home.native(&reference);
+    settings.podman = Podman::new(Some(wrapper));
+    settings.health_timeout = Duration::from_secs(8);
+    let core = Clawdock::start(settings).await.expect("core");
+    let agents = core.agents().clone();
+    let name = unique("keep");
+    let container = format!("clawdock-{name}");
+    let agent = agents.create_and_wait(req(&name)).await.expect("create");
+    let image_of = |image: &str| podman_out(&["image", "inspect", "--format", "{{.Id}}", image]);
+    let running_image = || {
+        podman_out(&[
+            "inspect",
+            "--format",
+            "{{.Image}} {{.State.Status}}",
+            &container,
+        ])
+    };
+    let working = format!("{} running", image_of(IMAGE));
+    let healthy = || async {
+        reqwest::get(format!("http://127.0.0.1:{}/healthz", agent.port))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    };
+    podman_out(&["tag", never_ready, &reference]);
+
+    // A create that fails after the pull: the working container was never touched.
+    std::fs::write(&flag, b"").expect("flag");
+    let failed = agents.update(agent.id).await;
+    std::fs::remove_file(&flag).expect("flag");
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(running_image(), working, "the old container runs on");
+    let view = agents.get(agent.id).expect("agent");
+    assert_eq!(view.status, AgentStatus::Running, "{view:?}");
+    assert!(healthy().await);
+
+    // A cancel during the new image's health wait: the old container is back.
+    let (_, mut lines) = agents.follow_logs(agent.id).expect("logs");
+    let update = tokio::spawn({
+        let agents = agents.clone();
+        async move { agents.update(agent.id).await }
+    });
+    assert!(
+        log_line(
+            &mut lines,
+            "Updating to the newest",
+            Duration::from_secs(30)
+        )
+        .await
+    );
+    assert!(
+        log_line(
+            &mut lines,
+            "Waiting for gateway to be ready",
+            Duration::from_secs(30)
+        )
+        .await
+    );
+    agents.cancel(agent.id).await.expect("cancel");
+    let cancelled = update.await.expect("join");
+    assert!(cancelled.is_err(), "{cancelled:?}");
+    let view = agents.get(agent.id).expect("agent");
+    assert_eq!(view.status, AgentStatus::Running, "{view:?}");
+    assert_eq!(running_image(), working);
+    assert!(healthy().await);
+
+    // Unhealthy within the budget: rolled back, and the image remembered.
+    let back = agents.update(agent.id).await.expect("update");
+    assert!(!back.updated && back.rolled_back.is_some(), "{back:?}");
+    assert_eq!(running_image(), working);
+    let began = Instant::now();
+    let again = agents.update(agent.id).await.expect("update again");
+    assert!(!again.updated && again.rolled_back.is_none(), "{again:?}");
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "the rolled-back image is not tried again: {:?}",
+        began.elapsed()
+    );
+    assert_eq!(running_image(), working);
+    assert_eq!(
+        support::containers(&home.label().expect("label")).len(),
+        1,
+        "no container left aside"
+    );
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+    podman_out(&["untag", never_ready, &reference]);
+}
+
+/// Fault (issue 22, item 11): a gateway image that runs as root (a user's own
+/// build) met the uid-1000 folders without capabilities and died with EACCES in a
+/// loop. The gateway runs as uid 1000 whatever the image says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_image_that_runs_as_root_runs_as_uid_1000() {
+    let root_image = derived_image("localhost/clawdock-test-gateway-root:latest", "USER 0");
+    let home = Home::new();
+    let core = Clawdock::start(home.native(root_image))
+        .await
+        .expect("core");
+    let name = unique("rooted");
+    let agent = core
+        .agents()
+        .create_and_wait(req(&name))
+        .await
+        .expect("create");
+    assert_eq!(agent.status, AgentStatus::Running);
+    let logs = podman_out(&["logs", &format!("clawdock-{name}")]);
+    assert!(logs.contains("uid 1000"), "{logs}");
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+}

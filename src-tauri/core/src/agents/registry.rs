@@ -330,6 +330,7 @@ impl Agents {
                 deleting: false,
                 image: self.settings().agent_image.clone(),
                 memory_mib: Some(memory_mib),
+                rejected_image: None,
                 extra: serde_json::Map::new(),
             };
             let memory_notice = self.memory_notice(entries.len() + 1);
@@ -441,6 +442,14 @@ impl Agents {
                 gone.cancel();
                 gone
             })
+    }
+
+    /// A fresh token for a part of an operation that a cancel must not end (an
+    /// update's rollback to the container that worked).
+    pub(super) fn fresh_cancel(&self, id: Uuid) {
+        if let Some(entry) = self.entries().get_mut(&id) {
+            entry.cancel = CancellationToken::new();
+        }
     }
 
     pub(super) fn known_ids(&self) -> Vec<Uuid> {

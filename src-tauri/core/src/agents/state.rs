@@ -190,6 +190,11 @@ pub enum Input {
     EngineLost,
     ShutdownBegan,
     ShutdownEnded,
+    /// An update rolled back from the image `image_id` (it is not tried again
+    /// until a newer one appears); `None`: an update succeeded.
+    ImageRejected {
+        image_id: Option<String>,
+    },
     /// A delete that cannot finish now (the engine is away): the agent stays
     /// hidden, marked `deleting`, until the next listing finishes it.
     DeletePostponed,
@@ -498,6 +503,7 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
                 observe(s, container, None, now, &mut effects);
             }
         }
+        Input::ImageRejected { image_id } => r.rejected_image = image_id,
         Input::DeletePostponed => {
             if r.deleting {
                 live.activity = None;
@@ -1429,6 +1435,24 @@ mod tests {
         assert!(!s.record.running_at_quit);
         assert!(apply_now(&mut s, died(1))
             .contains(&Effect::Announce(Change::Died { exit_code: Some(1) })));
+    }
+
+    /// Issue 22, item 7: a rolled-back image is remembered (saved with the
+    /// record) until an update succeeds.
+    #[test]
+    fn a_rolled_back_image_is_remembered_until_an_update_succeeds() {
+        let mut s = state(shape(S::Running, W::Running, Some(A::Updating), C::Running));
+        let bad = Input::ImageRejected {
+            image_id: Some("sha256:bad".into()),
+        };
+        assert!(apply_now(&mut s, bad).is_empty());
+        assert_eq!(s.record.rejected_image.as_deref(), Some("sha256:bad"));
+        assert_eq!(
+            shape_of(&s),
+            shape(S::Running, W::Running, Some(A::Updating), C::Running)
+        );
+        apply_now(&mut s, Input::ImageRejected { image_id: None });
+        assert_eq!(s.record.rejected_image, None);
     }
 
     #[test]

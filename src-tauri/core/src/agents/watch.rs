@@ -100,7 +100,12 @@ impl Agents {
         for f in &found {
             match f.agent {
                 Some(id) if known.contains(&id) => {
-                    by_agent.insert(id, f);
+                    // An update keeps the working container aside (`…-previous`)
+                    // beside the new one: the agent's is the one with its name.
+                    let aside = f.name.ends_with("-previous");
+                    if !aside || !by_agent.contains_key(&id) {
+                        by_agent.insert(id, f);
+                    }
                 }
                 _ => strays.push(f),
             }
@@ -208,6 +213,7 @@ impl Agents {
             deleting: false,
             image: recovered.image,
             memory_mib: recovered.memory_mib,
+            rejected_image: None,
             extra: serde_json::Map::new(),
         };
         let name = record.name.clone();
