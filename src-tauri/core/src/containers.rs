@@ -446,8 +446,8 @@ impl Containers {
     /// selects them by label itself: no listing first. `workers` containers are
     /// stopped at once (podman's default pool is a few per core, so ten stubborn
     /// containers would wait out the timeout in turns). Each gateway gets SIGTERM
-    /// and `timeout` to exit before SIGKILL; stopped this way, the restart policy
-    /// leaves them down.
+    /// and `timeout` to exit before SIGKILL (no restart policy brings them back:
+    /// Clawdock owns restarts).
     pub async fn stop_all(&self, workers: usize, timeout: Duration) -> Result<(), PodmanError> {
         let secs = timeout.as_secs_f64().ceil() as u64;
         let args = [

@@ -464,3 +464,75 @@ async fn a_gateway_image_that_runs_as_root_runs_as_uid_1000() {
     let report = core.shutdown().await;
     assert!(report.clean(), "{report:?}");
 }
+
+/// Fault (issue 22, item 11): `podman stats` was asked by container name, so one
+/// name that was no longer right (renamed from outside) failed the call and
+/// emptied the sample for every agent. By ID, the others are still measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_are_sampled_by_container_id() {
+    let home = Home::new();
+    let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
+    let agents = core.agents();
+    let (a, b) = (unique("meas-a"), unique("meas-b"));
+    let first = agents.create_and_wait(req(&a)).await.expect("create a");
+    let second = agents.create_and_wait(req(&b)).await.expect("create b");
+    podman_out(&[
+        "rename",
+        &format!("clawdock-{a}"),
+        &format!("renamed-outside-{a}"),
+    ]);
+    let mut watch = agents.watch_stats();
+    let sample = tokio::time::timeout(Duration::from_secs(30), watch.next())
+        .await
+        .expect("a sample within 30 s")
+        .expect("sample");
+    let ids: Vec<_> = sample.agents.iter().map(|s| s.id).collect();
+    assert!(
+        ids.contains(&first.id) && ids.contains(&second.id),
+        "both agents measured: {sample:?}"
+    );
+    drop(watch);
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+}
+
+/// Fault (issue 22, item 11): an agent adopted back from its container (the store
+/// was lost) got the default memory limit instead of its container's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_agent_keeps_its_memory_limit() {
+    let home = Home::new();
+    let settings = home.native(IMAGE);
+    let core = Clawdock::start(settings.clone()).await.expect("core");
+    let name = unique("adopted");
+    let agent = core
+        .agents()
+        .create_and_wait(CreateRequest {
+            memory_mib: Some(768),
+            ..req(&name)
+        })
+        .await
+        .expect("create");
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+    std::fs::write(home.path().join("agents.json"), b"[{\"lost").expect("corrupt");
+
+    let core = Clawdock::start(settings).await.expect("core again");
+    assert!(
+        eventually(Duration::from_secs(20), || core
+            .agents()
+            .get(agent.id)
+            .is_some())
+        .await,
+        "adopted back"
+    );
+    let saved: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("agents.json")).expect("agents.json"),
+    )
+    .expect("json");
+    let record = saved
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["name"] == name.as_str()))
+        .expect("the adopted record");
+    assert_eq!(record["memoryMiB"], 768, "{record}");
+    core.shutdown().await;
+}

@@ -569,8 +569,7 @@ impl Agents {
         }
     }
 
-    /// A container that failed its start must not linger half-alive, and one that
-    /// exited on its own would be brought back by its restart policy: its last
+    /// A container that failed its start must not linger half-alive: its last
     /// lines go to the log, then it is removed; the next start makes it again.
     pub(super) async fn discard_failed_container(&self, id: Uuid, log: &logs::LogRing) {
         let container = match self.containers().find(id).await {
