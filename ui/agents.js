@@ -133,11 +133,17 @@ function updateRow(el, agent, state) {
   keyed(q('.agent-meta'), metaParts(agent), (p) => p.key,
     (p) => h(p.tag || 'span', { class: p.cls, title: p.title, 'aria-hidden': p.hidden ? 'true' : null }),
     (node, p) => setText(node, p.text));
-  const err = agent.status === 'error' ? agent.error || 'The agent failed.' : '';
+  // A gateway that keeps dying: the server starts it again after a back-off and
+  // says how often it crashed and when it tries next.
+  const crash = agent.crashLoop || null;
+  const failed = agent.status === 'error' ? agent.error || 'The agent failed.' : '';
+  const err = failed && crash ? `${failed} (${crash.summary})` : failed;
   setText(q('.agent-error .error-text'), err);
   show(q('.agent-error'), !!err);
-  // Podman's own words behind an error said as advice.
-  const details = err ? agent.errorDetails || '' : '';
+  // Podman's own words behind an error said as advice, else the dead gateway's
+  // last lines.
+  const lastLines = crash && crash.lastLogs ? crash.lastLogs.join('\n') : '';
+  const details = err ? agent.errorDetails || lastLines : '';
   setText(q('.agent-error .details-text'), details);
   show(q('.agent-error .error-details'), !!details);
   setText(q('.agent-notice'), agent.notice || '');

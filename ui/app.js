@@ -64,9 +64,9 @@ function start() {
     if (gated) renderGate(state);
 
     const s = state.server.status;
-    // Decided on the first settled state: right after start the server says `starting`
-    // until it has looked at the machine once.
-    if (s && !state.local.autoSetupDone && s.state !== 'starting') {
+    // Decided on the first settled state: right after start the server says `probing`
+    // until it has looked at the machine once (then maybe `starting` a while).
+    if (s && !state.local.autoSetupDone && s.state !== 'probing' && s.state !== 'starting') {
       store.markAutoSetupDone();
       if (s.state === 'absent' && s.needsSetup && route.view === 'agents' && !route.panel) navigate('setup');
     }

@@ -11,8 +11,9 @@ import { phaseTitle, progressFigures } from './progress.js';
 /** The step to show for a runtime status; `userStep` is 'check' or 'resources'. */
 export function wizardStep(status, userStep = 'check') {
   if (!status) return 'loading';
-  // Right after launch podman has not been looked for yet: not "missing".
-  if (status.state === 'starting' && !status.available) return 'loading';
+  // Right after launch podman has not been looked for yet (`probing`, every
+  // field unknown): not "missing".
+  if (status.state === 'probing') return 'loading';
   if (!status.available) return 'missing';
   if (status.mode === 'native') return 'native';
   const setup = status.setup;

@@ -531,7 +531,7 @@ async fn create_agent(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     // Right after launch podman may not have been looked for yet.
     s.core.probed().await;
-    if !s.core.runtime_status().available {
+    if !s.core.runtime_status().is_available() {
         return Err(AgentError::RuntimeUnavailable(crate::podman::install_hint().into()).into());
     }
     let agent = s.core.agents().create(req).await?;

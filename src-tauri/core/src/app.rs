@@ -243,10 +243,12 @@ impl Clawdock {
     /// The runtime as last observed. Spawns no process.
     pub fn runtime_status(&self) -> RuntimeStatus {
         let version = lock(&self.inner.podman_version).clone();
-        let probing = !*self.inner.probed.borrow();
-        let state = if probing {
-            RuntimeState::Starting
-        } else if version.is_none() {
+        if !*self.inner.probed.borrow() {
+            let mut status = RuntimeStatus::probing(self.inner.machine.mode());
+            status.store_warning = self.inner.store_warning.clone();
+            return status;
+        }
+        let state = if version.is_none() {
             RuntimeState::Unavailable
         } else {
             self.inner
@@ -255,10 +257,6 @@ impl Clawdock {
                 .unwrap_or(RuntimeState::Starting)
         };
         let mut status = RuntimeStatus::new(&state, self.inner.machine.mode(), version);
-        if probing {
-            // Not known yet, so not said: no install hint before podman was looked for.
-            status.install_hint = None;
-        }
         status.setup = lock(&self.inner.setup)
             .as_ref()
             .map(|(began, p)| SetupProgress {
@@ -268,8 +266,8 @@ impl Clawdock {
         if let Some(setup) = &status.setup {
             if setup.running && setup.step == SetupStep::Init {
                 // The machine is being created: not there yet, but no setup to offer.
-                status.machine_initialized = false;
-                status.needs_setup = false;
+                status.machine_initialized = Some(false);
+                status.needs_setup = Some(false);
             }
         }
         status.store_warning = self.inner.store_warning.clone();
@@ -414,13 +412,11 @@ impl Clawdock {
     }
 
     /// Reads the machine and the engine again now (after a wake-up, a failed call,
-    /// an ended event stream) and brings the agents in line: if the engine is gone,
-    /// the agents that ran are stopped with a notice; if it is there, the listing
-    /// corrects every agent.
+    /// an ended event stream) and brings the agents in line: if the engine is gone
+    /// (confirmed: see [`Machine::recheck`]), the agents that ran are stopped with a
+    /// notice; if it is there, the listing corrects every agent.
     pub async fn check_engine(&self) -> RuntimeState {
-        let machine = &self.inner.machine;
-        machine.invalidate();
-        let state = machine.refresh().await;
+        let state = self.inner.machine.recheck().await;
         if state == RuntimeState::Ready {
             if let Err(e) = self.inner.agents.sync_with_podman().await.map(drop) {
                 tracing::warn!(error = %e, "could not list the containers after an engine check");

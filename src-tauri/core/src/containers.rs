@@ -50,6 +50,10 @@ pub struct HostTraits {
     pub rootful_native: bool,
     /// Bind mounts need an SELinux label on Linux hosts that enforce it.
     pub relabel: bool,
+    /// cgroup v1 with the cgroupfs manager, rootful: Podman's `OOMKilled` stays
+    /// false there, so each agent's container gets a cgroup parent of its own
+    /// whose memory peak outlives the container (see [`memory_peak_reached`]).
+    pub cgroup_v1: bool,
 }
 
 /// What an agent's container may use and do. The gateway runs tools an LLM
@@ -180,6 +184,8 @@ pub struct Recovered {
     pub created_at: DateTime<Utc>,
     pub image: String,
     pub state: Container,
+    /// The container's memory limit, in MiB (`None` without one).
+    pub memory_mib: Option<u64>,
 }
 
 /// What `podman stats` says of one container, in bytes and nanoseconds.
@@ -348,19 +354,23 @@ impl Containers {
             ]))
             .await?;
         let agent_text = agent.to_string();
-        Ok(rows
+        let mut ours: Vec<PsRow> = rows
             .into_iter()
-            .find(|r| {
+            .filter(|r| {
                 r.label(LABEL_HOME) == Some(self.home.as_str())
                     && r.label(LABEL_AGENT) == Some(agent_text.as_str())
             })
-            .map(|r| Found {
-                id: ContainerId(r.id.clone()),
-                agent: Some(agent),
-                name: r.names.first().cloned().unwrap_or_default(),
-                state: r.container(),
-                image_id: r.image_id.clone(),
-            }))
+            .collect();
+        // During an update the working container waits aside (`…-previous`)
+        // beside the new one: the agent's container is the one with its name.
+        ours.sort_by_key(|r| r.names.iter().any(|n| n.ends_with("-previous")));
+        Ok(ours.into_iter().next().map(|r| Found {
+            id: ContainerId(r.id.clone()),
+            agent: Some(agent),
+            name: r.names.first().cloned().unwrap_or_default(),
+            state: r.container(),
+            image_id: r.image_id.clone(),
+        }))
     }
 
     /// True when a container that is not this agent's holds `name`. Reads only
@@ -403,6 +413,13 @@ impl Containers {
         }
     }
 
+    /// Gives a container another name (an update keeps the working one aside,
+    /// by ID, until the new one is healthy).
+    pub async fn rename(&self, id: &ContainerId, name: &str) -> Result<(), PodmanError> {
+        self.run(Call::new(["rename", &id.0, name])).await?;
+        Ok(())
+    }
+
     pub async fn start(&self, id: &ContainerId) -> Result<(), PodmanError> {
         self.run(Call::new(["start", &id.0])).await?;
         Ok(())
@@ -430,10 +447,9 @@ impl Containers {
     /// selects them by label itself: no listing first. `workers` containers are
     /// stopped at once (podman's default pool is a few per core, so ten stubborn
     /// containers would wait out the timeout in turns). Each gateway gets SIGTERM
-    /// and `timeout` to exit before SIGKILL; stopped this way, the restart policy
-    /// leaves them down.
-    /// `limit` bounds the whole call (podman is killed past it): give it room over
-    /// `timeout`, the grace each container gets before podman kills it.
+    /// and `timeout` to exit before SIGKILL (no restart policy brings them back:
+    /// Clawdock owns restarts). `limit` bounds the whole call (podman is killed past
+    /// it): give it room over `timeout`.
     pub async fn stop_all(
         &self,
         workers: usize,
@@ -546,6 +562,8 @@ impl Containers {
         #[serde(rename_all = "PascalCase", default)]
         struct InspectedHost {
             port_bindings: Option<HashMap<String, Option<Vec<Binding>>>>,
+            /// Bytes; 0 without a limit.
+            memory: u64,
         }
         #[derive(Deserialize, Default)]
         #[serde(rename_all = "PascalCase", default)]
@@ -593,6 +611,7 @@ impl Containers {
             .find_map(|e| e.strip_prefix(TOKEN_VAR)?.strip_prefix('='))
             .map(str::to_string)
             .ok_or_else(|| bad("no gateway token"))?;
+        let memory_mib = (c.host_config.memory > 0).then_some(c.host_config.memory / (1024 * 1024));
         let state = match c.state.status.as_str() {
             "running" => Container::Running,
             "created" | "configured" => Container::Exited(None),
@@ -606,6 +625,7 @@ impl Containers {
             created_at: c.created.unwrap_or_else(Utc::now),
             image: c.image_name,
             state,
+            memory_mib,
         })
     }
 
@@ -618,12 +638,17 @@ impl Containers {
         let out = self
             .run(Call::new(["logs", "--tail", &tail.to_string(), &id.0]))
             .await?;
-        // `podman logs` writes the container's stderr to its own stderr; the tail
-        // kept by the runner holds only the end, so prefer stdout when present.
-        let mut lines: Vec<String> = out.stdout.lines().map(str::to_string).collect();
-        if lines.is_empty() {
-            lines = out.stderr_tail.lines().map(str::to_string).collect();
-        }
+        // `podman logs` writes the container's stderr to its own stderr (the
+        // runner keeps its end): both are kept, stderr last, since a dying
+        // gateway's last words are usually its error. Their interleaving is lost.
+        let mut lines: Vec<String> = out
+            .stdout
+            .lines()
+            .chain(out.stderr_tail.lines())
+            .map(str::to_string)
+            .collect();
+        let extra = lines.len().saturating_sub(tail);
+        lines.drain(..extra);
         Ok(lines)
     }
 
@@ -749,17 +774,20 @@ impl Containers {
             .run(Call::new([
                 "info",
                 "--format",
-                "{{.Host.Security.Rootless}} {{.Host.Security.SELinuxEnabled}}",
+                "{{.Host.Security.Rootless}} {{.Host.Security.SELinuxEnabled}} {{.Host.CgroupsVersion}} {{.Host.CgroupManager}}",
             ]))
             .await;
         match info {
             Ok(out) => {
                 let mut words = out.stdout.split_whitespace();
                 let rootless = words.next() == Some("true");
+                let relabel = words.next() == Some("true");
+                let v1 = words.next() == Some("v1") && words.next() == Some("cgroupfs");
                 HostTraits {
                     rootless_native: rootless,
                     rootful_native: !rootless,
-                    relabel: words.next() == Some("true"),
+                    relabel,
+                    cgroup_v1: v1 && !rootless && std::path::Path::new(CGROUP_V1_MEMORY).is_dir(),
                 }
             }
             Err(e) => {
@@ -769,10 +797,10 @@ impl Containers {
         }
     }
 
-    /// Kills every running container of this data folder from a thread with no
-    /// async runtime, within `limit`: the panic hook's last resort. Returns how
-    /// many it found.
-    pub fn kill_all_blocking(&self, limit: Duration) -> usize {
+    /// Stops every running container of this data folder from a thread with no
+    /// async runtime, each gateway given `grace` before podman kills it, the whole
+    /// within `limit`: the panic hook's last resort. Returns how many it found.
+    pub fn stop_all_blocking(&self, grace: Duration, limit: Duration) -> usize {
         let filter = format!("label={LABEL_HOME}={}", self.home);
         let listed = self.podman.run_blocking(
             &["ps".into(), "--quiet".into(), "--filter".into(), filter],
@@ -784,13 +812,14 @@ impl Containers {
             .map(str::to_string)
             .collect();
         if !ids.is_empty() {
-            let mut args = vec!["kill".to_string()];
+            let secs = grace.as_secs().max(1).to_string();
+            let mut args = vec!["stop".to_string(), "--time".to_string(), secs];
             args.extend(ids.iter().cloned());
             if self.podman.run_blocking(&args, limit).is_none() {
                 // The panic hook's: `eprintln!` would panic in it on a closed stderr.
                 let _unwritable = writeln!(
                     std::io::stderr(),
-                    "clawdock: could not kill the agents' containers: {ids:?}"
+                    "clawdock: could not stop the agents' containers: {ids:?}"
                 );
             }
         }
@@ -861,8 +890,13 @@ pub fn create_args(
         format!("{HEALTH_TIMEOUT_SECS}s"),
         "--health-retries".into(),
         HEALTH_RETRIES.to_string(),
-        "--restart".into(),
-        "unless-stopped".into(),
+        // No restart policy: Clawdock starts a gateway that died again itself,
+        // after a back-off, and says so (agents::state, the crash loop).
+        //
+        // The gateway's user whatever the image says: a root image would meet the
+        // uid-1000 folders without capabilities and die with EACCES in a loop.
+        "--user".into(),
+        format!("{GATEWAY_UID}:{GATEWAY_UID}"),
         // The sandbox. The real gateway runs with all of it (measured: healthy,
         // 0.7 GB, 29 processes). It writes only its config folder, ~/.cache (both
         // mounted from the agent's folder: podman 4 loses a tmpfs's mode when a
@@ -879,6 +913,9 @@ pub fn create_args(
         limits.pids.to_string(),
         "--read-only".into(),
     ]);
+    if host.cgroup_v1 {
+        args.push(format!("--cgroup-parent={}", cgroup_parent(agent.id)));
+    }
     if host.rootless_native {
         args.push("--userns".into());
         args.push(format!("keep-id:uid={GATEWAY_UID},gid={GATEWAY_UID}"));
@@ -886,6 +923,57 @@ pub fn create_args(
     args.push(agent.image.clone());
     args.extend(gateway_command());
     args
+}
+
+/// Where cgroup v1's memory controller is mounted.
+const CGROUP_V1_MEMORY: &str = "/sys/fs/cgroup/memory";
+
+/// The cgroup parent of an agent's container on cgroup v1 hosts: it stays when
+/// the container's own cgroup goes with it, so its memory peak can be read after
+/// a death.
+pub fn cgroup_parent(agent: Uuid) -> String {
+    format!("/clawdock/{}", agent.simple())
+}
+
+/// On cgroup v1 hosts, whether the agent's container used its whole memory limit
+/// since its last launch (the peak of its cgroup parent, within 1 MiB of the
+/// limit): a SIGKILL then was the memory limit's. `None` where it cannot tell.
+pub fn memory_peak_reached(agent: Uuid, limit_mib: u64) -> Option<bool> {
+    let path = format!(
+        "{CGROUP_V1_MEMORY}{}/memory.max_usage_in_bytes",
+        cgroup_parent(agent)
+    );
+    let peak: u64 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    Some(peak + 1024 * 1024 >= limit_mib * 1024 * 1024)
+}
+
+/// Forgets the agent's memory peak before a launch (cgroup v1 hosts), so a peak
+/// read after a death is this run's.
+pub fn reset_memory_peak(agent: Uuid) {
+    let path = format!(
+        "{CGROUP_V1_MEMORY}{}/memory.max_usage_in_bytes",
+        cgroup_parent(agent)
+    );
+    if let Err(e) = std::fs::write(&path, b"0") {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::debug!(path, error = %e, "could not reset the memory peak");
+        }
+    }
+}
+
+/// Removes the agent's cgroup parent from every v1 hierarchy (after its delete).
+pub fn remove_cgroup_parent(agent: Uuid) {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        let dir = h.path().join(cgroup_parent(agent).trim_start_matches('/'));
+        if dir.is_dir() {
+            if let Err(e) = std::fs::remove_dir(&dir) {
+                tracing::debug!(dir = %dir.display(), error = %e, "could not remove a cgroup parent");
+            }
+        }
+    }
 }
 
 /// A fixed hostname per agent: the gateway's owner lease records it, and a new
@@ -939,6 +1027,7 @@ mod tests {
                 rootless_native: true,
                 rootful_native: false,
                 relabel: true,
+                cgroup_v1: false,
             },
             Limits {
                 memory_mib: 2048,
@@ -956,7 +1045,12 @@ mod tests {
             "no secret in the argument line"
         );
         assert!(args.contains(&"keep-id:uid=1000,gid=1000".to_string()));
-        assert!(args.contains(&"unless-stopped".to_string()));
+        assert!(
+            !args.iter().any(|a| a.starts_with("--restart")),
+            "no restart policy: Clawdock owns restarts"
+        );
+        assert!(args.windows(2).any(|w| w == ["--user", "1000:1000"]));
+        assert!(!args.iter().any(|a| a.starts_with("--cgroup-parent")));
         for sandbox in [
             "--cap-drop=all",
             "--security-opt=no-new-privileges",

@@ -828,6 +828,7 @@ mod tests {
             wanted: Wanted::Running,
             image: "ghcr.io/openclaw/openclaw:latest".into(),
             memory_mib: Some(1536),
+            rejected_image: None,
             ..crate::store::sample_record(name)
         }
     }

@@ -232,6 +232,9 @@ pub struct MachineTimings {
     /// How long a machine already `Starting` (started by someone else) may take
     /// before it is treated as a stale flag.
     pub starting_grace: Duration,
+    /// The pause before a failed engine probe is asked again, to tell a blip from
+    /// a lost engine.
+    pub confirm: Duration,
 }
 
 impl Default for MachineTimings {
@@ -242,6 +245,7 @@ impl Default for MachineTimings {
             start: Duration::from_secs(5 * 60),
             stop: Duration::from_secs(2 * 60),
             starting_grace: Duration::from_secs(60),
+            confirm: Duration::from_millis(500),
         }
     }
 }
@@ -259,7 +263,9 @@ struct Inner {
     mode: Mode,
     name: Option<String>,
     timings: MachineTimings,
-    ready: AtomicBool,
+    /// Whether the engine answered since readiness was last forgotten; followers
+    /// wait on it (a state event is sent only when the state changes).
+    ready: tokio::sync::watch::Sender<bool>,
     /// Bumped by `stop()` so an attempt that finishes after a stop does not mark
     /// the engine ready.
     generation: AtomicU64,
@@ -284,7 +290,7 @@ impl Machine {
                 mode,
                 name,
                 timings,
-                ready: AtomicBool::new(false),
+                ready: tokio::sync::watch::Sender::new(false),
                 generation: AtomicU64::new(0),
                 in_flight: Mutex::new(None),
                 started_by_us: AtomicBool::new(false),
@@ -314,7 +320,48 @@ impl Machine {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::SeqCst)
+        *self.inner.ready.borrow()
+    }
+
+    /// Resolves once the engine is ready (at once if it is): for followers that
+    /// must not miss a readiness no state event announced (the state was Ready
+    /// before the check that forgot and found it again).
+    pub async fn wait_ready(&self) {
+        let mut ready = self.inner.ready.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _sender_lives = ready.wait_for(|r| *r).await;
+    }
+
+    /// Checks that the engine still answers (a call failed, the event stream
+    /// ended, the system slept). One failed probe is not a lost engine: lost is
+    /// confirmed by a second failed probe, or by the machine's own state; only
+    /// then is readiness forgotten and the new state announced.
+    pub async fn recheck(&self) -> RuntimeState {
+        let machine_up = match self.state().await {
+            Ok(MachineState::Running) => true,
+            Ok(_) => false,
+            // The list failed: the probes decide.
+            Err(_) => true,
+        };
+        if machine_up && self.is_ready() {
+            for attempt in 0..2 {
+                match self.probe_engine().await {
+                    Ok(()) => return RuntimeState::Ready,
+                    Err(e) if attempt == 0 => {
+                        tracing::info!(error = %e, "the engine did not answer once; asking again");
+                        tokio::time::sleep(self.inner.timings.confirm).await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the engine did not answer twice"),
+                }
+            }
+        }
+        if self.is_ready() {
+            // Only a readiness held is forgotten: bumping the generation while not
+            // ready would void the attempt in flight (a start bringing the machine
+            // up), and nobody would mark the engine ready or announce it.
+            self.invalidate();
+        }
+        self.refresh().await
     }
 
     /// The machine's memory in MiB as last listed (vm mode only).
@@ -416,7 +463,7 @@ impl Machine {
         match &result {
             Ok(()) => {
                 if self.inner.generation.load(Ordering::SeqCst) == generation {
-                    self.inner.ready.store(true, Ordering::SeqCst);
+                    self.inner.ready.send_replace(true);
                     self.announce(RuntimeState::Ready);
                 }
             }
@@ -568,7 +615,7 @@ impl Machine {
     /// (e.g. the event stream broke), so the next use must check again.
     pub fn invalidate(&self) {
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
-        self.inner.ready.store(false, Ordering::SeqCst);
+        self.inner.ready.send_replace(false);
     }
 
     /// How long `podman machine stop` may take.
@@ -580,7 +627,7 @@ impl Machine {
     /// readiness is reset.
     pub async fn stop(&self) -> Result<(), MachineError> {
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
-        self.inner.ready.store(false, Ordering::SeqCst);
+        self.inner.ready.send_replace(false);
         if self.inner.mode == Mode::Native {
             return Ok(());
         }

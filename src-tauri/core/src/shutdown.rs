@@ -53,6 +53,8 @@ impl ShutdownReport {
 const MARGIN: Duration = Duration::from_secs(5);
 /// The forced phase: one listing, one kill, one listing.
 const KILL_BOUND: Duration = Duration::from_secs(10);
+/// What a gateway gets to exit when the process panicked, within [`KILL_BOUND`].
+const PANIC_GRACE: Duration = Duration::from_secs(5);
 /// Followers (the event stream) end at once when cancelled; this is a backstop.
 const BACKGROUND_BOUND: Duration = Duration::from_secs(2);
 
@@ -194,21 +196,22 @@ async fn bounded<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T>
     tokio::time::timeout(limit, work).await.ok()
 }
 
-/// A panic on the main thread ends the process without the shutdown routine: kill
-/// this data folder's containers then, synchronously, as a last resort (their
-/// restart policy would otherwise keep them running forever). Panics on other
-/// threads (a failed task) leave the app running, and the agents with it.
+/// A panic on the main thread ends the process without the shutdown routine: stop
+/// this data folder's containers then, synchronously, as a last resort (nothing
+/// would look after them; a gateway gets a few seconds to exit, not a SIGKILL).
+/// Panics on other threads (a failed task) leave the app running, and the agents
+/// with it.
 pub fn install_panic_hook(containers: Containers) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
         if std::thread::current().name() == Some("main") {
-            let killed = containers.kill_all_blocking(KILL_BOUND);
+            let stopped = containers.stop_all_blocking(PANIC_GRACE, KILL_BOUND);
             // Never `eprintln!`: with the terminal gone it panics again, in the
             // hook, and the process aborts. Nothing is left to tell if this fails.
             let _unwritable = writeln!(
                 std::io::stderr(),
-                "clawdock: panicked; killed {killed} agent container(s)"
+                "clawdock: panicked; stopped {stopped} agent container(s)"
             );
         }
     }));

@@ -31,6 +31,9 @@ pub struct SetupProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StateName {
+    /// Right after launch, before podman and the machine were first looked at:
+    /// nothing is known yet, and the fields that depend on it are `null`.
+    Probing,
     Unavailable,
     Absent,
     Stopped,
@@ -42,10 +45,11 @@ pub enum StateName {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuntimeStatus {
-    pub available: bool,
-    pub machine_initialized: bool,
-    pub machine_running: bool,
-    pub needs_setup: bool,
+    /// `null` while `probing`, like the three below: unknown is not said as a guess.
+    pub available: Option<bool>,
+    pub machine_initialized: Option<bool>,
+    pub machine_running: Option<bool>,
+    pub needs_setup: Option<bool>,
     pub state: StateName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -77,10 +81,15 @@ impl RuntimeStatus {
         };
         let available = podman_version.is_some();
         Self {
-            available,
-            machine_initialized: !matches!(state, RuntimeState::Absent | RuntimeState::Unavailable),
-            machine_running: matches!(state, RuntimeState::Ready),
-            needs_setup: available && mode == Mode::Vm && matches!(state, RuntimeState::Absent),
+            available: Some(available),
+            machine_initialized: Some(!matches!(
+                state,
+                RuntimeState::Absent | RuntimeState::Unavailable
+            )),
+            machine_running: Some(matches!(state, RuntimeState::Ready)),
+            needs_setup: Some(
+                available && mode == Mode::Vm && matches!(state, RuntimeState::Absent),
+            ),
             state: name,
             error,
             mode,
@@ -94,17 +103,79 @@ impl RuntimeStatus {
     }
 }
 
+impl RuntimeStatus {
+    /// Before the first probe: nothing known, nothing guessed.
+    pub fn probing(mode: Mode) -> Self {
+        Self {
+            available: None,
+            machine_initialized: None,
+            machine_running: None,
+            needs_setup: None,
+            state: StateName::Probing,
+            error: None,
+            mode,
+            podman_version: None,
+            install_hint: None,
+            setup: None,
+            machine_memory_mib: None,
+            agent_memory_mib: AGENT_MEMORY_MIB,
+            store_warning: None,
+        }
+    }
+
+    /// Podman answered (known and true).
+    pub fn is_available(&self) -> bool {
+        self.available == Some(true)
+    }
+
+    /// The machine must be set up first (known and true).
+    pub fn setup_needed(&self) -> bool {
+        self.needs_setup == Some(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn seed_fields_follow_the_state() {
+        let t = Some(true);
+        let f = Some(false);
         let s = RuntimeStatus::new(&RuntimeState::Absent, Mode::Vm, Some("5.2.0".into()));
-        assert!(s.available && s.needs_setup && !s.machine_initialized && !s.machine_running);
+        assert_eq!(
+            (
+                s.available,
+                s.needs_setup,
+                s.machine_initialized,
+                s.machine_running
+            ),
+            (t, t, f, f)
+        );
         let s = RuntimeStatus::new(&RuntimeState::Ready, Mode::Native, Some("4.3.1".into()));
-        assert!(s.machine_running && s.machine_initialized && !s.needs_setup);
+        assert_eq!(
+            (s.machine_running, s.machine_initialized, s.needs_setup),
+            (t, t, f)
+        );
         let s = RuntimeStatus::new(&RuntimeState::Unavailable, Mode::Vm, None);
-        assert!(!s.available && s.install_hint.is_some() && !s.needs_setup);
+        assert!(!s.is_available() && s.install_hint.is_some() && !s.setup_needed());
+    }
+
+    /// Issue 22: before the first probe the status said `starting`,
+    /// `machineInitialized: true`, `needsSetup: false` on a computer with no
+    /// machine at all. Unknown is said as unknown.
+    #[test]
+    fn before_the_first_probe_nothing_is_guessed() {
+        let s = serde_json::to_value(RuntimeStatus::probing(Mode::Vm)).expect("json");
+        assert_eq!(s["state"], "probing");
+        for field in [
+            "available",
+            "machineInitialized",
+            "machineRunning",
+            "needsSetup",
+            "podmanVersion",
+        ] {
+            assert!(s[field].is_null(), "{field}: {s}");
+        }
     }
 }

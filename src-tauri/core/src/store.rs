@@ -84,6 +84,10 @@ pub struct AgentRecord {
     /// setting's default.
     #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
+    /// The image an update rolled back from (it did not start): "Update all" does
+    /// not try it again until a newer one appears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_image: Option<String>,
     /// Fields written by a newer version, kept as they were so a save loses nothing.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -402,6 +406,7 @@ pub(crate) fn sample_record(name: &str) -> AgentRecord {
         deleting: false,
         image: "img".into(),
         memory_mib: None,
+        rejected_image: None,
         extra: serde_json::Map::new(),
     }
 }

@@ -69,4 +69,33 @@ pub struct AgentView {
     /// beyond 127.0.0.1, or that the agent was recovered from its container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// The gateway died without being asked to and Clawdock starts it again after
+    /// a back-off; absent once it ran healthy for ten minutes, or was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_loop: Option<CrashLoopView>,
+}
+
+/// An agent whose gateway keeps dying, as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrashLoopView {
+    /// Deaths in this loop (since the gateway last ran healthy for ten minutes).
+    pub crashes: u32,
+    /// When Clawdock starts it again; absent while it starts or runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_try_at: Option<DateTime<Utc>>,
+    /// Seconds from this view to `nextTryAt`, rounded up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_try_in_secs: Option<u64>,
+    /// The last death's exit code (137 for a kill, a memory death included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
+    /// The last death was the memory limit's.
+    #[serde(default)]
+    pub out_of_memory: bool,
+    /// The gateway's last lines before it died.
+    #[serde(default)]
+    pub last_logs: Vec<String>,
+    /// The above in a sentence: "crashed 4 times; next try in 16 s".
+    pub summary: String,
 }

@@ -13,7 +13,8 @@ use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
 use serde_json::json;
 use support::{
-    containers, eventually, fake_calls, podman_out, running_containers, Home, IMAGE, STUBBORN_IMAGE,
+    containers, derived_image, eventually, fake_calls, podman_out, running_containers, Home, IMAGE,
+    STUBBORN_IMAGE,
 };
 
 fn req(name: &str) -> CreateRequest {
@@ -283,22 +284,6 @@ fn never_ready_image() -> &'static str {
         "localhost/clawdock-test-gateway-never-ready:latest",
         "ENV FAKE_GATEWAY_DELAY=600",
     )
-}
-
-/// The stand-in image with one Dockerfile `change` applied, made once.
-fn derived_image(name: &'static str, change: &str) -> &'static str {
-    support::ensure_test_images();
-    let exists = std::process::Command::new("podman")
-        .args(["image", "exists", name])
-        .status()
-        .expect("podman");
-    if !exists.success() {
-        let tmp = format!("clawdock-image-build-{}", std::process::id());
-        podman_out(&["create", "--name", &tmp, IMAGE]);
-        podman_out(&["commit", "--quiet", "--change", change, &tmp, name]);
-        podman_out(&["rm", "-f", &tmp]);
-    }
-    name
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,3 +172,115 @@ async fn the_first_call_that_finds_the_engine_gone_flips_the_runtime_and_start_r
     let report = core.shutdown().await;
     assert!(report.leftover.is_empty(), "{report:?}");
 }
+
+/// The core's container of `name`, killed from outside as a crash would.
+fn kill_container(name: &str) {
+    support::podman_out(&["kill", &format!("clawdock-{name}")]);
+}
+
+/// Waits (events, not polling) for the agent's next death, within `limit`.
+async fn died_within(
+    events: &mut tokio::sync::broadcast::Receiver<clawdock_core::events::Event>,
+    id: uuid::Uuid,
+    limit: Duration,
+) -> bool {
+    use clawdock_core::events::{Change, Event};
+    tokio::time::timeout(limit, async {
+        loop {
+            match events.recv().await {
+                Ok(Event::Agent {
+                    agent,
+                    change: Some(Change::Died { .. }),
+                }) if agent.id == id => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Fault (issue 22, item 5): one failed `podman info` on the check path marked
+/// every running agent stopped ("Podman's machine stopped"), and left it not
+/// wanted any more, so its later deaths were silent. Lost means confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failed_probe_is_not_a_lost_engine() {
+    let home = Home::new();
+    let (core, state) = vm_core(&home).await;
+    let name = unique("blip");
+    let agents = core.agents();
+    let agent = agents.create_and_wait(req(&name)).await.expect("create");
+    let infos = fake_calls(&state, "container info");
+    support::edit_fake_state(
+        &state,
+        "state['faults'] = {'container info': {'mode': 'fail', 'times': 1, \
+         'message': 'Error: unable to connect to Podman socket: connection refused'}}",
+    );
+    let runtime = core.check_engine().await;
+    assert!(
+        fake_calls(&state, "container info") > infos,
+        "the check probed the engine"
+    );
+    assert_eq!(runtime, clawdock_core::machine::RuntimeState::Ready);
+    let view = agents.get(agent.id).expect("agent");
+    assert_eq!(view.status, AgentStatus::Running, "{view:?}");
+    assert_eq!(view.notice, None, "{view:?}");
+
+    // Still wanted: a death is one, not a silent stop.
+    let mut events = core.subscribe();
+    kill_container(&name);
+    assert!(
+        died_within(&mut events, agent.id, Duration::from_secs(10)).await,
+        "the death after a false alarm is seen as one: {:?}",
+        agents.get(agent.id)
+    );
+    core.shutdown().await;
+}
+
+/// Fault (issue 22, item 2): in vm mode, when `podman events` ended while the
+/// engine was fine, the watch looked mid-probe, saw "not ready" and waited for a
+/// Ready event that never came (the state had not changed): from then on no death
+/// was seen. It must follow Podman again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_follows_podman_again_after_its_stream_ends_with_the_engine_fine() {
+    let home = Home::new();
+    let (core, state) = vm_core(&home).await;
+    let name = unique("follow");
+    let agents = core.agents();
+    let agent = agents.create_and_wait(req(&name)).await.expect("create");
+    // The check's probe outlasts the watch's first look after the stream ends.
+    support::edit_fake_state(&state, "state['delays'] = {'container info': 1.5}");
+    let (infos, listings) = (
+        fake_calls(&state, "container info"),
+        fake_calls(&state, "container ps"),
+    );
+    let streams = support::fake_state(&state)["streams"].clone();
+    for pid in streams.as_array().into_iter().flatten() {
+        let pid = pid.as_i64().expect("pid").to_string();
+        let is_events = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("events"));
+        if is_events {
+            let _gone = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
+        }
+    }
+    // The check that follows the stream's end has probed and listed again.
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            fake_calls(&state, "container info") > infos
+                && fake_calls(&state, "container ps") > listings
+        })
+        .await,
+        "the engine was checked after the stream ended"
+    );
+    let mut events = core.subscribe();
+    kill_container(&name);
+    assert!(
+        died_within(&mut events, agent.id, Duration::from_secs(15)).await,
+        "a death after the stream ended is seen: {:?}",
+        agents.get(agent.id)
+    );
+    core.shutdown().await;
+}

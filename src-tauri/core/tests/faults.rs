@@ -123,7 +123,7 @@ async fn setup_faults_end_in_a_clear_error_or_recovery_and_a_retry_works() {
                     // and the setup is offered again.
                     if step == "machine init" {
                         assert_eq!(status.state, StateName::Absent, "{step}/{mode}");
-                        assert!(status.needs_setup);
+                        assert!(status.setup_needed());
                     } else {
                         assert_ne!(status.state, StateName::Ready);
                     }

@@ -132,7 +132,7 @@ async fn an_agent_killed_for_memory_says_so() {
     let mut events = core.subscribe();
     agents.start(agent.id).await.expect("start");
     // What the user is told (the notification, the window): its death, for memory.
-    // (The restart policy then brings it back; it dies again the same way.)
+    // (The crash loop then starts it again; it dies again the same way.)
     let death = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             match events.recv().await {
@@ -150,10 +150,16 @@ async fn an_agent_killed_for_memory_says_so() {
     let (view, exit_code) = death;
     assert_eq!(exit_code, Some(137), "{view:?}");
     assert_eq!(view.status, AgentStatus::Error, "{view:?}");
-    let error = view.error.expect("error");
+    // Told apart from other kills even where Podman's `OOMKilled` stays false
+    // (cgroup v1 here): issue 22 wanted the sentence, not a guess.
+    let error = view.error.clone().expect("error");
     assert!(
-        error.contains("memory") && error.contains("256 MiB"),
+        error.contains("ran out of memory (limit 256 MiB): raise it in Settings"),
         "{error}"
+    );
+    assert!(
+        view.crash_loop.as_ref().is_some_and(|c| c.out_of_memory),
+        "{view:?}"
     );
     core.shutdown().await;
 }

@@ -171,17 +171,17 @@ fn run(at_login: bool) -> ExitCode {
                 core.probed().await;
                 let status = core.runtime_status();
                 if at_login {
-                    if status.needs_setup || !status.available {
+                    if status.setup_needed() || !status.is_available() {
                         notify(
                             &handle,
                             "Clawdock",
                             "Podman needs setting up: open Clawdock from the tray.",
                         );
                     }
-                } else if first_run || status.needs_setup || !status.available {
+                } else if first_run || status.setup_needed() || !status.is_available() {
                     show_window(
                         &handle,
-                        if status.needs_setup || !status.available {
+                        if status.setup_needed() || !status.is_available() {
                             "setup"
                         } else {
                             ""

@@ -74,6 +74,7 @@ pub fn status_line(state: &MenuState<'_>) -> String {
         StateName::Unavailable => "Podman is not installed".into(),
         StateName::Absent => "Podman needs setting up".into(),
         StateName::Stopped => "Podman machine stopped".into(),
+        StateName::Probing => "Looking for Podman...".into(),
         StateName::Starting => "Podman is starting...".into(),
         StateName::Error => format!(
             "Podman error: {}",
@@ -99,7 +100,8 @@ fn plural(n: usize) -> &'static str {
 pub fn model(state: &MenuState<'_>) -> Vec<Item> {
     let quitting = state.stopping.is_some();
     let ready = state.status.state == StateName::Ready;
-    let usable = !quitting && state.status.available && state.status.state != StateName::Absent;
+    let usable =
+        !quitting && state.status.is_available() && state.status.state != StateName::Absent;
     let any_stopped = state
         .agents
         .iter()
@@ -109,7 +111,7 @@ pub fn model(state: &MenuState<'_>) -> Vec<Item> {
         .iter()
         .any(|a| a.status == AgentStatus::Running || a.activity.is_some());
     let mut items = vec![Item::Label(status_line(state)), Item::Separator];
-    if state.status.needs_setup {
+    if state.status.setup_needed() {
         items.push(button("Set up Podman...", Action::SetupPodman, !quitting));
     }
     if state.status.state == StateName::Stopped {
@@ -316,6 +318,7 @@ mod tests {
             exit_code: None,
             image: "img".into(),
             notice: None,
+            crash_loop: None,
         }
     }
 

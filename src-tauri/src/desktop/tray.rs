@@ -23,7 +23,9 @@ pub fn icon_for(state: StateName, stopping: bool) -> Image<'static> {
             StateName::Unavailable => include_bytes!("../../../icons/tray-missing.png"),
             StateName::Absent => include_bytes!("../../../icons/tray-absent.png"),
             StateName::Stopped => include_bytes!("../../../icons/tray-stopped.png"),
-            StateName::Starting => include_bytes!("../../../icons/tray-starting.png"),
+            StateName::Probing | StateName::Starting => {
+                include_bytes!("../../../icons/tray-starting.png")
+            }
             StateName::Error => include_bytes!("../../../icons/tray-error.png"),
             StateName::Ready => include_bytes!("../../../icons/tray-ready.png"),
         }

@@ -68,7 +68,7 @@ test('the wizard step follows the runtime status', () => {
   const table = [
     [null, 'check', 'loading'],
     [{ available: false, state: 'unavailable' }, 'check', 'missing'],
-    [{ available: false, state: 'starting', mode: 'vm' }, 'check', 'loading'],
+    [{ available: null, machineInitialized: null, needsSetup: null, state: 'probing', mode: 'vm' }, 'check', 'loading'],
     [{ available: true, mode: 'native', state: 'ready' }, 'check', 'native'],
     [{ ...vm, state: 'absent' }, 'check', 'check'],
     [{ ...vm, state: 'absent' }, 'resources', 'resources'],

@@ -32,6 +32,8 @@ pub use steps::random_hex;
 
 /// Lines of container output copied into the agent's log when something fails.
 const FAILURE_LOG_LINES: usize = 50;
+/// Lines of a crashed gateway's output kept in the view.
+const CRASH_LOG_LINES: usize = 10;
 
 /// `POST /agents/create`, as the replaced runtime took it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -140,6 +142,30 @@ impl Agents {
             result = self.start_attempt(id, None, &log).await;
         }
         self.finish_start(id, result, &log).await
+    }
+
+    /// The crash loop's start, once its back-off (due at `due`) has passed: only
+    /// if the loop still waits for this very try (a stop, a start by the user or
+    /// another death since moved it on).
+    async fn revive(&self, id: Uuid, due: chrono::DateTime<chrono::Utc>) -> Result<(), AgentError> {
+        let op = self.op_lock(id)?;
+        let _serial = op.lock().await;
+        self.refuse_when_shutting_down()?;
+        let current = self.state(id)?;
+        let still_due = current.live.activity.is_none()
+            && current
+                .live
+                .crash
+                .as_ref()
+                .is_some_and(|c| c.next_try == Some(due));
+        if !still_due {
+            return Ok(());
+        }
+        self.transition(id, Input::Begin(Op::Revive))?;
+        let log = self.log_ring(id)?;
+        log.push("The gateway died; starting it again...");
+        let result = self.start_attempt(id, None, &log).await;
+        self.finish_start(id, result, &log).await.map(drop)
     }
 
     async fn start_attempt(
@@ -294,7 +320,21 @@ impl Agents {
         .await;
         let old = match checked {
             // Without a container the next start makes one from the newest image.
-            Ok((newest, Some(old))) if old.image_id != newest => old,
+            Ok((newest, Some(old))) if old.image_id != newest => {
+                if record.rejected_image.as_deref() == Some(newest.as_str()) {
+                    log.push(format!(
+                        "The newest {} did not start before and was rolled back; it is not tried again until a newer one appears",
+                        record.image
+                    ));
+                    self.transition(id, Input::Ended)?;
+                    return Ok(UpdateOutcome {
+                        agent: self.get(id).ok_or(AgentError::NotFound)?,
+                        updated: false,
+                        rolled_back: None,
+                    });
+                }
+                (newest, old)
+            }
             Ok((_, found)) => {
                 if found.is_some() {
                     log.push(format!("{} is up to date", record.image));
@@ -307,76 +347,139 @@ impl Agents {
                 });
             }
             Err(e) => {
-                self.renew_cancel(id);
                 log.push(format!("Update failed: {e}"));
                 self.transition(id, Input::Ended)?;
                 return Err(e);
             }
         };
+        let (newest, old) = old;
         // The new container needs the config handed to the gateway's user; a link
         // or special file the agent put there would fail that after the old
         // container is gone: refused now, with the agent as it was.
         if let Err(e) = self.config_can_be_handed_over(&record).await {
-            self.renew_cancel(id);
             log.push(format!("Update failed: {e}"));
             self.transition(id, Input::Ended)?;
             return Err(e);
         }
         let was_running = old.state == Container::Running;
         log.push(format!("Updating to the newest {}...", record.image));
-        let replaced = async {
-            self.containers()
-                .remove(&old.id, self.settings().stop_timeout)
-                .await?;
-            self.make_container(&record, &log).await
+        // The working container stays until the new one is healthy: renamed aside
+        // (it runs on while the new one is made), then stopped for the new one to
+        // take the port.
+        let aside = format!("{}-previous", record.container_name());
+        let stop_timeout = self.settings().stop_timeout;
+        if let Err(e) = self.containers().rename(&old.id, &aside).await {
+            log.push(format!("Update failed: {e}"));
+            self.transition(id, Input::Ended)?;
+            return Err(e.into());
+        }
+        let mut made = None;
+        let moved = async {
+            let container = self.make_container(&record, &log).await?;
+            made = Some(container.clone());
+            if was_running {
+                self.containers().stop(&old.id, stop_timeout).await?;
+                self.launch_and_wait(&record, &container, &log).await?;
+            }
+            Ok::<(), AgentError>(())
         }
         .await;
-        let container = match replaced {
-            Ok(container) => container,
-            Err(e) => return Err(self.start_failed(id, e, &log).await),
-        };
-        if !was_running {
-            self.renew_cancel(id);
-            self.transition(id, Input::Stopped)?;
-            log.push("Updated; the agent runs the new image at its next start");
-            return Ok(UpdateOutcome {
-                agent: self.get(id).ok_or(AgentError::NotFound)?,
-                updated: true,
-                rolled_back: None,
-            });
-        }
-        let launched = self.launch_and_wait(&record, &container, &log).await;
-        let failure = match launched {
+        let failure = match moved {
             Ok(()) => {
-                let agent = self.finish_start(id, Ok(()), &log).await?;
+                if let Err(e) = self.containers().remove(&old.id, stop_timeout).await {
+                    tracing::warn!(agent = %id, container = %old.id, error = %e,
+                        "could not remove the container of the previous image");
+                }
+                self.transition(id, Input::ImageRejected { image_id: None })?;
+                let agent = if was_running {
+                    self.finish_start(id, Ok(()), &log).await?
+                } else {
+                    self.transition(id, Input::Stopped)?;
+                    log.push("Updated; the agent runs the new image at its next start");
+                    self.get(id).ok_or(AgentError::NotFound)?
+                };
                 return Ok(UpdateOutcome {
                     agent,
                     updated: true,
                     rolled_back: None,
                 });
             }
-            Err(e @ (AgentError::Cancelled | AgentError::ShuttingDown)) => {
-                return Err(self.start_failed(id, e, &log).await);
-            }
             Err(e) => e,
         };
-        let why = format!(
-            "The new image did not start ({failure}); the agent went back to the previous one."
-        );
-        log.push(format!("ERROR: {why}"));
-        self.discard_failed_container(id, &log).await;
+        // Roll back, whatever failed (a create, the start, the health, a cancel, a
+        // stop or the shutdown): the new container goes, the old one comes back.
+        let cancelled = matches!(failure, AgentError::Cancelled);
+        let why = if cancelled {
+            "Update cancelled; the agent went back to the previous image.".to_string()
+        } else {
+            format!(
+                "The new image did not start ({failure}); the agent went back to the previous one."
+            )
+        };
+        log.push(if cancelled {
+            why.clone()
+        } else {
+            format!("ERROR: {why}")
+        });
+        if made.is_some() {
+            self.discard_failed_container(id, &log).await;
+        }
+        let back = self
+            .containers()
+            .rename(&old.id, &record.container_name())
+            .await;
+        let new_image_failed = !matches!(
+            failure,
+            AgentError::Cancelled | AgentError::ShuttingDown | AgentError::EngineUnreachable(_)
+        ) && made.is_some();
+        if new_image_failed {
+            // Not tried again by every "Update all" until a newer image appears.
+            self.transition(
+                id,
+                Input::ImageRejected {
+                    image_id: Some(newest),
+                },
+            )?;
+        }
+        if let Err(e) = back {
+            let err = AgentError::from(e);
+            return Err(self.start_failed(id, err, &log).await);
+        }
         let previous = crate::store::AgentRecord {
             image: old.image_id.clone(),
             ..record.clone()
         };
-        let result = async {
-            let container = self.make_container(&previous, &log).await?;
-            self.launch_and_wait(&previous, &container, &log).await
+        let old_runs =
+            was_running && self.containers().inspect(&old.id).await == Some(Container::Running);
+        let closing = self.inner.tasks.is_closing();
+        if was_running && !old_runs && !closing {
+            // The user's cancel ended the update, not the agent: it runs again.
+            self.fresh_cancel(id);
+            let relaunched = self.launch_and_wait(&previous, &old.id, &log).await;
+            self.finish_start(id, relaunched, &log).await?;
+        } else if closing && was_running {
+            // Left stopped, under its own name, for the next launch to restore.
+            return Err(self.start_failed(id, failure, &log).await);
+        } else {
+            // Untouched (the new one never started) or not running before.
+            self.transition(id, Input::Ended)?;
+            self.transition(
+                id,
+                Input::Seen {
+                    container: if old_runs {
+                        Container::Running
+                    } else {
+                        old.state
+                    },
+                    id: Some(old.id.clone()),
+                },
+            )?;
         }
-        .await;
-        let agent = self.finish_start(id, result, &log).await?;
+        if cancelled || made.is_none() {
+            return Err(failure);
+        }
         Ok(UpdateOutcome {
-            agent,
+            agent: self.get(id).ok_or(AgentError::NotFound)?,
             updated: false,
             rolled_back: Some(why),
         })
@@ -487,8 +590,7 @@ impl Agents {
                 // The record stays, marked `deleting` and hidden; the next listing
                 // of the containers finishes the delete.
                 tracing::warn!(agent = %id, error = %e, "engine unreachable during delete; finishing it later");
-                self.hide_until_deleted(id);
-                return Ok(());
+                return self.hide_until_deleted(id);
             }
             Err(e) => return self.delete_failed(id, e.into()).await,
         };
@@ -501,13 +603,22 @@ impl Agents {
                 return self.delete_failed(id, e.into()).await;
             }
         }
+        if self.inner.host.get().is_some_and(|h| h.cgroup_v1) {
+            crate::containers::remove_cgroup_parent(id);
+        }
         let dir = self.state(id)?.record.dir;
         // std's remove_dir_all removes links the agent left without following them;
         // a large workspace takes a while: off the async workers.
-        crate::agent_files::blocking(move || {
-            steps::remove_dir(&dir).map_err(|e| AgentError::Folder(e.to_string()))
+        let removed = crate::agent_files::blocking(move || {
+            steps::remove_dir(&dir)
+                .map_err(|e| AgentError::Folder(format!("could not remove {}: {e}", dir.display())))
         })
-        .await?;
+        .await;
+        if let Err(err) = removed {
+            // Half-way: the container is gone, the folder is not. The agent comes
+            // back into view with the error, and a delete can be tried again.
+            return self.delete_failed(id, err).await;
+        }
         self.forget(id)?;
         self.stop_machine_if_idle().await;
         Ok(())

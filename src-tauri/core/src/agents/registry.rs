@@ -29,8 +29,11 @@ pub(super) struct Entry {
     pub logs: LogRing,
     /// Serializes operations on this agent. Never taken while `entries` is held.
     pub op: Arc<tokio::sync::Mutex<()>>,
-    /// Cancels the create, start or restart running now; renewed when it ends.
+    /// Cancels the operation running now (a create, start, restart or update);
+    /// every operation begins with a fresh one.
     pub cancel: CancellationToken,
+    /// Cancels the crash loop's pending start (its back-off timer).
+    pub revive: CancellationToken,
 }
 
 impl Entry {
@@ -40,6 +43,7 @@ impl Entry {
             logs: LogRing::default(),
             op: Arc::new(tokio::sync::Mutex::new(())),
             cancel: CancellationToken::new(),
+            revive: CancellationToken::new(),
         }
     }
 
@@ -168,28 +172,129 @@ impl Agents {
     /// `agents.json` when the record changed and announces the new view when it (or
     /// the reason) changed.
     pub(super) fn transition(&self, id: Uuid, input: Input) -> Result<Vec<Effect>, AgentError> {
+        let now = Utc::now();
+        let mut revive = None;
+        let begins = matches!(input, Input::Begin(_));
+        let mut undo = None;
         let (effects, record_changed, announce) = {
             let mut entries = self.entries();
             let entry = entries.get_mut(&id).ok_or(AgentError::NotFound)?;
+            if begins {
+                undo = Some(entry.state.clone());
+            }
+            if let Input::Begin(_) = input {
+                // A cancel belongs to one operation: each begins with its own token,
+                // so one meant for an earlier operation never reaches it.
+                entry.cancel = CancellationToken::new();
+            }
             let before_record = entry.state.record.clone();
-            let before_view = entry.state.view();
-            let effects = state::apply(&mut entry.state, input);
-            let view = entry.state.view();
+            let before_view = entry.state.view_at(now);
+            let effects = state::apply(&mut entry.state, input, now);
+            let view = entry.state.view_at(now);
+            for effect in &effects {
+                match effect {
+                    Effect::CancelRevive => revive = Some(None),
+                    Effect::Revive { after, due } => revive = Some(Some((*after, *due))),
+                    Effect::Announce(_) | Effect::StopForShutdown => {}
+                }
+            }
             let change = effects.iter().find_map(|e| match e {
                 Effect::Announce(change) => Some(change.clone()),
-                Effect::StopForShutdown => None,
+                _ => None,
             });
             let announce = (entry.visible() && (view != before_view || change.is_some()))
                 .then_some((view, change));
             (effects, entry.state.record != before_record, announce)
         };
-        if record_changed {
-            self.persist()?;
+        let saved = if record_changed {
+            self.persist()
+        } else {
+            Ok(())
+        };
+        if let Err(e) = saved {
+            if let Some(before) = undo {
+                // An operation that could not record its beginning does not begin:
+                // the agent stays as it was (visible, not `deleting`).
+                if let Some(entry) = self.entries().get_mut(&id) {
+                    entry.state = before;
+                }
+                return Err(e.into());
+            }
+            // What Podman said stays true in memory, unsaved; said, and told.
+            tracing::error!(agent = %id, error = %e, "could not save agents.json");
+            self.after_transition(id, announce, revive);
+            return Err(e.into());
         }
+        self.after_transition(id, announce, revive);
+        Ok(effects)
+    }
+
+    /// Announces a transition's new view and moves the crash loop's timer: the old
+    /// one ends, a new one starts if asked.
+    #[allow(clippy::type_complexity)]
+    fn after_transition(
+        &self,
+        id: Uuid,
+        announce: Option<(AgentView, Option<crate::events::Change>)>,
+        revive: Option<Option<(std::time::Duration, chrono::DateTime<Utc>)>>,
+    ) {
         if let Some((agent, change)) = announce {
             let _no_listener = self.inner.events.send(Event::Agent { agent, change });
         }
-        Ok(effects)
+        if let Some(next) = revive {
+            let cancel = self.entries().get_mut(&id).map(|entry| {
+                entry.revive.cancel();
+                entry.revive = CancellationToken::new();
+                entry.revive.clone()
+            });
+            if let (Some((after, due)), Some(cancel)) = (next, cancel) {
+                self.revive_later(id, after, due, cancel);
+            }
+        }
+    }
+
+    /// The crash loop's timer, owned by the core: reads the dead gateway's last
+    /// lines for the view, waits out the back-off (a stop, a delete or the shutdown
+    /// cancels it), then starts the agent again as an operation of its own.
+    fn revive_later(
+        &self,
+        id: Uuid,
+        after: std::time::Duration,
+        due: chrono::DateTime<Utc>,
+        cancel: CancellationToken,
+    ) {
+        let this = self.clone();
+        self.inner.tasks.spawn_background(async move {
+            let lines = async {
+                let found = this.containers().find(id).await.ok()??;
+                this.containers()
+                    .tail_logs(&found.id, super::CRASH_LOG_LINES)
+                    .await
+                    .ok()
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                lines = lines => if let Some(lines) = lines {
+                    let _gone = this.transition(id, Input::CrashLogs { lines });
+                },
+            }
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = tokio::time::sleep(after) => {
+                    let revived = this.inner.tasks.spawn_op({
+                        let this = this.clone();
+                        async move {
+                            if let Err(e) = this.revive(id, due).await {
+                                tracing::warn!(agent = %id, error = %e, "could not start a crashed agent again");
+                            }
+                        }
+                    });
+                    if revived.is_none() {
+                        tracing::info!(agent = %id, "shutting down; the crashed agent is not started again");
+                    }
+                }
+            }
+        });
     }
 
     /// Records a new agent as `creating`, with a port no other agent holds.
@@ -225,6 +330,7 @@ impl Agents {
                 deleting: false,
                 image: self.settings().agent_image.clone(),
                 memory_mib: Some(memory_mib),
+                rejected_image: None,
                 extra: serde_json::Map::new(),
             };
             let memory_notice = self.memory_notice(entries.len() + 1);
@@ -284,11 +390,10 @@ impl Agents {
 
     /// A delete that cannot finish now: listeners see the agent go; its record
     /// stays (`deleting`) until the next listing finishes the delete.
-    pub(super) fn hide_until_deleted(&self, id: Uuid) {
-        if let Some(entry) = self.entries().get_mut(&id) {
-            entry.state.live.activity = None;
-        }
+    pub(super) fn hide_until_deleted(&self, id: Uuid) -> Result<(), AgentError> {
+        self.transition(id, Input::DeletePostponed)?;
         let _no_listener = self.inner.events.send(Event::AgentRemoved { id });
+        Ok(())
     }
 
     pub(super) fn state(&self, id: Uuid) -> Result<AgentState, AgentError> {
@@ -339,12 +444,11 @@ impl Agents {
             })
     }
 
-    /// A fresh token once a cancelled operation has ended, for the next one.
-    pub(super) fn renew_cancel(&self, id: Uuid) {
+    /// A fresh token for a part of an operation that a cancel must not end (an
+    /// update's rollback to the container that worked).
+    pub(super) fn fresh_cancel(&self, id: Uuid) {
         if let Some(entry) = self.entries().get_mut(&id) {
-            if entry.cancel.is_cancelled() {
-                entry.cancel = CancellationToken::new();
-            }
+            entry.cancel = CancellationToken::new();
         }
     }
 

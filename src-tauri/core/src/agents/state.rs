@@ -3,12 +3,50 @@
 //! container, the gateway's readiness, the shutdown) and returns the effects the
 //! caller must carry out. No I/O, so every rule is a row in a table test.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
-pub use crate::containers::Container;
+pub use crate::containers::{Container, ContainerId};
 use crate::events::Change;
 use crate::store::{AgentRecord, AgentStatus, Wanted};
-use crate::view::{Activity, AgentView};
+use crate::view::{Activity, AgentView, CrashLoopView};
+
+/// The wait before a gateway that died is started again: 1 s, doubled at each
+/// death of the same loop, at most [`LAST_REVIVE`].
+pub const FIRST_REVIVE: Duration = Duration::from_secs(1);
+pub const LAST_REVIVE: Duration = Duration::from_secs(300);
+/// Healthy this long, the next death begins a new loop (counted from one again).
+pub const HEALTHY_RESET: Duration = Duration::from_secs(600);
+
+/// The wait before the start that follows the `crashes`-th death of a loop.
+pub fn revive_delay(crashes: u32) -> Duration {
+    let doublings = crashes.saturating_sub(1).min(16);
+    (FIRST_REVIVE * 2u32.pow(doublings)).min(LAST_REVIVE)
+}
+
+/// A gateway that died without being asked to: Clawdock starts it again after a
+/// back-off, until a Stop (or a delete, the shutdown, the engine going away).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CrashLoop {
+    /// Deaths since the gateway last ran healthy for [`HEALTHY_RESET`].
+    pub crashes: u32,
+    /// When the next start is due; `None` while it runs (or the gateway runs).
+    pub next_try: Option<DateTime<Utc>>,
+    pub last_exit_code: Option<i32>,
+    pub out_of_memory: bool,
+    /// The gateway's last lines before the last death.
+    pub last_logs: Vec<String>,
+    /// The start in flight is this loop's, not the user's: its failure is one
+    /// more death, not the end of the loop.
+    pub reviving: bool,
+}
+
+impl CrashLoop {
+    fn pending(&self) -> bool {
+        self.next_try.is_some()
+    }
+}
 
 /// What is known of an agent while the app runs, beside its saved record.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +56,9 @@ pub struct Live {
     /// earlier run from a real one.
     pub started_at: Option<DateTime<Utc>>,
     pub container: Container,
+    /// The agent's container now, once known: events of any other (a replaced
+    /// one's late `remove`) are not about this agent.
+    pub container_id: Option<ContainerId>,
     /// The gateway answered `/readyz`.
     pub ready: bool,
     pub notice: Option<String>,
@@ -26,6 +67,15 @@ pub struct Live {
     pub shutting_down: bool,
     /// Podman's own words behind the record's error, when the error is advice.
     pub error_details: Option<String>,
+    /// The gateway keeps dying; Clawdock starts it again after a back-off.
+    pub crash: Option<CrashLoop>,
+    /// When the gateway last became healthy: a death after [`HEALTHY_RESET`] of
+    /// health begins a new crash loop.
+    pub up_since: Option<DateTime<Utc>>,
+    /// The engine went away under the running agent: still wanted, an exit seen
+    /// when it is back is no death, and a container found running again (a false
+    /// alarm) is simply running.
+    pub engine_away: bool,
 }
 
 impl Default for Live {
@@ -34,10 +84,14 @@ impl Default for Live {
             activity: None,
             started_at: None,
             container: Container::Unknown,
+            container_id: None,
             ready: false,
             notice: None,
             shutting_down: false,
             error_details: None,
+            crash: None,
+            up_since: None,
+            engine_away: false,
         }
     }
 }
@@ -61,6 +115,8 @@ pub enum Op {
     Delete,
     /// A delete that a crash interrupted, finished at the next listing.
     ResumeDelete,
+    /// The crash loop's own start, once its back-off has passed.
+    Revive,
 }
 
 /// Everything that can happen to an agent.
@@ -71,6 +127,7 @@ pub enum Input {
     /// gateway that dies at once sends its `died` before the start returns).
     Launching {
         at: DateTime<Utc>,
+        container_id: ContainerId,
     },
     /// A create or start ended with the gateway healthy.
     Started,
@@ -94,11 +151,18 @@ pub enum Input {
         message: String,
         seen: Option<Container>,
     },
-    /// Podman said this of the container (event or listing); `at` is when, for
-    /// events that carry a time this clock shares.
+    /// Podman said this of the agent's container (a listing, or what an
+    /// operation found); `id` is the container's when one exists.
     Seen {
         container: Container,
+        id: Option<ContainerId>,
+    },
+    /// An event of a container of this agent; `at` is when, for events that
+    /// carry a time this clock shares. Only the agent's current container counts.
+    Event {
+        container: Container,
         at: Option<DateTime<Utc>>,
+        id: ContainerId,
     },
     /// Podman, asked just now (`inspect`), says this of the container: unlike a
     /// listing, its `created` is the truth even while an operation runs (a start
@@ -126,6 +190,18 @@ pub enum Input {
     EngineLost,
     ShutdownBegan,
     ShutdownEnded,
+    /// An update rolled back from the image `image_id` (it is not tried again
+    /// until a newer one appears); `None`: an update succeeded.
+    ImageRejected {
+        image_id: Option<String>,
+    },
+    /// A delete that cannot finish now (the engine is away): the agent stays
+    /// hidden, marked `deleting`, until the next listing finishes it.
+    DeletePostponed,
+    /// The dead gateway's last lines, read after its death, for the view.
+    CrashLogs {
+        lines: Vec<String>,
+    },
 }
 
 /// What the caller must do after a transition, besides saving and announcing the
@@ -136,6 +212,11 @@ pub enum Effect {
     Announce(Change),
     /// The shutdown must stop this agent's container.
     StopForShutdown,
+    /// Start the agent again after `after` (the crash loop's back-off), unless the
+    /// loop has moved on by then (the start due at `due` is the one to run).
+    Revive { after: Duration, due: DateTime<Utc> },
+    /// The pending start of the crash loop is off (a stop, delete, shutdown...).
+    CancelRevive,
 }
 
 pub const INTERRUPTED_CREATE: &str =
@@ -168,9 +249,31 @@ impl AgentState {
             )
     }
 
+    /// True while a start of the crash loop is waiting for its back-off.
+    fn revive_pending(&self) -> bool {
+        self.live.crash.as_ref().is_some_and(CrashLoop::pending)
+    }
+
+    /// The view as of now.
     pub fn view(&self) -> AgentView {
+        self.view_at(Utc::now())
+    }
+
+    /// The view as of `now` (the crash loop's countdown depends on it).
+    pub fn view_at(&self, now: DateTime<Utc>) -> AgentView {
         let r = &self.record;
         let running = r.status == AgentStatus::Running;
+        let healthy_long = running
+            && self
+                .live
+                .up_since
+                .is_some_and(|u| now - u >= chrono_of(HEALTHY_RESET));
+        let crash_loop = self
+            .live
+            .crash
+            .as_ref()
+            .filter(|_| !healthy_long)
+            .map(|c| crash_view(c, now));
         AgentView {
             id: r.id,
             name: r.name.clone(),
@@ -191,16 +294,65 @@ impl AgentState {
             },
             image: r.image.clone(),
             notice: self.live.notice.clone(),
+            crash_loop,
         }
     }
 }
 
-/// Applies one input. The only place an agent's status, wish or error changes.
-pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
+fn chrono_of(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn crash_view(c: &CrashLoop, now: DateTime<Utc>) -> CrashLoopView {
+    let next_try_in_secs = c.next_try.map(|at| {
+        let ms = (at - now).num_milliseconds().max(0) as u64;
+        ms.div_ceil(1000)
+    });
+    let times = if c.crashes == 1 {
+        "once".to_string()
+    } else {
+        format!("{} times", c.crashes)
+    };
+    let summary = match (next_try_in_secs, c.reviving) {
+        (Some(secs), _) => format!("crashed {times}; next try in {secs} s"),
+        (None, true) => format!("crashed {times}; starting again"),
+        (None, false) => format!("crashed {times}; running again"),
+    };
+    CrashLoopView {
+        crashes: c.crashes,
+        next_try_at: c.next_try,
+        next_try_in_secs,
+        last_exit_code: c.last_exit_code,
+        out_of_memory: c.out_of_memory,
+        last_logs: c.last_logs.clone(),
+        summary,
+    }
+}
+
+/// Applies one input at `now`. The only place an agent's status, wish or error
+/// changes.
+pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    if let Input::Begin(Op::Start | Op::Restart | Op::Stop | Op::Delete) = input {
+        // The user's word ends the crash loop (a start begins afresh).
+        if s.live.crash.take().is_some_and(|c| c.pending()) {
+            effects.push(Effect::CancelRevive);
+        }
+    }
+    if let Input::Begin(_) = input {
+        s.live.engine_away = false;
+    }
     let r = &mut s.record;
     let live = &mut s.live;
-    let mut effects = Vec::new();
     match input {
+        Input::Begin(Op::Revive) => {
+            live.activity = Some(Activity::Starting);
+            r.running_at_quit = false;
+            if let Some(c) = live.crash.as_mut() {
+                c.next_try = None;
+                c.reviving = true;
+            }
+        }
         Input::Begin(op @ (Op::Start | Op::Restart)) => {
             live.activity = Some(if op == Op::Restart {
                 Activity::Restarting
@@ -233,8 +385,9 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             r.wanted = Wanted::Stopped;
         }
         Input::Begin(Op::ResumeDelete) => live.activity = Some(Activity::Deleting),
-        Input::Launching { at } => {
+        Input::Launching { at, container_id } => {
             live.container = Container::Running;
+            live.container_id = Some(container_id);
             live.started_at = Some(at);
         }
         Input::Started | Input::StartFailed { .. } | Input::Interrupted | Input::Cancelled
@@ -247,12 +400,36 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
         }
         Input::Started => {
             live.activity = None;
+            live.up_since = Some(now);
+            if let Some(c) = live.crash.as_mut() {
+                c.reviving = false;
+            }
             r.status = AgentStatus::Running;
             r.error = None;
             r.wanted = Wanted::Running;
             effects.push(Effect::Announce(Change::Ready));
         }
+        Input::StartFailed { message, details }
+            if live.crash.as_ref().is_some_and(|c| c.reviving) =>
+        {
+            // The loop's own start failed: one more death, and another try later.
+            live.activity = None;
+            live.ready = false;
+            live.error_details = details;
+            r.status = AgentStatus::Error;
+            r.error = Some(message);
+            let code = match live.container {
+                Container::Exited(code) => code,
+                Container::OutOfMemory => Some(137),
+                _ => None,
+            };
+            let oom = live.container == Container::OutOfMemory;
+            if let Some(c) = live.crash.as_mut() {
+                effects.push(count_death(c, code, oom, now));
+            }
+        }
         Input::StartFailed { message, details } => {
+            live.crash = None;
             live.activity = None;
             live.ready = false;
             live.error_details = details;
@@ -273,6 +450,7 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             }
         }
         Input::Cancelled => {
+            live.crash = None;
             live.activity = None;
             live.ready = false;
             r.status = AgentStatus::Stopped;
@@ -301,16 +479,39 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
             };
             r.error = Some(message);
         }
-        Input::Seen { container, at } => {
-            if let Some(change) = observe(s, container, at) {
-                effects.push(Effect::Announce(change));
+        Input::Seen { container, id } => {
+            if container == Container::Missing {
+                live.container_id = None;
+            } else if id.is_some() {
+                live.container_id = id;
+            }
+            observe(s, container, None, now, &mut effects);
+        }
+        Input::Event { container, at, id } => {
+            if live
+                .container_id
+                .as_ref()
+                .is_none_or(|current| *current == id)
+            {
+                observe(s, container, at, now, &mut effects);
             }
         }
         Input::Inspected { container } => {
             if live.activity.is_some() || r.deleting || live.shutting_down {
                 live.container = container;
-            } else if let Some(change) = observe(s, container, None) {
-                effects.push(Effect::Announce(change));
+            } else {
+                observe(s, container, None, now, &mut effects);
+            }
+        }
+        Input::ImageRejected { image_id } => r.rejected_image = image_id,
+        Input::DeletePostponed => {
+            if r.deleting {
+                live.activity = None;
+            }
+        }
+        Input::CrashLogs { lines } => {
+            if let Some(c) = live.crash.as_mut() {
+                c.last_logs = lines;
             }
         }
         Input::GatewayReady => {
@@ -335,7 +536,8 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
         }
         Input::RestoreNoted => r.running_at_quit = false,
         Input::EngineLost => {
-            let up = s.is_up();
+            let pending = s.revive_pending();
+            let up = s.is_up() || pending;
             let r = &mut s.record;
             let live = &mut s.live;
             live.ready = false;
@@ -343,20 +545,35 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
                 // The operation in flight meets the lost engine itself.
                 live.container = Container::Unknown;
             } else if up {
-                // Like a quit: remembered to start again when the engine is back,
-                // and a late exit seen then is no death.
+                // Remembered to start again when the engine is back, still wanted
+                // (a false alarm changes nothing the user asked for), and a late
+                // exit seen then is no death.
                 r.running_at_quit = r.wanted == Wanted::Running;
-                r.wanted = Wanted::Stopped;
                 r.status = AgentStatus::Stopped;
+                live.engine_away = true;
                 live.container = Container::Unknown;
                 live.notice = Some(ENGINE_LOST.into());
+                live.crash = None;
+                if pending {
+                    effects.push(Effect::CancelRevive);
+                }
                 effects.push(Effect::Announce(Change::EngineLost));
             }
         }
         Input::ShutdownBegan => {
             if !r.deleting {
                 live.shutting_down = true;
-                if s.is_up() {
+                if live.engine_away {
+                    // Remembered at the loss; nothing runs to stop.
+                    r.wanted = Wanted::Stopped;
+                } else if s.revive_pending() {
+                    // Nothing runs to stop; it starts again at the next launch.
+                    let r = &mut s.record;
+                    r.running_at_quit = r.wanted == Wanted::Running;
+                    r.wanted = Wanted::Stopped;
+                    s.live.crash = None;
+                    effects.push(Effect::CancelRevive);
+                } else if s.is_up() {
                     let r = &mut s.record;
                     r.running_at_quit = r.wanted == Wanted::Running;
                     r.wanted = Wanted::Stopped;
@@ -383,8 +600,16 @@ pub fn apply(s: &mut AgentState, input: Input) -> Vec<Effect> {
 
 /// What Podman says of the container, applied: while an operation runs only the
 /// container is noted (the operation decides the status); otherwise the status
-/// follows, and an exit nobody asked for is a death.
-fn observe(s: &mut AgentState, seen: Container, at: Option<DateTime<Utc>>) -> Option<Change> {
+/// follows, and an exit nobody asked for is a death, which the crash loop starts
+/// again after its back-off (announced once per loop).
+fn observe(
+    s: &mut AgentState,
+    seen: Container,
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    effects: &mut Vec<Effect>,
+) {
+    let pending = s.revive_pending();
     let r = &mut s.record;
     let live = &mut s.live;
     let exited = matches!(seen, Container::Exited(_) | Container::OutOfMemory);
@@ -392,7 +617,7 @@ fn observe(s: &mut AgentState, seen: Container, at: Option<DateTime<Utc>>) -> Op
         // A `died` from before the last launch belongs to an earlier run: events
         // can arrive after the start they precede has finished.
         if at < started {
-            return None;
+            return;
         }
     }
     if live.activity.is_some() || r.deleting || live.shutting_down {
@@ -401,29 +626,60 @@ fn observe(s: &mut AgentState, seen: Container, at: Option<DateTime<Utc>>) -> Op
         if seen != Container::Exited(None) {
             live.container = seen;
         }
-        return None;
+        return;
+    }
+    if exited && pending {
+        // The death the loop already counted, seen again (a listing).
+        live.container = seen;
+        return;
+    }
+    if live.engine_away {
+        live.container = seen;
+        live.ready = false;
+        if seen == Container::Running {
+            // A false alarm, or the engine back with the container: running.
+            live.engine_away = false;
+            r.running_at_quit = false;
+            r.status = AgentStatus::Running;
+            if live.notice.as_deref() == Some(ENGINE_LOST) {
+                live.notice = None;
+            }
+        }
+        return;
     }
     live.container = seen;
     match seen {
         Container::Running => {
             r.status = AgentStatus::Running;
             r.error = None;
-            None
         }
         Container::Exited(_) | Container::OutOfMemory => {
             live.ready = false;
             if r.wanted == Wanted::Running {
-                let code = s.view().exit_code;
+                let code = s.view_at(now).exit_code;
                 let r = &mut s.record;
+                let live = &mut s.live;
                 r.status = AgentStatus::Error;
                 r.error = Some(death_message(seen, r.memory_mib));
-                r.wanted = Wanted::Stopped;
-                Some(Change::Died { exit_code: code })
-            } else {
-                if r.status != AgentStatus::Error {
-                    r.status = AgentStatus::Stopped;
-                }
-                None
+                let healthy_long = live
+                    .up_since
+                    .is_some_and(|u| now - u >= chrono_of(HEALTHY_RESET));
+                let crash = match live.crash.take() {
+                    Some(c) if !healthy_long => live.crash.insert(c),
+                    _ => {
+                        // A new loop: the one notification it gets.
+                        effects.push(Effect::Announce(Change::Died { exit_code: code }));
+                        live.crash.insert(CrashLoop::default())
+                    }
+                };
+                effects.push(count_death(
+                    crash,
+                    code,
+                    seen == Container::OutOfMemory,
+                    now,
+                ));
+            } else if r.status != AgentStatus::Error {
+                r.status = AgentStatus::Stopped;
             }
         }
         Container::Missing => {
@@ -432,16 +688,28 @@ fn observe(s: &mut AgentState, seen: Container, at: Option<DateTime<Utc>>) -> Op
                 r.status = AgentStatus::Error;
                 r.error = Some(REMOVED_OUTSIDE.into());
                 r.wanted = Wanted::Stopped;
-                Some(Change::Died { exit_code: None })
-            } else {
-                if r.status == AgentStatus::Running {
-                    r.status = AgentStatus::Stopped;
+                if live.crash.take().is_some_and(|c| c.pending()) {
+                    effects.push(Effect::CancelRevive);
                 }
-                None
+                effects.push(Effect::Announce(Change::Died { exit_code: None }));
+            } else if r.status == AgentStatus::Running {
+                r.status = AgentStatus::Stopped;
             }
         }
-        Container::Unknown => None,
+        Container::Unknown => {}
     }
+}
+
+/// One more death of a crash loop: counted, and the next start scheduled.
+fn count_death(c: &mut CrashLoop, code: Option<i32>, oom: bool, now: DateTime<Utc>) -> Effect {
+    c.crashes += 1;
+    c.last_exit_code = code;
+    c.out_of_memory = oom;
+    c.reviving = false;
+    let after = revive_delay(c.crashes);
+    let due = now + chrono_of(after);
+    c.next_try = Some(due);
+    Effect::Revive { after, due }
 }
 
 /// Why a gateway nobody stopped is gone, in a sentence. Exit code 137 is a
@@ -449,13 +717,14 @@ fn observe(s: &mut AgentState, seen: Container, at: Option<DateTime<Utc>>) -> Op
 /// is the likely one, even where Podman cannot tell (`OOMKilled` stays false on
 /// cgroup v1 hosts).
 pub fn death_message(seen: Container, memory_mib: Option<u64>) -> String {
-    let limit = memory_mib.map_or_else(|| "its limit".into(), |m| format!("{m} MiB"));
+    let limit = memory_mib.map_or_else(|| "unknown".into(), size_words);
     match seen {
-        Container::OutOfMemory => format!(
-            "The gateway ran out of memory ({limit}) and was killed. Give the agent more memory, or use it less."
-        ),
+        Container::OutOfMemory => {
+            format!("The gateway ran out of memory (limit {limit}): raise it in Settings.")
+        }
         Container::Exited(Some(137)) => format!(
-            "The gateway was killed (exit code 137). If nobody killed it, it used more than its memory limit ({limit})."
+            "The gateway was killed (exit code 137). If nobody killed it, it used more than its memory limit ({})."
+            , memory_mib.map_or_else(|| "its limit".into(), size_words)
         ),
         Container::Exited(code) => format!(
             "The gateway stopped on its own (exit code {}).",
@@ -464,6 +733,15 @@ pub fn death_message(seen: Container, memory_mib: Option<u64>) -> String {
         Container::Unknown | Container::Missing | Container::Running => {
             "The gateway stopped on its own.".into()
         }
+    }
+}
+
+/// A memory size as people say it: "2 GiB", "768 MiB".
+fn size_words(mib: u64) -> String {
+    if mib >= 1024 && mib.is_multiple_of(1024) {
+        format!("{} GiB", mib / 1024)
+    } else {
+        format!("{mib} MiB")
     }
 }
 
@@ -503,6 +781,7 @@ mod tests {
 
     fn state(from: Shape) -> AgentState {
         let record = AgentRecord {
+            deleting: from.activity == Some(A::Deleting),
             id: uuid::Uuid::nil(),
             status: from.status,
             created_at: t(0),
@@ -512,6 +791,9 @@ mod tests {
         let mut s = AgentState::new(record);
         s.live.activity = from.activity;
         s.live.container = from.container;
+        if from.container != C::Missing {
+            s.live.container_id = Some(cid("c1"));
+        }
         s
     }
 
@@ -524,17 +806,33 @@ mod tests {
         )
     }
 
+    fn apply_now(s: &mut AgentState, input: Input) -> Vec<Effect> {
+        apply(s, input, t(100))
+    }
+
     fn died(code: i32) -> Input {
         Input::Seen {
             container: C::Exited(Some(code)),
-            at: None,
+            id: None,
         }
     }
 
     fn seen(container: C) -> Input {
         Input::Seen {
             container,
-            at: None,
+            id: None,
+        }
+    }
+
+    fn cid(id: &str) -> ContainerId {
+        ContainerId(id.into())
+    }
+
+    fn event(container: C, at: DateTime<Utc>) -> Input {
+        Input::Event {
+            container,
+            at: Some(at),
+            id: cid("c1"),
         }
     }
 
@@ -542,8 +840,8 @@ mod tests {
     /// change is announced.
     #[test]
     fn transitions() {
-        let ready = Some(Effect::Announce(Change::Ready));
-        let rows: Vec<(&str, Shape, Input, Shape, Option<Effect>)> = vec![
+        let ready = vec![Effect::Announce(Change::Ready)];
+        let rows: Vec<(&str, Shape, Input, Shape, Vec<Effect>)> = vec![
             (
                 "start begins",
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
@@ -554,42 +852,45 @@ mod tests {
                     Some(A::Starting),
                     C::Exited(Some(0)),
                 ),
-                None,
+                vec![],
             ),
             (
                 "restart begins like a start, said as a restart",
                 shape(S::Running, W::Running, None, C::Running),
                 Input::Begin(Op::Restart),
                 shape(S::Running, W::Running, Some(A::Restarting), C::Running),
-                None,
+                vec![],
             ),
             (
                 "an update with nothing new leaves the agent as it was",
                 shape(S::Running, W::Running, Some(A::Updating), C::Running),
                 Input::Ended,
                 shape(S::Running, W::Running, None, C::Running),
-                None,
+                vec![],
             ),
             (
                 "a cancelled create is stopped, not an error",
                 shape(S::Creating, W::Running, Some(A::Creating), C::Missing),
                 Input::Cancelled,
                 shape(S::Stopped, W::Stopped, None, C::Missing),
-                None,
+                vec![],
             ),
             (
                 "a cancelled start is stopped and not wanted running",
                 shape(S::Error, W::Running, Some(A::Starting), C::Missing),
                 Input::Cancelled,
                 shape(S::Stopped, W::Stopped, None, C::Missing),
-                None,
+                vec![],
             ),
             (
                 "launch notes the container up before podman answers",
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Missing),
-                Input::Launching { at: t(10) },
+                Input::Launching {
+                    at: t(10),
+                    container_id: cid("c1"),
+                },
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Running),
-                None,
+                vec![],
             ),
             (
                 "healthy: running",
@@ -613,23 +914,23 @@ mod tests {
                     details: None,
                 },
                 shape(S::Error, W::Stopped, None, C::Missing),
-                Some(Effect::Announce(Change::StartFailed {
+                vec![Effect::Announce(Change::StartFailed {
                     message: "boom".into(),
-                })),
+                })],
             ),
             (
                 "stop begins",
                 shape(S::Running, W::Running, None, C::Running),
                 Input::Begin(Op::Stop),
                 shape(S::Running, W::Stopped, Some(A::Stopping), C::Running),
-                None,
+                vec![],
             ),
             (
                 "stopped",
                 shape(S::Running, W::Stopped, Some(A::Stopping), C::Running),
                 Input::Stopped,
                 shape(S::Stopped, W::Stopped, None, C::Exited(None)),
-                None,
+                vec![],
             ),
             (
                 "a death while an operation runs only notes the container",
@@ -641,14 +942,14 @@ mod tests {
                     Some(A::Stopping),
                     C::Exited(Some(143)),
                 ),
-                None,
+                vec![],
             ),
             (
                 "a `created` listing during a start is not an exit",
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Running),
                 seen(C::Exited(None)),
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Running),
-                None,
+                vec![],
             ),
             (
                 "an inspect during a start is the truth, `created` included",
@@ -657,44 +958,68 @@ mod tests {
                     container: C::Exited(None),
                 },
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Exited(None)),
-                None,
+                vec![],
             ),
             (
-                "a death nobody asked for",
+                "a death nobody asked for: notified, started again in 1 s",
                 shape(S::Running, W::Running, None, C::Running),
                 died(137),
-                shape(S::Error, W::Stopped, None, C::Exited(Some(137))),
-                Some(Effect::Announce(Change::Died {
-                    exit_code: Some(137),
-                })),
+                shape(S::Error, W::Running, None, C::Exited(Some(137))),
+                vec![
+                    Effect::Announce(Change::Died {
+                        exit_code: Some(137),
+                    }),
+                    Effect::Revive {
+                        after: Duration::from_secs(1),
+                        due: t(101),
+                    },
+                ],
+            ),
+            (
+                "an event of another container (a replaced one) is not this agent's",
+                shape(S::Running, W::Running, None, C::Running),
+                Input::Event {
+                    container: C::Missing,
+                    at: None,
+                    id: cid("old"),
+                },
+                shape(S::Running, W::Running, None, C::Running),
+                vec![],
+            ),
+            (
+                "a postponed delete stays hidden and idle",
+                shape(S::Stopped, W::Stopped, Some(A::Deleting), C::Unknown),
+                Input::DeletePostponed,
+                shape(S::Stopped, W::Stopped, None, C::Unknown),
+                vec![],
             ),
             (
                 "an exit after a stop is no death",
                 shape(S::Stopped, W::Stopped, None, C::Exited(None)),
                 died(0),
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
-                None,
+                vec![],
             ),
             (
                 "removed outside while wanted",
                 shape(S::Running, W::Running, None, C::Running),
                 seen(C::Missing),
                 shape(S::Error, W::Stopped, None, C::Missing),
-                Some(Effect::Announce(Change::Died { exit_code: None })),
+                vec![Effect::Announce(Change::Died { exit_code: None })],
             ),
             (
                 "removed outside while stopped",
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
                 seen(C::Missing),
                 shape(S::Stopped, W::Stopped, None, C::Missing),
-                None,
+                vec![],
             ),
             (
                 "started outside Clawdock",
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
                 seen(C::Running),
                 shape(S::Running, W::Stopped, None, C::Running),
-                None,
+                vec![],
             ),
             (
                 "a failed stop of a container still up stays running",
@@ -704,7 +1029,7 @@ mod tests {
                     seen: Some(C::Running),
                 },
                 shape(S::Running, W::Stopped, None, C::Running),
-                None,
+                vec![],
             ),
             (
                 "a failed delete of a container gone is an error",
@@ -714,77 +1039,77 @@ mod tests {
                     seen: Some(C::Exited(Some(1))),
                 },
                 shape(S::Error, W::Stopped, None, C::Exited(Some(1))),
-                None,
+                vec![],
             ),
             (
                 "a create a crash cut short",
                 shape(S::Creating, W::Running, None, C::Missing),
                 Input::FoundInterrupted,
                 shape(S::Error, W::Stopped, None, C::Missing),
-                None,
+                vec![],
             ),
             (
                 "a create still running is not cut short",
                 shape(S::Creating, W::Running, Some(A::Creating), C::Missing),
                 Input::FoundInterrupted,
                 shape(S::Creating, W::Running, Some(A::Creating), C::Missing),
-                None,
+                vec![],
             ),
             (
                 "shutdown takes a running agent",
                 shape(S::Running, W::Running, None, C::Running),
                 Input::ShutdownBegan,
                 shape(S::Running, W::Stopped, Some(A::Stopping), C::Running),
-                Some(Effect::StopForShutdown),
+                vec![Effect::StopForShutdown],
             ),
             (
                 "shutdown takes an agent being started",
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Missing),
                 Input::ShutdownBegan,
                 shape(S::Stopped, W::Stopped, Some(A::Stopping), C::Missing),
-                Some(Effect::StopForShutdown),
+                vec![Effect::StopForShutdown],
             ),
             (
                 "shutdown leaves a stopped agent alone",
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
                 Input::ShutdownBegan,
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
-                None,
+                vec![],
             ),
             (
-                "the engine goes away under a running agent",
+                "the engine goes away under a running agent: still wanted",
                 shape(S::Running, W::Running, None, C::Running),
                 Input::EngineLost,
-                shape(S::Stopped, W::Stopped, None, C::Unknown),
-                Some(Effect::Announce(Change::EngineLost)),
+                shape(S::Stopped, W::Running, None, C::Unknown),
+                vec![Effect::Announce(Change::EngineLost)],
             ),
             (
                 "the engine goes away under a stopped agent",
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
                 Input::EngineLost,
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
-                None,
+                vec![],
             ),
             (
                 "the engine goes away during a start: the start meets it",
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Running),
                 Input::EngineLost,
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Unknown),
-                None,
+                vec![],
             ),
             (
                 "shutdown ends: stopped",
                 shape(S::Running, W::Stopped, Some(A::Stopping), C::Running),
                 Input::ShutdownEnded,
                 shape(S::Stopped, W::Stopped, None, C::Exited(None)),
-                None,
+                vec![],
             ),
         ];
-        for (name, from, input, to, effect) in rows {
+        for (name, from, input, to, expected) in rows {
             let mut s = state(from);
-            let effects = apply(&mut s, input);
+            let effects = apply(&mut s, input, t(100));
             assert_eq!(shape_of(&s), to, "{name}");
-            assert_eq!(effects.first().cloned(), effect, "{name}");
+            assert_eq!(effects, expected, "{name}: every effect, in order");
         }
     }
 
@@ -793,24 +1118,30 @@ mod tests {
     #[test]
     fn a_late_died_from_before_the_launch_is_ignored() {
         let mut s = state(shape(S::Stopped, W::Running, Some(A::Starting), C::Missing));
-        apply(&mut s, Input::Launching { at: t(10) });
-        apply(&mut s, Input::Started);
-        let late = Input::Seen {
-            container: C::Exited(Some(143)),
-            at: Some(t(9)),
-        };
-        assert!(apply(&mut s, late).is_empty());
+        apply_now(
+            &mut s,
+            Input::Launching {
+                at: t(10),
+                container_id: cid("c1"),
+            },
+        );
+        apply_now(&mut s, Input::Started);
+        let late = event(C::Exited(Some(143)), t(9));
+        assert!(apply_now(&mut s, late).is_empty());
         assert_eq!(
             shape_of(&s),
             shape(S::Running, W::Running, None, C::Running)
         );
-        let real = Input::Seen {
-            container: C::Exited(Some(1)),
-            at: Some(t(11)),
-        };
+        let real = event(C::Exited(Some(1)), t(11));
         assert_eq!(
-            apply(&mut s, real),
-            vec![Effect::Announce(Change::Died { exit_code: Some(1) })]
+            apply_now(&mut s, real),
+            vec![
+                Effect::Announce(Change::Died { exit_code: Some(1) }),
+                Effect::Revive {
+                    after: FIRST_REVIVE,
+                    due: t(101)
+                }
+            ]
         );
         assert_eq!(s.record.status, S::Error);
     }
@@ -829,9 +1160,9 @@ mod tests {
             Input::Interrupted,
         ] {
             let mut s = state(shape(S::Stopped, W::Running, Some(A::Starting), C::Running));
-            apply(&mut s, Input::ShutdownBegan);
-            assert!(apply(&mut s, outcome.clone()).is_empty(), "{outcome:?}");
-            apply(&mut s, Input::ShutdownEnded);
+            apply_now(&mut s, Input::ShutdownBegan);
+            assert!(apply_now(&mut s, outcome.clone()).is_empty(), "{outcome:?}");
+            apply_now(&mut s, Input::ShutdownEnded);
             assert_eq!(s.record.status, S::Stopped, "{outcome:?}");
             assert_eq!(s.record.error, None, "{outcome:?}");
             assert!(s.record.running_at_quit, "{outcome:?}");
@@ -843,9 +1174,9 @@ mod tests {
             Some(A::Creating),
             C::Missing,
         ));
-        apply(&mut creating, Input::ShutdownBegan);
-        apply(&mut creating, Input::Interrupted);
-        apply(&mut creating, Input::ShutdownEnded);
+        apply_now(&mut creating, Input::ShutdownBegan);
+        apply_now(&mut creating, Input::Interrupted);
+        apply_now(&mut creating, Input::ShutdownEnded);
         assert_eq!(creating.record.status, S::Stopped);
         assert!(creating.record.running_at_quit);
     }
@@ -856,22 +1187,22 @@ mod tests {
     #[test]
     fn an_agent_lost_with_the_engine_comes_back_unless_stopped_meanwhile() {
         let mut s = state(shape(S::Running, W::Running, None, C::Running));
-        apply(&mut s, Input::EngineLost);
+        apply_now(&mut s, Input::EngineLost);
         assert!(s.record.running_at_quit, "remembered to start again");
         assert_eq!(s.live.notice.as_deref(), Some(ENGINE_LOST));
         assert!(
-            apply(&mut s, died(137)).is_empty(),
+            apply_now(&mut s, died(137)).is_empty(),
             "no death when the engine returns"
         );
         assert_eq!(s.record.status, S::Stopped);
-        apply(&mut s, Input::Begin(Op::Start));
+        apply_now(&mut s, Input::Begin(Op::Start));
         assert!(!s.record.running_at_quit);
         assert_eq!(s.live.notice, None, "the notice goes with the start");
 
         let mut stopped_meanwhile = state(shape(S::Running, W::Running, None, C::Running));
-        apply(&mut stopped_meanwhile, Input::EngineLost);
-        apply(&mut stopped_meanwhile, Input::Begin(Op::Stop));
-        apply(&mut stopped_meanwhile, Input::Stopped);
+        apply_now(&mut stopped_meanwhile, Input::EngineLost);
+        apply_now(&mut stopped_meanwhile, Input::Begin(Op::Stop));
+        apply_now(&mut stopped_meanwhile, Input::Stopped);
         assert!(
             !stopped_meanwhile.record.running_at_quit,
             "not started again"
@@ -882,19 +1213,29 @@ mod tests {
     fn a_death_for_memory_says_so() {
         let mut s = state(shape(S::Running, W::Running, None, C::Running));
         s.record.memory_mib = Some(2048);
-        let effects = apply(&mut s, seen(C::OutOfMemory));
+        let effects = apply_now(&mut s, seen(C::OutOfMemory));
         assert_eq!(
             effects,
-            vec![Effect::Announce(Change::Died {
-                exit_code: Some(137)
-            })]
+            vec![
+                Effect::Announce(Change::Died {
+                    exit_code: Some(137)
+                }),
+                Effect::Revive {
+                    after: FIRST_REVIVE,
+                    due: t(101)
+                }
+            ]
         );
+        assert!(s.view().crash_loop.is_some_and(|c| c.out_of_memory));
         let error = s.record.error.clone().expect("error");
-        assert!(error.contains("ran out of memory (2048 MiB)"), "{error}");
+        assert!(
+            error.contains("ran out of memory (limit 2 GiB): raise it in Settings"),
+            "{error}"
+        );
         assert_eq!(s.view().exit_code, Some(137));
         let mut likely = state(shape(S::Running, W::Running, None, C::Running));
         likely.record.memory_mib = Some(512);
-        apply(&mut likely, died(137));
+        apply_now(&mut likely, died(137));
         let error = likely.record.error.expect("error");
         assert!(
             error.contains("memory limit (512 MiB)") && error.contains("137"),
@@ -905,9 +1246,9 @@ mod tests {
     #[test]
     fn a_deleting_agent_is_not_taken_by_the_shutdown() {
         let mut s = state(shape(S::Running, W::Running, None, C::Running));
-        apply(&mut s, Input::Begin(Op::Delete));
-        assert!(apply(&mut s, Input::ShutdownBegan).is_empty());
-        apply(&mut s, Input::ShutdownEnded);
+        apply_now(&mut s, Input::Begin(Op::Delete));
+        assert!(apply_now(&mut s, Input::ShutdownBegan).is_empty());
+        apply_now(&mut s, Input::ShutdownEnded);
         assert_eq!(s.live.activity, Some(A::Deleting));
         assert!(s.record.deleting);
     }
@@ -917,19 +1258,211 @@ mod tests {
         let mut s = state(shape(S::Error, W::Stopped, None, C::Missing));
         s.record.error = Some("old".into());
         s.record.running_at_quit = true;
-        apply(&mut s, Input::Begin(Op::Start));
+        apply_now(&mut s, Input::Begin(Op::Start));
         assert_eq!(s.record.error, None);
         assert!(!s.record.running_at_quit);
+    }
+
+    /// Issue 22, item 3: a gateway that keeps dying is started again after 1, 2,
+    /// 4... s, at most 5 min; one notification per loop; a loop's failed start is
+    /// one more death; ten healthy minutes begin a new loop; Stop ends it.
+    #[test]
+    fn a_crash_loop_backs_off_doubling_to_five_minutes() {
+        let mut s = state(shape(S::Running, W::Running, None, C::Running));
+        s.record.memory_mib = Some(2048);
+        apply(&mut s, Input::Started, t(0));
+        let mut now = 0;
+        let mut delays = Vec::new();
+        for death in 1..=11u32 {
+            now += 2;
+            let effects = apply(&mut s, died(3), t(now));
+            let Some(Effect::Revive { after, due }) = effects.last().cloned() else {
+                panic!("death {death}: {effects:?}");
+            };
+            assert_eq!(due, t(now) + chrono_of(after), "death {death}");
+            let announced = effects
+                .iter()
+                .any(|e| matches!(e, Effect::Announce(Change::Died { .. })));
+            assert_eq!(
+                announced,
+                death == 1,
+                "one notification per loop: {effects:?}"
+            );
+            assert_eq!(effects.len(), if death == 1 { 2 } else { 1 }, "{effects:?}");
+            delays.push(after.as_secs());
+            let view = s.view_at(t(now));
+            let crash = view.crash_loop.expect("crash loop in the view");
+            assert_eq!(crash.crashes, death);
+            assert_eq!(crash.next_try_in_secs, Some(after.as_secs()));
+            assert_eq!(crash.last_exit_code, Some(3));
+            let times = if death == 1 {
+                "once".to_string()
+            } else {
+                format!("{death} times")
+            };
+            assert_eq!(
+                crash.summary,
+                format!("crashed {times}; next try in {} s", after.as_secs())
+            );
+            assert_eq!(view.status, S::Error);
+            assert!(view.error.expect("error").contains("exit code 3"));
+            // The loop's start: the back-off passed, the gateway comes up again.
+            now += after.as_secs() as i64;
+            assert!(apply(&mut s, Input::Begin(Op::Revive), t(now)).is_empty());
+            assert_eq!(s.record.wanted, W::Running);
+            assert_eq!(
+                s.view_at(t(now)).crash_loop.expect("loop").summary,
+                format!("crashed {times}; starting again")
+            );
+            apply(
+                &mut s,
+                Input::Launching {
+                    at: t(now),
+                    container_id: cid("c1"),
+                },
+                t(now),
+            );
+            apply(&mut s, Input::Started, t(now));
+        }
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(s.view_at(t(now)).status, S::Running);
+
+        // A start of the loop that fails is one more death, not the loop's end.
+        now += 2;
+        apply(&mut s, died(3), t(now));
+        apply(&mut s, Input::Begin(Op::Revive), t(now + 300));
+        let failed = apply(
+            &mut s,
+            Input::StartFailed {
+                message: "The gateway exited during start (exit code 3)".into(),
+                details: None,
+            },
+            t(now + 301),
+        );
+        assert_eq!(
+            failed,
+            vec![Effect::Revive {
+                after: LAST_REVIVE,
+                due: t(now + 601)
+            }]
+        );
+        assert_eq!(s.record.wanted, W::Running);
+        assert_eq!(s.live.crash.as_ref().map(|c| c.crashes), Some(13));
+
+        // Ten healthy minutes: the next death begins a new loop, notified again.
+        now += 700;
+        apply(&mut s, Input::Begin(Op::Revive), t(now));
+        apply(&mut s, Input::Started, t(now));
+        assert!(s.view_at(t(now + 599)).crash_loop.is_some());
+        assert!(
+            s.view_at(t(now + 600)).crash_loop.is_none(),
+            "healthy 10 min"
+        );
+        now += 600;
+        assert_eq!(
+            apply(&mut s, died(1), t(now)),
+            vec![
+                Effect::Announce(Change::Died { exit_code: Some(1) }),
+                Effect::Revive {
+                    after: FIRST_REVIVE,
+                    due: t(now + 1)
+                },
+            ]
+        );
+
+        // A listing that sees the same death again counts nothing.
+        assert!(apply(&mut s, died(1), t(now)).is_empty());
+        // Stop ends the loop and cancels its timer.
+        assert_eq!(
+            apply(&mut s, Input::Begin(Op::Stop), t(now)),
+            vec![Effect::CancelRevive]
+        );
+        assert_eq!(s.live.crash, None);
+        assert_eq!(s.view_at(t(now)).crash_loop, None);
+    }
+
+    /// The pending start of a crash loop is cancelled by a delete, the shutdown
+    /// (remembered for the next launch) and the engine going away.
+    #[test]
+    fn a_pending_crash_loop_start_is_cancelled_by_delete_shutdown_and_engine_loss() {
+        let looping = || {
+            let mut s = state(shape(S::Running, W::Running, None, C::Running));
+            apply_now(&mut s, died(3));
+            s
+        };
+        let mut deleted = looping();
+        assert_eq!(
+            apply_now(&mut deleted, Input::Begin(Op::Delete)),
+            vec![Effect::CancelRevive]
+        );
+        let mut quit = looping();
+        assert_eq!(
+            apply_now(&mut quit, Input::ShutdownBegan),
+            vec![Effect::CancelRevive]
+        );
+        assert!(
+            quit.record.running_at_quit,
+            "starts again at the next launch"
+        );
+        assert_eq!(quit.record.wanted, W::Stopped);
+        let mut lost = looping();
+        assert_eq!(
+            apply_now(&mut lost, Input::EngineLost),
+            vec![Effect::CancelRevive, Effect::Announce(Change::EngineLost)]
+        );
+        assert!(lost.record.running_at_quit);
+        let mut started = looping();
+        assert_eq!(
+            apply_now(&mut started, Input::Begin(Op::Start)),
+            vec![Effect::CancelRevive]
+        );
+        assert_eq!(started.live.crash, None, "the user's start begins afresh");
+    }
+
+    /// Issue 22, item 5: after a false alarm the agent is still wanted; the
+    /// container found running is running again, and a real exit then is a death.
+    #[test]
+    fn a_false_alarm_of_a_lost_engine_keeps_what_the_user_wanted() {
+        let mut s = state(shape(S::Running, W::Running, None, C::Running));
+        apply_now(&mut s, Input::EngineLost);
+        assert_eq!(s.record.wanted, W::Running);
+        assert!(apply_now(&mut s, seen(C::Running)).is_empty());
+        assert_eq!(
+            shape_of(&s),
+            shape(S::Running, W::Running, None, C::Running)
+        );
+        assert_eq!(s.live.notice, None);
+        assert!(!s.record.running_at_quit);
+        assert!(apply_now(&mut s, died(1))
+            .contains(&Effect::Announce(Change::Died { exit_code: Some(1) })));
+    }
+
+    /// Issue 22, item 7: a rolled-back image is remembered (saved with the
+    /// record) until an update succeeds.
+    #[test]
+    fn a_rolled_back_image_is_remembered_until_an_update_succeeds() {
+        let mut s = state(shape(S::Running, W::Running, Some(A::Updating), C::Running));
+        let bad = Input::ImageRejected {
+            image_id: Some("sha256:bad".into()),
+        };
+        assert!(apply_now(&mut s, bad).is_empty());
+        assert_eq!(s.record.rejected_image.as_deref(), Some("sha256:bad"));
+        assert_eq!(
+            shape_of(&s),
+            shape(S::Running, W::Running, Some(A::Updating), C::Running)
+        );
+        apply_now(&mut s, Input::ImageRejected { image_id: None });
+        assert_eq!(s.record.rejected_image, None);
     }
 
     #[test]
     fn readiness_needs_a_running_container_and_a_running_status() {
         let mut s = state(shape(S::Running, W::Running, None, C::Running));
-        apply(&mut s, Input::GatewayReady);
+        apply_now(&mut s, Input::GatewayReady);
         assert!(s.view().ready);
-        apply(&mut s, died(1));
+        apply_now(&mut s, died(1));
         assert!(!s.view().ready);
-        apply(&mut s, Input::GatewayReady);
+        apply_now(&mut s, Input::GatewayReady);
         assert!(!s.view().ready, "an exited container is never ready");
     }
 }

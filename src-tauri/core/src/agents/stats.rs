@@ -141,14 +141,16 @@ impl Agents {
     /// listing every 2 s doubled the podman processes of an open window).
     async fn sample(&self, previous: &mut HashMap<String, (u64, u64)>) -> StatsSample {
         let at = Utc::now();
-        let running: HashMap<String, Uuid> = self
+        // By ID, never by name: a name another program took (or a stale one)
+        // would fail the whole sample.
+        let running: Vec<(String, Uuid)> = self
             .states()
             .into_iter()
             .filter(|s| s.live.container == Container::Running)
-            .map(|s| (s.record.container_name(), s.record.id))
+            .filter_map(|s| Some((s.live.container_id?.0, s.record.id)))
             .collect();
-        let names: Vec<String> = running.keys().cloned().collect();
-        let raw = match self.containers().stats(&names).await {
+        let ids: Vec<String> = running.iter().map(|(c, _)| c.clone()).collect();
+        let raw = match self.containers().stats(&ids).await {
             Ok(raw) => raw,
             Err(e) => {
                 tracing::debug!(error = %e, "podman stats failed");
@@ -158,7 +160,11 @@ impl Agents {
         let mut agents = Vec::new();
         let mut seen = HashMap::new();
         for r in raw {
-            let Some(&agent) = running.get(&r.name) else {
+            let Some(agent) = running
+                .iter()
+                .find(|(c, _)| same_container(c, &r.container_id))
+                .map(|(_, a)| *a)
+            else {
                 continue;
             };
             let cpu_percent = previous
@@ -179,4 +185,9 @@ impl Agents {
         *previous = seen;
         StatsSample { at, agents }
     }
+}
+
+/// Podman prints a container's ID whole or shortened: one is a prefix of the other.
+fn same_container(a: &str, b: &str) -> bool {
+    !a.is_empty() && !b.is_empty() && (a.starts_with(b) || b.starts_with(a))
 }

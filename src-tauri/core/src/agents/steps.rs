@@ -265,7 +265,16 @@ impl Agents {
         log: &LogRing,
     ) -> Result<(), AgentError> {
         self.refuse_when_shutting_down()?;
-        self.transition(record.id, Input::Launching { at: Utc::now() })?;
+        if self.inner.host.get().is_some_and(|h| h.cgroup_v1) {
+            crate::containers::reset_memory_peak(record.id);
+        }
+        self.transition(
+            record.id,
+            Input::Launching {
+                at: Utc::now(),
+                container_id: container.clone(),
+            },
+        )?;
         self.containers().start(container).await.map_err(|e| {
             if e.engine_unreachable() {
                 AgentError::from(e)
@@ -313,7 +322,11 @@ impl Agents {
                 // The `died` of an earlier stop can arrive after this start began:
                 // Podman, asked now, decides.
                 self.look_at(record.id, container).await?;
-                match self.state(record.id)?.live.container {
+                let mut seen = self.state(record.id)?.live.container;
+                if seen == Container::Exited(Some(137)) {
+                    seen = self.why_killed(record.id, container).await;
+                }
+                match seen {
                     seen @ (Container::Exited(Some(137)) | Container::OutOfMemory) => {
                         return Err(AgentError::Gateway(super::state::death_message(
                             seen,
@@ -571,7 +584,6 @@ impl Agents {
         result: Result<(), AgentError>,
         log: &logs::LogRing,
     ) -> Result<AgentView, AgentError> {
-        self.renew_cancel(id);
         match result {
             Ok(()) => {
                 self.transition(id, Input::Started)?;
@@ -602,8 +614,7 @@ impl Agents {
         }
     }
 
-    /// A container that failed its start must not linger half-alive, and one that
-    /// exited on its own would be brought back by its restart policy: its last
+    /// A container that failed its start must not linger half-alive: its last
     /// lines go to the log, then it is removed; the next start makes it again.
     pub(super) async fn discard_failed_container(&self, id: Uuid, log: &logs::LogRing) {
         let container = match self.containers().find(id).await {
@@ -635,7 +646,7 @@ impl Agents {
                     id,
                     Input::Seen {
                         container: Container::Missing,
-                        at: None,
+                        id: None,
                     },
                 );
             }

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::definition;
 use super::state::{AgentState, Container, Input, Live};
 use super::Agents;
-use crate::containers::Found;
-use crate::machine::{MachineEvent, Mode, RuntimeState};
+use crate::containers::{ContainerId, Found};
+use crate::machine::Mode;
 use crate::podman::{PodmanError, Stream};
 use crate::store::{AgentRecord, AgentStatus, Wanted};
 
@@ -29,24 +29,12 @@ impl Agents {
     /// them.
     pub(crate) async fn watch(self, mut first_listing: Option<oneshot::Sender<Vec<Found>>>) {
         let mut retry = FIRST_RETRY;
-        let mut machine_events = self.machine().subscribe();
         loop {
-            // In vm mode there is nothing to follow while the machine is down; wait
-            // for it to come up instead of retrying on a timer.
-            if self.machine().mode() == Mode::Vm && !self.machine().is_ready() {
-                loop {
-                    match machine_events.recv().await {
-                        Ok(MachineEvent::State {
-                            state: RuntimeState::Ready,
-                        }) => break,
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            if self.machine().is_ready() {
-                                break;
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    }
-                }
+            // In vm mode there is nothing to follow while the machine is down: wait
+            // for the engine to be ready again (readiness itself, not a state event:
+            // a check that forgot and found it again announces no change).
+            if self.machine().mode() == Mode::Vm {
+                self.machine().wait_ready().await;
             }
             let began = tokio::time::Instant::now();
             match self.follow_once(&mut first_listing).await {
@@ -80,18 +68,16 @@ impl Agents {
                 Stream::Stdout => {
                     if let Some(mut happened) = self.containers().parse_event(&line, clock_shared) {
                         if happened.container == Container::Exited(Some(137)) {
-                            // A SIGKILL: Podman may know it was for memory.
-                            if let Some(Container::OutOfMemory) =
-                                self.containers().inspect(&happened.container_id).await
-                            {
-                                happened.container = Container::OutOfMemory;
-                            }
+                            happened.container = self
+                                .why_killed(happened.agent, &happened.container_id)
+                                .await;
                         }
                         let _gone = self.transition(
                             happened.agent,
-                            Input::Seen {
+                            Input::Event {
                                 container: happened.container,
                                 at: happened.at,
+                                id: happened.container_id,
                             },
                         );
                     }
@@ -114,7 +100,12 @@ impl Agents {
         for f in &found {
             match f.agent {
                 Some(id) if known.contains(&id) => {
-                    by_agent.insert(id, f);
+                    // An update keeps the working container aside (`…-previous`)
+                    // beside the new one: the agent's is the one with its name.
+                    let aside = f.name.ends_with("-previous");
+                    if !aside || !by_agent.contains_key(&id) {
+                        by_agent.insert(id, f);
+                    }
                 }
                 _ => strays.push(f),
             }
@@ -131,12 +122,12 @@ impl Agents {
             }
             // A record left `creating` by a crash has no operation running any more.
             let _gone = self.transition(id, Input::FoundInterrupted);
-            let container = by_agent.get(&id).map_or(Container::Missing, |f| f.state);
+            let found = by_agent.get(&id);
             let _gone = self.transition(
                 id,
                 Input::Seen {
-                    container,
-                    at: None,
+                    container: found.map_or(Container::Missing, |f| f.state),
+                    id: found.map(|f| f.id.clone()),
                 },
             );
         }
@@ -144,6 +135,30 @@ impl Agents {
             self.adopt_container(stray).await;
         }
         Ok(found)
+    }
+
+    /// A container killed (exit 137): for its memory limit, or by someone. Podman
+    /// says `OOMKilled` where it knows (cgroup v2); on cgroup v1 hosts it never
+    /// does, and the agent's memory peak against its limit decides.
+    pub(super) async fn why_killed(&self, id: Uuid, container: &ContainerId) -> Container {
+        if let Some(Container::OutOfMemory) = self.containers().inspect(container).await {
+            return Container::OutOfMemory;
+        }
+        let traits = self.inner.host.get().copied().unwrap_or_default();
+        let limit = self
+            .state(id)
+            .ok()
+            .map(|s| self.limits_of(&s.record).memory_mib);
+        match limit {
+            Some(limit) if traits.cgroup_v1 => {
+                if crate::containers::memory_peak_reached(id, limit) == Some(true) {
+                    Container::OutOfMemory
+                } else {
+                    Container::Exited(Some(137))
+                }
+            }
+            _ => Container::Exited(Some(137)),
+        }
     }
 
     fn finish_delete_later(&self, id: Uuid) {
@@ -202,7 +217,8 @@ impl Agents {
             running_at_quit: false,
             deleting: false,
             image: recovered.image,
-            memory_mib: None,
+            memory_mib: recovered.memory_mib,
+            rejected_image: None,
             extra: serde_json::Map::new(),
         };
         let name = record.name.clone();
@@ -210,6 +226,7 @@ impl Agents {
             record,
             live: Live {
                 container: recovered.state,
+                container_id: Some(stray.id.clone()),
                 notice: Some(RECOVERED.into()),
                 ..Live::default()
             },

@@ -75,6 +75,22 @@ pub fn podman_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The stand-in image with one Dockerfile `change` applied, made once.
+pub fn derived_image(name: &'static str, change: &str) -> &'static str {
+    ensure_test_images();
+    let exists = std::process::Command::new("podman")
+        .args(["image", "exists", name])
+        .status()
+        .expect("podman");
+    if !exists.success() {
+        let tmp = format!("clawdock-image-build-{}", std::process::id());
+        podman_out(&["create", "--name", &tmp, IMAGE]);
+        podman_out(&["commit", "--quiet", "--change", change, &tmp, name]);
+        podman_out(&["rm", "-f", &tmp]);
+    }
+    name
+}
+
 /// The calls noted by `counting_podman` whose arguments start with `prefix`.
 pub fn calls_starting(calls: &Path, prefix: &str) -> usize {
     std::fs::read_to_string(calls)
