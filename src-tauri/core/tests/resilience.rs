@@ -89,7 +89,7 @@ async fn killed_event_stream_recovers_within_two_seconds() {
     core.agents().delete(agent.id).await.expect("delete");
 }
 
-/// A tiny deterministic generator for the operation mix.
+/// A tiny deterministic generator for the operation mix: one seed, one mix.
 struct Mix(u64);
 
 impl Mix {
@@ -118,7 +118,18 @@ async fn fifty_concurrent_mixed_operations_leave_a_valid_state() {
                 .id,
         );
     }
-    let mut mix = Mix(42);
+    // A new mix every run, printed so that a failing one can be run again:
+    // CLAWDOCK_MIX_SEED=<seed> cargo test -p clawdock-core --test resilience
+    let seed = std::env::var("CLAWDOCK_MIX_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(42, |d| d.as_nanos() as u64)
+        });
+    println!("operation mix seed: {seed} (CLAWDOCK_MIX_SEED={seed} runs this mix again)");
+    let mut mix = Mix(seed);
     let mut tasks = Vec::new();
     for _ in 0..50 {
         // Most operations hit the first agent; the rest spread over the others.
