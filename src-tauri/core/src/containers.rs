@@ -347,6 +347,12 @@ impl Containers {
 
     /// The agent's container, found by its labels.
     pub async fn find(&self, agent: Uuid) -> Result<Option<Found>, PodmanError> {
+        Ok(self.all_of(agent).await?.into_iter().next())
+    }
+
+    /// Every container of the agent, the one with its name first: more than one
+    /// only during an update, or after one that was cut short.
+    pub async fn all_of(&self, agent: Uuid) -> Result<Vec<Found>, PodmanError> {
         let filter = format!("label={LABEL_AGENT}={agent}");
         let rows: Vec<PsRow> = self
             .run_json(Call::new([
@@ -364,13 +370,16 @@ impl Containers {
         // During an update the working container waits aside (`…-previous`)
         // beside the new one: the agent's container is the one with its name.
         ours.sort_by_key(|r| r.names.iter().any(|n| n.ends_with("-previous")));
-        Ok(ours.into_iter().next().map(|r| Found {
-            id: ContainerId(r.id.clone()),
-            agent: Some(agent),
-            name: r.names.first().cloned().unwrap_or_default(),
-            state: r.container(),
-            image_id: r.image_id.clone(),
-        }))
+        Ok(ours
+            .into_iter()
+            .map(|r| Found {
+                id: ContainerId(r.id.clone()),
+                agent: Some(agent),
+                name: r.names.first().cloned().unwrap_or_default(),
+                state: r.container(),
+                image_id: r.image_id.clone(),
+            })
+            .collect())
     }
 
     /// True when a container that is not this agent's holds `name`. Reads only

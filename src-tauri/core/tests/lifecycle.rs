@@ -536,3 +536,44 @@ async fn an_adopted_agent_keeps_its_memory_limit() {
     assert_eq!(record["memoryMiB"], 768, "{record}");
     core.shutdown().await;
 }
+
+/// Fault (found while fixing item 7): Clawdock ended (a crash, a kill) in the middle
+/// of an update, leaving the working container aside as `clawdock-NAME-previous`.
+/// Every later update then failed for good: the name it renames the working
+/// container to was taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_after_one_cut_short_clears_the_container_it_left_aside() {
+    let newer = derived_image(
+        "localhost/clawdock-test-gateway-newer:latest",
+        "LABEL io.clawdock.test.newer=1",
+    );
+    let reference = format!("localhost/clawdock-test-cut-{}:latest", std::process::id());
+    podman_out(&["tag", IMAGE, &reference]);
+    let home = Home::new();
+    let core = Clawdock::start(home.native(&reference))
+        .await
+        .expect("core");
+    let agents = core.agents().clone();
+    let name = unique("cut");
+    let agent = agents.create_and_wait(req(&name)).await.expect("create");
+    // What the cut-short update left: a copy of the agent's container (its labels
+    // included) under the aside name.
+    podman_out(&[
+        "container",
+        "clone",
+        &format!("clawdock-{name}"),
+        &format!("clawdock-{name}-previous"),
+    ]);
+    podman_out(&["tag", newer, &reference]);
+
+    let outcome = agents.update(agent.id).await;
+
+    let outcome = outcome.expect("the update goes through");
+    assert!(outcome.updated, "{outcome:?}");
+    assert_eq!(outcome.agent.status, AgentStatus::Running, "{outcome:?}");
+    let left = support::containers(&home.label().expect("label"));
+    assert_eq!(left.len(), 1, "only the new container stays: {left:?}");
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+    podman_out(&["untag", newer, &reference]);
+}

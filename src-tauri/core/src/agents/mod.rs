@@ -290,6 +290,30 @@ impl Agents {
             .await
     }
 
+    /// Renames the working container `old` to `aside` for an update. An update cut
+    /// short (Clawdock crashed or was killed in it) may have left containers of
+    /// this agent behind, one of them holding `aside`: only `old` is the working
+    /// one, so the others go first.
+    async fn set_aside(
+        &self,
+        id: Uuid,
+        old: &crate::containers::Found,
+        aside: &str,
+    ) -> Result<(), crate::podman::PodmanError> {
+        for left in self.containers().all_of(id).await? {
+            if left.id != old.id {
+                tracing::info!(agent = %id, container = %left.name, "removing a container an earlier update left behind");
+                self.containers()
+                    .remove(&left.id, self.settings().stop_timeout)
+                    .await?;
+            }
+        }
+        if old.name.trim_start_matches('/') == aside {
+            return Ok(());
+        }
+        self.containers().rename(&old.id, aside).await
+    }
+
     /// `update` for every agent, in parallel.
     pub async fn update_all(&self) -> Vec<(Uuid, Result<UpdateOutcome, AgentError>)> {
         let runs = self
@@ -368,7 +392,7 @@ impl Agents {
         // take the port.
         let aside = format!("{}-previous", record.container_name());
         let stop_timeout = self.settings().stop_timeout;
-        if let Err(e) = self.containers().rename(&old.id, &aside).await {
+        if let Err(e) = self.set_aside(id, &old, &aside).await {
             log.push(format!("Update failed: {e}"));
             self.transition(id, Input::Ended)?;
             return Err(e.into());
