@@ -1,7 +1,9 @@
-// An agent's Settings dialog: its model provider edited in place (`PATCH
-// /agents/{id}`). The providers and their fields are the server's (`meta`); a field
-// left empty keeps the agent's value, the API key included; the server's refusal
-// (`400 invalid_input`, `409 busy`) is shown in the dialog as it said it.
+// An agent's Settings dialog: its model provider and its memory and CPU limits
+// edited in place (`PATCH /agents/{id}`). The providers, their fields and the
+// limits' bounds are the server's (`meta`, the status's `machineCpus` and
+// `machineMemoryMib`); a field left empty keeps the agent's value, the API key
+// included; the server's refusal (`400 invalid_input`, `409 busy`) is shown in the
+// dialog as it said it.
 
 import { fieldOk } from './state.js';
 import { toast } from './feedback.js';
@@ -20,6 +22,54 @@ export function editBody(provider, values) {
     if (v) body[f.name] = v;
   }
   return body;
+}
+
+/**
+ * The limits part of the PATCH body: only what differs from the agent's. `memory`
+ * and `cpus` are the inputs' text; a blank CPU limit is none (`null`), a blank
+ * memory limit keeps the agent's.
+ */
+export function limitsBody(agent, memory, cpus) {
+  const body = {};
+  const m = String(memory ?? '').trim();
+  if (m && Number(m) !== agent.memoryMiB) body.memoryMiB = Number(m);
+  const c = String(cpus ?? '').trim();
+  const want = c ? Number(c) : null;
+  if (want !== (agent.cpus ?? null)) body.cpus = want;
+  return body;
+}
+
+/** The CPUs agents share, as the server says: the machine's, else this computer's. */
+export function cpusAvailable(meta, status) {
+  return (status && status.machineCpus) || (meta && meta.machine.cores) || null;
+}
+
+/**
+ * Why the server would refuse these limits (`meta.agentLimits`, the CPUs agents
+ * share), or '' when it would take them.
+ */
+export function limitsProblem(meta, status, memory, cpus) {
+  const rules = meta && meta.agentLimits;
+  if (!rules) return '';
+  const m = String(memory ?? '').trim();
+  const { min, max } = rules.memoryMiB;
+  if (m && !(Number.isInteger(Number(m)) && Number(m) >= min && Number(m) <= max)) {
+    return `Memory: a whole number of MiB from ${min} to ${max}.`;
+  }
+  const c = String(cpus ?? '').trim();
+  const most = cpusAvailable(meta, status);
+  if (c && !(Number(c) >= rules.cpusMin && (!most || Number(c) <= most))) {
+    return `CPU limit: from ${rules.cpusMin} to ${most} CPUs, or empty for none.`;
+  }
+  return '';
+}
+
+/** What the machine has for the agents, said under the memory field. */
+export function memoryBudget(meta, status, agents) {
+  const each = meta ? `A gateway takes about ${meta.memory.agentMiB} MiB.` : '';
+  const have = status && status.machineMemoryMib;
+  if (!have) return each;
+  return `Podman’s machine has ${have} MiB for its ${agents} agent${agents === 1 ? '' : 's'}. ${each}`.trim();
 }
 
 /** Is a field needed in the form? Only when the provider changes: else blank keeps it. */
@@ -78,15 +128,43 @@ export function createSettingsDialog(store, actions) {
     }
   };
 
+  const limitsText = () => [$('s-memory').value, $('s-cpus').value];
+
+  const updateLimits = () => {
+    const m = meta();
+    const status = state.server.status;
+    const a = agent();
+    const memory = $('s-memory');
+    const cpus = $('s-cpus');
+    memory.min = m.agentLimits.memoryMiB.min;
+    memory.max = m.agentLimits.memoryMiB.max;
+    cpus.min = m.agentLimits.cpusMin;
+    const most = cpusAvailable(m, status);
+    if (most) cpus.max = most;
+    setText($('s-memory-help'), memoryBudget(m, status, state.server.agents.size)
+      + (a.memoryMiB == null ? ' Empty: the default.' : ''));
+    setText($('s-cpus-help'), most ? `Up to ${most} CPUs (what ${status && status.mode === 'vm' ? 'Podman’s machine' : 'this computer'} has). Empty: no limit.` : 'Empty: no limit.');
+    const model = a.modelId ? `Model: ${a.modelId}.` : 'Model: the provider’s default.';
+    setText($('s-current'), a.baseUrl ? `${model} Base URL: ${a.baseUrl}.` : model);
+    return limitsProblem(m, status, ...limitsText());
+  };
+
   const update = () => {
     const m = meta();
     if (!m || !agent()) return;
+    const problem = updateLimits();
+    $('s-memory').setAttribute('aria-invalid', problem.startsWith('Memory') ? 'true' : 'false');
+    $('s-cpus').setAttribute('aria-invalid', problem.startsWith('CPU') ? 'true' : 'false');
     keyed(select, m.providers, (p) => p.id || 'none', (p) => h('option', { value: p.id }), (el, p) => setText(el, p.label));
     const p = provider();
     fill($('s-provider-help'), ...(p ? rich(p.hint) : []));
     keyed($('s-fields'), p ? p.fields : [], (f) => f.name, fieldEl, fieldUpdate);
     const v = values();
-    const ok = !!p && !!p.id && p.fields.every((f) => editFieldOk(f, v[f.name], same()));
+    // "None" cannot be chosen for an agent that has a provider; an agent without
+    // one can still have its limits changed.
+    const providerOk = !!p && (!!p.id || same()) && p.fields.every((f) => editFieldOk(f, v[f.name], same()));
+    const limitsEdit = Object.keys(limitsBody(agent(), ...limitsText())).length > 0;
+    const ok = providerOk && !problem && (!!p.id || limitsEdit);
     $('settings-submit').disabled = submitting || !ok;
     setText($('settings-title'), `Settings of ${agent().name}`);
   };
@@ -109,7 +187,9 @@ export function createSettingsDialog(store, actions) {
     $('settings-submit').textContent = 'Saving…';
     update();
     try {
-      await actions.edit(agentId, editBody(provider(), values()));
+      const p = provider();
+      const body = { ...(p && p.id ? editBody(p, values()) : {}), ...limitsBody(agent(), ...limitsText()) };
+      await actions.edit(agentId, body);
       dialog.close();
       toast(status === 'running' ? `Settings saved. ${name} restarts with them.` : `Settings saved for ${name}.`, { kind: 'ok' });
     } catch (err) {
@@ -135,6 +215,8 @@ export function createSettingsDialog(store, actions) {
       $('s-fields').replaceChildren();
       update();
       select.value = agent().providerType || '';
+      $('s-memory').value = agent().memoryMiB ?? '';
+      $('s-cpus').value = agent().cpus ?? '';
       update();
       dialog.showModal();
       select.focus();

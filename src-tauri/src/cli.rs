@@ -47,6 +47,12 @@ pub enum AgentsCommand {
         base_url: Option<String>,
         #[arg(long)]
         model: Option<String>,
+        /// The container's memory limit in MiB (default 2048 or CLAWDOCK_AGENT_MEMORY).
+        #[arg(long, value_name = "MIB")]
+        memory: Option<u64>,
+        /// The container's CPU limit in CPUs, e.g. 1.5 (default: none).
+        #[arg(long, value_name = "N")]
+        cpus: Option<f64>,
         /// Return once the agent is recorded, without waiting for it to run.
         #[arg(long)]
         no_wait: bool,
@@ -71,8 +77,8 @@ pub enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change an agent's provider, model, base URL or API key in place (a running
-    /// agent restarts, keeping its workspace, port and token).
+    /// Change an agent's provider, model, base URL, API key or limits in place (a
+    /// running agent restarts, keeping its workspace, port and token).
     Set {
         agent: String,
         #[arg(long)]
@@ -88,6 +94,15 @@ pub enum AgentsCommand {
         /// visible to other local users).
         #[arg(long)]
         api_key_stdin: bool,
+        /// A new memory limit in MiB (the container is made again with it).
+        #[arg(long, value_name = "MIB")]
+        memory: Option<u64>,
+        /// A new CPU limit in CPUs, e.g. 1.5.
+        #[arg(long, value_name = "N", conflicts_with = "no_cpu_limit")]
+        cpus: Option<f64>,
+        /// Remove the CPU limit.
+        #[arg(long)]
+        no_cpu_limit: bool,
         #[arg(long)]
         json: bool,
     },
@@ -413,6 +428,8 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             api_key_stdin,
             base_url,
             model,
+            memory,
+            cpus,
             no_wait,
             json,
         }) => {
@@ -429,7 +446,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             };
             let body = json!({
                 "name": name, "providerType": provider, "apiKey": api_key,
-                "baseUrl": base_url, "modelId": model,
+                "baseUrl": base_url, "modelId": model, "memoryMiB": memory, "cpus": cpus,
             });
             let created: OneAgent = client
                 .call(Method::POST, "/agents/create", Some(body))
@@ -480,6 +497,9 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             base_url,
             model,
             api_key_stdin,
+            memory,
+            cpus,
+            no_cpu_limit,
             json,
         }) => {
             let api_key = if api_key_stdin {
@@ -488,10 +508,17 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 None
             };
             let id = client.resolve(&agent).await?;
-            let body = json!({
+            let mut body = json!({
                 "providerType": provider, "providerName": provider_name,
                 "baseUrl": base_url, "modelId": model, "apiKey": api_key,
+                "memoryMiB": memory,
             });
+            // `cpus: null` removes the limit: sent only when asked for.
+            if let Some(cpus) = cpus {
+                body["cpus"] = json!(cpus);
+            } else if no_cpu_limit {
+                body["cpus"] = Value::Null;
+            }
             let out: OneAgent = client
                 .call(Method::PATCH, &format!("/agents/{id}"), Some(body))
                 .await?;

@@ -274,6 +274,7 @@ impl Clawdock {
         if self.inner.machine.mode() == crate::machine::Mode::Vm {
             status.machine_memory_mib = self.inner.machine.memory_mib();
         }
+        status.machine_cpus = Some(self.inner.machine.cpus());
         status
     }
 

@@ -59,10 +59,19 @@ pub struct HostTraits {
 /// What an agent's container may use and do. The gateway runs tools an LLM
 /// chooses, so it is treated as reachable by prompt injection: no capabilities,
 /// no privilege gain, bounded memory and processes, a read-only root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     pub memory_mib: u64,
     pub pids: u32,
+    /// CPUs the gateway may use (1.5: one and a half); `None`: as many as it finds.
+    pub cpus: Option<f64>,
+}
+
+/// The `--cpus` value of a CPU limit: at most three decimals (Podman's own
+/// precision is a thousandth of a CPU), no trailing zeros.
+pub fn cpus_arg(cpus: f64) -> String {
+    let s = format!("{cpus:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// The gateway's token variable.
@@ -186,6 +195,8 @@ pub struct Recovered {
     pub state: Container,
     /// The container's memory limit, in MiB (`None` without one).
     pub memory_mib: Option<u64>,
+    /// The container's CPU limit, in CPUs (`None` without one).
+    pub cpus: Option<f64>,
 }
 
 /// What `podman stats` says of one container, in bytes and nanoseconds.
@@ -573,6 +584,8 @@ impl Containers {
             port_bindings: Option<HashMap<String, Option<Vec<Binding>>>>,
             /// Bytes; 0 without a limit.
             memory: u64,
+            /// Billionths of a CPU; 0 without a limit.
+            nano_cpus: u64,
         }
         #[derive(Deserialize, Default)]
         #[serde(rename_all = "PascalCase", default)]
@@ -621,6 +634,8 @@ impl Containers {
             .map(str::to_string)
             .ok_or_else(|| bad("no gateway token"))?;
         let memory_mib = (c.host_config.memory > 0).then_some(c.host_config.memory / (1024 * 1024));
+        #[allow(clippy::cast_precision_loss)] // a CPU count, far below 2^52
+        let cpus = (c.host_config.nano_cpus > 0).then(|| c.host_config.nano_cpus as f64 / 1e9);
         let state = match c.state.status.as_str() {
             "running" => Container::Running,
             "created" | "configured" => Container::Exited(None),
@@ -635,6 +650,7 @@ impl Containers {
             image: c.image_name,
             state,
             memory_mib,
+            cpus,
         })
     }
 
@@ -922,6 +938,10 @@ pub fn create_args(
         limits.pids.to_string(),
         "--read-only".into(),
     ]);
+    if let Some(cpus) = limits.cpus {
+        args.push("--cpus".into());
+        args.push(cpus_arg(cpus));
+    }
     if host.cgroup_v1 {
         args.push(format!("--cgroup-parent={}", cgroup_parent(agent.id)));
     }
@@ -1041,6 +1061,7 @@ mod tests {
             Limits {
                 memory_mib: 2048,
                 pids: PIDS_LIMIT,
+                cpus: Some(1.5),
             },
         );
         assert!(args.contains(&"clawdock-x; rm -rf /".to_string()));
@@ -1073,6 +1094,10 @@ mod tests {
         };
         assert_eq!(after("--memory"), "2048m");
         assert_eq!(after("--memory-swap"), "2048m", "no swap beyond the limit");
+        assert_eq!(after("--cpus"), "1.5");
+        assert_eq!(cpus_arg(2.0), "2");
+        assert_eq!(cpus_arg(0.25), "0.25");
+        assert_eq!(cpus_arg(1.0 / 3.0), "0.333", "Podman's precision");
         assert_eq!(after("--pids-limit"), "1024");
         let at = args.iter().position(|a| a == "img:1").expect("image");
         assert_eq!(

@@ -843,6 +843,7 @@ mod tests {
                 limits: Limits {
                     memory_mib: 1536,
                     pids: containers::PIDS_LIMIT,
+                    cpus: None,
                 },
                 time_zone: "Europe/Paris",
             },

@@ -42,6 +42,15 @@ impl MachineRow {
         };
         Some(bytes / (1024 * 1024))
     }
+
+    /// The machine's CPUs (`CPUs` is a number, a string in some builds).
+    pub fn cpu_count(&self) -> Option<u32> {
+        match self.cpus.as_ref()? {
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            serde_json::Value::Number(n) => n.as_u64()?.try_into().ok(),
+            _ => None,
+        }
+    }
 }
 
 /// What the app needs to know of the machine.
@@ -279,6 +288,9 @@ struct Inner {
     /// Memory of the machine as last listed (vm mode), to warn before an agent
     /// would not fit.
     memory_mib: Mutex<Option<u64>>,
+    /// CPUs of the machine as last listed (vm mode): an agent's CPU limit is at
+    /// most these.
+    cpus: Mutex<Option<u32>>,
 }
 
 impl Machine {
@@ -298,6 +310,7 @@ impl Machine {
                 last_state: Mutex::new(None),
                 spec: Mutex::new(None),
                 memory_mib: Mutex::new(None),
+                cpus: Mutex::new(None),
             }),
         }
     }
@@ -369,6 +382,16 @@ impl Machine {
         *lock(&self.inner.memory_mib)
     }
 
+    /// The CPUs agents share: the machine's as last listed (vm mode), this
+    /// computer's natively (or before the machine was listed).
+    pub fn cpus(&self) -> u32 {
+        let here = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        match self.inner.mode {
+            Mode::Vm => lock(&self.inner.cpus).unwrap_or(here),
+            Mode::Native => here,
+        }
+    }
+
     /// The last state announced, if any.
     pub fn last_state(&self) -> Option<RuntimeState> {
         lock(&self.inner.last_state).clone()
@@ -383,6 +406,7 @@ impl Machine {
         let rows = self.list().await?;
         let chosen = select(&rows, self.inner.name.as_deref());
         *lock(&self.inner.memory_mib) = chosen.and_then(MachineRow::memory_mib);
+        *lock(&self.inner.cpus) = chosen.and_then(MachineRow::cpu_count);
         Ok(state_of(&rows, self.inner.name.as_deref()))
     }
 

@@ -56,7 +56,24 @@ pub struct Meta {
     pub providers: Vec<ProviderMeta>,
     pub machine: MachineMeta,
     pub memory: MemoryMeta,
+    /// What an agent's limits may be, at create and in Settings.
+    pub agent_limits: AgentLimitsMeta,
 }
+
+/// The bounds of an agent's memory and CPU limits. The CPU limit's upper bound is
+/// the CPUs agents share, which the runtime status says (`machineCpus`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentLimitsMeta {
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: Bounds,
+    /// The smallest CPU limit (Podman takes a thousandth; the kernel's CFS a
+    /// hundredth).
+    pub cpus_min: f64,
+}
+
+/// The smallest CPU limit an agent takes.
+pub const MIN_AGENT_CPUS: f64 = 0.01;
 
 /// `validate_name` in a form a browser applies: `new RegExp(pattern)` and a length.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,6 +253,10 @@ pub fn meta() -> Meta {
             machine_base_mib: MACHINE_BASE_MIB,
             need_mib: planned.clone().map(memory_need_mib).collect(),
             suggested_machine_mib: planned.map(suggested_machine_mib).collect(),
+        },
+        agent_limits: AgentLimitsMeta {
+            memory_mib: crate::settings::AGENT_MEMORY_MIB.into(),
+            cpus_min: MIN_AGENT_CPUS,
         },
     }
 }

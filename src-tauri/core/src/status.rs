@@ -64,6 +64,10 @@ pub struct RuntimeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_memory_mib: Option<u64>,
     pub agent_memory_mib: u64,
+    /// The CPUs agents share (the Podman machine's in vm mode, this computer's
+    /// natively): an agent's CPU limit is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_cpus: Option<u32>,
     /// Set when `agents.json` could not be read and was moved aside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_warning: Option<String>,
@@ -98,6 +102,7 @@ impl RuntimeStatus {
             setup: None,
             machine_memory_mib: None,
             agent_memory_mib: AGENT_MEMORY_MIB,
+            machine_cpus: None,
             store_warning: None,
         }
     }
@@ -119,6 +124,7 @@ impl RuntimeStatus {
             setup: None,
             machine_memory_mib: None,
             agent_memory_mib: AGENT_MEMORY_MIB,
+            machine_cpus: None,
             store_warning: None,
         }
     }

@@ -84,6 +84,9 @@ pub struct AgentRecord {
     /// setting's default.
     #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
+    /// The container's CPU limit, in CPUs (1.5: one and a half); `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
     /// The image an update rolled back from (it did not start): "Update all" does
     /// not try it again until a newer one appears.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -406,6 +409,7 @@ pub(crate) fn sample_record(name: &str) -> AgentRecord {
         deleting: false,
         image: "img".into(),
         memory_mib: None,
+        cpus: None,
         rejected_image: None,
         extra: serde_json::Map::new(),
     }

@@ -73,6 +73,20 @@ pub struct AgentView {
     /// a back-off; absent once it ran healthy for ten minutes, or was stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash_loop: Option<CrashLoopView>,
+    /// The container's memory limit (absent for agents of older versions: the
+    /// `CLAWDOCK_AGENT_MEMORY` default).
+    #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// The container's CPU limit in CPUs; `null`: none.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// The model in the agent's `openclaw.json`, for Settings (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    /// A custom provider's base URL in the agent's `openclaw.json`, as the
+    /// container reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
 }
 
 /// An agent whose gateway keeps dying, as clients see it.

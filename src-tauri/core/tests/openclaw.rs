@@ -108,6 +108,7 @@ fn custom(name: &str, provider: SocketAddr) -> CreateRequest {
             model_id: Some("fake-model".into()),
         },
         memory_mib: None,
+        cpus: None,
     }
 }
 

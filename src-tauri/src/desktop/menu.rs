@@ -319,6 +319,10 @@ mod tests {
             image: "img".into(),
             notice: None,
             crash_loop: None,
+            memory_mib: None,
+            cpus: None,
+            model_id: None,
+            base_url: None,
         }
     }
 

@@ -45,10 +45,14 @@ pub struct CreateRequest {
     /// The container's memory limit; the `CLAWDOCK_AGENT_MEMORY` default if absent.
     #[serde(default, rename = "memoryMiB")]
     pub memory_mib: Option<u64>,
+    /// The container's CPU limit in CPUs (1.5); none if absent.
+    #[serde(default)]
+    pub cpus: Option<f64>,
 }
 
-/// `PATCH /agents/{id}`: the provider settings to change; an absent or blank field
-/// keeps its value. Unknown fields are refused, so a misspelt one is not lost quietly.
+/// `PATCH /agents/{id}`: the provider settings and limits to change; an absent or
+/// blank field keeps its value. Unknown fields are refused, so a misspelt one is
+/// not lost quietly.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EditRequest {
@@ -57,17 +61,72 @@ pub struct EditRequest {
     pub base_url: Option<String>,
     pub api_key: Option<String>,
     pub model_id: Option<String>,
+    /// A new memory limit for the container (made again with it).
+    #[serde(default, rename = "memoryMiB")]
+    pub memory_mib: Option<u64>,
+    /// A new CPU limit: absent keeps it, `null` removes it, a number sets it.
+    #[serde(default, deserialize_with = "present")]
+    pub cpus: Option<Option<f64>>,
 }
 
-impl From<EditRequest> for ProviderInput {
-    fn from(e: EditRequest) -> Self {
-        Self {
-            provider_type: e.provider_type,
-            provider_name: e.provider_name,
-            base_url: e.base_url,
-            api_key: e.api_key,
-            model_id: e.model_id,
-        }
+/// A field that is present, `null` included (`Some(None)`), apart from an absent
+/// one (`None`, by `default`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl EditRequest {
+    /// The provider part, and the limits part.
+    fn split(self) -> (ProviderInput, LimitsEdit) {
+        (
+            ProviderInput {
+                provider_type: self.provider_type,
+                provider_name: self.provider_name,
+                base_url: self.base_url,
+                api_key: self.api_key,
+                model_id: self.model_id,
+            },
+            LimitsEdit {
+                memory_mib: self.memory_mib,
+                cpus: self.cpus,
+            },
+        )
+    }
+}
+
+/// The limits an edit changes; `None`: kept.
+#[derive(Debug, Clone, Copy, Default)]
+struct LimitsEdit {
+    memory_mib: Option<u64>,
+    cpus: Option<Option<f64>>,
+}
+
+impl LimitsEdit {
+    fn is_empty(&self) -> bool {
+        self.memory_mib.is_none() && self.cpus.is_none()
+    }
+}
+
+/// How `swap_container` ended.
+enum Swapped {
+    /// The new container runs (or is made, for an agent that was not running).
+    Done,
+    /// Nothing changed: the old container could not be put aside.
+    NotBegun(AgentError),
+    /// Failed half-way (`made`: after the new container was made): roll back.
+    Failed { failure: AgentError, made: bool },
+}
+
+/// Limits in words, for the agent's log.
+fn limits_words(limits: &crate::containers::Limits) -> String {
+    let memory = format!("memory {} MiB", limits.memory_mib);
+    match limits.cpus {
+        Some(cpus) => format!("{memory}, {} CPUs", crate::containers::cpus_arg(cpus)),
+        None => format!("{memory}, no CPU limit"),
     }
 }
 
@@ -194,27 +253,62 @@ impl Agents {
     /// (everything else in it kept) and a running agent restarts in the same
     /// container, with the same port, workspace and token. Refused while another
     /// operation runs on the agent.
+    ///
+    /// New limits (`memoryMiB`, `cpus`) make the container again beside the
+    /// working one, with the same name, port, token, config and workspace (as
+    /// `update` does): a running agent runs again with them, a stopped one has them
+    /// at its next start; a new container that does not get healthy is rolled back.
+    /// A provider change in the same edit is written while the gateway is down, in
+    /// the same restart.
     pub async fn edit(&self, id: Uuid, edit: EditRequest) -> Result<AgentView, AgentError> {
-        let edit = ProviderInput::from(edit);
-        if edit.is_empty() {
+        let (edit, limits) = edit.split();
+        if edit.is_empty() && limits.is_empty() {
             return Err(AgentError::InvalidInput(
-                "Nothing to change: give providerType, providerName, baseUrl, apiKey or modelId."
+                "Nothing to change: give providerType, providerName, baseUrl, apiKey, modelId, memoryMiB or cpus."
                     .into(),
             ));
         }
-        self.detached(move |this| async move { this.edit_now(id, edit).await })
+        if let Some(m) = limits.memory_mib {
+            steps::check_memory(m)?;
+        }
+        if let Some(Some(cpus)) = limits.cpus {
+            self.check_cpus(cpus)?;
+        }
+        self.detached(move |this| async move { this.edit_now(id, edit, limits).await })
             .await
     }
 
-    async fn edit_now(&self, id: Uuid, edit: ProviderInput) -> Result<AgentView, AgentError> {
+    async fn edit_now(
+        &self,
+        id: Uuid,
+        edit: ProviderInput,
+        limits: LimitsEdit,
+    ) -> Result<AgentView, AgentError> {
         let (_serial, current) = self.when_idle(id)?;
         let config = self.read_config(&current.record).await?;
-        let provider =
-            definition::edited_provider(&definition::provider_input_of_config(&config), &edit)
-                .map_err(AgentError::InvalidInput)?;
-        if definition::with_provider(&config, current.record.port, &provider) == config {
-            return self.get(id).ok_or(AgentError::NotFound);
+        let provider = if edit.is_empty() {
+            None
+        } else {
+            let provider =
+                definition::edited_provider(&definition::provider_input_of_config(&config), &edit)
+                    .map_err(AgentError::InvalidInput)?;
+            (definition::with_provider(&config, current.record.port, &provider) != config)
+                .then_some(provider)
+        };
+        let now = self.limits_of(&current.record);
+        let wanted = crate::containers::Limits {
+            memory_mib: limits.memory_mib.unwrap_or(now.memory_mib),
+            cpus: limits.cpus.unwrap_or(now.cpus),
+            ..now
+        };
+        if wanted != now {
+            // Boxed: the remake's future is large, and debug builds copy it around
+            // on the worker's stack.
+            return Box::pin(self.remake_with_limits(id, current, wanted, provider.as_ref())).await;
         }
+        let Some(provider) = provider else {
+            return self.get(id).ok_or(AgentError::NotFound);
+        };
         let running = current.live.container == Container::Running
             || current.record.status == AgentStatus::Running;
         if !running {
@@ -290,7 +384,7 @@ impl Agents {
             .await
     }
 
-    /// Renames the working container `old` to `aside` for an update. An update cut
+    /// Renames the working container `old` to `aside` for a swap. A swap cut
     /// short (Clawdock crashed or was killed in it) may have left containers of
     /// this agent behind, one of them holding `aside`: only `old` is the working
     /// one, so the others go first.
@@ -387,49 +481,32 @@ impl Agents {
         }
         let was_running = old.state == Container::Running;
         log.push(format!("Updating to the newest {}...", record.image));
-        // The working container stays until the new one is healthy: renamed aside
-        // (it runs on while the new one is made), then stopped for the new one to
-        // take the port.
-        let aside = format!("{}-previous", record.container_name());
-        let stop_timeout = self.settings().stop_timeout;
-        if let Err(e) = self.set_aside(id, &old, &aside).await {
-            log.push(format!("Update failed: {e}"));
-            self.transition(id, Input::Ended)?;
-            return Err(e.into());
-        }
-        let mut made = None;
-        let moved = async {
-            let container = self.make_container(&record, &log).await?;
-            made = Some(container.clone());
-            if was_running {
-                self.containers().stop(&old.id, stop_timeout).await?;
-                self.launch_and_wait(&record, &container, &log).await?;
-            }
-            Ok::<(), AgentError>(())
-        }
-        .await;
-        let failure = match moved {
-            Ok(()) => {
-                if let Err(e) = self.containers().remove(&old.id, stop_timeout).await {
-                    tracing::warn!(agent = %id, container = %old.id, error = %e,
-                        "could not remove the container of the previous image");
+        let (failure, made) =
+            match Box::pin(self.swap_container(&record, &old, was_running, async { Ok(()) }, &log))
+                .await
+            {
+                Swapped::Done => {
+                    self.transition(id, Input::ImageRejected { image_id: None })?;
+                    let agent = if was_running {
+                        self.finish_start(id, Ok(()), &log).await?
+                    } else {
+                        self.transition(id, Input::Stopped)?;
+                        log.push("Updated; the agent runs the new image at its next start");
+                        self.get(id).ok_or(AgentError::NotFound)?
+                    };
+                    return Ok(UpdateOutcome {
+                        agent,
+                        updated: true,
+                        rolled_back: None,
+                    });
                 }
-                self.transition(id, Input::ImageRejected { image_id: None })?;
-                let agent = if was_running {
-                    self.finish_start(id, Ok(()), &log).await?
-                } else {
-                    self.transition(id, Input::Stopped)?;
-                    log.push("Updated; the agent runs the new image at its next start");
-                    self.get(id).ok_or(AgentError::NotFound)?
-                };
-                return Ok(UpdateOutcome {
-                    agent,
-                    updated: true,
-                    rolled_back: None,
-                });
-            }
-            Err(e) => e,
-        };
+                Swapped::NotBegun(e) => {
+                    log.push(format!("Update failed: {e}"));
+                    self.transition(id, Input::Ended)?;
+                    return Err(e);
+                }
+                Swapped::Failed { failure, made } => (failure, made),
+            };
         // Roll back, whatever failed (a create, the start, the health, a cancel, a
         // stop or the shutdown): the new container goes, the old one comes back.
         let cancelled = matches!(failure, AgentError::Cancelled);
@@ -445,17 +522,10 @@ impl Agents {
         } else {
             format!("ERROR: {why}")
         });
-        if made.is_some() {
-            self.discard_failed_container(id, &log).await;
-        }
-        let back = self
-            .containers()
-            .rename(&old.id, &record.container_name())
-            .await;
         let new_image_failed = !matches!(
             failure,
             AgentError::Cancelled | AgentError::ShuttingDown | AgentError::EngineUnreachable(_)
-        ) && made.is_some();
+        ) && made;
         if new_image_failed {
             // Not tried again by every "Update all" until a newer image appears.
             self.transition(
@@ -465,25 +535,217 @@ impl Agents {
                 },
             )?;
         }
-        if let Err(e) = back {
-            let err = AgentError::from(e);
-            return Err(self.start_failed(id, err, &log).await);
+        let failure = Box::pin(self.roll_back(id, &old, was_running, made, failure, &log)).await?;
+        if cancelled || !made {
+            return Err(failure);
         }
-        let previous = crate::store::AgentRecord {
-            image: old.image_id.clone(),
-            ..record.clone()
+        Ok(UpdateOutcome {
+            agent: self.get(id).ok_or(AgentError::NotFound)?,
+            updated: false,
+            rolled_back: Some(why),
+        })
+    }
+
+    /// Makes the agent's container again with new limits (see `edit`), writing
+    /// `provider` into its config while no gateway runs.
+    async fn remake_with_limits(
+        &self,
+        id: Uuid,
+        current: state::AgentState,
+        limits: crate::containers::Limits,
+        provider: Option<&definition::Provider>,
+    ) -> Result<AgentView, AgentError> {
+        let record = crate::store::AgentRecord {
+            memory_mib: Some(limits.memory_mib),
+            cpus: limits.cpus,
+            ..current.record
         };
+        let log = self.log_ring(id)?;
+        let rewrite = async {
+            if let Some(provider) = provider {
+                // Written while the gateway is down: it may write the file itself.
+                self.rewrite_provider(&record, provider).await?;
+            }
+            Ok(())
+        };
+        let found = async {
+            self.ensure_runtime(id).await?;
+            self.config_can_be_handed_over(&record).await?;
+            Ok::<_, AgentError>(self.containers().find(id).await?)
+        };
+        let running =
+            current.live.container == Container::Running || record.status == AgentStatus::Running;
+        self.transition(
+            id,
+            Input::Begin(if running { Op::Restart } else { Op::Update }),
+        )?;
+        log.push(format!(
+            "Making the container again with new limits ({})...",
+            limits_words(&limits)
+        ));
+        let old = match found.await {
+            Ok(Some(old)) => old,
+            Ok(None) => {
+                // No container: the next start makes one with the new limits.
+                let written = rewrite.await;
+                self.transition(
+                    id,
+                    Input::LimitsSet {
+                        memory_mib: limits.memory_mib,
+                        cpus: limits.cpus,
+                    },
+                )?;
+                return match written {
+                    Ok(()) if running => Box::pin(self.start_now_locked(id, &log)).await,
+                    Ok(()) => {
+                        self.transition(id, Input::Ended)?;
+                        self.get(id).ok_or(AgentError::NotFound)
+                    }
+                    Err(e) => Err(self.settle_edit_failure(id, e, &log).await),
+                };
+            }
+            Err(e) => return Err(self.settle_edit_failure(id, e, &log).await),
+        };
+        let was_running = old.state == Container::Running;
+        let (failure, made) =
+            match Box::pin(self.swap_container(&record, &old, was_running, rewrite, &log)).await {
+                Swapped::Done => {
+                    self.transition(
+                        id,
+                        Input::LimitsSet {
+                            memory_mib: limits.memory_mib,
+                            cpus: limits.cpus,
+                        },
+                    )?;
+                    if was_running {
+                        return self.finish_start(id, Ok(()), &log).await;
+                    }
+                    log.push("The agent has the new limits at its next start");
+                    self.transition(id, Input::Ended)?;
+                    return self.get(id).ok_or(AgentError::NotFound);
+                }
+                Swapped::NotBegun(e) => return Err(self.settle_edit_failure(id, e, &log).await),
+                Swapped::Failed { failure, made } => (failure, made),
+            };
+        log.push(format!(
+            "ERROR: the container with the new limits did not start ({failure}); the agent went back to its previous limits."
+        ));
+        let failure = Box::pin(self.roll_back(id, &old, was_running, made, failure, &log)).await?;
+        // A gateway that did not get healthy is said with the rollback; every
+        // other error (Podman's, a cancel, the shutdown) as it was.
+        Err(match failure {
+            AgentError::Gateway(why) => AgentError::Gateway(format!(
+                "The new limits did not work ({why}); the agent went back to its previous ones."
+            )),
+            other => other,
+        })
+    }
+
+    /// An edit that failed before the container changed: the agent as it was.
+    async fn settle_edit_failure(
+        &self,
+        id: Uuid,
+        err: AgentError,
+        log: &logs::LogRing,
+    ) -> AgentError {
+        log.push(format!("Edit failed: {err}"));
+        if let Err(e) = self.transition(id, Input::Ended) {
+            tracing::warn!(agent = %id, error = %e, "could not record the end of an edit");
+        }
+        err
+    }
+
+    /// A start under the operation lock the caller holds.
+    async fn start_now_locked(
+        &self,
+        id: Uuid,
+        log: &logs::LogRing,
+    ) -> Result<AgentView, AgentError> {
+        let result = self.start_attempt(id, Some(None), log).await;
+        self.finish_start(id, result, log).await
+    }
+
+    /// Makes the agent's container again from `record` (its image and limits)
+    /// beside the working one, `old`: `old` is renamed aside and runs on while the
+    /// new one is made; if it ran, it is then stopped for the new one to take the
+    /// port, `between` runs while no gateway runs, and the new one starts and must
+    /// get healthy. On success `old` is removed; on failure `roll_back` brings it
+    /// back.
+    async fn swap_container(
+        &self,
+        record: &crate::store::AgentRecord,
+        old: &Found,
+        was_running: bool,
+        between: impl Future<Output = Result<(), AgentError>>,
+        log: &logs::LogRing,
+    ) -> Swapped {
+        let aside = format!("{}-previous", record.container_name());
+        let stop_timeout = self.settings().stop_timeout;
+        if let Err(e) = self.set_aside(record.id, old, &aside).await {
+            return Swapped::NotBegun(e.into());
+        }
+        let mut made = false;
+        let moved = async {
+            let container = self.make_container(record, log).await?;
+            made = true;
+            if was_running {
+                self.containers().stop(&old.id, stop_timeout).await?;
+            }
+            between.await?;
+            if was_running {
+                self.launch_and_wait(record, &container, log).await?;
+            }
+            Ok::<(), AgentError>(())
+        }
+        .await;
+        match moved {
+            Ok(()) => {
+                if let Err(e) = self.containers().remove(&old.id, stop_timeout).await {
+                    tracing::warn!(agent = %record.id, container = %old.id, error = %e,
+                        "could not remove the agent's previous container");
+                }
+                Swapped::Done
+            }
+            Err(failure) => Swapped::Failed { failure, made },
+        }
+    }
+
+    /// After a failed `swap_container`: the new container goes (its last lines to
+    /// the log), the old one gets its name back and runs again if it ran. Gives
+    /// back `failure`, or the error the agent ended with when even that failed
+    /// (or the shutdown left it stopped).
+    async fn roll_back(
+        &self,
+        id: Uuid,
+        old: &Found,
+        was_running: bool,
+        made: bool,
+        failure: AgentError,
+        log: &logs::LogRing,
+    ) -> Result<AgentError, AgentError> {
+        if made {
+            self.discard_failed_container(id, log).await;
+        }
+        let record = self.state(id)?.record;
+        if let Err(e) = self
+            .containers()
+            .rename(&old.id, &record.container_name())
+            .await
+        {
+            let err = AgentError::from(e);
+            return Err(self.start_failed(id, err, log).await);
+        }
         let old_runs =
             was_running && self.containers().inspect(&old.id).await == Some(Container::Running);
         let closing = self.inner.tasks.is_closing();
         if was_running && !old_runs && !closing {
-            // The user's cancel ended the update, not the agent: it runs again.
+            // The user's cancel ended the change, not the agent: it runs again.
             self.fresh_cancel(id);
-            let relaunched = self.launch_and_wait(&previous, &old.id, &log).await;
-            self.finish_start(id, relaunched, &log).await?;
+            let relaunched = self.launch_and_wait(&record, &old.id, log).await;
+            self.finish_start(id, relaunched, log).await?;
         } else if closing && was_running {
             // Left stopped, under its own name, for the next launch to restore.
-            return Err(self.start_failed(id, failure, &log).await);
+            return Err(self.start_failed(id, failure, log).await);
         } else {
             // Untouched (the new one never started) or not running before.
             self.transition(id, Input::Ended)?;
@@ -499,14 +761,7 @@ impl Agents {
                 },
             )?;
         }
-        if cancelled || made.is_none() {
-            return Err(failure);
-        }
-        Ok(UpdateOutcome {
-            agent: self.get(id).ok_or(AgentError::NotFound)?,
-            updated: false,
-            rolled_back: Some(why),
-        })
+        Ok(failure)
     }
 
     /// The agent's operation lock and state, refused (`busy`) rather than waited

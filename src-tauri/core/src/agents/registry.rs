@@ -112,7 +112,7 @@ impl Agents {
         let entries = loaded
             .agents
             .into_iter()
-            .map(|r| (r.id, Entry::new(AgentState::new(r))))
+            .map(|r| (r.id, Entry::new(loaded_state(r))))
             .collect();
         let containers = Containers::new(machine.podman().clone(), home_label);
         let agents = Self {
@@ -304,6 +304,7 @@ impl Agents {
         name: String,
         provider: &Provider,
         memory_mib: u64,
+        cpus: Option<f64>,
     ) -> Result<AgentView, AgentError> {
         let view = {
             let mut entries = self.entries();
@@ -330,12 +331,19 @@ impl Agents {
                 deleting: false,
                 image: self.settings().agent_image.clone(),
                 memory_mib: Some(memory_mib),
+                cpus,
                 rejected_image: None,
                 extra: serde_json::Map::new(),
             };
             let memory_notice = self.memory_notice(entries.len() + 1);
+            let shown = definition::provider_input_of_config(&definition::openclaw_config(
+                record.port,
+                provider,
+            ));
             let mut state = AgentState::new(record);
             state.live.activity = Some(Activity::Creating);
+            state.live.model_id = shown.model_id;
+            state.live.base_url = shown.base_url;
             state.live.notice = match (provider.notice(), memory_notice) {
                 (Some(a), Some(b)) => Some(format!("{a} {b}")),
                 (a, b) => a.or(b),
@@ -574,4 +582,20 @@ impl Agents {
         }
         stopped
     }
+}
+
+/// An agent as loaded, with what its `openclaw.json` says of its model (read
+/// as the agent left it: a link or special file there reads as nothing).
+fn loaded_state(record: AgentRecord) -> AgentState {
+    let path = record.dir.join(super::steps::CONFIG_FILE);
+    let config = crate::agent_files::read_regular(&path, crate::agent_files::MAX_CONFIG_BYTES)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let mut state = AgentState::new(record);
+    if let Some(config) = config {
+        let shown = definition::provider_input_of_config(&config);
+        state.live.model_id = shown.model_id;
+        state.live.base_url = shown.base_url;
+    }
+    state
 }

@@ -76,6 +76,10 @@ pub struct Live {
     /// when it is back is no death, and a container found running again (a false
     /// alarm) is simply running.
     pub engine_away: bool,
+    /// What the agent's `openclaw.json` says of its model and base URL (read at
+    /// load, create and edit): shown in Settings, never the key.
+    pub model_id: Option<String>,
+    pub base_url: Option<String>,
 }
 
 impl Default for Live {
@@ -92,6 +96,8 @@ impl Default for Live {
             crash: None,
             up_since: None,
             engine_away: false,
+            model_id: None,
+            base_url: None,
         }
     }
 }
@@ -182,6 +188,13 @@ pub enum Input {
     Edited {
         provider_type: Option<String>,
         notice: Option<String>,
+        model_id: Option<String>,
+        base_url: Option<String>,
+    },
+    /// The agent's container was made again with these limits.
+    LimitsSet {
+        memory_mib: u64,
+        cpus: Option<f64>,
     },
     /// The next launch took note that the agent ran at the last quit.
     RestoreNoted,
@@ -295,6 +308,10 @@ impl AgentState {
             image: r.image.clone(),
             notice: self.live.notice.clone(),
             crash_loop,
+            memory_mib: r.memory_mib,
+            cpus: r.cpus,
+            model_id: self.live.model_id.clone(),
+            base_url: self.live.base_url.clone(),
         }
     }
 }
@@ -530,9 +547,17 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
         Input::Edited {
             provider_type,
             notice,
+            model_id,
+            base_url,
         } => {
             r.provider_type = provider_type;
             live.notice = notice;
+            live.model_id = model_id;
+            live.base_url = base_url;
+        }
+        Input::LimitsSet { memory_mib, cpus } => {
+            r.memory_mib = Some(memory_mib);
+            r.cpus = cpus;
         }
         Input::RestoreNoted => r.running_at_quit = false,
         Input::EngineLost => {
@@ -1206,6 +1231,45 @@ mod tests {
         assert!(
             !stopped_meanwhile.record.running_at_quit,
             "not started again"
+        );
+    }
+
+    /// New limits are the record's (saved) and the view's; an edit's model and base
+    /// URL are the view's, never a key.
+    #[test]
+    fn new_limits_and_the_model_reach_the_view() {
+        let mut s = state(shape(
+            S::Running,
+            W::Running,
+            Some(A::Restarting),
+            C::Running,
+        ));
+        let effects = apply_now(
+            &mut s,
+            Input::LimitsSet {
+                memory_mib: 768,
+                cpus: Some(1.5),
+            },
+        );
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!((s.record.memory_mib, s.record.cpus), (Some(768), Some(1.5)));
+        apply_now(
+            &mut s,
+            Input::Edited {
+                provider_type: Some("custom".into()),
+                notice: None,
+                model_id: Some("m1".into()),
+                base_url: Some("http://h/v1".into()),
+            },
+        );
+        let view = s.view();
+        assert_eq!((view.memory_mib, view.cpus), (Some(768), Some(1.5)));
+        assert_eq!(view.model_id.as_deref(), Some("m1"));
+        assert_eq!(view.base_url.as_deref(), Some("http://h/v1"));
+        assert_eq!(
+            shape_of(&s).activity,
+            Some(A::Restarting),
+            "the operation ends it"
         );
     }
 

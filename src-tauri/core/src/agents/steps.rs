@@ -107,11 +107,14 @@ impl Agents {
         self.write_config_file(record, &config).await?;
         let config_dir = record.dir.join("config");
         agent_files::blocking(move || remove_config_backups(&config_dir)).await?;
+        let shown = definition::provider_input_of_config(&config);
         self.transition(
             record.id,
             Input::Edited {
                 provider_type: provider.type_name(),
                 notice: provider.notice(),
+                model_id: shown.model_id,
+                base_url: shown.base_url,
             },
         )?;
         Ok(())
@@ -202,7 +205,26 @@ impl Agents {
                 .memory_mib
                 .unwrap_or(self.settings().agent_memory_mib),
             pids: crate::containers::PIDS_LIMIT,
+            cpus: record.cpus,
         }
+    }
+
+    /// Refuses a CPU limit below [`crate::meta::MIN_AGENT_CPUS`] or above the
+    /// CPUs agents share.
+    pub(super) fn check_cpus(&self, cpus: f64) -> Result<(), AgentError> {
+        let max = self.machine().cpus();
+        if cpus.is_finite() && (crate::meta::MIN_AGENT_CPUS..=f64::from(max)).contains(&cpus) {
+            return Ok(());
+        }
+        Err(AgentError::InvalidInput(format!(
+            "The CPU limit must be between {} and {max} CPUs (what {} has), not {cpus}.",
+            crate::meta::MIN_AGENT_CPUS,
+            if self.machine().mode() == Mode::Vm {
+                "Podman's machine"
+            } else {
+                "this computer"
+            }
+        )))
     }
 
     /// Pulls `image`: lines that say something new go to the agent's log, and
@@ -513,13 +535,11 @@ impl Agents {
         let name = req.name.trim().to_string();
         definition::validate_name(&name).map_err(AgentError::InvalidName)?;
         let provider = Provider::from_input(&req.provider).map_err(AgentError::InvalidInput)?;
-        let range = crate::settings::AGENT_MEMORY_MIB;
-        if let Some(m) = req.memory_mib.filter(|m| !range.contains(m)) {
-            return Err(AgentError::InvalidInput(format!(
-                "The memory limit must be between {} and {} MiB, not {m}.",
-                range.start(),
-                range.end()
-            )));
+        if let Some(m) = req.memory_mib {
+            check_memory(m)?;
+        }
+        if let Some(cpus) = req.cpus {
+            self.check_cpus(cpus)?;
         }
         let memory_mib = req.memory_mib.unwrap_or(self.settings().agent_memory_mib);
         if self.machine().podman().bin().is_none() {
@@ -547,7 +567,7 @@ impl Agents {
                 Err(e) => tracing::debug!(error = %e, "could not check the container name"),
             }
         }
-        let view = self.record_new(id, name, &provider, memory_mib)?;
+        let view = self.record_new(id, name, &provider, memory_mib, req.cpus)?;
         Ok((view, provider))
     }
 
@@ -762,4 +782,17 @@ pub(super) fn remove_dir(dir: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Refuses a memory limit outside [`crate::settings::AGENT_MEMORY_MIB`].
+pub(super) fn check_memory(memory_mib: u64) -> Result<(), AgentError> {
+    let range = crate::settings::AGENT_MEMORY_MIB;
+    if range.contains(&memory_mib) {
+        return Ok(());
+    }
+    Err(AgentError::InvalidInput(format!(
+        "The memory limit must be between {} and {} MiB, not {memory_mib}.",
+        range.start(),
+        range.end()
+    )))
 }

@@ -218,6 +218,7 @@ impl Agents {
             deleting: false,
             image: recovered.image,
             memory_mib: recovered.memory_mib,
+            cpus: recovered.cpus,
             rejected_image: None,
             extra: serde_json::Map::new(),
         };
