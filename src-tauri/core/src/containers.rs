@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::agent_proxy::{AgentProxy, CA_TARGET};
 use crate::podman::{Call, LineSink, LineStream, Podman, PodmanError};
 use crate::store::AgentRecord;
 
@@ -386,9 +387,13 @@ impl Containers {
         host: HostTraits,
         time_zone: &str,
         limits: Limits,
+        proxy: &AgentProxy,
     ) -> Result<ContainerId, CreateError> {
-        let args = create_args(agent, &self.home, time_zone, host, limits);
-        let call = Call::new(args).env(TOKEN_VAR, &agent.token);
+        let args = create_args(agent, &self.home, time_zone, host, limits, proxy);
+        let mut call = Call::new(args).env(TOKEN_VAR, &agent.token);
+        for (key, value) in proxy.secret_env() {
+            call = call.env(key, value);
+        }
         match self.run(call).await {
             Ok(out) => Ok(ContainerId(out.stdout.trim().to_string())),
             Err(e) if e.says("already in use") => match self.find(agent.id).await? {
@@ -813,6 +818,7 @@ pub fn create_args(
     time_zone: &str,
     host: HostTraits,
     limits: Limits,
+    proxy: &AgentProxy,
 ) -> Vec<String> {
     let dir = &agent.dir;
     let mount = |sub: &str, target: &str| {
@@ -841,10 +847,23 @@ pub fn create_args(
         // `Containers::create`), never from this argument line.
         "--env".into(),
         TOKEN_VAR.into(),
+        // Podman would otherwise copy its own proxy variables into the container,
+        // whatever the proxy setting says.
+        "--http-proxy=false".into(),
     ];
-    for (key, value) in gateway_env(time_zone) {
+    // Named only too: a proxy address may hold credentials.
+    for (key, _) in proxy.secret_env() {
+        args.push("--env".into());
+        args.push(key.into());
+    }
+    for (key, value) in gateway_env(time_zone).into_iter().chain(proxy.plain_env()) {
         args.push("--env".into());
         args.push(format!("{key}={value}"));
+    }
+    if let Some(bundle) = &proxy.ca_bundle {
+        // Never relabelled: the file is the user's, shared by every agent.
+        args.push("--volume".into());
+        args.push(format!("{}:{CA_TARGET}:ro", bundle.display()));
     }
     args.extend([
         "--volume".into(),
@@ -853,7 +872,7 @@ pub fn create_args(
         mount("workspace", WORKSPACE_DIR),
         "--health-cmd".into(),
         format!(
-            "wget -qO- http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH} >/dev/null 2>&1 || curl -sf http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH}"
+            "wget -Y off -qO- http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH} >/dev/null 2>&1 || curl -sf --noproxy '*' http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH}"
         ),
         "--health-interval".into(),
         format!("{HEALTH_INTERVAL_SECS}s"),
@@ -944,6 +963,7 @@ mod tests {
                 memory_mib: 2048,
                 pids: PIDS_LIMIT,
             },
+            &AgentProxy::default(),
         );
         assert!(args.contains(&"clawdock-x; rm -rf /".to_string()));
         assert!(args.contains(&"127.0.0.1:18800:18789".to_string()));
