@@ -735,6 +735,36 @@ impl Containers {
         }
     }
 
+    /// The registry digest (`name@sha256:...`) of `image` (a name or an ID), the one
+    /// whose name matches `named` if several; `None` when the image has none (built
+    /// or imported here) or is not on this machine.
+    pub async fn repo_digest(
+        &self,
+        image: &str,
+        named: &str,
+    ) -> Result<Option<String>, PodmanError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Row {
+            #[serde(default)]
+            repo_digests: Option<Vec<String>>,
+        }
+        let rows: Vec<Row> = match self
+            .run_json(Call::new(["image", "inspect", "--format", "json", image]))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) if e.says("image not known") || e.says("no such image") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let digests = rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.repo_digests)
+            .unwrap_or_default();
+        Ok(pick_digest(&digests, named))
+    }
+
     /// Pulls `image`, each line of podman's output to `on_line`. On a terminal, where
     /// Podman draws its byte counters; a short name stays on pipes (see
     /// [`is_short_name`]).
@@ -801,6 +831,22 @@ impl Containers {
         }
         ids.len()
     }
+}
+
+/// Of an image's registry digests, the one of `named`'s repository
+/// (`ghcr.io/x/y:tag` → `ghcr.io/x/y@sha256:...`), else the first.
+pub fn pick_digest(digests: &[String], named: &str) -> Option<String> {
+    let without_digest = named.split('@').next().unwrap_or(named);
+    // A `:` after the last `/` starts the tag; one before it is a registry's port.
+    let repo = match without_digest.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => without_digest,
+    };
+    digests
+        .iter()
+        .find(|d| d.split('@').next() == Some(repo))
+        .or_else(|| digests.first())
+        .cloned()
 }
 
 /// The holder's ID from podman's "already in use by <id>" answer.
@@ -1005,6 +1051,23 @@ mod tests {
             ]
         );
         assert_eq!(hostname(&agent), hostname(&agent.clone()));
+    }
+
+    #[test]
+    fn the_digest_of_the_agents_repository_is_picked() {
+        let digests = [
+            "docker.io/other/name@sha256:aa".to_string(),
+            "localhost:5000/openclaw/openclaw@sha256:bb".to_string(),
+        ];
+        assert_eq!(
+            pick_digest(&digests, "localhost:5000/openclaw/openclaw:latest").as_deref(),
+            Some("localhost:5000/openclaw/openclaw@sha256:bb")
+        );
+        assert_eq!(
+            pick_digest(&digests, "quay.io/x").as_deref(),
+            Some("docker.io/other/name@sha256:aa")
+        );
+        assert_eq!(pick_digest(&[], "x"), None);
     }
 
     #[test]
