@@ -130,12 +130,14 @@ impl AgentProxy {
     pub fn secret_env(&self) -> Vec<(&'static str, String)> {
         let mut env = Vec::new();
         if let Some(url) = &self.https_proxy {
+            let url = from_container(url);
             env.push(("HTTPS_PROXY", url.clone()));
-            env.push(("https_proxy", url.clone()));
+            env.push(("https_proxy", url));
         }
         if let Some(url) = &self.http_proxy {
+            let url = from_container(url);
             env.push(("HTTP_PROXY", url.clone()));
-            env.push(("http_proxy", url.clone()));
+            env.push(("http_proxy", url));
         }
         env
     }
@@ -164,6 +166,28 @@ impl AgentProxy {
             ca_bundle: self.ca_bundle.as_ref().map(|p| p.display().to_string()),
             source: self.source,
         }
+    }
+}
+
+/// The proxy's address as the container reaches it: a proxy on the host's loopback
+/// (`http://127.0.0.1:3128`, a local authenticating proxy) is the host's, reached
+/// as `host.containers.internal` (it must listen beyond 127.0.0.1 for that), as a
+/// provider's base URL is. Anything else, or what does not parse, is left as is.
+fn from_container(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "[::1]" | "::1"))
+        || parsed.host_str().is_some_and(|h| h.starts_with("127."));
+    if !loopback || parsed.set_host(Some("host.containers.internal")).is_err() {
+        return url.to_string();
+    }
+    let text = parsed.to_string();
+    // `Url` adds a `/` path the variable did not have.
+    if url.ends_with('/') {
+        text
+    } else {
+        text.trim_end_matches('/').to_string()
     }
 }
 
@@ -241,6 +265,20 @@ mod tests {
             ("CLAWDOCK_AGENT_PROXY", "http://q:2"),
         ]);
         assert_eq!(own.http_proxy.as_deref(), Some("http://q:2"));
+    }
+
+    #[test]
+    fn a_proxy_on_the_hosts_loopback_is_reached_through_the_bridge() {
+        let p = from(&[("HTTPS_PROXY", "http://u:p@127.0.0.1:3128")]);
+        assert!(p.secret_env().contains(&(
+            "HTTPS_PROXY",
+            "http://u:p@host.containers.internal:3128".to_string()
+        )));
+        assert_eq!(
+            from_container("http://proxy.corp:8080"),
+            "http://proxy.corp:8080"
+        );
+        assert_eq!(from_container("localhost:3128"), "localhost:3128");
     }
 
     #[test]

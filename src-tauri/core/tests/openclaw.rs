@@ -422,10 +422,9 @@ async fn the_gateway_reaches_its_provider_through_the_agents_proxy() {
     let mut s = settings(&home);
     let argv_log = home.path().join("argv.log");
     s.podman = support::recording_podman(home.path(), &argv_log);
-    let url = format!(
-        "http://{user}:{pass}@host.containers.internal:{}",
-        proxy.port()
-    );
+    // On the host's loopback, as a local authenticating proxy would be: the
+    // container reaches it through the bridge.
+    let url = format!("http://{user}:{pass}@127.0.0.1:{}", proxy.port());
     s.agent_proxy = clawdock_core::agent_proxy::AgentProxy {
         https_proxy: Some(url.clone()),
         http_proxy: Some(url),
