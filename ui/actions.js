@@ -131,13 +131,20 @@ export function createActions(store) {
     }
   }
 
-  /** GET /agents/{id}/dashboard, then opens the agent's own Control UI, signed in. */
+  /**
+   * POST /agents/{id}/dashboard, then opens its one-time address (no token in it),
+   * which signs in to the agent's own Control UI. The tray app's window
+   * (`__CLAWDOCK__` injected) is navigated to it and hands it to the default
+   * browser: a `window.open` after the request's await counts as no click there,
+   * and WebKit drops it. A browser opens a new tab.
+   */
   async function dashboard(id) {
     const agent = state.server.agents.get(id);
     if (!agent) return;
     try {
-      const { url } = await state.api.get(agentPath(id, '/dashboard'));
-      window.open(url, '_blank', 'noopener');
+      const { url } = await state.api.post(agentPath(id, '/dashboard'));
+      if (window.__CLAWDOCK__) window.location.assign(url);
+      else window.open(url, '_blank', 'noopener');
     } catch (e) {
       toast(e.message, { kind: 'error', title: `Could not open the dashboard of ${agent.name}` });
     }

@@ -83,7 +83,22 @@ export function createAppMenu(actions) {
       busy: running, disabled: running || !agents, label: 'Update all agents', busyLabel: 'Updating all agents…',
     });
     renderLoginSwitches(state);
+    renderAgentProxy($('agent-proxy'), state.local.agentProxy);
   };
+}
+
+/** The agents' proxy and CA bundle, as `GET /settings` says (credentials masked). */
+function renderAgentProxy(line, proxy) {
+  const from = { host: 'from this computer', clawdock: 'CLAWDOCK_AGENT_PROXY' };
+  const parts = [];
+  if (proxy && (proxy.httpsProxy || proxy.httpProxy)) {
+    parts.push(`Agents' proxy: ${proxy.httpsProxy || proxy.httpProxy} (${from[proxy.source] || proxy.source})`);
+  } else if (proxy && proxy.source === 'off') {
+    parts.push('Agents\' proxy: off');
+  }
+  if (proxy && proxy.caBundle) parts.push(`Extra CA: ${proxy.caBundle}`);
+  line.textContent = parts.join(' · ');
+  line.hidden = parts.length === 0;
 }
 
 /**

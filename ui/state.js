@@ -123,6 +123,8 @@ export function createStore() {
       runtimeBusy: null,
       /** The create dialog's request is in flight. */
       submitting: false,
+      /** The agents' proxy from `GET /settings` (credentials masked), or null. */
+      agentProxy: null,
       /** The wizard opened itself once already (first load with no machine). */
       autoSetupDone: false,
       /** The wizard's choices before setup runs; sizes are filled from `meta`. */
@@ -181,7 +183,10 @@ export function createStore() {
      * message; a `settings` event that came first is newer and wins.
      */
     loadSettings(reply) {
-      if (state.server.settings || !reply) return;
+      if (!reply) return;
+      // Read-only, set by environment variables: it changes only with a restart.
+      state.local.agentProxy = reply.agentProxy || null;
+      if (state.server.settings) { changed(); return; }
       this.applyEvent({ type: 'settings', launchAtLogin: reply.launchAtLogin });
     },
     setStats(sample) {

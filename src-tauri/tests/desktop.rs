@@ -308,29 +308,7 @@ fn app_command(home: &Path) -> Command {
     c
 }
 
-/// Openers (`xdg-open` and the others the `open` crate tries) that only note their
-/// argv, one per line, in the returned file; first on the app's `PATH`.
-fn recording_openers(home: &Path) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = home.join("openers");
-    std::fs::create_dir_all(&dir).expect("openers");
-    let record = home.join("opener-argv.log");
-    for opener in ["xdg-open", "gio", "gnome-open", "kde-open", "wslview"] {
-        let path = dir.join(opener);
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" >> '{}'\n",
-                record.display()
-            ),
-        )
-        .expect("opener");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
-    record
-}
-
-/// The app inside the session; `<home>/openers` (see [`recording_openers`]) first
+/// The app inside the session; `<home>/openers` (see [`common::recording_openers`]) first
 /// on its `PATH`.
 fn launch(session: &Session, home: &Path) -> Child {
     let mut cmd = app_command(home);
@@ -363,7 +341,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
 #[test]
 fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
     let (home, label) = home_with_two_stopped_agents("tray");
-    let opened = recording_openers(home.path());
+    let opened = common::recording_openers(home.path());
     let session = Session::start();
     let mut app = launch(&session, home.path());
     let pid = app.id();

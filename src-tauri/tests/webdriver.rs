@@ -1,6 +1,7 @@
 //! The real window through WebDriver (tauri-driver over WebKitWebDriver, under Xvfb):
-//! it shows the agents page from the API's own address (as a browser does) and
-//! reflects an agent created through the API.
+//! it shows the agents page from the API's own address (as a browser does),
+//! reflects an agent created through the API, and its Dashboard button hands the
+//! default browser a one-time address.
 
 mod common;
 
@@ -43,6 +44,7 @@ async fn window_shows_the_agents_page_and_an_agent_created_through_the_api() {
         .expect("tauri-driver is installed (scripts/install-deps.sh: cargo install tauri-driver)");
     common::ensure_images();
     let home = Home::new();
+    let opened = common::recording_openers(home.path());
     let session = Session::start();
     let port = free_port();
     let native_port = free_port();
@@ -59,6 +61,16 @@ async fn window_shows_the_agents_page_and_an_agent_created_through_the_api() {
         .env("CLAWDOCK_HOME", home.path())
         .env("CLAWDOCK_API_PORT", "0")
         .env("CLAWDOCK_AGENT_IMAGE", common::IMAGE)
+        // The app inherits it: the openers that only record their argv come first.
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                home.path().join("openers").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("BROWSER")
         .env("CLAWDOCK_STOP_TIMEOUT", "2")
         .env(
             "CLAWDOCK_PORT_BASE",
@@ -150,6 +162,58 @@ async fn window_shows_the_agents_page_and_an_agent_created_through_the_api() {
         .expect("create");
     assert_eq!(created.status(), reqwest::StatusCode::CREATED);
     wait_text(&["webdriven", "Running"], Duration::from_secs(40)).await;
+
+    // Fault (issue 23): the Dashboard button asked for the address with the gateway
+    // token and gave it to `window.open`, which the Tauri window drops. It now asks
+    // for a one-time address and the window hands it to the default browser.
+    let clicked = async {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            let done = run("const b = document.querySelector('button.dashboard'); \
+                 if (!b || b.hidden || b.disabled) return ''; b.click(); return 'clicked';")
+            .await;
+            if done == "clicked" {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        false
+    };
+    assert!(
+        clicked.await,
+        "the Dashboard button showed once the agent was ready"
+    );
+    let link_prefix = format!("{api}/dashboard/");
+    assert!(
+        common::wait_for(Duration::from_secs(15), || std::fs::read_to_string(&opened)
+            .is_ok_and(|log| log.contains(&link_prefix))),
+        "the default browser got a one-time address: {:?}",
+        std::fs::read_to_string(&opened)
+    );
+    let argv = std::fs::read_to_string(&opened).expect("opener log");
+    let store: Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("agents.json")).expect("store"))
+            .expect("json");
+    let gateway_token = store[0]["token"].as_str().expect("gateway token");
+    assert!(
+        !argv.contains(gateway_token),
+        "the gateway token on an opener's argv"
+    );
+    let link = argv
+        .lines()
+        .find(|l| l.starts_with(&link_prefix))
+        .expect("link")
+        .to_string();
+    let once = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let first = once.get(&link).send().await.expect("visit");
+    assert_eq!(first.status(), reqwest::StatusCode::SEE_OTHER);
+    assert!(first.headers()["location"]
+        .to_str()
+        .expect("location")
+        .contains(&format!("#token={gateway_token}")));
 
     // Leave nothing behind: stop the agents through the API before the session ends
     // (ending a WebDriver session kills the app without its exit path).

@@ -97,13 +97,18 @@ test('Dashboard, stats and Update on a running agent', async () => {
   await row.locator('.agent-stats', { hasText: /Memory \S+ \S+ of \S+ \S+/ }).waitFor({ timeout: 15000 });
   await row.locator('.agent-stats', { hasText: /CPU \d/ }).waitFor({ timeout: 15000 });
 
-  // Dashboard: the route's signed-in address, opened without an opener.
+  // Dashboard: a one-time address (POST), no token in it, opened without an opener.
   await page.evaluate(() => { window.open = (...args) => { window.__opened = args; return null; }; });
   await row.getByRole('button', { name: `Open the dashboard of ${name}` }).click();
   const opened = await (await page.waitForFunction(() => window.__opened)).jsonValue();
   const { url } = await server.api('GET', `/agents/${agent.id}/dashboard`);
-  assert.deepEqual(opened, [url, '_blank', 'noopener']);
-  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/#token=/);
+  const token = url.split('#token=')[1];
+  assert.match(opened[0], /^http:\/\/127\.0\.0\.1:\d+\/dashboard\/[0-9a-f]+$/);
+  assert.ok(!opened[0].includes(token), 'no gateway token in the opened address');
+  assert.deepEqual(opened.slice(1), ['_blank', 'noopener']);
+  const visit = await fetch(opened[0], { redirect: 'manual' });
+  assert.equal(visit.status, 303);
+  assert.equal(visit.headers.get('location'), url);
 
   // Update: the test image is localhost/, nothing to pull: up to date.
   await menuItem(page, name, `Update ${name}`);

@@ -897,7 +897,11 @@ fn settings_answer(s: &AppState) -> Result<Json<serde_json::Value>, ApiError> {
         .core
         .launch_at_login()
         .map_err(|e| ApiError::new(ErrorCode::LoginItemFailed, e.to_string()))?;
-    Ok(Json(json!({ "launchAtLogin": launch_at_login })))
+    Ok(Json(json!({
+        "launchAtLogin": launch_at_login,
+        // Read-only here (set by environment variables); credentials masked.
+        "agentProxy": s.core.settings().agent_proxy.view(),
+    })))
 }
 
 /// `launchAtLogin` is `null` where there is no login item (`clawdock serve`).

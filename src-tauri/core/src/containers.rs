@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::agent_proxy::{AgentProxy, CA_TARGET};
 use crate::podman::{Call, LineSink, LineStream, Podman, PodmanError};
 use crate::store::AgentRecord;
 
@@ -416,9 +417,13 @@ impl Containers {
         host: HostTraits,
         time_zone: &str,
         limits: Limits,
+        proxy: &AgentProxy,
     ) -> Result<ContainerId, CreateError> {
-        let args = create_args(agent, &self.home, time_zone, host, limits);
-        let call = Call::new(args).env(TOKEN_VAR, &agent.token);
+        let args = create_args(agent, &self.home, time_zone, host, limits, proxy);
+        let mut call = Call::new(args).env(TOKEN_VAR, &agent.token);
+        for (key, value) in proxy.secret_env() {
+            call = call.env(key, value);
+        }
         match self.run(call).await {
             Ok(out) => Ok(ContainerId(out.stdout.trim().to_string())),
             Err(e) if e.says("already in use") => match self.find(agent.id).await? {
@@ -780,6 +785,36 @@ impl Containers {
         }
     }
 
+    /// The registry digest (`name@sha256:...`) of `image` (a name or an ID), the one
+    /// whose name matches `named` if several; `None` when the image has none (built
+    /// or imported here) or is not on this machine.
+    pub async fn repo_digest(
+        &self,
+        image: &str,
+        named: &str,
+    ) -> Result<Option<String>, PodmanError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Row {
+            #[serde(default)]
+            repo_digests: Option<Vec<String>>,
+        }
+        let rows: Vec<Row> = match self
+            .run_json(Call::new(["image", "inspect", "--format", "json", image]))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) if e.says("image not known") || e.says("no such image") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let digests = rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.repo_digests)
+            .unwrap_or_default();
+        Ok(pick_digest(&digests, named))
+    }
+
     /// Pulls `image`, each line of podman's output to `on_line`. On a terminal, where
     /// Podman draws its byte counters; a short name stays on pipes (see
     /// [`is_short_name`]).
@@ -852,6 +887,22 @@ impl Containers {
     }
 }
 
+/// Of an image's registry digests, the one of `named`'s repository
+/// (`ghcr.io/x/y:tag` → `ghcr.io/x/y@sha256:...`), else the first.
+pub fn pick_digest(digests: &[String], named: &str) -> Option<String> {
+    let without_digest = named.split('@').next().unwrap_or(named);
+    // A `:` after the last `/` starts the tag; one before it is a registry's port.
+    let repo = match without_digest.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => without_digest,
+    };
+    digests
+        .iter()
+        .find(|d| d.split('@').next() == Some(repo))
+        .or_else(|| digests.first())
+        .cloned()
+}
+
 /// The holder's ID from podman's "already in use by <id>" answer.
 fn holder_of(stderr: &str) -> Option<String> {
     let rest = stderr.split("already in use by ").nth(1)?;
@@ -867,6 +918,7 @@ pub fn create_args(
     time_zone: &str,
     host: HostTraits,
     limits: Limits,
+    proxy: &AgentProxy,
 ) -> Vec<String> {
     let dir = &agent.dir;
     let mount = |sub: &str, target: &str| {
@@ -895,10 +947,23 @@ pub fn create_args(
         // `Containers::create`), never from this argument line.
         "--env".into(),
         TOKEN_VAR.into(),
+        // Podman would otherwise copy its own proxy variables into the container,
+        // whatever the proxy setting says.
+        "--http-proxy=false".into(),
     ];
-    for (key, value) in gateway_env(time_zone) {
+    // Named only too: a proxy address may hold credentials.
+    for (key, _) in proxy.secret_env() {
+        args.push("--env".into());
+        args.push(key.into());
+    }
+    for (key, value) in gateway_env(time_zone).into_iter().chain(proxy.plain_env()) {
         args.push("--env".into());
         args.push(format!("{key}={value}"));
+    }
+    if let Some(bundle) = &proxy.ca_bundle {
+        // Never relabelled: the file is the user's, shared by every agent.
+        args.push("--volume".into());
+        args.push(format!("{}:{CA_TARGET}:ro", bundle.display()));
     }
     args.extend([
         "--volume".into(),
@@ -907,7 +972,7 @@ pub fn create_args(
         mount("workspace", WORKSPACE_DIR),
         "--health-cmd".into(),
         format!(
-            "wget -qO- http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH} >/dev/null 2>&1 || curl -sf http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH}"
+            "wget -Y off -qO- http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH} >/dev/null 2>&1 || curl -sf --noproxy '*' http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH}"
         ),
         "--health-interval".into(),
         format!("{HEALTH_INTERVAL_SECS}s"),
@@ -1063,6 +1128,7 @@ mod tests {
                 pids: PIDS_LIMIT,
                 cpus: Some(1.5),
             },
+            &AgentProxy::default(),
         );
         assert!(args.contains(&"clawdock-x; rm -rf /".to_string()));
         assert!(args.contains(&"127.0.0.1:18800:18789".to_string()));
@@ -1113,6 +1179,23 @@ mod tests {
             ]
         );
         assert_eq!(hostname(&agent), hostname(&agent.clone()));
+    }
+
+    #[test]
+    fn the_digest_of_the_agents_repository_is_picked() {
+        let digests = [
+            "docker.io/other/name@sha256:aa".to_string(),
+            "localhost:5000/openclaw/openclaw@sha256:bb".to_string(),
+        ];
+        assert_eq!(
+            pick_digest(&digests, "localhost:5000/openclaw/openclaw:latest").as_deref(),
+            Some("localhost:5000/openclaw/openclaw@sha256:bb")
+        );
+        assert_eq!(
+            pick_digest(&digests, "quay.io/x").as_deref(),
+            Some("docker.io/other/name@sha256:aa")
+        );
+        assert_eq!(pick_digest(&[], "x"), None);
     }
 
     #[test]

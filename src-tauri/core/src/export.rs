@@ -1,6 +1,7 @@
 //! Moving an agent to Kubernetes: renders, from what the local container runs, a
 //! Kustomize folder (a Deployment, a ClusterIP Service, a PersistentVolumeClaim, a
-//! Secret generated from the gateway token and `openclaw.json`, and a README), and
+//! NetworkPolicy, a Secret generated from the gateway token and `openclaw.json`,
+//! and a README), and
 //! writes it to disk. Rendering is pure; the image, command, user, port, mount
 //! paths, health checks and limits come from `containers`, so a change to the
 //! local container changes the export too.
@@ -85,7 +86,30 @@ pub struct Source<'a> {
     pub config: &'a str,
     pub limits: Limits,
     pub time_zone: &'a str,
+    /// The image the local container runs, by digest
+    /// (`registry/name@sha256:...`, one of Podman's `RepoDigests`); `None` when
+    /// the image has none (built here and never pushed): the tag is used then, and
+    /// the README says so.
+    pub image_digest: Option<&'a str>,
 }
+
+/// CPU of the gateway: requested (measured idle: 1 % of a core) and at most.
+pub const GATEWAY_CPU_REQUEST: &str = "250m";
+pub const GATEWAY_CPU_LIMIT: &str = "2";
+/// CPU of an init container (a copy, an unpack).
+pub const INIT_CPU: &str = "500m";
+/// `sizeLimit` of the gateway's cache and `/tmp` emptyDirs.
+pub const CACHE_SIZE_LIMIT: &str = "1Gi";
+pub const TMP_SIZE_LIMIT: &str = "512Mi";
+/// Ephemeral storage of the gateway: the limit covers both emptyDirs (1.5 GiB)
+/// and its log.
+pub const GATEWAY_EPHEMERAL_REQUEST: &str = "256Mi";
+pub const GATEWAY_EPHEMERAL_LIMIT: &str = "2Gi";
+/// Ephemeral storage of an init container (it writes only to volumes).
+pub const INIT_EPHEMERAL: &str = "64Mi";
+/// The cloud metadata addresses no agent may reach (AWS, GCP, Azure and others
+/// answer on the first; AWS's IPv6 one on the second).
+pub const METADATA_ADDRESSES: [&str; 2] = ["169.254.169.254/32", "fd00:ec2::254/128"];
 
 /// A rendered export: the same for the API's answer and the CLI's folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,6 +237,10 @@ pub fn render(source: Source<'_>, options: &Options) -> Result<Export, InvalidOp
     manifest("persistentvolumeclaim.yaml", claim(&names, options));
     manifest("deployment.yaml", deployment(&names, source, options));
     manifest("service.yaml", service(&names));
+    manifest(
+        "networkpolicy.yaml",
+        network_policy(&names, &egress_ports(source.config)),
+    );
     files.insert(TOKEN_FILE.into(), record.token.clone());
     files.insert(CONFIG_FILE.into(), source.config.to_string());
     files.insert(
@@ -284,7 +312,12 @@ fn kustomization(names: &Names, options: &Options) -> Value {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "namespace": options.namespace,
-        "resources": ["persistentvolumeclaim.yaml", "deployment.yaml", "service.yaml"],
+        "resources": [
+            "persistentvolumeclaim.yaml",
+            "deployment.yaml",
+            "service.yaml",
+            "networkpolicy.yaml",
+        ],
         // The only place the secrets go: the generated Secret's name carries a hash
         // of its content, so a changed token or config rolls the Deployment.
         "secretGenerator": generators,
@@ -321,6 +354,86 @@ fn service(names: &Names) -> Value {
     })
 }
 
+/// The TCP ports the gateway may reach beyond the cluster: 443, and the port of
+/// every provider `baseUrl` in `openclaw.json` that uses another one.
+pub fn egress_ports(config: &str) -> Vec<u16> {
+    fn walk(value: &Value, out: &mut Vec<u16>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("baseUrl" | "baseURL", Value::String(url)) => out.extend(url_port(url)),
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut ports = vec![443];
+    if let Ok(value) = serde_json::from_str::<Value>(config) {
+        walk(&value, &mut ports);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The port a URL connects to: explicit, or its scheme's.
+fn url_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let explicit = match host_port.rsplit_once(':') {
+        // `[::1]` alone has a `:` inside the brackets.
+        Some((host, port)) if !port.contains(']') && !host.is_empty() => Some(port.parse().ok()?),
+        _ => None,
+    };
+    explicit.or(match scheme.to_ascii_lowercase().as_str() {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    })
+}
+
+/// Ingress to the gateway's port from pods of the namespace only; egress to DNS
+/// and to `ports` anywhere but the cloud metadata addresses.
+fn network_policy(names: &Names, ports: &[u16]) -> Value {
+    let tcp: Vec<Value> = ports
+        .iter()
+        .map(|p| json!({ "protocol": "TCP", "port": p }))
+        .collect();
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": names.metadata(&names.app),
+        "spec": {
+            "podSelector": { "matchLabels": names.selector },
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{
+                "from": [{ "podSelector": {} }],
+                "ports": [{ "protocol": "TCP", "port": GATEWAY_PORT }],
+            }],
+            "egress": [
+                {
+                    "ports": [
+                        { "protocol": "UDP", "port": 53 },
+                        { "protocol": "TCP", "port": 53 },
+                    ],
+                },
+                {
+                    "to": [
+                        { "ipBlock": { "cidr": "0.0.0.0/0", "except": [METADATA_ADDRESSES[0]] } },
+                        { "ipBlock": { "cidr": "::/0", "except": [METADATA_ADDRESSES[1]] } },
+                    ],
+                    "ports": tcp,
+                },
+            ],
+        },
+    })
+}
+
 /// The local container's sandbox, said in Kubernetes' words: the gateway's uid,
 /// no capabilities, no privilege gain, a read-only root.
 fn container_security() -> Value {
@@ -336,10 +449,32 @@ fn container_security() -> Value {
 
 fn deployment(names: &Names, source: Source<'_>, options: &Options) -> Value {
     let memory = format!("{}Mi", source.limits.memory_mib);
-    // Request = limit: the scheduler places the agent only where its limit fits.
+    let image = source.image_digest.unwrap_or(&source.record.image);
+    // Memory request = limit: the scheduler places the agent only where its limit
+    // fits.
+    // The agent's own CPU limit when it has one (the request never above it).
+    let (cpu_request, cpu_limit) = match source.limits.cpus {
+        Some(cpus) => {
+            let millis = ((cpus * 1000.0).round() as u64).max(1);
+            (format!("{}m", millis.min(250)), format!("{millis}m"))
+        }
+        None => (GATEWAY_CPU_REQUEST.into(), GATEWAY_CPU_LIMIT.into()),
+    };
     let resources = json!({
-        "requests": { "memory": memory },
-        "limits": { "memory": memory },
+        "requests": {
+            "memory": memory,
+            "cpu": cpu_request,
+            "ephemeral-storage": GATEWAY_EPHEMERAL_REQUEST,
+        },
+        "limits": {
+            "memory": memory,
+            "cpu": cpu_limit,
+            "ephemeral-storage": GATEWAY_EPHEMERAL_LIMIT,
+        },
+    });
+    let init_resources = json!({
+        "requests": { "memory": memory, "cpu": INIT_CPU, "ephemeral-storage": INIT_EPHEMERAL },
+        "limits": { "memory": memory, "cpu": INIT_CPU, "ephemeral-storage": INIT_EPHEMERAL },
     });
     let mut env = vec![json!({
         "name": TOKEN_VAR,
@@ -372,10 +507,10 @@ fn deployment(names: &Names, source: Source<'_>, options: &Options) -> Value {
     ];
     let mut init_containers = vec![json!({
         "name": INIT_CONTAINER,
-        "image": source.record.image,
+        "image": image,
         "command": copy_config,
         "securityContext": container_security(),
-        "resources": resources,
+        "resources": init_resources,
         "volumeMounts": [
             { "name": "state", "mountPath": CONFIG_DIR },
             { "name": "secrets", "mountPath": SECRET_MOUNT, "readOnly": true },
@@ -385,8 +520,8 @@ fn deployment(names: &Names, source: Source<'_>, options: &Options) -> Value {
         json!({ "name": "state", "persistentVolumeClaim": { "claimName": names.claim } }),
         // 0440: readable by the gateway's group (fsGroup) only.
         json!({ "name": "secrets", "secret": { "secretName": names.secret, "defaultMode": 0o440 } }),
-        json!({ "name": "cache", "emptyDir": {} }),
-        json!({ "name": "tmp", "emptyDir": {} }),
+        json!({ "name": "cache", "emptyDir": { "sizeLimit": CACHE_SIZE_LIMIT } }),
+        json!({ "name": "tmp", "emptyDir": { "sizeLimit": TMP_SIZE_LIMIT } }),
     ];
     if options.with_workspace {
         // Once: a later start keeps what the agent changed since.
@@ -402,10 +537,10 @@ fn deployment(names: &Names, source: Source<'_>, options: &Options) -> Value {
         ];
         init_containers.push(json!({
             "name": WORKSPACE_CONTAINER,
-            "image": source.record.image,
+            "image": image,
             "command": unpack,
             "securityContext": container_security(),
-            "resources": resources,
+            "resources": init_resources,
             "volumeMounts": [
                 { "name": "state", "mountPath": CONFIG_DIR },
                 { "name": "workspace", "mountPath": WORKSPACE_MOUNT, "readOnly": true },
@@ -445,7 +580,7 @@ fn deployment(names: &Names, source: Source<'_>, options: &Options) -> Value {
                     "initContainers": init_containers,
                     "containers": [{
                         "name": CONTAINER,
-                        "image": source.record.image,
+                        "image": image,
                         // `args`, like the command after the image in `podman create`:
                         // the image's entrypoint, if it has one, stays.
                         "args": containers::gateway_command(),
@@ -483,10 +618,28 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
         "# The agent `{agent}` on Kubernetes\n\n\
          Written by Clawdock: the agent's image, command, sandbox (uid {GATEWAY_UID}, no \
          capabilities, no privilege escalation, read-only root, {mem} MiB of memory as \
-         request and limit), its gateway token and its `openclaw.json`.\n\n",
+         request and limit; CPU {GATEWAY_CPU_REQUEST} requested, {GATEWAY_CPU_LIMIT} at most; \
+         ephemeral storage {GATEWAY_EPHEMERAL_REQUEST} requested, {GATEWAY_EPHEMERAL_LIMIT} at \
+         most, which covers the `cache` ({CACHE_SIZE_LIMIT}) and `tmp` ({TMP_SIZE_LIMIT}) \
+         emptyDirs), its gateway token and its `openclaw.json`.\n\n",
         agent = record.name.escape_debug(),
         mem = source.limits.memory_mib,
     );
+    match source.image_digest {
+        Some(digest) => text.push_str(&format!(
+            "The image is pinned by digest, `{digest}`: the one the agent runs on this \
+             computer (tag `{}`). The cluster must be able to pull it from that registry.\n\n",
+            record.image
+        )),
+        None => text.push_str(&format!(
+            "**Warning: the image is not pinned.** `{}` has no registry digest on this \
+             computer (built or imported here, never pulled from or pushed to a registry), \
+             so the manifests name it by its tag, which a registry may move. Push it to a \
+             registry the cluster reaches and put `name@sha256:...` in `deployment.yaml` \
+             (`podman push --digestfile` tells the digest).\n\n",
+            record.image
+        )),
+    }
     if mapped {
         text.push_str(&format!(
             "`{}` is not a valid Kubernetes name; its resources are named `{app}`.\n\n",
@@ -498,7 +651,8 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
          | `{TOKEN_FILE}`, `{CONFIG_FILE}` | **secrets**: the gateway token, and the config with the provider key. Keep this folder private; `.gitignore` lists them |\n\
          | `persistentvolumeclaim.yaml` | `{claim}`, {storage}: the gateway's state folder `{CONFIG_DIR}` with its workspace |\n\
          | `deployment.yaml` | one replica, `Recreate`; an init container copies `{CONFIG_FILE}` from the Secret into the state folder at every start (the gateway rewrites it, so it cannot read it from the read-only Secret) |\n\
-         | `service.yaml` | ClusterIP `{app}` on port {GATEWAY_PORT} |\n\n\
+         | `service.yaml` | ClusterIP `{app}` on port {GATEWAY_PORT} |\n\
+         | `networkpolicy.yaml` | in: port {GATEWAY_PORT} from pods of `{ns}` only; out: DNS (53 UDP/TCP) and TCP {egress} to any address except the cloud metadata ones ({metadata}) |\n\n\
          ## Apply\n\n\
          ```sh\n\
          kubectl create namespace {ns}   # once per namespace\n\
@@ -527,13 +681,36 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
          Edit `{CONFIG_FILE}` here and apply again: the Secret gets a new name, and the \
          Deployment starts a new pod with it. Changes made in the Control UI are replaced \
          by this file at the next start. Processes are not bounded per pod in \
-         Kubernetes as they are here ({pids} at most): that is the kubelet's `podPidsLimit`.\n",
+         Kubernetes as they are here ({pids} at most): that is the kubelet's `podPidsLimit`.\n\n\
+         ## The network policy\n\n\
+         It takes effect only where the cluster's network plugin enforces NetworkPolicies \
+         (Calico, Cilium and most others; not kindnet or flannel alone). The gateway may \
+         reach the ports above only: a provider, a channel or a tool on another port \
+         (a model server on 8080, an HTTP proxy on 3128) needs a rule. Add its port to \
+         the second `egress` entry of `networkpolicy.yaml`, or, narrower, an entry of \
+         its own:\n\n\
+         ```yaml\n\
+         - to:\n\
+         \x20   - ipBlock:\n\
+         \x20       cidr: \"10.0.0.0/8\"\n\
+         \x20 ports:\n\
+         \x20   - protocol: \"TCP\"\n\
+         \x20     port: 8080\n\
+         ```\n\n\
+         To reach the gateway from another namespace (an ingress controller), add a \
+         `namespaceSelector` to its `ingress` entry.\n",
         secret = names.secret,
         claim = names.claim,
         storage = options.storage,
         agent = record.name.escape_debug(),
         workspace = record.dir.join("workspace").display(),
         pids = source.limits.pids,
+        egress = egress_ports(source.config)
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        metadata = METADATA_ADDRESSES.join(", "),
         // A Secret larger than 256 KiB does not fit the annotation a client-side
         // apply keeps.
         server_side = if options.with_workspace { "--server-side " } else { "" },
@@ -846,9 +1023,51 @@ mod tests {
                     cpus: None,
                 },
                 time_zone: "Europe/Paris",
+                image_digest: None,
             },
             options,
         )
+    }
+
+    #[test]
+    fn a_provider_on_another_port_is_let_out_and_metadata_never() {
+        let config = r#"{"models":{"providers":{"local":{"baseUrl":"http://host.containers.internal:8080/v1"},
+            "cloud":{"baseUrl":"https://api.example.com/v1"},"plain":{"baseUrl":"http://[::1]/v1"}}}}"#;
+        assert_eq!(egress_ports(config), [80, 443, 8080]);
+        assert_eq!(egress_ports("not json"), [443]);
+        let record = record("alpha");
+        let out = render(
+            Source {
+                record: &record,
+                config,
+                limits: Limits {
+                    memory_mib: 1536,
+                    pids: containers::PIDS_LIMIT,
+                    cpus: Some(1.5),
+                },
+                time_zone: "UTC",
+                image_digest: Some("ghcr.io/openclaw/openclaw@sha256:0123"),
+            },
+            &Options::default(),
+        )
+        .expect("render");
+        let policy = &out.files["networkpolicy.yaml"];
+        assert!(policy.contains("port: 8080"), "{policy}");
+        assert!(policy.contains("\"169.254.169.254/32\""), "{policy}");
+        assert!(out.files["deployment.yaml"].contains("\"ghcr.io/openclaw/openclaw@sha256:0123\""));
+        let deployment = &out.files["deployment.yaml"];
+        assert!(
+            deployment.contains("cpu: \"1500m\"") && deployment.contains("cpu: \"250m\""),
+            "the agent's CPU limit (1.5) is the gateway's: {deployment}"
+        );
+        assert!(out.files["README.md"].contains("pinned by digest"));
+    }
+
+    #[test]
+    fn an_image_without_a_digest_keeps_its_tag_and_the_readme_warns() {
+        let out = export(&record("alpha"), &Options::default()).expect("render");
+        assert!(out.files["deployment.yaml"].contains("\"ghcr.io/openclaw/openclaw:latest\""));
+        assert!(out.files["README.md"].contains("the image is not pinned"));
     }
 
     #[test]

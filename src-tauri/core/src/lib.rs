@@ -3,6 +3,7 @@
 
 pub mod advice;
 pub mod agent_files;
+pub mod agent_proxy;
 pub mod agents;
 pub mod api;
 pub mod app;

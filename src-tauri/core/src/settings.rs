@@ -44,6 +44,18 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "first host port for agents (default 18789)",
     ),
     (
+        "CLAWDOCK_AGENT_PROXY",
+        "proxy URL for agents, or `off` (default: the host's HTTPS_PROXY/HTTP_PROXY/NO_PROXY)",
+    ),
+    (
+        "CLAWDOCK_AGENT_NO_PROXY",
+        "comma-separated hosts agents reach without the proxy (loopback always)",
+    ),
+    (
+        "CLAWDOCK_AGENT_CA_BUNDLE",
+        "a PEM file on the host agents trust beside the public roots (NODE_EXTRA_CA_CERTS)",
+    ),
+    (
         "CLAWDOCK_AGENT_MEMORY",
         "memory limit of new agents' containers, in MiB (default 2048)",
     ),
@@ -71,6 +83,9 @@ pub struct Settings {
     /// Memory limit of new agents' containers (MiB), unless the create says.
     pub agent_memory_mib: u64,
     pub machine_timings: MachineTimings,
+    /// The proxy and CA bundle handed to agents (company networks). Empty unless
+    /// read from the environment.
+    pub agent_proxy: crate::agent_proxy::AgentProxy,
     /// The tray app's login item; `None` for `clawdock serve`, which has none.
     pub login_item: Option<crate::login_item::LoginItem>,
 }
@@ -95,6 +110,7 @@ impl Settings {
             first_agent_port: FIRST_AGENT_PORT,
             agent_memory_mib: DEFAULT_AGENT_MEMORY_MIB,
             machine_timings: MachineTimings::default(),
+            agent_proxy: crate::agent_proxy::AgentProxy::default(),
             login_item: None,
         }
     }
@@ -108,6 +124,7 @@ impl Settings {
         let mode = Mode::detect(var("CLAWDOCK_MACHINE_MODE").as_deref()).map_err(SettingsError)?;
         let mut s = Self::new(home, Podman::from_env(), mode);
         s.machine_name = var("CLAWDOCK_MACHINE_NAME");
+        s.agent_proxy = crate::agent_proxy::AgentProxy::from_vars(var);
         if let Some(image) = var("CLAWDOCK_AGENT_IMAGE") {
             s.agent_image = image;
         }

@@ -682,7 +682,13 @@ async fn post_agents_creates_patch_edits_and_the_dashboard_carries_the_gateway_t
     // `serve` has no login item: said as such, not an error of the server.
     let (status, body) = api.call(Method::GET, "/settings", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"launchAtLogin": null}));
+    // No proxy for the agents unless set: loopback would bypass one anyway.
+    assert_eq!(
+        body,
+        json!({"launchAtLogin": null, "agentProxy": {
+            "httpsProxy": null, "httpProxy": null, "noProxy": "localhost,127.0.0.1,::1",
+            "caBundle": null, "source": "none"}})
+    );
     let (status, body) = api
         .call(
             Method::PUT,

@@ -20,7 +20,7 @@ use clawdock_core::containers::{CONFIG_DIR, GATEWAY_UID, WORKSPACE_DIR};
 use clawdock_core::export::{self, Export};
 use clawdock_core::Clawdock;
 use serde::Deserialize as _;
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{Home, IMAGE};
 
 /// The Kubernetes version the resources are validated against: the newest that
@@ -417,6 +417,7 @@ async fn export_and_run(image: &str, memory_mib: u64, health_budget: Duration) {
         sorted,
         [
             "Deployment",
+            "NetworkPolicy",
             "PersistentVolumeClaim",
             "Secret",
             "Secret",
@@ -500,7 +501,87 @@ async fn export_and_run(image: &str, memory_mib: u64, health_budget: Duration) {
     // What Kubernetes would run, run here: the init container, then the gateway.
     let pod = deployment["spec"]["template"]["spec"].clone();
     let gateway = pod["containers"][0].clone();
-    assert_eq!(gateway["image"], image);
+    // By digest: the one Podman keeps for the image the local container runs.
+    let digest = run_ok(Command::new("podman").args([
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RepoDigests 0}}",
+        image,
+    ]));
+    let digest = digest.trim();
+    assert!(digest.contains("@sha256:"), "{digest}");
+    for c in pod["containers"]
+        .as_array()
+        .into_iter()
+        .chain(pod["initContainers"].as_array())
+        .flatten()
+    {
+        assert_eq!(c["image"], digest, "{}", c["name"]);
+        // Requests and limits of CPU and ephemeral storage on every container.
+        for kind in ["requests", "limits"] {
+            for resource in ["cpu", "memory", "ephemeral-storage"] {
+                assert!(
+                    c["resources"][kind][resource].is_string(),
+                    "{} has no {resource} {kind}",
+                    c["name"]
+                );
+            }
+        }
+    }
+    assert!(answer.files["README.md"].contains("pinned by digest"));
+    // The emptyDirs are bounded, within the gateway's ephemeral-storage limit.
+    let mut empty_dirs = 0;
+    for v in pod["volumes"].as_array().expect("volumes") {
+        if let Some(e) = v.get("emptyDir") {
+            assert!(e["sizeLimit"].is_string(), "{v}");
+            empty_dirs += 1;
+        }
+    }
+    assert_eq!(empty_dirs, 2);
+    assert_eq!(gateway["resources"]["limits"]["ephemeral-storage"], "2Gi");
+    // In: the gateway's port from the namespace's pods. Out: DNS and HTTPS, not
+    // the cloud metadata addresses.
+    let policy = of("NetworkPolicy")["spec"].clone();
+    assert_eq!(
+        policy["podSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(policy["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        policy["ingress"],
+        json!([{"from": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": 18789}]}])
+    );
+    let rules = policy["egress"].as_array().expect("egress");
+    let ports: Vec<(String, u64)> = rules
+        .iter()
+        .flat_map(|r| r["ports"].as_array().cloned().unwrap_or_default())
+        .map(|p| {
+            (
+                p["protocol"].as_str().expect("protocol").to_string(),
+                p["port"].as_u64().expect("port"),
+            )
+        })
+        .collect();
+    for wanted in [("UDP", 53), ("TCP", 53), ("TCP", 443)] {
+        assert!(
+            ports.contains(&(wanted.0.to_string(), wanted.1)),
+            "{wanted:?} in {ports:?}"
+        );
+    }
+    assert_eq!(ports.len(), 3, "nothing else: {ports:?}");
+    let blocks: Vec<Value> = rules
+        .iter()
+        .flat_map(|r| r["to"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["ipBlock"].clone())
+        .collect();
+    assert_eq!(
+        blocks,
+        [
+            json!({"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}),
+            json!({"cidr": "::/0", "except": ["fd00:ec2::254/128"]}),
+        ]
+    );
     assert_eq!(gateway["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(gateway["readinessProbe"]["httpGet"]["path"], "/readyz");
     let run_label = format!("{}-{}", std::process::id(), agent.id.simple());

@@ -1,7 +1,8 @@
 //! The real OpenClaw gateway end to end (image built offline by
 //! tests/images/build-openclaw-image.sh): health, config kept as written, chat through
-//! a fake OpenAI-compatible provider on the host, restart after a kill, a chat in
-//! flight at shutdown, delete. About 2 minutes on 2 cores; run alone with
+//! a fake OpenAI-compatible provider on the host (directly, and through the agents'
+//! proxy), restart after a kill, a chat in flight at shutdown, delete. About 3
+//! minutes on 2 cores; run alone with
 //! `cargo test -p clawdock-core --test openclaw`.
 
 mod support;
@@ -327,4 +328,163 @@ async fn a_chat_in_flight_does_not_hold_up_shutdown_and_the_agent_starts_next_ti
     );
     core.agents().delete(agent.id).await.expect("delete");
     assert!(containers(&home.label().expect("label")).is_empty());
+}
+
+/// What the test proxy saw: each request's first line and whether it carried the
+/// expected `Proxy-Authorization`.
+type ProxySeen = Arc<Mutex<Vec<(String, bool)>>>;
+
+/// A small HTTP proxy on every interface (the container reaches it through the
+/// bridge): `CONNECT host:port` tunnels and absolute-form requests are counted,
+/// then forwarded to the same port on the host's loopback (the container names the
+/// host `host.containers.internal`, which the host itself cannot resolve).
+async fn counting_proxy(expected_auth: String) -> (SocketAddr, ProxySeen) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", 0))
+        .await
+        .expect("bind proxy");
+    let addr = listener.local_addr().expect("addr");
+    let seen = ProxySeen::default();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let record = record.clone();
+            let expected_auth = expected_auth.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+                    match client.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let first = text.lines().next().unwrap_or_default().to_string();
+                let authorized = text.lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("proxy-authorization:")
+                        && l.contains(&expected_auth)
+                });
+                record
+                    .lock()
+                    .expect("proxy seen")
+                    .push((first.clone(), authorized));
+                let mut parts = first.split_whitespace();
+                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let authority = if method == "CONNECT" {
+                    target.to_string()
+                } else {
+                    let rest = target.split_once("://").map_or(target, |(_, r)| r);
+                    rest.split('/').next().unwrap_or_default().to_string()
+                };
+                let port = authority.rsplit(':').next().unwrap_or("80").to_string();
+                let Ok(mut upstream) =
+                    tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await
+                else {
+                    let _closed = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                if method == "CONNECT" {
+                    if client
+                        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                } else {
+                    // Origin form for the provider; the rest of the head as is.
+                    let path = target
+                        .split_once("://")
+                        .and_then(|(_, r)| r.find('/').map(|i| r[i..].to_string()))
+                        .unwrap_or_else(|| "/".into());
+                    let rewritten = text.replacen(target, &path, 1);
+                    if upstream.write_all(rewritten.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                let _done = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Item 4 of issue 23: behind a company proxy the gateway could not reach its
+/// provider. The proxy (with credentials) set for agents carries the gateway's
+/// provider call; its credentials are on no podman argument line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_reaches_its_provider_through_the_agents_proxy() {
+    let home = Home::new();
+    let (provider, seen_keys) = fake_provider(false).await;
+    let (user, pass) = ("proxyuser", "proxy-secret-pass");
+    let expected_auth = base64(format!("{user}:{pass}").as_bytes());
+    let (proxy, proxy_seen) = counting_proxy(expected_auth).await;
+    let mut s = settings(&home);
+    let argv_log = home.path().join("argv.log");
+    s.podman = support::recording_podman(home.path(), &argv_log);
+    // On the host's loopback, as a local authenticating proxy would be: the
+    // container reaches it through the bridge.
+    let url = format!("http://{user}:{pass}@127.0.0.1:{}", proxy.port());
+    s.agent_proxy = clawdock_core::agent_proxy::AgentProxy {
+        https_proxy: Some(url.clone()),
+        http_proxy: Some(url),
+        source: clawdock_core::agent_proxy::ProxySource::Clawdock,
+        ..Default::default()
+    };
+    let core = Clawdock::start(s).await.expect("core");
+    let agent = core
+        .agents()
+        .create_and_wait(custom("proxied", provider))
+        .await
+        .expect("gateway runs behind the proxy");
+    assert_eq!(agent.status, AgentStatus::Running);
+    let text = chat_text(&core, agent.id, "Say hello").await;
+    assert!(text.contains("the fake provider"), "{text}");
+    assert_eq!(seen_keys.lock().expect("seen").len(), 1);
+    let seen = proxy_seen.lock().expect("proxy seen").clone();
+    let to_provider: Vec<_> = seen
+        .iter()
+        .filter(|(line, _)| line.contains(&format!(":{}", provider.port())))
+        .collect();
+    assert!(
+        !to_provider.is_empty(),
+        "the provider call went through the proxy: {seen:?}"
+    );
+    assert!(
+        to_provider.iter().all(|(_, authorized)| *authorized),
+        "with the proxy's credentials: {seen:?}"
+    );
+    let argv = std::fs::read_to_string(&argv_log).expect("argv log");
+    assert!(
+        argv.contains("create"),
+        "the create went through the wrapper"
+    );
+    assert!(
+        !argv.contains(pass),
+        "the proxy's password was on a command line"
+    );
+    core.agents().delete(agent.id).await.expect("delete");
+}
+
+/// Standard base64 with padding (the `Basic` proxy credentials).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

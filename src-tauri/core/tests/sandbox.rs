@@ -1,11 +1,10 @@
 //! Issue 12, the agent's sandbox and its secrets, against real Podman: the gateway
 //! token never on a podman command line, the container's limits and dropped
-//! privileges, a death for memory said as such, and a machine that is not
-//! Clawdock's left running.
+//! privileges, a death for memory said as such, a machine that is not Clawdock's
+//! left running, and the agents' proxy credentials kept off command lines.
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use clawdock_core::agents::{AgentError, CreateRequest, ErrorCode};
@@ -25,28 +24,6 @@ fn req(name: &str, memory_mib: Option<u64>) -> CreateRequest {
 
 fn unique(stem: &str) -> String {
     format!("{stem}{}", std::process::id() % 10_000)
-}
-
-/// A podman that writes each argument line to `log`, one per line, then runs the
-/// real one: what any local user could read in /proc while it runs.
-fn recording_podman(dir: &Path, log: &Path) -> clawdock_core::podman::Podman {
-    let real = support::real_podman();
-    let wrapper = dir.join("podman-recording");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
-            log.display(),
-            real.bin().expect("podman").display()
-        ),
-    )
-    .expect("wrapper");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
-    clawdock_core::podman::Podman::new(Some(wrapper))
 }
 
 fn inspect(name: &str) -> Value {
@@ -70,7 +47,7 @@ async fn the_token_is_never_on_a_command_line_and_the_container_is_sandboxed() {
     let home = Home::new();
     let argv_log = home.path().join("argv.log");
     let mut settings = home.native(IMAGE);
-    settings.podman = recording_podman(home.path(), &argv_log);
+    settings.podman = support::recording_podman(home.path(), &argv_log);
     let core = Clawdock::start(settings).await.expect("core");
     let name = unique("boxed");
     let agent = core
@@ -184,4 +161,114 @@ async fn stopping_a_machine_clawdock_did_not_start_is_refused_unless_forced() {
     core.stop_runtime(true).await.expect("forced stop");
     assert_eq!(support::fake_calls(&state, "machine stop"), 1);
     core.shutdown().await;
+}
+
+/// Issue 23, item 4: the agents' proxy with credentials and a company CA bundle.
+/// The container gets them (loopback always bypassing the proxy, the bundle
+/// read-only and named by `NODE_EXTRA_CA_CERTS`); the password is on no podman
+/// argument line, in no API answer and in no log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_proxy_credentials_are_on_no_command_line_and_in_no_answer() {
+    use clawdock_core::agent_proxy::{AgentProxy, ProxySource, CA_TARGET};
+    let home = Home::new();
+    let argv_log = home.path().join("argv.log");
+    let ca = home.path().join("company-ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").expect("ca");
+    let password = "pr0xy-s3cret";
+    let url = format!("http://alice:{password}@proxy.corp.example:3128");
+    let mut settings = home.native(IMAGE);
+    settings.podman = support::recording_podman(home.path(), &argv_log);
+    settings.agent_proxy = AgentProxy {
+        https_proxy: Some(url.clone()),
+        http_proxy: Some(url.clone()),
+        no_proxy: vec!["corp.example".into()],
+        ca_bundle: Some(ca.clone()),
+        source: ProxySource::Clawdock,
+    };
+    let core = Clawdock::start(settings).await.expect("core");
+    let name = unique("proxied");
+    let agent = core
+        .agents()
+        .create_and_wait(req(&name, None))
+        .await
+        .expect("create");
+    assert_eq!(agent.status, AgentStatus::Running, "healthy behind a proxy");
+
+    let argv = std::fs::read_to_string(&argv_log).expect("argv log");
+    assert!(
+        argv.contains("create"),
+        "the create went through the wrapper"
+    );
+    assert!(
+        !argv.contains(password),
+        "the proxy's password on a command line"
+    );
+
+    let c = inspect(&format!("clawdock-{name}"));
+    let env: Vec<String> = serde_json::from_value(c["Config"]["Env"].clone()).expect("env");
+    for wanted in [
+        format!("HTTPS_PROXY={url}"),
+        format!("http_proxy={url}"),
+        "NO_PROXY=localhost,127.0.0.1,::1,corp.example".to_string(),
+        "NODE_USE_ENV_PROXY=1".to_string(),
+        format!("NODE_EXTRA_CA_CERTS={CA_TARGET}"),
+    ] {
+        assert!(env.contains(&wanted), "{wanted} not in {env:?}");
+    }
+    let mount = c["Mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["Destination"] == CA_TARGET)
+        .expect("the CA bundle is mounted")
+        .clone();
+    assert_eq!(mount["Source"], ca.display().to_string());
+    assert_eq!(mount["RW"], false, "read-only: {mount}");
+
+    let server = clawdock_core::api::ApiServer::start(core.clone(), 0)
+        .await
+        .expect("api");
+    let answer = reqwest::Client::new()
+        .get(format!("{}/settings", server.url()))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .expect("settings")
+        .text()
+        .await
+        .expect("body");
+    server.close().await;
+    assert!(!answer.contains(password), "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(
+        answer["agentProxy"]["httpsProxy"],
+        "http://***@proxy.corp.example:3128"
+    );
+    assert_eq!(answer["agentProxy"]["caBundle"], ca.display().to_string());
+    let report = core.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+    let logs = walk_text(home.path());
+    assert!(
+        !logs.contains(password),
+        "the password in a file of the data folder"
+    );
+}
+
+/// Every regular file under `dir` but the argv log, as text.
+fn walk_text(dir: &std::path::Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            all.push_str(&walk_text(&path));
+        } else if meta.is_file() && path.file_name().is_some_and(|n| n != "argv.log") {
+            all.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&path).unwrap_or_default(),
+            ));
+        }
+    }
+    all
 }

@@ -350,14 +350,52 @@ fn show_window(app: &AppHandle, route: &str) {
         }
     };
     let boot = serde_json::json!({ "url": shell.api_url, "token": shell.api_token });
+    let own = page.clone();
     let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(page.clone()))
         .title("Clawdock")
         .inner_size(980.0, 700.0)
         .min_inner_size(640.0, 480.0)
         .initialization_script(boot_script(&page, &boot))
+        // The window shows only the UI: a navigation elsewhere (the dashboard's
+        // one-time address, an external link) goes to the default browser instead.
+        .on_navigation(move |url| {
+            if stays_in_window(&own, url) {
+                return true;
+            }
+            open_in_browser(url);
+            false
+        })
+        // The webview opens no window of its own (WebKitGTK drops a `window.open`
+        // without a user's click just before, and opens none of its own after one):
+        // web addresses go to the default browser.
+        .on_new_window(|url, _features| {
+            open_in_browser(&url);
+            tauri::webview::NewWindowResponse::Deny
+        })
         .build();
     if let Err(e) = built {
         tracing::error!(error = %e, "could not open the window");
+    }
+}
+
+/// Whether a navigation of the window stays in it: the UI's own pages, not the
+/// dashboard's one-time addresses (which lead to an agent's gateway), nor another
+/// origin.
+fn stays_in_window(page: &tauri::Url, url: &tauri::Url) -> bool {
+    url.origin() == page.origin() && !url.path().starts_with("/dashboard/")
+}
+
+/// Hands a web address the UI asked to open (`window.open`) to the default
+/// browser; other schemes (`file:`, custom handlers) are refused. The UI opens only
+/// addresses without a secret in them (the dashboard's one-time address), since the
+/// opener's command line is readable by every local user.
+fn open_in_browser(url: &tauri::Url) {
+    if !matches!(url.scheme(), "http" | "https") {
+        tracing::warn!(scheme = url.scheme(), "refused to open a non-web address");
+        return;
+    }
+    if let Err(e) = open::that_detached(url.as_str()) {
+        tracing::warn!(error = %e, "could not open the browser");
     }
 }
 

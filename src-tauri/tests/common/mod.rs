@@ -227,3 +227,25 @@ pub fn read_until_web_ui(out: impl std::io::Read + Send + 'static) -> Vec<String
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     lines
 }
+
+/// Openers (`xdg-open` and the others the `open` crate tries) that only note their
+/// argv, one per line, in the returned file; first on the app's `PATH`.
+pub fn recording_openers(home: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = home.join("openers");
+    std::fs::create_dir_all(&dir).expect("openers");
+    let record = home.join("opener-argv.log");
+    for opener in ["xdg-open", "gio", "gnome-open", "kde-open", "wslview"] {
+        let path = dir.join(opener);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" >> '{}'\n",
+                record.display()
+            ),
+        )
+        .expect("opener");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    record
+}

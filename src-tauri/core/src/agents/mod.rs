@@ -1039,11 +1039,19 @@ impl Agents {
         let config = String::from_utf8(bytes).map_err(|e| {
             AgentError::Folder(format!("the agent's openclaw.json is not UTF-8 ({e})"))
         })?;
+        // The image the container runs (by ID: the tag may have moved since), else
+        // the one the agent names.
+        let running = self.containers().find(id).await?.map(|f| f.image_id);
+        let image_digest = self
+            .containers()
+            .repo_digest(running.as_deref().unwrap_or(&record.image), &record.image)
+            .await?;
         let source = crate::export::Source {
             record: &record,
             config: &config,
             limits: self.limits_of(&record),
             time_zone: &self.inner.time_zone,
+            image_digest: image_digest.as_deref(),
         };
         Ok(crate::export::render(source, options)?)
     }

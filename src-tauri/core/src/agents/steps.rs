@@ -179,8 +179,13 @@ impl Agents {
         self.refuse_when_shutting_down()?;
         let limits = self.limits_of(record);
         let create = || {
-            self.containers()
-                .create(record, host, &self.inner.time_zone, limits)
+            self.containers().create(
+                record,
+                host,
+                &self.inner.time_zone,
+                limits,
+                &self.settings().agent_proxy,
+            )
         };
         let created = match create().await {
             Err(crate::containers::CreateError::ImageMissing(_)) => {

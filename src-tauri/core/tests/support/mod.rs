@@ -275,3 +275,25 @@ pub fn machine_row(running: bool, starting: bool) -> Value {
         "RemoteUsername": "core", "IdentityPath": "/x", "UserModeNetworking": true
     })
 }
+
+/// A podman that writes each argument line to `log`, one per line, then runs the
+/// real one: what any local user could read in /proc while it runs.
+pub fn recording_podman(dir: &Path, log: &Path) -> clawdock_core::podman::Podman {
+    let real = real_podman();
+    let wrapper = dir.join("podman-recording");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.bin().expect("podman").display()
+        ),
+    )
+    .expect("wrapper");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    clawdock_core::podman::Podman::new(Some(wrapper))
+}
