@@ -331,3 +331,33 @@ fn serve_killed_with_sigkill_leaves_no_process_it_started() {
         .collect();
     assert!(gone, "still running 2 s after serve's SIGKILL: {left:?}");
 }
+
+/// Fault (found by the package test): on a computer without Podman, quitting said
+/// containers were left running (exit 4): the listing that could not run counted
+/// as "unknown". Without Podman nothing of Clawdock's can run.
+#[test]
+fn without_podman_a_quit_is_clean() {
+    let home = common::Home::new();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .env("CLAWDOCK_HOME", home.path())
+        .env("CLAWDOCK_PODMAN", home.path().join("no-podman-here"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let _api = api_of(home.path(), child.id());
+    let _sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exited = wait_for(Duration::from_secs(30), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _gone = child.kill();
+    }
+    let status = child.wait().expect("wait");
+    assert!(exited, "serve did not exit after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+}

@@ -154,6 +154,11 @@ impl PodmanError {
         self.says("cannot connect to podman") || self.says("unable to connect to podman")
     }
 
+    /// No podman program to run: nothing of Clawdock's can be running either.
+    pub fn not_installed(&self) -> bool {
+        matches!(self, Self::NotInstalled { .. })
+    }
+
     /// True when stderr says the thing asked for is already there or already done.
     pub fn says(&self, needle: &str) -> bool {
         self.stderr()

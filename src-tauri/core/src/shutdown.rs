@@ -90,7 +90,7 @@ pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
         .await
     {
         Ok(()) => {}
-        Err(e) if e.engine_unreachable() => {}
+        Err(e) if e.engine_unreachable() || e.not_installed() => {}
         Err(e) => tracing::warn!(error = %e, "stop at shutdown failed"),
     }
     let (killed, leftover) = kill_leftovers(containers).await;
@@ -128,7 +128,7 @@ pub(crate) async fn kill_leftovers(containers: &Containers) -> (usize, Vec<Strin
     let began = Instant::now();
     let running = match bounded(KILL_BOUND, containers.running()).await {
         Some(Ok(running)) => running,
-        Some(Err(e)) if e.engine_unreachable() => return (0, Vec::new()),
+        Some(Err(e)) if e.engine_unreachable() || e.not_installed() => return (0, Vec::new()),
         Some(Err(e)) => {
             tracing::error!(error = %e, "could not list containers to kill");
             return (
@@ -154,7 +154,7 @@ pub(crate) async fn kill_leftovers(containers: &Containers) -> (usize, Vec<Strin
         .max(Duration::from_secs(2));
     let still = match bounded(left, containers.running()).await {
         Some(Ok(running)) => running.into_iter().map(|f| f.name).collect(),
-        Some(Err(e)) if e.engine_unreachable() => Vec::new(),
+        Some(Err(e)) if e.engine_unreachable() || e.not_installed() => Vec::new(),
         _ => names,
     };
     (ids.len(), still)
