@@ -30,7 +30,7 @@ if cargo build -q -p clawdock --no-default-features --bin clawdock --locked --ta
 else
   no "clawdock.exe cross-compiles for $target"; finish
 fi
-exe="${CARGO_TARGET_DIR:-target}/$target/$profile/clawdock.exe"
+exe="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/$target/$profile/clawdock.exe"
 wine=/usr/lib/wine/wine64
 [ -x "$wine" ] || wine=$(command -v wine)
 
@@ -43,6 +43,13 @@ run() { # args... → $out, $rc
 }
 # The first start makes the prefix (wineboot); it is not a check.
 timeout 300 "$wine" wineboot --init >/dev/null 2>&1
+# Wine 8.0 lacks bcryptprimitives.dll (Rust's std imports its ProcessPrng; Windows 10+
+# has it): without it every run ends with exit 53 before main. A stand-in for the test
+# only (bcryptprimitives.c), in the prefix's system32.
+if ! x86_64-w64-mingw32-gcc -shared -O2 -o "$prefix/drive_c/windows/system32/bcryptprimitives.dll" \
+  tests/windows/bcryptprimitives.c -ladvapi32; then
+  no "the bcryptprimitives.dll stand-in for Wine 8 builds"; finish
+fi
 
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 run --version
