@@ -16,3 +16,11 @@ cargo test --workspace --locked --no-fail-fast
 if [ -x tests/ui/run.sh ]; then
   CLAWDOCK_BIN="$PWD/target/debug/clawdock" tests/ui/run.sh
 fi
+
+# The installers: the .deb built by the bundler (a release build), installed on a
+# clean Debian 12 root and run from its installed files (needs root: chroot); then the
+# Windows command line, cross-compiled, under Wine. Both print "N passed, M failed".
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+./scripts/package.sh
+$SUDO tests/package/run.sh
+tests/windows/run.sh

@@ -76,7 +76,7 @@ name="" menu=""
 for _ in $(seq 60); do
   for n in $(gd call --session -d org.freedesktop.DBus -o /org/freedesktop/DBus -m org.freedesktop.DBus.ListNames | grep -o "':1\.[0-9]*'" | tr -d "'"); do
     gd call --session -d org.freedesktop.DBus -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetConnectionUnixProcessID "$n" | grep -q "uint32 $app," || continue
-    node=$(gd introspect --session -d "$n" -o /org/ayatana/NotificationItem | sed -n 's/^ *node \([^ /{]*\).*/\1/p' | head -1)
+    node=$(gd introspect --session -d "$n" -o /org/ayatana/NotificationItem | sed -n 's/^ *node \([^ /{][^ /{]*\) .*/\1/p' | head -1)
     if [ -n "$node" ]; then name=$n; menu=/org/ayatana/NotificationItem/$node/Menu; break 2; fi
   done
   sleep 0.5
