@@ -59,9 +59,16 @@ root=$(mktemp -d /var/tmp/clawdock-pkg.XXXXXX)
 mounts=()
 cleanup() {
   local m
-  for ((i=${#mounts[@]}-1; i>=0; i--)); do umount -l "${mounts[i]}" 2>/dev/null || true; done
-  # Nothing mounted may remain before the folder goes.
-  if ! grep -q " $root/" /proc/mounts; then rm -rf "$root"; fi
+  for ((i=${#mounts[@]}-1; i>=0; i--)); do
+    umount -R "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}" 2>/dev/null || true
+  done
+  # Nothing mounted may remain before the folder goes (a lazy unmount takes a moment).
+  for _ in $(seq 50); do grep -q " $root/" /proc/mounts || break; sleep 0.1; done
+  if grep -q " $root/" /proc/mounts; then
+    echo "left $root: still mounted under it" >&2
+  else
+    rm -rf "$root"
+  fi
 }
 trap cleanup EXIT
 mnt() { mount "$@"; mounts+=("${@: -1}"); }
