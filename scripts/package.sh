@@ -1,21 +1,72 @@
 #!/usr/bin/env bash
 # Builds the installers with the Tauri bundler (Linux: .deb; AppImage too where the
-# bundler can download linuxdeploy; macOS: .dmg; Windows: .msi).
+# bundler can download linuxdeploy; macOS: .dmg; Windows: .msi), checks that the
+# package's version is the crate's, and prints the SHA-256 of each file built.
 # The Tauri CLI wants its config beside the crate, while the project keeps one config
 # at the root (DESIGN.md): this writes a copy for the CLI with the paths rebased to
 # src-tauri/, builds, and removes it.
+#
+# The version has one source: `workspace.package.version` in Cargo.toml
+# (tauri.conf.json has no `version`, so Tauri takes the crate's).
+#
+# The Tauri CLI, in this order: `cargo tauri` if installed; the prebuilt CLI from npm
+# (`@tauri-apps/cli`, pinned below, cached in ~/.cache/clawdock/tauri-cli: seconds
+# instead of compiling ~400 crates); else `cargo install tauri-cli`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v cargo-tauri >/dev/null || cargo install tauri-cli --locked --version '^2'
+TAURI_CLI_VERSION=2.12.5
+npm_cli="${XDG_CACHE_HOME:-$HOME/.cache}/clawdock/tauri-cli"
+if command -v cargo-tauri >/dev/null; then
+  tauri() { cargo tauri "$@"; }
+else
+  if command -v npm >/dev/null && [ ! -x "$npm_cli/node_modules/.bin/tauri" ]; then
+    mkdir -p "$npm_cli"
+    npm install --prefix "$npm_cli" --no-audit --no-fund --silent "@tauri-apps/cli@$TAURI_CLI_VERSION" || true
+  fi
+  if [ -x "$npm_cli/node_modules/.bin/tauri" ] \
+    && "$npm_cli/node_modules/.bin/tauri" --version | grep -qx "tauri-cli $TAURI_CLI_VERSION"; then
+    tauri() { "$npm_cli/node_modules/.bin/tauri" "$@"; }
+  else
+    cargo install tauri-cli --locked --version '^2'
+    tauri() { cargo tauri "$@"; }
+  fi
+fi
 bundles=${1:-deb}
-python3 - <<'PY'
-import json
+target_dir=$(cd "${CARGO_TARGET_DIR:-target}" 2>/dev/null && pwd || echo "$PWD/target")
+TARGET_DIR=$target_dir python3 - <<'PY'
+import json, os
 c = json.load(open("tauri.conf.json"))
-c["bundle"]["icon"] = ["../" + p for p in c["bundle"]["icon"]]
+icons = c["bundle"]["icon"]
+# Linux: the bundler files a "128x128@2x" picture under hicolor/256x256@2, a folder no
+# icon theme reads; the same 256 px picture goes in as a plain 256x256 instead.
+if os.uname().sysname == "Linux":
+    icons = [p for p in icons if "@2x" not in p] + ["icons/256x256.png"]
+c["bundle"]["icon"] = ["../" + p for p in icons]
+# The bundler copies only the main binary (`clawdock`); the tray app goes beside it.
+deb = c["bundle"].setdefault("linux", {}).setdefault("deb", {})
+deb.setdefault("files", {})["/usr/bin/clawdock-app"] = os.environ["TARGET_DIR"] + "/release/clawdock-app"
 json.dump(c, open("src-tauri/tauri.conf.json", "w"), indent=2)
 PY
-trap 'rm -f src-tauri/tauri.conf.json' EXIT
-# The bundler packages every binary of the crate: `clawdock` (main, default-run)
-# and `clawdock-app`, side by side.
-(cd src-tauri && cargo tauri build --ci --bundles "$bundles")
-find "${CARGO_TARGET_DIR:-target}/release/bundle" -maxdepth 2 -type f \( -name '*.deb' -o -name '*.AppImage' -o -name '*.dmg' -o -name '*.msi' \) -print
+stamp=$(mktemp)
+trap 'rm -f src-tauri/tauri.conf.json "$stamp"' EXIT
+# The CLI's cargo build has `--bins`: the tray app, `clawdock-app`, is built in the
+# same run with the same features (Tauri's production `custom-protocol`); the bundler
+# packages only the main binary, so deb.files above puts the app beside it.
+(cd src-tauri && tauri build --ci --bundles "$bundles")
+
+version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+bundle_dir="${CARGO_TARGET_DIR:-target}/release/bundle"
+status=0
+while IFS= read -r f; do
+  case "$f" in
+    *.deb)
+      got=$(dpkg-deb -f "$f" Version)
+      if [ "$got" != "$version" ]; then
+        echo "package.sh: $f has version $got, Cargo.toml says $version" >&2
+        status=1
+      fi ;;
+  esac
+  (cd "$(dirname "$f")" && sha256sum "$(basename "$f")" | tee "$(basename "$f").sha256")
+  echo "  $f"
+done < <(find "$bundle_dir" -maxdepth 2 -type f \( -name '*.deb' -o -name '*.AppImage' -o -name '*.dmg' -o -name '*.msi' \) -newer "$stamp" -print)
+exit $status

@@ -16,3 +16,4 @@ cargo test --workspace --locked --no-fail-fast
 if [ -x tests/ui/run.sh ]; then
   CLAWDOCK_BIN="$PWD/target/debug/clawdock" tests/ui/run.sh
 fi
+
