@@ -430,30 +430,10 @@ fn open_dashboard_puts_no_token_on_any_command_line() {
 
     // A recording opener first on PATH: every argv it is given, one per line.
     let bin = tempfile::tempdir().expect("bin");
-    let record = bin.path().join("argv.log");
-    for opener in [
-        "xdg-open",
-        "gio",
-        "gnome-open",
-        "kde-open",
-        "wslview",
-        "sensible-browser",
-    ] {
-        let path = bin.path().join(opener);
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$0\" \"$@\" >> '{}'\n",
-                record.display()
-            ),
-        )
-        .expect("opener");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
+    let record = common::recording_openers(bin.path());
     let path = format!(
         "{}:{}",
-        bin.path().display(),
+        bin.path().join("openers").display(),
         std::env::var("PATH").unwrap_or_default()
     );
     let opened = Command::new(BIN)

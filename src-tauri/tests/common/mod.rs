@@ -235,7 +235,14 @@ pub fn recording_openers(home: &Path) -> PathBuf {
     let dir = home.join("openers");
     std::fs::create_dir_all(&dir).expect("openers");
     let record = home.join("opener-argv.log");
-    for opener in ["xdg-open", "gio", "gnome-open", "kde-open", "wslview"] {
+    for opener in [
+        "xdg-open",
+        "gio",
+        "gnome-open",
+        "kde-open",
+        "wslview",
+        "sensible-browser",
+    ] {
         let path = dir.join(opener);
         std::fs::write(
             &path,
