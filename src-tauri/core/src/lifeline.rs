@@ -3,8 +3,10 @@
 //! ever. On Linux the kernel sends the child SIGKILL when its parent goes
 //! (`PR_SET_PDEATHSIG`, set between fork and exec); on Windows every child joins a
 //! job object that kills its processes when its last handle closes, which the
-//! end of this process does. macOS has neither: not covered yet. A mutating call
-//! killed that way is a crash mid-call, which the store and the adoption of
+//! end of this process does. macOS has neither: there a watchdog process started
+//! at the first call is told each child's pid on a pipe, and when that pipe closes
+//! (this process ended, however) it kills those that still run as orphans. A
+//! mutating call killed that way is a crash mid-call, which the store and the adoption of
 //! containers already survive. Calls run on a pseudo-terminal are covered by the
 //! terminal itself: its last holder gone, the kernel hangs up on the child.
 //!
@@ -51,13 +53,164 @@ fn die_with(parent: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Puts a started child in the job that dies with this process (Windows; a no-op
-/// elsewhere, where [`tie`] did the work before exec).
+/// Puts a started child where it dies with this process: the job object on
+/// Windows, the watchdog's list on macOS; on Linux [`tie`] did it before exec.
 pub(crate) fn adopt(child: &tokio::process::Child) {
     #[cfg(windows)]
     windows::adopt(child);
-    #[cfg(not(windows))]
+    #[cfg(target_os = "macos")]
+    if let Some(pid) = child.id() {
+        watchdog::shared().watch(pid);
+    }
+    #[cfg(not(any(windows, target_os = "macos")))]
     let _ = child;
+}
+
+/// The macOS mechanism, also built in the tests on every Unix: a `/bin/sh` that
+/// reads pids from its stdin until Clawdock's end closes it, then kills those pids
+/// that still run, were re-parented (parent 1: Clawdock is gone) and are podman.
+#[cfg(all(unix, any(target_os = "macos", test)))]
+pub(crate) mod watchdog {
+    use std::io::Write;
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::Mutex;
+
+    /// Reads pids, one a line, to the end; then one listing of every process, and
+    /// a kill of ours only: a pid the system gave to another program since has
+    /// another parent or another name.
+    const SCRIPT: &str = r#"set=' '
+while IFS= read -r pid; do set="$set$pid "; done
+ps -A -o pid= -o ppid= -o comm= | while read -r pid ppid comm; do
+  case "$set" in *" $pid "*)
+    if [ "$ppid" = 1 ]; then
+      case "$comm" in *podman*) kill -KILL "$pid" 2>/dev/null ;; esac
+    fi ;;
+  esac
+done
+"#;
+
+    pub(crate) struct Watchdog {
+        /// None when the watchdog could not start: children are then not covered.
+        feed: Mutex<Option<ChildStdin>>,
+        _process: Option<Child>,
+    }
+
+    impl Watchdog {
+        /// Starts one, in a process group of its own so that a Ctrl-C meant for
+        /// Clawdock's terminal does not end it first.
+        pub(crate) fn start() -> Self {
+            use std::os::unix::process::CommandExt;
+            let started = Command::new("/bin/sh")
+                .args(["-c", SCRIPT])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn();
+            match started {
+                Ok(mut process) => Self {
+                    feed: Mutex::new(process.stdin.take()),
+                    _process: Some(process),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "no watchdog: podman children may outlive a crash");
+                    Self {
+                        feed: Mutex::new(None),
+                        _process: None,
+                    }
+                }
+            }
+        }
+
+        /// Has the watchdog kill `pid` if it outlives this process.
+        pub(crate) fn watch(&self, pid: u32) {
+            let mut feed = self
+                .feed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(pipe) = feed.as_mut() {
+                if let Err(e) = writeln!(pipe, "{pid}") {
+                    tracing::warn!(error = %e, "the watchdog is gone: podman children may outlive a crash");
+                    *feed = None;
+                }
+            }
+        }
+
+        /// Closes the pipe, as the end of this process does.
+        #[cfg(test)]
+        pub(crate) fn close(&self) {
+            let mut feed = self
+                .feed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *feed = None;
+        }
+    }
+
+    /// One per process, like the process whose end it watches.
+    #[cfg(target_os = "macos")]
+    pub(crate) fn shared() -> &'static Watchdog {
+        static WATCHDOG: std::sync::OnceLock<Watchdog> = std::sync::OnceLock::new();
+        WATCHDOG.get_or_init(Watchdog::start)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use std::time::{Duration, Instant};
+
+        fn alive(pid: u32) -> bool {
+            Command::new("kill")
+                .args(["-0", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        }
+
+        /// An orphaned "podman" (a copy of sleep by that name, its parent gone) is
+        /// killed once the pipe closes; an orphan by another name is left alone.
+        #[test]
+        fn a_watched_orphan_named_podman_dies_when_the_pipe_closes() {
+            let dir = tempfile::tempdir().expect("tmp");
+            let podman = dir.path().join("podman-stand-in");
+            let other = dir.path().join("other-sleeper");
+            for copy in [&podman, &other] {
+                std::fs::copy("/bin/sleep", copy).expect("copy sleep");
+            }
+            // Started by a shell that exits at once: their parent becomes 1.
+            let orphan = |bin: &std::path::Path| -> u32 {
+                let out = Command::new("/bin/sh")
+                    .args([
+                        "-c",
+                        &format!("'{}' 60 >/dev/null 2>&1 & echo $!", bin.display()),
+                    ])
+                    .output()
+                    .expect("sh");
+                String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .parse()
+                    .expect("pid")
+            };
+            let (ours, theirs) = (orphan(&podman), orphan(&other));
+            let watchdog = Watchdog::start();
+            watchdog.watch(ours);
+            watchdog.watch(theirs);
+            assert!(alive(ours) && alive(theirs));
+
+            watchdog.close();
+
+            let began = Instant::now();
+            while alive(ours) && began.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let killed = !alive(ours);
+            let spared = alive(theirs);
+            let _ = Command::new("kill")
+                .args([&ours.to_string(), &theirs.to_string()])
+                .status();
+            assert!(killed, "the orphaned podman outlived the pipe");
+            assert!(spared, "only podman processes are killed");
+        }
+    }
 }
 
 #[cfg(windows)]
