@@ -398,7 +398,6 @@ impl Podman {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        crate::lifeline::tie(&mut cmd);
         Ok(cmd)
     }
 
@@ -523,7 +522,12 @@ impl Podman {
     /// The returned handle kills the child when dropped.
     pub fn stream(&self, args: &[&str]) -> Result<LineStream, PodmanError> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let mut child = self.spawn(&args)?;
+        // A stream never ends by itself: tied to this process, it dies with it. A
+        // one-shot call is not: it ends by its own timeout, and one that changes
+        // something (a create, a start) is better finished than cut half-way,
+        // which the crash suite showed can leave a container that never gets
+        // healthy.
+        let mut child = self.spawn_tied(&args)?;
         tracing::debug!(args = %display_args(&args), "podman (stream)");
         let (tx, rx) = mpsc::channel(256);
         if let Some(out) = child.stdout.take() {
@@ -540,13 +544,21 @@ impl Podman {
         })
     }
 
-    fn spawn(&self, args: &[String]) -> Result<Child, PodmanError> {
-        self.spawn_with(args, &[])
+    fn spawn_tied(&self, args: &[String]) -> Result<Child, PodmanError> {
+        let mut cmd = self.command(args)?;
+        crate::lifeline::tie(&mut cmd);
+        let child = self.spawn_command(cmd, args)?;
+        crate::lifeline::adopt(&child);
+        Ok(child)
     }
 
     fn spawn_with(&self, args: &[String], envs: &[(String, String)]) -> Result<Child, PodmanError> {
         let mut cmd = self.command(args)?;
         cmd.envs(envs.iter().map(|(k, v)| (k, v)));
+        self.spawn_command(cmd, args)
+    }
+
+    fn spawn_command(&self, mut cmd: Command, args: &[String]) -> Result<Child, PodmanError> {
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 PodmanError::NotInstalled {
@@ -563,7 +575,6 @@ impl Podman {
                 }
             }
         })?;
-        crate::lifeline::adopt(&child);
         Ok(child)
     }
 }
