@@ -259,8 +259,7 @@ async fn wait_running(inst: &Instance, id: &str) {
             return;
         }
         // Past the health budget (60 s by default): a create resumed after the
-        // kill may wait it out once (a podman create killed half-way with serve
-        // now dies with it), and that must end in running, not hang.
+        // kill may wait it out once, and that must end in running, not hang.
         assert!(
             began.elapsed() < Duration::from_secs(90),
             "{id} never ran: {agents:?}"
