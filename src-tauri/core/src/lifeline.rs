@@ -1,6 +1,8 @@
-//! Every process Clawdock starts dies with it, however Clawdock ends: a `kill -9`,
-//! an abort or a crash left `podman events` re-parented to init and running for
-//! ever. On Linux the kernel sends the child SIGKILL when its parent goes
+//! Podman's streams (`events`, `logs -f`), which never end by themselves, die with
+//! Clawdock however it ends: a `kill -9`, an abort or a crash left `podman events`
+//! re-parented to init and running for ever. One-shot calls end by their own
+//! timeouts and are not tied: a create cut half-way left a container that never
+//! got healthy (the crash suite). On Linux the kernel sends the child SIGKILL when its parent goes
 //! (`PR_SET_PDEATHSIG`, set between fork and exec); on Windows every child joins a
 //! job object that kills its processes when its last handle closes, which the
 //! end of this process does. macOS has neither: there a watchdog process started
