@@ -207,6 +207,8 @@ impl Drop for Home {
     }
 }
 
+pub mod engine_proxy;
+
 #[path = "../../../tests/common/instance_containers.rs"]
 pub mod instance_containers;
 
