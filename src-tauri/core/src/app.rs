@@ -83,11 +83,12 @@ impl Clawdock {
         let lock = InstanceLock::acquire(&settings.home)?;
         let tasks = Tasks::default();
         let (events, _) = broadcast::channel(1024);
-        let machine = Machine::new(
+        let machine = Machine::with_engine(
             settings.podman.clone(),
             settings.mode,
             settings.machine_name.clone(),
             settings.machine_timings.clone(),
+            settings.engine_source(),
         );
         let (agents, store_warning) = Agents::load(
             settings.clone(),

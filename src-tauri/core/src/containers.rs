@@ -1,7 +1,9 @@
-//! The only place that speaks podman for containers and images. An agent's
-//! container is found by our labels (agent id and data-folder label), never by its
-//! name, and every stop, kill, rm, logs and inspect acts on the ID found: a name is
-//! something a user or another program can also take.
+//! The only place that speaks to Podman about containers and images, over its API
+//! socket (the mass stop at quit, the panic hook's stop and pulls stay on the
+//! command line). An agent's container is found by our labels (agent id and
+//! data-folder label), never by its name, and every stop, kill, rm, logs and
+//! inspect acts on the ID found: a name is something a user or another program
+//! can also take.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,6 +17,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::agent_proxy::{AgentProxy, CA_TARGET};
+use crate::engine_client::{query_value, EngineClient, Request};
 use crate::podman::{Call, LineSink, LineStream, Podman, PodmanError};
 use crate::store::AgentRecord;
 
@@ -200,7 +203,7 @@ pub struct Recovered {
     pub cpus: Option<f64>,
 }
 
-/// What `podman stats` says of one container, in bytes and nanoseconds.
+/// What the engine's stats say of one container, in bytes and nanoseconds.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RawStats {
@@ -218,7 +221,7 @@ pub struct RawStats {
     pub pids: u64,
 }
 
-/// A row of `podman ps --format json`. `Labels` is `null` when there are none.
+/// A row of the engine's container list. `Labels` is `null` when there are none.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct PsRow {
@@ -246,20 +249,28 @@ impl PsRow {
     }
 }
 
-/// A line of `podman events --format json`.
+/// A line of the engine's event stream (Docker's shape).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(default)]
 struct EventLine {
-    #[serde(rename = "ID")]
-    id: String,
-    status: String,
     #[serde(rename = "Type")]
     kind: String,
+    #[serde(rename = "Action")]
+    action: String,
+    #[serde(rename = "Actor")]
+    actor: Actor,
+    /// Nanoseconds since the epoch.
+    #[serde(rename = "timeNano")]
+    time_nano: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Actor {
+    #[serde(rename = "ID")]
+    id: String,
+    /// The container's labels, with `containerExitCode` (a string) beside them.
     attributes: Option<HashMap<String, String>>,
-    /// Omitted when the exit code is 0.
-    container_exit_code: Option<i32>,
-    /// RFC 3339 with nanoseconds.
-    time: String,
 }
 
 /// What an event line says of one of our agents' containers.
@@ -275,6 +286,7 @@ pub struct Happened {
 #[derive(Debug, Clone)]
 pub struct Containers {
     podman: Podman,
+    engine: EngineClient,
     home: String,
     /// Told whenever a call finds the engine unreachable: the machine may have
     /// gone away (sleep, a crash, a stop from a terminal) without a word.
@@ -284,9 +296,10 @@ pub struct Containers {
 impl Containers {
     /// `home` is the data folder's label value, so two instances (or test runs) on
     /// one Podman never touch each other's containers.
-    pub fn new(podman: Podman, home: String) -> Self {
+    pub fn new(podman: Podman, engine: EngineClient, home: String) -> Self {
         Self {
             podman,
+            engine,
             home,
             engine_lost: Arc::new(Notify::new()),
         }
@@ -318,8 +331,10 @@ impl Containers {
         result
     }
 
-    async fn run_json<T: serde::de::DeserializeOwned>(&self, call: Call) -> Result<T, PodmanError> {
-        let result = self.podman.run_json(call).await;
+    /// One request to the engine; a connection refused or dropped says the
+    /// engine may be gone.
+    async fn call(&self, request: Request) -> Result<crate::engine_client::Answer, PodmanError> {
+        let result = self.engine.call(request).await;
         if let Err(e) = &result {
             if e.engine_unreachable() {
                 self.suspect_engine();
@@ -328,21 +343,38 @@ impl Containers {
         result
     }
 
+    async fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: Request,
+    ) -> Result<T, PodmanError> {
+        let what = request.describe();
+        self.call(request).await?.json(&what)
+    }
+
+    /// The containers a label selects (`all`: stopped ones too).
+    async fn rows(&self, label: Option<String>, all: bool) -> Result<Vec<PsRow>, PodmanError> {
+        let mut path = format!("/containers/json?all={all}");
+        if let Some(label) = label {
+            let filters = serde_json::json!({ "label": [label] }).to_string();
+            path.push_str(&format!("&filters={}", query_value(&filters)));
+        }
+        self.call_json(Request::get(path)).await
+    }
+
     /// Every container of this data folder, running or not.
     pub async fn list(&self) -> Result<Vec<Found>, PodmanError> {
-        self.ps(&["--all"]).await
+        self.ps(true).await
     }
 
     /// Containers of this data folder that run now.
     pub async fn running(&self) -> Result<Vec<Found>, PodmanError> {
-        self.ps(&[]).await
+        self.ps(false).await
     }
 
-    async fn ps(&self, extra: &[&str]) -> Result<Vec<Found>, PodmanError> {
-        let filter = format!("label={LABEL_HOME}={}", self.home);
-        let mut args = vec!["ps", "--format", "json", "--filter", &filter];
-        args.extend_from_slice(extra);
-        let rows: Vec<PsRow> = self.run_json(Call::new(args)).await?;
+    async fn ps(&self, all: bool) -> Result<Vec<Found>, PodmanError> {
+        let rows = self
+            .rows(Some(format!("{LABEL_HOME}={}", self.home)), all)
+            .await?;
         Ok(rows
             .into_iter()
             // Checked again here: the filter is only a first cut.
@@ -365,11 +397,8 @@ impl Containers {
     /// Every container of the agent, the one with its name first: more than one
     /// only during an update, or after one that was cut short.
     pub async fn all_of(&self, agent: Uuid) -> Result<Vec<Found>, PodmanError> {
-        let filter = format!("label={LABEL_AGENT}={agent}");
-        let rows: Vec<PsRow> = self
-            .run_json(Call::new([
-                "ps", "--all", "--format", "json", "--filter", &filter,
-            ]))
+        let rows = self
+            .rows(Some(format!("{LABEL_AGENT}={agent}")), true)
             .await?;
         let agent_text = agent.to_string();
         let mut ours: Vec<PsRow> = rows
@@ -401,9 +430,10 @@ impl Containers {
         name: &str,
         agent: Uuid,
     ) -> Result<bool, PodmanError> {
-        match self.run(Call::new(["container", "exists", name])).await {
+        let path = format!("/containers/{}/exists", path_value(name));
+        match self.call(Request::get(path)).await {
             Ok(_) => Ok(self.find(agent).await?.is_none_or(|f| f.name != name)),
-            Err(PodmanError::Failed { code, .. }) if code.0 == Some(1) => Ok(false),
+            Err(PodmanError::Api { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -419,13 +449,17 @@ impl Containers {
         limits: Limits,
         proxy: &AgentProxy,
     ) -> Result<ContainerId, CreateError> {
-        let args = create_args(agent, &self.home, time_zone, host, limits, proxy);
-        let mut call = Call::new(args).env(TOKEN_VAR, &agent.token);
-        for (key, value) in proxy.secret_env() {
-            call = call.env(key, value);
+        #[derive(Deserialize)]
+        struct Created {
+            #[serde(rename = "Id")]
+            id: String,
         }
-        match self.run(call).await {
-            Ok(out) => Ok(ContainerId(out.stdout.trim().to_string())),
+        let spec = create_spec(agent, &self.home, time_zone, host, limits, proxy);
+        match self
+            .call_json::<Created>(Request::post("/containers/create").json(&spec))
+            .await
+        {
+            Ok(created) => Ok(ContainerId(created.id)),
             Err(e) if e.says("already in use") => match self.find(agent.id).await? {
                 Some(ours) => Ok(ours.id),
                 None => Err(CreateError::NameTaken {
@@ -441,12 +475,14 @@ impl Containers {
     /// Gives a container another name (an update keeps the working one aside,
     /// by ID, until the new one is healthy).
     pub async fn rename(&self, id: &ContainerId, name: &str) -> Result<(), PodmanError> {
-        self.run(Call::new(["rename", &id.0, name])).await?;
+        let path = format!("/containers/{}/rename?name={}", id.0, query_value(name));
+        self.call(Request::post(path)).await?;
         Ok(())
     }
 
     pub async fn start(&self, id: &ContainerId) -> Result<(), PodmanError> {
-        self.run(Call::new(["start", &id.0])).await?;
+        self.call(Request::post(format!("/containers/{}/start", id.0)))
+            .await?;
         Ok(())
     }
 
@@ -454,17 +490,17 @@ impl Containers {
     /// trusted alone. What is still up after the timeout is killed.
     pub async fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), PodmanError> {
         let secs = timeout.as_secs_f64().ceil() as u64;
-        let call = Call::new(["stop", "--ignore", "--time", &secs.to_string(), &id.0])
-            .timeout(timeout + self.podman.call_timeout());
-        match self.run(call).await {
-            Ok(_) | Err(PodmanError::TimedOut { .. }) => {}
+        let request = Request::post(format!("/containers/{}/stop?timeout={secs}", id.0))
+            .timeout(timeout + self.engine.call_timeout());
+        match self.call(request).await {
+            Ok(_) | Err(PodmanError::TimedOut { .. } | PodmanError::Api { status: 404, .. }) => {}
             Err(e) => return Err(e),
         }
         if self.inspect(id).await != Some(Container::Running) {
             return Ok(());
         }
         tracing::warn!(container = %id, "still running after stop; killing it");
-        self.kill(std::slice::from_ref(id), self.podman.call_timeout())
+        self.kill(std::slice::from_ref(id), self.engine.call_timeout())
             .await
     }
 
@@ -496,35 +532,37 @@ impl Containers {
         }
     }
 
-    /// Kills containers at once, in one podman call.
+    /// Kills containers at once, all asked together.
     pub async fn kill(&self, ids: &[ContainerId], limit: Duration) -> Result<(), PodmanError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut args = vec!["kill".to_string()];
-        args.extend(ids.iter().map(|id| id.0.clone()));
-        match self.run(Call::new(args).timeout(limit)).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.says("not running") || e.says("no such container") => Ok(()),
-            Err(e) => Err(e),
-        }
+        let kills = ids.iter().map(|id| async move {
+            let request = Request::post(format!("/containers/{}/kill", id.0)).timeout(limit);
+            match self.call(request).await {
+                Ok(_) => Ok(()),
+                // Not running (any more), or gone: nothing to kill.
+                Err(e) if e.says("state improper") || e.says("no such container") => Ok(()),
+                Err(e) => Err(e),
+            }
+        });
+        futures::future::join_all(kills)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
     }
 
     /// Removes a container with its anonymous volumes, stopping it first within
     /// `timeout`, and checks that it is gone.
     pub async fn remove(&self, id: &ContainerId, timeout: Duration) -> Result<(), PodmanError> {
         let secs = timeout.as_secs_f64().ceil() as u64;
-        let call = Call::new([
-            "rm",
-            "--force",
-            "--volumes",
-            "--ignore",
-            "--time",
-            &secs.to_string(),
-            &id.0,
-        ])
-        .timeout(timeout + self.podman.call_timeout());
-        self.run(call).await?;
+        let request = Request::delete(format!(
+            "/containers/{}?force=true&v=true&timeout={secs}",
+            id.0
+        ))
+        .timeout(timeout + self.engine.call_timeout());
+        match self.call(request).await {
+            Ok(_) | Err(PodmanError::Api { status: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
         match self.inspect(id).await {
             Some(Container::Missing) | None => Ok(()),
             Some(_) => Err(PodmanError::BadOutput {
@@ -536,27 +574,30 @@ impl Containers {
 
     /// The container's state as Podman reports it now (`None` when it cannot tell).
     pub async fn inspect(&self, id: &ContainerId) -> Option<Container> {
-        let out = self
-            .run(Call::new([
-                "inspect",
-                "--type",
-                "container",
-                "--format",
-                "{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}",
-                &id.0,
-            ]))
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Inspected {
+            state: State,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct State {
+            status: String,
+            exit_code: Option<i32>,
+            #[serde(rename = "OOMKilled")]
+            oom_killed: bool,
+        }
+        let answer = self
+            .call_json::<Inspected>(Request::get(format!("/containers/{}/json", id.0)))
             .await;
-        match out {
-            Ok(out) => {
-                let mut words = out.stdout.split_whitespace();
-                let status = words.next().unwrap_or_default();
-                let code = words.next().and_then(|c| c.parse().ok());
-                let oom = words.next() == Some("true");
-                Some(match status {
+        match answer {
+            Ok(c) => {
+                let (status, code, oom) = (c.state.status, c.state.exit_code, c.state.oom_killed);
+                Some(match status.as_str() {
                     "running" => Container::Running,
                     "exited" | "stopped" if oom => Container::OutOfMemory,
                     "exited" | "stopped" => Container::Exited(code),
-                    // Never started (e.g. `podman start` answered 0 but did nothing).
+                    // Never started (e.g. a start answered but did nothing).
                     "created" | "configured" => Container::Exited(None),
                     _ => return None,
                 })
@@ -608,10 +649,9 @@ impl Containers {
             args: args.clone(),
             reason: reason.to_string(),
         };
-        let rows: Vec<Inspected> = self
-            .run_json(Call::new(["inspect", "--type", "container", &id.0]))
+        let c: Inspected = self
+            .call_json(Request::get(format!("/containers/{}/json", id.0)))
             .await?;
-        let c = rows.into_iter().next().ok_or_else(|| bad("no container"))?;
         let labels = c.config.labels.unwrap_or_default();
         if labels.get(LABEL_HOME) != Some(&self.home) {
             return Err(bad("not a container of this data folder"));
@@ -659,57 +699,73 @@ impl Containers {
         })
     }
 
-    /// The last lines of the container's own output.
+    /// The last lines of the container's own output, stdout and stderr as they
+    /// were interleaved.
     pub async fn tail_logs(
         &self,
         id: &ContainerId,
         tail: usize,
     ) -> Result<Vec<String>, PodmanError> {
-        let out = self
-            .run(Call::new(["logs", "--tail", &tail.to_string(), &id.0]))
+        let answer = self
+            .call(Request::get(format!(
+                "/containers/{}/logs?stdout=true&stderr=true&tail={tail}",
+                id.0
+            )))
             .await?;
-        // `podman logs` writes the container's stderr to its own stderr (the
-        // runner keeps its end): both are kept, stderr last, since a dying
-        // gateway's last words are usually its error. Their interleaving is lost.
-        let mut lines: Vec<String> = out
-            .stdout
-            .lines()
-            .chain(out.stderr_tail.lines())
-            .map(str::to_string)
-            .collect();
+        let mut lines = Vec::new();
+        let mut out = crate::lines::LineSplitter::new(false);
+        let mut err = crate::lines::LineSplitter::new(false);
+        crate::engine_client::Demux::default().push(&answer.body, |which, chunk| {
+            let splitter = if which == crate::lines::Stream::Stderr {
+                &mut err
+            } else {
+                &mut out
+            };
+            splitter.push(chunk, |line| lines.push(line));
+        });
+        lines.extend(out.finish());
+        lines.extend(err.finish());
         let extra = lines.len().saturating_sub(tail);
         lines.drain(..extra);
         Ok(lines)
     }
 
     /// The container's output as it comes (`follow`), after its last `tail` lines.
-    pub fn stream_logs(
+    pub async fn stream_logs(
         &self,
         id: &ContainerId,
         tail: usize,
         follow: bool,
     ) -> Result<LineStream, PodmanError> {
-        let tail = tail.to_string();
-        let mut args = vec!["logs", "--tail", &tail];
-        if follow {
-            args.push("--follow");
-        }
-        args.push(&id.0);
-        self.podman.stream(&args)
+        let path = format!(
+            "/containers/{}/logs?stdout=true&stderr=true&tail={tail}&follow={follow}",
+            id.0
+        );
+        self.engine.stream(Request::get(path), true).await
     }
 
-    /// Podman's container events, as they happen.
-    pub fn events(&self) -> Result<LineStream, PodmanError> {
-        let filter = format!("label={LABEL_HOME}={}", self.home);
-        self.podman.stream(&[
-            "events",
-            "--format",
-            "json",
-            "--filter",
-            "type=container",
-            "--filter",
-            &filter,
-        ])
+    /// The engine's events about this data folder's containers, as they happen.
+    pub async fn events(&self) -> Result<LineStream, PodmanError> {
+        let filters = serde_json::json!({
+            "type": ["container"],
+            "label": [format!("{LABEL_HOME}={}", self.home)],
+        })
+        .to_string();
+        // From a moment before: the engine may take the request a little after
+        // the caller's listing, and a change in between must not be missed (a
+        // fact seen twice changes nothing).
+        let since = Utc::now().timestamp() - 2;
+        let path = format!(
+            "/events?stream=true&since={since}&filters={}",
+            query_value(&filters)
+        );
+        let result = self.engine.stream(Request::get(path), false).await;
+        if let Err(e) = &result {
+            if e.engine_unreachable() {
+                self.suspect_engine();
+            }
+        }
+        result
     }
 
     /// Reads one line of [`Containers::events`]: what happened to which of our
@@ -720,24 +776,27 @@ impl Containers {
         if event.kind != "container" {
             return None;
         }
-        let attributes = event.attributes.as_ref()?;
+        let attributes = event.actor.attributes.as_ref()?;
         if attributes.get(LABEL_HOME) != Some(&self.home) {
             return None;
         }
         let agent = attributes.get(LABEL_AGENT)?.parse().ok()?;
-        let container = match event.status.as_str() {
+        let container = match event.action.as_str() {
             "start" | "restart" => Container::Running,
-            "died" => Container::Exited(Some(event.container_exit_code.unwrap_or(0))),
+            "died" => Container::Exited(Some(
+                attributes
+                    .get("containerExitCode")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0),
+            )),
             "remove" => Container::Missing,
             _ => return None,
         };
-        let at = clock_shared
-            .then(|| DateTime::parse_from_rfc3339(&event.time).ok())
-            .flatten()
-            .map(|t| t.with_timezone(&Utc));
+        let at = (clock_shared && event.time_nano > 0)
+            .then(|| DateTime::from_timestamp_nanos(event.time_nano));
         Some(Happened {
             agent,
-            container_id: ContainerId(event.id),
+            container_id: ContainerId(event.actor.id),
             container,
             at,
         })
@@ -746,40 +805,38 @@ impl Containers {
     /// True when every running container carries the agent label (ours or another
     /// Clawdock's): only then may Clawdock stop the machine.
     pub async fn only_agents_run(&self) -> Result<bool, PodmanError> {
-        let rows: Vec<PsRow> = self.run_json(Call::new(["ps", "--format", "json"])).await?;
+        let rows = self.rows(None, false).await?;
         Ok(rows.iter().all(|r| r.label(LABEL_AGENT).is_some()))
     }
 
-    /// One sample of each container's resource use (`podman stats`, raw numbers).
-    /// One sample of the named containers (names or IDs).
+    /// One sample of the named containers' resource use (names or IDs), raw
+    /// numbers.
     pub async fn stats(&self, containers: &[String]) -> Result<Vec<RawStats>, PodmanError> {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Sampled {
+            stats: Option<Vec<RawStats>>,
+        }
         if containers.is_empty() {
             return Ok(Vec::new());
         }
-        let mut args = vec![
-            "stats".to_string(),
-            "--no-stream".into(),
-            "--format".into(),
-            "{{json .ContainerStats}}".into(),
-        ];
-        args.extend(containers.iter().cloned());
-        let out = self.run(Call::new(args)).await?;
-        Ok(out
-            .stdout
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect())
+        let mut path = "/containers/stats?stream=false".to_string();
+        for c in containers {
+            path.push_str(&format!("&containers={}", query_value(c)));
+        }
+        let sampled: Sampled = self.call_json(Request::get(path)).await?;
+        Ok(sampled.stats.unwrap_or_default())
     }
 
     /// The ID of the image a reference names now; `None` when there is none.
     pub async fn image_id(&self, image: &str) -> Result<Option<String>, PodmanError> {
-        match self
-            .run(Call::new([
-                "image", "inspect", "--format", "{{.Id}}", image,
-            ]))
-            .await
-        {
-            Ok(out) => Ok(Some(out.stdout.trim().to_string())),
+        Ok(self.image(image).await?.map(|i| i.id))
+    }
+
+    async fn image(&self, image: &str) -> Result<Option<ImageInspected>, PodmanError> {
+        let path = format!("/images/{}/json", path_value(image));
+        match self.call_json(Request::get(path)).await {
+            Ok(found) => Ok(Some(found)),
             Err(e) if e.says("image not known") || e.says("no such image") => Ok(None),
             Err(e) => Err(e),
         }
@@ -793,24 +850,10 @@ impl Containers {
         image: &str,
         named: &str,
     ) -> Result<Option<String>, PodmanError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Row {
-            #[serde(default)]
-            repo_digests: Option<Vec<String>>,
-        }
-        let rows: Vec<Row> = match self
-            .run_json(Call::new(["image", "inspect", "--format", "json", image]))
-            .await
-        {
-            Ok(rows) => rows,
-            Err(e) if e.says("image not known") || e.says("no such image") => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let digests = rows
-            .into_iter()
-            .next()
-            .and_then(|r| r.repo_digests)
+        let digests = self
+            .image(image)
+            .await?
+            .and_then(|i| i.repo_digests)
             .unwrap_or_default();
         Ok(pick_digest(&digests, named))
     }
@@ -830,28 +873,37 @@ impl Containers {
 
     /// How containers must be set up on this host (Linux, native mode only).
     pub async fn host_traits(&self) -> HostTraits {
-        let info = self
-            .run(Call::new([
-                "info",
-                "--format",
-                "{{.Host.Security.Rootless}} {{.Host.Security.SELinuxEnabled}} {{.Host.CgroupsVersion}} {{.Host.CgroupManager}}",
-            ]))
-            .await;
-        match info {
-            Ok(out) => {
-                let mut words = out.stdout.split_whitespace();
-                let rootless = words.next() == Some("true");
-                let relabel = words.next() == Some("true");
-                let v1 = words.next() == Some("v1") && words.next() == Some("cgroupfs");
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase", default)]
+        struct Info {
+            host: Host,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase", default)]
+        struct Host {
+            security: Security,
+            cgroup_version: String,
+            cgroup_manager: String,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase", default)]
+        struct Security {
+            rootless: bool,
+            selinux_enabled: bool,
+        }
+        match self.call_json::<Info>(Request::get("/info")).await {
+            Ok(info) => {
+                let rootless = info.host.security.rootless;
+                let v1 = info.host.cgroup_version == "v1" && info.host.cgroup_manager == "cgroupfs";
                 HostTraits {
                     rootless_native: rootless,
                     rootful_native: !rootless,
-                    relabel,
+                    relabel: info.host.security.selinux_enabled,
                     cgroup_v1: v1 && !rootless && std::path::Path::new(CGROUP_V1_MEMORY).is_dir(),
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "podman info failed; assuming rootful without SELinux");
+                tracing::warn!(error = %e, "the engine's info failed; assuming rootful without SELinux");
                 HostTraits::default()
             }
         }
@@ -910,113 +962,166 @@ fn holder_of(stderr: &str) -> Option<String> {
     (id.len() >= 12).then(|| id[..12].to_string())
 }
 
-/// `podman create` arguments for an agent. Built as an argument list: user text
-/// never passes through a shell or a YAML file.
-pub fn create_args(
+/// What the engine's image inspect says that Clawdock reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ImageInspected {
+    id: String,
+    repo_digests: Option<Vec<String>>,
+}
+
+/// A name, ID or image reference as a path segment of a request: `/` and `:`
+/// stay (an image reference has them and the engine's routes take them), the
+/// rest is percent-encoded so no `?` or `#` ends the path.
+fn path_value(value: &str) -> String {
+    value
+        .split('/')
+        .map(|part| {
+            part.split(':')
+                .map(query_value)
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// What `--read-only` gives a container on the command line: private writable
+/// tmpfs at these folders (the API gives none unless asked).
+const READ_ONLY_TMPFS: [&str; 3] = ["/tmp", "/var/tmp", "/run"];
+
+/// The agent's container as the engine's create takes it (libpod's spec): data,
+/// so user text never passes through a shell or a YAML file. The sandbox is the
+/// one `podman create` would build from Clawdock's flags: the same inspect
+/// (measured on Podman 4.3.1, field by field).
+pub fn create_spec(
     agent: &AgentRecord,
     home_label: &str,
     time_zone: &str,
     host: HostTraits,
     limits: Limits,
     proxy: &AgentProxy,
-) -> Vec<String> {
+) -> serde_json::Value {
+    use serde_json::json;
     let dir = &agent.dir;
-    let mount = |sub: &str, target: &str| {
-        let suffix = if host.relabel { ":Z" } else { "" };
-        format!("{}:{target}{suffix}", dir.join(sub).display())
+    let bind = |sub: &str, target: &str| {
+        let mut options = vec!["rbind"];
+        if host.relabel {
+            options.push("Z");
+        }
+        json!({
+            "type": "bind",
+            "source": dir.join(sub).display().to_string(),
+            "destination": target,
+            "options": options,
+        })
     };
-    let mut args: Vec<String> = vec![
-        "create".into(),
-        // A missing image is pulled by Clawdock, with progress, cancel and advice,
-        // never silently by the create within its timeout.
-        "--pull".into(),
-        "never".into(),
-        "--name".into(),
-        agent.container_name(),
-        "--hostname".into(),
-        hostname(agent),
-        "--label".into(),
-        format!("{LABEL_AGENT}={}", agent.id),
-        "--label".into(),
-        format!("{LABEL_HOME}={home_label}"),
-        "--label".into(),
-        format!("{LABEL_NAME}={}", agent.name),
-        "--publish".into(),
-        format!("127.0.0.1:{}:{GATEWAY_PORT}", agent.port),
-        // Named only: podman takes the value from its own environment (see
-        // `Containers::create`), never from this argument line.
-        "--env".into(),
-        TOKEN_VAR.into(),
-        // Podman would otherwise copy its own proxy variables into the container,
-        // whatever the proxy setting says.
-        "--http-proxy=false".into(),
+    let mut mounts = vec![
+        bind("config", CONFIG_DIR),
+        bind("workspace", WORKSPACE_DIR),
+        bind("cache", CACHE_DIR),
     ];
-    // Named only too: a proxy address may hold credentials.
-    for (key, _) in proxy.secret_env() {
-        args.push("--env".into());
-        args.push(key.into());
-    }
-    for (key, value) in gateway_env(time_zone).into_iter().chain(proxy.plain_env()) {
-        args.push("--env".into());
-        args.push(format!("{key}={value}"));
-    }
     if let Some(bundle) = &proxy.ca_bundle {
         // Never relabelled: the file is the user's, shared by every agent.
-        args.push("--volume".into());
-        args.push(format!("{}:{CA_TARGET}:ro", bundle.display()));
+        mounts.push(json!({
+            "type": "bind",
+            "source": bundle.display().to_string(),
+            "destination": CA_TARGET,
+            "options": ["rbind", "ro"],
+        }));
     }
-    args.extend([
-        "--volume".into(),
-        mount("config", CONFIG_DIR),
-        "--volume".into(),
-        mount("workspace", WORKSPACE_DIR),
-        "--health-cmd".into(),
-        format!(
-            "wget -Y off -qO- http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH} >/dev/null 2>&1 || curl -sf --noproxy '*' http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH}"
-        ),
-        "--health-interval".into(),
-        format!("{HEALTH_INTERVAL_SECS}s"),
-        "--health-timeout".into(),
-        format!("{HEALTH_TIMEOUT_SECS}s"),
-        "--health-retries".into(),
-        HEALTH_RETRIES.to_string(),
+    for target in READ_ONLY_TMPFS {
+        mounts.push(json!({
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "destination": target,
+            "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"],
+        }));
+    }
+    let mut env = serde_json::Map::new();
+    let plain = gateway_env(time_zone).into_iter().chain(proxy.plain_env());
+    for (key, value) in plain.chain(proxy.secret_env()) {
+        env.insert(key.to_string(), json!(value));
+    }
+    // Secrets travel in the request's body over the socket: no argument line.
+    env.insert(TOKEN_VAR.into(), json!(agent.token));
+    let memory = limits.memory_mib * 1024 * 1024;
+    let mut resources = json!({
+        // No swap beyond the limit.
+        "memory": { "limit": memory, "swap": memory },
+        "pids": { "limit": limits.pids },
+    });
+    if let Some(cpus) = limits.cpus {
+        resources["cpu"] = json!({ "quota": cpu_quota(cpus), "period": CPU_PERIOD });
+    }
+    let health_cmd = format!(
+        "wget -Y off -qO- http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH} >/dev/null 2>&1 || curl -sf --noproxy '*' http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH}"
+    );
+    let seconds = |s: u32| u64::from(s) * 1_000_000_000;
+    let mut spec = json!({
+        "name": agent.container_name(),
+        "hostname": hostname(agent),
+        "labels": {
+            LABEL_AGENT: agent.id.to_string(),
+            LABEL_HOME: home_label,
+            LABEL_NAME: agent.name,
+        },
+        "image": agent.image,
+        "command": gateway_command(),
+        "env": env,
+        // The engine's own proxy variables stay out, whatever the proxy setting
+        // says (the agent's come through `env`).
+        "httpproxy": false,
+        "portmappings": [{
+            "host_ip": "127.0.0.1",
+            "host_port": agent.port,
+            "container_port": GATEWAY_PORT,
+            "protocol": "tcp",
+        }],
+        "mounts": mounts,
+        "healthconfig": {
+            "Test": ["CMD-SHELL", health_cmd],
+            "Interval": seconds(HEALTH_INTERVAL_SECS),
+            "Timeout": seconds(HEALTH_TIMEOUT_SECS),
+            "Retries": HEALTH_RETRIES,
+        },
         // No restart policy: Clawdock starts a gateway that died again itself,
         // after a back-off, and says so (agents::state, the crash loop).
         //
         // The gateway's user whatever the image says: a root image would meet the
         // uid-1000 folders without capabilities and die with EACCES in a loop.
-        "--user".into(),
-        format!("{GATEWAY_UID}:{GATEWAY_UID}"),
+        "user": format!("{GATEWAY_UID}:{GATEWAY_UID}"),
         // The sandbox. The real gateway runs with all of it (measured: healthy,
         // 0.7 GB, 29 processes). It writes only its config folder, ~/.cache (both
         // mounted from the agent's folder: podman 4 loses a tmpfs's mode when a
-        // container restarts) and /tmp (podman's own tmpfs under --read-only).
-        "--volume".into(),
-        mount("cache", CACHE_DIR),
-        "--cap-drop=all".into(),
-        "--security-opt=no-new-privileges".into(),
-        "--memory".into(),
-        format!("{}m", limits.memory_mib),
-        "--memory-swap".into(),
-        format!("{}m", limits.memory_mib),
-        "--pids-limit".into(),
-        limits.pids.to_string(),
-        "--read-only".into(),
-    ]);
-    if let Some(cpus) = limits.cpus {
-        args.push("--cpus".into());
-        args.push(cpus_arg(cpus));
-    }
+        // container restarts) and the tmpfs folders.
+        "cap_drop": ["all"],
+        "no_new_privileges": true,
+        "read_only_filesystem": true,
+        "resource_limits": resources,
+        "sdnotifyMode": "container",
+    });
     if host.cgroup_v1 {
-        args.push(format!("--cgroup-parent={}", cgroup_parent(agent.id)));
+        spec["cgroup_parent"] = json!(cgroup_parent(agent.id));
     }
     if host.rootless_native {
-        args.push("--userns".into());
-        args.push(format!("keep-id:uid={GATEWAY_UID},gid={GATEWAY_UID}"));
+        spec["userns"] = json!({
+            "nsmode": "keep-id",
+            "value": format!("uid={GATEWAY_UID},gid={GATEWAY_UID}"),
+        });
     }
-    args.push(agent.image.clone());
-    args.extend(gateway_command());
-    args
+    spec
+}
+
+/// The CFS period a CPU limit is counted in (the command line's `--cpus` uses
+/// the same).
+const CPU_PERIOD: u64 = 100_000;
+
+/// The CFS quota of a CPU limit, at Podman's precision (a thousandth of a CPU).
+fn cpu_quota(cpus: f64) -> u64 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a few CPUs
+    let thousandths = (cpus * 1000.0).round().max(1.0) as u64;
+    thousandths * CPU_PERIOD / 1000
 }
 
 /// Where cgroup v1's memory controller is mounted.
@@ -1113,7 +1218,7 @@ mod tests {
     #[test]
     fn container_definition_is_data() {
         let agent = agent();
-        let args = create_args(
+        let spec = create_spec(
             &agent,
             "home1",
             "Europe/Paris",
@@ -1130,45 +1235,59 @@ mod tests {
             },
             &AgentProxy::default(),
         );
-        assert!(args.contains(&"clawdock-x; rm -rf /".to_string()));
-        assert!(args.contains(&"127.0.0.1:18800:18789".to_string()));
-        assert!(args.contains(&format!("io.clawdock.agent={}", agent.id)));
-        assert!(args.contains(&"io.clawdock.home=home1".to_string()));
-        assert!(args.contains(&"/data/agents/1/config:/home/node/.openclaw:Z".to_string()));
-        assert!(args.contains(&"TZ=Europe/Paris".to_string()));
-        assert!(
-            !args.iter().any(|a| a.contains("tok")),
-            "no secret in the argument line"
+        assert_eq!(spec["name"], "clawdock-x; rm -rf /", "one value, no shell");
+        assert_eq!(
+            spec["portmappings"][0],
+            serde_json::json!({"host_ip": "127.0.0.1", "host_port": 18800, "container_port": 18789, "protocol": "tcp"})
         );
-        assert!(args.contains(&"keep-id:uid=1000,gid=1000".to_string()));
-        assert!(
-            !args.iter().any(|a| a.starts_with("--restart")),
-            "no restart policy: Clawdock owns restarts"
+        assert_eq!(spec["labels"]["io.clawdock.agent"], agent.id.to_string());
+        assert_eq!(spec["labels"]["io.clawdock.home"], "home1");
+        assert_eq!(
+            spec["mounts"][0],
+            serde_json::json!({"type": "bind", "source": "/data/agents/1/config", "destination": "/home/node/.openclaw", "options": ["rbind", "Z"]})
         );
-        assert!(args.windows(2).any(|w| w == ["--user", "1000:1000"]));
-        assert!(!args.iter().any(|a| a.starts_with("--cgroup-parent")));
-        for sandbox in [
-            "--cap-drop=all",
-            "--security-opt=no-new-privileges",
-            "--read-only",
-        ] {
-            assert!(args.contains(&sandbox.to_string()), "{sandbox}");
-        }
-        let after = |flag: &str| {
-            let at = args.iter().position(|a| a == flag).expect(flag);
-            args[at + 1].clone()
-        };
-        assert_eq!(after("--memory"), "2048m");
-        assert_eq!(after("--memory-swap"), "2048m", "no swap beyond the limit");
-        assert_eq!(after("--cpus"), "1.5");
+        assert_eq!(spec["env"]["TZ"], "Europe/Paris");
+        assert_eq!(spec["env"][TOKEN_VAR], "tok", "the token only in the body");
+        assert_eq!(spec["httpproxy"], false);
+        assert_eq!(spec["userns"]["nsmode"], "keep-id");
+        assert_eq!(spec["userns"]["value"], "uid=1000,gid=1000");
+        assert!(
+            spec.get("restart_policy").is_none(),
+            "Clawdock owns restarts"
+        );
+        assert_eq!(spec["user"], "1000:1000");
+        assert!(spec.get("cgroup_parent").is_none());
+        assert_eq!(spec["cap_drop"], serde_json::json!(["all"]));
+        assert_eq!(spec["no_new_privileges"], true);
+        assert_eq!(spec["read_only_filesystem"], true);
+        let tmpfs: Vec<&str> = spec["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .filter(|m| m["type"] == "tmpfs")
+            .filter_map(|m| m["destination"].as_str())
+            .collect();
+        assert_eq!(
+            tmpfs, READ_ONLY_TMPFS,
+            "what --read-only gives on the command line"
+        );
+        let limits = &spec["resource_limits"];
+        assert_eq!(limits["memory"]["limit"], 2048_u64 * 1024 * 1024);
+        assert_eq!(
+            limits["memory"]["swap"],
+            2048_u64 * 1024 * 1024,
+            "no swap beyond the limit"
+        );
+        assert_eq!(limits["cpu"]["quota"], 150_000);
+        assert_eq!(limits["cpu"]["period"], 100_000);
+        assert_eq!(cpu_quota(1.0 / 3.0), 33_300, "Podman's precision");
         assert_eq!(cpus_arg(2.0), "2");
         assert_eq!(cpus_arg(0.25), "0.25");
-        assert_eq!(cpus_arg(1.0 / 3.0), "0.333", "Podman's precision");
-        assert_eq!(after("--pids-limit"), "1024");
-        let at = args.iter().position(|a| a == "img:1").expect("image");
+        assert_eq!(limits["pids"]["limit"], 1024);
+        assert_eq!(spec["image"], "img:1");
         assert_eq!(
-            &args[at + 1..],
-            [
+            spec["command"],
+            serde_json::json!([
                 "node",
                 "dist/index.js",
                 "gateway",
@@ -1176,9 +1295,18 @@ mod tests {
                 "lan",
                 "--port",
                 "18789"
-            ]
+            ])
         );
         assert_eq!(hostname(&agent), hostname(&agent.clone()));
+    }
+
+    #[test]
+    fn names_and_references_stay_one_path_segment_each() {
+        assert_eq!(
+            path_value("localhost:5000/openclaw/openclaw:latest"),
+            "localhost:5000/openclaw/openclaw:latest"
+        );
+        assert_eq!(path_value("x?y#z w"), "x%3Fy%23z%20w");
     }
 
     #[test]
@@ -1207,29 +1335,44 @@ mod tests {
 
     #[test]
     fn events_of_another_data_folder_or_no_agent_are_not_ours() {
-        let c = Containers::new(Podman::new(None), "home1".into());
+        let c = Containers::new(
+            Podman::new(None),
+            EngineClient::new(Duration::from_secs(1)),
+            "home1".into(),
+        );
         let id = Uuid::new_v4();
-        let line = |home: &str, status: &str| {
+        // As Podman 4.3.1's API streams them.
+        let line = |home: &str, action: &str| {
             format!(
-                r#"{{"ID":"abc","Status":"{status}","Type":"container","Time":"2026-11-30T10:00:00.5Z","ContainerExitCode":137,
-                "Attributes":{{"io.clawdock.agent":"{id}","io.clawdock.home":"{home}"}}}}"#
+                r#"{{"status":"{action}","id":"abc","Type":"container","Action":"{action}","Actor":{{"ID":"abc",
+                "Attributes":{{"containerExitCode":"137","io.clawdock.agent":"{id}","io.clawdock.home":"{home}","name":"x"}}}},
+                "scope":"local","time":1796395031,"timeNano":1796395031034535872}}"#
             )
         };
         let died = c.parse_event(&line("home1", "died"), true).expect("ours");
         assert_eq!(died.agent, id);
+        assert_eq!(died.container_id, ContainerId("abc".into()));
         assert_eq!(died.container, Container::Exited(Some(137)));
-        assert!(died.at.is_some());
+        assert_eq!(
+            died.at.map(|t| t.timestamp_nanos_opt()),
+            Some(Some(1_796_395_031_034_535_872))
+        );
         assert!(c
             .parse_event(&line("home1", "died"), false)
             .expect("ours")
             .at
             .is_none());
+        assert_eq!(
+            c.parse_event(&line("home1", "start"), true)
+                .map(|h| h.container),
+            Some(Container::Running)
+        );
         assert!(c.parse_event(&line("home2", "died"), true).is_none());
         assert!(c.parse_event(&line("home1", "exec"), true).is_none());
         assert!(c.parse_event("garbage", true).is_none());
         assert!(c
             .parse_event(
-                r#"{"Status":"died","Type":"container","Attributes":{"io.clawdock.home":"home1"}}"#,
+                r#"{"Action":"died","Type":"container","Actor":{"ID":"a","Attributes":{"io.clawdock.home":"home1"}}}"#,
                 true
             )
             .is_none());

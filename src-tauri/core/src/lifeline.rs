@@ -276,3 +276,15 @@ mod windows {
         }
     }
 }
+
+/// Asks a child of ours to end (SIGTERM), so it can finish what it is doing.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub(crate) fn terminate(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) touches no memory of ours; the pid is a child not yet
+    // reaped (its `Child` is held), so it names no other process.
+    let _refused = unsafe { libc::kill(pid, libc::SIGTERM) };
+}

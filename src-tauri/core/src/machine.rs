@@ -10,6 +10,8 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::engine_client::EngineClient;
+use crate::engine_socket::{EngineSocket, Source};
 use crate::podman::{Call, Podman, PodmanError};
 use crate::progress::Paced;
 
@@ -269,6 +271,9 @@ pub struct Machine {
 
 struct Inner {
     podman: Podman,
+    /// The engine's API, pointed at its socket whenever the engine is found.
+    engine: EngineClient,
+    socket: EngineSocket,
     mode: Mode,
     name: Option<String>,
     timings: MachineTimings,
@@ -294,10 +299,33 @@ struct Inner {
 }
 
 impl Machine {
+    /// A machine whose engine socket is found the default way for `mode`: the
+    /// machine's own, or natively the user's or one of Clawdock's in the
+    /// temporary folder (see [`Machine::with_engine`]).
     pub fn new(podman: Podman, mode: Mode, name: Option<String>, timings: MachineTimings) -> Self {
+        let source = match mode {
+            Mode::Vm => Source::Machine { name: name.clone() },
+            Mode::Native => Source::Native {
+                user: crate::engine_socket::user_socket(),
+                owned: std::env::temp_dir()
+                    .join(format!("clawdock-engine-{}.sock", std::process::id())),
+            },
+        };
+        Self::with_engine(podman, mode, name, timings, source)
+    }
+
+    pub fn with_engine(
+        podman: Podman,
+        mode: Mode,
+        name: Option<String>,
+        timings: MachineTimings,
+        source: Source,
+    ) -> Self {
         let (events, _) = broadcast::channel(256);
         Self {
             inner: Arc::new(Inner {
+                engine: EngineClient::new(podman.call_timeout()),
+                socket: EngineSocket::new(podman.clone(), source),
                 podman,
                 mode,
                 name,
@@ -321,6 +349,17 @@ impl Machine {
 
     pub fn podman(&self) -> &Podman {
         &self.inner.podman
+    }
+
+    /// The engine's API client, pointed at the socket found last.
+    pub fn engine(&self) -> &EngineClient {
+        &self.inner.engine
+    }
+
+    /// Ends the engine service Clawdock started, if it did (at exit, after the
+    /// agents stopped; the containers live on under conmon).
+    pub async fn close_engine(&self) {
+        self.inner.socket.close().await;
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<MachineEvent> {
@@ -622,14 +661,12 @@ impl Machine {
         }
     }
 
-    /// A cheap call that only succeeds when the engine answers.
+    /// Finds the engine's socket (starting Clawdock's own service where that is
+    /// the way) and succeeds only when it answers.
     async fn probe_engine(&self) -> Result<(), MachineError> {
         self.inner
-            .podman
-            .run(
-                Call::new(["info", "--format", "{{.Version.Version}}"])
-                    .timeout(Duration::from_secs(30)),
-            )
+            .socket
+            .connect(&self.inner.engine)
             .await
             .map(|_| ())
             .map_err(|e| MachineError::EngineSilent(e.to_string()))

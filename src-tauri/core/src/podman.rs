@@ -2,34 +2,24 @@
 //! through (drained pipes or a pseudo-terminal, streamed lines, a timeout, kill on
 //! drop, typed errors).
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-/// How many stderr lines an error keeps: enough to show the cause, bounded so a
-/// chatty command cannot grow memory.
-const STDERR_TAIL_LINES: usize = 20;
+use crate::lines::forward_lines;
+pub use crate::lines::{strip_ansi, LineSink, LineStream, Stream, CUT_MARK, MAX_LINE};
+use crate::lines::{LineSplitter, Tail};
+pub use crate::outcome::{ExitCode, Output, PodmanError};
 
 /// Most stdout one call may print: far above any listing or inspect Clawdock asks
 /// for, low enough that a broken or hostile podman cannot exhaust memory. Past it
 /// the child is killed and the call fails with [`PodmanError::OutputTooLarge`].
 pub const MAX_STDOUT: usize = 64 * 1024 * 1024;
-
-/// Longest line handed to a line callback or a [`LineStream`]: longer ones (an
-/// agent printing a megabyte without a newline) are cut to this many bytes and
-/// end with [`CUT_MARK`].
-pub const MAX_LINE: usize = 16 * 1024;
-
-/// What ends a line that was cut at [`MAX_LINE`].
-pub const CUT_MARK: &str = " [... cut]";
 
 /// Folders a GUI app on macOS must search itself: it does not inherit the login
 /// shell's PATH, so Homebrew's and the Podman installer's folders are missing.
@@ -39,140 +29,6 @@ const MACOS_FOLDERS: &[&str] = &[
     "/usr/local/bin",
     "/opt/local/bin",
 ];
-
-/// Which pipe a line came from. A call on a terminal has one stream, given as
-/// `Stderr`: Podman draws its progress there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// Receives output lines while a command runs (progress of `machine init`, pulls).
-pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
-
-/// A podman call that did not give what was asked. Keeps the arguments, the exit
-/// code and the end of stderr so the log can say exactly what went wrong.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PodmanError {
-    #[error("podman is not installed (looked for {looked_for})")]
-    NotInstalled { looked_for: String },
-    #[error("could not run `podman {}`: {reason}", command_of(args))]
-    Spawn { args: String, reason: String },
-    #[error(
-        "`podman {}` failed (exit {code}): {}",
-        command_of(args),
-        last_line(stderr_tail)
-    )]
-    Failed {
-        args: String,
-        code: ExitCode,
-        stderr_tail: String,
-    },
-    #[error("`podman {}` did not finish within {}s and was killed", command_of(args), after.as_secs_f32())]
-    TimedOut {
-        args: String,
-        after: Duration,
-        stderr_tail: String,
-    },
-    #[error(
-        "`podman {}` printed output that could not be read: {reason}",
-        command_of(args)
-    )]
-    BadOutput { args: String, reason: String },
-    #[error(
-        "`podman {}` printed more than {} MiB and was killed",
-        command_of(args),
-        limit / (1024 * 1024)
-    )]
-    OutputTooLarge { args: String, limit: usize },
-}
-
-/// An exit status that may have no code (killed by a signal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitCode(pub Option<i32>);
-
-impl fmt::Display for ExitCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(code) => write!(f, "{code}"),
-            None => f.write_str("signal"),
-        }
-    }
-}
-
-/// The subcommand of an argument line (`machine init`, `create`): what the user's
-/// message names. The log keeps the whole line (see [`PodmanError::args`]).
-fn command_of(args: &str) -> String {
-    args.split_whitespace()
-        .take_while(|a| !a.starts_with('-'))
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no error output")
-}
-
-impl PodmanError {
-    /// The stderr tail, where there is one: what callers inspect to recognise
-    /// answers such as "already exists" (never the Display text).
-    pub fn stderr(&self) -> &str {
-        match self {
-            Self::Failed { stderr_tail, .. } | Self::TimedOut { stderr_tail, .. } => stderr_tail,
-            _ => "",
-        }
-    }
-
-    /// The whole argument line (secrets masked), for the log.
-    pub fn args(&self) -> &str {
-        match self {
-            Self::Spawn { args, .. }
-            | Self::Failed { args, .. }
-            | Self::TimedOut { args, .. }
-            | Self::BadOutput { args, .. }
-            | Self::OutputTooLarge { args, .. } => args,
-            Self::NotInstalled { .. } => "",
-        }
-    }
-
-    pub fn exit_code(&self) -> Option<i32> {
-        match self {
-            Self::Failed { code, .. } => code.0,
-            _ => None,
-        }
-    }
-
-    /// True for the answers Podman gives when its engine (or machine) cannot be
-    /// reached: the call says nothing about the thing it was asked about.
-    pub fn engine_unreachable(&self) -> bool {
-        self.says("cannot connect to podman") || self.says("unable to connect to podman")
-    }
-
-    /// No podman program to run: nothing of Clawdock's can be running either.
-    pub fn not_installed(&self) -> bool {
-        matches!(self, Self::NotInstalled { .. })
-    }
-
-    /// True when stderr says the thing asked for is already there or already done.
-    pub fn says(&self, needle: &str) -> bool {
-        self.stderr()
-            .to_ascii_lowercase()
-            .contains(&needle.to_ascii_lowercase())
-    }
-}
-
-/// What a finished podman call printed.
-#[derive(Debug, Clone, Default)]
-pub struct Output {
-    pub stdout: String,
-    pub stderr_tail: String,
-}
 
 /// Where the binary is and what it says of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -537,11 +393,20 @@ impl Podman {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(forward_lines(err, Stream::Stderr, tx));
         }
-        Ok(LineStream {
-            child,
-            lines: rx,
-            args: display_args(&args),
-        })
+        Ok(LineStream::from_process(child, rx, display_args(&args)))
+    }
+
+    /// Starts a long-lived podman (the engine's API service) that is not tied to
+    /// this process: it ends by its own idle timeout after a crash, finishing what
+    /// it was asked, and is not killed when its handle is dropped.
+    pub fn spawn_service(&self, args: &[String]) -> Result<Child, PodmanError> {
+        let mut cmd = self.command(args)?;
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(false);
+        let child = self.spawn_command(cmd, args)?;
+        tracing::debug!(args = %display_args(args), pid = ?child.id(), "podman (service)");
+        Ok(child)
     }
 
     fn spawn_tied(&self, args: &[String]) -> Result<Child, PodmanError> {
@@ -605,128 +470,6 @@ pub fn parse_version(stdout: &str) -> String {
         .to_string()
 }
 
-/// Lines of a running `podman` that goes on until stopped. Dropping it kills the child.
-pub struct LineStream {
-    child: Child,
-    lines: mpsc::Receiver<(Stream, String)>,
-    args: String,
-}
-
-impl LineStream {
-    /// The next line, or `None` when both pipes closed (the process ended).
-    pub async fn next_line(&mut self) -> Option<(Stream, String)> {
-        self.lines.recv().await
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// Waits for the process after its output ended.
-    pub async fn finish(mut self) -> ExitCode {
-        match self.child.wait().await {
-            Ok(status) => ExitCode(status.code()),
-            Err(e) => {
-                tracing::warn!(args = %self.args, error = %e, "waiting for podman stream");
-                ExitCode(None)
-            }
-        }
-    }
-}
-
-/// Splits bytes into lines as they arrive: each line at most [`MAX_LINE`] bytes
-/// (the rest dropped, [`CUT_MARK`] appended), decoded lossily so no byte sequence
-/// ends a stream, trailing `\r` removed. `\r` ends a line too where progress bars
-/// redraw with it (stderr, a terminal).
-pub(crate) struct LineSplitter {
-    current: Vec<u8>,
-    cut: bool,
-    also_cr: bool,
-}
-
-impl LineSplitter {
-    pub(crate) fn new(also_cr: bool) -> Self {
-        Self {
-            current: Vec::new(),
-            cut: false,
-            also_cr,
-        }
-    }
-
-    /// Feeds bytes; every line they complete goes to `line`.
-    pub(crate) fn push(&mut self, bytes: &[u8], mut line: impl FnMut(String)) {
-        for &b in bytes {
-            if b == b'\n' || (self.also_cr && b == b'\r') {
-                line(self.take());
-            } else if self.current.len() < MAX_LINE {
-                self.current.push(b);
-            } else {
-                self.cut = true;
-            }
-        }
-    }
-
-    /// The unterminated last line, if there is one.
-    pub(crate) fn finish(mut self) -> Option<String> {
-        (!self.current.is_empty() || self.cut).then(|| self.take())
-    }
-
-    fn take(&mut self) -> String {
-        let bytes = std::mem::take(&mut self.current);
-        let cut = std::mem::take(&mut self.cut);
-        line_text(&bytes, cut)
-    }
-}
-
-/// A line's text: lossy UTF-8 without a trailing `\r`; a cut line loses a
-/// character split by the cut and ends with [`CUT_MARK`].
-fn line_text(bytes: &[u8], cut: bool) -> String {
-    let mut bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    if cut {
-        if let Err(e) = std::str::from_utf8(bytes) {
-            if e.error_len().is_none() {
-                bytes = &bytes[..e.valid_up_to()];
-            }
-        }
-    }
-    let mut text = String::from_utf8_lossy(bytes).into_owned();
-    if cut {
-        text.push_str(CUT_MARK);
-    }
-    text
-}
-
-async fn forward_lines<R: AsyncRead + Unpin>(
-    mut pipe: R,
-    which: Stream,
-    tx: mpsc::Sender<(Stream, String)>,
-) {
-    let mut splitter = LineSplitter::new(false);
-    let mut buf = vec![0u8; 8192];
-    let mut ready = Vec::new();
-    loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        splitter.push(&buf[..n], |line| ready.push(line));
-        for line in ready.drain(..) {
-            if tx.send((which, line)).await.is_err() {
-                // Nobody listens; keep draining so the child never blocks.
-                while let Ok(n) = pipe.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-                return;
-            }
-        }
-    }
-    if let Some(line) = splitter.finish() {
-        let _no_listener = tx.send((which, line)).await;
-    }
-}
-
 /// Reads stdout to its end: all of it (lossy UTF-8), and each line to the sink.
 /// `None` once more than `limit` bytes came: the caller kills the child.
 async fn collect_stdout<R: AsyncRead + Unpin>(
@@ -758,27 +501,6 @@ async fn collect_stdout<R: AsyncRead + Unpin>(
         sink(Stream::Stdout, &line);
     }
     Some(String::from_utf8_lossy(&all).into_owned())
-}
-
-/// The last lines of a call's error output, what an error keeps of it: at most
-/// [`STDERR_TAIL_LINES`], a line printed again moved to the end rather than kept
-/// twice (a progress bar redraws the same line many times).
-#[derive(Default)]
-pub(crate) struct Tail(VecDeque<String>);
-
-impl Tail {
-    pub(crate) fn push(&mut self, line: &str) {
-        if let Some(at) = self.0.iter().position(|l| l == line) {
-            self.0.remove(at);
-        } else if self.0.len() == STDERR_TAIL_LINES {
-            self.0.pop_front();
-        }
-        self.0.push_back(line.to_string());
-    }
-
-    pub(crate) fn text(&self) -> String {
-        self.0.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
 }
 
 /// Reads stderr to its end, keeping only the last lines. Progress bars redraw with
@@ -815,88 +537,9 @@ async fn collect_stderr_tail<R: AsyncRead + Unpin>(
     tail.text()
 }
 
-/// Removes terminal control sequences from a line: CSI sequences (colours, cursor
-/// moves, erase), OSC strings (titles), two-byte escapes, and other control
-/// characters but tabs. A progress bar drawn on a terminal is full of them.
-pub fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            if !c.is_control() || c == '\t' {
-                out.push(c);
-            }
-            continue;
-        }
-        match chars.next() {
-            // CSI: parameters and intermediates, then one final byte in @..~.
-            Some('[') => {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            // OSC: up to BEL or the string terminator, ESC and a backslash.
-            Some(']') => {
-                while let Some(c) = chars.next() {
-                    if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                        break;
-                    }
-                }
-            }
-            // A charset choice (ESC ( B) has one more byte; others (ESC 7) are done.
-            Some('(' | ')') => {
-                chars.next();
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ansi_sequences_are_stripped() {
-        assert_eq!(
-            strip_ansi("\u{1b}[2K\u{1b}[1Acopying 1.0GiB / 2.0GiB"),
-            "copying 1.0GiB / 2.0GiB"
-        );
-        // Seen from podman 4.3.1 on a pty: cursor up, erase to the end.
-        assert_eq!(
-            strip_ansi("\u{1b}[3A\u{1b}[JCopying blob ddf365a09872 skipped: already exists  "),
-            "Copying blob ddf365a09872 skipped: already exists  "
-        );
-        assert_eq!(
-            strip_ansi(
-                "\u{1b}[?25l\u{1b}[31mWARN\u{1b}[0m[0000] x\u{1b}]0;title\u{7}!\u{1b}(B\u{1b}7."
-            ),
-            "WARN[0000] x!.",
-            "private modes, colours, a title, a charset, save cursor"
-        );
-        assert_eq!(strip_ansi("tab\there\u{8}"), "tab\there");
-    }
-
-    #[test]
-    fn a_tail_keeps_the_last_distinct_lines() {
-        let mut tail = Tail::default();
-        for line in ["a", "bar 1", "bar 1", "b", "bar 1"] {
-            tail.push(line);
-        }
-        assert_eq!(
-            tail.text(),
-            "a\nb\nbar 1",
-            "a repeated line moves to the end"
-        );
-        for i in 0..30 {
-            tail.push(&format!("line {i}"));
-        }
-        assert_eq!(tail.text().lines().count(), STDERR_TAIL_LINES);
-        assert!(tail.text().ends_with("line 29"));
-    }
 
     #[test]
     fn version_is_the_last_word() {

@@ -88,6 +88,12 @@ pub struct Settings {
     pub agent_proxy: crate::agent_proxy::AgentProxy,
     /// The tray app's login item; `None` for `clawdock serve`, which has none.
     pub login_item: Option<crate::login_item::LoginItem>,
+    /// The engine's API socket, given (`CLAWDOCK_ENGINE_SOCKET`): used as it is,
+    /// in either mode, and nothing is started.
+    pub engine_socket: Option<PathBuf>,
+    /// The user's own API socket (native mode), used when it answers; otherwise
+    /// Clawdock starts a service of its own.
+    pub user_engine_socket: Option<PathBuf>,
 }
 
 /// A setting that could not be read.
@@ -112,6 +118,23 @@ impl Settings {
             machine_timings: MachineTimings::default(),
             agent_proxy: crate::agent_proxy::AgentProxy::default(),
             login_item: None,
+            engine_socket: None,
+            user_engine_socket: crate::engine_socket::user_socket(),
+        }
+    }
+
+    /// Where the engine's socket comes from with these settings.
+    pub fn engine_source(&self) -> crate::engine_socket::Source {
+        use crate::engine_socket::Source;
+        match (&self.engine_socket, self.mode) {
+            (Some(given), _) => Source::Given(given.clone()),
+            (None, Mode::Vm) => Source::Machine {
+                name: self.machine_name.clone(),
+            },
+            (None, Mode::Native) => Source::Native {
+                user: self.user_engine_socket.clone(),
+                owned: crate::engine_socket::owned_socket(&self.home),
+            },
         }
     }
 
@@ -124,6 +147,7 @@ impl Settings {
         let mode = Mode::detect(var("CLAWDOCK_MACHINE_MODE").as_deref()).map_err(SettingsError)?;
         let mut s = Self::new(home, Podman::from_env(), mode);
         s.machine_name = var("CLAWDOCK_MACHINE_NAME");
+        s.engine_socket = var("CLAWDOCK_ENGINE_SOCKET").map(PathBuf::from);
         s.agent_proxy = crate::agent_proxy::AgentProxy::from_vars(var);
         if let Some(image) = var("CLAWDOCK_AGENT_IMAGE") {
             s.agent_image = image;

@@ -107,6 +107,8 @@ pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
     {
         tracing::warn!("followers still running at shutdown");
     }
+    // Last: the stops and the listings above went through it.
+    agents.machine().close_engine().await;
     let report = ShutdownReport {
         stopped,
         killed,

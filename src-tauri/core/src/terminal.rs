@@ -18,9 +18,8 @@ use std::time::Duration;
 use portable_pty::{native_pty_system, Child, CommandBuilder, ExitStatus, MasterPty, PtySize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::podman::{
-    strip_ansi, ExitCode, LineSink, LineSplitter, Output, PodmanError, Stream, Tail,
-};
+use crate::lines::{strip_ansi, LineSink, LineSplitter, Stream, Tail};
+use crate::outcome::{ExitCode, Output, PodmanError};
 
 /// The terminal's size. Wide, so no bar is cut: Podman's lines ("Copying blob
 /// 4f2e1f5a9d3c", a 40-column bar, the counters, the speed) are about 100 columns,
@@ -176,7 +175,7 @@ fn wait(
 }
 
 /// Reads the terminal to its end: lines split at `\r` and `\n` (bars redraw with
-/// `\r`, the terminal ends lines with `\r\n`), cut at [`crate::podman::MAX_LINE`],
+/// `\r`, the terminal ends lines with `\r\n`), cut at [`crate::lines::MAX_LINE`],
 /// cleaned of terminal codes, blank ones dropped.
 fn read_lines(mut reader: Box<dyn Read + Send>, lines: &mpsc::Sender<String>) {
     let mut splitter = LineSplitter::new(true);

@@ -982,7 +982,9 @@ impl Agents {
     ) -> Result<Option<LineStream>, AgentError> {
         match self.own_container(id).await? {
             Some(container) => Ok(Some(
-                self.containers().stream_logs(&container, tail, follow)?,
+                self.containers()
+                    .stream_logs(&container, tail, follow)
+                    .await?,
             )),
             None => Ok(None),
         }

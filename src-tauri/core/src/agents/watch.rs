@@ -56,7 +56,7 @@ impl Agents {
         &self,
         first_listing: &mut Option<oneshot::Sender<Vec<Found>>>,
     ) -> Result<(), PodmanError> {
-        let mut stream = self.containers().events()?;
+        let mut stream = self.containers().events().await?;
         // Listed after the stream is open, so no change falls between the two.
         let listing = self.sync_with_podman().await?;
         if let Some(tell) = first_listing.take() {

@@ -299,3 +299,59 @@ pub fn recording_podman(dir: &Path, log: &Path) -> clawdock_core::podman::Podman
     }
     clawdock_core::podman::Podman::new(Some(wrapper))
 }
+
+/// A real engine API service of the test's own with the fault-injecting proxy in
+/// front of it: point `Settings::engine_socket` at `proxy.path()` to count (or
+/// break) every request the core makes. The service ends with it.
+pub struct ProxiedEngine {
+    pub proxy: engine_proxy::EngineProxy,
+    service: std::process::Child,
+}
+
+impl ProxiedEngine {
+    pub async fn start(dir: &Path) -> Self {
+        let socket = dir.join("engine-under-test.sock");
+        let service = std::process::Command::new(real_podman().bin().expect("podman"))
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("podman system service");
+        let began = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "the engine service never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let proxy = engine_proxy::EngineProxy::start(&dir.join("engine-proxy.sock"), &socket)
+            .expect("proxy");
+        Self { proxy, service }
+    }
+
+    /// Requests seen of `method` on a path matching `pattern` (after the API's
+    /// version prefix: `/containers/create`).
+    pub fn calls(&self, method: &str, pattern: &str) -> usize {
+        self.proxy.calls(method, &format!("/v*/libpod{pattern}"))
+    }
+}
+
+impl Drop for ProxiedEngine {
+    fn drop(&mut self) {
+        let _gone = self.service.kill();
+        let _reaped = self.service.wait();
+    }
+}
+
+/// The podman processes noted by `counting_podman`, but `--version` (what the
+/// status reads once).
+pub fn podman_processes(calls: &Path) -> Vec<String> {
+    std::fs::read_to_string(calls)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l != "--version")
+        .map(str::to_string)
+        .collect()
+}

@@ -1,0 +1,313 @@
+//! Lines of output as they come, from a podman process or an API stream: split,
+//! bounded, cleaned of terminal codes, and the tail an error keeps.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::outcome::ExitCode;
+
+/// How many stderr lines an error keeps: enough to show the cause, bounded so a
+/// chatty command cannot grow memory.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// Longest line handed to a line callback or a [`LineStream`]: longer ones (an
+/// agent printing a megabyte without a newline) are cut to this many bytes and
+/// end with [`CUT_MARK`].
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// What ends a line that was cut at [`MAX_LINE`].
+pub const CUT_MARK: &str = " [... cut]";
+
+/// Which pipe a line came from. A call on a terminal has one stream, given as
+/// `Stderr`: Podman draws its progress there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives output lines while a command runs (progress of `machine init`, pulls).
+pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
+/// Lines of something that goes on until stopped: a podman process or a request
+/// to the engine's API that streams. Dropping it kills the process or closes the
+/// connection.
+pub struct LineStream {
+    source: Source,
+    lines: mpsc::Receiver<(Stream, String)>,
+    what: String,
+}
+
+enum Source {
+    Process(Child),
+    Request(AbortOnDrop),
+}
+
+/// A task that reads a streamed answer, ended with its connection when dropped.
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl LineStream {
+    /// The lines a running process prints (its stdout and stderr forwarded to
+    /// `lines`); the child is killed when the stream is dropped.
+    pub(crate) fn from_process(
+        child: Child,
+        lines: mpsc::Receiver<(Stream, String)>,
+        what: String,
+    ) -> Self {
+        Self {
+            source: Source::Process(child),
+            lines,
+            what,
+        }
+    }
+
+    /// The lines a task reads from a streamed answer.
+    pub(crate) fn from_task(
+        lines: mpsc::Receiver<(Stream, String)>,
+        task: JoinHandle<()>,
+        what: String,
+    ) -> Self {
+        Self {
+            source: Source::Request(AbortOnDrop(Some(task))),
+            lines,
+            what,
+        }
+    }
+
+    /// The next line, or `None` when the output ended (the process exited, the
+    /// engine closed the answer).
+    pub async fn next_line(&mut self) -> Option<(Stream, String)> {
+        self.lines.recv().await
+    }
+
+    /// Waits for the source after its output ended: the process's exit code; a
+    /// request's is 0.
+    pub async fn finish(mut self) -> ExitCode {
+        match &mut self.source {
+            Source::Process(child) => match child.wait().await {
+                Ok(status) => ExitCode(status.code()),
+                Err(e) => {
+                    tracing::warn!(what = %self.what, error = %e, "waiting for a stream's process");
+                    ExitCode(None)
+                }
+            },
+            Source::Request(task) => {
+                if let Some(handle) = task.0.take() {
+                    let _ended = handle.await;
+                }
+                ExitCode(Some(0))
+            }
+        }
+    }
+}
+
+/// Splits bytes into lines as they arrive: each line at most [`MAX_LINE`] bytes
+/// (the rest dropped, [`CUT_MARK`] appended), decoded lossily so no byte sequence
+/// ends a stream, trailing `\r` removed. `\r` ends a line too where progress bars
+/// redraw with it (stderr, a terminal).
+pub(crate) struct LineSplitter {
+    current: Vec<u8>,
+    cut: bool,
+    also_cr: bool,
+}
+
+impl LineSplitter {
+    pub(crate) fn new(also_cr: bool) -> Self {
+        Self {
+            current: Vec::new(),
+            cut: false,
+            also_cr,
+        }
+    }
+
+    /// Feeds bytes; every line they complete goes to `line`.
+    pub(crate) fn push(&mut self, bytes: &[u8], mut line: impl FnMut(String)) {
+        for &b in bytes {
+            if b == b'\n' || (self.also_cr && b == b'\r') {
+                line(self.take());
+            } else if self.current.len() < MAX_LINE {
+                self.current.push(b);
+            } else {
+                self.cut = true;
+            }
+        }
+    }
+
+    /// The unterminated last line, if there is one.
+    pub(crate) fn finish(mut self) -> Option<String> {
+        (!self.current.is_empty() || self.cut).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        let bytes = std::mem::take(&mut self.current);
+        let cut = std::mem::take(&mut self.cut);
+        line_text(&bytes, cut)
+    }
+}
+
+/// A line's text: lossy UTF-8 without a trailing `\r`; a cut line loses a
+/// character split by the cut and ends with [`CUT_MARK`].
+fn line_text(bytes: &[u8], cut: bool) -> String {
+    let mut bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    if cut {
+        if let Err(e) = std::str::from_utf8(bytes) {
+            if e.error_len().is_none() {
+                bytes = &bytes[..e.valid_up_to()];
+            }
+        }
+    }
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if cut {
+        text.push_str(CUT_MARK);
+    }
+    text
+}
+
+pub(crate) async fn forward_lines<R: AsyncRead + Unpin>(
+    mut pipe: R,
+    which: Stream,
+    tx: mpsc::Sender<(Stream, String)>,
+) {
+    let mut splitter = LineSplitter::new(false);
+    let mut buf = vec![0u8; 8192];
+    let mut ready = Vec::new();
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        splitter.push(&buf[..n], |line| ready.push(line));
+        for line in ready.drain(..) {
+            if tx.send((which, line)).await.is_err() {
+                // Nobody listens; keep draining so the child never blocks.
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                return;
+            }
+        }
+    }
+    if let Some(line) = splitter.finish() {
+        let _no_listener = tx.send((which, line)).await;
+    }
+}
+
+/// The last lines of a call's error output, what an error keeps of it: at most
+/// [`STDERR_TAIL_LINES`], a line printed again moved to the end rather than kept
+/// twice (a progress bar redraws the same line many times).
+#[derive(Default)]
+pub(crate) struct Tail(VecDeque<String>);
+
+impl Tail {
+    pub(crate) fn push(&mut self, line: &str) {
+        if let Some(at) = self.0.iter().position(|l| l == line) {
+            self.0.remove(at);
+        } else if self.0.len() == STDERR_TAIL_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(line.to_string());
+    }
+
+    pub(crate) fn text(&self) -> String {
+        self.0.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Removes terminal control sequences from a line: CSI sequences (colours, cursor
+/// moves, erase), OSC strings (titles), two-byte escapes, and other control
+/// characters but tabs. A progress bar drawn on a terminal is full of them.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            if !c.is_control() || c == '\t' {
+                out.push(c);
+            }
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters and intermediates, then one final byte in @..~.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or the string terminator, ESC and a backslash.
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            // A charset choice (ESC ( B) has one more byte; others (ESC 7) are done.
+            Some('(' | ')') => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ansi_sequences_are_stripped() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2K\u{1b}[1Acopying 1.0GiB / 2.0GiB"),
+            "copying 1.0GiB / 2.0GiB"
+        );
+        // Seen from podman 4.3.1 on a pty: cursor up, erase to the end.
+        assert_eq!(
+            strip_ansi("\u{1b}[3A\u{1b}[JCopying blob ddf365a09872 skipped: already exists  "),
+            "Copying blob ddf365a09872 skipped: already exists  "
+        );
+        assert_eq!(
+            strip_ansi(
+                "\u{1b}[?25l\u{1b}[31mWARN\u{1b}[0m[0000] x\u{1b}]0;title\u{7}!\u{1b}(B\u{1b}7."
+            ),
+            "WARN[0000] x!.",
+            "private modes, colours, a title, a charset, save cursor"
+        );
+        assert_eq!(strip_ansi("tab\there\u{8}"), "tab\there");
+    }
+
+    #[test]
+    fn a_tail_keeps_the_last_distinct_lines() {
+        let mut tail = Tail::default();
+        for line in ["a", "bar 1", "bar 1", "b", "bar 1"] {
+            tail.push(line);
+        }
+        assert_eq!(
+            tail.text(),
+            "a\nb\nbar 1",
+            "a repeated line moves to the end"
+        );
+        for i in 0..30 {
+            tail.push(&format!("line {i}"));
+        }
+        assert_eq!(tail.text().lines().count(), STDERR_TAIL_LINES);
+        assert!(tail.text().ends_with("line 29"));
+    }
+}
