@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Self-test for the fake podman (tests/fake-podman/podman). Exercises every feature
 # against throw-away state files; exits non-zero on the first failure.
-# The pass-through checks need a working real podman (FAKE_PODMAN_REAL, default
-# /usr/bin/podman); set FAKE_PODMAN_SKIP_REAL=1 to skip them.
+# The pass-through and API-socket checks need a working real podman (FAKE_PODMAN_REAL,
+# default /usr/bin/podman) and curl; set FAKE_PODMAN_SKIP_REAL=1 to skip them.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -10,6 +10,8 @@ FAKE="$HERE/podman"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 export FAKE_PODMAN_STATE="$WORK/state.json"
+# Without a real podman, `machine start` must not try to run its API service.
+[ -n "${FAKE_PODMAN_SKIP_REAL:-}" ] && export FAKE_PODMAN_NO_API=1
 
 pass=0
 fail() { echo "FAIL: $*" >&2; echo "--- stdout:" >&2; cat "$WORK/out" >&2 2>/dev/null
@@ -181,6 +183,63 @@ run machine stop; expect_rc 0 "stop again"
 run machine stop nope; expect_rc 125 "stop missing"
 ok "start/stop/already running"
 
+# --- the machine's API socket ---------------------------------------------------
+SOCK="$WORK/podman-machine-default-api.sock"
+# api_procs SOCK: pids of the watcher and service serving SOCK (their argv names it).
+api_procs() { pgrep -f -- "$1" | tr '\n' ' '; }
+ping_ok() { curl -sf --max-time 2 --unix-socket "$1" http://d/_ping >/dev/null 2>&1; }
+recorded() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_services"][sys.argv[2]]["pid"])' "$FAKE_PODMAN_STATE" "$1"; }
+run machine inspect; expect_rc 0 "inspect stopped"
+check "o[0]['ConnectionInfo'] == {'PodmanSocket': {'Path': '$SOCK'}, 'PodmanPipe': None}" "a stopped machine still reports its socket (Podman 5 shape)"
+ping_ok "$SOCK" && fail "the socket answers while the machine is stopped"
+if [ -z "${FAKE_PODMAN_SKIP_REAL:-}" ]; then
+  run machine start; expect_rc 0 "start with API"
+  run machine inspect --format '{{.ConnectionInfo.PodmanSocket.Path}}'; expect_rc 0 "inspect socket path"
+  sock=$(cat "$WORK/out"); [ "$sock" = "$SOCK" ] || fail "inspect gave socket '$sock', expected $SOCK"
+  ping_ok "$sock" || fail "the inspected socket does not answer _ping after start"
+  check "s['api_services']['podman-machine-default']['socket'] == '$SOCK'" "service recorded"
+  watcher=$(recorded podman-machine-default); procs=$(api_procs "$SOCK")
+  [ "$(echo $procs | wc -w)" -eq 2 ] || fail "expected a watcher and a service, got pids: $procs"
+  # A start that finds the service running ("already" marks the machine running) reuses it.
+  edit_state 's["faults"] = {"machine start": {"mode": "already"}}'
+  run machine start; expect_rc 125 "start already with a service running"
+  [ "$(recorded podman-machine-default)" = "$watcher" ] || fail "already-start replaced the watcher"
+  [ "$(api_procs "$SOCK")" = "$procs" ] || fail "already-start doubled the service: $(api_procs "$SOCK")"
+  # A client stream over the API ends when the machine stops, and nothing stays behind.
+  curl -s --unix-socket "$SOCK" http://d/v4.0.0/libpod/events >/dev/null 2>&1 & cp=$!
+  sleep 0.3
+  run machine stop; expect_rc 0 "stop with API"
+  ping_ok "$SOCK" && fail "the socket still answers after machine stop"
+  [ -e "$SOCK" ] && fail "the socket file is left after machine stop"
+  [ -z "$(api_procs "$SOCK")" ] || fail "service processes remain after machine stop: $(api_procs "$SOCK")"
+  check '"api_services" not in s' "stop drops the record"
+  for _ in $(seq 20); do kill -0 "$cp" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$cp" 2>/dev/null && fail "an events stream over the API outlived machine stop"
+  wait "$cp" 2>/dev/null
+  # rm ends it too.
+  run machine start; expect_rc 0 "start again"; ping_ok "$SOCK" || fail "no _ping after restart"
+  run machine rm -f; expect_rc 0 "rm with API"
+  [ -z "$(api_procs "$SOCK")" ] || fail "service processes remain after machine rm"
+  ping_ok "$SOCK" && fail "the socket answers after machine rm"
+  run machine init; expect_rc 0 "init after rm"
+  # The service dies with its state file's directory (a test that never stops it).
+  gone=$(mktemp -d "$WORK/gone.XXXXXX")
+  FAKE_PODMAN_STATE="$gone/state.json" "$FAKE" machine init --now >/dev/null 2>&1 || fail "init --now in $gone"
+  ping_ok "$gone/podman-machine-default-api.sock" || fail "init --now: no _ping"
+  rm -rf "$gone"
+  for _ in $(seq 50); do [ -z "$(api_procs "$gone/")" ] && break; sleep 0.1; done
+  [ -z "$(api_procs "$gone/")" ] || fail "the service outlived its state dir: $(api_procs "$gone/")"
+  ok "API socket: start answers _ping, reuse, stop/rm end it, dies with its state dir"
+fi
+# A test's fault-injecting proxy in front of the socket: inspect hands out its path.
+edit_state 's["api_socket"] = "/tmp/fake-podman-proxy.sock"'
+run machine inspect; expect_rc 0 "inspect with api_socket"
+check "o[0]['ConnectionInfo'] == {'PodmanSocket': {'Path': '/tmp/fake-podman-proxy.sock'}, 'PodmanPipe': None}" "api_socket override"
+run machine inspect --format '{{.ConnectionInfo.PodmanSocket.Path}} {{.ConnectionInfo.PodmanPipe}}'
+out_has "/tmp/fake-podman-proxy.sock <nil>" "api_socket override in a template"
+edit_state 'del s["api_socket"]'
+ok "API socket: api_socket override"
+
 # --- init --now --------------------------------------------------------------
 reset
 run machine init --now; expect_rc 0 "init --now"; out_has "started successfully" "init --now"
@@ -243,7 +302,7 @@ ok "faults: fail, times, forever, garbage"
 
 set_state '{"faults": {"machine list": {"mode": "hang"}}}'
 "$FAKE" machine list >/dev/null 2>&1 & hp=$!
-wait_for 's["calls"].get("machine list") == 1' "hanging list counted"
+wait_for 's.get("calls", {}).get("machine list") == 1' "hanging list counted"
 run machine list --format json; expect_rc 0 "list while another hangs"   # lock is free
 check 'o == [] and s["calls"]["machine list"] == 2' "second list done"
 kill -0 "$hp" 2>/dev/null || fail "hang did not hang"
