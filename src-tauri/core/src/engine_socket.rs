@@ -12,11 +12,13 @@ use tokio::process::Child;
 use crate::engine_client::{EngineClient, Request};
 use crate::podman::{Call, Podman, PodmanError};
 
-/// How long an owned service lives on with no client connected: it outlives a
-/// Clawdock that crashed only so long, and finishes what it was asked meanwhile
-/// (a create half-way is better finished than cut). While Clawdock runs, its
-/// event stream keeps a connection open.
-const OWNED_IDLE_SECS: u32 = 60;
+/// How long an owned service lives on with no client connected. It is not tied
+/// to Clawdock: a service ended with it would cut what it was doing (measured,
+/// Podman 4.3.1: a SIGTERM to the service mid-stop dropped the answer and left
+/// the container `Stopping`). So after a crash it finishes what it was asked,
+/// then ends by itself this long after the last connection closed. While
+/// Clawdock runs, its event stream keeps a connection open.
+pub const OWNED_IDLE_SECS: u32 = 30;
 
 /// How long a started service may take to answer its first ping.
 const FIRST_ANSWER: Duration = Duration::from_secs(20);

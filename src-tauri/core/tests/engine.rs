@@ -12,6 +12,7 @@ use clawdock_core::status::StateName;
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
 use serde_json::json;
+use support::engine_proxy::{EngineProxy, Fault, Rule};
 use support::{eventually, fake_calls, machine_row, running_containers, Home};
 
 fn req(name: &str) -> CreateRequest {
@@ -27,13 +28,24 @@ fn unique(stem: &str) -> String {
 
 /// A core in vm mode on a running simulated machine, whose containers (this data
 /// folder's) live "inside" it: a machine stop kills them and ends the streams.
-async fn vm_core(home: &Home) -> (Clawdock, std::path::PathBuf) {
-    let (settings, state) = home.fake_vm(json!({ "machines": [machine_row(true, false)] }));
+/// The machine's API socket is handed out behind a proxy the test can break.
+async fn vm_core(home: &Home) -> (Clawdock, std::path::PathBuf, EngineProxy) {
+    let proxy = EngineProxy::start(
+        &home.path().join("proxy.sock"),
+        &home.path().join("podman-machine-default-api.sock"),
+    )
+    .expect("proxy");
+    let (settings, state) = home.fake_vm(json!({
+        "machines": [machine_row(true, false)],
+        "api_socket": proxy.path(),
+    }));
     let core = Clawdock::start(settings).await.expect("core");
     let label = std::fs::read_to_string(home.path().join("data/instance-id")).expect("label");
     support::edit_fake_state(&state, &format!("state['vm_label'] = {:?}", label.trim()));
-    (core, state)
+    (core, state, proxy)
 }
+
+const PING: &str = "/v*/libpod/_ping";
 
 fn status_of(core: &Clawdock, name: &str) -> Option<AgentStatus> {
     core.agents()
@@ -62,7 +74,7 @@ fn stop_machine_from_outside(home: &Home) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_machine_stopped_from_outside_is_seen_and_start_brings_everything_back() {
     let home = Home::new();
-    let (core, state) = vm_core(&home).await;
+    let (core, state, _proxy) = vm_core(&home).await;
     let (a, b) = (unique("gone-a"), unique("gone-b"));
     let agents = core.agents();
     let first = agents.create_and_wait(req(&a)).await.expect("create a");
@@ -114,7 +126,8 @@ async fn a_machine_stopped_from_outside_is_seen_and_start_brings_everything_back
     let before = fake_calls(&state, "machine start");
     let results = futures::future::join_all(ids.iter().map(|id| agents.start(*id))).await;
     for r in results {
-        assert_eq!(r.expect("start").status, AgentStatus::Running);
+        let view = r.expect("start");
+        assert_eq!(view.status, AgentStatus::Running, "{view:?}");
     }
     assert_eq!(
         fake_calls(&state, "machine start"),
@@ -133,12 +146,14 @@ async fn a_machine_stopped_from_outside_is_seen_and_start_brings_everything_back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_call_that_finds_the_engine_gone_flips_the_runtime_and_start_recovers() {
     let home = Home::new();
-    let (core, state) = vm_core(&home).await;
+    let (core, state, proxy) = vm_core(&home).await;
     let name = unique("quiet");
     let agents = core.agents();
     let agent = agents.create_and_wait(req(&name)).await.expect("create");
-    // The machine "stops" without a word: the stream stays, the containers too.
+    // The machine "stops" without a word: the stream stays, the containers too,
+    // and its socket refuses.
     support::edit_fake_state(&state, "state['machines'][0]['Running'] = False");
+    proxy.set_refusing(true);
     assert_eq!(
         core.runtime_status().state,
         StateName::Ready,
@@ -166,6 +181,7 @@ async fn the_first_call_that_finds_the_engine_gone_flips_the_runtime_and_start_r
         agents.list()
     );
     let before = fake_calls(&state, "machine start");
+    proxy.set_refusing(false);
     let started = agents.start(agent.id).await.expect("start recovers");
     assert_eq!(started.status, AgentStatus::Running);
     assert_eq!(fake_calls(&state, "machine start"), before + 1);
@@ -207,19 +223,22 @@ async fn died_within(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failed_probe_is_not_a_lost_engine() {
     let home = Home::new();
-    let (core, state) = vm_core(&home).await;
+    let (core, _state, proxy) = vm_core(&home).await;
     let name = unique("blip");
     let agents = core.agents();
     let agent = agents.create_and_wait(req(&name)).await.expect("create");
-    let infos = fake_calls(&state, "container info");
-    support::edit_fake_state(
-        &state,
-        "state['faults'] = {'container info': {'mode': 'fail', 'times': 1, \
-         'message': 'Error: unable to connect to Podman socket: connection refused'}}",
+    let pings = proxy.calls("GET", PING);
+    proxy.fault(
+        Rule::new(
+            "GET",
+            PING,
+            Fault::fail(500, "injected: the engine did not answer"),
+        )
+        .once(),
     );
     let runtime = core.check_engine().await;
     assert!(
-        fake_calls(&state, "container info") > infos,
+        proxy.calls("GET", PING) > pings,
         "the check probed the engine"
     );
     assert_eq!(runtime, clawdock_core::machine::RuntimeState::Ready);
@@ -245,35 +264,28 @@ async fn one_failed_probe_is_not_a_lost_engine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watch_follows_podman_again_after_its_stream_ends_with_the_engine_fine() {
     let home = Home::new();
-    let (core, state) = vm_core(&home).await;
+    let (core, _state, proxy) = vm_core(&home).await;
     let name = unique("follow");
     let agents = core.agents();
     let agent = agents.create_and_wait(req(&name)).await.expect("create");
     // The check's probe outlasts the watch's first look after the stream ends.
-    support::edit_fake_state(&state, "state['delays'] = {'container info': 1.5}");
-    let (infos, listings) = (
-        fake_calls(&state, "container info"),
-        fake_calls(&state, "container ps"),
-    );
-    let streams = support::fake_state(&state)["streams"].clone();
-    for pid in streams.as_array().into_iter().flatten() {
-        let pid = pid.as_i64().expect("pid").to_string();
-        let is_events = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("events"));
-        if is_events {
-            let _gone = std::process::Command::new("kill")
-                .args(["-9", &pid])
-                .status();
-        }
-    }
+    proxy.fault(Rule::new(
+        "GET",
+        PING,
+        Fault::Delay(Duration::from_millis(1500)),
+    ));
+    let listing = "/v*/libpod/containers/json";
+    let (pings, listings) = (proxy.calls("GET", PING), proxy.calls("GET", listing));
+    // The event stream ends; the engine is fine.
+    proxy.cut_connections();
     // The check that follows the stream's end has probed and listed again.
     assert!(
         eventually(Duration::from_secs(20), || {
-            fake_calls(&state, "container info") > infos
-                && fake_calls(&state, "container ps") > listings
+            proxy.calls("GET", PING) > pings && proxy.calls("GET", listing) > listings
         })
         .await,
-        "the engine was checked after the stream ended"
+        "the engine was checked after the stream ended: {:#?}",
+        proxy.log()
     );
     let mut events = core.subscribe();
     kill_container(&name);

@@ -1,5 +1,6 @@
-//! Fault suite: the fake podman fails, hangs, prints garbage or answers "already
-//! exists / running" at each step of setup, runtime start, create, stop and delete.
+//! Fault suite: the fake podman (setup, runtime start) or a proxy in front of the
+//! engine's API socket (create, start, stop, delete) fails, hangs, answers garbage
+//! or answers "already exists / running" at each step.
 //! Each case must end in a clear error (or a recovery where the answer is benign),
 //! state consistent with Podman, no panic, and a retry that works.
 
@@ -15,6 +16,7 @@ use clawdock_core::status::StateName;
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
 use serde_json::{json, Value};
+use support::engine_proxy::{EngineProxy, Fault, Rule};
 use support::{containers, machine_row, running_containers, Home};
 
 const MODES: &[&str] = &["fail", "hang", "garbage", "already"];
@@ -49,13 +51,55 @@ fn name(tag: &str) -> String {
     format!("f{}-{tag}", std::process::id() % 10_000)
 }
 
-/// A core on the fake podman in vm mode with short call timeouts.
-async fn vm_core(home: &Home, machine_running: bool) -> (Clawdock, std::path::PathBuf) {
-    let state = if machine_running {
-        json!({ "machines": [machine_row(true, false)] })
-    } else {
-        json!({})
+/// The request of a container step, as the proxy matches it.
+fn request_of(step: &str) -> (&'static str, &'static str) {
+    match step {
+        "container create" => ("POST", "/v*/libpod/containers/create"),
+        "container start" => ("POST", "/v*/libpod/containers/*/start"),
+        "container stop" => ("POST", "/v*/libpod/containers/*/stop"),
+        "container rm" => ("DELETE", "/v*/libpod/containers/*"),
+        other => panic!("no request for {other}"),
+    }
+}
+
+/// Sets a fault on the engine's API for one request of `step`, as the fake does
+/// on the command line: `already` lets the engine do it, then answers what Podman
+/// answers when it was already done.
+fn set_engine_fault(proxy: &EngineProxy, step: &str, mode: Option<&str>) {
+    proxy.clear();
+    let Some(mode) = mode else { return };
+    let (method, path) = request_of(step);
+    let fault = match (mode, step) {
+        ("fail", _) => Fault::fail(500, format!("injected fail at {step}")),
+        ("hang", _) => Fault::Hang,
+        ("garbage", _) => Fault::Garbage,
+        ("already", "container create") => Fault::after(Fault::fail(
+            500,
+            "creating container storage: the container name is already in use by 0123456789abcdef: that name is already in use",
+        )),
+        ("already", "container rm") => Fault::after(Fault::fail(404, "no such container")),
+        // Started or stopped already: Podman's 304.
+        ("already", _) => Fault::after(Fault::fail(304, "")),
+        (other, _) => panic!("no fault {other}"),
     };
+    proxy.fault(Rule::new(method, path, fault).once());
+}
+
+/// A core on the fake podman in vm mode with short call timeouts; the machine's
+/// API socket is handed out behind a fault-injecting proxy.
+async fn vm_core(
+    home: &Home,
+    machine_running: bool,
+) -> (Clawdock, std::path::PathBuf, EngineProxy) {
+    let machine_socket = home.path().join("podman-machine-default-api.sock");
+    let proxy_socket = home.path().join("proxy.sock");
+    let proxy = EngineProxy::start(&proxy_socket, &machine_socket).expect("proxy");
+    let machines = if machine_running {
+        json!([machine_row(true, false)])
+    } else {
+        json!([])
+    };
+    let state = json!({ "machines": machines, "api_socket": proxy_socket });
     let (mut settings, state_path) = home.fake_vm(state);
     settings.podman = Podman::new(settings.podman.bin().map(Path::to_path_buf))
         .with_call_timeout(Duration::from_secs(3));
@@ -63,7 +107,11 @@ async fn vm_core(home: &Home, machine_running: bool) -> (Clawdock, std::path::Pa
     settings.machine_timings.start = Duration::from_secs(3);
     settings.machine_timings.list = Duration::from_secs(3);
     support::ensure_test_images();
-    (Clawdock::start(settings).await.expect("core"), state_path)
+    (
+        Clawdock::start(settings).await.expect("core"),
+        state_path,
+        proxy,
+    )
 }
 
 fn label(home: &Home) -> String {
@@ -83,7 +131,7 @@ async fn setup_faults_end_in_a_clear_error_or_recovery_and_a_retry_works() {
     for step in ["machine init", "machine start"] {
         for mode in MODES {
             let home = Home::new();
-            let (core, state) = vm_core(&home, false).await;
+            let (core, state, _proxy) = vm_core(&home, false).await;
             set_fault(&state, step, Some(mode));
             core.setup_runtime(spec).expect("setup starts");
             assert!(
@@ -145,12 +193,12 @@ async fn setup_faults_end_in_a_clear_error_or_recovery_and_a_retry_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_faults_leave_an_error_no_running_container_and_a_working_retry() {
     let home = Home::new();
-    let (core, state) = vm_core(&home, true).await;
+    let (core, _state, proxy) = vm_core(&home, true).await;
     let agents = core.agents();
     for step in ["container create", "container start"] {
         for mode in MODES {
             let n = name(&format!("{}-{mode}", step.replace("container ", "")));
-            set_fault(&state, step, Some(mode));
+            set_engine_fault(&proxy, step, Some(mode));
             let result = agents
                 .create_and_wait(CreateRequest {
                     name: n.clone(),
@@ -176,7 +224,7 @@ async fn create_faults_leave_an_error_no_running_container_and_a_working_retry()
                         !running_containers(&label(&home)).contains(&format!("clawdock-{n}")),
                         "{step}/{mode}: nothing half-alive"
                     );
-                    set_fault(&state, step, None);
+                    set_engine_fault(&proxy, step, None);
                     let again = agents
                         .start(agent.id)
                         .await
@@ -201,7 +249,7 @@ async fn create_faults_leave_an_error_no_running_container_and_a_working_retry()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_and_delete_faults_keep_state_consistent_with_podman() {
     let home = Home::new();
-    let (core, state) = vm_core(&home, true).await;
+    let (core, _state, proxy) = vm_core(&home, true).await;
     let agents = core.agents();
     for (step, op) in [("container stop", "stop"), ("container rm", "delete")] {
         for mode in MODES {
@@ -213,7 +261,7 @@ async fn stop_and_delete_faults_keep_state_consistent_with_podman() {
                 })
                 .await
                 .expect("create");
-            set_fault(&state, step, Some(mode));
+            set_engine_fault(&proxy, step, Some(mode));
             let result = if op == "stop" {
                 agents.stop(agent.id).await.map(|_| ())
             } else {
@@ -234,7 +282,7 @@ async fn stop_and_delete_faults_keep_state_consistent_with_podman() {
                         "{step}/{mode}: {now:?}"
                     );
                     assert!(now.error.is_some());
-                    set_fault(&state, step, None);
+                    set_engine_fault(&proxy, step, None);
                     // Retry.
                     if op == "stop" {
                         let stopped = agents.stop(agent.id).await.expect("retry stop");
@@ -262,7 +310,7 @@ async fn stop_and_delete_faults_keep_state_consistent_with_podman() {
                     }
                 }
             }
-            set_fault(&state, step, None);
+            set_engine_fault(&proxy, step, None);
             if agents.get(agent.id).is_some() {
                 agents.delete(agent.id).await.expect("cleanup delete");
             }

@@ -335,27 +335,15 @@ async fn log_line(
 /// back on every failure, and a rolled-back image is not tried again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_keeps_the_working_container_until_the_new_one_is_healthy() {
-    use std::os::unix::fs::PermissionsExt;
+    use support::engine_proxy::{Fault, Rule};
     let never_ready = never_ready_image();
     let reference = format!("localhost/clawdock-test-keep-{}:latest", std::process::id());
     podman_out(&["tag", IMAGE, &reference]);
     let home = Home::new();
-    // `podman create` fails while the flag file exists.
-    let flag = home.path().join("fail-create");
-    let wrapper = home.path().join("podman-failing-create");
-    let real = support::real_podman();
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = create ] && [ -e '{}' ]; then echo 'Error: injected create failure' >&2; exit 125; fi\nexec '{}' \"$@\"\n",
-            flag.display(),
-            real.bin().expect("podman").display()
-        ),
-    )
-    .expect("wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The engine's create fails when the test says so.
+    let engine = support::ProxiedEngine::start(home.path()).await;
     let mut settings = home.native(&reference);
-    settings.podman = Podman::new(Some(wrapper));
+    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
     settings.health_timeout = Duration::from_secs(8);
     let core = Clawdock::start(settings).await.expect("core");
     let agents = core.agents().clone();
@@ -380,9 +368,15 @@ async fn an_update_keeps_the_working_container_until_the_new_one_is_healthy() {
     podman_out(&["tag", never_ready, &reference]);
 
     // A create that fails after the pull: the working container was never touched.
-    std::fs::write(&flag, b"").expect("flag");
+    engine.proxy.fault(
+        Rule::new(
+            "POST",
+            "/v*/libpod/containers/create",
+            Fault::fail(500, "injected create failure"),
+        )
+        .once(),
+    );
     let failed = agents.update(agent.id).await;
-    std::fs::remove_file(&flag).expect("flag");
     assert!(failed.is_err(), "{failed:?}");
     assert_eq!(running_image(), working, "the old container runs on");
     let view = agents.get(agent.id).expect("agent");

@@ -115,12 +115,17 @@ pub struct RuleId(u64);
 pub struct EngineProxy {
     path: PathBuf,
     state: Arc<Mutex<State>>,
+    /// Told to end every connection open now (an engine that went away).
+    cut: Arc<tokio::sync::Notify>,
     /// Owns the per-connection tasks too: aborting it ends hanging connections.
     accept: JoinHandle<()>,
 }
 
 #[derive(Default)]
 struct State {
+    /// Every new connection is closed at once, as a socket with no engine
+    /// behind it would (a machine gone without a word).
+    refusing: bool,
     rules: Vec<Armed>,
     seen: Vec<Seen>,
     next_id: u64,
@@ -145,16 +150,31 @@ impl EngineProxy {
     pub fn start(listen: &Path, upstream: &Path) -> std::io::Result<EngineProxy> {
         let listener = UnixListener::bind(listen)?;
         let state = Arc::new(Mutex::new(State::default()));
+        let cut = Arc::new(tokio::sync::Notify::new());
         let accept = tokio::spawn(accept_loop(
             listener,
             upstream.to_path_buf(),
             Arc::clone(&state),
+            Arc::clone(&cut),
         ));
         Ok(EngineProxy {
             path: listen.to_path_buf(),
             state,
+            cut,
             accept,
         })
+    }
+
+    /// Closes every new connection at once (`true`) or forwards again (`false`);
+    /// connections already open (an event stream) are left as they are.
+    pub fn set_refusing(&self, refusing: bool) {
+        lock(&self.state).refusing = refusing;
+    }
+
+    /// Ends every connection open now, streams included, as an engine that went
+    /// away would; new ones are served as before.
+    pub fn cut_connections(&self) {
+        self.cut.notify_one();
     }
 
     pub fn path(&self) -> &Path {
@@ -231,12 +251,22 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn accept_loop(listener: UnixListener, upstream: PathBuf, state: Arc<Mutex<State>>) {
+async fn accept_loop(
+    listener: UnixListener,
+    upstream: PathBuf,
+    state: Arc<Mutex<State>>,
+    cut: Arc<tokio::sync::Notify>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            () = cut.notified() => connections.abort_all(),
             accepted = listener.accept() => match accepted {
                 Ok((client, _)) => {
+                    if lock(&state).refusing {
+                        drop(client);
+                        continue;
+                    }
                     connections.spawn(serve(client, upstream.clone(), Arc::clone(&state)));
                 }
                 Err(e) => {

@@ -331,6 +331,11 @@ impl ProxiedEngine {
         Self { proxy, service }
     }
 
+    /// Whether the service still runs.
+    pub fn service_runs(&mut self) -> bool {
+        matches!(self.service.try_wait(), Ok(None))
+    }
+
     /// Requests seen of `method` on a path matching `pattern` (after the API's
     /// version prefix: `/containers/create`).
     pub fn calls(&self, method: &str, pattern: &str) -> usize {
