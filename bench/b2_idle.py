@@ -1,9 +1,15 @@
-"""2. Idle cost with 5 running agents: `clawdock serve`, the desktop app with its window
-open (first run opens it), and the desktop app started quietly in the tray (window
-closed: a second launch of the same data folder, which restores the 5 agents)."""
+"""2. Idle cost with 5 running agents: `clawdock serve`, `clawdock serve` with the stats
+stream open (what the window asks while it shows the agents), the desktop app with its
+window open (first run opens it), and the desktop app started quietly in the tray
+(window closed: a second launch of the same data folder, which restores the 5 agents).
+With CLAWDOCK_BENCH_BIN_BEFORE set, the two serve rows through that binary too; with
+CLAWDOCK_BENCH_NO_APP=1, no app rows (no release build of the tray app needed)."""
 
 from __future__ import annotations
 
+import http.client
+import os
+import threading
 import time
 
 from common import (CLK_TCK, Instance, Table, XSession, agent_name, cleanup_bench, descendants,
@@ -60,6 +66,52 @@ def measure_idle(inst: Instance, seconds: float) -> dict:
     }
 
 
+class StatsStream:
+    """GET /agents/stats held open and read in a thread, as the window holds it."""
+
+    def __init__(self, inst: Instance):
+        self.samples = 0
+        self.conn = http.client.HTTPConnection(inst.api.host, inst.api.port, timeout=30)
+        self.conn.request("GET", "/agents/stats", headers=dict(inst.api.auth))
+        self.resp = self.conn.getresponse()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            for line in self.resp:
+                if line.startswith(b"data:"):
+                    self.samples += 1
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+
+    def close(self):
+        self.conn.close()
+
+
+def serve_rows(tag: str, bin_path, idle: float, rows: list, lives: list):
+    serve = Instance(f"idle-serve{tag}", bin_path=bin_path)
+    label = f" ({tag.strip('-')})" if tag else ""
+    try:
+        t_launch = time.time()
+        serve.start()
+        serve.create_agents([agent_name("i", i) for i in range(AGENTS)])
+        time.sleep(SETTLE)
+        rows.append((f"clawdock serve{label}", measure_idle(serve, idle)))
+        stream = StatsStream(serve)
+        time.sleep(SETTLE)
+        r = measure_idle(serve, idle)
+        r["samples"] = stream.samples
+        stream.close()
+        rows.append((f"serve, stats stream open{label}", r))
+        lives.append((f"serve{label}, launch to end of idle",
+                      serve.counter.between(t_launch, time.time())))
+        serve.terminate()
+        serve.cleanup()
+    finally:
+        cleanup_bench(serve)
+
+
 def mb(kb: int) -> str:
     return f"{kb / 1024:.1f} MB"
 
@@ -67,20 +119,15 @@ def mb(kb: int) -> str:
 def run(args) -> list[Table]:
     idle = args.idle
     rows, lives = [], []
-    serve = Instance("idle-serve")
     session = None
     app = None
+    before = os.environ.get("CLAWDOCK_BENCH_BIN_BEFORE")
+    if before:
+        serve_rows("-before", before, idle, rows, lives)
+    serve_rows("", None, idle, rows, lives)
     try:
-        # serve
-        t_launch = time.time()
-        serve.start()
-        serve.create_agents([agent_name("i", i) for i in range(AGENTS)])
-        time.sleep(SETTLE)
-        rows.append(("clawdock serve", measure_idle(serve, idle)))
-        lives.append(("serve, launch to end of idle", serve.counter.between(t_launch, time.time())))
-        serve.terminate()
-        serve.cleanup()
-
+        if os.environ.get("CLAWDOCK_BENCH_NO_APP"):
+            raise StopIteration
         # the app, first run: the window opens
         session = XSession()
         app = Instance("idle-app", mode="app", session=session)
@@ -105,15 +152,18 @@ def run(args) -> list[Table]:
         lives.append(("app second run (restores the agents), launch to end of idle",
                       app.counter.between(t_launch, time.time())))
         app.terminate()
+    except StopIteration:
+        log("idle: CLAWDOCK_BENCH_NO_APP set, no app rows")
     finally:
-        cleanup_bench(*(i for i in (serve, app) if i))
+        cleanup_bench(*(i for i in (app,) if i))
         if session:
             session.close()
 
     t = Table(
         f"2. Idle cost: {AGENTS} running agents, {idle:.0f} s idle each",
-        ["instance", "podman spawned", "CPU app", "CPU webview", "CPU podman events",
-         "CPU/min, all", "RSS app", "PSS app", "RSS webview", "PSS webview"],
+        ["instance", "podman spawned", "CPU app", "CPU webview",
+         "CPU podman children (events; the engine service)", "CPU/min, all", "RSS app",
+         "PSS app", "RSS webview", "PSS webview"],
     )
     for name, r in rows:
         total = r["app_cpu"] + r["web_cpu"] + r["other_cpu"] + r["reaped_cpu"]
@@ -127,8 +177,10 @@ def run(args) -> list[Table]:
     t.note("podman spawned = podman processes Clawdock started during the idle window "
            "(wrapper log; CLAWDOCK_PODMAN). CPU = utime+stime seconds used in the idle window, "
            "from /proc/PID/stat (10 ms ticks): the app process, its WebKit children, and its "
-           "long-lived `podman events` child; 'CPU/min, all' is their sum plus children reaped "
-           "in the window, per minute.")
+           "long-lived podman child (`podman events` before issue 24; the `podman system "
+           "service` Clawdock owns since, which does the engine's work for every request); "
+           "'CPU/min, all' is their sum plus children reaped in the window (the podman "
+           "processes of each call), per minute.")
     t.note("RSS/PSS from /proc/PID/smaps_rollup at the end of the window; webview = the "
            "WebKitWebProcess + WebKitNetworkProcess children, summed.")
     for name, r in rows:
@@ -138,6 +190,7 @@ def run(args) -> list[Table]:
                f"{r['running']} agent containers running; "
                + ("" if r["window"] is None else
                   f"Clawdock window {'viewable' if r['window'] else 'not mapped'} (xwininfo); ")
+               + (f"{r['samples']} stats samples read; " if "samples" in r else "")
                + f"podman calls in the window: {summarize_calls(r['spawned'])}")
     for name, r in rows:
         t.note(f"{name}: largest PSS shares of the app process: "

@@ -178,8 +178,8 @@ pub enum CreateError {
         holder: Option<String>,
     },
     /// The image is not on this machine: pull it, then create again. Checked by
-    /// the create itself (`--pull never`) rather than an `image exists` first,
-    /// which cost every create one more podman process.
+    /// the create itself (the engine's create never pulls) rather than an image
+    /// inspect first, which cost every create one more request.
     #[error(transparent)]
     ImageMissing(PodmanError),
     #[error(transparent)]
@@ -751,14 +751,10 @@ impl Containers {
             "label": [format!("{LABEL_HOME}={}", self.home)],
         })
         .to_string();
-        // From a moment before: the engine may take the request a little after
-        // the caller's listing, and a change in between must not be missed (a
-        // fact seen twice changes nothing).
-        let since = Utc::now().timestamp() - 2;
-        let path = format!(
-            "/events?stream=true&since={since}&filters={}",
-            query_value(&filters)
-        );
+        // No `since` to replay the moments before: a replayed death of a
+        // container that was started again since (a machine stopped, then started
+        // at once; the container keeps its ID) read as a crash of the new run.
+        let path = format!("/events?stream=true&filters={}", query_value(&filters));
         let result = self.engine.stream(Request::get(path), false).await;
         if let Err(e) = &result {
             if e.engine_unreachable() {

@@ -273,7 +273,7 @@ impl EngineClient {
             }
             forward_body(response.into_body(), frames, tx).await;
         });
-        Ok(LineStream::from_task(rx, task, what))
+        Ok(LineStream::from_task(rx, task))
     }
 }
 

@@ -14,7 +14,6 @@ pub mod engine_socket;
 pub mod events;
 pub mod export;
 pub mod instance;
-mod lifeline;
 mod lines;
 pub mod login_item;
 pub mod machine;

@@ -4,12 +4,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-use crate::outcome::ExitCode;
 
 /// How many stderr lines an error keeps: enough to show the cause, bounded so a
 /// chatty command cannot grow memory.
@@ -34,18 +30,11 @@ pub enum Stream {
 /// Receives output lines while a command runs (progress of `machine init`, pulls).
 pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 
-/// Lines of something that goes on until stopped: a podman process or a request
-/// to the engine's API that streams. Dropping it kills the process or closes the
-/// connection.
+/// Lines of a request to the engine's API that goes on until stopped (events,
+/// logs that follow). Dropping it closes the connection.
 pub struct LineStream {
-    source: Source,
+    reader: AbortOnDrop,
     lines: mpsc::Receiver<(Stream, String)>,
-    what: String,
-}
-
-enum Source {
-    Process(Child),
-    Request(AbortOnDrop),
 }
 
 /// A task that reads a streamed answer, ended with its connection when dropped.
@@ -60,30 +49,11 @@ impl Drop for AbortOnDrop {
 }
 
 impl LineStream {
-    /// The lines a running process prints (its stdout and stderr forwarded to
-    /// `lines`); the child is killed when the stream is dropped.
-    pub(crate) fn from_process(
-        child: Child,
-        lines: mpsc::Receiver<(Stream, String)>,
-        what: String,
-    ) -> Self {
-        Self {
-            source: Source::Process(child),
-            lines,
-            what,
-        }
-    }
-
     /// The lines a task reads from a streamed answer.
-    pub(crate) fn from_task(
-        lines: mpsc::Receiver<(Stream, String)>,
-        task: JoinHandle<()>,
-        what: String,
-    ) -> Self {
+    pub(crate) fn from_task(lines: mpsc::Receiver<(Stream, String)>, task: JoinHandle<()>) -> Self {
         Self {
-            source: Source::Request(AbortOnDrop(Some(task))),
+            reader: AbortOnDrop(Some(task)),
             lines,
-            what,
         }
     }
 
@@ -93,23 +63,11 @@ impl LineStream {
         self.lines.recv().await
     }
 
-    /// Waits for the source after its output ended: the process's exit code; a
-    /// request's is 0.
-    pub async fn finish(mut self) -> ExitCode {
-        match &mut self.source {
-            Source::Process(child) => match child.wait().await {
-                Ok(status) => ExitCode(status.code()),
-                Err(e) => {
-                    tracing::warn!(what = %self.what, error = %e, "waiting for a stream's process");
-                    ExitCode(None)
-                }
-            },
-            Source::Request(task) => {
-                if let Some(handle) = task.0.take() {
-                    let _ended = handle.await;
-                }
-                ExitCode(Some(0))
-            }
+    /// Waits for the reading task after the output ended (the engine closed the
+    /// answer).
+    pub async fn finish(mut self) {
+        if let Some(task) = self.reader.0.take() {
+            let _ended = task.await;
         }
     }
 }
@@ -174,37 +132,6 @@ fn line_text(bytes: &[u8], cut: bool) -> String {
         text.push_str(CUT_MARK);
     }
     text
-}
-
-pub(crate) async fn forward_lines<R: AsyncRead + Unpin>(
-    mut pipe: R,
-    which: Stream,
-    tx: mpsc::Sender<(Stream, String)>,
-) {
-    let mut splitter = LineSplitter::new(false);
-    let mut buf = vec![0u8; 8192];
-    let mut ready = Vec::new();
-    loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        splitter.push(&buf[..n], |line| ready.push(line));
-        for line in ready.drain(..) {
-            if tx.send((which, line)).await.is_err() {
-                // Nobody listens; keep draining so the child never blocks.
-                while let Ok(n) = pipe.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-                return;
-            }
-        }
-    }
-    if let Some(line) = splitter.finish() {
-        let _no_listener = tx.send((which, line)).await;
-    }
 }
 
 /// The last lines of a call's error output, what an error keeps of it: at most

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 
-use crate::lines::forward_lines;
 pub use crate::lines::{strip_ansi, LineSink, LineStream, Stream, CUT_MARK, MAX_LINE};
 use crate::lines::{LineSplitter, Tail};
 pub use crate::outcome::{ExitCode, Output, PodmanError};
@@ -208,7 +206,6 @@ impl Podman {
         std::thread::spawn(move || {
             let mut cmd = std::process::Command::new(bin);
             cmd.args(&args).stdin(Stdio::null());
-            crate::lifeline::tie_std(&mut cmd);
             let out = cmd.output();
             let _gone = tx.send(out);
         });
@@ -374,28 +371,6 @@ impl Podman {
         })
     }
 
-    /// Starts a long-running call (`events`, `logs -f`) and delivers its lines.
-    /// The returned handle kills the child when dropped.
-    pub fn stream(&self, args: &[&str]) -> Result<LineStream, PodmanError> {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        // A stream never ends by itself: tied to this process, it dies with it. A
-        // one-shot call is not: it ends by its own timeout, and one that changes
-        // something (a create, a start) is better finished than cut half-way,
-        // which the crash suite showed can leave a container that never gets
-        // healthy.
-        let mut child = self.spawn_tied(&args)?;
-        tracing::debug!(args = %display_args(&args), "podman (stream)");
-        let (tx, rx) = mpsc::channel(256);
-        if let Some(out) = child.stdout.take() {
-            let tx = tx.clone();
-            tokio::spawn(forward_lines(out, Stream::Stdout, tx));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward_lines(err, Stream::Stderr, tx));
-        }
-        Ok(LineStream::from_process(child, rx, display_args(&args)))
-    }
-
     /// Starts a long-lived podman (the engine's API service) that is not tied to
     /// this process: it ends by its own idle timeout after a crash, finishing what
     /// it was asked, and is not killed when its handle is dropped.
@@ -406,14 +381,6 @@ impl Podman {
             .kill_on_drop(false);
         let child = self.spawn_command(cmd, args)?;
         tracing::debug!(args = %display_args(args), pid = ?child.id(), "podman (service)");
-        Ok(child)
-    }
-
-    fn spawn_tied(&self, args: &[String]) -> Result<Child, PodmanError> {
-        let mut cmd = self.command(args)?;
-        crate::lifeline::tie(&mut cmd);
-        let child = self.spawn_command(cmd, args)?;
-        crate::lifeline::adopt(&child);
         Ok(child)
     }
 

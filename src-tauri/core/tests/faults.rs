@@ -231,9 +231,12 @@ async fn create_faults_leave_an_error_no_running_container_and_a_working_retry()
                         .unwrap_or_else(|e| panic!("{step}/{mode}: retry: {e}"));
                     assert_eq!(again.status, AgentStatus::Running);
                 }
-                // Garbage with exit 0 from `start` on a created container is harmless.
+                // Garbage with a 200 from `start` on a created container is
+                // harmless (Clawdock checks the container itself), and an answer
+                // lost after the engine did the work is met by finding the work
+                // done: the container by its labels, the start by its state.
                 Ok(a) => assert!(
-                    *mode == "garbage" && a.status == AgentStatus::Running,
+                    (*mode == "garbage" || *mode == "already") && a.status == AgentStatus::Running,
                     "{step}/{mode}: {a:?}"
                 ),
             }
@@ -281,7 +284,7 @@ async fn stop_and_delete_faults_keep_state_consistent_with_podman() {
                         running,
                         "{step}/{mode}: {now:?}"
                     );
-                    assert!(now.error.is_some());
+                    assert!(now.error.is_some(), "{step}/{mode}: {now:?}");
                     set_engine_fault(&proxy, step, None);
                     // Retry.
                     if op == "stop" {

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use clawdock_core::agents::CreateRequest;
 use clawdock_core::events::{Change, Event};
-use clawdock_core::podman::Podman;
 use clawdock_core::store::AgentStatus;
 use clawdock_core::view::{Activity, AgentView};
 use clawdock_core::Clawdock;
@@ -163,25 +162,13 @@ fn crash_wait(crash: &clawdock_core::view::CrashLoopView) -> Duration {
 /// wait returned Cancelled at once and removed the container.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_during_an_update_with_nothing_new_does_not_cancel_the_next_start() {
-    use std::os::unix::fs::PermissionsExt;
+    use support::engine_proxy::{Fault, Rule};
     let home = Home::new();
-    // `podman ps` takes 2 s while the flag file exists: the cancel lands while the
-    // update looks for the agent's container.
-    let flag = home.path().join("slow-ps");
-    let wrapper = home.path().join("podman-slow-ps");
-    let real = support::real_podman();
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = ps ] && [ -e '{}' ]; then sleep 2; fi\nexec '{}' \"$@\"\n",
-            flag.display(),
-            real.bin().expect("podman").display()
-        ),
-    )
-    .expect("wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The engine's listing takes 2 s while the rule holds: the cancel lands while
+    // the update looks for the agent's container.
+    let engine = support::ProxiedEngine::start(home.path()).await;
     let mut settings = home.native(IMAGE);
-    settings.podman = Podman::new(Some(wrapper));
+    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
     let core = Clawdock::start(settings).await.expect("core");
     let agents = core.agents().clone();
     let agent = agents
@@ -189,7 +176,11 @@ async fn a_cancel_during_an_update_with_nothing_new_does_not_cancel_the_next_sta
         .await
         .expect("create");
 
-    std::fs::write(&flag, b"").expect("flag");
+    engine.proxy.fault(Rule::new(
+        "GET",
+        "/v*/libpod/containers/json",
+        Fault::Delay(Duration::from_secs(2)),
+    ));
     let update = tokio::spawn({
         let agents = agents.clone();
         async move { agents.update(agent.id).await }
@@ -202,7 +193,7 @@ async fn a_cancel_during_an_update_with_nothing_new_does_not_cancel_the_next_sta
     );
     agents.cancel(agent.id).await.expect("cancel");
     let outcome = update.await.expect("join");
-    std::fs::remove_file(&flag).expect("flag");
+    engine.proxy.clear();
     if let Ok(outcome) = outcome {
         assert!(!outcome.updated, "{outcome:?}");
     }

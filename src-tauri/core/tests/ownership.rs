@@ -467,8 +467,16 @@ async fn shutdown_returns_within_its_bound_when_kill_hangs_and_names_the_leftove
     let _engine = ENGINE.read().await;
     support::ensure_test_images();
     let home = Home::new();
-    let (mut settings, state) =
-        home.fake_vm(json!({ "machines": [support::machine_row(true, false)] }));
+    // The machine's API socket behind a proxy that can hang the kill.
+    let proxy = support::engine_proxy::EngineProxy::start(
+        &home.path().join("proxy.sock"),
+        &home.path().join("podman-machine-default-api.sock"),
+    )
+    .expect("proxy");
+    let (mut settings, state) = home.fake_vm(json!({
+        "machines": [support::machine_row(true, false)],
+        "api_socket": proxy.path(),
+    }));
     settings.agent_image = STUBBORN_IMAGE.into();
     settings.stop_timeout = Duration::from_secs(1);
     let core = Clawdock::start(settings).await.expect("core");
@@ -477,10 +485,14 @@ async fn shutdown_returns_within_its_bound_when_kill_hangs_and_names_the_leftove
         .create_and_wait(req(&name))
         .await
         .expect("create");
-    // The stubborn gateway ignores SIGTERM; neither stop nor kill ever returns.
-    for step in ["container stop", "container kill"] {
-        set_fake_fault(&state, step, json!({ "mode": "hang", "times": -1 }));
-    }
+    // The stubborn gateway ignores SIGTERM; neither the mass stop (the command
+    // line) nor the kill (the engine's API) ever returns.
+    set_fake_fault(&state, "container stop", json!({ "mode": "hang", "times": -1 }));
+    proxy.fault(support::engine_proxy::Rule::new(
+        "POST",
+        "/v*/libpod/containers/*/kill",
+        support::engine_proxy::Fault::Hang,
+    ));
     let began = Instant::now();
     let report = tokio::time::timeout(Duration::from_secs(120), core.shutdown())
         .await

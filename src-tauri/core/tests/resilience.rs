@@ -22,52 +22,27 @@ fn req(name: &str) -> CreateRequest {
     }
 }
 
-/// PIDs of `podman events` processes started by this test process.
-fn event_stream_pids() -> Vec<u32> {
-    let me = std::process::id();
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if ppid == Some(me) && cmd.contains("events") && cmd.contains("type=container") {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_event_stream_recovers_within_two_seconds() {
     let home = Home::new();
-    let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
+    let engine = support::ProxiedEngine::start(home.path()).await;
+    let mut settings = home.native(IMAGE);
+    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let core = Clawdock::start(settings).await.expect("core");
     let name = format!("ev{}", std::process::id() % 10_000);
     let agent = core
         .agents()
         .create_and_wait(req(&name))
         .await
         .expect("create");
+    let streams = || engine.calls("GET", "/events");
     assert!(
-        eventually(Duration::from_secs(10), || !event_stream_pids().is_empty()).await,
+        eventually(Duration::from_secs(10), || streams() > 0).await,
         "stream runs"
     );
-    for pid in event_stream_pids() {
-        let ok = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
-    }
+    let before = streams();
+    // The stream's connection is cut (and every other open one).
+    engine.proxy.cut_connections();
     // The container dies while the stream is down: the state must still follow.
     let killed = std::process::Command::new("podman")
         .args(["kill", &format!("clawdock-{name}")])
@@ -85,7 +60,11 @@ async fn killed_event_stream_recovers_within_two_seconds() {
         began.elapsed(),
         core.agents().get(agent.id)
     );
-    assert!(!event_stream_pids().is_empty(), "the stream was restarted");
+    assert!(
+        eventually(Duration::from_secs(10), || streams() > before).await,
+        "the stream was opened again: {:#?}",
+        engine.proxy.log()
+    );
     core.agents().delete(agent.id).await.expect("delete");
 }
 

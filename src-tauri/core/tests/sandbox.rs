@@ -48,6 +48,9 @@ async fn the_token_is_never_on_a_command_line_and_the_container_is_sandboxed() {
     let argv_log = home.path().join("argv.log");
     let mut settings = home.native(IMAGE);
     settings.podman = support::recording_podman(home.path(), &argv_log);
+    // Clawdock's own engine service, on a socket in the data folder.
+    settings.user_engine_socket = None;
+    let socket = clawdock_core::engine_socket::owned_socket(&settings.home);
     let core = Clawdock::start(settings).await.expect("core");
     let name = unique("boxed");
     let agent = core
@@ -63,13 +66,26 @@ async fn the_token_is_never_on_a_command_line_and_the_container_is_sandboxed() {
     assert!(token.len() >= 32);
     let argv = std::fs::read_to_string(&argv_log).expect("argv log");
     assert!(
-        argv.contains("create"),
-        "the create went through the wrapper"
+        argv.contains("system service"),
+        "the engine service went through the wrapper: {argv}"
+    );
+    assert!(
+        !argv.contains("create"),
+        "the create is a request to the engine's socket, no podman process: {argv}"
     );
     assert!(
         !argv.contains(&token),
         "the gateway token was on a command line"
     );
+    // The token travels in the create's body over the socket, which only this
+    // user can reach: it lives in the private data folder.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let folder = socket.parent().expect("folder");
+        let mode = std::fs::metadata(folder).expect("folder").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the socket's folder is private: {mode:o}");
+        assert!(socket.exists(), "{}", socket.display());
+    }
 
     let c = inspect(&format!("clawdock-{name}"));
     let host = &c["HostConfig"];
@@ -85,7 +101,7 @@ async fn the_token_is_never_on_a_command_line_and_the_container_is_sandboxed() {
     }
     let added = host["CapAdd"].as_array().map_or(0, Vec::len);
     assert_eq!(added, 0, "no capability added back: {}", host["CapAdd"]);
-    // The gateway still gets its token, from podman's environment.
+    // The gateway still gets its token.
     let env = c["Config"]["Env"].to_string();
     assert!(env.contains(&format!("OPENCLAW_GATEWAY_TOKEN={token}")));
     let report = core.shutdown().await;
@@ -196,8 +212,8 @@ async fn the_agents_proxy_credentials_are_on_no_command_line_and_in_no_answer() 
 
     let argv = std::fs::read_to_string(&argv_log).expect("argv log");
     assert!(
-        argv.contains("create"),
-        "the create went through the wrapper"
+        !argv.contains("create"),
+        "the create is a request to the engine's socket, no podman process: {argv}"
     );
     assert!(
         !argv.contains(password),

@@ -1,5 +1,6 @@
 //! Issue 12's hardening of the core, each point against the real thing: the
-//! runner's bounds on what podman prints (a shell stands in for podman), the store
+//! runner's bounds on what podman prints (a shell stands in for podman) and on what
+//! the engine's API streams (a real container's log), the store
 //! refusing agent folders outside its agents folder (real Podman), and the API's
 //! edges (a fresh token per start, `[::1]`, security headers, own origins only).
 
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use clawdock_core::agents::AgentError;
 use clawdock_core::api::{ApiServer, UI_CSP};
+use clawdock_core::engine_client::{EngineClient, Request};
 use clawdock_core::podman::{Call, Podman, PodmanError, Stream, CUT_MARK, MAX_LINE};
 use clawdock_core::Clawdock;
 use reqwest::StatusCode;
@@ -108,39 +110,63 @@ async fn a_100_kib_line_reaches_callbacks_cut_and_marked() {
     assert!(lines.iter().all(|(w, _)| *w == Stream::Stdout));
 }
 
-#[tokio::test]
-async fn a_100_kib_line_in_a_stream_is_cut_and_the_stream_goes_on() {
-    let mut stream = shell().stream(&["-c", LONG_LINE]).expect("stream");
+/// The lines of a container that ran `script`, read as the engine's API streams
+/// its log (Docker's frames): the stream Clawdock follows for the log view.
+async fn streamed_log_of(script: &str) -> Vec<(Stream, String)> {
+    support::ensure_test_images();
+    let dir = tempfile::tempdir().expect("tmp");
+    let engine = support::ProxiedEngine::start(dir.path()).await;
+    let name = format!("clawdock-security-stream-{}", uuid::Uuid::new_v4().simple());
+    support::podman_out(&["run", "--name", &name, IMAGE, "sh", "-c", script]);
+    let client = EngineClient::new(Duration::from_secs(30));
+    client.set_endpoint(Some(engine.proxy.path().to_path_buf()));
+    let mut stream = client
+        .stream(
+            Request::get(format!("/containers/{name}/logs?stdout=true&stderr=true")),
+            true,
+        )
+        .await
+        .expect("stream");
     let mut lines = Vec::new();
-    while let Some((_, line)) = stream.next_line().await {
+    while let Some(line) = stream.next_line().await {
         lines.push(line);
     }
-    assert_eq!(
-        lines.len(),
-        3,
-        "{:?}",
-        lines.iter().map(String::len).collect::<Vec<_>>()
-    );
-    assert_eq!(lines[0], "first");
-    assert_eq!(lines[1].len(), 16 * 1024 + CUT_MARK.len());
-    assert!(lines[1].ends_with(CUT_MARK));
-    assert_eq!(lines[2], "last");
-    assert_eq!(stream.finish().await.0, Some(0));
+    stream.finish().await;
+    support::podman_out(&["rm", "--force", &name]);
+    lines
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_kib_line_in_a_stream_is_cut_and_the_stream_goes_on() {
+    let lines = streamed_log_of(LONG_LINE).await;
+    let texts: Vec<&String> = lines.iter().map(|(_, l)| l).collect();
+    assert_eq!(
+        texts.len(),
+        3,
+        "{:?}",
+        texts.iter().map(|t| t.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(texts[0], "first");
+    assert_eq!(texts[1].len(), 16 * 1024 + CUT_MARK.len());
+    assert!(texts[1].ends_with(CUT_MARK));
+    assert_eq!(texts[2], "last");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_utf8_is_decoded_lossily_instead_of_ending_a_stream() {
     // Fault: `lines()` on the pipe failed at the first invalid byte and the stream
     // ended there, silently (an `events` stream would look like a lost engine).
-    let script = "printf 'ok\\n'; printf 'bad \\377\\376 bytes\\n'; printf 'after\\n'; printf 'half \\342\\202'";
-    let mut stream = shell().stream(&["-c", script]).expect("stream");
-    let mut lines = Vec::new();
-    while let Some((_, line)) = stream.next_line().await {
-        lines.push(line);
-    }
+    let script = "printf 'ok\\n'; printf 'bad \\377\\376 bytes\\n'; printf 'after\\n'; printf 'err \\377\\n' >&2; printf 'half \\342\\202'";
+    let lines = streamed_log_of(script).await;
     assert_eq!(
         lines,
-        ["ok", "bad \u{FFFD}\u{FFFD} bytes", "after", "half \u{FFFD}"]
+        [
+            (Stream::Stdout, "ok".to_string()),
+            (Stream::Stdout, "bad \u{FFFD}\u{FFFD} bytes".to_string()),
+            (Stream::Stdout, "after".to_string()),
+            (Stream::Stderr, "err \u{FFFD}".to_string()),
+            (Stream::Stdout, "half \u{FFFD}".to_string()),
+        ]
     );
     // And in a call's output.
     let out = shell()

@@ -1,6 +1,6 @@
-//! What each agent costs (memory used and allowed, CPU), sampled from `podman stats`
-//! every two seconds and only while at least one client watches: with nobody
-//! watching, no podman process runs for it.
+//! What each agent costs (memory used and allowed, CPU), sampled from the engine's
+//! stats every two seconds and only while at least one client watches: with nobody
+//! watching, nothing is asked of the engine for it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,8 +137,8 @@ impl Agents {
 
     /// One sample of this folder's running containers; CPU from the difference
     /// with the previous sample of the same container. Which containers run is
-    /// known from the event stream: one `podman stats`, no listing before it (a
-    /// listing every 2 s doubled the podman processes of an open window).
+    /// known from the event stream: one stats request, no listing before it (a
+    /// listing every 2 s doubled what an open window cost).
     async fn sample(&self, previous: &mut HashMap<String, (u64, u64)>) -> StatsSample {
         let at = Utc::now();
         // By ID, never by name: a name another program took (or a stale one)
@@ -153,7 +153,7 @@ impl Agents {
         let raw = match self.containers().stats(&ids).await {
             Ok(raw) => raw,
             Err(e) => {
-                tracing::debug!(error = %e, "podman stats failed");
+                tracing::debug!(error = %e, "the engine's stats failed");
                 Vec::new()
             }
         };

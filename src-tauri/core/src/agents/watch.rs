@@ -1,4 +1,4 @@
-//! Live agent state: one `podman events` stream, and a listing of this data
+//! Live agent state: one stream of the engine's events, and a listing of this data
 //! folder's containers at start and after each reconnect, keep every agent current,
 //! so reading state never spawns a process. A container of ours with no record
 //! (the store was lost) is adopted back, never removed.
@@ -38,8 +38,8 @@ impl Agents {
             }
             let began = tokio::time::Instant::now();
             match self.follow_once(&mut first_listing).await {
-                Ok(()) => tracing::warn!("podman events ended; reconnecting"),
-                Err(e) => tracing::warn!(error = %e, "podman events failed; reconnecting"),
+                Ok(()) => tracing::warn!("the engine's events ended; reconnecting"),
+                Err(e) => tracing::warn!(error = %e, "the engine's events failed; reconnecting"),
             }
             if began.elapsed() > Duration::from_secs(10) {
                 retry = FIRST_RETRY;
@@ -57,7 +57,11 @@ impl Agents {
         first_listing: &mut Option<oneshot::Sender<Vec<Found>>>,
     ) -> Result<(), PodmanError> {
         let mut stream = self.containers().events().await?;
-        // Listed after the stream is open, so no change falls between the two.
+        // Listed after the stream's request is sent. The engine takes the
+        // subscription within moments of it (it sends nothing back, not even the
+        // answer's head, until an event comes, so there is nothing to wait on): a
+        // change in those moments shows at the container's next event or the next
+        // reconnect.
         let listing = self.sync_with_podman().await?;
         if let Some(tell) = first_listing.take() {
             let _nobody_waits = tell.send(listing);
@@ -82,11 +86,11 @@ impl Agents {
                         );
                     }
                 }
-                Stream::Stderr => tracing::debug!(%line, "podman events stderr"),
+                Stream::Stderr => tracing::debug!(%line, "the engine's events: stderr"),
             }
         }
-        let code = stream.finish().await;
-        tracing::debug!(%code, "podman events exited");
+        stream.finish().await;
+        tracing::debug!("the engine's events ended");
         Ok(())
     }
 
