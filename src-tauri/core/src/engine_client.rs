@@ -223,7 +223,13 @@ impl EngineClient {
                 status: answer.status.as_u16(),
                 message: error_message(&answer.body),
             };
-            tracing::warn!(request = %what, status = %answer.status, error = %err, "engine refused a request");
+            // "No such container" is an answer callers expect (an exists check, a
+            // container gone); anything else is worth a warning.
+            if answer.status == StatusCode::NOT_FOUND {
+                tracing::debug!(request = %what, error = %err, "engine: not found");
+            } else {
+                tracing::warn!(request = %what, status = %answer.status, error = %err, "engine refused a request");
+            }
             Err(err)
         }
     }

@@ -124,3 +124,34 @@ async fn the_users_own_socket_is_used_and_left_running() {
     assert!(report.clean(), "{report:?}");
     assert!(users.service_runs(), "the user's service is left running");
 }
+
+/// Issue 24: a client request dropped mid-way never kills a mutating operation in
+/// the engine. The caller gives up on a start the engine is slow to take (a delay
+/// at the socket); the start still reaches the engine and happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_its_caller_gave_up_on_still_happens_in_the_engine() {
+    use clawdock_core::engine_client::{EngineClient, Request};
+    use support::engine_proxy::{Fault, Rule};
+    support::ensure_test_images();
+    let dir = tempfile::tempdir().expect("tmp");
+    let engine = support::ProxiedEngine::start(dir.path()).await;
+    let name = format!("clawdock-given-up-{}", uuid::Uuid::new_v4().simple());
+    podman_out(&["create", "--name", &name, IMAGE]);
+    engine.proxy.fault(Rule::new(
+        "POST",
+        "/v*/libpod/containers/*/start",
+        Fault::Delay(Duration::from_secs(1)),
+    ));
+    let client = EngineClient::new(Duration::from_secs(30));
+    client.set_endpoint(Some(engine.proxy.path().to_path_buf()));
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        client.call(Request::post(format!("/containers/{name}/start"))),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the caller gave up before the answer");
+    let running = || podman_out(&["inspect", "--format", "{{.State.Status}}", &name]) == "running";
+    let started = eventually(Duration::from_secs(15), running).await;
+    podman_out(&["rm", "--force", "--time", "0", &name]);
+    assert!(started, "the start the caller gave up on happened anyway");
+}

@@ -487,7 +487,11 @@ async fn shutdown_returns_within_its_bound_when_kill_hangs_and_names_the_leftove
         .expect("create");
     // The stubborn gateway ignores SIGTERM; neither the mass stop (the command
     // line) nor the kill (the engine's API) ever returns.
-    set_fake_fault(&state, "container stop", json!({ "mode": "hang", "times": -1 }));
+    set_fake_fault(
+        &state,
+        "container stop",
+        json!({ "mode": "hang", "times": -1 }),
+    );
     proxy.fault(support::engine_proxy::Rule::new(
         "POST",
         "/v*/libpod/containers/*/kill",

@@ -82,7 +82,10 @@ async fn the_token_is_never_on_a_command_line_and_the_container_is_sandboxed() {
     {
         use std::os::unix::fs::PermissionsExt;
         let folder = socket.parent().expect("folder");
-        let mode = std::fs::metadata(folder).expect("folder").permissions().mode();
+        let mode = std::fs::metadata(folder)
+            .expect("folder")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "the socket's folder is private: {mode:o}");
         assert!(socket.exists(), "{}", socket.display());
     }

@@ -672,11 +672,17 @@ fn observe(
         }
         return;
     }
+    let was = live.container;
     live.container = seen;
     match seen {
         Container::Running => {
+            // Seen running again: the error of its last end is over. Seen running
+            // while known to run (a `start` event that arrives late, a listing), an
+            // operation's failure since (a delete the engine refused) stays.
+            if was != Container::Running || r.status != AgentStatus::Running {
+                r.error = None;
+            }
             r.status = AgentStatus::Running;
-            r.error = None;
         }
         Container::Exited(_) | Container::OutOfMemory => {
             live.ready = false;
@@ -1169,6 +1175,31 @@ mod tests {
             ]
         );
         assert_eq!(s.record.status, S::Error);
+    }
+
+    /// Fault (seen by the fault suite once container work went to the engine's
+    /// API): the `start` event of a container arrived after a delete of it had
+    /// failed, and cleared the delete's error though nothing had changed.
+    #[test]
+    fn a_late_start_of_a_running_container_keeps_the_error_of_a_failed_delete() {
+        let mut s = state(shape(S::Running, W::Running, Some(A::Deleting), C::Running));
+        apply_now(
+            &mut s,
+            Input::OpFailed {
+                message: "Delete failed: refused".into(),
+                seen: Some(C::Running),
+            },
+        );
+        assert!(apply_now(&mut s, event(C::Running, t(9))).is_empty());
+        assert_eq!(s.record.error.as_deref(), Some("Delete failed: refused"));
+        assert_eq!(
+            shape_of(&s),
+            shape(S::Running, W::Running, None, C::Running)
+        );
+        // A container that ended and runs again is another story: the error goes.
+        apply_now(&mut s, event(C::Exited(Some(1)), t(11)));
+        apply_now(&mut s, event(C::Running, t(12)));
+        assert_eq!(s.record.error, None);
     }
 
     /// Quit during a start: the start's end (success, failure or interruption)
