@@ -75,6 +75,17 @@ impl Agents {
                             happened.container = self
                                 .why_killed(happened.agent, &happened.container_id)
                                 .await;
+                        } else if happened.container == Container::Running
+                            && !self.known_to_run(happened.agent)
+                        {
+                            // A start nobody here is making, or the late word of
+                            // one from before a stop (the engine's events come a
+                            // moment after the fact): what is true now decides.
+                            if let Some(now) =
+                                self.containers().inspect(&happened.container_id).await
+                            {
+                                happened.container = now;
+                            }
                         }
                         let _gone = self.transition(
                             happened.agent,
@@ -92,6 +103,13 @@ impl Agents {
         stream.finish().await;
         tracing::debug!("the engine's events ended");
         Ok(())
+    }
+
+    /// Whether the agent's container is known to run, or is being started by an
+    /// operation of Clawdock's (whose own start event is expected).
+    fn known_to_run(&self, id: Uuid) -> bool {
+        self.state(id)
+            .is_ok_and(|s| s.live.container == Container::Running || s.live.activity.is_some())
     }
 
     /// Lists this data folder's containers and brings every record in line: at
