@@ -82,7 +82,8 @@ class StatsStream:
             for line in self.resp:
                 if line.startswith(b"data:"):
                     self.samples += 1
-        except (OSError, ValueError, http.client.HTTPException):
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            # Closed under the reader (http.client drops its file on close).
             pass
 
     def close(self):

@@ -1,6 +1,7 @@
 """5. Start-up: process spawn until GET /agents/runtime-status answers 200 (serve and
 app), and for the app until its tray menu (dbusmenu GetLayout) answers on D-Bus. With
-CLAWDOCK_BENCH_BIN_BEFORE, `serve` of that binary is measured in the same run too."""
+CLAWDOCK_BENCH_BIN_BEFORE, `serve` of that binary is measured in the same run too; with
+CLAWDOCK_BENCH_NO_APP=1, `serve` only (no release build of the tray app needed)."""
 
 from __future__ import annotations
 
@@ -71,11 +72,13 @@ def run(args) -> list[Table]:
         finally:
             cleanup_bench(before)
     serve = Instance("startup-serve")
-    session = XSession()
-    app = Instance("startup-app", mode="app", session=session)
+    with_app = not os.environ.get("CLAWDOCK_BENCH_NO_APP")
+    session = XSession() if with_app else None
+    app = Instance("startup-app", mode="app", session=session) if with_app else None
     # An agents.json with no agents: the app starts quietly in the tray (no window),
     # as at login. Without it (first run) the window opens.
-    (app.home / "agents.json").write_text("[]\n")
+    if app:
+        (app.home / "agents.json").write_text("[]\n")
     serve_api, serve_ready, serve_exit, serve_calls, state = [], [], [], [], set()
     app_ready = []
     app_api, app_tray, app_exit, app_calls, menus = [], [], [], [], []
@@ -83,8 +86,9 @@ def run(args) -> list[Table]:
         log(f"startup: {RUNS} x clawdock serve (one data folder, no agents)")
         serve.exit_times = serve_exit
         serve_api, serve_ready, serve_calls, state = serve_runs(serve)
-        log(f"startup: {RUNS} x the desktop app (Xvfb + private D-Bus, tray only)")
-        for _ in range(RUNS):
+        if app:
+            log(f"startup: {RUNS} x the desktop app (Xvfb + private D-Bus, tray only)")
+        for _ in range(RUNS if app else 0):
             w0 = time.time()
             t0 = app.spawn()
             tray = in_thread(wait_tray, session, app)
@@ -103,8 +107,9 @@ def run(args) -> list[Table]:
             app_calls.append([(t - w0, a) for t, a in app.counter.between(w0, time.time())])
             app_exit.append(app.terminate())
     finally:
-        cleanup_bench(serve, app)
-        session.close()
+        cleanup_bench(*(i for i in (serve, app) if i))
+        if session:
+            session.close()
 
     t = Table(f"5. Start-up: {RUNS} runs each (medians), no agents",
               ["measure", "median", "min", "max"])
@@ -117,24 +122,27 @@ def run(args) -> list[Table]:
                f"{median(serve_api) / median(before_api):.2f}x")
     t.add("serve: spawn -> runtime state `ready`", ms(median(serve_ready)),
           ms(min(serve_ready)), ms(max(serve_ready)))
-    t.add("app: spawn -> runtime-status 200", ms(median(app_api)), ms(min(app_api)),
-          ms(max(app_api)))
-    t.add("app: spawn -> runtime state `ready`", ms(median(app_ready)), ms(min(app_ready)),
-          ms(max(app_ready)))
-    t.add("app: spawn -> tray menu on D-Bus (GetLayout)", ms(median(app_tray)),
-          ms(min(app_tray)), ms(max(app_tray)))
+    if app:
+        t.add("app: spawn -> runtime-status 200", ms(median(app_api)), ms(min(app_api)),
+              ms(max(app_api)))
+        t.add("app: spawn -> runtime state `ready`", ms(median(app_ready)),
+              ms(min(app_ready)), ms(max(app_ready)))
+        t.add("app: spawn -> tray menu on D-Bus (GetLayout)", ms(median(app_tray)),
+              ms(min(app_tray)), ms(max(app_tray)))
     t.add("serve: SIGTERM -> exit (no agents)", ms(median(serve_exit)), ms(min(serve_exit)),
           ms(max(serve_exit)))
     if before_exit:
         t.add("serve before this change: SIGTERM -> exit (no agents)", ms(median(before_exit)),
               ms(min(before_exit)), ms(max(before_exit)))
-    t.add("app: SIGTERM -> exit (no agents)", ms(median(app_exit)), ms(min(app_exit)),
-          ms(max(app_exit)))
+    if app:
+        t.add("app: SIGTERM -> exit (no agents)", ms(median(app_exit)), ms(min(app_exit)),
+              ms(max(app_exit)))
     t.note(f"runtime state in the first answer: {sorted(state)}. API polled every 2 ms "
            "(api.json of the new PID, then GET); the tray polled with gdbus "
            "(ListNames, GetConnectionUnixProcessID, Introspect, GetLayout) in a thread, "
            "about 20-60 ms per round, so tray times are late by up to one round.")
-    for name, runs, api_t in (("serve", serve_calls, serve_api), ("app", app_calls, app_api)):
+    rows = [("serve", serve_calls, serve_api)] + ([("app", app_calls, app_api)] if app else [])
+    for name, runs, api_t in rows:
         firsts: dict[str, list[float]] = {}
         for calls in runs:
             seen = set()
@@ -147,7 +155,8 @@ def run(args) -> list[Table]:
                f"{summarize_calls(runs[0])}; first spawn of each after the process spawn "
                "(median): " + ", ".join(f"{k} +{ms(median(v))}" for k, v in firsts.items())
                + f"; API answered +{ms(median(api_t))}.")
-    t.note(f"tray menu: {' | '.join(menus[0][:6])}")
+    if menus:
+        t.note(f"tray menu: {' | '.join(menus[0][:6])}")
     t.note("Data folder reused across runs (token and instance id exist after the first); the "
            "app's has an agents.json with no agents, so it starts in the tray without a window.")
     return [t]

@@ -807,13 +807,20 @@ async fn five_concurrent_creates_probe_the_host_once_and_ask_for_no_image() {
     assert_eq!(engine.calls("POST", "/containers/*/start"), 5, "{log:#?}");
     // Issue 24: the engine's API, not a podman process per operation. Listed,
     // stats and logs read too, while the agents ran.
-    core.agents().list();
     let first = core.agents().list()[0].id;
     core.agents().container_logs(first, 10).await.expect("logs");
+    let stopped = core.agents().stop(first).await.expect("stop");
+    assert_eq!(stopped.status, AgentStatus::Stopped);
+    assert_eq!(
+        engine.calls("POST", "/containers/*/stop"),
+        1,
+        "{:#?}",
+        engine.proxy.log()
+    );
     assert_eq!(
         support::podman_processes(&calls),
         Vec::<String>::new(),
-        "no podman process for five creates, their starts, listings and logs"
+        "no podman process for five creates, their starts, listings, logs and a stop"
     );
     core.shutdown().await;
 }
