@@ -328,6 +328,8 @@ impl Agents {
         container: &ContainerId,
         log: &LogRing,
     ) -> Result<(), AgentError> {
+        /// How long the gateway is asked every 50 ms before the pauses grow.
+        const FAST_POLLS: Duration = Duration::from_secs(2);
         let budget = self.settings().health_timeout;
         let started = tokio::time::Instant::now();
         let mut last_note = 0;
@@ -384,11 +386,15 @@ impl Agents {
                 last_note = elapsed.as_secs();
                 log.push(format!("Starting gateway... {last_note}s"));
             }
-            // Often up within tens of milliseconds (small images, warm caches):
-            // look again soon, then back off (50 ms doubling to 1 s) so a slow
-            // gateway is not hammered.
+            // Often up within a few hundred milliseconds (small images, warm
+            // caches): every 50 ms for the first 2 s (a refused connection on
+            // loopback costs next to nothing; doubling from the start saw a
+            // gateway up at +100 ms only at +150 ms), then back off, doubling to
+            // 1 s, so a slow gateway is not hammered.
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
+            if started.elapsed() >= FAST_POLLS {
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
         }
     }
 
