@@ -10,89 +10,9 @@ use clawdock_core::Clawdock;
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use support::api_client::Api;
 use support::{containers, running_containers, Home, IMAGE};
 use tokio::sync::mpsc;
-
-struct Api {
-    _home: Home,
-    core: Clawdock,
-    server: Option<ApiServer>,
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn start() -> Self {
-        let home = Home::new();
-        let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
-        let server = ApiServer::start(core.clone(), 0).await.expect("api");
-        Self {
-            base: server.url(),
-            token: server.token.clone(),
-            server: Some(server),
-            core,
-            http: reqwest::Client::new(),
-            _home: home,
-        }
-    }
-
-    fn label(&self) -> String {
-        self._home.label().expect("label")
-    }
-
-    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut r = self.req(method, path);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.expect("send");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// Follows `/events`, delivering each JSON object.
-    async fn events(&self) -> mpsc::UnboundedReceiver<Value> {
-        let resp = self
-            .req(Method::GET, "/events")
-            .send()
-            .await
-            .expect("events");
-        assert_eq!(resp.status(), StatusCode::OK);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut lines = Box::pin(clawdock_core::api::sse_data_lines(resp.bytes_stream()));
-        tokio::spawn(async move {
-            while let Some(data) = lines.next().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&data) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        rx
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(s.close());
-            }
-        }
-    }
-}
 
 /// Waits for an event matching `want`.
 async fn expect_event(

@@ -8,58 +8,20 @@ mod support;
 
 use std::time::Duration;
 
-use clawdock_core::api::ApiServer;
-use clawdock_core::Clawdock;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Home, IMAGE};
+use support::api_client::Api;
 
 const MIB: u64 = 1024 * 1024;
 
-struct Api {
-    home: Home,
-    _core: Clawdock,
-    server: Option<ApiServer>,
-    http: reqwest::Client,
-    base: String,
-    token: String,
+/// What these tests ask of the API beyond a call.
+trait Agents {
+    async fn running_agent(&self, body: Value) -> String;
+    async fn agent(&self, id: &str) -> Value;
+    async fn gateway_token(&self, id: &str) -> String;
 }
 
-impl Api {
-    async fn start() -> Self {
-        let home = Home::new();
-        let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
-        let server = ApiServer::start(core.clone(), 0).await.expect("api");
-        Self {
-            base: server.url(),
-            token: server.token.clone(),
-            server: Some(server),
-            _core: core,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
-            home,
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.expect("send");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
+impl Agents for Api {
     /// Creates an agent and waits until it runs; its id.
     async fn running_agent(&self, body: Value) -> String {
         let (status, created) = self.call(Method::POST, "/agents/create", Some(body)).await;
@@ -67,7 +29,7 @@ impl Api {
         let id = created["agent"]["id"].as_str().expect("id").to_string();
         assert!(
             support::eventually(Duration::from_secs(60), || {
-                self._core
+                self.core
                     .agents()
                     .get(id.parse().expect("uuid"))
                     .is_some_and(|a| {
@@ -95,16 +57,6 @@ impl Api {
         assert_eq!(status, StatusCode::OK, "{body}");
         let url = body["url"].as_str().expect("url");
         url.rsplit_once("#token=").expect("token").1.to_string()
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(s.close());
-            }
-        }
     }
 }
 

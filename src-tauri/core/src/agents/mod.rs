@@ -546,6 +546,18 @@ impl Agents {
         })
     }
 
+    /// Records the limits the agent's container now has (or its next one will).
+    fn limits_set(&self, id: Uuid, limits: &crate::containers::Limits) -> Result<(), AgentError> {
+        self.transition(
+            id,
+            Input::LimitsSet {
+                memory_mib: limits.memory_mib,
+                cpus: limits.cpus,
+            },
+        )?;
+        Ok(())
+    }
+
     /// Makes the agent's container again with new limits (see `edit`), writing
     /// `provider` into its config while no gateway runs.
     async fn remake_with_limits(
@@ -588,13 +600,7 @@ impl Agents {
             Ok(None) => {
                 // No container: the next start makes one with the new limits.
                 let written = rewrite.await;
-                self.transition(
-                    id,
-                    Input::LimitsSet {
-                        memory_mib: limits.memory_mib,
-                        cpus: limits.cpus,
-                    },
-                )?;
+                self.limits_set(id, &limits)?;
                 return match written {
                     Ok(()) if running => Box::pin(self.start_now_locked(id, &log)).await,
                     Ok(()) => {
@@ -610,13 +616,7 @@ impl Agents {
         let (failure, made) =
             match Box::pin(self.swap_container(&record, &old, was_running, rewrite, &log)).await {
                 Swapped::Done => {
-                    self.transition(
-                        id,
-                        Input::LimitsSet {
-                            memory_mib: limits.memory_mib,
-                            cpus: limits.cpus,
-                        },
-                    )?;
+                    self.limits_set(id, &limits)?;
                     if was_running {
                         return self.finish_start(id, Ok(()), &log).await;
                     }

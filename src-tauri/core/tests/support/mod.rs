@@ -207,6 +207,7 @@ impl Drop for Home {
     }
 }
 
+pub mod api_client;
 pub mod engine_proxy;
 
 #[path = "../../../tests/common/instance_containers.rs"]
