@@ -248,6 +248,25 @@ async fn run_again(inst: &Instance, id: &str, after: &str) {
     wait_running(inst, id).await;
 }
 
+/// What Podman says of an agent's containers (state, health, published ports):
+/// for the message of a wait that failed.
+fn podman_view(id: &str) -> String {
+    let out = std::process::Command::new("podman")
+        .args([
+            "ps",
+            "--all",
+            "--filter",
+            &format!("label=io.clawdock.agent={id}"),
+            "--format",
+            "{{.ID}} {{.Names}} {{.Status}} {{.Ports}}",
+        ])
+        .output();
+    match out {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Err(e) => format!("podman ps: {e}"),
+    }
+}
+
 async fn wait_running(inst: &Instance, id: &str) {
     let began = Instant::now();
     loop {
@@ -262,7 +281,8 @@ async fn wait_running(inst: &Instance, id: &str) {
         // kill may wait it out once, and that must end in running, not hang.
         assert!(
             began.elapsed() < Duration::from_secs(90),
-            "{id} never ran: {agents:?}"
+            "{id} never ran: {agents:?}\nits containers: {}",
+            podman_view(id)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

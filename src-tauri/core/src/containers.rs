@@ -480,10 +480,41 @@ impl Containers {
         Ok(())
     }
 
+    /// Starts a container, after any stop of it in progress has ended.
     pub async fn start(&self, id: &ContainerId) -> Result<(), PodmanError> {
+        self.settle_stop(id).await;
         self.call(Request::post(format!("/containers/{}/start", id.0)))
             .await?;
         Ok(())
+    }
+
+    /// Waits while the container is `stopping` (a stop another client began, or
+    /// one a Clawdock that crashed left to the engine): a start in the middle of
+    /// it is answered as done, and the stop then ends the gateway just started,
+    /// which reads as a crash. Bounded: a stop that never ends is the start's
+    /// error to meet.
+    async fn settle_stop(&self, id: &ContainerId) {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Inspected {
+            state: State,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct State {
+            status: String,
+        }
+        let began = tokio::time::Instant::now();
+        while began.elapsed() < self.engine.call_timeout() {
+            let request = Request::get(format!("/containers/{}/json", id.0));
+            match self.call_json::<Inspected>(request).await {
+                Ok(c) if c.state.status == "stopping" => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => return,
+            }
+        }
+        tracing::warn!(container = %id, "still stopping; starting it anyway");
     }
 
     /// Stops a container and checks that it did: an answer of 0 from podman is not

@@ -204,8 +204,14 @@ impl EngineClient {
                 stderr_tail: String::new(),
             })
         });
-        if let Err(e) = &result {
-            tracing::warn!(request = %what, error = %e, "engine request failed");
+        match &result {
+            // Expected while the engine is away (a machine stopped, a probe of a
+            // socket that may not be there): the caller says what it means.
+            Err(e) if e.engine_unreachable() => {
+                tracing::debug!(request = %what, error = %e, "engine unreachable");
+            }
+            Err(e) => tracing::warn!(request = %what, error = %e, "engine request failed"),
+            Ok(_) => {}
         }
         result
     }

@@ -155,3 +155,44 @@ async fn a_start_its_caller_gave_up_on_still_happens_in_the_engine() {
     podman_out(&["rm", "--force", "--time", "0", &name]);
     assert!(started, "the start the caller gave up on happened anyway");
 }
+
+/// Fault (the crash suite, once in a few runs): a Clawdock killed during a stop
+/// left the stop to the engine; the next launch started the agent in the middle
+/// of it (answered as done), the stop then ended the gateway, and the death read
+/// as a crash. A start now waits for a stop in progress to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_during_another_clients_stop_starts_the_container_after_it() {
+    use clawdock_core::containers::{ContainerId, Containers};
+    use clawdock_core::engine_client::EngineClient;
+    support::ensure_test_images();
+    let dir = tempfile::tempdir().expect("tmp");
+    let engine = support::ProxiedEngine::start(dir.path()).await;
+    let name = format!("clawdock-mid-stop-{}", uuid::Uuid::new_v4().simple());
+    // PID 1 ignores SIGTERM: the stop takes its whole timeout.
+    let id = podman_out(&["run", "-d", "--name", &name, support::STUBBORN_IMAGE]);
+    let client = EngineClient::new(Duration::from_secs(30));
+    client.set_endpoint(Some(engine.proxy.path().to_path_buf()));
+    let containers = Containers::new(support::real_podman(), client, "unused".into());
+    let mut stop = std::process::Command::new("podman")
+        .args(["stop", "--time", "3", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("podman stop");
+    let status = || podman_out(&["inspect", "--format", "{{.State.Status}}", &name]);
+    assert!(
+        eventually(Duration::from_secs(10), || status() == "stopping").await,
+        "the stop began"
+    );
+    containers
+        .start(&ContainerId(id.clone()))
+        .await
+        .expect("start");
+    let _stopped = stop.wait();
+    // The container runs after the stop ended: it was started after it, not
+    // answered "already running" in its middle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let now = status();
+    podman_out(&["rm", "--force", "--time", "0", &name]);
+    assert_eq!(now, "running");
+}
