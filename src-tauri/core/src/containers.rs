@@ -494,21 +494,10 @@ impl Containers {
     /// which reads as a crash. Bounded: a stop that never ends is the start's
     /// error to meet.
     async fn settle_stop(&self, id: &ContainerId) {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Inspected {
-            state: State,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct State {
-            status: String,
-        }
         let began = tokio::time::Instant::now();
         while began.elapsed() < self.engine.call_timeout() {
-            let request = Request::get(format!("/containers/{}/json", id.0));
-            match self.call_json::<Inspected>(request).await {
-                Ok(c) if c.state.status == "stopping" => {
+            match self.state_of(id).await {
+                Ok(state) if state.status == "stopping" => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 _ => return,
@@ -603,27 +592,23 @@ impl Containers {
         }
     }
 
-    /// The container's state as Podman reports it now (`None` when it cannot tell).
-    pub async fn inspect(&self, id: &ContainerId) -> Option<Container> {
+    /// The `State` of the engine's inspect of a container.
+    async fn state_of(&self, id: &ContainerId) -> Result<InspectedState, PodmanError> {
         #[derive(Deserialize, Default)]
         #[serde(rename_all = "PascalCase", default)]
         struct Inspected {
-            state: State,
+            state: InspectedState,
         }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct State {
-            status: String,
-            exit_code: Option<i32>,
-            #[serde(rename = "OOMKilled")]
-            oom_killed: bool,
-        }
-        let answer = self
-            .call_json::<Inspected>(Request::get(format!("/containers/{}/json", id.0)))
-            .await;
+        let request = Request::get(format!("/containers/{}/json", id.0));
+        Ok(self.call_json::<Inspected>(request).await?.state)
+    }
+
+    /// The container's state as Podman reports it now (`None` when it cannot tell).
+    pub async fn inspect(&self, id: &ContainerId) -> Option<Container> {
+        let answer = self.state_of(id).await;
         match answer {
-            Ok(c) => {
-                let (status, code, oom) = (c.state.status, c.state.exit_code, c.state.oom_killed);
+            Ok(state) => {
+                let (status, code, oom) = (state.status, state.exit_code, state.oom_killed);
                 Some(match status.as_str() {
                     "running" => Container::Running,
                     "exited" | "stopped" if oom => Container::OutOfMemory,
@@ -668,12 +653,6 @@ impl Containers {
         #[serde(rename_all = "PascalCase", default)]
         struct Binding {
             host_port: String,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct InspectedState {
-            status: String,
-            exit_code: Option<i32>,
         }
         let args = format!("inspect {id}");
         let bad = |reason: &str| PodmanError::BadOutput {
@@ -987,6 +966,16 @@ fn holder_of(stderr: &str) -> Option<String> {
     let rest = stderr.split("already in use by ").nth(1)?;
     let id: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
     (id.len() >= 12).then(|| id[..12].to_string())
+}
+
+/// What the engine's inspect of a container says of its state.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectedState {
+    status: String,
+    exit_code: Option<i32>,
+    #[serde(rename = "OOMKilled")]
+    oom_killed: bool,
 }
 
 /// What the engine's image inspect says that Clawdock reads.
