@@ -660,7 +660,7 @@ async fn update_moves_to_the_image_the_reference_names_now_and_rolls_back_one_th
     );
     let image_of = |image: &str| podman_out(&["image", "inspect", "--format", "{{.Id}}", image]);
     let container_image = || podman_out(&["inspect", "--format", "{{.Image}}", "clawdock-updated"]);
-    podman_out(&["tag", IMAGE, &reference]);
+    support::tag_image(IMAGE, &reference);
     let home = Home::new();
     let mut settings = home.native(&reference);
     settings.health_timeout = Duration::from_secs(8);
@@ -677,7 +677,7 @@ async fn update_moves_to_the_image_the_reference_names_now_and_rolls_back_one_th
     assert!(!same.updated, "nothing new, nothing changed");
     assert_eq!(container_image(), image_of(IMAGE));
 
-    podman_out(&["tag", STUBBORN_IMAGE, &reference]);
+    support::tag_image(STUBBORN_IMAGE, &reference);
     let moved = agents.update(agent.id).await.expect("update");
     assert!(moved.updated && moved.rolled_back.is_none(), "{moved:?}");
     assert_eq!(moved.agent.status, AgentStatus::Running);
@@ -696,7 +696,7 @@ async fn update_moves_to_the_image_the_reference_names_now_and_rolls_back_one_th
         "the old container is gone"
     );
 
-    podman_out(&["tag", never_ready, &reference]);
+    support::tag_image(never_ready, &reference);
     let back = agents.update(agent.id).await.expect("update");
     assert!(!back.updated, "{back:?}");
     assert!(
@@ -712,7 +712,7 @@ async fn update_moves_to_the_image_the_reference_names_now_and_rolls_back_one_th
         .expect("health");
     assert!(health.status().is_success());
     core.shutdown().await;
-    podman_out(&["untag", never_ready, &reference]);
+    support::untag_image(&reference);
 }
 
 /// Issue 14, item 4: a launch that restores agents listed the containers twice (once

@@ -192,7 +192,7 @@ impl Agent {
             "localhost/clawdock-test-hostile-{}-{name}:latest",
             std::process::id()
         );
-        podman_out(&["tag", IMAGE, &image]);
+        support::tag_image(IMAGE, &image);
         let mut settings = home.native(&image);
         settings.health_timeout = Duration::from_secs(15);
         settings.stop_timeout = Duration::from_secs(1);
@@ -227,9 +227,7 @@ impl Agent {
     async fn end(self) {
         self.core.shutdown().await;
         // Only our name goes; the images stay for the other tests.
-        let _ = std::process::Command::new("podman")
-            .args(["untag", &self.image, &self.image])
-            .output();
+        support::untag_image(&self.image);
     }
 }
 
@@ -341,7 +339,7 @@ async fn an_update_to_a_new_image_chowns_no_link() {
         } else {
             IMAGE
         };
-        podman_out(&["tag", next, &a.image]);
+        support::tag_image(next, &a.image);
         plant(&a.canary, &a.agent.dir.join(CONFIG), what);
         let before = podman_out(&["inspect", "--format", "{{.Id}}", "clawdock-update"]);
         let updated = bounded(format!("update with {what:?}"), agents.update(a.agent.id)).await;
@@ -442,4 +440,30 @@ async fn workspace_tarball_logs_and_delete_follow_no_link() {
     assert!(!a.agent.dir.exists(), "the agent's folder is gone");
     a.assert_intact("delete", &[]);
     a.end().await;
+}
+
+/// The tests above each give the stand-in image a name of their own, side by side;
+/// Podman 4.3 loses some of those edits when they overlap (an agent was then created
+/// from a name that had gone, and Clawdock tried to pull it: CI of stop 27). The
+/// support's edits take turns and check themselves.
+#[test]
+fn name_edits_of_one_image_side_by_side_are_all_kept() {
+    support::ensure_test_images();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..6 {
+                    let name = format!(
+                        "localhost/clawdock-test-names-{}-{t}-{i}:latest",
+                        std::process::id()
+                    );
+                    support::tag_image(IMAGE, &name);
+                    support::untag_image(&name);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a name edit was lost");
+    }
 }

@@ -329,7 +329,7 @@ async fn an_update_keeps_the_working_container_until_the_new_one_is_healthy() {
     use support::engine_proxy::{Fault, Rule};
     let never_ready = never_ready_image();
     let reference = format!("localhost/clawdock-test-keep-{}:latest", std::process::id());
-    podman_out(&["tag", IMAGE, &reference]);
+    support::tag_image(IMAGE, &reference);
     let home = Home::new();
     // The engine's create fails when the test says so.
     let engine = support::ProxiedEngine::start(home.path()).await;
@@ -356,7 +356,7 @@ async fn an_update_keeps_the_working_container_until_the_new_one_is_healthy() {
             .await
             .is_ok_and(|r| r.status().is_success())
     };
-    podman_out(&["tag", never_ready, &reference]);
+    support::tag_image(never_ready, &reference);
 
     // A create that fails after the pull: the working container was never touched.
     engine.proxy.fault(
@@ -424,7 +424,7 @@ async fn an_update_keeps_the_working_container_until_the_new_one_is_healthy() {
     );
     let report = core.shutdown().await;
     assert!(report.clean(), "{report:?}");
-    podman_out(&["untag", never_ready, &reference]);
+    support::untag_image(&reference);
 }
 
 /// Fault (issue 22, item 11): a gateway image that runs as root (a user's own
@@ -533,7 +533,7 @@ async fn an_update_after_one_cut_short_clears_the_container_it_left_aside() {
         "LABEL io.clawdock.test.newer=1",
     );
     let reference = format!("localhost/clawdock-test-cut-{}:latest", std::process::id());
-    podman_out(&["tag", IMAGE, &reference]);
+    support::tag_image(IMAGE, &reference);
     let home = Home::new();
     let core = Clawdock::start(home.native(&reference))
         .await
@@ -549,7 +549,7 @@ async fn an_update_after_one_cut_short_clears_the_container_it_left_aside() {
         &format!("clawdock-{name}"),
         &format!("clawdock-{name}-previous"),
     ]);
-    podman_out(&["tag", newer, &reference]);
+    support::tag_image(newer, &reference);
 
     let outcome = agents.update(agent.id).await;
 
@@ -560,5 +560,5 @@ async fn an_update_after_one_cut_short_clears_the_container_it_left_aside() {
     assert_eq!(left.len(), 1, "only the new container stays: {left:?}");
     let report = core.shutdown().await;
     assert!(report.clean(), "{report:?}");
-    podman_out(&["untag", newer, &reference]);
+    support::untag_image(&reference);
 }
