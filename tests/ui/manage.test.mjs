@@ -14,6 +14,7 @@ import {
   startServer, launchBrowser, openApp, cleanup, agentName, agentRow, waitForBadge, pageErrors,
   podman, IMAGE, RUN_DIR, RUN_ID,
 } from './lib/harness.mjs';
+import { serveRegistry, engineFor } from './lib/registry.mjs';
 
 let server;
 let browser;
@@ -139,25 +140,27 @@ test('Dashboard, stats and Update on a running agent', async () => {
 });
 
 test('a create that pulls its image shows the bytes in the agent’s row', async () => {
-  // No registry here: `podman pull NAME` is answered from an OCI archive of a local
-  // image with two random layers, which real Podman copies with its bars on the
-  // server's terminal. The wrapper then waits, so the row can be read while the
-  // create still runs.
-  const image = `localhost/clawdock-ui-pull-${RUN_ID}:latest`;
+  // No registry here: the image (two random layers on the stand-in gateway) is
+  // served by the test's own registry, to an engine service that may pull from it
+  // over plain HTTP, at 2 MB/s a blob: Podman counts a blob's bytes once a second,
+  // so each layer must take longer than that to be counted. The registry then
+  // holds the image's config back 5 s, so the row can be read while the create
+  // still runs.
+  const built = `localhost/clawdock-ui-pull-${RUN_ID}:latest`;
   const dir = fs.mkdtempSync(path.join(RUN_DIR, 'pull-'));
   fs.writeFileSync(path.join(dir, 'a.bin'), crypto.randomBytes(6_000_000));
   fs.writeFileSync(path.join(dir, 'b.bin'), crypto.randomBytes(3_000_000));
   fs.writeFileSync(path.join(dir, 'Containerfile'), `FROM ${IMAGE}\nCOPY a.bin /a.bin\nCOPY b.bin /b.bin\n`);
-  await podman('build', '--quiet', '-t', image, dir);
-  const archive = path.join(dir, 'image.tar');
-  await podman('save', '--format', 'oci-archive', '-o', archive, image);
-  await podman('rmi', image);
-  const wrapper = path.join(dir, 'podman');
-  fs.writeFileSync(wrapper, `#!/bin/sh
-if [ "$1" = pull ] && [ "$2" = '${image}' ]; then podman pull 'oci-archive:${archive}' && exec sleep 5; fi
-exec podman "$@"
-`, { mode: 0o755 });
-  const own = await startServer({ label: 'pull', portBase: 26580, env: { CLAWDOCK_PODMAN: wrapper, CLAWDOCK_AGENT_IMAGE: image } });
+  await podman('build', '--quiet', '-t', built, dir);
+  const layout = path.join(dir, 'layout');
+  await podman('save', '--format', 'oci-dir', '-o', layout, built);
+  await podman('rmi', built);
+  const registry = await serveRegistry(layout, { bytesPerSec: 2_000_000, holdConfigMs: 5000 });
+  const engine = await engineFor(dir, registry.host);
+  const image = `${registry.host}/clawdock-ui-pull:latest`;
+  const own = await startServer({
+    label: 'pull', portBase: 26580, env: { CLAWDOCK_AGENT_IMAGE: image, CLAWDOCK_ENGINE_SOCKET: engine.socket },
+  });
   try {
     const page = await openApp(browser, own);
     const name = agentName('pull');
@@ -174,6 +177,8 @@ exec podman "$@"
     await page.close();
   } finally {
     await own.stop();
+    engine.stop();
+    registry.close();
     await podman('rmi', '--force', image).catch(() => {});
   }
 });

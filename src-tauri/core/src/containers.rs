@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use crate::agent_proxy::{AgentProxy, CA_TARGET};
 use crate::engine_client::{query_value, EngineClient, Request};
-use crate::podman::{Call, LineSink, LineStream, Podman, PodmanError};
+use crate::podman::{Call, LineStream, Podman, PodmanError};
+use crate::progress::PullReport;
 use crate::store::AgentRecord;
 
 pub const LABEL_AGENT: &str = "io.clawdock.agent";
@@ -129,10 +130,9 @@ pub fn gateway_command() -> Vec<String> {
 /// Processes one gateway may run (measured: 29 at rest).
 pub const PIDS_LIMIT: u32 = 1024;
 
-/// True for an image name without a registry ("openclaw", "library/x:1"). Podman
-/// resolves such a name by asking which registry to use when its input is a
-/// terminal, and nobody would answer: on a pipe it picks by its rules or says why
-/// it cannot. A transport ("docker://", "oci-archive:") counts as a registry.
+/// True for an image name without a registry ("openclaw", "library/x:1"), which
+/// Podman resolves by the user's registries.conf. A transport ("docker://",
+/// "oci-archive:") counts as a registry.
 fn is_short_name(image: &str) -> bool {
     match image.split_once('/') {
         Some((first, _)) => !(first.contains(['.', ':']) || first == "localhost"),
@@ -142,6 +142,78 @@ fn is_short_name(image: &str) -> bool {
 
 /// How long a pull may take: images are large and links slow.
 const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// One line of a pull's answer: Docker's progress messages (`status`, `id`,
+/// `progressDetail`) or libpod's (`stream`, `images`); `error` in both.
+#[derive(Deserialize, Default, Debug)]
+#[serde(default, rename_all = "camelCase")]
+struct PullMessage {
+    status: String,
+    id: String,
+    progress_detail: ProgressDetail,
+    stream: String,
+    images: Vec<String>,
+    error: String,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(default)]
+struct ProgressDetail {
+    current: u64,
+    total: u64,
+}
+
+/// What a pull's answer said so far.
+#[derive(Default)]
+struct PullReading {
+    /// The blobs named so far, and whether each is done. Docker's last word, the
+    /// image pulled, is a "Download complete" of the image's ID, which is also its
+    /// config blob's: so a "complete" of a blob not in copy is the last word.
+    blobs: HashMap<String, bool>,
+    pulled: bool,
+}
+
+impl PullReading {
+    fn read(&mut self, message: PullMessage, on_report: &impl Fn(PullReport)) {
+        use crate::progress::CopyState;
+        if !message.stream.is_empty() {
+            for line in message.stream.lines().filter(|l| !l.trim().is_empty()) {
+                on_report(PullReport::Line(line.to_string()));
+            }
+        }
+        if !message.images.is_empty() {
+            self.pulled = true;
+        }
+        let id = message.id.as_str();
+        let (state, skipped) = match message.status.as_str() {
+            "" => return,
+            "Pulling fs layer" => (CopyState::Named, false),
+            "Downloading" => match message.progress_detail {
+                ProgressDetail { current, total } if total > 0 => (
+                    CopyState::Counting {
+                        done: current.min(total),
+                        total,
+                    },
+                    false,
+                ),
+                _ => (CopyState::Named, false),
+            },
+            "Already exists" => (CopyState::Finished, true),
+            "Download complete" | "Pull complete" if self.blobs.get(id) != Some(&false) => {
+                self.pulled = true;
+                return;
+            }
+            "Download complete" | "Pull complete" => (CopyState::Finished, false),
+            other => {
+                on_report(PullReport::Line(other.to_string()));
+                return;
+            }
+        };
+        self.blobs
+            .insert(id.to_string(), state == CopyState::Finished);
+        on_report(PullReport::blob(id, state, skipped));
+    }
+}
 
 /// A container's full ID, as Podman gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -864,17 +936,64 @@ impl Containers {
         Ok(pick_digest(&digests, named))
     }
 
-    /// Pulls `image`, each line of podman's output to `on_line`. On a terminal, where
-    /// Podman draws its byte counters; a short name stays on pipes (see
-    /// [`is_short_name`]).
-    pub async fn pull(&self, image: &str, on_line: LineSink) -> Result<(), PodmanError> {
-        let mut call = Call::new(["pull", image])
-            .timeout(PULL_TIMEOUT)
-            .on_line(on_line);
-        if !is_short_name(image) {
-            call = call.on_terminal();
-        }
-        self.run(call).await.map(|_| ())
+    /// Pulls `image` through the engine's API, telling `on_report` how it goes.
+    /// A name with its registry goes to Docker's pull, which counts the bytes of
+    /// every blob (libpod's counts none in Podman 4); a short name to libpod's,
+    /// which resolves it by the user's registries.conf where Docker's would take it
+    /// for Docker Hub's, and says how it goes in lines. Dropping the future cuts
+    /// the pull in the engine (nothing is left half-made).
+    pub async fn pull(
+        &self,
+        image: &str,
+        on_report: impl Fn(PullReport) + Send,
+    ) -> Result<(), PodmanError> {
+        let docker = !is_short_name(image);
+        let request = if docker {
+            Request::post(format!("/images/create?fromImage={}", query_value(image))).docker()
+        } else {
+            Request::post(format!("/images/pull?reference={}", query_value(image)))
+        };
+        let what = request.describe();
+        let pulling = async {
+            let mut answer = self.engine.answer_lines(request).await?;
+            let mut reading = PullReading::default();
+            while let Some((_, line)) = answer.next_line().await {
+                let message: PullMessage =
+                    serde_json::from_str(&line).map_err(|e| PodmanError::BadOutput {
+                        args: what.clone(),
+                        reason: format!("{e}: {line}"),
+                    })?;
+                if !message.error.is_empty() {
+                    // The answer began 200 before the pull failed: Docker's API puts
+                    // the error in the stream. It is the engine's failure all the same.
+                    let err = PodmanError::Api {
+                        request: what.clone(),
+                        status: 500,
+                        message: message.error,
+                    };
+                    tracing::warn!(request = %what, error = %err, "pull failed");
+                    return Err(err);
+                }
+                reading.read(message, &on_report);
+            }
+            if reading.pulled {
+                Ok(())
+            } else {
+                Err(PodmanError::Unreachable {
+                    request: what.clone(),
+                    reason: "the answer ended before the pull did".into(),
+                })
+            }
+        };
+        tokio::time::timeout(PULL_TIMEOUT, pulling)
+            .await
+            .unwrap_or_else(|_| {
+                Err(PodmanError::TimedOut {
+                    args: what.clone(),
+                    after: PULL_TIMEOUT,
+                    stderr_tail: String::new(),
+                })
+            })
     }
 
     /// How containers must be set up on this host (Linux, native mode only).
@@ -1201,6 +1320,90 @@ pub fn hostname(agent: &AgentRecord) -> String {
 mod tests {
     use super::*;
     use crate::store::{AgentStatus, Wanted};
+
+    /// What Podman 4.3.1's Docker endpoint said of a pull of two new layers on a
+    /// base layer it had (the `progress` bars left out).
+    const DOCKER_PULL: &[&str] = &[
+        r#"{"status":"Already exists","progressDetail":{},"id":"2c240430122d"}"#,
+        r#"{"status":"Pulling fs layer","progressDetail":{},"id":"9c8b129f97cc"}"#,
+        r#"{"status":"Pulling fs layer","progressDetail":{},"id":"4eebd4eb00d3"}"#,
+        r#"{"status":"Downloading","progressDetail":{"current":12032768,"total":24003280},"id":"4eebd4eb00d3"}"#,
+        r#"{"status":"Downloading","progressDetail":{"current":12001718,"total":12001718},"id":"9c8b129f97cc"}"#,
+        r#"{"status":"Download complete","progressDetail":{},"id":"9c8b129f97cc"}"#,
+        r#"{"status":"Downloading","progressDetail":{"current":24003280,"total":24003280},"id":"4eebd4eb00d3"}"#,
+        r#"{"status":"Download complete","progressDetail":{},"id":"4eebd4eb00d3"}"#,
+        r#"{"status":"Pulling fs layer","progressDetail":{},"id":"7a420f775501"}"#,
+        r#"{"status":"Download complete","progressDetail":{},"id":"7a420f775501"}"#,
+        r#"{"status":"Download complete","progressDetail":{},"id":"7a420f775501"}"#,
+    ];
+
+    fn read_pull(lines: &[&str]) -> (Vec<PullReport>, bool) {
+        let reports = std::sync::Mutex::new(Vec::new());
+        let mut reading = PullReading::default();
+        for line in lines {
+            let message: PullMessage = serde_json::from_str(line).expect("json");
+            reading.read(message, &|r| reports.lock().expect("reports").push(r));
+        }
+        (reports.into_inner().expect("reports"), reading.pulled)
+    }
+
+    #[test]
+    fn a_docker_pull_answer_reads_as_blobs_and_ends_with_the_image() {
+        use crate::progress::CopyState;
+        let (reports, pulled) = read_pull(DOCKER_PULL);
+        assert!(pulled);
+        assert_eq!(
+            reports.len(),
+            DOCKER_PULL.len() - 1,
+            "all but the last word are blobs"
+        );
+        assert_eq!(
+            reports[0],
+            PullReport::blob("2c240430122d", CopyState::Finished, true)
+        );
+        assert_eq!(
+            reports[3],
+            PullReport::blob(
+                "4eebd4eb00d3",
+                CopyState::Counting {
+                    done: 12_032_768,
+                    total: 24_003_280
+                },
+                false
+            )
+        );
+        let PullReport::Blob { line, .. } = &reports[3] else {
+            panic!("a blob")
+        };
+        assert_eq!(line, "Copying blob 4eebd4eb00d3 11.5MiB / 22.9MiB");
+    }
+
+    #[test]
+    fn an_answer_cut_after_the_config_blob_is_not_a_pull() {
+        // The config blob's "complete" has the image's ID too: only its second one
+        // is the last word.
+        let (_, pulled) = read_pull(&DOCKER_PULL[..DOCKER_PULL.len() - 1]);
+        assert!(!pulled);
+    }
+
+    #[test]
+    fn a_libpod_pull_answer_reads_as_lines_and_ends_with_the_image() {
+        let (reports, pulled) = read_pull(&[
+            r#"{"stream":"Trying to pull 127.0.0.1:5000/x:latest...\n"}"#,
+            r#"{"stream":"Getting image source signatures\nCopying blob sha256:2c24\n"}"#,
+            r#"{"images":["7a420f775501aa"],"id":"7a420f775501aa"}"#,
+        ]);
+        assert!(pulled);
+        assert_eq!(
+            reports,
+            [
+                "Trying to pull 127.0.0.1:5000/x:latest...",
+                "Getting image source signatures",
+                "Copying blob sha256:2c24"
+            ]
+            .map(|l| PullReport::Line(l.into()))
+        );
+    }
 
     #[test]
     fn short_names_are_the_ones_without_a_registry() {

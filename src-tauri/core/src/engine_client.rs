@@ -1,6 +1,7 @@
-//! HTTP to Podman's API socket (its libpod endpoints): one connection per request,
-//! JSON in and out, bounded bodies and times, streams of lines and log frames, and
-//! one classification of a refused or dropped connection as the engine lost.
+//! HTTP to Podman's API socket (its libpod endpoints, and Docker's where only they
+//! say enough): one connection per request, JSON in and out, bounded bodies and
+//! times, streams of lines and log frames, and one classification of a refused or
+//! dropped connection as the engine lost.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -29,11 +30,12 @@ pub struct EngineClient {
     call_timeout: Duration,
 }
 
-/// One request: a method, a path under [`API_PREFIX`] with its query, and a JSON
-/// body if any.
+/// One request: a method, a path under [`API_PREFIX`] (or Docker's, see
+/// [`Request::docker`]) with its query, and a JSON body if any.
 #[derive(Debug, Clone)]
 pub struct Request {
     method: Method,
+    prefix: &'static str,
     path: String,
     body: Option<Vec<u8>>,
     timeout: Option<Duration>,
@@ -55,6 +57,7 @@ impl Request {
     fn new(method: Method, path: impl Into<String>) -> Self {
         Self {
             method,
+            prefix: API_PREFIX,
             path: path.into(),
             body: None,
             timeout: None,
@@ -68,6 +71,13 @@ impl Request {
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// The path is one of Podman's Docker-compatible endpoints, served without a
+    /// version (Podman checks no Docker API version there).
+    pub fn docker(mut self) -> Self {
+        self.prefix = "";
         self
     }
 
@@ -287,6 +297,44 @@ impl EngineClient {
         });
         Ok(LineStream::from_task(rx, task))
     }
+
+    /// A request whose answer comes as a stream of lines that ends when the work
+    /// does (a pull's progress): returns once the answer's head is back, with the
+    /// engine's error if its status is one. The timeout bounds the head only.
+    /// Dropping the stream closes the connection, which cancels the work in the
+    /// engine: right for a pull, which leaves nothing half-made.
+    pub async fn answer_lines(&self, request: Request) -> Result<LineStream, PodmanError> {
+        let what = request.describe();
+        let endpoint = self.endpoint().ok_or_else(|| PodmanError::Unreachable {
+            request: what.clone(),
+            reason: "no engine socket is known yet".into(),
+        })?;
+        let timeout = request.timeout.unwrap_or(self.call_timeout);
+        let response = match tokio::time::timeout(timeout, open(&endpoint, &request)).await {
+            Ok(response) => response?,
+            Err(_) => {
+                return Err(PodmanError::TimedOut {
+                    args: what,
+                    after: timeout,
+                    stderr_tail: String::new(),
+                })
+            }
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let body = collect(response.into_body(), &what).await?;
+            let err = PodmanError::Api {
+                request: what.clone(),
+                status: status.as_u16(),
+                message: error_message(&body),
+            };
+            tracing::warn!(request = %what, %status, error = %err, "engine refused a request");
+            return Err(err);
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let task = tokio::spawn(forward_body(response.into_body(), false, tx));
+        Ok(LineStream::from_task(rx, task))
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -325,7 +373,7 @@ async fn send(
     let body = Full::new(Bytes::from(request.body.clone().unwrap_or_default()));
     let built = hyper::Request::builder()
         .method(request.method.clone())
-        .uri(format!("{API_PREFIX}{}", request.path))
+        .uri(format!("{}{}", request.prefix, request.path))
         .header(hyper::header::HOST, "podman")
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(body)

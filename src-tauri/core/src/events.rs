@@ -58,9 +58,9 @@ pub enum Event {
     AgentRemoved {
         id: Uuid,
     },
-    /// A line of `podman pull` for an agent's image (at create, start or update),
-    /// with the bytes of every blob seen so far when Podman drew them. Lines that
-    /// only move the counters come at most five times a second.
+    /// A line of the pull of an agent's image (at create, start or update), with
+    /// the bytes of the blobs whose size the engine gave so far. Lines that only
+    /// move the counters come at most five times a second.
     #[serde(rename_all = "camelCase")]
     PullProgress {
         id: Uuid,

@@ -100,8 +100,8 @@ impl Call {
         }
     }
 
-    /// Runs podman under a pseudo-terminal: Podman draws byte counters (pulls,
-    /// `machine init`) only when it writes to a terminal, and prints bare phase lines
+    /// Runs podman under a pseudo-terminal: Podman draws byte counters (`machine
+    /// init`'s image) only when it writes to a terminal, and prints bare phase lines
     /// on a pipe. Stdout and stderr then arrive as one stream of lines, cleaned of
     /// terminal codes: [`Output::stdout`] stays empty and the error's stderr tail is
     /// the end of both, so only for calls whose stdout nobody reads. Its input is the

@@ -1,7 +1,8 @@
-//! Byte progress of a Podman copy (`pull`, the image of `machine init`) read from
-//! the lines Podman prints: counters summed over the blobs of one copy, an ETA, and
-//! how often listeners hear of it. Pure but for [`Paced`], which feeds a [`Meter`]
-//! the clock and a podman call's lines.
+//! Byte progress of a Podman copy (a pull, the image of `machine init`): counters
+//! summed over the blobs of one copy, an ETA, and how often listeners hear of it.
+//! Counters come from the engine's API as numbers ([`PullReport`]) or from the
+//! lines the podman command prints. Pure but for [`Paced`], which feeds a [`Meter`]
+//! the clock.
 //!
 //! On a terminal Podman redraws one bar per blob many times a second, all of them
 //! at once ("Copying blob 4f2e1f5a9d3c [==>---] 512.0MiB / 1.1GiB | 48.3 MiB/s");
@@ -85,9 +86,9 @@ fn parse_size(text: &str) -> Option<u64> {
     Some((value * scale) as u64)
 }
 
-/// What one line says about one thing being copied.
-#[derive(Debug, PartialEq)]
-enum State {
+/// What is known of one thing being copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyState {
     /// A bar with its counters.
     Counting { done: u64, total: u64 },
     /// "done", or "skipped: already exists".
@@ -102,7 +103,7 @@ enum State {
 struct Item<'a> {
     phase: &'a str,
     key: String,
-    state: State,
+    state: CopyState,
 }
 
 /// The phase of every blob and config of an image copy.
@@ -122,14 +123,14 @@ fn item(line: &str) -> Option<Item<'_>> {
         let short: String = digest.chars().take(12).collect();
         let tail: Vec<&str> = words.collect();
         let state = match counted {
-            Some(c) => State::Counting {
+            Some(c) => CopyState::Counting {
                 done: c.done,
                 total: c.total,
             },
             None if tail.first() == Some(&"done") || tail.first() == Some(&"skipped:") => {
-                State::Finished
+                CopyState::Finished
             }
-            None => State::Named,
+            None => CopyState::Named,
         };
         return Some(Item {
             phase: COPYING,
@@ -143,12 +144,12 @@ fn item(line: &str) -> Option<Item<'_>> {
     let (label, state) = match counted {
         Some(c) => (
             &line[..c.at],
-            State::Counting {
+            CopyState::Counting {
                 done: c.done,
                 total: c.total,
             },
         ),
-        None => (line.strip_suffix("done")?, State::Finished),
+        None => (line.strip_suffix("done")?, CopyState::Finished),
     };
     let label = label.trim_end();
     let label = match label.strip_suffix(']').and_then(|l| l.rfind('[')) {
@@ -161,6 +162,58 @@ fn item(line: &str) -> Option<Item<'_>> {
         key: label.to_string(),
         state,
     })
+}
+
+/// What a pull says as it goes, as the engine's API gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullReport {
+    /// A line of text, where the engine gives no numbers.
+    Line(String),
+    /// One blob, by the first 12 digits of its digest, and the line that says so.
+    Blob {
+        id: String,
+        state: CopyState,
+        line: String,
+    },
+}
+
+impl PullReport {
+    /// A blob's report, with the line Podman itself prints for it ("Copying blob
+    /// 4f2e1f5a9d3c 12.0MiB / 24.0MiB"). `skipped`: already on this machine.
+    pub fn blob(id: &str, state: CopyState, skipped: bool) -> Self {
+        let line = match state {
+            CopyState::Counting { done, total } => {
+                format!(
+                    "Copying blob {id} {} / {}",
+                    size_text(done),
+                    size_text(total)
+                )
+            }
+            CopyState::Finished if skipped => format!("Copying blob {id} skipped: already exists"),
+            CopyState::Finished => format!("Copying blob {id} done"),
+            CopyState::Named => format!("Copying blob {id}"),
+        };
+        Self::Blob {
+            id: id.to_string(),
+            state,
+            line,
+        }
+    }
+}
+
+/// Bytes the way Podman prints them: binary units, one decimal.
+fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
 }
 
 /// What a line changed in a [`Tally`].
@@ -195,9 +248,22 @@ struct Counted {
 impl Tally {
     /// Takes one line (terminal codes already removed).
     pub fn feed(&mut self, line: &str) -> Seen {
-        let Some(item) = item(line) else {
-            return Seen::News;
-        };
+        match item(line) {
+            Some(item) => self.take(item),
+            None => Seen::News,
+        }
+    }
+
+    /// Takes one blob's state, as numbers.
+    pub fn feed_blob(&mut self, id: &str, state: CopyState) -> Seen {
+        self.take(Item {
+            phase: COPYING,
+            key: format!("blob {id}"),
+            state,
+        })
+    }
+
+    fn take(&mut self, item: Item<'_>) -> Seen {
         if self.phase.as_deref() != Some(item.phase) {
             self.phase = Some(item.phase.to_string());
             self.items.clear();
@@ -219,10 +285,10 @@ impl Tally {
         self.update(index, &item.state)
     }
 
-    fn update(&mut self, index: usize, state: &State) -> Seen {
+    fn update(&mut self, index: usize, state: &CopyState) -> Seen {
         let counted = &mut self.items[index];
         match *state {
-            State::Counting { done, total } => {
+            CopyState::Counting { done, total } => {
                 if counted.done == done && counted.total == Some(total) {
                     return Seen::Again;
                 }
@@ -230,7 +296,7 @@ impl Tally {
                 counted.total = Some(total);
                 Seen::Moved
             }
-            State::Finished => {
+            CopyState::Finished => {
                 if let Some(total) = counted.total {
                     counted.done = total;
                 }
@@ -241,7 +307,7 @@ impl Tally {
                     Seen::News
                 }
             }
-            State::Named => Seen::Again,
+            CopyState::Named => Seen::Again,
         }
     }
 
@@ -305,6 +371,22 @@ impl Meter {
     /// Takes one line read at `now`; returns what to tell now, if anything.
     pub fn feed(&mut self, line: &str, now: Instant) -> Option<Reading> {
         let seen = self.tally.feed(line);
+        self.after(seen, line, now)
+    }
+
+    /// Takes one report of a pull read at `now`; returns what to tell now, if
+    /// anything.
+    pub fn feed_report(&mut self, report: &PullReport, now: Instant) -> Option<Reading> {
+        match report {
+            PullReport::Line(line) => self.feed(line, now),
+            PullReport::Blob { id, state, line } => {
+                let seen = self.tally.feed_blob(id, *state);
+                self.after(seen, line, now)
+            }
+        }
+    }
+
+    fn after(&mut self, seen: Seen, line: &str, now: Instant) -> Option<Reading> {
         if self.tally.phase() != self.phase.as_deref() {
             self.phase = self.tally.phase().map(str::to_string);
             self.rate_from = None;
@@ -372,7 +454,7 @@ impl Paced {
         })
     }
 
-    /// The line sink to give the call.
+    /// The line sink to give a podman call.
     pub fn sink(self: &Arc<Self>) -> LineSink {
         let this = self.clone();
         Arc::new(move |_, line: &str| {
@@ -381,6 +463,14 @@ impl Paced {
                 (this.tell)(reading);
             }
         })
+    }
+
+    /// Takes one report of a pull from the engine's API.
+    pub fn report(&self, report: &PullReport) {
+        let reading = self.meter().feed_report(report, Instant::now());
+        if let Some(reading) = reading {
+            (self.tell)(reading);
+        }
     }
 
     /// Once the call ended: tells the last counters the pace held back.
@@ -487,7 +577,7 @@ mod tests {
             Some((
                 COPYING,
                 key(),
-                State::Counting {
+                CopyState::Counting {
                     done: MIB,
                     total: 2 * MIB
                 }
@@ -495,20 +585,20 @@ mod tests {
         );
         assert_eq!(
             blob("Copying blob 4f2e1f5a9d3c done   |"),
-            Some((COPYING, key(), State::Finished))
+            Some((COPYING, key(), CopyState::Finished))
         );
         assert_eq!(
             blob("Copying blob sha256:4f2e1f5a9d3c0011aabb"),
-            Some((COPYING, key(), State::Named)),
+            Some((COPYING, key(), CopyState::Named)),
             "the plain line has the same key as the bar"
         );
         assert_eq!(
             blob("Copying blob 4f2e1f5a9d3c skipped: already exists"),
-            Some((COPYING, key(), State::Finished))
+            Some((COPYING, key(), CopyState::Finished))
         );
         assert_eq!(
             blob("Copying config 2f3b4c5d6e7f done"),
-            Some((COPYING, "config 2f3b4c5d6e7f".into(), State::Finished))
+            Some((COPYING, "config 2f3b4c5d6e7f".into(), CopyState::Finished))
         );
         let x = "Extracting compressed file: x.raw";
         assert_eq!(
@@ -516,7 +606,7 @@ mod tests {
             Some((
                 x,
                 x.into(),
-                State::Counting {
+                CopyState::Counting {
                     done: GIB,
                     total: 2 * GIB
                 }
@@ -527,7 +617,7 @@ mod tests {
             Some((
                 x,
                 x.into(),
-                State::Counting {
+                CopyState::Counting {
                     done: GIB,
                     total: 2 * GIB
                 }
@@ -535,10 +625,45 @@ mod tests {
         );
         assert_eq!(
             blob("Extracting compressed file: x.raw: done"),
-            Some((x, x.into(), State::Finished))
+            Some((x, x.into(), CopyState::Finished))
         );
         assert_eq!(blob("Writing manifest to image destination"), None);
         assert_eq!(blob("done"), None);
+    }
+
+    #[test]
+    fn blob_reports_from_the_api_sum_to_the_byte_and_say_what_podman_says() {
+        let mut meter = Meter::new(Duration::ZERO);
+        let now = Instant::now();
+        let report = |id: &str, state, skipped| PullReport::blob(id, state, skipped);
+        let skipped = report("aaaaaaaaaaaa", CopyState::Finished, true);
+        let told = meter.feed_report(&skipped, now).expect("news");
+        assert_eq!(
+            told.line,
+            "Copying blob aaaaaaaaaaaa skipped: already exists"
+        );
+        assert_eq!(told.total_bytes, None, "a skipped blob has no size");
+        let counting = |done| CopyState::Counting {
+            done,
+            total: 3 * MIB + 1,
+        };
+        meter.feed_report(&report("bbbbbbbbbbbb", CopyState::Named, false), now);
+        let told = meter
+            .feed_report(&report("bbbbbbbbbbbb", counting(MIB), false), now)
+            .expect("moved");
+        assert_eq!(told.line, "Copying blob bbbbbbbbbbbb 1.0MiB / 3.0MiB");
+        meter.feed_report(&report("cccccccccccc", counting(2 * MIB), false), now);
+        let told = meter
+            .feed_report(&report("bbbbbbbbbbbb", CopyState::Finished, false), now)
+            .expect("news");
+        assert_eq!(told.line, "Copying blob bbbbbbbbbbbb done");
+        assert_eq!(
+            (told.done_bytes, told.total_bytes),
+            (Some(5 * MIB + 1), Some(6 * MIB + 2)),
+            "exact bytes, a done blob counted whole"
+        );
+        assert_eq!(size_text(512), "512B");
+        assert_eq!(size_text(3 * GIB / 2), "1.5GiB");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One podman call under a pseudo-terminal (a pty on Unix, ConPTY on Windows), for
-//! the calls whose progress Podman draws only on a terminal (`pull`, `machine
-//! init`). The same guarantees as the pipe runner in [`crate::podman`]: a timeout,
+//! the call whose progress Podman draws only on a terminal (`machine init`; pulls
+//! go through the engine's API). The same guarantees as the pipe runner in [`crate::podman`]: a timeout,
 //! the child killed when the call is dropped, typed errors with the exit code and
 //! the output's tail.
 //!
@@ -23,7 +23,7 @@ use crate::outcome::{ExitCode, Output, PodmanError};
 
 /// The terminal's size. Wide, so no bar is cut: Podman's lines ("Copying blob
 /// 4f2e1f5a9d3c", a 40-column bar, the counters, the speed) are about 100 columns,
-/// and on a narrow terminal mpb shortens them to "…". Tall, so a pull of many blobs
+/// and on a narrow terminal mpb shortens them to "…". Tall, so a copy of many blobs
 /// keeps every bar on screen.
 const SIZE: PtySize = PtySize {
     rows: 100,

@@ -827,8 +827,9 @@ async fn five_concurrent_creates_probe_the_host_once_and_ask_for_no_image() {
 
 /// Issue 14, item 7: a failed pull said podman's raw text ("pinging container
 /// registry ...: dial tcp: lookup ... no such host"). A registry that cannot be
-/// reached (`.invalid` never resolves) gets one sentence with a next step; podman's
-/// words stay as the details, in the agent and in its log.
+/// reached (`.invalid` never resolves) gets one sentence with a next step; Podman's
+/// words (now the API's, in the pull's answer) stay as the details, in the agent
+/// and in its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_registry_is_said_in_a_sentence_with_podman_s_words_as_details() {
     let home = Home::new();
@@ -850,7 +851,7 @@ async fn an_unreachable_registry_is_said_in_a_sentence_with_podman_s_words_as_de
     assert_eq!(agent.error.as_deref(), Some(said.as_str()));
     let details = agent.error_details.clone().expect("details");
     assert!(
-        details.contains("podman pull") && details.contains("no such host"),
+        details.contains("POST /images/create") && details.contains("no such host"),
         "{details}"
     );
     let (log, _) = agents.follow_logs(agent.id).expect("log");

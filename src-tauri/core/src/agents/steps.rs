@@ -257,7 +257,9 @@ impl Agents {
                 eta_secs: reading.eta_secs,
             });
         });
-        let pull = self.containers().pull(image, progress.sink());
+        let pull = self
+            .containers()
+            .pull(image, |report| progress.report(&report));
         let result = self
             .unless_interrupted(id, async {
                 pull.await
@@ -269,7 +271,7 @@ impl Agents {
     }
 
     /// Waits for `work` unless the shutdown begins or the user cancels the agent's
-    /// operation: both end the wait at once (the podman child is killed on drop).
+    /// operation: both end the wait at once (a dropped pull is cut in the engine).
     pub(super) async fn unless_interrupted<T>(
         &self,
         id: Uuid,

@@ -262,6 +262,7 @@ impl Drop for Home {
 
 pub mod api_client;
 pub mod engine_proxy;
+pub mod registry;
 
 #[path = "../../../tests/common/instance_containers.rs"]
 pub mod instance_containers;
@@ -364,9 +365,15 @@ pub struct ProxiedEngine {
 
 impl ProxiedEngine {
     pub async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// The service with more in its environment (`CONTAINERS_REGISTRIES_CONF`).
+    pub async fn start_with(dir: &Path, env: &[(&str, &Path)]) -> Self {
         let socket = dir.join("engine-under-test.sock");
         let service = std::process::Command::new(real_podman().bin().expect("podman"))
             .args(["system", "service", "--time=0"])
+            .envs(env.iter().copied())
             .arg(format!("unix://{}", socket.display()))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
