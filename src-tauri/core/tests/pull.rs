@@ -32,44 +32,8 @@ impl Drop for ImageGone {
 /// pull of about 3 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_that_pulls_its_image_shows_the_bytes_of_every_blob() {
-    support::ensure_test_images();
-    let built = format!("localhost/clawdock-test-pull-{}:latest", std::process::id());
-    let _built_gone = ImageGone(built.clone());
     let build = tempfile::tempdir().expect("tmp");
-    let layers: [(&str, usize); 2] = [("a.bin", 24_000_000), ("b.bin", 12_000_000)];
-    let mut containerfile = format!("FROM {IMAGE}\n");
-    for (name, size) in layers {
-        // Random, so no layer is one the machine already has.
-        let mut bytes = Vec::with_capacity(size);
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(
-                std::fs::File::open("/dev/urandom").expect("urandom"),
-                size as u64,
-            ),
-            &mut bytes,
-        )
-        .expect("random bytes");
-        std::fs::write(build.path().join(name), bytes).expect("layer");
-        containerfile.push_str(&format!("COPY {name} /{name}\n"));
-    }
-    std::fs::write(build.path().join("Containerfile"), containerfile).expect("file");
-    podman_out(&[
-        "build",
-        "--quiet",
-        "-t",
-        &built,
-        &build.path().display().to_string(),
-    ]);
-    let layout = build.path().join("layout");
-    podman_out(&[
-        "save",
-        "--format",
-        "oci-dir",
-        "-o",
-        &layout.display().to_string(),
-        &built,
-    ]);
-    podman_out(&["rmi", &built]);
+    let layout = random_image(build.path(), "bytes");
     let new_blobs = new_blob_sizes(&layout, 2);
 
     let registry = Registry::serve(&layout, 8_000_000).await;
@@ -200,6 +164,107 @@ async fn a_create_that_pulls_its_image_shows_the_bytes_of_every_blob() {
     assert_eq!(engine.calls("POST", "/images/pull"), 1, "libpod's endpoint");
     agents.delete(agent.id).await.expect("delete");
     core.shutdown().await;
+}
+
+/// The brief's cancelled update, at a pull: a cancel in the middle of a create's pull
+/// ends the create at once, and the engine stops copying (the registry sees every
+/// transfer hang up): no image, no container, no agent left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_cancelled_half_way_stops_in_the_engine_and_leaves_nothing() {
+    let build = tempfile::tempdir().expect("tmp");
+    let layout = random_image(build.path(), "cancel");
+    // 1 MB/s a blob: about 24 s to pull, far more than the test waits.
+    let registry = Registry::serve(&layout, 1_000_000).await;
+    let image = format!("{}/clawdock-test-pull-cancel:latest", registry.host());
+    let _gone = ImageGone(image.clone());
+    let home = Home::new();
+    let engine = engine_for(&home, &registry).await;
+    let mut settings = home.native(&image);
+    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let core = Clawdock::start(settings).await.expect("core");
+    let mut events = core.subscribe();
+    let agents = core.agents();
+    let agent = agents
+        .create(CreateRequest {
+            name: "cancelled".into(),
+            ..CreateRequest::default()
+        })
+        .await
+        .expect("create");
+    let counting = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::PullProgress {
+                    done_bytes: Some(_),
+                    ..
+                }) => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(counting.is_ok(), "the pull never counted bytes");
+    assert!(registry.sending() > 0, "the pull is under way");
+
+    let cancelled = agents.cancel(agent.id).await.expect("cancel");
+    assert!(cancelled.is_none(), "a cancelled create removes the agent");
+    assert!(agents.list().is_empty());
+    assert!(
+        support::eventually(std::time::Duration::from_secs(10), || registry.sending()
+            == 0)
+        .await,
+        "the engine still copies: {} blobs",
+        registry.sending()
+    );
+    let exists = std::process::Command::new("podman")
+        .args(["image", "exists", &image])
+        .status()
+        .expect("podman");
+    assert!(!exists.success(), "no image from a cancelled pull");
+    assert!(
+        support::containers(&home.label().expect("label")).is_empty(),
+        "no container"
+    );
+    assert!(core.shutdown().await.clean());
+}
+
+/// An OCI layout in `dir` of an image of two layers of random bytes (24 and 12 MB;
+/// random, so no layer is one the machine already has) on the stand-in gateway.
+fn random_image(dir: &std::path::Path, label: &str) -> std::path::PathBuf {
+    support::ensure_test_images();
+    let built = format!(
+        "localhost/clawdock-test-pull-{label}-{}:latest",
+        std::process::id()
+    );
+    let _built_gone = ImageGone(built.clone());
+    let layers: [(&str, usize); 2] = [("a.bin", 24_000_000), ("b.bin", 12_000_000)];
+    let mut containerfile = format!("FROM {IMAGE}\n");
+    for (name, size) in layers {
+        let mut bytes = Vec::with_capacity(size);
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                std::fs::File::open("/dev/urandom").expect("urandom"),
+                size as u64,
+            ),
+            &mut bytes,
+        )
+        .expect("random bytes");
+        std::fs::write(dir.join(name), bytes).expect("layer");
+        containerfile.push_str(&format!("COPY {name} /{name}\n"));
+    }
+    std::fs::write(dir.join("Containerfile"), containerfile).expect("file");
+    podman_out(&["build", "--quiet", "-t", &built, &dir.display().to_string()]);
+    let layout = dir.join("layout");
+    podman_out(&[
+        "save",
+        "--format",
+        "oci-dir",
+        "-o",
+        &layout.display().to_string(),
+        &built,
+    ]);
+    layout
 }
 
 /// The engine service under test, with a registries.conf that lets it pull from

@@ -4,6 +4,7 @@
 //! lasts long enough for its progress to be seen. No registry is reachable in CI.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use serde_json::Value;
 pub struct Registry {
     port: u16,
     served: Arc<Mutex<Vec<String>>>,
+    sending: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -23,6 +25,24 @@ struct Layout {
     dir: PathBuf,
     bytes_per_sec: usize,
     served: Arc<Mutex<Vec<String>>>,
+    /// Blob bodies being sent now: one less when the client hangs up.
+    sending: Arc<AtomicUsize>,
+}
+
+/// Counts one blob body being sent while it lives.
+struct Sending(Arc<AtomicUsize>);
+
+impl Sending {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Registry {
@@ -33,10 +53,12 @@ impl Registry {
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let served = Arc::new(Mutex::new(Vec::new()));
+        let sending = Arc::new(AtomicUsize::new(0));
         let layout = Arc::new(Layout {
             dir: dir.to_path_buf(),
             bytes_per_sec,
             served: served.clone(),
+            sending: sending.clone(),
         });
         let app = axum::Router::new().fallback(move |method: Method, uri: Uri| {
             let layout = layout.clone();
@@ -45,7 +67,12 @@ impl Registry {
         let task = tokio::spawn(async move {
             let _ended = axum::serve(listener, app).await;
         });
-        Self { port, served, task }
+        Self {
+            port,
+            served,
+            sending,
+            task,
+        }
     }
 
     /// `host:port`, as an image name begins.
@@ -56,6 +83,11 @@ impl Registry {
     /// The requests answered so far ("GET /v2/x/blobs/sha256:…").
     pub fn served(&self) -> Vec<String> {
         self.served.lock().expect("served").clone()
+    }
+
+    /// Blobs whose bytes are being sent now (their client still reads).
+    pub fn sending(&self) -> usize {
+        self.sending.load(Ordering::SeqCst)
     }
 }
 
@@ -133,10 +165,16 @@ impl Layout {
             .chunks(chunk)
             .map(bytes::Bytes::copy_from_slice)
             .collect();
-        let paced = futures::stream::iter(chunks).then(|chunk| async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Ok::<_, std::io::Error>(chunk)
-        });
+        let sending = Sending::new(&self.sending);
+        let paced = futures::stream::iter(chunks)
+            .then(|chunk| async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, std::io::Error>(chunk)
+            })
+            .map(move |chunk| {
+                let _while_sending = &sending;
+                chunk
+            });
         (headers, Body::from_stream(paced)).into_response()
     }
 
