@@ -4,8 +4,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,61 +18,6 @@ const PING: &str = "/v4.0.0/libpod/_ping";
 const CREATE: &str = "/v4.0.0/libpod/containers/create";
 /// A label on every container made here, so a leftover is easy to find.
 const LABEL: &str = "clawdock-engine-proxy-test";
-
-/// A real API service on a socket of its own, killed when dropped.
-struct Engine {
-    child: Child,
-    sock: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Engine {
-    async fn start() -> Engine {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let sock = dir.path().join("engine.sock");
-        let child = Command::new("podman")
-            .args(["system", "service", "--time=0"])
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("podman system service");
-        let engine = Engine { child, sock, dir };
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Ok(raw)) = tokio::time::timeout(
-                Duration::from_secs(1),
-                exchange(&engine.sock, "GET", PING, None),
-            )
-            .await
-            {
-                if parse(&raw).body == b"OK" {
-                    return engine;
-                }
-            }
-            assert!(
-                Instant::now() < end,
-                "the API service did not answer _ping in 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn proxy(&self) -> EngineProxy {
-        EngineProxy::start(&self.dir.path().join("proxy.sock"), &self.sock).expect("proxy")
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        if let Err(e) = self.child.kill() {
-            eprintln!("killing the API service: {e}");
-        }
-        if let Err(e) = self.child.wait() {
-            eprintln!("waiting for the API service: {e}");
-        }
-    }
-}
 
 /// Names of containers this test made, removed when dropped, even after a failure.
 #[derive(Default)]
@@ -234,8 +179,9 @@ fn path_patterns_match_segment_by_segment() {
 /// Faults the proxy answers itself, on `_ping`: nothing reaches the engine.
 #[tokio::test]
 async fn answers_in_place_of_the_engine() {
-    let engine = Engine::start().await;
-    let proxy = engine.proxy();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = support::ProxiedEngine::start(dir.path()).await;
+    let proxy = &engine.proxy;
     let sock = proxy.path().to_path_buf();
 
     let reply = call(&sock, "GET", PING, None).await;
@@ -325,8 +271,9 @@ async fn answers_in_place_of_the_engine() {
 #[tokio::test]
 async fn faults_before_and_after_the_engine() {
     support::ensure_test_images();
-    let engine = Engine::start().await;
-    let proxy = engine.proxy();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = support::ProxiedEngine::start(dir.path()).await;
+    let proxy = &engine.proxy;
     let sock = proxy.path().to_path_buf();
     let mut made = Containers::default();
 
@@ -421,8 +368,9 @@ async fn faults_before_and_after_the_engine() {
 #[tokio::test]
 async fn streams_pass_through_and_queries_pick() {
     support::ensure_test_images();
-    let engine = Engine::start().await;
-    let proxy = engine.proxy();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = support::ProxiedEngine::start(dir.path()).await;
+    let proxy = &engine.proxy;
     let sock = proxy.path().to_path_buf();
     let mut made = Containers::default();
     let name = made.name("event");
@@ -496,8 +444,13 @@ async fn streams_pass_through_and_queries_pick() {
 /// Dropping the proxy removes its socket and ends a connection it holds.
 #[tokio::test]
 async fn drop_stops_the_proxy() {
-    let engine = Engine::start().await;
-    let proxy = engine.proxy();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A hanging request never reaches the engine: none is needed.
+    let proxy = EngineProxy::start(
+        &dir.path().join("proxy.sock"),
+        &dir.path().join("none.sock"),
+    )
+    .expect("proxy");
     let sock = proxy.path().to_path_buf();
     proxy.fault(Rule::new("GET", PING, Fault::Hang));
     let held = tokio::spawn({
