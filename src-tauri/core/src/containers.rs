@@ -940,19 +940,21 @@ impl Containers {
     /// A name with its registry goes to Docker's pull, which counts the bytes of
     /// every blob (libpod's counts none in Podman 4); a short name to libpod's,
     /// which resolves it by the user's registries.conf where Docker's would take it
-    /// for Docker Hub's, and says how it goes in lines. Dropping the future cuts
+    /// for Docker Hub's, and says how it goes in lines. `login`: an
+    /// `X-Registry-Auth` value for the image's registry. Dropping the future cuts
     /// the pull in the engine (nothing is left half-made).
     pub async fn pull(
         &self,
         image: &str,
+        login: Option<String>,
         on_report: impl Fn(PullReport) + Send,
     ) -> Result<(), PodmanError> {
-        let docker = !is_short_name(image);
-        let request = if docker {
-            Request::post(format!("/images/create?fromImage={}", query_value(image))).docker()
-        } else {
+        let request = if is_short_name(image) {
             Request::post(format!("/images/pull?reference={}", query_value(image)))
-        };
+        } else {
+            Request::post(format!("/images/create?fromImage={}", query_value(image))).docker()
+        }
+        .registry_auth(login);
         let what = request.describe();
         let pulling = async {
             let mut answer = self.engine.answer_lines(request).await?;

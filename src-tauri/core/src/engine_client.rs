@@ -37,6 +37,8 @@ pub struct Request {
     method: Method,
     prefix: &'static str,
     path: String,
+    /// `X-Registry-Auth`: a login handed to the engine, never logged.
+    registry_auth: Option<Secret>,
     body: Option<Vec<u8>>,
     timeout: Option<Duration>,
 }
@@ -59,6 +61,7 @@ impl Request {
             method,
             prefix: API_PREFIX,
             path: path.into(),
+            registry_auth: None,
             body: None,
             timeout: None,
         }
@@ -71,6 +74,12 @@ impl Request {
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Hands the engine a registry login (an `X-Registry-Auth` value) for a pull.
+    pub fn registry_auth(mut self, header: Option<String>) -> Self {
+        self.registry_auth = header.map(Secret);
         self
     }
 
@@ -91,6 +100,16 @@ impl Request {
     /// Anything but a read changes the engine's state.
     fn mutating(&self) -> bool {
         self.method != Method::GET
+    }
+}
+
+/// A value that must not reach a log: `Debug` shows that it is there, not what.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -371,16 +390,18 @@ async fn send(
 ) -> Result<hyper::Response<Incoming>, PodmanError> {
     let what = request.describe();
     let body = Full::new(Bytes::from(request.body.clone().unwrap_or_default()));
-    let built = hyper::Request::builder()
+    let mut built = hyper::Request::builder()
         .method(request.method.clone())
         .uri(format!("{}{}", request.prefix, request.path))
         .header(hyper::header::HOST, "podman")
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .map_err(|e| PodmanError::BadOutput {
-            args: what.clone(),
-            reason: e.to_string(),
-        })?;
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(Secret(login)) = &request.registry_auth {
+        built = built.header("X-Registry-Auth", login);
+    }
+    let built = built.body(body).map_err(|e| PodmanError::BadOutput {
+        args: what.clone(),
+        reason: e.to_string(),
+    })?;
     sender
         .send_request(built)
         .await

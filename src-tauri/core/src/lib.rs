@@ -21,6 +21,7 @@ pub mod meta;
 mod outcome;
 pub mod podman;
 pub mod progress;
+pub mod registry_auth;
 pub mod settings;
 pub mod shutdown;
 pub mod status;

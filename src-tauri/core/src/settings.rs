@@ -94,6 +94,9 @@ pub struct Settings {
     /// The user's own API socket (native mode), used when it answers; otherwise
     /// Clawdock starts a service of its own.
     pub user_engine_socket: Option<PathBuf>,
+    /// Where the user's registry logins are (`podman login`'s files), handed to
+    /// the engine with a pull.
+    pub registry_auth_files: Vec<PathBuf>,
 }
 
 /// A setting that could not be read.
@@ -120,6 +123,7 @@ impl Settings {
             login_item: None,
             engine_socket: None,
             user_engine_socket: crate::engine_socket::user_socket(),
+            registry_auth_files: crate::registry_auth::default_files(),
         }
     }
 

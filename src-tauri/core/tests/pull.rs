@@ -229,6 +229,86 @@ async fn a_pull_cancelled_half_way_stops_in_the_engine_and_leaves_nothing() {
     assert!(core.shutdown().await.clean());
 }
 
+/// The brief's first run on a Mac: the engine runs in Podman's machine, which does not
+/// see the host's `podman login`. A registry that asks for a login gets the one the
+/// user's login file holds for it, handed to the engine with the pull; without one
+/// the create fails saying to sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_asks_for_a_login_gets_the_users_login() {
+    use base64::Engine as _;
+    let build = tempfile::tempdir().expect("tmp");
+    let layout = random_image(build.path(), "login");
+    let registry =
+        Registry::serve_with_login(&layout, 100_000_000, Some(("clawdock", "s3cret"))).await;
+    let image = format!(
+        "{}/private/clawdock-test-pull-login:latest",
+        registry.host()
+    );
+    let _gone = ImageGone(image.clone());
+    let home = Home::new();
+    let engine = engine_for(&home, &registry).await;
+    let logins = home.path().join("auth.json");
+    let start = |login_file: Option<&std::path::Path>| {
+        let mut settings = home.native(&image);
+        settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+        settings.registry_auth_files = login_file.into_iter().map(Into::into).collect();
+        Clawdock::start(settings)
+    };
+
+    // No login file: the engine is refused, and the user is told to sign in.
+    std::fs::write(&logins, r#"{"auths": {}}"#).expect("auth.json");
+    let core = start(Some(&logins)).await.expect("core");
+    let err = core
+        .agents()
+        .create_and_wait(CreateRequest {
+            name: "private".into(),
+            ..CreateRequest::default()
+        })
+        .await
+        .expect_err("no login, no image");
+    assert!(
+        err.to_string()
+            .contains(&format!("podman login {}", registry.host())),
+        "{err}"
+    );
+    assert!(
+        registry.served().iter().any(|r| r.ends_with("(no login)")),
+        "the registry asked for a login: {:?}",
+        registry.served()
+    );
+    core.shutdown().await;
+
+    // The user's login for the registry's namespace: the pull goes through.
+    let pair = base64::engine::general_purpose::STANDARD.encode("clawdock:s3cret");
+    std::fs::write(
+        &logins,
+        format!(
+            r#"{{"auths": {{"{}/private": {{"auth": "{pair}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .expect("auth.json");
+    let core = start(Some(&logins)).await.expect("core");
+    let agents = core.agents();
+    let failed = agents.list().pop().expect("the failed agent");
+    let started = agents
+        .start(failed.id)
+        .await
+        .expect("the start pulls with the login");
+    assert_eq!(started.status, AgentStatus::Running);
+    podman_out(&["image", "exists", &image]);
+    assert!(
+        registry
+            .served()
+            .iter()
+            .any(|r| r.starts_with("GET ") && r.contains("/blobs/") && !r.ends_with("(no login)")),
+        "blobs went to the logged-in engine: {:?}",
+        registry.served()
+    );
+    agents.delete(started.id).await.expect("delete");
+    core.shutdown().await;
+}
+
 /// An OCI layout in `dir` of an image of two layers of random bytes (24 and 12 MB;
 /// random, so no layer is one the machine already has) on the stand-in gateway.
 fn random_image(dir: &std::path::Path, label: &str) -> std::path::PathBuf {

@@ -257,9 +257,15 @@ impl Agents {
                 eta_secs: reading.eta_secs,
             });
         });
+        let files = self.settings().registry_auth_files.clone();
+        let named = image.to_string();
+        let login =
+            tokio::task::spawn_blocking(move || crate::registry_auth::header_for(&files, &named))
+                .await
+                .unwrap_or_default();
         let pull = self
             .containers()
-            .pull(image, |report| progress.report(&report));
+            .pull(image, login, |report| progress.report(&report));
         let result = self
             .unless_interrupted(id, async {
                 pull.await

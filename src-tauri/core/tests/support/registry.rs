@@ -27,6 +27,8 @@ struct Layout {
     served: Arc<Mutex<Vec<String>>>,
     /// Blob bodies being sent now: one less when the client hangs up.
     sending: Arc<AtomicUsize>,
+    /// The `Authorization` header every request must carry, if any.
+    login: Option<String>,
 }
 
 /// Counts one blob body being sent while it lives.
@@ -48,6 +50,16 @@ impl Drop for Sending {
 impl Registry {
     /// Serves the image of the OCI layout at `dir`, each blob at `bytes_per_sec`.
     pub async fn serve(dir: &Path, bytes_per_sec: usize) -> Self {
+        Self::serve_with_login(dir, bytes_per_sec, None).await
+    }
+
+    /// `serve`, answering only requests that log in as `user:password` (HTTP
+    /// basic authentication; others get its challenge).
+    pub async fn serve_with_login(
+        dir: &Path,
+        bytes_per_sec: usize,
+        login: Option<(&str, &str)>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -59,11 +71,37 @@ impl Registry {
             bytes_per_sec,
             served: served.clone(),
             sending: sending.clone(),
+            login: login.map(|(user, password)| {
+                use base64::Engine as _;
+                let pair = format!("{user}:{password}");
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }),
         });
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri| {
-            let layout = layout.clone();
-            async move { layout.answer(&method, uri.path()).await }
-        });
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: axum::http::HeaderMap| {
+                let layout = layout.clone();
+                async move {
+                    let given = headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok());
+                    match &layout.login {
+                        Some(wanted) if given != Some(wanted.as_str()) => {
+                            layout.note(&method, &format!("{} (no login)", uri.path()));
+                            (
+                                StatusCode::UNAUTHORIZED,
+                                [(header::WWW_AUTHENTICATE, "Basic realm=\"clawdock-test\"")],
+                                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                            )
+                                .into_response()
+                        }
+                        _ => layout.answer(&method, uri.path()).await,
+                    }
+                }
+            },
+        );
         let task = tokio::spawn(async move {
             let _ended = axum::serve(listener, app).await;
         });
@@ -98,11 +136,15 @@ impl Drop for Registry {
 }
 
 impl Layout {
-    async fn answer(&self, method: &Method, path: &str) -> Response {
+    fn note(&self, method: &Method, what: &str) {
         self.served
             .lock()
             .expect("served")
-            .push(format!("{method} {path}"));
+            .push(format!("{method} {what}"));
+    }
+
+    async fn answer(&self, method: &Method, path: &str) -> Response {
+        self.note(method, path);
         if path == "/v2/" || path == "/v2" {
             return ([("Docker-Distribution-API-Version", "registry/2.0")], "{}").into_response();
         }
