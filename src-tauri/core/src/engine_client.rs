@@ -207,10 +207,7 @@ impl EngineClient {
         let mutating = request.mutating();
         let endpoint = self.endpoint();
         let exchange = async move {
-            let endpoint = endpoint.ok_or_else(|| PodmanError::Unreachable {
-                request: request.describe(),
-                reason: "no engine socket is known yet".into(),
-            })?;
+            let endpoint = endpoint.ok_or_else(|| no_endpoint(&request))?;
             exchange(&endpoint, request).await
         };
         let outcome = if mutating {
@@ -278,21 +275,12 @@ impl EngineClient {
     /// closes the connection.
     pub async fn stream(&self, request: Request, frames: bool) -> Result<LineStream, PodmanError> {
         let what = request.describe();
-        let endpoint = self.endpoint().ok_or_else(|| PodmanError::Unreachable {
-            request: what.clone(),
-            reason: "no engine socket is known yet".into(),
-        })?;
-        let timeout = request.timeout.unwrap_or(self.call_timeout);
-        let sender = match tokio::time::timeout(timeout, handshake(&endpoint, &what)).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(PodmanError::TimedOut {
-                    args: what,
-                    after: timeout,
-                    stderr_tail: String::new(),
-                })
-            }
-        };
+        let sender = self
+            .within_timeout(&request, |endpoint| {
+                let what = what.clone();
+                async move { handshake(&endpoint, &what).await }
+            })
+            .await?;
         tracing::debug!(request = %what, "engine stream opened");
         let (tx, rx) = mpsc::channel(256);
         let described = what.clone();
@@ -324,21 +312,12 @@ impl EngineClient {
     /// engine: right for a pull, which leaves nothing half-made.
     pub async fn answer_lines(&self, request: Request) -> Result<LineStream, PodmanError> {
         let what = request.describe();
-        let endpoint = self.endpoint().ok_or_else(|| PodmanError::Unreachable {
-            request: what.clone(),
-            reason: "no engine socket is known yet".into(),
-        })?;
-        let timeout = request.timeout.unwrap_or(self.call_timeout);
-        let response = match tokio::time::timeout(timeout, open(&endpoint, &request)).await {
-            Ok(response) => response?,
-            Err(_) => {
-                return Err(PodmanError::TimedOut {
-                    args: what,
-                    after: timeout,
-                    stderr_tail: String::new(),
-                })
-            }
-        };
+        let response = self
+            .within_timeout(&request, |endpoint| {
+                let request = &request;
+                async move { open(&endpoint, request).await }
+            })
+            .await?;
         let status = response.status();
         if !status.is_success() {
             let body = collect(response.into_body(), &what).await?;
@@ -353,6 +332,33 @@ impl EngineClient {
         let (tx, rx) = mpsc::channel(256);
         let task = tokio::spawn(forward_body(response.into_body(), false, tx));
         Ok(LineStream::from_task(rx, task))
+    }
+
+    /// `reach(endpoint)` within the request's timeout; no endpoint is the engine
+    /// unreachable.
+    async fn within_timeout<T, F, Fut>(&self, request: &Request, reach: F) -> Result<T, PodmanError>
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: std::future::Future<Output = Result<T, PodmanError>>,
+    {
+        let endpoint = self.endpoint().ok_or_else(|| no_endpoint(request))?;
+        let timeout = request.timeout.unwrap_or(self.call_timeout);
+        tokio::time::timeout(timeout, reach(endpoint))
+            .await
+            .unwrap_or_else(|_| {
+                Err(PodmanError::TimedOut {
+                    args: request.describe(),
+                    after: timeout,
+                    stderr_tail: String::new(),
+                })
+            })
+    }
+}
+
+fn no_endpoint(request: &Request) -> PodmanError {
+    PodmanError::Unreachable {
+        request: request.describe(),
+        reason: "no engine socket is known yet".into(),
     }
 }
 

@@ -42,18 +42,14 @@ async fn a_create_that_pulls_its_image_shows_the_bytes_of_every_blob() {
     let home = Home::new();
     let engine = engine_for(&home, &registry).await;
     let (podman, calls) = support::counting_podman(home.path());
-    let mut settings = home.native(&image);
+    let mut settings = settings_on(&home, &image, &engine);
     settings.podman = podman;
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
     let core = Clawdock::start(settings).await.expect("core");
     let mut events = core.subscribe();
     let agents = core.agents();
     let started = Instant::now();
     let agent = agents
-        .create_and_wait(CreateRequest {
-            name: "pulled".into(),
-            ..CreateRequest::default()
-        })
+        .create_and_wait(named("pulled"))
         .await
         .expect("create");
     let took = started.elapsed();
@@ -136,16 +132,13 @@ async fn a_create_that_pulls_its_image_shows_the_bytes_of_every_blob() {
     let short = "clawdock-test-pull-short:latest";
     let _short_gone = ImageGone(format!("{}/{short}", registry.host()));
     let short_home = Home::new();
-    let mut settings = short_home.native(short);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
-    let core = Clawdock::start(settings).await.expect("core");
+    let core = Clawdock::start(settings_on(&short_home, short, &engine))
+        .await
+        .expect("core");
     let mut events = core.subscribe();
     let agents = core.agents();
     let agent = agents
-        .create_and_wait(CreateRequest {
-            name: "short".into(),
-            ..CreateRequest::default()
-        })
+        .create_and_wait(named("short"))
         .await
         .expect("create from a short name");
     assert_eq!(agent.status, AgentStatus::Running);
@@ -179,18 +172,12 @@ async fn a_pull_cancelled_half_way_stops_in_the_engine_and_leaves_nothing() {
     let _gone = ImageGone(image.clone());
     let home = Home::new();
     let engine = engine_for(&home, &registry).await;
-    let mut settings = home.native(&image);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
-    let core = Clawdock::start(settings).await.expect("core");
+    let core = Clawdock::start(settings_on(&home, &image, &engine))
+        .await
+        .expect("core");
     let mut events = core.subscribe();
     let agents = core.agents();
-    let agent = agents
-        .create(CreateRequest {
-            name: "cancelled".into(),
-            ..CreateRequest::default()
-        })
-        .await
-        .expect("create");
+    let agent = agents.create(named("cancelled")).await.expect("create");
     let counting = tokio::time::timeout(std::time::Duration::from_secs(60), async {
         loop {
             match events.recv().await {
@@ -249,8 +236,7 @@ async fn a_registry_that_asks_for_a_login_gets_the_users_login() {
     let engine = engine_for(&home, &registry).await;
     let logins = home.path().join("auth.json");
     let start = |login_file: Option<&std::path::Path>| {
-        let mut settings = home.native(&image);
-        settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+        let mut settings = settings_on(&home, &image, &engine);
         settings.registry_auth_files = login_file.into_iter().map(Into::into).collect();
         Clawdock::start(settings)
     };
@@ -260,10 +246,7 @@ async fn a_registry_that_asks_for_a_login_gets_the_users_login() {
     let core = start(Some(&logins)).await.expect("core");
     let err = core
         .agents()
-        .create_and_wait(CreateRequest {
-            name: "private".into(),
-            ..CreateRequest::default()
-        })
+        .create_and_wait(named("private"))
         .await
         .expect_err("no login, no image");
     assert!(
@@ -345,6 +328,24 @@ fn random_image(dir: &std::path::Path, label: &str) -> std::path::PathBuf {
         &built,
     ]);
     layout
+}
+
+/// Settings of `home` whose agents run `image`, on the engine under test.
+fn settings_on(
+    home: &Home,
+    image: &str,
+    engine: &support::ProxiedEngine,
+) -> clawdock_core::settings::Settings {
+    let mut settings = home.native(image);
+    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    settings
+}
+
+fn named(name: &str) -> CreateRequest {
+    CreateRequest {
+        name: name.into(),
+        ..CreateRequest::default()
+    }
 }
 
 /// The engine service under test, with a registries.conf that lets it pull from
