@@ -954,6 +954,9 @@ impl Containers {
         } else {
             Request::post(format!("/images/create?fromImage={}", query_value(image))).docker()
         }
+        // Podman 5 holds back even the answer's head until the first blob or the
+        // registry's refusal: the whole pull's bound is the head's too.
+        .timeout(PULL_TIMEOUT)
         .registry_auth(login);
         let what = request.describe();
         let pulling = async {
