@@ -14,6 +14,11 @@ use clawdock_core::Clawdock;
 use support::registry::Registry;
 use support::{podman_out, Home, IMAGE};
 
+/// One test at a time: each builds, saves and removes an image while another's
+/// engine would be writing the one it pulls, and Podman 4.3 loses edits of its
+/// image store that overlap (see `support::tag_image`).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Removes an image when dropped, even when the test failed half-way.
 struct ImageGone(String);
 
@@ -32,6 +37,7 @@ impl Drop for ImageGone {
 /// pull of about 3 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_that_pulls_its_image_shows_the_bytes_of_every_blob() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let build = tempfile::tempdir().expect("tmp");
     let layout = random_image(build.path(), "bytes");
     let new_blobs = new_blob_sizes(&layout, 2);
@@ -164,6 +170,7 @@ async fn a_create_that_pulls_its_image_shows_the_bytes_of_every_blob() {
 /// transfer hang up): no image, no container, no agent left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_cancelled_half_way_stops_in_the_engine_and_leaves_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let build = tempfile::tempdir().expect("tmp");
     let layout = random_image(build.path(), "cancel");
     // 1 MB/s a blob: about 24 s to pull, far more than the test waits.
@@ -222,6 +229,7 @@ async fn a_pull_cancelled_half_way_stops_in_the_engine_and_leaves_nothing() {
 /// the create fails saying to sign in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_that_asks_for_a_login_gets_the_users_login() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     use base64::Engine as _;
     let build = tempfile::tempdir().expect("tmp");
     let layout = random_image(build.path(), "login");
