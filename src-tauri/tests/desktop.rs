@@ -278,6 +278,38 @@ fn home_with_two_stopped_agents(prefix: &str) -> (Home, String) {
     (home, label)
 }
 
+/// What the app's own log (debug level, `<home>/logs`) and the podman processes say,
+/// for a failure's message: the tray shows a state, this shows how it got there.
+fn app_story(home: &Path) -> String {
+    let mut story = String::new();
+    let logs = std::fs::read_dir(home.join("logs"))
+        .map(|dir| dir.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for log in logs.iter().filter(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("app"))
+    }) {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        story.push_str(&format!("--- {} (last 60 lines)\n", log.display()));
+        for line in &lines[lines.len().saturating_sub(60)..] {
+            story.push_str(line);
+            story.push('\n');
+        }
+    }
+    let ps = Command::new("ps")
+        .args(["-eo", "pid,ppid,etimes,args"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    story.push_str("--- podman processes\n");
+    for line in ps.lines().filter(|l| l.contains("podman")) {
+        story.push_str(line);
+        story.push('\n');
+    }
+    story
+}
+
 /// Each data folder gets its own agent ports: the tests run side by side.
 fn port_base(home: &Path) -> u32 {
     let marker = home.join("port-base");
@@ -382,7 +414,8 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
             entries = session.layout(&name, &path);
             entries.iter().any(|e| e.label.starts_with("0 of 2 agents"))
         }),
-        "status line: {entries:?}"
+        "status line: {entries:?}\n{}",
+        app_story(home.path())
     );
     for label in [
         "Start all",
