@@ -55,16 +55,21 @@ pub fn user_socket() -> Option<PathBuf> {
         .map(|dir| PathBuf::from(dir).join("podman/podman.sock"))
 }
 
-#[cfg(unix)]
 fn is_root() -> bool {
+    process_uid() == Some(0)
+}
+
+/// This process's user on Linux: the owner of `/proc/self` (no `unsafe` getuid).
+#[cfg(unix)]
+pub(crate) fn process_uid() -> Option<u32> {
     std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .ok()
 }
 
 #[cfg(not(unix))]
-fn is_root() -> bool {
-    false
+pub(crate) fn process_uid() -> Option<u32> {
+    None
 }
 
 /// The socket of a service owned by the instance in `home`: in the data folder,

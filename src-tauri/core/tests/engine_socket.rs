@@ -130,7 +130,7 @@ async fn the_users_own_socket_is_used_and_left_running() {
 /// at the socket); the start still reaches the engine and happens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_its_caller_gave_up_on_still_happens_in_the_engine() {
-    use clawdock_core::engine_client::{EngineClient, Request};
+    use clawdock_core::engine_client::Request;
     use support::engine_proxy::{Fault, Rule};
     support::ensure_test_images();
     let dir = tempfile::tempdir().expect("tmp");
@@ -142,8 +142,7 @@ async fn a_start_its_caller_gave_up_on_still_happens_in_the_engine() {
         "/v*/libpod/containers/*/start",
         Fault::Delay(Duration::from_secs(1)),
     ));
-    let client = EngineClient::new(Duration::from_secs(30));
-    client.set_endpoint(Some(engine.proxy.path().to_path_buf()));
+    let client = client_through(&engine);
     let gave_up = tokio::time::timeout(
         Duration::from_millis(200),
         client.call(Request::post(format!("/containers/{name}/start"))),
@@ -163,15 +162,13 @@ async fn a_start_its_caller_gave_up_on_still_happens_in_the_engine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_during_another_clients_stop_starts_the_container_after_it() {
     use clawdock_core::containers::{ContainerId, Containers};
-    use clawdock_core::engine_client::EngineClient;
     support::ensure_test_images();
     let dir = tempfile::tempdir().expect("tmp");
     let engine = support::ProxiedEngine::start(dir.path()).await;
     let name = format!("clawdock-mid-stop-{}", uuid::Uuid::new_v4().simple());
     // PID 1 ignores SIGTERM: the stop takes its whole timeout.
     let id = podman_out(&["run", "-d", "--name", &name, support::STUBBORN_IMAGE]);
-    let client = EngineClient::new(Duration::from_secs(30));
-    client.set_endpoint(Some(engine.proxy.path().to_path_buf()));
+    let client = client_through(&engine);
     let containers = Containers::new(support::real_podman(), client, "unused".into());
     let mut stop = std::process::Command::new("podman")
         .args(["stop", "--time", "3", &name])
@@ -195,4 +192,11 @@ async fn a_start_during_another_clients_stop_starts_the_container_after_it() {
     let now = status();
     podman_out(&["rm", "--force", "--time", "0", &name]);
     assert_eq!(now, "running");
+}
+
+/// A client of the engine under test, through its proxy.
+fn client_through(engine: &support::ProxiedEngine) -> clawdock_core::engine_client::EngineClient {
+    let client = clawdock_core::engine_client::EngineClient::new(Duration::from_secs(30));
+    client.set_endpoint(Some(engine.proxy.path().to_path_buf()));
+    client
 }
