@@ -441,29 +441,3 @@ async fn workspace_tarball_logs_and_delete_follow_no_link() {
     a.assert_intact("delete", &[]);
     a.end().await;
 }
-
-/// The tests above each give the stand-in image a name of their own, side by side;
-/// Podman 4.3 loses some of those edits when they overlap (an agent was then created
-/// from a name that had gone, and Clawdock tried to pull it: CI of stop 27). The
-/// support's edits take turns and check themselves.
-#[test]
-fn name_edits_of_one_image_side_by_side_are_all_kept() {
-    support::ensure_test_images();
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            std::thread::spawn(move || {
-                for i in 0..6 {
-                    let name = format!(
-                        "localhost/clawdock-test-names-{}-{t}-{i}:latest",
-                        std::process::id()
-                    );
-                    support::tag_image(IMAGE, &name);
-                    support::untag_image(&name);
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().expect("a name edit was lost");
-    }
-}

@@ -389,3 +389,32 @@ fn new_blob_sizes(layout: &std::path::Path, count: usize) -> u64 {
         .map(|l| l["size"].as_u64().expect("size"))
         .sum()
 }
+
+/// The tests of `hostile.rs` (and others) each give the stand-in image a name of
+/// their own, side by side; Podman 4.3 loses some of those edits when they overlap
+/// (an agent was then created from a name that had gone, and Clawdock tried to pull
+/// it: CI of stop 27). The support's edits take turns and check themselves. Here,
+/// one at a time with the pulls: its hundred podman calls slowed the agents of
+/// `hostile.rs` past their health budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_edits_of_one_image_side_by_side_are_all_kept() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    support::ensure_test_images();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..6 {
+                    let name = format!(
+                        "localhost/clawdock-test-names-{}-{t}-{i}:latest",
+                        std::process::id()
+                    );
+                    support::tag_image(IMAGE, &name);
+                    support::untag_image(&name);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a name edit was lost");
+    }
+}
