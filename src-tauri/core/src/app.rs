@@ -8,10 +8,10 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::broadcast;
 
 use crate::agents::{AgentError, Agents};
+use crate::engine::Installation;
 use crate::events::Event;
 use crate::instance::{InstanceLock, LockError};
 use crate::machine::{Machine, MachineEvent, MachineSpec, RuntimeState, SetupStep};
-use crate::podman::Installation;
 use crate::settings::Settings;
 use crate::shutdown::{self, ShutdownReport};
 use crate::status::{RuntimeStatus, SetupProgress};
@@ -285,7 +285,7 @@ impl Clawdock {
         spec.validate().map_err(AgentError::InvalidInput)?;
         if lock(&self.inner.podman_version).is_none() {
             return Err(AgentError::RuntimeUnavailable(
-                crate::podman::install_hint().into(),
+                crate::engine::install_hint().into(),
             ));
         }
         *lock(&self.inner.setup) = Some((

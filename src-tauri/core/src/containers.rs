@@ -17,8 +17,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::agent_proxy::{AgentProxy, CA_TARGET};
-use crate::engine_client::{query_value, EngineClient, Request};
-use crate::podman::{Call, LineStream, Podman, PodmanError};
+use crate::engine::client::{query_value, EngineClient, Request};
+use crate::engine::{Call, LineStream, Podman, PodmanError};
 use crate::progress::PullReport;
 use crate::store::AgentRecord;
 
@@ -393,7 +393,7 @@ impl Containers {
         self.engine_lost.notify_one();
     }
 
-    async fn run(&self, call: Call) -> Result<crate::podman::Output, PodmanError> {
+    async fn run(&self, call: Call) -> Result<crate::engine::Output, PodmanError> {
         let result = self.podman.run(call).await;
         if let Err(e) = &result {
             if e.engine_unreachable() {
@@ -405,7 +405,7 @@ impl Containers {
 
     /// One request to the engine; a connection refused or dropped says the
     /// engine may be gone.
-    async fn call(&self, request: Request) -> Result<crate::engine_client::Answer, PodmanError> {
+    async fn call(&self, request: Request) -> Result<crate::engine::client::Answer, PodmanError> {
         let result = self.engine.call(request).await;
         if let Err(e) = &result {
             if e.engine_unreachable() {
@@ -795,10 +795,10 @@ impl Containers {
             )))
             .await?;
         let mut lines = Vec::new();
-        let mut out = crate::lines::LineSplitter::new(false);
-        let mut err = crate::lines::LineSplitter::new(false);
-        crate::engine_client::Demux::default().push(&answer.body, |which, chunk| {
-            let splitter = if which == crate::lines::Stream::Stderr {
+        let mut out = crate::engine::lines::LineSplitter::new(false);
+        let mut err = crate::engine::lines::LineSplitter::new(false);
+        crate::engine::client::Demux::default().push(&answer.body, |which, chunk| {
+            let splitter = if which == crate::engine::lines::Stream::Stderr {
                 &mut err
             } else {
                 &mut out

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::engine::Podman;
 use crate::machine::{MachineTimings, Mode};
-use crate::podman::Podman;
 
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/openclaw/openclaw:latest";
 pub const DEFAULT_API_PORT: u16 = 9105;
@@ -122,14 +122,14 @@ impl Settings {
             agent_proxy: crate::agent_proxy::AgentProxy::default(),
             login_item: None,
             engine_socket: None,
-            user_engine_socket: crate::engine_socket::user_socket(),
+            user_engine_socket: crate::engine::socket::user_socket(),
             registry_auth_files: crate::registry_auth::default_files(),
         }
     }
 
     /// Where the engine's socket comes from with these settings.
-    pub fn engine_source(&self) -> crate::engine_socket::Source {
-        use crate::engine_socket::Source;
+    pub fn engine_source(&self) -> crate::engine::socket::Source {
+        use crate::engine::socket::Source;
         match (&self.engine_socket, self.mode) {
             (Some(given), _) => Source::Given(given.clone()),
             (None, Mode::Vm) => Source::Machine {
@@ -137,7 +137,7 @@ impl Settings {
             },
             (None, Mode::Native) => Source::Native {
                 user: self.user_engine_socket.clone(),
-                owned: crate::engine_socket::owned_socket(&self.home),
+                owned: crate::engine::socket::owned_socket(&self.home),
             },
         }
     }

@@ -98,7 +98,7 @@ impl RuntimeStatus {
             error,
             mode,
             podman_version,
-            install_hint: (!available).then(|| crate::podman::install_hint().to_string()),
+            install_hint: (!available).then(|| crate::engine::install_hint().to_string()),
             setup: None,
             machine_memory_mib: None,
             agent_memory_mib: AGENT_MEMORY_MIB,

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::containers::CreateError;
+use crate::engine::PodmanError;
 use crate::machine::MachineError;
-use crate::podman::PodmanError;
 use crate::store::StoreError;
 
 /// Stable, machine-readable reasons, sent as `code` beside the API's `error`
@@ -110,7 +110,7 @@ impl From<PodmanError> for AgentError {
     fn from(e: PodmanError) -> Self {
         if e.engine_unreachable() {
             Self::EngineUnreachable(e)
-        } else if let Some(advice) = crate::advice::for_podman(&e) {
+        } else if let Some(advice) = crate::engine::advice::for_podman(&e) {
             Self::Advised {
                 advice,
                 cause: e,
@@ -159,7 +159,7 @@ impl AgentError {
         if e.engine_unreachable() {
             return e.into();
         }
-        match crate::advice::for_podman(&e) {
+        match crate::engine::advice::for_podman(&e) {
             Some(advice) => Self::Advised {
                 advice,
                 cause: e,

@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::containers::{ContainerId, Found};
-use crate::podman::LineStream;
+use crate::engine::LineStream;
 use crate::store::AgentStatus;
 pub use crate::view::{Activity, AgentView};
 use definition::ProviderInput;
@@ -393,7 +393,7 @@ impl Agents {
         id: Uuid,
         old: &crate::containers::Found,
         aside: &str,
-    ) -> Result<(), crate::podman::PodmanError> {
+    ) -> Result<(), crate::engine::PodmanError> {
         for left in self.containers().all_of(id).await? {
             if left.id != old.id {
                 tracing::info!(agent = %id, container = %left.name, "removing a container an earlier update left behind");

@@ -563,7 +563,7 @@ impl Agents {
         let memory_mib = req.memory_mib.unwrap_or(self.settings().agent_memory_mib);
         if self.machine().podman().bin().is_none() {
             return Err(AgentError::RuntimeUnavailable(
-                crate::podman::install_hint().into(),
+                crate::engine::install_hint().into(),
             ));
         }
         let id = Uuid::new_v4();

@@ -13,8 +13,8 @@ use super::definition;
 use super::state::{AgentState, Container, Input, Live};
 use super::Agents;
 use crate::containers::{ContainerId, Found};
+use crate::engine::{PodmanError, Stream};
 use crate::machine::Mode;
-use crate::podman::{PodmanError, Stream};
 use crate::store::{AgentRecord, AgentStatus, Wanted};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
+use clawdock_core::engine::Podman;
 use clawdock_core::machine::{MachineTimings, Mode};
-use clawdock_core::podman::Podman;
 use clawdock_core::settings::Settings;
 use serde_json::Value;
 
@@ -37,7 +37,7 @@ pub fn ensure_test_images() {
 
 pub fn real_podman() -> Podman {
     let path =
-        clawdock_core::podman::locate(None, std::env::var_os("PATH")).expect("podman on PATH");
+        clawdock_core::engine::locate(None, std::env::var_os("PATH")).expect("podman on PATH");
     Podman::new(Some(path))
 }
 
@@ -335,7 +335,7 @@ pub fn machine_row(running: bool, starting: bool) -> Value {
 
 /// A podman that writes each argument line to `log`, one per line, then runs the
 /// real one: what any local user could read in /proc while it runs.
-pub fn recording_podman(dir: &Path, log: &Path) -> clawdock_core::podman::Podman {
+pub fn recording_podman(dir: &Path, log: &Path) -> clawdock_core::engine::Podman {
     let real = real_podman();
     let wrapper = dir.join("podman-recording");
     std::fs::write(
@@ -352,7 +352,7 @@ pub fn recording_podman(dir: &Path, log: &Path) -> clawdock_core::podman::Podman
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    clawdock_core::podman::Podman::new(Some(wrapper))
+    clawdock_core::engine::Podman::new(Some(wrapper))
 }
 
 /// A real engine API service of the test's own with the fault-injecting proxy in
