@@ -161,7 +161,8 @@ async fn a_start_its_caller_gave_up_on_still_happens_in_the_engine() {
 /// as a crash. A start now waits for a stop in progress to end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_during_another_clients_stop_starts_the_container_after_it() {
-    use clawdock_core::containers::{ContainerId, Containers};
+    use clawdock_core::container::ContainerId;
+    use clawdock_core::containers::Containers;
     support::ensure_test_images();
     let dir = tempfile::tempdir().expect("tmp");
     let engine = support::ProxiedEngine::start(dir.path()).await;

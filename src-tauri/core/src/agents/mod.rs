@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::containers::{ContainerId, Found};
+use crate::container::{ContainerId, Found};
 use crate::engine::LineStream;
 use crate::store::AgentStatus;
 pub use crate::view::{Activity, AgentView};
@@ -122,10 +122,10 @@ enum Swapped {
 }
 
 /// Limits in words, for the agent's log.
-fn limits_words(limits: &crate::containers::Limits) -> String {
+fn limits_words(limits: &crate::container_spec::Limits) -> String {
     let memory = format!("memory {} MiB", limits.memory_mib);
     match limits.cpus {
-        Some(cpus) => format!("{memory}, {} CPUs", crate::containers::cpus_arg(cpus)),
+        Some(cpus) => format!("{memory}, {} CPUs", crate::container_spec::cpus_arg(cpus)),
         None => format!("{memory}, no CPU limit"),
     }
 }
@@ -296,7 +296,7 @@ impl Agents {
                 .then_some(provider)
         };
         let now = self.limits_of(&current.record);
-        let wanted = crate::containers::Limits {
+        let wanted = crate::container_spec::Limits {
             memory_mib: limits.memory_mib.unwrap_or(now.memory_mib),
             cpus: limits.cpus.unwrap_or(now.cpus),
             ..now
@@ -391,7 +391,7 @@ impl Agents {
     async fn set_aside(
         &self,
         id: Uuid,
-        old: &crate::containers::Found,
+        old: &crate::container::Found,
         aside: &str,
     ) -> Result<(), crate::engine::PodmanError> {
         for left in self.containers().all_of(id).await? {
@@ -547,7 +547,11 @@ impl Agents {
     }
 
     /// Records the limits the agent's container now has (or its next one will).
-    fn limits_set(&self, id: Uuid, limits: &crate::containers::Limits) -> Result<(), AgentError> {
+    fn limits_set(
+        &self,
+        id: Uuid,
+        limits: &crate::container_spec::Limits,
+    ) -> Result<(), AgentError> {
         self.transition(
             id,
             Input::LimitsSet {
@@ -564,7 +568,7 @@ impl Agents {
         &self,
         id: Uuid,
         current: state::AgentState,
-        limits: crate::containers::Limits,
+        limits: crate::container_spec::Limits,
         provider: Option<&definition::Provider>,
     ) -> Result<AgentView, AgentError> {
         let record = crate::store::AgentRecord {
@@ -883,7 +887,7 @@ impl Agents {
             }
         }
         if self.inner.host.get().is_some_and(|h| h.cgroup_v1) {
-            crate::containers::remove_cgroup_parent(id);
+            crate::cgroup_v1::remove_cgroup_parent(id);
         }
         let dir = self.state(id)?.record.dir;
         // std's remove_dir_all removes links the agent left without following them;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use crate::containers::{Container, ContainerId};
+pub use crate::container::{Container, ContainerId};
 use crate::events::Change;
 use crate::store::{AgentRecord, AgentStatus, Wanted};
 use crate::view::{Activity, AgentView, CrashLoopView};

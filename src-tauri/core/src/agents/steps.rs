@@ -15,7 +15,7 @@ use super::logs::{self, LogRing};
 use super::state::{Container, Input};
 use super::{AgentError, AgentView, Agents, CreateRequest, FAILURE_LOG_LINES};
 use crate::agent_files;
-use crate::containers::{ContainerId, Found};
+use crate::container::{ContainerId, Found};
 use crate::machine::Mode;
 use crate::progress::Paced;
 use crate::settings::Settings;
@@ -136,7 +136,7 @@ impl Agents {
                 if native_linux {
                     containers.host_traits().await
                 } else {
-                    crate::containers::HostTraits::default()
+                    crate::container::HostTraits::default()
                 }
             })
             .await;
@@ -204,12 +204,12 @@ impl Agents {
     }
 
     /// The sandbox limits of an agent's container.
-    pub(super) fn limits_of(&self, record: &AgentRecord) -> crate::containers::Limits {
-        crate::containers::Limits {
+    pub(super) fn limits_of(&self, record: &AgentRecord) -> crate::container_spec::Limits {
+        crate::container_spec::Limits {
             memory_mib: record
                 .memory_mib
                 .unwrap_or(self.settings().agent_memory_mib),
-            pids: crate::containers::PIDS_LIMIT,
+            pids: crate::container_spec::PIDS_LIMIT,
             cpus: record.cpus,
         }
     }
@@ -301,7 +301,7 @@ impl Agents {
     ) -> Result<(), AgentError> {
         self.refuse_when_shutting_down()?;
         if self.inner.host.get().is_some_and(|h| h.cgroup_v1) {
-            crate::containers::reset_memory_peak(record.id);
+            crate::cgroup_v1::reset_memory_peak(record.id);
         }
         self.transition(
             record.id,
@@ -783,7 +783,7 @@ pub(super) fn instance_label(settings: &Settings) -> Result<String, StoreError> 
 /// link the agent put at `openclaw.json` (to `/etc/shadow`) is refused, not handed
 /// over. Blocking.
 fn hand_to_gateway_user(dir: &Path) -> Result<(), agent_files::AgentFileError> {
-    let uid = crate::containers::GATEWAY_UID;
+    let uid = crate::container_spec::GATEWAY_UID;
     for (path, is_dir) in [
         (dir.to_path_buf(), true),
         (dir.join("config"), true),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::definition;
 use super::state::{AgentState, Container, Input, Live};
 use super::Agents;
-use crate::containers::{ContainerId, Found};
+use crate::container::{ContainerId, Found};
 use crate::engine::{PodmanError, Stream};
 use crate::machine::Mode;
 use crate::store::{AgentRecord, AgentStatus, Wanted};
@@ -173,7 +173,7 @@ impl Agents {
             .map(|s| self.limits_of(&s.record).memory_mib);
         match limit {
             Some(limit) if traits.cgroup_v1 => {
-                if crate::containers::memory_peak_reached(id, limit) == Some(true) {
+                if crate::cgroup_v1::memory_peak_reached(id, limit) == Some(true) {
                     Container::OutOfMemory
                 } else {
                     Container::Exited(Some(137))
