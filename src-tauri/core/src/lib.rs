@@ -22,6 +22,7 @@ pub mod progress;
 pub mod registry_auth;
 pub mod settings;
 pub mod shutdown;
+pub mod sizing;
 pub mod status;
 pub mod store;
 pub mod tasks;

@@ -1,6 +1,7 @@
 //! Settings of one Clawdock instance: the data folder, the podman binary, the mode,
 //! the agent image and timeouts, read once from the environment and passed down.
 
+use crate::sizing::{AGENT_MEMORY_LIMIT_MIB, DEFAULT_AGENT_MEMORY_MIB};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,12 +61,6 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "memory limit of new agents' containers, in MiB (default 2048)",
     ),
 ];
-
-/// Memory limit of an agent's container when none is given (measured: the gateway
-/// takes 0.7 GB idle, up to 1.3 GB after a chat).
-pub const DEFAULT_AGENT_MEMORY_MIB: u64 = 2048;
-/// Bounds of an agent's memory limit.
-pub const AGENT_MEMORY_MIB: std::ops::RangeInclusive<u64> = 256..=65536;
 
 /// Everything configurable, with defaults. Built by [`Settings::from_env`] in the app,
 /// and by hand in tests.
@@ -176,12 +171,12 @@ impl Settings {
             s.agent_memory_mib = v
                 .parse()
                 .ok()
-                .filter(|m| AGENT_MEMORY_MIB.contains(m))
+                .filter(|m| AGENT_MEMORY_LIMIT_MIB.contains(m))
                 .ok_or_else(|| {
                     SettingsError(format!(
                         "CLAWDOCK_AGENT_MEMORY must be MiB between {} and {}, not `{v}`",
-                        AGENT_MEMORY_MIB.start(),
-                        AGENT_MEMORY_MIB.end()
+                        AGENT_MEMORY_LIMIT_MIB.start(),
+                        AGENT_MEMORY_LIMIT_MIB.end()
                     ))
                 })?;
         }

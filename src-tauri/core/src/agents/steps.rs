@@ -214,22 +214,15 @@ impl Agents {
         }
     }
 
-    /// Refuses a CPU limit below [`crate::meta::MIN_AGENT_CPUS`] or above the
-    /// CPUs agents share.
+    /// Refuses a CPU limit outside what agents share here.
     pub(super) fn check_cpus(&self, cpus: f64) -> Result<(), AgentError> {
-        let max = self.machine().cpus();
-        if cpus.is_finite() && (crate::meta::MIN_AGENT_CPUS..=f64::from(max)).contains(&cpus) {
-            return Ok(());
-        }
-        Err(AgentError::InvalidInput(format!(
-            "The CPU limit must be between {} and {max} CPUs (what {} has), not {cpus}.",
-            crate::meta::MIN_AGENT_CPUS,
-            if self.machine().mode() == Mode::Vm {
-                "Podman's machine"
-            } else {
-                "this computer"
-            }
-        )))
+        let where_ = if self.machine().mode() == Mode::Vm {
+            "Podman's machine"
+        } else {
+            "this computer"
+        };
+        crate::sizing::check_cpu_limit(cpus, self.machine().cpus(), where_)
+            .map_err(AgentError::InvalidInput)
     }
 
     /// Pulls `image`: lines that say something new go to the agent's log, and
@@ -471,14 +464,14 @@ impl Agents {
             return None;
         }
         let have = self.machine().memory_mib()?;
-        let need = crate::meta::memory_need_mib(agents as u64);
+        let need = crate::sizing::memory_need_mib(agents as u64);
         (need > have).then(|| {
             format!(
                 "{agents} agents need about {:.1} GiB but the Podman machine has {:.1} GiB: agents may fail or be killed. \
                  Give the machine more memory (podman machine stop; podman machine set --memory {}).",
                 need as f64 / 1024.0,
                 have as f64 / 1024.0,
-                need.div_ceil(crate::meta::MEMORY_STEP_MIB) * crate::meta::MEMORY_STEP_MIB
+                crate::sizing::machine_memory_step_up(need)
             )
         })
     }
@@ -803,15 +796,7 @@ pub(super) fn remove_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Refuses a memory limit outside [`crate::settings::AGENT_MEMORY_MIB`].
+/// Refuses a memory limit outside its bounds.
 pub(super) fn check_memory(memory_mib: u64) -> Result<(), AgentError> {
-    let range = crate::settings::AGENT_MEMORY_MIB;
-    if range.contains(&memory_mib) {
-        return Ok(());
-    }
-    Err(AgentError::InvalidInput(format!(
-        "The memory limit must be between {} and {} MiB, not {memory_mib}.",
-        range.start(),
-        range.end()
-    )))
+    crate::sizing::check_memory_limit(memory_mib).map_err(AgentError::InvalidInput)
 }
