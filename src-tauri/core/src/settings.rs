@@ -1,12 +1,12 @@
 //! Settings of one Clawdock instance: the data folder, the podman binary, the mode,
 //! the agent image and timeouts, read once from the environment and passed down.
 
-use crate::sizing::{AGENT_MEMORY_LIMIT_MIB, DEFAULT_AGENT_MEMORY_MIB};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::engine::Podman;
 use crate::machine::{MachineTimings, Mode};
+use crate::sizing::{AGENT_MEMORY_LIMIT_MIB, DEFAULT_AGENT_MEMORY_MIB};
 
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/openclaw/openclaw:latest";
 pub const DEFAULT_API_PORT: u16 = 9105;

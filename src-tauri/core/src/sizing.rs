@@ -68,15 +68,12 @@ mod tests {
 
     #[test]
     fn limits_outside_their_bounds_are_refused_in_words() {
-        assert!(check_memory_limit(2048).is_ok());
-        assert!(check_memory_limit(255)
-            .unwrap_err()
-            .contains("between 256 and 65536"));
-        assert!(check_cpu_limit(1.5, 2, "this computer").is_ok());
+        assert_eq!(check_memory_limit(2048), Ok(()));
+        assert!(check_memory_limit(255).is_err_and(|e| e.contains("between 256 and 65536")));
+        assert_eq!(check_cpu_limit(1.5, 2, "this computer"), Ok(()));
         assert!(check_cpu_limit(0.001, 2, "x").is_err());
         assert!(check_cpu_limit(f64::NAN, 2, "x").is_err());
         assert!(check_cpu_limit(3.0, 2, "Podman's machine")
-            .unwrap_err()
-            .contains("what Podman's machine has"));
+            .is_err_and(|e| e.contains("what Podman's machine has")));
     }
 }

@@ -25,6 +25,9 @@ use crate::store::{AgentRecord, AgentStatus, Store, StoreError, Wanted};
 use crate::tasks::Tasks;
 use crate::view::{Activity, AgentView};
 
+/// Lines of a crashed gateway's output kept in the view.
+const CRASH_LOG_LINES: usize = 10;
+
 pub(super) struct Entry {
     pub state: AgentState,
     pub logs: LogRing,
@@ -109,7 +112,7 @@ impl Agents {
             (Some(a), Some(b)) => Some(format!("{a} {b}")),
             (a, b) => a.or(b),
         };
-        let home_label = super::steps::instance_label(&settings)?;
+        let home_label = super::identity::instance_label(&settings)?;
         let entries = loaded
             .agents
             .into_iter()
@@ -159,18 +162,6 @@ impl Agents {
             .get(&id)
             .filter(|e| !e.state.record.deleting)
             .map(|e| e.state.view())
-    }
-
-    /// Number of agents whose container runs.
-    pub fn running_count(&self) -> usize {
-        self.entries()
-            .values()
-            .filter(|e| e.state.record.status == AgentStatus::Running)
-            .count()
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.inner.tasks.is_closing()
     }
 
     /// Applies one input to one agent: the only way an agent's state changes. Saves
@@ -273,7 +264,7 @@ impl Agents {
             let lines = async {
                 let found = this.containers().find(id).await.ok()??;
                 this.containers()
-                    .tail_logs(&found.id, super::CRASH_LOG_LINES)
+                    .tail_logs(&found.id, CRASH_LOG_LINES)
                     .await
                     .ok()
             };
@@ -320,14 +311,14 @@ impl Agents {
                 return Err(AgentError::Duplicate(name));
             }
             let held: Vec<u16> = entries.values().map(|e| e.state.record.port).collect();
-            let port = super::steps::free_port(self.settings().first_agent_port, &held)?;
+            let port = super::ports::free_port(self.settings().first_agent_port, &held)?;
             let record = AgentRecord {
                 id,
                 name,
                 status: AgentStatus::Creating,
                 port,
                 dir: definition::agent_dir(&self.settings().agents_dir(), &id),
-                token: super::steps::random_hex(32),
+                token: super::identity::random_hex(32),
                 created_at: Utc::now(),
                 error: None,
                 provider_type: provider.type_name(),
@@ -592,7 +583,7 @@ impl Agents {
 /// An agent as loaded, with what its `openclaw.json` says of its model (read
 /// as the agent left it: a link or special file there reads as nothing).
 fn loaded_state(record: AgentRecord) -> AgentState {
-    let path = record.dir.join(super::steps::CONFIG_FILE);
+    let path = record.dir.join(super::config::CONFIG_FILE);
     let config = crate::agent_files::read_regular(&path, crate::agent_files::MAX_CONFIG_BYTES)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());

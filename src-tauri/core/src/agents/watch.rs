@@ -208,7 +208,7 @@ impl Agents {
         };
         let dir = definition::agent_dir(&self.settings().agents_dir(), &recovered.agent);
         // Read without following a link: the agent can write this file.
-        let config_path = dir.join(super::steps::CONFIG_FILE);
+        let config_path = dir.join(super::config::CONFIG_FILE);
         let provider_type = crate::agent_files::blocking(move || {
             crate::agent_files::read_regular(&config_path, crate::agent_files::MAX_CONFIG_BYTES)
         })
