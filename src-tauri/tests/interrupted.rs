@@ -55,30 +55,46 @@ fn never_ready_image() -> String {
 
 /// `(id, image id, state, name)` of every container of the agent.
 fn containers_of(agent: &str) -> Vec<(String, String, String, String)> {
-    podman(&[
+    let listed = podman(&[
         "ps",
         "-a",
-        "--no-trunc",
         "--filter",
         &format!("label=io.clawdock.agent={agent}"),
         "--format",
-        "{{.ID}} {{.ImageID}} {{.State}} {{.Names}}",
-    ])
-    .lines()
-    .map(|l| {
-        let mut parts = l.split_whitespace().map(str::to_string);
-        let mut next = || parts.next().unwrap_or_default();
-        (next(), next(), next(), next())
-    })
-    .collect()
+        "json",
+    ]);
+    let rows: Vec<Value> = serde_json::from_str(&listed).expect("podman ps json");
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    rows.iter()
+        .map(|r| {
+            (
+                text(&r["Id"]),
+                text(&r["ImageID"]),
+                text(&r["State"]),
+                text(&r["Names"][0]),
+            )
+        })
+        .collect()
 }
 
-fn serve(home: &Path, engine: &ProxiedEngine, image: &str, extra: &[(&str, &str)]) -> Serve {
+/// A first agent port of the test's own (the tests of this file run side by side).
+fn port_base(slot: u16) -> String {
+    (26_000 + (std::process::id() % 40) as u16 * 20 + slot * 2).to_string()
+}
+
+fn serve(
+    home: &Path,
+    engine: &ProxiedEngine,
+    image: &str,
+    slot: u16,
+    extra: &[(&str, &str)],
+) -> Serve {
     let socket = engine.proxy.path().display().to_string();
+    let ports = port_base(slot);
     let mut env = vec![
         ("CLAWDOCK_ENGINE_SOCKET", socket.as_str()),
         ("CLAWDOCK_AGENT_IMAGE", image),
-        ("CLAWDOCK_PORT_BASE", "26400"),
+        ("CLAWDOCK_PORT_BASE", ports.as_str()),
     ];
     env.extend_from_slice(extra);
     Serve::start_with(home, &env)
@@ -86,6 +102,7 @@ fn serve(home: &Path, engine: &ProxiedEngine, image: &str, extra: &[(&str, &str)
 
 /// The step of an update at which `serve` is killed, and what repairs it.
 #[derive(Clone, Copy, Debug)]
+#[repr(u16)]
 enum Step {
     /// The journal is written; the new container's create is held.
     BeforeCreate,
@@ -113,7 +130,7 @@ async fn kill_during_update_at(step: Step) {
     .to_lowercase();
     images::tag_image(IMAGE, &reference);
     let health = [("CLAWDOCK_HEALTH_TIMEOUT", "4")];
-    let mut first = serve(home.path(), &engine, &reference, &health);
+    let mut first = serve(home.path(), &engine, &reference, step as u16, &health);
     let api = Api::of(home.path(), first.child.id()).await;
     let agent = api
         .create_running(&format!("upd{step:?}").to_lowercase())
@@ -161,7 +178,7 @@ async fn kill_during_update_at(step: Step) {
     // At most two launches later, all is repaired.
     let mut settled = None;
     for _ in 0..2 {
-        let next = serve(home.path(), &engine, &reference, &health);
+        let next = serve(home.path(), &engine, &reference, step as u16, &health);
         let api = Api::of(home.path(), next.child.id()).await;
         let end = Instant::now() + Duration::from_secs(45);
         while Instant::now() < end {
@@ -256,7 +273,7 @@ async fn a_crash_loop_and_a_death_while_closed_are_told_across_launches() {
         "localhost/clawdock-test-gateway-dying:latest",
         r#"ENTRYPOINT ["/bin/sh","-c","\"$@\" & until wget -q -O /dev/null http://127.0.0.1:18789/healthz; do usleep 100000; done; sleep 2; echo \"[gateway] fatal: dying 2 s after ready (test image)\" >&2; exit 3","gateway"]"#,
     );
-    let mut first = serve(home.path(), &engine, &dying, &[]);
+    let mut first = serve(home.path(), &engine, &dying, 5, &[]);
     let api = Api::of(home.path(), first.child.id()).await;
     let agent = api.create_running("looping").await;
     let id = agent["id"].as_str().expect("id").to_string();
@@ -268,7 +285,7 @@ async fn a_crash_loop_and_a_death_while_closed_are_told_across_launches() {
     let crashes = looping["crashLoop"]["crashes"].as_u64().expect("crashes");
     first.kill9();
 
-    let mut second = serve(home.path(), &engine, &dying, &[]);
+    let mut second = serve(home.path(), &engine, &dying, 5, &[]);
     let api = Api::of(home.path(), second.child.id()).await;
     let began = Instant::now();
     while began.elapsed() < Duration::from_secs(5) {
@@ -283,13 +300,13 @@ async fn a_crash_loop_and_a_death_while_closed_are_told_across_launches() {
     second.kill9();
 
     // A healthy agent, Clawdock gone, the gateway killed meanwhile.
-    let mut third = serve(home.path(), &engine, IMAGE, &[]);
+    let mut third = serve(home.path(), &engine, IMAGE, 6, &[]);
     let api = Api::of(home.path(), third.child.id()).await;
     let healthy = api.create_running("closed").await;
     let healthy_id = healthy["id"].as_str().expect("id").to_string();
     third.kill9();
     podman(&["kill", "clawdock-closed"]);
-    let mut fourth = serve(home.path(), &engine, IMAGE, &[]);
+    let mut fourth = serve(home.path(), &engine, IMAGE, 6, &[]);
     let api = Api::of(home.path(), fourth.child.id()).await;
     let told = api
         .until_agent(&healthy_id, Duration::from_secs(20), |a| {
@@ -321,7 +338,7 @@ async fn a_container_found_running_at_launch_is_running_once_its_gateway_answers
         "localhost/clawdock-test-gateway-slow5:latest",
         "ENV FAKE_GATEWAY_DELAY=5",
     );
-    let mut first = serve(home.path(), &engine, &slow, &[]);
+    let mut first = serve(home.path(), &engine, &slow, 7, &[]);
     let api = Api::of(home.path(), first.child.id()).await;
     let agent = api.create_running("slowpoke").await;
     let id = agent["id"].as_str().expect("id").to_string();
@@ -329,7 +346,7 @@ async fn a_container_found_running_at_launch_is_running_once_its_gateway_answers
     first.kill9();
     podman(&["restart", "--time", "1", "clawdock-slowpoke"]);
 
-    let mut second = serve(home.path(), &engine, &slow, &[]);
+    let mut second = serve(home.path(), &engine, &slow, 7, &[]);
     let api = Api::of(home.path(), second.child.id()).await;
     let http = reqwest::Client::builder()
         .no_proxy()

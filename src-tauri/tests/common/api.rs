@@ -1,7 +1,7 @@
 //! The API of a running `clawdock serve`, as its `api.json` names it: requests
 //! with its token, answers as `(status, JSON)`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -10,6 +10,7 @@ pub struct Api {
     pub url: String,
     pub token: String,
     http: reqwest::Client,
+    home: PathBuf,
 }
 
 impl Api {
@@ -28,6 +29,7 @@ impl Api {
                                 .no_proxy()
                                 .build()
                                 .expect("client"),
+                            home: home.to_path_buf(),
                         };
                     }
                 }
@@ -86,7 +88,9 @@ impl Api {
             .cloned()
     }
 
-    /// Creates an agent and waits until it runs; its view.
+    /// Creates an agent and waits until it runs, and until the store says so (the
+    /// API says what is in memory a moment before `agents.json` has it: a test
+    /// that kills the process must not kill it in between); its view.
     pub async fn create_running(&self, name: &str) -> Value {
         let (status, body) = self
             .call(
@@ -97,10 +101,30 @@ impl Api {
             .await;
         assert_eq!(status, 201, "{body}");
         let id = body["agent"]["id"].as_str().expect("id").to_string();
-        self.until_agent(&id, Duration::from_secs(60), |a| {
-            a["status"] == "running" && a["activity"].is_null()
-        })
-        .await
+        let view = self
+            .until_agent(&id, Duration::from_secs(60), |a| {
+                a["status"] == "running" && a["activity"].is_null()
+            })
+            .await;
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.stored(&id)["status"] != "running" {
+            assert!(Instant::now() < end, "agents.json never said running");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        view
+    }
+
+    /// The agent's record as `agents.json` holds it (`null` if none).
+    pub fn stored(&self, id: &str) -> Value {
+        let store: Value = std::fs::read(self.home.join("agents.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        store
+            .as_array()
+            .and_then(|records| records.iter().find(|r| r["id"] == id))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Polls the agent's view until `check` holds; the view then. Panics with the
