@@ -31,6 +31,7 @@ import b3_shutdown  # noqa: E402
 import b4_create  # noqa: E402
 import b5_startup  # noqa: E402
 import b6_cli  # noqa: E402
+import b7_reconcile  # noqa: E402
 import common  # noqa: E402
 
 BENCHES = [
@@ -40,6 +41,7 @@ BENCHES = [
     ("create", b4_create),
     ("startup", b5_startup),
     ("cli", b6_cli),
+    ("reconcile", b7_reconcile),
 ]
 
 
