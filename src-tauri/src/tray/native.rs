@@ -1,129 +1,200 @@
-//! Renders the menu model into Tauri's tray: icon per state, tooltip, and a menu
-//! whose item ids resolve to typed actions through a table.
+//! The tray on macOS and Windows: the platform's own status item or
+//! notification-area icon (tray-icon, the crate under Tauri's tray API) on the
+//! main thread's event loop (tao, Tauri's own). No web view here either. The shell
+//! runs on the async runtime and sends what to show through the loop's proxy; menu
+//! clicks come back as typed actions through a table of the menu's item ids.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
-use clawdock_core::status::StateName;
-use tauri::image::Image;
-use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
-use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Manager, Runtime};
+use tao::event::{Event, StartCause};
+use tao::event_loop::{ControlFlow, EventLoopBuilder, EventLoopProxy};
+use tao::platform::run_return::EventLoopExtRunReturn;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use tray_icon::menu::{
+    CheckMenuItem, IsMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, Submenu,
+};
+use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
 use super::menu::{Action, Item};
+use super::shell::{self, Launched, Start, TrayContent, TrayError, TrayView};
 
-pub const TRAY_ID: &str = "main-tray";
+const TRAY_ID: &str = "main-tray";
 
-/// The tray icon of each state, drawn by `icons/make-icons.sh`.
-pub fn icon_for(state: StateName, stopping: bool) -> Image<'static> {
-    let bytes: &'static [u8] = if stopping {
-        include_bytes!("../../../icons/tray-stopping.png")
-    } else {
-        match state {
-            StateName::Unavailable => include_bytes!("../../../icons/tray-missing.png"),
-            StateName::Absent => include_bytes!("../../../icons/tray-absent.png"),
-            StateName::Stopped => include_bytes!("../../../icons/tray-stopped.png"),
-            StateName::Probing | StateName::Starting => {
-                include_bytes!("../../../icons/tray-starting.png")
-            }
-            StateName::Error => include_bytes!("../../../icons/tray-error.png"),
-            StateName::Ready => include_bytes!("../../../icons/tray-ready.png"),
-        }
-    };
-    Image::from_bytes(bytes).unwrap_or_else(|_| Image::new(&[0, 0, 0, 0], 1, 1))
+/// What the shell asks of the main thread's loop.
+pub enum Command {
+    Show(TrayContent),
+    /// The shell is done: the loop ends and the process exits with this code.
+    Exit(ExitCode),
+}
+
+pub struct NativeTray(EventLoopProxy<Command>);
+
+impl TrayView for NativeTray {
+    async fn show(&self, content: &TrayContent) -> Result<(), TrayError> {
+        self.0
+            .send_event(Command::Show(content.clone()))
+            .map_err(|_closed| TrayError::Gone)
+    }
 }
 
 /// Menu item id -> action, rebuilt with every menu.
-#[derive(Default)]
-pub struct ActionTable(Mutex<HashMap<String, Action>>);
+#[derive(Default, Clone)]
+struct ActionTable(Arc<Mutex<HashMap<String, Action>>>);
 
 impl ActionTable {
-    pub fn lookup(&self, id: &str) -> Option<Action> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(id)
-            .copied()
+    fn lookup(&self, id: &str) -> Option<Action> {
+        self.lock().get(id).copied()
     }
 
     fn replace(&self, table: HashMap<String, Action>) {
-        *self
-            .0
+        *self.lock() = table;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Action>> {
+        self.0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = table;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-pub fn build_tray<R: Runtime>(
-    app: &AppHandle<R>,
-    items: &[Item],
-    icon: Image<'static>,
-    tooltip: &str,
-) -> tauri::Result<TrayIcon<R>> {
-    let menu = render(app, items)?;
-    TrayIconBuilder::with_id(TRAY_ID)
-        .icon(icon)
-        .icon_as_template(cfg!(target_os = "macos"))
-        .tooltip(tooltip)
-        .menu(&menu)
-        .show_menu_on_left_click(true)
-        .build(app)
+/// Runs the tray on this (the main) thread until the app's exit.
+pub fn run(runtime: &Runtime, launched: Launched, start: Start) -> ExitCode {
+    let mut event_loop = EventLoopBuilder::<Command>::with_user_event().build();
+    // A menu-bar app: no Dock icon and no app menu of its own. The window's process
+    // has both while it is open.
+    #[cfg(target_os = "macos")]
+    {
+        use tao::platform::macos::{ActivationPolicy, EventLoopExtMacOS};
+        event_loop.set_activation_policy(ActivationPolicy::Accessory);
+    }
+    let proxy = event_loop.create_proxy();
+    let table = ActionTable::default();
+    let (clicks, clicked) = mpsc::unbounded_channel();
+    {
+        let table = table.clone();
+        MenuEvent::set_event_handler(Some(move |event: MenuEvent| {
+            let Some(action) = table.lookup(event.id().as_ref()) else {
+                return;
+            };
+            if clicks.send(action).is_err() {
+                tracing::debug!(?action, "clicked while the app ends");
+            }
+        }));
+    }
+    let ending = launched.ending.clone();
+    let first = shell::content(&launched.core, None);
+    let mut to_run = Some((launched, clicked, start, first.clone()));
+    let mut tray: Option<TrayIcon> = None;
+    let mut code = ExitCode::SUCCESS;
+    event_loop.run_return(|event, _, control_flow| {
+        *control_flow = ControlFlow::Wait;
+        match event {
+            // The status item exists only once the loop runs (macOS).
+            Event::NewEvents(StartCause::Init) => match build(&first, &table) {
+                Ok(icon) => {
+                    tray = Some(icon);
+                    if let Some((launched, clicked, start, shown)) = to_run.take() {
+                        let proxy = proxy.clone();
+                        runtime.spawn(async move {
+                            let tray = NativeTray(proxy.clone());
+                            let code = shell::run(launched, &tray, clicked, start, shown).await;
+                            if proxy.send_event(Command::Exit(code)).is_err() {
+                                tracing::error!("the event loop ended before the app did");
+                            }
+                        });
+                    }
+                }
+                Err(e) => {
+                    clawdock::tell!("clawdock: {e}");
+                    // The app will not run: the routine runs here or never.
+                    runtime.block_on(ending.finish());
+                    code = ExitCode::FAILURE;
+                    *control_flow = ControlFlow::Exit;
+                }
+            },
+            Event::UserEvent(Command::Show(content)) => {
+                if let Some(icon) = &tray {
+                    if let Err(e) = update(icon, &content, &table) {
+                        tracing::warn!(error = %e, "could not update the tray");
+                    }
+                }
+            }
+            Event::UserEvent(Command::Exit(done)) => {
+                code = done;
+                *control_flow = ControlFlow::Exit;
+            }
+            // macOS ends the loop at logout without asking anyone: the routine runs
+            // here, blocking, before the process goes.
+            Event::LoopDestroyed if !ending.finished() => {
+                tracing::info!("the event loop is ending; running the shutdown routine");
+                code = runtime.block_on(ending.finish());
+            }
+            _ => {}
+        }
+    });
+    code
 }
 
-pub fn update_tray<R: Runtime>(
-    app: &AppHandle<R>,
-    items: &[Item],
-    icon: Image<'static>,
-    tooltip: &str,
-) -> tauri::Result<()> {
-    let Some(tray) = app.tray_by_id(TRAY_ID) else {
-        return Ok(());
-    };
-    let menu = render(app, items)?;
-    tray.set_menu(Some(menu))?;
-    tray.set_icon(Some(icon))?;
-    tray.set_tooltip(Some(tooltip))?;
+fn build(content: &TrayContent, table: &ActionTable) -> Result<TrayIcon, TrayError> {
+    Ok(TrayIconBuilder::new()
+        .with_id(TRAY_ID)
+        .with_icon(icon(content.icon)?)
+        .with_icon_as_template(cfg!(target_os = "macos"))
+        .with_tooltip(&content.tooltip)
+        .with_menu(Box::new(render(&content.items, table)?))
+        .with_menu_on_left_click(true)
+        .build()?)
+}
+
+fn update(tray: &TrayIcon, content: &TrayContent, table: &ActionTable) -> Result<(), TrayError> {
+    tray.set_menu(Some(Box::new(render(&content.items, table)?)));
+    tray.set_icon_with_as_template(Some(icon(content.icon)?), cfg!(target_os = "macos"))?;
+    tray.set_tooltip(Some(&content.tooltip))?;
     Ok(())
 }
 
-fn render<R: Runtime>(app: &AppHandle<R>, items: &[Item]) -> tauri::Result<Menu<R>> {
-    let mut table = HashMap::new();
+fn icon(png: &[u8]) -> Result<Icon, TrayError> {
+    let pixels = super::icons::pixels(png);
+    Ok(Icon::from_rgba(pixels.rgba, pixels.width, pixels.height)?)
+}
+
+fn render(items: &[Item], table: &ActionTable) -> Result<Menu, TrayError> {
+    let mut ids = HashMap::new();
     let mut counter = 0usize;
-    let menu = Menu::new(app)?;
+    let menu = Menu::new();
     for item in items {
-        let built = render_item(app, item, &mut table, &mut counter)?;
+        let built = render_item(item, &mut ids, &mut counter)?;
         menu.append(built.as_ref())?;
     }
-    if let Some(actions) = app.try_state::<ActionTable>() {
-        actions.replace(table);
-    }
+    table.replace(ids);
     Ok(menu)
 }
 
-fn render_item<R: Runtime>(
-    app: &AppHandle<R>,
+fn render_item(
     item: &Item,
-    table: &mut HashMap<String, Action>,
+    ids: &mut HashMap<String, Action>,
     counter: &mut usize,
-) -> tauri::Result<Box<dyn IsMenuItem<R>>> {
+) -> Result<Box<dyn IsMenuItem>, TrayError> {
     *counter += 1;
     Ok(match item {
         Item::Label(text) => Box::new(MenuItem::with_id(
-            app,
             format!("label-{counter}"),
             text,
             false,
-            None::<&str>,
-        )?),
-        Item::Separator => Box::new(PredefinedMenuItem::separator(app)?),
+            None,
+        )),
+        Item::Separator => Box::new(PredefinedMenuItem::separator()),
         Item::Button {
             label,
             action,
             enabled,
         } => {
             let id = format!("item-{counter}");
-            table.insert(id.clone(), *action);
-            Box::new(MenuItem::with_id(app, id, label, *enabled, None::<&str>)?)
+            ids.insert(id.clone(), *action);
+            Box::new(MenuItem::with_id(id, label, *enabled, None))
         }
         Item::Check {
             label,
@@ -131,20 +202,13 @@ fn render_item<R: Runtime>(
             checked,
         } => {
             let id = format!("item-{counter}");
-            table.insert(id.clone(), *action);
-            Box::new(CheckMenuItem::with_id(
-                app,
-                id,
-                label,
-                true,
-                *checked,
-                None::<&str>,
-            )?)
+            ids.insert(id.clone(), *action);
+            Box::new(CheckMenuItem::with_id(id, label, true, *checked, None))
         }
         Item::Submenu { label, items } => {
-            let sub = Submenu::with_id(app, format!("sub-{counter}"), label, true)?;
+            let sub = Submenu::with_id(format!("sub-{counter}"), label, true);
             for inner in items {
-                let built = render_item(app, inner, table, counter)?;
+                let built = render_item(inner, ids, counter)?;
                 sub.append(built.as_ref())?;
             }
             Box::new(sub)
