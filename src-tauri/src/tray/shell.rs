@@ -112,6 +112,8 @@ pub struct Launched {
     log_dir: std::path::PathBuf,
     /// Taken before the API answers, so a second launch never finds nobody to ask.
     window_wanted: broadcast::Receiver<()>,
+    /// Taken before the tray's first content is read, so no change falls between.
+    events: broadcast::Receiver<Event>,
     /// Installed before the core starts any container: from then on a signal is a
     /// graceful exit, never the default action's instant death.
     termination: Pin<Box<dyn Future<Output = &'static str> + Send>>,
@@ -134,6 +136,7 @@ pub async fn launch(settings: Settings, port: u16) -> Result<Launched, ExitCode>
         }
     };
     let window_wanted = core.window_requests();
+    let events = core.subscribe();
     core.install_panic_hook();
     clawdock::wake::follow(&core);
     let api = match ApiServer::start(core.clone(), port).await {
@@ -166,6 +169,7 @@ pub async fn launch(settings: Settings, port: u16) -> Result<Launched, ExitCode>
         core,
         log_dir,
         window_wanted,
+        events,
         termination,
     })
 }
@@ -236,12 +240,12 @@ pub async fn run(
         api_token,
         log_dir,
         mut window_wanted,
+        mut events,
         termination,
     } = launched;
     let (inputs, mut next) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
     {
-        let mut events = core.subscribe();
         let to = inputs.clone();
         tasks.spawn(async move {
             loop {

@@ -107,6 +107,9 @@ impl ksni::Tray for Sni {
         tracing::info!("a tray host is on the session bus");
     }
 
+    /// No host to draw the tray (yet): the item stays on the bus. Where none ever
+    /// comes the menu is out of reach; telling the shell from here, so that it opens
+    /// the window and says where the controls are, is issue 31's.
     fn watcher_offline(&self, reason: OfflineReason) -> bool {
         tracing::info!(
             ?reason,
