@@ -340,7 +340,7 @@ fn serve_killed_with_sigkill_leaves_no_process_it_started() {
         "still running 2 s after serve's SIGKILL: {:?}",
         left(&others)
     );
-    let bound = Duration::from_secs(u64::from(clawdock_core::engine_socket::OWNED_IDLE_SECS) + 15);
+    let bound = Duration::from_secs(u64::from(clawdock_core::engine::socket::OWNED_IDLE_SECS) + 15);
     assert!(
         wait_for(bound, || left(&started).is_empty()),
         "the engine service outlived its idle bound after serve's SIGKILL: {:?}",

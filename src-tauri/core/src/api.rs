@@ -534,7 +534,7 @@ async fn create_agent(
     // Right after launch podman may not have been looked for yet.
     s.core.probed().await;
     if !s.core.runtime_status().is_available() {
-        return Err(AgentError::RuntimeUnavailable(crate::podman::install_hint().into()).into());
+        return Err(AgentError::RuntimeUnavailable(crate::engine::install_hint().into()).into());
     }
     let agent = s.core.agents().create(req).await?;
     Ok((StatusCode::CREATED, Json(json!({ "agent": agent }))))

@@ -1,12 +1,12 @@
-//! The only place that speaks to Podman about containers and images, over its API
-//! socket (the mass stop at quit, the panic hook's stop and pulls stay on the
-//! command line). An agent's container is found by our labels (agent id and
+//! The only place that asks Podman about containers and images: over its API
+//! socket, but for the mass stop at quit and the panic hook's stop, which stay on
+//! the command line. An agent's container is found by our labels (agent id and
 //! data-folder label), never by its name, and every stop, kill, rm, logs and
 //! inspect acts on the ID found: a name is something a user or another program
-//! can also take.
+//! can also take. What a container is lives in [`crate::container`], how one is
+//! specified in [`crate::container_spec`].
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,227 +16,23 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::agent_proxy::{AgentProxy, CA_TARGET};
-use crate::engine_client::{query_value, EngineClient, Request};
-use crate::podman::{Call, LineStream, Podman, PodmanError};
+use crate::agent_proxy::AgentProxy;
+use crate::container::{
+    Container, ContainerId, Details, Found, Happened, HostTraits, Recovered, LABEL_AGENT,
+    LABEL_GENERATION, LABEL_HOME, LABEL_IMAGE, LABEL_NAME,
+};
+use crate::container_spec::{create_spec, Limits, NewContainer, GATEWAY_PORT, TOKEN_VAR};
+use crate::engine::client::{query_value, EngineClient, Request};
+use crate::engine::{Call, LineStream, Podman, PodmanError};
 use crate::progress::PullReport;
 use crate::store::AgentRecord;
+use pull::{is_short_name, PullMessage, PullReading, PULL_TIMEOUT};
+use wire::{EventLine, ImageInspected, InspectedState, PsRow};
 
-pub const LABEL_AGENT: &str = "io.clawdock.agent";
-pub const LABEL_HOME: &str = "io.clawdock.home";
-pub const LABEL_NAME: &str = "io.clawdock.name";
+mod pull;
+mod wire;
 
-/// Port the gateway listens on inside its container.
-pub const GATEWAY_PORT: u16 = 18789;
-/// The uid of the `node` user the gateway image runs as.
-pub const GATEWAY_UID: u32 = 1000;
-
-/// What Podman last said about a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Container {
-    /// Not looked at yet.
-    Unknown,
-    Missing,
-    Running,
-    /// Exited with a code, or never started (`None`).
-    Exited(Option<i32>),
-    /// Killed by the kernel for using more than its memory limit (Podman says
-    /// `OOMKilled`; exit code 137).
-    OutOfMemory,
-}
-
-/// How containers must be set up on this host.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HostTraits {
-    /// Rootless Podman on Linux: map the host user to the gateway's uid so the
-    /// agent folder stays the user's.
-    pub rootless_native: bool,
-    /// Rootful Podman on Linux: the agent folder is handed to the gateway's uid.
-    pub rootful_native: bool,
-    /// Bind mounts need an SELinux label on Linux hosts that enforce it.
-    pub relabel: bool,
-    /// cgroup v1 with the cgroupfs manager, rootful: Podman's `OOMKilled` stays
-    /// false there, so each agent's container gets a cgroup parent of its own
-    /// whose memory peak outlives the container (see [`memory_peak_reached`]).
-    pub cgroup_v1: bool,
-}
-
-/// What an agent's container may use and do. The gateway runs tools an LLM
-/// chooses, so it is treated as reachable by prompt injection: no capabilities,
-/// no privilege gain, bounded memory and processes, a read-only root.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
-    pub memory_mib: u64,
-    pub pids: u32,
-    /// CPUs the gateway may use (1.5: one and a half); `None`: as many as it finds.
-    pub cpus: Option<f64>,
-}
-
-/// The `--cpus` value of a CPU limit: at most three decimals (Podman's own
-/// precision is a thousandth of a CPU), no trailing zeros.
-pub fn cpus_arg(cpus: f64) -> String {
-    let s = format!("{cpus:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// The gateway's token variable.
-pub const TOKEN_VAR: &str = "OPENCLAW_GATEWAY_TOKEN";
-
-/// Where the gateway keeps its config folder (it reads `openclaw.json` there and
-/// rewrites it at start, so the folder must be writable).
-pub const CONFIG_DIR: &str = "/home/node/.openclaw";
-/// The agent's workspace, inside the config folder.
-pub const WORKSPACE_DIR: &str = "/home/node/.openclaw/workspace";
-/// The gateway's cache (it writes there too).
-pub const CACHE_DIR: &str = "/home/node/.cache";
-
-/// The gateway's health check: how often, how long one may take, how many may
-/// fail in a row.
-pub const HEALTH_INTERVAL_SECS: u32 = 30;
-pub const HEALTH_TIMEOUT_SECS: u32 = 10;
-pub const HEALTH_RETRIES: u32 = 3;
-/// The gateway's liveness and readiness paths.
-pub const HEALTH_PATH: &str = "/healthz";
-pub const READY_PATH: &str = "/readyz";
-
-/// The plain variables of the gateway's environment (the token is apart: it is a
-/// secret and never an argument).
-pub fn gateway_env(time_zone: &str) -> [(&'static str, String); 2] {
-    [
-        ("TZ", time_zone.to_string()),
-        // The gateway colours its log even without a terminal; plain text reads
-        // better in the agent's log view.
-        ("NO_COLOR", "1".to_string()),
-    ]
-}
-
-/// The gateway command given after the image (the image's `CMD`, upstream's own).
-pub fn gateway_command() -> Vec<String> {
-    let port = GATEWAY_PORT.to_string();
-    [
-        "node",
-        "dist/index.js",
-        "gateway",
-        "--bind",
-        "lan",
-        "--port",
-        &port,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// Processes one gateway may run (measured: 29 at rest).
-pub const PIDS_LIMIT: u32 = 1024;
-
-/// True for an image name without a registry ("openclaw", "library/x:1"), which
-/// Podman resolves by the user's registries.conf. A transport ("docker://",
-/// "oci-archive:") counts as a registry.
-fn is_short_name(image: &str) -> bool {
-    match image.split_once('/') {
-        Some((first, _)) => !(first.contains(['.', ':']) || first == "localhost"),
-        None => true,
-    }
-}
-
-/// How long a pull may take: images are large and links slow.
-const PULL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// One line of a pull's answer: Docker's progress messages (`status`, `id`,
-/// `progressDetail`) or libpod's (`stream`, `images`); `error` in both.
-#[derive(Deserialize, Default, Debug)]
-#[serde(default, rename_all = "camelCase")]
-struct PullMessage {
-    status: String,
-    id: String,
-    progress_detail: ProgressDetail,
-    stream: String,
-    images: Vec<String>,
-    error: String,
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(default)]
-struct ProgressDetail {
-    current: u64,
-    total: u64,
-}
-
-/// What a pull's answer said so far.
-#[derive(Default)]
-struct PullReading {
-    /// The blobs named so far, and whether each is done. Docker's last word, the
-    /// image pulled, is a "Download complete" of the image's ID, which is also its
-    /// config blob's: so a "complete" of a blob not in copy is the last word.
-    blobs: HashMap<String, bool>,
-    pulled: bool,
-}
-
-impl PullReading {
-    fn read(&mut self, message: PullMessage, on_report: &impl Fn(PullReport)) {
-        use crate::progress::CopyState;
-        if !message.stream.is_empty() {
-            for line in message.stream.lines().filter(|l| !l.trim().is_empty()) {
-                on_report(PullReport::Line(line.to_string()));
-            }
-        }
-        if !message.images.is_empty() {
-            self.pulled = true;
-        }
-        let id = message.id.as_str();
-        let (state, skipped) = match message.status.as_str() {
-            "" => return,
-            "Pulling fs layer" => (CopyState::Named, false),
-            "Downloading" => match message.progress_detail {
-                ProgressDetail { current, total } if total > 0 => (
-                    CopyState::Counting {
-                        done: current.min(total),
-                        total,
-                    },
-                    false,
-                ),
-                _ => (CopyState::Named, false),
-            },
-            "Already exists" => (CopyState::Finished, true),
-            "Download complete" | "Pull complete" if self.blobs.get(id) != Some(&false) => {
-                self.pulled = true;
-                return;
-            }
-            "Download complete" | "Pull complete" => (CopyState::Finished, false),
-            other => {
-                on_report(PullReport::Line(other.to_string()));
-                return;
-            }
-        };
-        self.blobs
-            .insert(id.to_string(), state == CopyState::Finished);
-        on_report(PullReport::blob(id, state, skipped));
-    }
-}
-
-/// A container's full ID, as Podman gave it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ContainerId(pub String);
-
-impl fmt::Display for ContainerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0[..self.0.len().min(12)])
-    }
-}
-
-/// A container of this data folder, as listed.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub id: ContainerId,
-    /// The agent it belongs to (`None`: labelled as ours but with no valid id).
-    pub agent: Option<Uuid>,
-    pub name: String,
-    pub state: Container,
-    /// The image it was made from, by ID.
-    pub image_id: String,
-}
-
+pub use wire::RawStats;
 /// Why a container could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -256,102 +52,6 @@ pub enum CreateError {
     ImageMissing(PodmanError),
     #[error(transparent)]
     Podman(#[from] PodmanError),
-}
-
-/// What a container of ours says of the agent that made it, enough to rebuild a
-/// lost record.
-#[derive(Debug, Clone)]
-pub struct Recovered {
-    pub agent: Uuid,
-    pub name: String,
-    pub port: u16,
-    pub token: String,
-    pub created_at: DateTime<Utc>,
-    pub image: String,
-    pub state: Container,
-    /// The container's memory limit, in MiB (`None` without one).
-    pub memory_mib: Option<u64>,
-    /// The container's CPU limit, in CPUs (`None` without one).
-    pub cpus: Option<f64>,
-}
-
-/// What the engine's stats say of one container, in bytes and nanoseconds.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct RawStats {
-    #[serde(rename = "ContainerID")]
-    pub container_id: String,
-    pub name: String,
-    pub mem_usage: u64,
-    pub mem_limit: u64,
-    /// CPU time used since the container started.
-    #[serde(rename = "CPUNano")]
-    pub cpu_nano: u64,
-    /// When the sample was taken (monotonic nanoseconds).
-    pub system_nano: u64,
-    #[serde(rename = "PIDs")]
-    pub pids: u64,
-}
-
-/// A row of the engine's container list. `Labels` is `null` when there are none.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct PsRow {
-    id: String,
-    names: Vec<String>,
-    state: String,
-    exit_code: Option<i32>,
-    labels: Option<HashMap<String, String>>,
-    #[serde(rename = "ImageID")]
-    image_id: String,
-}
-
-impl PsRow {
-    fn label(&self, key: &str) -> Option<&str> {
-        self.labels.as_ref()?.get(key).map(String::as_str)
-    }
-
-    fn container(&self) -> Container {
-        match self.state.as_str() {
-            "running" => Container::Running,
-            // Made but never started.
-            "created" | "configured" => Container::Exited(None),
-            _ => Container::Exited(self.exit_code),
-        }
-    }
-}
-
-/// A line of the engine's event stream (Docker's shape).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct EventLine {
-    #[serde(rename = "Type")]
-    kind: String,
-    #[serde(rename = "Action")]
-    action: String,
-    #[serde(rename = "Actor")]
-    actor: Actor,
-    /// Nanoseconds since the epoch.
-    #[serde(rename = "timeNano")]
-    time_nano: i64,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct Actor {
-    #[serde(rename = "ID")]
-    id: String,
-    /// The container's labels, with `containerExitCode` (a string) beside them.
-    attributes: Option<HashMap<String, String>>,
-}
-
-/// What an event line says of one of our agents' containers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Happened {
-    pub agent: Uuid,
-    pub container_id: ContainerId,
-    pub container: Container,
-    pub at: Option<DateTime<Utc>>,
 }
 
 /// The containers of one data folder. Cheap to clone.
@@ -393,7 +93,7 @@ impl Containers {
         self.engine_lost.notify_one();
     }
 
-    async fn run(&self, call: Call) -> Result<crate::podman::Output, PodmanError> {
+    async fn run(&self, call: Call) -> Result<crate::engine::Output, PodmanError> {
         let result = self.podman.run(call).await;
         if let Err(e) = &result {
             if e.engine_unreachable() {
@@ -405,7 +105,7 @@ impl Containers {
 
     /// One request to the engine; a connection refused or dropped says the
     /// engine may be gone.
-    async fn call(&self, request: Request) -> Result<crate::engine_client::Answer, PodmanError> {
+    async fn call(&self, request: Request) -> Result<crate::engine::client::Answer, PodmanError> {
         let result = self.engine.call(request).await;
         if let Err(e) = &result {
             if e.engine_unreachable() {
@@ -451,47 +151,25 @@ impl Containers {
             .into_iter()
             // Checked again here: the filter is only a first cut.
             .filter(|r| r.label(LABEL_HOME) == Some(self.home.as_str()))
-            .map(|r| Found {
-                id: ContainerId(r.id.clone()),
-                agent: r.label(LABEL_AGENT).and_then(|v| v.parse().ok()),
-                name: r.names.first().cloned().unwrap_or_default(),
-                state: r.container(),
-                image_id: r.image_id.clone(),
-            })
+            .map(|r| found(&r))
             .collect())
     }
 
-    /// The agent's container, found by its labels.
-    pub async fn find(&self, agent: Uuid) -> Result<Option<Found>, PodmanError> {
-        Ok(self.all_of(agent).await?.into_iter().next())
-    }
-
-    /// Every container of the agent, the one with its name first: more than one
-    /// only during an update, or after one that was cut short.
+    /// Every container of the agent, found by its labels: one, but for an update
+    /// in progress (or one an interruption left) beside it. Which one is the
+    /// agent's is the record's to say (its generation).
     pub async fn all_of(&self, agent: Uuid) -> Result<Vec<Found>, PodmanError> {
         let rows = self
             .rows(Some(format!("{LABEL_AGENT}={agent}")), true)
             .await?;
         let agent_text = agent.to_string();
-        let mut ours: Vec<PsRow> = rows
-            .into_iter()
+        Ok(rows
+            .iter()
             .filter(|r| {
                 r.label(LABEL_HOME) == Some(self.home.as_str())
                     && r.label(LABEL_AGENT) == Some(agent_text.as_str())
             })
-            .collect();
-        // During an update the working container waits aside (`…-previous`)
-        // beside the new one: the agent's container is the one with its name.
-        ours.sort_by_key(|r| r.names.iter().any(|n| n.ends_with("-previous")));
-        Ok(ours
-            .into_iter()
-            .map(|r| Found {
-                id: ContainerId(r.id.clone()),
-                agent: Some(agent),
-                name: r.names.first().cloned().unwrap_or_default(),
-                state: r.container(),
-                image_id: r.image_id.clone(),
-            })
+            .map(found)
             .collect())
     }
 
@@ -504,18 +182,23 @@ impl Containers {
     ) -> Result<bool, PodmanError> {
         let path = format!("/containers/{}/exists", path_value(name));
         match self.call(Request::get(path)).await {
-            Ok(_) => Ok(self.find(agent).await?.is_none_or(|f| f.name != name)),
+            Ok(_) => Ok(!self
+                .all_of(agent)
+                .await?
+                .iter()
+                .any(|f| f.name.trim_start_matches('/') == name)),
             Err(PodmanError::Api { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Makes the agent's container and returns its ID. A container of that name
-    /// left by an earlier, interrupted attempt of this agent is used; one that is
-    /// not this agent's is refused and left alone.
+    /// Makes a container of the agent and returns its ID. A container of the
+    /// same agent and generation left by an earlier, interrupted attempt is used;
+    /// one that is not this one is refused and left alone.
     pub async fn create(
         &self,
         agent: &AgentRecord,
+        new: NewContainer<'_>,
         host: HostTraits,
         time_zone: &str,
         limits: Limits,
@@ -526,26 +209,33 @@ impl Containers {
             #[serde(rename = "Id")]
             id: String,
         }
-        let spec = create_spec(agent, &self.home, time_zone, host, limits, proxy);
+        let spec = create_spec(agent, new, &self.home, time_zone, host, limits, proxy);
         match self
             .call_json::<Created>(Request::post("/containers/create").json(&spec))
             .await
         {
             Ok(created) => Ok(ContainerId(created.id)),
-            Err(e) if e.says("already in use") => match self.find(agent.id).await? {
-                Some(ours) => Ok(ours.id),
-                None => Err(CreateError::NameTaken {
-                    name: agent.container_name(),
-                    holder: holder_of(e.stderr()),
-                }),
-            },
+            Err(e) if e.says("already in use") => {
+                let same = self
+                    .all_of(agent.id)
+                    .await?
+                    .into_iter()
+                    .find(|f| f.generation.as_deref() == Some(new.generation));
+                match same {
+                    Some(ours) => Ok(ours.id),
+                    None => Err(CreateError::NameTaken {
+                        name: new.name.to_string(),
+                        holder: holder_of(e.stderr()),
+                    }),
+                }
+            }
             Err(e) if e.says("image not known") => Err(CreateError::ImageMissing(e)),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Gives a container another name (an update keeps the working one aside,
-    /// by ID, until the new one is healthy).
+    /// Gives a container another name (a new container made beside the working
+    /// one takes the agent's name once it is the agent's).
     pub async fn rename(&self, id: &ContainerId, name: &str) -> Result<(), PodmanError> {
         let path = format!("/containers/{}/rename?name={}", id.0, query_value(name));
         self.call(Request::post(path)).await?;
@@ -677,22 +367,44 @@ impl Containers {
 
     /// The container's state as Podman reports it now (`None` when it cannot tell).
     pub async fn inspect(&self, id: &ContainerId) -> Option<Container> {
-        let answer = self.state_of(id).await;
-        match answer {
-            Ok(state) => {
-                let (status, code, oom) = (state.status, state.exit_code, state.oom_killed);
-                Some(match status.as_str() {
-                    "running" => Container::Running,
-                    "exited" | "stopped" if oom => Container::OutOfMemory,
-                    "exited" | "stopped" => Container::Exited(code),
-                    // Never started (e.g. a start answered but did nothing).
-                    "created" | "configured" => Container::Exited(None),
-                    _ => return None,
-                })
-            }
+        match self.state_of(id).await {
+            Ok(state) => state.container(),
             Err(e) if e.says("no such") => Some(Container::Missing),
             Err(_) => None,
         }
+    }
+
+    /// The container's state, when it last ended and its restart policy.
+    pub async fn details(&self, id: &ContainerId) -> Result<Details, PodmanError> {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Inspected {
+            state: InspectedState,
+            image: String,
+            host_config: Host,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Host {
+            restart_policy: Option<Policy>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Policy {
+            name: String,
+        }
+        let request = Request::get(format!("/containers/{}/json", id.0));
+        let c: Inspected = self.call_json(request).await?;
+        Ok(Details {
+            state: c.state.container().unwrap_or(Container::Unknown),
+            image_id: c.image,
+            finished_at: c.state.finished_at.filter(|t| t.timestamp() > 0),
+            restart_policy: c
+                .host_config
+                .restart_policy
+                .map(|p| p.name)
+                .filter(|name| !name.is_empty() && name != "no"),
+        })
     }
 
     /// What a container of ours tells about its agent, to rebuild a lost record.
@@ -702,6 +414,8 @@ impl Containers {
         struct Inspected {
             created: Option<DateTime<Utc>>,
             image_name: String,
+            /// The image's ID.
+            image: String,
             config: InspectedConfig,
             host_config: InspectedHost,
             state: InspectedState,
@@ -763,21 +477,21 @@ impl Containers {
         let memory_mib = (c.host_config.memory > 0).then_some(c.host_config.memory / (1024 * 1024));
         #[allow(clippy::cast_precision_loss)] // a CPU count, far below 2^52
         let cpus = (c.host_config.nano_cpus > 0).then(|| c.host_config.nano_cpus as f64 / 1e9);
-        let state = match c.state.status.as_str() {
-            "running" => Container::Running,
-            "created" | "configured" => Container::Exited(None),
-            _ => Container::Exited(c.state.exit_code),
-        };
+        let state = c.state.container().unwrap_or(Container::Exited(None));
         Ok(Recovered {
             agent,
             name,
             port,
             token,
             created_at: c.created.unwrap_or_else(Utc::now),
-            image: c.image_name,
+            // Made from an image ID, the container names the agent's reference in
+            // a label (containers of older versions were made from it).
+            image: labels.get(LABEL_IMAGE).cloned().unwrap_or(c.image_name),
             state,
             memory_mib,
             cpus,
+            image_id: c.image,
+            generation: labels.get(LABEL_GENERATION).cloned(),
         })
     }
 
@@ -795,10 +509,10 @@ impl Containers {
             )))
             .await?;
         let mut lines = Vec::new();
-        let mut out = crate::lines::LineSplitter::new(false);
-        let mut err = crate::lines::LineSplitter::new(false);
-        crate::engine_client::Demux::default().push(&answer.body, |which, chunk| {
-            let splitter = if which == crate::lines::Stream::Stderr {
+        let mut out = crate::engine::lines::LineSplitter::new(false);
+        let mut err = crate::engine::lines::LineSplitter::new(false);
+        crate::engine::client::Demux::default().push(&answer.body, |which, chunk| {
+            let splitter = if which == crate::engine::lines::Stream::Stderr {
                 &mut err
             } else {
                 &mut out
@@ -1029,7 +743,7 @@ impl Containers {
                     rootless_native: rootless,
                     rootful_native: !rootless,
                     relabel: info.host.security.selinux_enabled,
-                    cgroup_v1: v1 && !rootless && std::path::Path::new(CGROUP_V1_MEMORY).is_dir(),
+                    cgroup_v1: v1 && !rootless && crate::cgroup_v1::memory_controller_mounted(),
                 }
             }
             Err(e) => {
@@ -1069,6 +783,18 @@ impl Containers {
     }
 }
 
+/// A listed container of this data folder.
+fn found(r: &PsRow) -> Found {
+    Found {
+        id: ContainerId(r.id.clone()),
+        agent: r.label(LABEL_AGENT).and_then(|v| v.parse().ok()),
+        name: r.names.first().cloned().unwrap_or_default(),
+        state: r.container(),
+        image_id: r.image_id.clone(),
+        generation: r.label(LABEL_GENERATION).map(str::to_string),
+    }
+}
+
 /// Of an image's registry digests, the one of `named`'s repository
 /// (`ghcr.io/x/y:tag` → `ghcr.io/x/y@sha256:...`), else the first.
 pub fn pick_digest(digests: &[String], named: &str) -> Option<String> {
@@ -1092,24 +818,6 @@ fn holder_of(stderr: &str) -> Option<String> {
     (id.len() >= 12).then(|| id[..12].to_string())
 }
 
-/// What the engine's inspect of a container says of its state.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct InspectedState {
-    status: String,
-    exit_code: Option<i32>,
-    #[serde(rename = "OOMKilled")]
-    oom_killed: bool,
-}
-
-/// What the engine's image inspect says that Clawdock reads.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct ImageInspected {
-    id: String,
-    repo_digests: Option<Vec<String>>,
-}
-
 /// A name, ID or image reference as a path segment of a request: `/` and `:`
 /// stay (an image reference has them and the engine's routes take them), the
 /// rest is percent-encoded so no `?` or `#` ends the path.
@@ -1126,403 +834,9 @@ fn path_value(value: &str) -> String {
         .join("/")
 }
 
-/// What `--read-only` gives a container on the command line: private writable
-/// tmpfs at these folders (the API gives none unless asked).
-const READ_ONLY_TMPFS: [&str; 3] = ["/tmp", "/var/tmp", "/run"];
-
-/// The agent's container as the engine's create takes it (libpod's spec): data,
-/// so user text never passes through a shell or a YAML file. The sandbox is the
-/// one `podman create` would build from Clawdock's flags: the same inspect
-/// (measured on Podman 4.3.1, field by field).
-pub fn create_spec(
-    agent: &AgentRecord,
-    home_label: &str,
-    time_zone: &str,
-    host: HostTraits,
-    limits: Limits,
-    proxy: &AgentProxy,
-) -> serde_json::Value {
-    use serde_json::json;
-    let dir = &agent.dir;
-    let bind = |sub: &str, target: &str| {
-        let mut options = vec!["rbind"];
-        if host.relabel {
-            options.push("Z");
-        }
-        json!({
-            "type": "bind",
-            "source": dir.join(sub).display().to_string(),
-            "destination": target,
-            "options": options,
-        })
-    };
-    let mut mounts = vec![
-        bind("config", CONFIG_DIR),
-        bind("workspace", WORKSPACE_DIR),
-        bind("cache", CACHE_DIR),
-    ];
-    if let Some(bundle) = &proxy.ca_bundle {
-        // Never relabelled: the file is the user's, shared by every agent.
-        mounts.push(json!({
-            "type": "bind",
-            "source": bundle.display().to_string(),
-            "destination": CA_TARGET,
-            "options": ["rbind", "ro"],
-        }));
-    }
-    for target in READ_ONLY_TMPFS {
-        mounts.push(json!({
-            "type": "tmpfs",
-            "source": "tmpfs",
-            "destination": target,
-            "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"],
-        }));
-    }
-    let mut env = serde_json::Map::new();
-    let plain = gateway_env(time_zone).into_iter().chain(proxy.plain_env());
-    for (key, value) in plain.chain(proxy.secret_env()) {
-        env.insert(key.to_string(), json!(value));
-    }
-    // Secrets travel in the request's body over the socket: no argument line.
-    env.insert(TOKEN_VAR.into(), json!(agent.token));
-    let memory = limits.memory_mib * 1024 * 1024;
-    let mut resources = json!({
-        // No swap beyond the limit.
-        "memory": { "limit": memory, "swap": memory },
-        "pids": { "limit": limits.pids },
-    });
-    if let Some(cpus) = limits.cpus {
-        resources["cpu"] = json!({ "quota": cpu_quota(cpus), "period": CPU_PERIOD });
-    }
-    let health_cmd = format!(
-        "wget -Y off -qO- http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH} >/dev/null 2>&1 || curl -sf --noproxy '*' http://127.0.0.1:{GATEWAY_PORT}{HEALTH_PATH}"
-    );
-    let seconds = |s: u32| u64::from(s) * 1_000_000_000;
-    let mut spec = json!({
-        "name": agent.container_name(),
-        "hostname": hostname(agent),
-        "labels": {
-            LABEL_AGENT: agent.id.to_string(),
-            LABEL_HOME: home_label,
-            LABEL_NAME: agent.name,
-        },
-        "image": agent.image,
-        "command": gateway_command(),
-        "env": env,
-        // The engine's own proxy variables stay out, whatever the proxy setting
-        // says (the agent's come through `env`).
-        "httpproxy": false,
-        "portmappings": [{
-            "host_ip": "127.0.0.1",
-            "host_port": agent.port,
-            "container_port": GATEWAY_PORT,
-            "protocol": "tcp",
-        }],
-        "mounts": mounts,
-        "healthconfig": {
-            "Test": ["CMD-SHELL", health_cmd],
-            "Interval": seconds(HEALTH_INTERVAL_SECS),
-            "Timeout": seconds(HEALTH_TIMEOUT_SECS),
-            "Retries": HEALTH_RETRIES,
-        },
-        // No restart policy: Clawdock starts a gateway that died again itself,
-        // after a back-off, and says so (agents::state, the crash loop).
-        //
-        // The gateway's user whatever the image says: a root image would meet the
-        // uid-1000 folders without capabilities and die with EACCES in a loop.
-        "user": format!("{GATEWAY_UID}:{GATEWAY_UID}"),
-        // The sandbox. The real gateway runs with all of it (measured: healthy,
-        // 0.7 GB, 29 processes). It writes only its config folder, ~/.cache (both
-        // mounted from the agent's folder: podman 4 loses a tmpfs's mode when a
-        // container restarts) and the tmpfs folders.
-        "cap_drop": ["all"],
-        "no_new_privileges": true,
-        "read_only_filesystem": true,
-        "resource_limits": resources,
-        "sdnotifyMode": "container",
-    });
-    if host.cgroup_v1 {
-        spec["cgroup_parent"] = json!(cgroup_parent(agent.id));
-    }
-    if host.rootless_native {
-        spec["userns"] = json!({
-            "nsmode": "keep-id",
-            "value": format!("uid={GATEWAY_UID},gid={GATEWAY_UID}"),
-        });
-    }
-    spec
-}
-
-/// The CFS period a CPU limit is counted in (the command line's `--cpus` uses
-/// the same).
-const CPU_PERIOD: u64 = 100_000;
-
-/// The CFS quota of a CPU limit, at Podman's precision (a thousandth of a CPU).
-fn cpu_quota(cpus: f64) -> u64 {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a few CPUs
-    let thousandths = (cpus * 1000.0).round().max(1.0) as u64;
-    thousandths * CPU_PERIOD / 1000
-}
-
-/// Where cgroup v1's memory controller is mounted.
-const CGROUP_V1_MEMORY: &str = "/sys/fs/cgroup/memory";
-
-/// The cgroup parent of an agent's container on cgroup v1 hosts: it stays when
-/// the container's own cgroup goes with it, so its memory peak can be read after
-/// a death.
-pub fn cgroup_parent(agent: Uuid) -> String {
-    format!("/clawdock/{}", agent.simple())
-}
-
-/// On cgroup v1 hosts, whether the agent's container used its whole memory limit
-/// since its last launch (the peak of its cgroup parent, within 1 MiB of the
-/// limit): a SIGKILL then was the memory limit's. `None` where it cannot tell.
-pub fn memory_peak_reached(agent: Uuid, limit_mib: u64) -> Option<bool> {
-    let path = format!(
-        "{CGROUP_V1_MEMORY}{}/memory.max_usage_in_bytes",
-        cgroup_parent(agent)
-    );
-    let peak: u64 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
-    Some(peak + 1024 * 1024 >= limit_mib * 1024 * 1024)
-}
-
-/// Forgets the agent's memory peak before a launch (cgroup v1 hosts), so a peak
-/// read after a death is this run's.
-pub fn reset_memory_peak(agent: Uuid) {
-    let path = format!(
-        "{CGROUP_V1_MEMORY}{}/memory.max_usage_in_bytes",
-        cgroup_parent(agent)
-    );
-    if let Err(e) = std::fs::write(&path, b"0") {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::debug!(path, error = %e, "could not reset the memory peak");
-        }
-    }
-}
-
-/// Removes the agent's cgroup parent from every v1 hierarchy (after its delete).
-pub fn remove_cgroup_parent(agent: Uuid) {
-    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for h in hierarchies.flatten() {
-        let dir = h.path().join(cgroup_parent(agent).trim_start_matches('/'));
-        if dir.is_dir() {
-            if let Err(e) = std::fs::remove_dir(&dir) {
-                tracing::debug!(dir = %dir.display(), error = %e, "could not remove a cgroup parent");
-            }
-        }
-    }
-}
-
-/// A fixed hostname per agent: the gateway's owner lease records it, and a new
-/// container with another hostname would wait up to 300 s after a kill.
-pub fn hostname(agent: &AgentRecord) -> String {
-    format!("agent-{}", &agent.id.simple().to_string()[..12])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AgentStatus, Wanted};
-
-    /// What Podman 4.3.1's Docker endpoint said of a pull of two new layers on a
-    /// base layer it had (the `progress` bars left out).
-    const DOCKER_PULL: &[&str] = &[
-        r#"{"status":"Already exists","progressDetail":{},"id":"2c240430122d"}"#,
-        r#"{"status":"Pulling fs layer","progressDetail":{},"id":"9c8b129f97cc"}"#,
-        r#"{"status":"Pulling fs layer","progressDetail":{},"id":"4eebd4eb00d3"}"#,
-        r#"{"status":"Downloading","progressDetail":{"current":12032768,"total":24003280},"id":"4eebd4eb00d3"}"#,
-        r#"{"status":"Downloading","progressDetail":{"current":12001718,"total":12001718},"id":"9c8b129f97cc"}"#,
-        r#"{"status":"Download complete","progressDetail":{},"id":"9c8b129f97cc"}"#,
-        r#"{"status":"Downloading","progressDetail":{"current":24003280,"total":24003280},"id":"4eebd4eb00d3"}"#,
-        r#"{"status":"Download complete","progressDetail":{},"id":"4eebd4eb00d3"}"#,
-        r#"{"status":"Pulling fs layer","progressDetail":{},"id":"7a420f775501"}"#,
-        r#"{"status":"Download complete","progressDetail":{},"id":"7a420f775501"}"#,
-        r#"{"status":"Download complete","progressDetail":{},"id":"7a420f775501"}"#,
-    ];
-
-    fn read_pull(lines: &[&str]) -> (Vec<PullReport>, bool) {
-        let reports = std::sync::Mutex::new(Vec::new());
-        let mut reading = PullReading::default();
-        for line in lines {
-            let message: PullMessage = serde_json::from_str(line).expect("json");
-            reading.read(message, &|r| reports.lock().expect("reports").push(r));
-        }
-        (reports.into_inner().expect("reports"), reading.pulled)
-    }
-
-    #[test]
-    fn a_docker_pull_answer_reads_as_blobs_and_ends_with_the_image() {
-        use crate::progress::CopyState;
-        let (reports, pulled) = read_pull(DOCKER_PULL);
-        assert!(pulled);
-        assert_eq!(
-            reports.len(),
-            DOCKER_PULL.len() - 1,
-            "all but the last word are blobs"
-        );
-        assert_eq!(
-            reports[0],
-            PullReport::blob("2c240430122d", CopyState::Finished, true)
-        );
-        assert_eq!(
-            reports[3],
-            PullReport::blob(
-                "4eebd4eb00d3",
-                CopyState::Counting {
-                    done: 12_032_768,
-                    total: 24_003_280
-                },
-                false
-            )
-        );
-        let PullReport::Blob { line, .. } = &reports[3] else {
-            panic!("a blob")
-        };
-        assert_eq!(line, "Copying blob 4eebd4eb00d3 11.5MiB / 22.9MiB");
-    }
-
-    #[test]
-    fn an_answer_cut_after_the_config_blob_is_not_a_pull() {
-        // The config blob's "complete" has the image's ID too: only its second one
-        // is the last word.
-        let (_, pulled) = read_pull(&DOCKER_PULL[..DOCKER_PULL.len() - 1]);
-        assert!(!pulled);
-    }
-
-    #[test]
-    fn a_libpod_pull_answer_reads_as_lines_and_ends_with_the_image() {
-        let (reports, pulled) = read_pull(&[
-            r#"{"stream":"Trying to pull 127.0.0.1:5000/x:latest...\n"}"#,
-            r#"{"stream":"Getting image source signatures\nCopying blob sha256:2c24\n"}"#,
-            r#"{"images":["7a420f775501aa"],"id":"7a420f775501aa"}"#,
-        ]);
-        assert!(pulled);
-        assert_eq!(
-            reports,
-            [
-                "Trying to pull 127.0.0.1:5000/x:latest...",
-                "Getting image source signatures",
-                "Copying blob sha256:2c24"
-            ]
-            .map(|l| PullReport::Line(l.into()))
-        );
-    }
-
-    #[test]
-    fn short_names_are_the_ones_without_a_registry() {
-        for short in ["openclaw", "openclaw:latest", "library/busybox", "a/b/c:1"] {
-            assert!(is_short_name(short), "{short}");
-        }
-        for full in [
-            "ghcr.io/openclaw/openclaw:latest",
-            "localhost/clawdock-test-gateway:latest",
-            "registry:5000/x",
-            "docker://ghcr.io/openclaw/openclaw",
-            "oci-archive:/tmp/x.tar",
-        ] {
-            assert!(!is_short_name(full), "{full}");
-        }
-    }
-
-    fn agent() -> AgentRecord {
-        AgentRecord {
-            status: AgentStatus::Creating,
-            port: 18800,
-            dir: "/data/agents/1".into(),
-            token: "tok".into(),
-            wanted: Wanted::Running,
-            image: "img:1".into(),
-            // A name never valid, but it must still stay one argument.
-            ..crate::store::sample_record("x; rm -rf /")
-        }
-    }
-
-    #[test]
-    fn container_definition_is_data() {
-        let agent = agent();
-        let spec = create_spec(
-            &agent,
-            "home1",
-            "Europe/Paris",
-            HostTraits {
-                rootless_native: true,
-                rootful_native: false,
-                relabel: true,
-                cgroup_v1: false,
-            },
-            Limits {
-                memory_mib: 2048,
-                pids: PIDS_LIMIT,
-                cpus: Some(1.5),
-            },
-            &AgentProxy::default(),
-        );
-        assert_eq!(spec["name"], "clawdock-x; rm -rf /", "one value, no shell");
-        assert_eq!(
-            spec["portmappings"][0],
-            serde_json::json!({"host_ip": "127.0.0.1", "host_port": 18800, "container_port": 18789, "protocol": "tcp"})
-        );
-        assert_eq!(spec["labels"]["io.clawdock.agent"], agent.id.to_string());
-        assert_eq!(spec["labels"]["io.clawdock.home"], "home1");
-        assert_eq!(
-            spec["mounts"][0],
-            serde_json::json!({"type": "bind", "source": "/data/agents/1/config", "destination": "/home/node/.openclaw", "options": ["rbind", "Z"]})
-        );
-        assert_eq!(spec["env"]["TZ"], "Europe/Paris");
-        assert_eq!(spec["env"][TOKEN_VAR], "tok", "the token only in the body");
-        assert_eq!(spec["httpproxy"], false);
-        assert_eq!(spec["userns"]["nsmode"], "keep-id");
-        assert_eq!(spec["userns"]["value"], "uid=1000,gid=1000");
-        assert!(
-            spec.get("restart_policy").is_none(),
-            "Clawdock owns restarts"
-        );
-        assert_eq!(spec["user"], "1000:1000");
-        assert!(spec.get("cgroup_parent").is_none());
-        assert_eq!(spec["cap_drop"], serde_json::json!(["all"]));
-        assert_eq!(spec["no_new_privileges"], true);
-        assert_eq!(spec["read_only_filesystem"], true);
-        let tmpfs: Vec<&str> = spec["mounts"]
-            .as_array()
-            .expect("mounts")
-            .iter()
-            .filter(|m| m["type"] == "tmpfs")
-            .filter_map(|m| m["destination"].as_str())
-            .collect();
-        assert_eq!(
-            tmpfs, READ_ONLY_TMPFS,
-            "what --read-only gives on the command line"
-        );
-        let limits = &spec["resource_limits"];
-        assert_eq!(limits["memory"]["limit"], 2048_u64 * 1024 * 1024);
-        assert_eq!(
-            limits["memory"]["swap"],
-            2048_u64 * 1024 * 1024,
-            "no swap beyond the limit"
-        );
-        assert_eq!(limits["cpu"]["quota"], 150_000);
-        assert_eq!(limits["cpu"]["period"], 100_000);
-        assert_eq!(cpu_quota(1.0 / 3.0), 33_300, "Podman's precision");
-        assert_eq!(cpus_arg(2.0), "2");
-        assert_eq!(cpus_arg(0.25), "0.25");
-        assert_eq!(limits["pids"]["limit"], 1024);
-        assert_eq!(spec["image"], "img:1");
-        assert_eq!(
-            spec["command"],
-            serde_json::json!([
-                "node",
-                "dist/index.js",
-                "gateway",
-                "--bind",
-                "lan",
-                "--port",
-                "18789"
-            ])
-        );
-        assert_eq!(hostname(&agent), hostname(&agent.clone()));
-    }
 
     #[test]
     fn names_and_references_stay_one_path_segment_each() {

@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::containers::{
+use crate::container_spec::{
     self, Limits, CACHE_DIR, CONFIG_DIR, GATEWAY_PORT, GATEWAY_UID, HEALTH_INTERVAL_SECS,
     HEALTH_PATH, HEALTH_RETRIES, HEALTH_TIMEOUT_SECS, READY_PATH, TOKEN_VAR, WORKSPACE_DIR,
 };
@@ -481,7 +481,7 @@ fn deployment(names: &Names, source: Source<'_>, options: &Options) -> Value {
         "valueFrom": { "secretKeyRef": { "name": names.secret, "key": TOKEN_FILE } },
     })];
     env.extend(
-        containers::gateway_env(source.time_zone)
+        container_spec::gateway_env(source.time_zone)
             .into_iter()
             .map(|(key, value)| json!({ "name": key, "value": value })),
     );
@@ -565,7 +565,7 @@ fn deployment(names: &Names, source: Source<'_>, options: &Options) -> Value {
                 "spec": {
                     // The gateway's owner lease records the hostname: a fixed one lets
                     // a new pod start at once after a killed one.
-                    "hostname": containers::hostname(source.record),
+                    "hostname": container_spec::hostname(source.record),
                     // The gateway runs tools an LLM chooses: no cluster credentials,
                     // and no `<SERVICE>_PORT` variables in its environment.
                     "automountServiceAccountToken": false,
@@ -583,7 +583,7 @@ fn deployment(names: &Names, source: Source<'_>, options: &Options) -> Value {
                         "image": image,
                         // `args`, like the command after the image in `podman create`:
                         // the image's entrypoint, if it has one, stays.
-                        "args": containers::gateway_command(),
+                        "args": container_spec::gateway_command(),
                         "env": env,
                         "ports": [{ "name": CONTAINER, "containerPort": GATEWAY_PORT, "protocol": "TCP" }],
                         "securityContext": container_security(),
@@ -1019,7 +1019,7 @@ mod tests {
                 config: CONFIG,
                 limits: Limits {
                     memory_mib: 1536,
-                    pids: containers::PIDS_LIMIT,
+                    pids: container_spec::PIDS_LIMIT,
                     cpus: None,
                 },
                 time_zone: "Europe/Paris",
@@ -1042,7 +1042,7 @@ mod tests {
                 config,
                 limits: Limits {
                     memory_mib: 1536,
-                    pids: containers::PIDS_LIMIT,
+                    pids: container_spec::PIDS_LIMIT,
                     cpus: Some(1.5),
                 },
                 time_zone: "UTC",
@@ -1150,7 +1150,7 @@ mod tests {
         let e = export(&r, &Options::default()).expect("export");
         let d = &e.files["deployment.yaml"];
         let mut from = d.find("args:").expect("args");
-        for arg in containers::gateway_command() {
+        for arg in container_spec::gateway_command() {
             let at = d[from..].find(&format!("- \"{arg}\"\n")).expect(&arg);
             from += at;
         }
@@ -1158,7 +1158,7 @@ mod tests {
         assert!(d.contains("memory: \"1536Mi\""));
         assert!(d.contains("runAsUser: 1000"));
         assert!(d.contains(&format!("mountPath: \"{CONFIG_DIR}\"")));
-        assert!(d.contains(&format!("hostname: \"{}\"", containers::hostname(&r))));
+        assert!(d.contains(&format!("hostname: \"{}\"", container_spec::hostname(&r))));
         assert!(d.contains("type: \"Recreate\""));
     }
 

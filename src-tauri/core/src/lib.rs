@@ -1,33 +1,31 @@
 //! Clawdock's core: Podman, the machine, agents, their store, the HTTP API and the
 //! shutdown routine. Knows nothing of Tauri, so it builds and tests headless.
 
-pub mod advice;
 pub mod agent_files;
 pub mod agent_proxy;
 pub mod agents;
 pub mod api;
 pub mod app;
+pub mod cgroup_v1;
+pub mod container;
+pub mod container_spec;
 pub mod containers;
 pub mod dashboard;
-pub mod engine_client;
-pub mod engine_socket;
+pub mod engine;
 pub mod events;
 pub mod export;
 pub mod instance;
-mod lines;
 pub mod login_item;
 pub mod machine;
 pub mod meta;
-mod outcome;
-pub mod podman;
 pub mod progress;
 pub mod registry_auth;
 pub mod settings;
 pub mod shutdown;
+pub mod sizing;
 pub mod status;
 pub mod store;
 pub mod tasks;
-mod terminal;
 pub mod view;
 
 pub use app::Clawdock;

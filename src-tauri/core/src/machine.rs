@@ -10,9 +10,9 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::engine_client::EngineClient;
-use crate::engine_socket::{EngineSocket, Source};
-use crate::podman::{Call, Podman, PodmanError};
+use crate::engine::client::EngineClient;
+use crate::engine::socket::{EngineSocket, Source};
+use crate::engine::{Call, Podman, PodmanError};
 use crate::progress::Paced;
 
 /// One row of `podman machine list --format json`, as Podman prints it (Go field
@@ -306,7 +306,7 @@ impl Machine {
         let source = match mode {
             Mode::Vm => Source::Machine { name: name.clone() },
             Mode::Native => Source::Native {
-                user: crate::engine_socket::user_socket(),
+                user: crate::engine::socket::user_socket(),
                 owned: std::env::temp_dir()
                     .join(format!("clawdock-engine-{}.sock", std::process::id())),
             },

@@ -1,35 +1,20 @@
 //! The rules clients repeat while the user types, declared once: the agent name
 //! rule, the providers and their fields, the machine's size bounds and defaults, and
-//! the memory an agent takes. Served as `GET /meta` and in the event stream's
+//! the memory an agent takes (from [`crate::sizing`]). Served as `GET /meta` and in the event stream's
 //! snapshot, so the window and the CLI apply the server's own rules, never a copy.
 
 use serde::{Deserialize, Serialize};
 
 use crate::agents::definition::{BUILT_IN_PROVIDERS, MAX_NAME_LEN, NAME_PATTERN, NAME_RULE};
 use crate::machine::{self, MachineSpec};
+use crate::sizing::{
+    memory_need_mib, suggested_machine_mib, GATEWAY_MEMORY_MIB, MACHINE_BASE_MIB, MEMORY_STEP_MIB,
+    MIN_AGENT_CPUS,
+};
 
-/// Memory one OpenClaw gateway takes after a chat (measured: 0.75 GB idle, up to
-/// 1.3 GB).
-pub const AGENT_MEMORY_MIB: u64 = 1300;
-/// What the machine's own system takes before any agent.
-pub const MACHINE_BASE_MIB: u64 = 512;
-/// Podman sizes a machine's memory in these steps.
-pub const MEMORY_STEP_MIB: u64 = 512;
 /// How many agents the setup wizard lets the user plan for, and proposes.
 pub const PLANNED_AGENTS: Bounds = Bounds { min: 1, max: 20 };
 pub const DEFAULT_PLANNED_AGENTS: u64 = 2;
-
-/// What `agents` gateways need, the machine's own system included.
-pub fn memory_need_mib(agents: u64) -> u64 {
-    MACHINE_BASE_MIB + AGENT_MEMORY_MIB * agents
-}
-
-/// The machine memory proposed for `agents` gateways: their need rounded up to
-/// Podman's step, never below the default size.
-pub fn suggested_machine_mib(agents: u64) -> u64 {
-    let need = memory_need_mib(agents).div_ceil(MEMORY_STEP_MIB) * MEMORY_STEP_MIB;
-    need.clamp(machine::DEFAULT_MEMORY_MIB, *machine::MEMORY_MIB.end())
-}
 
 /// Inclusive bounds of a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,9 +56,6 @@ pub struct AgentLimitsMeta {
     /// hundredth).
     pub cpus_min: f64,
 }
-
-/// The smallest CPU limit an agent takes.
-pub const MIN_AGENT_CPUS: f64 = 0.01;
 
 /// `validate_name` in a form a browser applies: `new RegExp(pattern)` and a length.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -249,13 +231,13 @@ pub fn meta() -> Meta {
             default_planned_agents: DEFAULT_PLANNED_AGENTS,
         },
         memory: MemoryMeta {
-            agent_mib: AGENT_MEMORY_MIB,
+            agent_mib: GATEWAY_MEMORY_MIB,
             machine_base_mib: MACHINE_BASE_MIB,
             need_mib: planned.clone().map(memory_need_mib).collect(),
             suggested_machine_mib: planned.map(suggested_machine_mib).collect(),
         },
         agent_limits: AgentLimitsMeta {
-            memory_mib: crate::settings::AGENT_MEMORY_MIB.into(),
+            memory_mib: crate::sizing::AGENT_MEMORY_LIMIT_MIB.into(),
             cpus_min: MIN_AGENT_CPUS,
         },
     }

@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::podman::LineSink;
+use crate::engine::LineSink;
 
 /// How often a listener hears of moving counters: at most five times a second. Lines
 /// that say something new (a blob seen, a blob done, a phase) always go through.

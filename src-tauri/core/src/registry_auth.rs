@@ -42,7 +42,7 @@ fn runtime_file(runtime_dir: Option<std::ffi::OsString>) -> Option<PathBuf> {
     Some(match runtime_dir {
         Some(dir) => PathBuf::from(dir).join("containers/auth.json"),
         None => {
-            let uid = crate::engine_socket::process_uid().unwrap_or(0);
+            let uid = crate::engine::socket::process_uid().unwrap_or(0);
             PathBuf::from(format!("/run/containers/{uid}/auth.json"))
         }
     })

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::engine::Podman;
 use crate::machine::{MachineTimings, Mode};
-use crate::podman::Podman;
+use crate::sizing::{AGENT_MEMORY_LIMIT_MIB, DEFAULT_AGENT_MEMORY_MIB};
 
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/openclaw/openclaw:latest";
 pub const DEFAULT_API_PORT: u16 = 9105;
@@ -36,6 +37,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "seconds a new gateway gets to answer /healthz (default 60)",
     ),
     (
+        "CLAWDOCK_RESYNC_SECS",
+        "seconds between the reconciler's listings of the containers (default 10)",
+    ),
+    (
         "CLAWDOCK_RESTORE_AGENTS",
         "`0` to not start again the agents that ran at quit",
     ),
@@ -61,12 +66,6 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
 ];
 
-/// Memory limit of an agent's container when none is given (measured: the gateway
-/// takes 0.7 GB idle, up to 1.3 GB after a chat).
-pub const DEFAULT_AGENT_MEMORY_MIB: u64 = 2048;
-/// Bounds of an agent's memory limit.
-pub const AGENT_MEMORY_MIB: std::ops::RangeInclusive<u64> = 256..=65536;
-
 /// Everything configurable, with defaults. Built by [`Settings::from_env`] in the app,
 /// and by hand in tests.
 #[derive(Debug, Clone)]
@@ -78,6 +77,11 @@ pub struct Settings {
     pub agent_image: String,
     pub stop_timeout: Duration,
     pub health_timeout: Duration,
+    /// How often the reconciler lists the containers and compares them with the
+    /// records while agents exist: the bound on how long a change the events
+    /// missed goes unseen. 10 s, as Kubernetes' kubelet syncs; a listing over the
+    /// socket costs about 2 ms.
+    pub resync_period: Duration,
     pub restore_agents: bool,
     pub first_agent_port: u16,
     /// Memory limit of new agents' containers (MiB), unless the create says.
@@ -115,6 +119,7 @@ impl Settings {
             agent_image: DEFAULT_AGENT_IMAGE.to_string(),
             stop_timeout: Duration::from_secs(10),
             health_timeout: Duration::from_secs(60),
+            resync_period: Duration::from_secs(10),
             restore_agents: true,
             first_agent_port: FIRST_AGENT_PORT,
             agent_memory_mib: DEFAULT_AGENT_MEMORY_MIB,
@@ -122,14 +127,14 @@ impl Settings {
             agent_proxy: crate::agent_proxy::AgentProxy::default(),
             login_item: None,
             engine_socket: None,
-            user_engine_socket: crate::engine_socket::user_socket(),
+            user_engine_socket: crate::engine::socket::user_socket(),
             registry_auth_files: crate::registry_auth::default_files(),
         }
     }
 
     /// Where the engine's socket comes from with these settings.
-    pub fn engine_source(&self) -> crate::engine_socket::Source {
-        use crate::engine_socket::Source;
+    pub fn engine_source(&self) -> crate::engine::socket::Source {
+        use crate::engine::socket::Source;
         match (&self.engine_socket, self.mode) {
             (Some(given), _) => Source::Given(given.clone()),
             (None, Mode::Vm) => Source::Machine {
@@ -137,7 +142,7 @@ impl Settings {
             },
             (None, Mode::Native) => Source::Native {
                 user: self.user_engine_socket.clone(),
-                owned: crate::engine_socket::owned_socket(&self.home),
+                owned: crate::engine::socket::owned_socket(&self.home),
             },
         }
     }
@@ -162,6 +167,9 @@ impl Settings {
         if let Some(v) = var("CLAWDOCK_HEALTH_TIMEOUT") {
             s.health_timeout = seconds("CLAWDOCK_HEALTH_TIMEOUT", &v)?;
         }
+        if let Some(v) = var("CLAWDOCK_RESYNC_SECS") {
+            s.resync_period = seconds("CLAWDOCK_RESYNC_SECS", &v)?;
+        }
         if let Some(v) = var("CLAWDOCK_RESTORE_AGENTS") {
             s.restore_agents = !matches!(v.as_str(), "0" | "false" | "no" | "off");
         }
@@ -176,12 +184,12 @@ impl Settings {
             s.agent_memory_mib = v
                 .parse()
                 .ok()
-                .filter(|m| AGENT_MEMORY_MIB.contains(m))
+                .filter(|m| AGENT_MEMORY_LIMIT_MIB.contains(m))
                 .ok_or_else(|| {
                     SettingsError(format!(
                         "CLAWDOCK_AGENT_MEMORY must be MiB between {} and {}, not `{v}`",
-                        AGENT_MEMORY_MIB.start(),
-                        AGENT_MEMORY_MIB.end()
+                        AGENT_MEMORY_LIMIT_MIB.start(),
+                        AGENT_MEMORY_LIMIT_MIB.end()
                     ))
                 })?;
         }

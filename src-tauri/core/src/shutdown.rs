@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::agents::Agents;
-use crate::containers::{ContainerId, Containers};
+use crate::container::ContainerId;
+use crate::containers::Containers;
 use crate::events::Event;
 use crate::machine::Mode;
 use crate::tasks::Tasks;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::machine::{Mode, RuntimeState, SetupStep};
-use crate::meta::AGENT_MEMORY_MIB;
+use crate::sizing::GATEWAY_MEMORY_MIB;
 
 /// Setup progress as the wizard shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,10 +98,10 @@ impl RuntimeStatus {
             error,
             mode,
             podman_version,
-            install_hint: (!available).then(|| crate::podman::install_hint().to_string()),
+            install_hint: (!available).then(|| crate::engine::install_hint().to_string()),
             setup: None,
             machine_memory_mib: None,
-            agent_memory_mib: AGENT_MEMORY_MIB,
+            agent_memory_mib: GATEWAY_MEMORY_MIB,
             machine_cpus: None,
             store_warning: None,
         }
@@ -123,7 +123,7 @@ impl RuntimeStatus {
             install_hint: None,
             setup: None,
             machine_memory_mib: None,
-            agent_memory_mib: AGENT_MEMORY_MIB,
+            agent_memory_mib: GATEWAY_MEMORY_MIB,
             machine_cpus: None,
             store_warning: None,
         }

@@ -43,7 +43,7 @@ async fn the_engine_service_killed_from_outside_is_started_again_and_no_agent_is
     let home = Home::new();
     let mut settings = home.native(IMAGE);
     settings.user_engine_socket = None;
-    let socket = clawdock_core::engine_socket::owned_socket(&settings.home);
+    let socket = clawdock_core::engine::socket::owned_socket(&settings.home);
     let core = Clawdock::start(settings).await.expect("core");
     let agent = core
         .agents()
@@ -109,7 +109,7 @@ async fn the_users_own_socket_is_used_and_left_running() {
     let mut users = support::ProxiedEngine::start(home.path()).await;
     let mut settings = home.native(IMAGE);
     settings.user_engine_socket = Some(users.proxy.path().to_path_buf());
-    let owned = clawdock_core::engine_socket::owned_socket(&settings.home);
+    let owned = clawdock_core::engine::socket::owned_socket(&settings.home);
     let core = Clawdock::start(settings).await.expect("core");
     core.agents()
         .create_and_wait(req("on-users-socket"))
@@ -130,7 +130,7 @@ async fn the_users_own_socket_is_used_and_left_running() {
 /// at the socket); the start still reaches the engine and happens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_its_caller_gave_up_on_still_happens_in_the_engine() {
-    use clawdock_core::engine_client::Request;
+    use clawdock_core::engine::client::Request;
     use support::engine_proxy::{Fault, Rule};
     support::ensure_test_images();
     let dir = tempfile::tempdir().expect("tmp");
@@ -161,7 +161,8 @@ async fn a_start_its_caller_gave_up_on_still_happens_in_the_engine() {
 /// as a crash. A start now waits for a stop in progress to end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_during_another_clients_stop_starts_the_container_after_it() {
-    use clawdock_core::containers::{ContainerId, Containers};
+    use clawdock_core::container::ContainerId;
+    use clawdock_core::containers::Containers;
     support::ensure_test_images();
     let dir = tempfile::tempdir().expect("tmp");
     let engine = support::ProxiedEngine::start(dir.path()).await;
@@ -195,8 +196,8 @@ async fn a_start_during_another_clients_stop_starts_the_container_after_it() {
 }
 
 /// A client of the engine under test, through its proxy.
-fn client_through(engine: &support::ProxiedEngine) -> clawdock_core::engine_client::EngineClient {
-    let client = clawdock_core::engine_client::EngineClient::new(Duration::from_secs(30));
+fn client_through(engine: &support::ProxiedEngine) -> clawdock_core::engine::client::EngineClient {
+    let client = clawdock_core::engine::client::EngineClient::new(Duration::from_secs(30));
     client.set_endpoint(Some(engine.proxy.path().to_path_buf()));
     client
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clawdock_core::agents::CreateRequest;
 use clawdock_core::api::ApiServer;
-use clawdock_core::containers::{CONFIG_DIR, GATEWAY_UID, WORKSPACE_DIR};
+use clawdock_core::container_spec::{CONFIG_DIR, GATEWAY_UID, WORKSPACE_DIR};
 use clawdock_core::export::{self, Export};
 use clawdock_core::Clawdock;
 use serde::Deserialize as _;
@@ -671,6 +671,6 @@ async fn export_and_run(image: &str, memory_mib: u64, health_budget: Duration) {
         .iter()
         .map(|a| a.as_str().expect("s").to_string())
         .collect();
-    assert_eq!(args, clawdock_core::containers::gateway_command());
+    assert_eq!(args, clawdock_core::container_spec::gateway_command());
     core.shutdown().await;
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use clawdock_core::agents::CreateRequest;
+use clawdock_core::engine::Podman;
 use clawdock_core::machine::MachineSpec;
-use clawdock_core::podman::Podman;
 use clawdock_core::status::StateName;
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;

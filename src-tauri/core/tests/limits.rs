@@ -145,9 +145,10 @@ async fn patch_limits_remakes_a_running_agent_with_the_same_port_token_and_works
     assert_eq!(after.nano_cpus, before.nano_cpus, "the CPU limit kept");
     assert_eq!(after.port, before.port, "the same port");
     assert!(
-        after
-            .env
-            .contains(&format!("{}={token}", clawdock_core::containers::TOKEN_VAR)),
+        after.env.contains(&format!(
+            "{}={token}",
+            clawdock_core::container_spec::TOKEN_VAR
+        )),
         "the same gateway token"
     );
     assert_eq!(api.gateway_token(&id).await, token);
@@ -234,9 +235,10 @@ async fn a_stopped_agent_gets_its_new_limits_at_its_next_start() {
     assert_eq!(started.memory, 640 * MIB);
     assert_eq!(started.nano_cpus, 1_500_000_000);
     assert_eq!(started.port, port);
-    assert!(started
-        .env
-        .contains(&format!("{}={token}", clawdock_core::containers::TOKEN_VAR)));
+    assert!(started.env.contains(&format!(
+        "{}={token}",
+        clawdock_core::container_spec::TOKEN_VAR
+    )));
     assert!(healthy(&started.port).await);
 }
 

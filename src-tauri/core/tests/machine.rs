@@ -7,9 +7,9 @@ mod support;
 
 use std::time::Duration;
 
+use clawdock_core::engine::{Call, LineSink};
 use clawdock_core::events::Event;
 use clawdock_core::machine::{Machine, MachineSpec, MachineState, Mode, SetupStep};
-use clawdock_core::podman::{Call, LineSink};
 use clawdock_core::progress::parse_counters;
 use clawdock_core::status::SetupProgress;
 use clawdock_core::Clawdock;

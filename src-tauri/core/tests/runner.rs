@@ -7,7 +7,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clawdock_core::podman::{Call, Podman, PodmanError};
+use clawdock_core::engine::{Call, Podman, PodmanError};
 
 /// A stand-in "podman" that is a shell, so a test can make it print or hang.
 fn shell() -> Podman {
@@ -102,7 +102,7 @@ async fn missing_binary_is_not_installed() {
     assert!(matches!(err, PodmanError::NotInstalled { .. }), "{err:?}");
     assert!(matches!(
         Podman::new(None).installation().await,
-        clawdock_core::podman::Installation::Missing { .. }
+        clawdock_core::engine::Installation::Missing { .. }
     ));
 }
 
@@ -111,7 +111,7 @@ async fn real_podman_runs_and_removes_a_container() {
     support::ensure_test_images();
     let podman = support::real_podman();
     match podman.installation().await {
-        clawdock_core::podman::Installation::Installed { version, .. } => {
+        clawdock_core::engine::Installation::Installed { version, .. } => {
             assert!(
                 version.chars().next().is_some_and(|c| c.is_ascii_digit()),
                 "{version}"
@@ -158,7 +158,7 @@ static TERMINAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 type Lines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
-fn collecting() -> (Lines, clawdock_core::podman::LineSink) {
+fn collecting() -> (Lines, clawdock_core::engine::LineSink) {
     let lines: Lines = Default::default();
     let sink = lines.clone();
     (
@@ -213,8 +213,8 @@ async fn on_a_terminal_the_child_sees_one_and_its_lines_arrive_clean() {
     .collect();
     expected.push(format!(
         "{}{}",
-        "x".repeat(clawdock_core::podman::MAX_LINE),
-        clawdock_core::podman::CUT_MARK
+        "x".repeat(clawdock_core::engine::MAX_LINE),
+        clawdock_core::engine::CUT_MARK
     ));
     assert_eq!(
         lines, expected,

@@ -50,7 +50,7 @@ async fn the_token_is_never_on_a_command_line_and_the_container_is_sandboxed() {
     settings.podman = support::recording_podman(home.path(), &argv_log);
     // Clawdock's own engine service, on a socket in the data folder.
     settings.user_engine_socket = None;
-    let socket = clawdock_core::engine_socket::owned_socket(&settings.home);
+    let socket = clawdock_core::engine::socket::owned_socket(&settings.home);
     let core = Clawdock::start(settings).await.expect("core");
     let name = unique("boxed");
     let agent = core

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use clawdock_core::agents::AgentError;
 use clawdock_core::api::{ApiServer, UI_CSP};
-use clawdock_core::engine_client::{EngineClient, Request};
-use clawdock_core::podman::{Call, Podman, PodmanError, Stream, CUT_MARK, MAX_LINE};
+use clawdock_core::engine::client::{EngineClient, Request};
+use clawdock_core::engine::{Call, Podman, PodmanError, Stream, CUT_MARK, MAX_LINE};
 use clawdock_core::Clawdock;
 use reqwest::StatusCode;
 use support::{Home, IMAGE};

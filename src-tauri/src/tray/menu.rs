@@ -515,7 +515,7 @@ mod tests {
             .expect("images");
         assert!(built.success());
         let home = tempfile::tempdir().expect("home");
-        let podman = clawdock_core::podman::Podman::new(clawdock_core::podman::locate(
+        let podman = clawdock_core::engine::Podman::new(clawdock_core::engine::locate(
             None,
             std::env::var_os("PATH"),
         ));

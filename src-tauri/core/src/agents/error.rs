@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::containers::CreateError;
+use crate::engine::PodmanError;
 use crate::machine::MachineError;
-use crate::podman::PodmanError;
 use crate::store::StoreError;
 
 /// Stable, machine-readable reasons, sent as `code` beside the API's `error`
@@ -96,6 +96,9 @@ pub enum AgentError {
     File(#[from] crate::agent_files::AgentFileError),
     #[error("{0}")]
     Gateway(String),
+    /// The image the agent's container is pinned to is no longer on this machine.
+    #[error("The image this agent runs is no longer on this machine.")]
+    ImageGone,
     /// A podman failure whose cause a person can act on: the sentence saying what
     /// to do, with podman's own words kept as the details.
     #[error("{advice}")]
@@ -112,7 +115,7 @@ impl From<PodmanError> for AgentError {
     fn from(e: PodmanError) -> Self {
         if e.engine_unreachable() {
             Self::EngineUnreachable(e)
-        } else if let Some(advice) = crate::advice::for_podman(&e) {
+        } else if let Some(advice) = crate::engine::advice::for_podman(&e) {
             Self::Advised {
                 advice,
                 cause: e,
@@ -161,7 +164,7 @@ impl AgentError {
         if e.engine_unreachable() {
             return e.into();
         }
-        match crate::advice::for_podman(&e) {
+        match crate::engine::advice::for_podman(&e) {
             Some(advice) => Self::Advised {
                 advice,
                 cause: e,
@@ -201,7 +204,7 @@ impl AgentError {
             Self::Podman(_) => ErrorCode::PodmanFailed,
             Self::Store(_) => ErrorCode::StoreFailed,
             Self::Folder(_) | Self::File(_) => ErrorCode::FolderFailed,
-            Self::Gateway(_) => ErrorCode::GatewayFailed,
+            Self::Gateway(_) | Self::ImageGone => ErrorCode::GatewayFailed,
             Self::Advised { code, .. } => *code,
             Self::Internal(_) => ErrorCode::Internal,
         }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 
-pub use crate::lines::{strip_ansi, LineSink, LineStream, Stream, CUT_MARK, MAX_LINE};
-use crate::lines::{LineSplitter, Tail};
-pub use crate::outcome::{ExitCode, Output, PodmanError};
+use crate::engine::errors::{ExitCode, Output, PodmanError};
+use crate::engine::lines::{LineSink, Stream};
+use crate::engine::lines::{LineSplitter, Tail};
 
 /// Most stdout one call may print: far above any listing or inspect Clawdock asks
 /// for, low enough that a broken or hostile podman cannot exhaust memory. Past it
@@ -261,7 +261,7 @@ impl Podman {
         if call.terminal {
             if let Some(bin) = &self.bin {
                 let args_text = call.display_args();
-                match crate::terminal::spawn(bin, &call.args, &call.envs) {
+                match crate::engine::terminal::spawn(bin, &call.args, &call.envs) {
                     Ok(running) => {
                         tracing::debug!(args = %args_text, "podman (terminal)");
                         let timeout = call.timeout.unwrap_or(self.call_timeout);

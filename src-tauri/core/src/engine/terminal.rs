@@ -1,6 +1,6 @@
 //! One podman call under a pseudo-terminal (a pty on Unix, ConPTY on Windows), for
 //! the call whose progress Podman draws only on a terminal (`machine init`; pulls
-//! go through the engine's API). The same guarantees as the pipe runner in [`crate::podman`]: a timeout,
+//! go through the engine's API). The same guarantees as the pipe runner in [`crate::engine`]: a timeout,
 //! the child killed when the call is dropped, typed errors with the exit code and
 //! the output's tail.
 //!
@@ -18,8 +18,8 @@ use std::time::Duration;
 use portable_pty::{native_pty_system, Child, CommandBuilder, ExitStatus, MasterPty, PtySize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::lines::{strip_ansi, LineSink, LineSplitter, Stream, Tail};
-use crate::outcome::{ExitCode, Output, PodmanError};
+use crate::engine::errors::{ExitCode, Output, PodmanError};
+use crate::engine::lines::{strip_ansi, LineSink, LineSplitter, Stream, Tail};
 
 /// The terminal's size. Wide, so no bar is cut: Podman's lines ("Copying blob
 /// 4f2e1f5a9d3c", a 40-column bar, the counters, the speed) are about 100 columns,
@@ -175,7 +175,7 @@ fn wait(
 }
 
 /// Reads the terminal to its end: lines split at `\r` and `\n` (bars redraw with
-/// `\r`, the terminal ends lines with `\r\n`), cut at [`crate::lines::MAX_LINE`],
+/// `\r`, the terminal ends lines with `\r\n`), cut at [`crate::engine::lines::MAX_LINE`],
 /// cleaned of terminal codes, blank ones dropped.
 fn read_lines(mut reader: Box<dyn Read + Send>, lines: &mpsc::Sender<String>) {
     let mut splitter = LineSplitter::new(true);

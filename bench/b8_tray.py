@@ -1,4 +1,4 @@
-"""7. The tray app's weight (issue 33): its whole process tree idle in the tray with 2
+"""8. The tray app's weight (issue 33): its whole process tree idle in the tray with 2
 agents running and no window ever opened (launched as the login item launches it:
 `clawdock --at-login`, the agents restored from the last quit), the window's cost while
 it is open (opened from the tray menu over D-Bus), and what is given back once it is
@@ -147,7 +147,7 @@ def run(args) -> list[Table]:
     ]
     names = [n for n, _ in results]
     headers = ["PSS", *names] + (["now / before"] if len(results) == 2 else [])
-    t = Table(f"7. The tray app's weight: {AGENTS} agents running, launched at login, "
+    t = Table(f"8. The tray app's weight: {AGENTS} agents running, launched at login, "
               f"{idle:.0f} s idle", headers)
     for label, get in rows:
         values = [get(r) for _, r in results]

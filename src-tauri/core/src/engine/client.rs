@@ -14,8 +14,8 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 
-use crate::lines::{LineSplitter, LineStream, Stream};
-use crate::podman::{PodmanError, MAX_STDOUT};
+use crate::engine::lines::{LineSplitter, LineStream, Stream};
+use crate::engine::{PodmanError, MAX_STDOUT};
 
 /// The libpod API's path prefix. Podman 4 and 5 both answer it: the version in the
 /// path is the oldest API this client speaks, not the engine's.

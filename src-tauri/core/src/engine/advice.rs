@@ -4,7 +4,7 @@
 //! own words and said in one sentence with a next step. The podman text itself
 //! stays with the error as its details (the log and the window's "Details").
 
-use crate::podman::PodmanError;
+use crate::engine::PodmanError;
 
 /// One sentence with a next step for what `err` says, when it is a cause this knows.
 pub fn for_podman(err: &PodmanError) -> Option<String> {

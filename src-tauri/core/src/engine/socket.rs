@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::process::Child;
 
-use crate::engine_client::{EngineClient, Request};
-use crate::podman::{Call, Podman, PodmanError};
+use crate::engine::client::{EngineClient, Request};
+use crate::engine::{Call, Podman, PodmanError};
 
 /// How long an owned service lives on with no client connected. It is not tied
 /// to Clawdock: a service ended with it would cut what it was doing (measured,
@@ -191,7 +191,7 @@ impl EngineSocket {
                 if let Ok(Some(status)) = child.try_wait() {
                     return Err(PodmanError::Failed {
                         args: "system service".into(),
-                        code: crate::podman::ExitCode(status.code()),
+                        code: crate::engine::ExitCode(status.code()),
                         stderr_tail: "the engine service ended at once".into(),
                     });
                 }

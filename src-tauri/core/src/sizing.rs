@@ -1,0 +1,79 @@
+//! How big things are: the memory a gateway takes, what a Podman machine needs
+//! for a number of agents, and the bounds of an agent's limits. Below the state
+//! machine, the steps and `/meta`, which all read them.
+
+/// Memory one OpenClaw gateway takes after a chat (measured: 0.75 GB idle, up to
+/// 1.3 GB).
+pub const GATEWAY_MEMORY_MIB: u64 = 1300;
+/// What the machine's own system takes before any agent.
+pub const MACHINE_BASE_MIB: u64 = 512;
+/// Podman sizes a machine's memory in these steps.
+pub const MEMORY_STEP_MIB: u64 = 512;
+
+/// Memory limit of an agent's container when none is given (measured: the gateway
+/// takes 0.7 GB idle, up to 1.3 GB after a chat).
+pub const DEFAULT_AGENT_MEMORY_MIB: u64 = 2048;
+/// Bounds of an agent's memory limit.
+pub const AGENT_MEMORY_LIMIT_MIB: std::ops::RangeInclusive<u64> = 256..=65536;
+/// The smallest CPU limit an agent takes (Podman takes a thousandth; the kernel's
+/// CFS a hundredth).
+pub const MIN_AGENT_CPUS: f64 = 0.01;
+
+/// What `agents` gateways need, the machine's own system included.
+pub fn memory_need_mib(agents: u64) -> u64 {
+    MACHINE_BASE_MIB + GATEWAY_MEMORY_MIB * agents
+}
+
+/// `mib` rounded up to Podman's machine memory step.
+pub fn machine_memory_step_up(mib: u64) -> u64 {
+    mib.div_ceil(MEMORY_STEP_MIB) * MEMORY_STEP_MIB
+}
+
+/// The machine memory proposed for `agents` gateways: their need rounded up to
+/// Podman's step, never below the default size.
+pub fn suggested_machine_mib(agents: u64) -> u64 {
+    machine_memory_step_up(memory_need_mib(agents)).clamp(
+        crate::machine::DEFAULT_MEMORY_MIB,
+        *crate::machine::MEMORY_MIB.end(),
+    )
+}
+
+/// Refuses a memory limit outside [`AGENT_MEMORY_LIMIT_MIB`], in a sentence.
+pub fn check_memory_limit(memory_mib: u64) -> Result<(), String> {
+    let range = AGENT_MEMORY_LIMIT_MIB;
+    if range.contains(&memory_mib) {
+        return Ok(());
+    }
+    Err(format!(
+        "The memory limit must be between {} and {} MiB, not {memory_mib}.",
+        range.start(),
+        range.end()
+    ))
+}
+
+/// Refuses a CPU limit below [`MIN_AGENT_CPUS`] or above the `max` CPUs agents
+/// share (`where_`: what has them, for the sentence).
+pub fn check_cpu_limit(cpus: f64, max: u32, where_: &str) -> Result<(), String> {
+    if cpus.is_finite() && (MIN_AGENT_CPUS..=f64::from(max)).contains(&cpus) {
+        return Ok(());
+    }
+    Err(format!(
+        "The CPU limit must be between {MIN_AGENT_CPUS} and {max} CPUs (what {where_} has), not {cpus}."
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_outside_their_bounds_are_refused_in_words() {
+        assert_eq!(check_memory_limit(2048), Ok(()));
+        assert!(check_memory_limit(255).is_err_and(|e| e.contains("between 256 and 65536")));
+        assert_eq!(check_cpu_limit(1.5, 2, "this computer"), Ok(()));
+        assert!(check_cpu_limit(0.001, 2, "x").is_err());
+        assert!(check_cpu_limit(f64::NAN, 2, "x").is_err());
+        assert!(check_cpu_limit(3.0, 2, "Podman's machine")
+            .is_err_and(|e| e.contains("what Podman's machine has")));
+    }
+}
