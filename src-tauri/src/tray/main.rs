@@ -6,6 +6,7 @@
 
 mod handoff;
 mod icons;
+mod launch;
 mod menu;
 #[cfg(any(windows, target_os = "macos"))]
 mod native;
@@ -63,7 +64,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let launched = match runtime.block_on(shell::launch(settings, port)) {
+    let launched = match runtime.block_on(launch::launch(settings, port)) {
         Ok(launched) => launched,
         Err(code) => return code,
     };

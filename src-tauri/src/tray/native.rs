@@ -18,8 +18,9 @@ use tray_icon::menu::{
 };
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
+use super::launch::Launched;
 use super::menu::{Action, Item};
-use super::shell::{self, Launched, Start, TrayContent, TrayError, TrayView};
+use super::shell::{self, Start, TrayContent, TrayError, TrayView};
 
 const TRAY_ID: &str = "main-tray";
 

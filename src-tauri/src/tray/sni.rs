@@ -10,8 +10,9 @@ use ksni::{MenuItem, OfflineReason, TrayMethods};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+use super::launch::Launched;
 use super::menu::{Action, Item};
-use super::shell::{self, Launched, Start, TrayContent, TrayError, TrayView};
+use super::shell::{self, Start, TrayContent, TrayError, TrayView};
 
 /// The item's id and title as the tray had them under libayatana (Tauri's tray):
 /// hosts remember the user's choices for an item (shown, hidden) by its id, and
