@@ -169,10 +169,21 @@ pub enum AgentsCommand {
 }
 
 pub enum Request {
-    Status { json: bool },
+    Status {
+        json: bool,
+    },
+    /// Check for a newer Clawdock (`check`) or install it.
+    SelfUpdate {
+        check: bool,
+        json: bool,
+    },
     Agents(AgentsCommand),
-    Url { show_token: bool },
-    Quit { json: bool },
+    Url {
+        show_token: bool,
+    },
+    Quit {
+        json: bool,
+    },
 }
 
 /// Exit code when no instance runs, so scripts can tell it apart from failures.
@@ -223,7 +234,11 @@ pub fn run(request: Request) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(request)) {
+    let result = match request {
+        Request::SelfUpdate { check, json } => runtime.block_on(self_update(check, json)),
+        request => runtime.block_on(dispatch(request)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::NotRunning(why)) => {
             crate::tell!(
@@ -343,6 +358,103 @@ impl Client {
     }
 }
 
+/// `clawdock self-update [--check]`: the running instance checks or installs (and
+/// then restarts into the new version, its agents running on); with none running,
+/// this process does, through the same core function, and sudo may ask for a
+/// password on the terminal.
+async fn self_update(check: bool, json: bool) -> Result<(), CliError> {
+    use clawdock_core::self_update::{self, Asking, Mode, Outcome};
+    let mode = if check { Mode::Check } else { Mode::Install };
+    let (outcome, through_instance) = match Client::discover() {
+        Ok(client) => {
+            let path = if check {
+                "/app/update/check"
+            } else {
+                "/app/update/install"
+            };
+            let outcome: Outcome = client.call(reqwest::Method::POST, path, None).await?;
+            (outcome, true)
+        }
+        Err(CliError::NotRunning(_)) => {
+            let settings = Settings::from_env().map_err(|e| CliError::Other(e.to_string()))?;
+            let asking = if std::io::stdin().is_terminal() {
+                Asking::Terminal
+            } else {
+                Asking::Desktop
+            };
+            let (outcome, _after) = self_update::run(&settings.updates, mode, asking)
+                .await
+                .map_err(|e| CliError::Api(e.to_string()))?;
+            (outcome, false)
+        }
+        Err(e) => return Err(e),
+    };
+    if json {
+        print_json(&outcome);
+    }
+    match &outcome {
+        Outcome::UpToDate { current, offered } if !json => match offered {
+            Some(offered) if offered != current => crate::say!(
+                "Clawdock {current} is up to date. The feed offers {offered}, which is older: a downgrade is never installed."
+            ),
+            _ => crate::say!("Clawdock {current} is up to date."),
+        },
+        Outcome::Available { current, release } if !json => {
+            crate::say!("Clawdock {} is available (this is {current}).", release.version);
+            if let Some(notes) = &release.notes {
+                crate::say!("\n{notes}\n");
+            }
+            crate::say!("Install it with `clawdock self-update`; agents keep running.");
+        }
+        Outcome::Installed { release, .. } if through_instance => {
+            if !json {
+                crate::say!(
+                    "Clawdock {} is installed; the running Clawdock restarts into it, its agents running on.",
+                    release.version
+                );
+            }
+            wait_for_version(&release.version).await?;
+            if !json {
+                crate::say!("Clawdock {} runs.", release.version);
+            }
+        }
+        Outcome::Installed { release, .. } if !json => {
+            crate::say!("Clawdock {} is installed.", release.version);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Waits until the instance that answers is of `version` (the restart after an
+/// update: the old one hands over, the new one takes the data folder).
+async fn wait_for_version(version: &str) -> Result<(), CliError> {
+    use clawdock_core::self_update::SelfUpdateStatus;
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+    let began = std::time::Instant::now();
+    let mut last = String::from("nothing answered");
+    while began.elapsed() < BOUND {
+        match Client::discover() {
+            Ok(client) => {
+                match client
+                    .call::<SelfUpdateStatus>(reqwest::Method::GET, "/app/update", None)
+                    .await
+                {
+                    Ok(status) if status.current == version => return Ok(()),
+                    Ok(status) => last = format!("Clawdock {} still answers", status.current),
+                    Err(e) => last = cli_message(&e),
+                }
+            }
+            Err(e) => last = cli_message(&e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Err(CliError::Other(format!(
+        "Clawdock {version} was installed but did not answer within {} s ({last}).",
+        BOUND.as_secs()
+    )))
+}
+
 /// The API's `{error, code}`, or the status when the body is not that.
 fn api_error(status: reqwest::StatusCode, body: &[u8]) -> CliError {
     match serde_json::from_slice::<ApiError>(body) {
@@ -398,6 +510,8 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 crate::say!("API:      {}", client.base);
             }
         }
+        // Run by `run` itself: with no instance it needs no client.
+        Request::SelfUpdate { check, json } => self_update(check, json).await?,
         Request::Quit { json } => {
             let quitted: Quitted = client.call(Method::POST, "/shutdown", None).await?;
             if json {

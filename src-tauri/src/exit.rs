@@ -102,3 +102,56 @@ pub fn code_of(report: &ShutdownReport) -> ExitCode {
         ExitCode::from(LEFT_RUNNING)
     }
 }
+
+/// Starts the installed update in this process's place, once the core handed over
+/// (the agents left running for it to adopt): on Unix the program replaces this
+/// process (same pid, so whoever started it still holds it, and the terminal of
+/// `serve` stays attached); on Windows the installer runs now that nothing holds
+/// the files, and starts the app itself. `program` is the path as it was at start.
+pub fn restart(
+    restart: &clawdock_core::self_update::Restart,
+    program: Option<&std::path::Path>,
+    args: &[std::ffi::OsString],
+) -> ExitCode {
+    use clawdock_core::self_update::AfterInstall;
+    tracing::info!(from = %restart.from, to = %restart.to, "restarting into the update");
+    let (program, args): (std::path::PathBuf, Vec<std::ffi::OsString>) = match &restart.after {
+        AfterInstall::RunInstaller { program, args } => {
+            (program.clone(), args.iter().map(Into::into).collect())
+        }
+        AfterInstall::Relaunch => match program {
+            Some(p) => (p.to_path_buf(), args.to_vec()),
+            None => {
+                crate::tell!(
+                    "clawdock: Clawdock {} is installed; start it again (its own path is unknown).",
+                    restart.to
+                );
+                return ExitCode::SUCCESS;
+            }
+        },
+    };
+    let mut command = std::process::Command::new(&program);
+    command.args(&args);
+    #[cfg(unix)]
+    if restart.after == AfterInstall::Relaunch {
+        use std::os::unix::process::CommandExt;
+        let failed = command.exec();
+        crate::tell!(
+            "clawdock: Clawdock {} is installed but could not start ({}: {failed}); start it again.",
+            restart.to,
+            program.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    match command.spawn() {
+        Ok(_started) => ExitCode::SUCCESS,
+        Err(e) => {
+            crate::tell!(
+                "clawdock: could not start {} for Clawdock {}: {e}",
+                program.display(),
+                restart.to
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

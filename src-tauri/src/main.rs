@@ -56,6 +56,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install the newer Clawdock the update feed offers (signed with Clawdock's
+    /// key, never older than this one), and restart the running Clawdock into it:
+    /// its agents keep running and the new version adopts them.
+    SelfUpdate {
+        /// Only say whether a newer version is offered, with its release notes.
+        #[arg(long)]
+        check: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn environment_help() -> String {
@@ -77,6 +87,9 @@ fn main() -> ExitCode {
         )),
         Some(Command::Url { show_token }) => cli::run(cli::Request::Url { show_token }),
         Some(Command::Quit { json }) => cli::run(cli::Request::Quit { json }),
+        Some(Command::SelfUpdate { check, json }) => {
+            cli::run(cli::Request::SelfUpdate { check, json })
+        }
     }
 }
 

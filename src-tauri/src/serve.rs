@@ -19,6 +19,7 @@ pub fn run(port: u16) -> ExitCode {
         }
     };
     let _log = crate::logging::init(&settings::default_log_dir(&settings.home), "serve");
+    let program = settings.updates.program.clone();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -26,10 +27,26 @@ pub fn run(port: u16) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(settings, port))
+    let report = match runtime.block_on(serve(settings, port)) {
+        Ok(report) => report,
+        Err(code) => return code,
+    };
+    drop(runtime);
+    match &report.restart {
+        // The same command line again, in the new version.
+        Some(restart) => {
+            let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+            crate::exit::restart(restart, program.as_deref(), &args)
+        }
+        None => crate::exit::code_of(&report),
+    }
 }
 
-async fn serve(settings: Settings, port: u16) -> ExitCode {
+/// Serves until the end; the shutdown's report (or the code of a failed start).
+async fn serve(
+    settings: Settings,
+    port: u16,
+) -> Result<clawdock_core::shutdown::ShutdownReport, ExitCode> {
     // Before anything can start a container: a SIGHUP from here on is a graceful
     // shutdown, never the default action's instant death.
     let termination = crate::exit::termination();
@@ -39,7 +56,7 @@ async fn serve(settings: Settings, port: u16) -> ExitCode {
         Ok(core) => core,
         Err(e) => {
             crate::tell!("clawdock: {e}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     core.install_panic_hook();
@@ -53,7 +70,7 @@ async fn serve(settings: Settings, port: u16) -> ExitCode {
             crate::tell!("clawdock: {e}");
             // Agents restored at start must not outlive the failed server.
             core.shutdown().await;
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     let reason = match announce(&api) {
@@ -65,10 +82,14 @@ async fn serve(settings: Settings, port: u16) -> ExitCode {
         Err(gone) => gone,
     };
     tracing::info!(%reason, "shutting down");
-    crate::tell!("clawdock: {reason}: stopping agents...");
+    if let Some(version) = core.self_update_status().restarting_into {
+        crate::tell!("clawdock: restarting into Clawdock {version}; the agents keep running...");
+    } else {
+        crate::tell!("clawdock: {reason}: stopping agents...");
+    }
     let report = core.shutdown().await;
     api.close().await;
-    crate::exit::code_of(&report)
+    Ok(report)
 }
 
 /// Prints the API's address (and, to a terminal only, the UI link with its token).

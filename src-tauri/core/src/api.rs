@@ -88,16 +88,22 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::Busy
         | C::Cancelled
         | C::NoLoginItem
-        | C::NoWindow => StatusCode::CONFLICT,
+        | C::NoWindow
+        | C::UpdateUnavailable => StatusCode::CONFLICT,
+        C::UpdateRefused => StatusCode::UNPROCESSABLE_ENTITY,
+        C::UpdateUnreachable => StatusCode::BAD_GATEWAY,
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::GatewayFailed => StatusCode::BAD_GATEWAY,
         C::PodmanUnavailable | C::RuntimeNotReady | C::ShuttingDown | C::NoFreePort => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        C::PodmanFailed | C::StoreFailed | C::FolderFailed | C::LoginItemFailed | C::Internal => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        C::PodmanFailed
+        | C::StoreFailed
+        | C::FolderFailed
+        | C::LoginItemFailed
+        | C::UpdateFailed
+        | C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -378,6 +384,9 @@ fn router(state: AppState) -> Router {
         .route("/events", get(events))
         .route("/shutdown", post(shutdown))
         .route("/window", post(show_window))
+        .route("/app/update", get(self_update_status))
+        .route("/app/update/check", post(self_update_check))
+        .route("/app/update/install", post(self_update_install))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(static_file))
@@ -934,6 +943,48 @@ async fn show_window(State(s): State<AppState>) -> Result<StatusCode, ApiError> 
         .show_window()
         .map_err(|e| ApiError::new(ErrorCode::NoWindow, e.to_string()))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<crate::self_update::UpdateError> for ApiError {
+    fn from(e: crate::self_update::UpdateError) -> Self {
+        let err = Self::new(e.code(), e.to_string());
+        tracing::warn!(error = %e, code = ?err.code, "self-update failed");
+        err
+    }
+}
+
+/// Where Clawdock's own update stands (the last check, its release notes).
+async fn self_update_status(
+    State(s): State<AppState>,
+) -> Json<crate::self_update::SelfUpdateStatus> {
+    Json(s.core.self_update_status())
+}
+
+/// Asks the feed now; answers with the outcome (`upToDate`, `available` with the
+/// release notes) or why it failed.
+async fn self_update_check(
+    State(s): State<AppState>,
+) -> Result<Json<crate::self_update::Outcome>, ApiError> {
+    let core = s.core.clone();
+    let outcome =
+        tokio::spawn(async move { core.self_update(crate::self_update::Mode::Check).await })
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))??;
+    Ok(Json(outcome))
+}
+
+/// Downloads, verifies and installs the newer release, then restarts into it with
+/// the agents left running; answers `installed` before the restart. Detached: a
+/// client that hangs up does not cut an install half-way.
+async fn self_update_install(
+    State(s): State<AppState>,
+) -> Result<Json<crate::self_update::Outcome>, ApiError> {
+    let core = s.core.clone();
+    let outcome =
+        tokio::spawn(async move { core.self_update(crate::self_update::Mode::Install).await })
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))??;
+    Ok(Json(outcome))
 }
 
 /// Runs the shutdown routine (or joins the one under way) and answers with its

@@ -12,6 +12,7 @@ use crate::engine::Installation;
 use crate::events::Event;
 use crate::instance::{InstanceLock, LockError};
 use crate::machine::{Machine, MachineEvent, MachineSpec, RuntimeState, SetupStep};
+use crate::self_update::{self, Outcome, Restart, SelfUpdateStatus, UpdateError};
 use crate::settings::Settings;
 use crate::shutdown::{self, ShutdownReport};
 use crate::status::{RuntimeStatus, SetupProgress};
@@ -49,6 +50,10 @@ struct Inner {
     dashboard_tickets: Mutex<crate::dashboard::Tickets>,
     /// Asks to show the window; the tray app listens, `serve` has nobody who can.
     window_wanted: broadcast::Sender<()>,
+    /// Where Clawdock's own update stands.
+    update_status: Mutex<SelfUpdateStatus>,
+    /// One check or install at a time.
+    updating: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +125,17 @@ impl Clawdock {
                 api_url: Mutex::new(None),
                 dashboard_tickets: Mutex::new(crate::dashboard::Tickets::default()),
                 window_wanted: broadcast::channel(4).0,
+                update_status: Mutex::new(SelfUpdateStatus {
+                    current: crate::self_update::VERSION.to_owned(),
+                    busy: false,
+                    last: None,
+                    error: None,
+                    error_code: None,
+                    checked_at: None,
+                    automatic: false,
+                    restarting_into: None,
+                }),
+                updating: tokio::sync::Mutex::new(()),
             }),
         };
         this.spawn_machine_relay();
@@ -393,14 +409,26 @@ impl Clawdock {
 
     /// Runs the shutdown routine once; every caller, now or later, gets the same
     /// report. The routine runs on its own task, bounded phase by phase, and
-    /// releases the data folder's lock when it ends.
+    /// releases the data folder's lock when it ends. Once a restart for an update
+    /// began, that is the ending every caller gets (its report says `restart`).
     pub async fn shutdown(&self) -> ShutdownReport {
+        self.end(None).await
+    }
+
+    /// The one ending of this instance: the shutdown routine (`None`), or the
+    /// hand-over to an installed update, which leaves the agents running. Whichever
+    /// begins first is the one.
+    async fn end(&self, restart: Option<Restart>) -> ShutdownReport {
         let run = {
             let mut slot = lock(&self.inner.shutdown);
             slot.get_or_insert_with(|| {
                 let this = self.clone();
                 let task = tokio::spawn(async move {
-                    let report = shutdown::run(&this.inner.agents, &this.inner.tasks).await;
+                    let (agents, tasks) = (&this.inner.agents, &this.inner.tasks);
+                    let report = match restart {
+                        None => shutdown::run(agents, tasks).await,
+                        Some(restart) => shutdown::hand_over(agents, tasks, restart).await,
+                    };
                     lock(&this.inner.lock).release();
                     report
                 });
@@ -416,6 +444,100 @@ impl Clawdock {
             .clone()
         };
         run.await
+    }
+
+    /// Where Clawdock's own update stands.
+    pub fn self_update_status(&self) -> SelfUpdateStatus {
+        lock(&self.inner.update_status).clone()
+    }
+
+    /// Checks for a newer Clawdock, or installs it and restarts into it: the tray's
+    /// "Check for updates" and "Install update", the window's (through the API) and
+    /// `clawdock self-update` while this instance runs. One at a time. After an
+    /// install the instance hands over (see [`shutdown::hand_over`]): its owner
+    /// sees the shutdown begin, and its report names the restart to do.
+    pub async fn self_update(&self, mode: self_update::Mode) -> Result<Outcome, UpdateError> {
+        let _one = self.inner.updating.lock().await;
+        if self.inner.tasks.is_closing() {
+            return Err(UpdateError::ShuttingDown);
+        }
+        self.set_update_status(|s| s.busy = true);
+        let result = self_update::run(
+            &self.inner.settings.updates,
+            mode,
+            self_update::Asking::Desktop,
+        )
+        .await;
+        let checked_at = chrono::Utc::now().to_rfc3339();
+        self.set_update_status(|s| {
+            s.busy = false;
+            s.checked_at = Some(checked_at);
+            match &result {
+                Ok((outcome, _)) => {
+                    s.last = Some(outcome.clone());
+                    s.error = None;
+                    s.error_code = None;
+                }
+                Err(e) => {
+                    s.error = Some(e.to_string());
+                    s.error_code = Some(e.code());
+                }
+            }
+        });
+        let (outcome, after) = result?;
+        if let (Outcome::Installed { from, release }, Some(after)) = (&outcome, after) {
+            let restart = Restart {
+                from: from.clone(),
+                to: release.version.clone(),
+                after,
+            };
+            self.set_update_status(|s| s.restarting_into = Some(release.version.clone()));
+            let this = self.clone();
+            // Detached: the caller (a client of the API) gets its answer first.
+            tokio::spawn(async move {
+                this.end(Some(restart)).await;
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// Looks for updates at launch and then once a day of wall-clock time (a
+    /// laptop asleep at night still checks daily), while this instance runs: the
+    /// tray app's, never `serve`'s unasked. Only checks; the user installs.
+    pub fn check_for_updates_daily(&self) {
+        const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+        const TICK: std::time::Duration = std::time::Duration::from_secs(3600);
+        if !self.inner.settings.update_checks {
+            return;
+        }
+        self.set_update_status(|s| s.automatic = true);
+        let this = self.clone();
+        self.inner.tasks.spawn_background(async move {
+            let mut last: Option<std::time::SystemTime> = None;
+            loop {
+                let due = last.is_none_or(|at| at.elapsed().is_ok_and(|passed| passed >= DAY));
+                if due {
+                    last = Some(std::time::SystemTime::now());
+                    match this.self_update(self_update::Mode::Check).await {
+                        Ok(outcome) => tracing::info!(?outcome, "update check"),
+                        Err(UpdateError::NoFeed) => {
+                            tracing::debug!("no update feed in this build");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "update check failed"),
+                    }
+                }
+                tokio::time::sleep(TICK).await;
+            }
+        });
+    }
+
+    fn set_update_status(&self, change: impl FnOnce(&mut SelfUpdateStatus)) {
+        let status = {
+            let mut status = lock(&self.inner.update_status);
+            change(&mut status);
+            status.clone()
+        };
+        let _no_listener = self.inner.events.send(Event::SelfUpdate { status });
     }
 
     /// Resolves once the shutdown has begun, whoever began it (`POST /shutdown`,

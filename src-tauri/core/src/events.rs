@@ -82,4 +82,12 @@ pub enum Event {
     Shutdown {
         stopping: usize,
     },
+    /// Clawdock's own update: a check or an install began or ended.
+    SelfUpdate {
+        status: crate::self_update::SelfUpdateStatus,
+    },
+    /// Clawdock restarts into the update it installed; the agents keep running.
+    Restarting {
+        version: String,
+    },
 }

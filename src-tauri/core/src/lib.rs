@@ -20,6 +20,7 @@ pub mod machine;
 pub mod meta;
 pub mod progress;
 pub mod registry_auth;
+pub mod self_update;
 pub mod settings;
 pub mod shutdown;
 pub mod sizing;

@@ -64,6 +64,14 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "CLAWDOCK_AGENT_MEMORY",
         "memory limit of new agents' containers, in MiB (default 2048)",
     ),
+    (
+        "CLAWDOCK_UPDATE_URL",
+        "the feed Clawdock's own updates come from (default: the build's); still checked with the build's key",
+    ),
+    (
+        "CLAWDOCK_UPDATE_CHECK",
+        "`0` for no automatic update checks (the tray app checks at launch and daily)",
+    ),
 ];
 
 /// Everything configurable, with defaults. Built by [`Settings::from_env`] in the app,
@@ -101,6 +109,10 @@ pub struct Settings {
     /// Where the user's registry logins are (`podman login`'s files), handed to
     /// the engine with a pull.
     pub registry_auth_files: Vec<PathBuf>,
+    /// Where Clawdock's own updates come from and the key they are checked with.
+    pub updates: crate::self_update::UpdateConfig,
+    /// Whether the tray app looks for updates by itself (at launch, then daily).
+    pub update_checks: bool,
 }
 
 /// A setting that could not be read.
@@ -129,6 +141,8 @@ impl Settings {
             engine_socket: None,
             user_engine_socket: crate::engine::socket::user_socket(),
             registry_auth_files: crate::registry_auth::default_files(),
+            updates: crate::self_update::UpdateConfig::from_build(None, None),
+            update_checks: true,
         }
     }
 
@@ -179,6 +193,14 @@ impl Settings {
                     "CLAWDOCK_PORT_BASE must be a port >= 1024, not `{v}`"
                 ))
             })?;
+        }
+        // The program as it is now: once an update replaced it, the running
+        // process's own path names a deleted file.
+        let program = std::env::current_exe().ok();
+        s.updates =
+            crate::self_update::UpdateConfig::from_build(var("CLAWDOCK_UPDATE_URL"), program);
+        if let Some(v) = var("CLAWDOCK_UPDATE_CHECK") {
+            s.update_checks = !matches!(v.as_str(), "0" | "false" | "no" | "off");
         }
         if let Some(v) = var("CLAWDOCK_AGENT_MEMORY") {
             s.agent_memory_mib = v

@@ -31,6 +31,10 @@ pub struct ShutdownReport {
     pub leftover: Vec<String>,
     pub machine_stopped: bool,
     pub elapsed_ms: u128,
+    /// Set when the process ends to restart into an installed update: the agents
+    /// were left running for the new version to adopt.
+    #[serde(skip)]
+    pub restart: Option<crate::self_update::Restart>,
 }
 
 impl ShutdownReport {
@@ -116,12 +120,58 @@ pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
         leftover,
         machine_stopped,
         elapsed_ms: began.elapsed().as_millis(),
+        restart: None,
     };
     if report.clean() {
         tracing::info!(?report, "shutdown finished");
     } else {
         tracing::error!(?report, still_running = ?report.leftover, "shutdown finished with containers still running");
     }
+    report
+}
+
+/// The end of the process for an update's restart, which is not Quit: new
+/// operations are refused and those in flight reach their end (within the same
+/// bound as at quit), a machine setup in flight ends, the followers stop and the
+/// engine service Clawdock owns closes; but no agent is stopped, none is marked
+/// stopped or to be restored, and the machine stays up. The containers run on
+/// under conmon, and the new version's launch adopts each one once its gateway
+/// answers (`agents::launch`, as after a crash). An operation cut short here is
+/// journaled and finished or rolled back by that launch.
+pub(crate) async fn hand_over(
+    agents: &Agents,
+    tasks: &Tasks,
+    restart: crate::self_update::Restart,
+) -> ShutdownReport {
+    let began = Instant::now();
+    tasks.close();
+    let _no_listener = agents.events().send(Event::Restarting {
+        version: restart.to.clone(),
+    });
+    let stop_timeout = agents.settings().stop_timeout;
+    if bounded(stop_timeout + MARGIN, tasks.ops_done())
+        .await
+        .is_none()
+    {
+        tracing::warn!(
+            left = tasks.ops_running(),
+            "operations still running at the update's restart; the next launch finishes them"
+        );
+    }
+    agents.machine().settled().await;
+    if bounded(BACKGROUND_BOUND, tasks.background_done())
+        .await
+        .is_none()
+    {
+        tracing::warn!("followers still running at the update's restart");
+    }
+    agents.machine().close_engine().await;
+    let report = ShutdownReport {
+        elapsed_ms: began.elapsed().as_millis(),
+        restart: Some(restart),
+        ..ShutdownReport::default()
+    };
+    tracing::info!(?report, "handed over to the update; agents left running");
     report
 }
 

@@ -13,6 +13,7 @@ use clawdock_core::api::ApiServer;
 use clawdock_core::app::StartError;
 use clawdock_core::events::Event;
 use clawdock_core::instance::LockError;
+use clawdock_core::self_update::Restart;
 use clawdock_core::settings::Settings;
 use clawdock_core::Clawdock;
 use tokio::sync::broadcast;
@@ -24,6 +25,8 @@ pub struct Ending {
     core: Clawdock,
     api: Mutex<Option<ApiServer>>,
     finished: AtomicBool,
+    /// The restart into an installed update the ending was, if it was one.
+    restart: Mutex<Option<Restart>>,
 }
 
 impl Ending {
@@ -36,12 +39,22 @@ impl Ending {
             api.close().await;
         }
         self.finished.store(true, Ordering::SeqCst);
+        if let Some(restart) = report.restart {
+            *lock(&self.restart) = Some(restart);
+            return ExitCode::SUCCESS;
+        }
         if report.clean() {
             ExitCode::SUCCESS
         } else {
             tracing::error!(still_running = ?report.leftover, "quitting with containers still running");
             ExitCode::from(clawdock::exit::LEFT_RUNNING)
         }
+    }
+
+    /// The restart into an installed update, when the ending was one: the agents
+    /// run on, and the process becomes the new version.
+    pub fn restart(&self) -> Option<Restart> {
+        lock(&self.restart).clone()
     }
 
     /// Whether [`Ending::finish`] ran to its end (the loop's own end need not).
@@ -113,6 +126,7 @@ pub async fn launch(settings: Settings, port: u16) -> Result<Launched, ExitCode>
             core: core.clone(),
             api: Mutex::new(Some(api)),
             finished: AtomicBool::new(false),
+            restart: Mutex::new(None),
         }),
         core,
         log_dir,

@@ -33,6 +33,10 @@ struct Args {
     /// Started by the login item: the tray only, no window.
     #[arg(long = "at-login", hide = true)]
     at_login: bool,
+    /// Started by the version it replaced, after installing this one (its
+    /// version): the tray only, and a notification that says so.
+    #[arg(long = "updated-from", hide = true)]
+    updated_from: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -49,8 +53,10 @@ fn main() -> ExitCode {
         Err(e) => tracing::warn!(error = %e, "no login item: the app's own path is unknown"),
     }
     let _log = clawdock::logging::init(&settings::default_log_dir(&settings.home), "app");
+    let program = settings.updates.program.clone();
     let start = shell::Start {
         at_login: args.at_login,
+        updated_from: args.updated_from,
         first_run: !settings.agents_file().exists(),
     };
     let port = std::env::var("CLAWDOCK_API_PORT")
@@ -68,9 +74,17 @@ fn main() -> ExitCode {
         Ok(launched) => launched,
         Err(code) => return code,
     };
+    let ending = launched.ending.clone();
     #[cfg(target_os = "linux")]
     let code = sni::run(&runtime, launched, start);
     #[cfg(any(windows, target_os = "macos"))]
     let code = native::run(&runtime, launched, start);
-    code
+    drop(runtime);
+    match ending.restart() {
+        Some(restart) => {
+            let args = ["--updated-from".into(), restart.from.clone().into()];
+            clawdock::exit::restart(&restart, program.as_deref(), &args)
+        }
+        None => code,
+    }
 }

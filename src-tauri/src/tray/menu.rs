@@ -3,6 +3,7 @@
 //! so all of it is unit-tested.
 
 use clawdock_core::agents::{Activity, AgentView};
+use clawdock_core::self_update::{self, Outcome, SelfUpdateStatus};
 use clawdock_core::status::{RuntimeStatus, StateName};
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
@@ -20,6 +21,13 @@ pub enum Action {
     OpenWindow,
     /// Turn launching at login on (`true`) or off.
     LaunchAtLogin(bool),
+    /// Ask the feed for a newer Clawdock now.
+    CheckForUpdates,
+    /// Install the newer Clawdock the last check found, and restart into it with
+    /// the agents left running.
+    InstallUpdate,
+    /// Show the release notes of the newer Clawdock (the window's update view).
+    ShowUpdate,
     Quit,
     StartAgent(Uuid),
     StopAgent(Uuid),
@@ -58,6 +66,8 @@ pub struct MenuState<'a> {
     pub stopping: Option<usize>,
     /// Whether the app starts at login; `None` when that cannot be read.
     pub launch_at_login: Option<bool>,
+    /// Where Clawdock's own update stands; `None` before the first look.
+    pub update: Option<&'a SelfUpdateStatus>,
 }
 
 /// The status line of the menu and the tray tooltip.
@@ -146,6 +156,7 @@ pub fn model(state: &MenuState<'_>) -> Vec<Item> {
             checked: on,
         });
     }
+    items.extend(update_items(state.update, quitting));
     items.push(button("Open Clawdock", Action::OpenWindow, true));
     items.push(button(
         if quitting {
@@ -157,6 +168,63 @@ pub fn model(state: &MenuState<'_>) -> Vec<Item> {
         true,
     ));
     items
+}
+
+/// Clawdock's own update: "Check for updates" always; when a newer version was
+/// found, installing it (the user decides when) and its release notes.
+fn update_items(update: Option<&SelfUpdateStatus>, quitting: bool) -> Vec<Item> {
+    let busy = update.is_some_and(|u| u.busy || u.restarting_into.is_some());
+    let mut items = Vec::new();
+    if let Some(release) = update.and_then(SelfUpdateStatus::available) {
+        items.push(button(
+            &format!("Install Clawdock {} and restart", release.version),
+            Action::InstallUpdate,
+            !quitting && !busy,
+        ));
+        items.push(button(
+            &format!("What's new in {}...", release.version),
+            Action::ShowUpdate,
+            true,
+        ));
+    }
+    items.push(button(
+        if update.is_some_and(|u| u.busy) {
+            "Checking for updates..."
+        } else {
+            "Check for updates"
+        },
+        Action::CheckForUpdates,
+        !quitting && !busy,
+    ));
+    items
+}
+
+/// What a check or an install came to, as the tray tells it.
+pub fn update_sentence(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::UpToDate { current, offered } => match offered {
+            Some(offered) if offered != current => format!(
+                "Clawdock {current} is up to date. The feed offers {offered}, which is older: a downgrade is never installed."
+            ),
+            _ => format!("Clawdock {current} is up to date."),
+        },
+        Outcome::Available { release, .. } => {
+            let notes = release
+                .notes
+                .as_deref()
+                .and_then(|n| n.lines().find(|l| !l.trim().is_empty()))
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default();
+            format!(
+                "Clawdock {} is available.{notes} Install it from the tray menu when it suits you; your agents keep running.",
+                release.version
+            )
+        }
+        Outcome::Installed { release, .. } => format!(
+            "Clawdock {} is installed. Clawdock restarts into it; your agents keep running.",
+            release.version
+        ),
+    }
 }
 
 fn agent_menu(agent: &AgentView, usable: bool) -> Item {
@@ -288,6 +356,15 @@ pub async fn perform(core: &Clawdock, action: Action) -> Effect {
             Err(Some(e)) => Effect::Failed(format!("Could not change launch at login: {e}")),
             Err(None) => Effect::None,
         },
+        Action::CheckForUpdates => match core.self_update(self_update::Mode::Check).await {
+            Ok(outcome) => Effect::Told(update_sentence(&outcome)),
+            Err(e) => Effect::Failed(format!("Could not check for updates: {e}")),
+        },
+        Action::InstallUpdate => match core.self_update(self_update::Mode::Install).await {
+            Ok(outcome) => Effect::Told(update_sentence(&outcome)),
+            Err(e) => Effect::Failed(format!("The update was not installed: {e}")),
+        },
+        Action::ShowUpdate => Effect::ShowWindow("update".into()),
         Action::Quit => Effect::Quit,
     }
 }
@@ -366,6 +443,7 @@ mod tests {
             agents: &agents,
             stopping: None,
             launch_at_login: None,
+            update: None,
         });
         assert_eq!(items[0], Item::Label("1 of 2 agents running".into()));
         assert!(enabled(&items, Action::OpenDashboard(agents[0].id)));
@@ -402,6 +480,7 @@ mod tests {
                 agents: &[],
                 stopping: None,
                 launch_at_login: Some(on),
+                update: None,
             });
             assert!(
                 items.contains(&Item::Check {
@@ -417,6 +496,7 @@ mod tests {
             agents: &[],
             stopping: None,
             launch_at_login: None,
+            update: None,
         });
         assert!(!unknown.iter().any(|i| matches!(i, Item::Check { .. })));
     }
@@ -430,6 +510,7 @@ mod tests {
             agents: &agents,
             stopping: None,
             launch_at_login: None,
+            update: None,
         });
         assert!(!enabled(&items, Action::StartAgent(agents[0].id)));
         assert!(
@@ -448,6 +529,7 @@ mod tests {
             agents: &agents,
             stopping: None,
             launch_at_login: None,
+            update: None,
         });
         assert_eq!(items[0], Item::Label("Podman needs setting up".into()));
         assert!(enabled(&items, Action::SetupPodman));
@@ -464,6 +546,7 @@ mod tests {
             agents: &[],
             stopping: None,
             launch_at_login: None,
+            update: None,
         });
         assert!(enabled(&items, Action::StartRuntime));
         assert!(!enabled(&items, Action::StopAll));
@@ -478,6 +561,7 @@ mod tests {
             agents: &agents,
             stopping: None,
             launch_at_login: None,
+            update: None,
         });
         assert_eq!(items[0], Item::Label("Podman is not installed".into()));
         assert!(!enabled(&items, Action::StartAll));
@@ -493,6 +577,7 @@ mod tests {
             agents: &agents,
             stopping: Some(3),
             launch_at_login: None,
+            update: None,
         });
         assert_eq!(items[0], Item::Label("Stopping 3 agents...".into()));
         let quit = buttons(&items)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clawdock_core::events::{Change, Event};
+use clawdock_core::self_update::Outcome;
 use clawdock_core::status::StateName;
 use clawdock_core::Clawdock;
 use tokio::sync::{broadcast, mpsc};
@@ -27,6 +28,9 @@ pub struct Start {
     pub at_login: bool,
     /// No agents file yet: the window opens to greet the user.
     pub first_run: bool,
+    /// Started by the version this one replaced (its version): no window, a
+    /// notification that the update is in and the agents ran on.
+    pub updated_from: Option<String>,
 }
 
 /// What the tray shows. Drawn again only when it changed: a redraw replaces a menu
@@ -71,11 +75,13 @@ pub fn content(core: &Clawdock, stopping: Option<usize>) -> TrayContent {
         tracing::warn!(error = %e, "could not read the login item");
         None
     });
+    let update = core.self_update_status();
     let state = MenuState {
         status: &status,
         agents: &agents,
         stopping,
         launch_at_login,
+        update: Some(&update),
     };
     let line = menu::status_line(&state);
     TrayContent {
@@ -208,7 +214,19 @@ pub async fn run(
         exiting: false,
         window_focused: false,
         engine_lost_told: None,
+        update_told: None,
     };
+    if let Some(from) = shell.start.updated_from.clone() {
+        let running = shell.core.agents().list().len();
+        shell.notify(
+            "Clawdock is updated",
+            &format!(
+                "Clawdock {} replaced {from}. Your agents ran on through the update ({running} in all).",
+                clawdock_core::self_update::VERSION
+            ),
+        );
+    }
+    shell.core.check_for_updates_daily();
     loop {
         let Some(input) = next.recv().await else {
             // The shell holds a sender itself: this does not happen.
@@ -241,6 +259,8 @@ struct Shell {
     window_focused: bool,
     /// When the user was last told the machine went away.
     engine_lost_told: Option<Instant>,
+    /// The newer Clawdock the user was last told of: once per version.
+    update_told: Option<String>,
 }
 
 impl Shell {
@@ -312,7 +332,7 @@ impl Shell {
     async fn first_look(&mut self) {
         let status = self.core.runtime_status();
         let needs_setup = status.setup_needed() || !status.is_available();
-        if self.start.at_login {
+        if self.start.at_login || self.start.updated_from.is_some() {
             if needs_setup {
                 self.notify(
                     "Clawdock",
@@ -384,6 +404,18 @@ impl Shell {
                     }
                 }
             },
+            Event::SelfUpdate { status } => {
+                if let Some(outcome @ Outcome::Available { release, .. }) = &status.last {
+                    if self.update_told.as_deref() != Some(release.version.as_str()) {
+                        self.update_told = Some(release.version.clone());
+                        self.notify("Clawdock update", &menu::update_sentence(outcome));
+                    }
+                }
+            }
+            Event::Restarting { version } => self.notify(
+                "Clawdock is restarting",
+                &format!("Into Clawdock {version}, just installed. Your agents keep running."),
+            ),
             Event::Runtime { status } => {
                 if let Some(setup) = &status.setup {
                     if !setup.running {

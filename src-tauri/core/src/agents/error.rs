@@ -41,6 +41,16 @@ pub enum ErrorCode {
     StoreFailed,
     FolderFailed,
     GatewayFailed,
+    /// The self-update cannot run here: no feed or key in this build, or not
+    /// installed from a package.
+    UpdateUnavailable,
+    /// The update feed or the package could not be reached.
+    UpdateUnreachable,
+    /// The update was refused: a bad signature, a version that differs from the
+    /// signed one, a downgrade, not a package.
+    UpdateRefused,
+    /// The update's install failed (nothing else changed).
+    UpdateFailed,
     // Codes of the API's own edges.
     Unauthorized,
     Forbidden,
