@@ -16,6 +16,7 @@ import { createSettingsDialog } from './agentsettings.js';
 import { createExportDialog } from './export.js';
 import { createAppMenu, createQuitView } from './menu.js';
 import { createStatsFeed } from './stats.js';
+import { createSelfUpdate } from './selfupdate.js';
 import { h, rich, typingTarget, show } from './util.js';
 
 const $ = (id) => document.getElementById(id);
@@ -50,6 +51,7 @@ function start() {
     () => create.render(),
     () => dialogs.settings.render(),
     createQuitView(),
+    createSelfUpdate(store),
   ];
   const announce = createAnnouncer();
 
@@ -85,6 +87,7 @@ function start() {
   };
 
   const onRoute = () => {
+    const wasSetup = state.local.route.view === 'setup';
     const { token } = splitHash(location.hash);
     if (token && !window.__CLAWDOCK__ && state.api) {
       // A fresh link pasted into this tab: take its token.
@@ -94,7 +97,10 @@ function start() {
         return;
       }
     }
-    store.setRoute(parseRoute(location.hash));
+    const route = parseRoute(location.hash);
+    store.setRoute(route);
+    // The no-tray note does not take the user out of the setup wizard.
+    if (route.notice === 'no-tray' && wasSetup) navigate('setup');
   };
 
   const keyboard = (e) => {
@@ -139,6 +145,7 @@ function start() {
       if (conn === 'live' && !settingsAsked) {
         settingsAsked = true;
         state.api.get('/settings').then((reply) => store.loadSettings(reply), () => {});
+        state.api.get('/app/update').then((reply) => store.loadSelfUpdate(reply), () => {});
       }
     },
   });

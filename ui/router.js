@@ -1,5 +1,7 @@
 // Routes live in location.hash so the desktop shell can navigate by setting it:
-// '' (agents), 'setup', 'logs/<agentId>', 'chat/<agentId>'.
+// '' (agents), 'setup', 'logs/<agentId>', 'chat/<agentId>', and two notes over the
+// agents page: 'update' (the newer Clawdock's release notes) and 'no-tray' (the
+// desktop shows no tray: where the controls are).
 
 import { splitHash } from './api.js';
 
@@ -9,6 +11,7 @@ export function parseRoute(hash) {
   const [name, ...rest] = route.split('/');
   const id = rest.join('/');
   if (name === 'setup') return { view: 'setup' };
+  if (name === 'update' || name === 'no-tray') return { view: 'agents', notice: name };
   if ((name === 'logs' || name === 'chat') && id) {
     let decoded = id;
     try { decoded = decodeURIComponent(id); } catch { /* keep as is */ }

@@ -9,7 +9,7 @@
 
 /** The server slice before the first snapshot. */
 export function emptyServer() {
-  return { status: null, agents: new Map(), meta: null, setupLines: [], pull: new Map(), settings: null, shutdown: null };
+  return { status: null, agents: new Map(), meta: null, setupLines: [], pull: new Map(), settings: null, shutdown: null, selfUpdate: null, restarting: null };
 }
 
 /**
@@ -72,6 +72,10 @@ export function applyEvent(server, event) {
       return { ...server, setupLines: [...server.setupLines, { step: event.step, line: event.line }].slice(-SETUP_LINES) };
     case 'shutdown':
       return { ...server, shutdown: { stopping: event.stopping } };
+    case 'selfUpdate':
+      return event.status ? { ...server, selfUpdate: event.status } : server;
+    case 'restarting':
+      return typeof event.version === 'string' ? { ...server, restarting: event.version } : server;
     default:
       return server;
   }
@@ -165,7 +169,17 @@ export function createStore() {
     },
     setApi(api) { state.api = api; },
     setConn(conn) { state.local.conn = conn; changed(); },
-    setRoute(route) { state.local.route = route; changed(); },
+    setRoute(route) {
+      state.local.route = route;
+      // The desktop has no tray: said once, the note stays while the window lives.
+      if (route.notice === 'no-tray') state.local.noTray = true;
+      changed();
+    },
+    /** `GET /app/update`'s answer, unless the stream said newer already. */
+    loadSelfUpdate(reply) {
+      if (!reply || state.server.selfUpdate) return;
+      this.applyEvent({ type: 'selfUpdate', status: reply });
+    },
     setInflight(id, kind) {
       if (kind) state.local.inflight.set(id, kind);
       else state.local.inflight.delete(id);

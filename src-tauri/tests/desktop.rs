@@ -682,6 +682,38 @@ fn the_window_is_a_process_that_ends_when_closed_and_a_second_launch_shows_it() 
     );
 }
 
+/// GNOME without the AppIndicator extension: no StatusNotifier host on the bus, so
+/// the tray icon would be absent and the app look dead (tauri-apps/tauri #14234).
+/// Not a first run (it would open the window anyway): the window opens by itself
+/// at the note saying where the controls are, and the app runs on.
+#[test]
+fn without_a_tray_host_the_window_opens_and_says_where_the_controls_are() {
+    let home = Home::new();
+    std::fs::write(home.path().join("agents.json"), "[]").expect("store");
+    let session = Session::without_tray_host();
+    let mut app = launch(&session, home.path());
+    let pid = app.id();
+    assert!(
+        wait_for(Duration::from_secs(30), || window_processes(pid).len() == 1
+            && session.viewable("Clawdock")),
+        "the window opens when no tray host is there\n{}",
+        app_story(home.path())
+    );
+    let story = app_story(home.path());
+    assert!(
+        story.contains("no tray host on this desktop: opening the window"),
+        "{story}"
+    );
+    // The tray is still on the bus: a host that starts later shows it.
+    let (_name, _path) = wait_for_tray(&session, pid);
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    assert_eq!(wait_exit(&mut app, Duration::from_secs(30)), Some(0));
+}
+
 #[test]
 fn sigterm_stops_running_agents_without_killing_them_and_exits_zero() {
     let (home, label) = home_with_two_stopped_agents("sigterm");

@@ -192,6 +192,55 @@ pub enum MachineError {
     StuckStarting,
     #[error("the Podman machine started but the engine does not answer: {0}")]
     EngineSilent(String),
+    /// Podman 6's default provider on macOS, libkrun, runs its VM with krunkit,
+    /// which is not in Homebrew's core; the machine was made with it and cannot
+    /// start.
+    #[error("Podman's machine uses the libkrun provider, and krunkit, the program that runs it, is not installed. Install it (`brew tap slp/krunkit && brew install krunkit`), or remove the machine (`podman machine rm`) and set it up again from Clawdock, which then uses Apple's hypervisor (applehv).")]
+    KrunkitMissing(#[source] PodmanError),
+}
+
+/// `podman machine info --format json`, the part read: the provider new
+/// machines get (`libkrun`, `applehv`, `wsl`, `hyperv`, `qemu`).
+#[derive(Debug, Deserialize)]
+struct MachineInfo {
+    #[serde(rename = "Host")]
+    host: MachineInfoHost,
+}
+
+#[derive(Debug, Deserialize)]
+struct MachineInfoHost {
+    #[serde(rename = "VMType", default)]
+    vm_type: String,
+}
+
+/// Where Podman looks for its helper programs on macOS (containers-common's
+/// `helper_binaries_dir` default), after `$BINDIR/../libexec/podman`.
+const HELPER_DIRS: &[&str] = &[
+    "/usr/local/opt/podman/libexec/podman",
+    "/opt/homebrew/opt/podman/libexec/podman",
+    "/opt/homebrew/bin",
+    "/usr/local/bin",
+    "/usr/local/libexec/podman",
+    "/usr/local/lib/podman",
+    "/usr/libexec/podman",
+    "/usr/lib/podman",
+];
+
+/// Whether Podman would find its helper `name`: in `$BINDIR/../libexec/podman`
+/// (beside the podman binary `podman`), its default helper folders, then `PATH`,
+/// as `FindHelperBinary(name, true)` looks when a machine starts.
+fn helper_found(podman: Option<&std::path::Path>, name: &str) -> bool {
+    let beside = podman
+        .and_then(std::path::Path::parent)
+        .map(|bin| bin.join("../libexec/podman"));
+    let path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(HELPER_DIRS.iter().map(std::path::PathBuf::from))
+        .chain(path)
+        .any(|dir| dir.join(name).is_file())
 }
 
 /// Events of the machine, for the UI and the tray.
@@ -578,8 +627,37 @@ impl Machine {
         Ok(())
     }
 
+    /// The provider to ask for at init, when Podman's own default cannot start:
+    /// Podman 6 makes libkrun the default on macOS, and without krunkit (not in
+    /// Homebrew's core) its machines never start, so the machine is made with
+    /// Apple's hypervisor, which needs nothing installed. `None`: Podman's default
+    /// (or `machine info` could not say; Podman before 6 defaults to applehv).
+    async fn provider_for_init(&self) -> Option<&'static str> {
+        let call =
+            Call::new(["machine", "info", "--format", "json"]).timeout(self.inner.timings.list);
+        let info = match self.inner.podman.run(call).await {
+            Ok(out) => serde_json::from_str::<MachineInfo>(&out.stdout).ok()?,
+            Err(e) => {
+                tracing::info!(error = %e, "podman machine info failed; using Podman's default provider");
+                return None;
+            }
+        };
+        if info.host.vm_type != "libkrun" {
+            return None;
+        }
+        let podman = self.inner.podman.bin().map(std::path::Path::to_path_buf);
+        if helper_found(podman.as_deref(), "krunkit") {
+            return None;
+        }
+        tracing::warn!(
+            "Podman's default provider is libkrun and krunkit is not installed: using applehv"
+        );
+        Some("applehv")
+    }
+
     async fn init(&self, spec: MachineSpec) -> Result<(), MachineError> {
         self.announce(RuntimeState::Starting);
+        let provider = self.provider_for_init().await;
         let mut args: Vec<String> = vec![
             "machine".into(),
             "init".into(),
@@ -590,10 +668,22 @@ impl Machine {
             "--disk-size".into(),
             spec.disk_gib.to_string(),
         ];
+        if let Some(provider) = provider {
+            args.extend(["--provider".into(), provider.into()]);
+        }
         if let Some(name) = &self.inner.name {
             args.push(name.clone());
         }
         let progress = self.progress(SetupStep::Init);
+        if provider.is_some() {
+            let _no_listener = self.inner.events.send(MachineEvent::Progress {
+                step: SetupStep::Init,
+                line: "krunkit, which Podman's default provider (libkrun) needs, is not installed: using Apple's hypervisor (applehv) instead.".into(),
+                done_bytes: None,
+                total_bytes: None,
+                eta_secs: None,
+            });
+        }
         // On a terminal: the image download's byte counters exist only there.
         let call = Call::new(args)
             .timeout(self.inner.timings.init)
@@ -627,6 +717,7 @@ impl Machine {
                 self.inner.started_by_us.store(true, Ordering::SeqCst);
                 Ok(())
             }
+            Err(e) if e.says("\"krunkit\"") => Err(MachineError::KrunkitMissing(e)),
             Err(e) if e.says("already running") || e.says("already starting") => {
                 match self.state().await? {
                     MachineState::Running => Ok(()),

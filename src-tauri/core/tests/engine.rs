@@ -58,7 +58,7 @@ fn status_of(core: &Clawdock, name: &str) -> Option<AgentStatus> {
 
 /// Runs the fake's `podman machine stop` as a user in a terminal would.
 fn stop_machine_from_outside(home: &Home) {
-    let out = std::process::Command::new(home.path().join("podman"))
+    let out = std::process::Command::new(home.path().join("bin/podman"))
         .args(["machine", "stop"])
         .output()
         .expect("podman machine stop");

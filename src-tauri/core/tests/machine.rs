@@ -316,3 +316,74 @@ async fn the_wizard_gets_percent_and_bytes_of_the_download_from_a_terminal() {
         "the unpacking counts on its own, from zero: {seen:?}"
     );
 }
+
+/// Podman 6 on Apple silicon: libkrun is the default provider, and krunkit, the
+/// program that runs its VM, is not in Homebrew's core, so `machine start` of a new
+/// machine failed (`exec: "krunkit": executable file not found in $PATH`). Without
+/// krunkit the wizard makes the machine with Apple's hypervisor (applehv).
+#[tokio::test]
+async fn podman_6_without_krunkit_sets_up_the_machine_with_applehv() {
+    let home = Home::new();
+    let (m, state) = machine(
+        &home,
+        json!({ "version": "6.0.0", "provider": "libkrun", "krunkit_installed": false }),
+    );
+    m.setup(MachineSpec::recommended())
+        .await
+        .expect("the machine is set up and started");
+    let args = fake_state(&state)["last_init_args"].clone();
+    let args: Vec<&str> = args
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w == ["--provider", "applehv"]),
+        "{args:?}"
+    );
+    assert_eq!(m.state().await.expect("state"), MachineState::Running);
+}
+
+/// With krunkit installed where Podman looks for it (`$BINDIR/../libexec/podman`),
+/// Podman's own default stands.
+#[tokio::test]
+async fn with_krunkit_installed_podman_keeps_its_default_provider() {
+    let home = Home::new();
+    let (m, state) = machine(
+        &home,
+        json!({ "version": "6.0.0", "provider": "libkrun", "krunkit_installed": true }),
+    );
+    let helpers = home.path().join("libexec/podman");
+    std::fs::create_dir_all(&helpers).expect("helpers");
+    let krunkit = helpers.join("krunkit");
+    std::fs::write(&krunkit, "#!/bin/sh\n").expect("krunkit");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&krunkit, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    m.setup(MachineSpec::recommended()).await.expect("set up");
+    let args = fake_state(&state)["last_init_args"].to_string();
+    assert!(!args.contains("--provider"), "{args}");
+    assert_eq!(
+        fake_state(&state)["machines"][0]["VMType"],
+        json!("libkrun")
+    );
+}
+
+/// A libkrun machine made before (by Podman itself) whose krunkit is missing: the
+/// start's error says what to install, or how to get an applehv machine instead.
+#[tokio::test]
+async fn a_libkrun_machine_without_krunkit_says_what_to_install() {
+    let home = Home::new();
+    let mut row = machine_row(false, false);
+    row["VMType"] = json!("libkrun");
+    let (m, _state) = machine(
+        &home,
+        json!({ "version": "6.0.0", "provider": "libkrun", "machines": [row] }),
+    );
+    let err = m.ensure_ready().await.expect_err("no krunkit").to_string();
+    assert!(err.contains("brew install krunkit"), "{err}");
+    assert!(err.contains("applehv"), "{err}");
+}

@@ -101,7 +101,16 @@ pub fn run(runtime: &Runtime, launched: Launched, start: Start) -> ExitCode {
                         let proxy = proxy.clone();
                         runtime.spawn(async move {
                             let tray = NativeTray(proxy.clone());
-                            let code = shell::run(launched, &tray, clicked, start, shown).await;
+                            let code = shell::run(
+                                launched,
+                                &tray,
+                                clicked,
+                                start,
+                                shown,
+                                // The platform's own tray: always shown.
+                                std::future::pending(),
+                            )
+                            .await;
                             if proxy.send_event(Command::Exit(code)).is_err() {
                                 tracing::error!("the event loop ended before the app did");
                             }

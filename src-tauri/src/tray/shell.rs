@@ -104,6 +104,8 @@ enum Input {
     WindowWanted,
     /// Podman and the machine were looked at the first time.
     Probed,
+    /// The desktop has no tray host: nothing will draw the tray.
+    NoTrayHost,
     Exit(ExitRequest),
     /// The shutdown routine ended: the process exits with this code.
     Finished(ExitCode),
@@ -121,12 +123,15 @@ enum ExitRequest {
 }
 
 /// Runs the tray app until its exit; `shown` is what the tray shows already.
+/// `no_tray_host` resolves if the desktop turns out to have no tray to show it:
+/// the window then opens and says where the controls are.
 pub async fn run(
     launched: Launched,
     tray: &impl TrayView,
     mut clicks: mpsc::UnboundedReceiver<Action>,
     start: Start,
     shown: TrayContent,
+    no_tray_host: impl Future<Output = ()> + Send + 'static,
 ) -> ExitCode {
     let Launched {
         core,
@@ -186,6 +191,11 @@ pub async fn run(
         tasks.spawn(async move {
             begun.shutdown_begun().await;
             let _gone = to.send(Input::Exit(ExitRequest::Follow));
+        });
+        let to = inputs.clone();
+        tasks.spawn(async move {
+            no_tray_host.await;
+            let _gone = to.send(Input::NoTrayHost);
         });
         let to = inputs.clone();
         let probed = core.clone();
@@ -312,6 +322,10 @@ impl Shell {
             }
             Input::WindowWanted => self.window.show("").await,
             Input::Probed => self.first_look().await,
+            Input::NoTrayHost => {
+                tracing::warn!("no tray host on this desktop: opening the window to say where the controls are");
+                self.window.show("no-tray").await;
+            }
             Input::Exit(request) => self.exit(request),
             Input::Finished(code) => return Some(code),
         }

@@ -4,6 +4,7 @@
 //! D-Bus messages, and clicks come back as the menu's typed actions.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use ksni::menu::{CheckmarkItem, StandardItem, SubMenu};
 use ksni::{MenuItem, OfflineReason, TrayMethods};
@@ -34,10 +35,85 @@ pub fn run(runtime: &Runtime, launched: Launched, start: Start) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let code = shell::run(launched, &tray, clicked, start, content).await;
+        let grace = if start.at_login {
+            HOST_GRACE_AT_LOGIN
+        } else {
+            HOST_GRACE
+        };
+        let code = shell::run(
+            launched,
+            &tray,
+            clicked,
+            start,
+            content,
+            no_tray_host(grace),
+        )
+        .await;
         tray.handle.shutdown().await;
         code
     })
+}
+
+/// How long after launch a tray host may take to appear before the app decides
+/// there is none: a desktop session still starting its panel at login gets longer.
+const HOST_GRACE: Duration = Duration::from_secs(3);
+const HOST_GRACE_AT_LOGIN: Duration = Duration::from_secs(30);
+const WATCHER: &str = "org.kde.StatusNotifierWatcher";
+
+/// Resolves when no StatusNotifier host showed up on the session bus within
+/// `grace`: GNOME without the AppIndicator extension (Wayland's default there), a
+/// bare window manager. The item is on the bus all the same, but nothing draws it,
+/// and the app would look dead (tauri-apps/tauri #14234). Never resolves when a
+/// host is there.
+async fn no_tray_host(grace: Duration) {
+    const POLL: Duration = Duration::from_millis(250);
+    let bus = match zbus::Connection::session().await {
+        Ok(bus) => bus,
+        Err(e) => {
+            // The tray itself is on this bus: without it nothing shows anyway.
+            tracing::warn!(error = %e, "no session bus to look for a tray host on");
+            return;
+        }
+    };
+    let began = tokio::time::Instant::now();
+    loop {
+        if host_registered(&bus).await {
+            tracing::info!("a tray host is registered");
+            std::future::pending::<()>().await;
+        }
+        if began.elapsed() >= grace {
+            tracing::warn!(
+                ?grace,
+                "no StatusNotifier host on the session bus: the tray will not show"
+            );
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `org.kde.StatusNotifierWatcher`'s `IsStatusNotifierHostRegistered`; `false`
+/// when no watcher owns that name.
+async fn host_registered(bus: &zbus::Connection) -> bool {
+    let reply = bus
+        .call_method(
+            Some(WATCHER),
+            "/StatusNotifierWatcher",
+            Some("org.freedesktop.DBus.Properties"),
+            "Get",
+            &(WATCHER, "IsStatusNotifierHostRegistered"),
+        )
+        .await;
+    match reply {
+        Ok(message) => matches!(
+            message.body().deserialize::<zbus::zvariant::Value<'_>>(),
+            Ok(zbus::zvariant::Value::Bool(true))
+        ),
+        Err(e) => {
+            tracing::debug!(error = %e, "no StatusNotifierWatcher answers");
+            false
+        }
+    }
 }
 
 pub struct SniTray {
@@ -108,9 +184,9 @@ impl ksni::Tray for Sni {
         tracing::info!("a tray host is on the session bus");
     }
 
-    /// No host to draw the tray (yet): the item stays on the bus. Where none ever
-    /// comes the menu is out of reach; telling the shell from here, so that it opens
-    /// the window and says where the controls are, is issue 31's.
+    /// No host to draw the tray (yet): the item stays on the bus and registers
+    /// once one comes. Whether one is there at launch is asked of the watcher
+    /// itself (`no_tray_host`): a watcher can run with no host behind it.
     fn watcher_offline(&self, reason: OfflineReason) -> bool {
         tracing::info!(
             ?reason,

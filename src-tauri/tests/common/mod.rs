@@ -92,15 +92,58 @@ impl Drop for Home {
     }
 }
 
-/// An X server and a session bus of the test's own; both end with it.
+/// An X server and a session bus of the test's own; both end with it. On the bus,
+/// unless asked otherwise, a desktop's tray host as the app sees one: the
+/// `org.kde.StatusNotifierWatcher` saying a host is registered (a stand-in: no
+/// tray host runs under Xvfb to draw the icon; the tests read the menu over D-Bus).
 pub struct Session {
     children: Vec<Child>,
     pub display: String,
     pub bus: String,
+    tray_host: Option<zbus::blocking::Connection>,
+}
+
+/// The stand-in tray host's watcher: items register with it, and it says a host is
+/// there, as KDE's, GNOME's AppIndicator extension and XFCE's panels do.
+struct TrayHostWatcher;
+
+#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
+impl TrayHostWatcher {
+    fn register_status_notifier_item(&self, _service: &str) {}
+
+    fn register_status_notifier_host(&self, _service: &str) {}
+
+    #[zbus(property)]
+    fn is_status_notifier_host_registered(&self) -> bool {
+        true
+    }
+
+    #[zbus(property)]
+    fn protocol_version(&self) -> i32 {
+        0
+    }
+
+    #[zbus(property)]
+    fn registered_status_notifier_items(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Session {
+    /// A desktop with a tray host.
     pub fn start() -> Self {
+        let mut session = Self::without_tray_host();
+        let host = zbus::blocking::connection::Builder::address(session.bus.as_str())
+            .and_then(|b| b.name("org.kde.StatusNotifierWatcher"))
+            .and_then(|b| b.serve_at("/StatusNotifierWatcher", TrayHostWatcher))
+            .and_then(zbus::blocking::connection::Builder::build)
+            .expect("the stand-in tray host on the session bus");
+        session.tray_host = Some(host);
+        session
+    }
+
+    /// A desktop with no tray host: GNOME without the AppIndicator extension.
+    pub fn without_tray_host() -> Self {
         let mut xvfb = Command::new("Xvfb")
             .args([
                 "-displayfd",
@@ -127,6 +170,7 @@ impl Session {
             children: vec![xvfb, dbus],
             display: format!(":{display}"),
             bus,
+            tray_host: None,
         }
     }
 
@@ -142,6 +186,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        drop(self.tray_host.take());
         for child in &mut self.children {
             let _gone = child.kill();
             let _reaped = child.wait();

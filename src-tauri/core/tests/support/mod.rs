@@ -154,7 +154,10 @@ impl Home {
             serde_json::to_vec_pretty(&state).expect("json"),
         )
         .expect("state");
-        let wrapper = self.path().join("podman");
+        // In bin/, as installed: Podman looks for its helpers (krunkit) in
+        // `$BINDIR/../libexec/podman` first, and so does Clawdock.
+        let wrapper = self.path().join("bin/podman");
+        std::fs::create_dir_all(self.path().join("bin")).expect("bin");
         // The state file is per test; the env var must not be process-wide.
         std::fs::write(
             &wrapper,
