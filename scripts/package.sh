@@ -9,6 +9,10 @@
 # The version has one source: `workspace.package.version` in Cargo.toml
 # (tauri.conf.json has no `version`, so Tauri takes the crate's).
 #
+# CLAWDOCK_TAURI_CONFIG: a JSON merge patch on tauri.conf.json for this build only
+# (Tauri's `--config`; the core's build script reads the same patch from
+# TAURI_CONFIG): the update test builds with its own key this way.
+#
 # The Tauri CLI, in this order: `cargo tauri` if installed; the prebuilt CLI from npm
 # (`@tauri-apps/cli`, pinned below, cached in ~/.cache/clawdock/tauri-cli: seconds
 # instead of compiling ~400 crates); else `cargo install tauri-cli`.
@@ -55,7 +59,12 @@ trap 'rm -f src-tauri/tauri.conf.json "$stamp"' EXIT
 # `clawdock-window`, are built in the same run with the same features (Tauri's
 # production `custom-protocol`); the bundler packages only the main binary, so
 # deb.files above puts the other two beside it.
-(cd src-tauri && tauri build --ci --bundles "$bundles")
+extra=()
+if [ -n "${CLAWDOCK_TAURI_CONFIG:-}" ]; then
+  extra=(--config "$CLAWDOCK_TAURI_CONFIG")
+  export TAURI_CONFIG="$CLAWDOCK_TAURI_CONFIG"
+fi
+(cd src-tauri && tauri build --ci --bundles "$bundles" "${extra[@]}")
 
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 bundle_dir="${CARGO_TARGET_DIR:-target}/release/bundle"

@@ -109,6 +109,8 @@ pub struct UpdateConfig {
     /// `{{arch}}` and `{{bundle_type}}` are filled in as the plugin does.
     pub endpoints: Vec<String>,
     pub current: semver::Version,
+    /// How this copy was installed; `None`: found out when an update runs (from
+    /// `program`), never at start, which must stay fast for the command line.
     pub installer: Option<Installer>,
     /// The program as it was at start (on Linux `/proc/self/exe` names a replaced
     /// file `... (deleted)`): the AppImage replaced, the `.app` swapped.
@@ -131,7 +133,7 @@ impl UpdateConfig {
             pubkey: BUILD_PUBKEY.to_owned(),
             endpoints,
             current: semver::Version::parse(VERSION).unwrap_or(semver::Version::new(0, 0, 0)),
-            installer: program.as_deref().and_then(Installer::detect),
+            installer: None,
             program,
         }
     }
@@ -337,6 +339,13 @@ pub async fn run(
     if config.endpoints.is_empty() {
         return Err(UpdateError::NoFeed);
     }
+    let installer = config
+        .installer
+        .or_else(|| config.program.as_deref().and_then(Installer::detect));
+    let config = &UpdateConfig {
+        installer,
+        ..config.clone()
+    };
     let current = config.current.to_string();
     let offer = match fetch_feed(config).await? {
         None => {
