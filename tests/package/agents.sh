@@ -72,6 +72,8 @@ mkdir -p "$root/etc/containers/containers.conf.d" "$root/etc/containers/networks
 if [ -f /etc/containers/containers.conf.d/50-clawdock-ci.conf ]; then
   cp /etc/containers/containers.conf.d/50-clawdock-ci.conf "$root/etc/containers/containers.conf.d/"
 fi
+# netavark, not the CNI configuration Debian's podman package also ships.
+printf '[network]\nnetwork_backend = "netavark"\n' > "$root/etc/containers/containers.conf.d/60-network.conf"
 cat > "$root/etc/containers/networks/podman.json" <<'JSON'
 {"name":"podman","id":"2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9","driver":"bridge","network_interface":"cdpkg0","subnets":[{"subnet":"10.231.0.0/24","gateway":"10.231.0.1"}],"ipv6_enabled":false,"internal":false,"dns_enabled":false,"ipam_options":{"driver":"host-local"}}
 JSON

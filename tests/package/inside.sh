@@ -98,6 +98,11 @@ if [ -n "$menu" ]; then
   for l in "Start all" "Stop all" "Launch at login" "Open Clawdock" "Quit"; do
     check "the tray menu has \"$l\"" sh -c "echo '$labels' | tr '|' '\n' | grep -qx '$l'"
   done
+  # No tray host runs in this session (GNOME without the AppIndicator extension
+  # looks the same): the app opens its window by itself to say where the controls are.
+  for _ in $(seq 40); do pgrep -P "$app" -x clawdock-window >/dev/null && break; sleep 0.5; done
+  check "with no tray host on the bus, the window opens by itself (clawdock-window $(pgrep -P "$app" -x clawdock-window))" \
+    pgrep -P "$app" -x clawdock-window
   entry=$uhome/.config/autostart/clawdock.desktop
   click "Launch at login"
   for _ in $(seq 50); do [ -f "$entry" ] && break; sleep 0.2; done

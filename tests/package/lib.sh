@@ -52,8 +52,8 @@ cleanup() {
     umount -R "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}" 2>/dev/null || true
   done
   # Nothing mounted may remain before the folder goes (a lazy unmount takes a moment).
-  for _ in $(seq 50); do grep -q " $root/" /proc/mounts || break; sleep 0.1; done
-  if grep -q " $root/" /proc/mounts; then
+  for _ in $(seq 50); do grep -qE " $root(/| )" /proc/mounts || break; sleep 0.1; done
+  if grep -qE " $root(/| )" /proc/mounts; then
     echo "left $root: still mounted under it" >&2
   else
     rm -rf "$root"
@@ -62,6 +62,9 @@ cleanup() {
 trap cleanup EXIT
 mnt() { mount "$@"; mounts+=("${@: -1}"); }
 
+# The root is a mount point of its own: Podman's image unpacking changes the
+# propagation of its "/", which only a mount point has.
+mnt --bind "$root" "$root"
 tar -C "$root" -xf "$base"
 mnt -t proc proc "$root/proc"
 mnt --rbind /dev "$root/dev"; mount --make-rslave "$root/dev"
