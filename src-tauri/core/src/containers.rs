@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::agent_proxy::AgentProxy;
 use crate::container::{
-    Container, ContainerId, Details, Found, Happened, HostTraits, Recovered, LABEL_AGENT,
-    LABEL_GENERATION, LABEL_HOME, LABEL_IMAGE, LABEL_NAME,
+    Container, ContainerId, Details, Footprint, Found, Happened, HostTraits, Recovered,
+    LABEL_AGENT, LABEL_GENERATION, LABEL_HOME, LABEL_IMAGE, LABEL_NAME,
 };
 use crate::container_spec::{create_spec, Limits, NewContainer, GATEWAY_PORT, TOKEN_VAR};
 use crate::engine::client::{query_value, EngineClient, Request};
@@ -404,6 +404,35 @@ impl Containers {
                 .restart_policy
                 .map(|p| p.name)
                 .filter(|name| !name.is_empty() && name != "no"),
+        })
+    }
+
+    /// The container's writable layer (the engine sums it: it walks the layer) and
+    /// where its log is kept.
+    pub async fn footprint(&self, id: &ContainerId) -> Result<Footprint, PodmanError> {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Inspected {
+            size_rw: Option<u64>,
+            host_config: Host,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Host {
+            log_config: Log,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Log {
+            path: String,
+        }
+        let request = Request::get(format!("/containers/{}/json?size=true", id.0));
+        let c: Inspected = self.call_json(request).await?;
+        Ok(Footprint {
+            layer_bytes: c.size_rw.unwrap_or(0),
+            log_path: Some(c.host_config.log_config.path)
+                .filter(|p| !p.is_empty())
+                .map(std::path::PathBuf::from),
         })
     }
 

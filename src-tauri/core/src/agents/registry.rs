@@ -355,6 +355,7 @@ impl Agents {
         provider: &Provider,
         memory_mib: u64,
         cpus: Option<f64>,
+        disk_mib: u64,
     ) -> Result<AgentView, AgentError> {
         let view = {
             let mut entries = self.entries();
@@ -382,6 +383,7 @@ impl Agents {
                 image: self.settings().agent_image.clone(),
                 memory_mib: Some(memory_mib),
                 cpus,
+                disk_mib: Some(disk_mib),
                 rejected_image: None,
                 generation: None,
                 image_id: None,
