@@ -16,19 +16,6 @@ use common::api::Api;
 use common::engine_proxy::{Fault, ProxiedEngine, Rule};
 use common::{images, Home, Serve, IMAGE};
 
-fn podman(args: &[&str]) -> String {
-    let out = std::process::Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman");
-    assert!(
-        out.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn image_id(image: &str) -> String {
     images::image_id(image).unwrap_or_else(|| panic!("{image}: no such image"))
 }
@@ -55,7 +42,7 @@ fn never_ready_image() -> String {
 
 /// `(id, image id, state, name)` of every container of the agent.
 fn containers_of(agent: &str) -> Vec<(String, String, String, String)> {
-    let listed = podman(&[
+    let listed = images::podman_out(&[
         "ps",
         "-a",
         "--filter",
@@ -305,7 +292,7 @@ async fn a_crash_loop_and_a_death_while_closed_are_told_across_launches() {
     let healthy = api.create_running("closed").await;
     let healthy_id = healthy["id"].as_str().expect("id").to_string();
     third.kill9();
-    podman(&["kill", "clawdock-closed"]);
+    images::podman_out(&["kill", "clawdock-closed"]);
     let mut fourth = serve(home.path(), &engine, IMAGE, 6, &[]);
     let api = Api::of(home.path(), fourth.child.id()).await;
     let told = api
@@ -344,7 +331,7 @@ async fn a_container_found_running_at_launch_is_running_once_its_gateway_answers
     let id = agent["id"].as_str().expect("id").to_string();
     let port = agent["port"].as_u64().expect("port");
     first.kill9();
-    podman(&["restart", "--time", "1", "clawdock-slowpoke"]);
+    images::podman_out(&["restart", "--time", "1", "clawdock-slowpoke"]);
 
     let mut second = serve(home.path(), &engine, &slow, 7, &[]);
     let api = Api::of(home.path(), second.child.id()).await;

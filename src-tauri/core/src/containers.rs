@@ -6,7 +6,6 @@
 //! can also take. What a container is lives in [`crate::container`], how one is
 //! specified in [`crate::container_spec`].
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +26,7 @@ use crate::engine::{Call, LineStream, Podman, PodmanError};
 use crate::progress::PullReport;
 use crate::store::AgentRecord;
 use pull::{is_short_name, PullMessage, PullReading, PULL_TIMEOUT};
-use wire::{EventLine, ImageInspected, InspectedState, PsRow};
+use wire::{EventLine, ImageInspected, Inspected, InspectedState, PsRow};
 
 mod pull;
 mod wire;
@@ -356,11 +355,6 @@ impl Containers {
 
     /// The `State` of the engine's inspect of a container.
     async fn state_of(&self, id: &ContainerId) -> Result<InspectedState, PodmanError> {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Inspected {
-            state: InspectedState,
-        }
         let request = Request::get(format!("/containers/{}/json", id.0));
         Ok(self.call_json::<Inspected>(request).await?.state)
     }
@@ -376,23 +370,6 @@ impl Containers {
 
     /// The container's state, when it last ended and its restart policy.
     pub async fn details(&self, id: &ContainerId) -> Result<Details, PodmanError> {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Inspected {
-            state: InspectedState,
-            image: String,
-            host_config: Host,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Host {
-            restart_policy: Option<Policy>,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Policy {
-            name: String,
-        }
         let request = Request::get(format!("/containers/{}/json", id.0));
         let c: Inspected = self.call_json(request).await?;
         Ok(Details {
@@ -410,22 +387,6 @@ impl Containers {
     /// The container's writable layer (the engine sums it: it walks the layer) and
     /// where its log is kept.
     pub async fn footprint(&self, id: &ContainerId) -> Result<Footprint, PodmanError> {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Inspected {
-            size_rw: Option<u64>,
-            host_config: Host,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Host {
-            log_config: Log,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Log {
-            path: String,
-        }
         let request = Request::get(format!("/containers/{}/json?size=true", id.0));
         let c: Inspected = self.call_json(request).await?;
         Ok(Footprint {
@@ -438,37 +399,6 @@ impl Containers {
 
     /// What a container of ours tells about its agent, to rebuild a lost record.
     pub async fn recover(&self, id: &ContainerId) -> Result<Recovered, PodmanError> {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Inspected {
-            created: Option<DateTime<Utc>>,
-            image_name: String,
-            /// The image's ID.
-            image: String,
-            config: InspectedConfig,
-            host_config: InspectedHost,
-            state: InspectedState,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct InspectedConfig {
-            env: Vec<String>,
-            labels: Option<HashMap<String, String>>,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct InspectedHost {
-            port_bindings: Option<HashMap<String, Option<Vec<Binding>>>>,
-            /// Bytes; 0 without a limit.
-            memory: u64,
-            /// Billionths of a CPU; 0 without a limit.
-            nano_cpus: u64,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Binding {
-            host_port: String,
-        }
         let args = format!("inspect {id}");
         let bad = |reason: &str| PodmanError::BadOutput {
             args: args.clone(),

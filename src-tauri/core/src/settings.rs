@@ -184,17 +184,7 @@ impl Settings {
             s.health_timeout = seconds("CLAWDOCK_HEALTH_TIMEOUT", &v)?;
         }
         if let Some(v) = var("CLAWDOCK_AGENT_DISK") {
-            s.agent_disk_mib = v
-                .parse()
-                .ok()
-                .filter(|m| AGENT_DISK_LIMIT_MIB.contains(m))
-                .ok_or_else(|| {
-                    SettingsError(format!(
-                        "CLAWDOCK_AGENT_DISK must be MiB between {} and {}, not `{v}`",
-                        AGENT_DISK_LIMIT_MIB.start(),
-                        AGENT_DISK_LIMIT_MIB.end()
-                    ))
-                })?;
+            s.agent_disk_mib = mib_within("CLAWDOCK_AGENT_DISK", &v, &AGENT_DISK_LIMIT_MIB)?;
         }
         if let Some(v) = var("CLAWDOCK_DISK_CHECK_SECS") {
             s.disk_check_period = seconds("CLAWDOCK_DISK_CHECK_SECS", &v)?;
@@ -213,17 +203,7 @@ impl Settings {
             })?;
         }
         if let Some(v) = var("CLAWDOCK_AGENT_MEMORY") {
-            s.agent_memory_mib = v
-                .parse()
-                .ok()
-                .filter(|m| AGENT_MEMORY_LIMIT_MIB.contains(m))
-                .ok_or_else(|| {
-                    SettingsError(format!(
-                        "CLAWDOCK_AGENT_MEMORY must be MiB between {} and {}, not `{v}`",
-                        AGENT_MEMORY_LIMIT_MIB.start(),
-                        AGENT_MEMORY_LIMIT_MIB.end()
-                    ))
-                })?;
+            s.agent_memory_mib = mib_within("CLAWDOCK_AGENT_MEMORY", &v, &AGENT_MEMORY_LIMIT_MIB)?;
         }
         Ok(s)
     }
@@ -245,6 +225,24 @@ impl Settings {
     pub fn token_file(&self) -> PathBuf {
         self.home.join("api-token")
     }
+}
+
+fn mib_within(
+    name: &str,
+    value: &str,
+    range: &std::ops::RangeInclusive<u64>,
+) -> Result<u64, SettingsError> {
+    value
+        .parse()
+        .ok()
+        .filter(|m| range.contains(m))
+        .ok_or_else(|| {
+            SettingsError(format!(
+                "{name} must be MiB between {} and {}, not `{value}`",
+                range.start(),
+                range.end()
+            ))
+        })
 }
 
 fn seconds(name: &str, value: &str) -> Result<Duration, SettingsError> {

@@ -51,25 +51,20 @@ pub fn suggested_machine_mib(agents: u64) -> u64 {
 
 /// Refuses a memory limit outside [`AGENT_MEMORY_LIMIT_MIB`], in a sentence.
 pub fn check_memory_limit(memory_mib: u64) -> Result<(), String> {
-    let range = AGENT_MEMORY_LIMIT_MIB;
-    if range.contains(&memory_mib) {
-        return Ok(());
-    }
-    Err(format!(
-        "The memory limit must be between {} and {} MiB, not {memory_mib}.",
-        range.start(),
-        range.end()
-    ))
+    check_mib("memory", &AGENT_MEMORY_LIMIT_MIB, memory_mib)
 }
 
 /// Refuses a disk limit outside [`AGENT_DISK_LIMIT_MIB`], in a sentence.
 pub fn check_disk_limit(disk_mib: u64) -> Result<(), String> {
-    let range = AGENT_DISK_LIMIT_MIB;
-    if range.contains(&disk_mib) {
+    check_mib("disk", &AGENT_DISK_LIMIT_MIB, disk_mib)
+}
+
+fn check_mib(what: &str, range: &std::ops::RangeInclusive<u64>, mib: u64) -> Result<(), String> {
+    if range.contains(&mib) {
         return Ok(());
     }
     Err(format!(
-        "The disk limit must be between {} and {} MiB, not {disk_mib}.",
+        "The {what} limit must be between {} and {} MiB, not {mib}.",
         range.start(),
         range.end()
     ))

@@ -12,7 +12,7 @@ use clawdock_core::agents::{AgentError, CreateRequest, EditRequest, ErrorCode};
 use clawdock_core::events::{Change, Event};
 use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
-use support::{derived_image, eventually, podman_out, Home, IMAGE};
+use support::{derived_image, podman_out, Home, IMAGE};
 
 fn unique(stem: &str) -> String {
     format!("{stem}{}", std::process::id() % 10_000)
@@ -48,16 +48,14 @@ async fn an_agent_that_writes_past_its_disk_limit_is_stopped_with_a_reason() {
         "-c",
         "cd /home/node/.openclaw/workspace && i=0 && while [ $i -lt 1500 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done && dd if=/dev/zero of=fill bs=1M count=320 2>/dev/null",
     ]);
-    assert!(
-        eventually(Duration::from_secs(30), || agents
-            .get(agent.id)
-            .is_some_and(
-                |a| a.status == AgentStatus::Error && a.activity.is_none()
-            ))
-        .await,
-        "stopped for its disk use: {:?}",
-        agents.get(agent.id)
-    );
+    support::until_agent(
+        &agents,
+        agent.id,
+        Duration::from_secs(30),
+        "stopped for its disk use",
+        |a| a.status == AgentStatus::Error && a.activity.is_none(),
+    )
+    .await;
     let view = agents.get(agent.id).expect("agent");
     let error = view.error.clone().unwrap_or_default();
     assert!(error.contains("over its limit of 300 MiB"), "{error}");
