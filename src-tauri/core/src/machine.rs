@@ -669,7 +669,11 @@ impl Machine {
             .connect(&self.inner.engine)
             .await
             .map(|_| ())
-            .map_err(|e| MachineError::EngineSilent(e.to_string()))
+            .map_err(|e| match e {
+                // Not silence: a refusal the user must read as it is.
+                PodmanError::Untrusted { .. } => MachineError::Podman(e),
+                e => MachineError::EngineSilent(e.to_string()),
+            })
     }
 
     /// Forgets readiness without stopping anything: the engine stopped answering

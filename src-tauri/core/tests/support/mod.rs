@@ -262,6 +262,7 @@ impl Drop for Home {
 
 pub mod api_client;
 pub mod engine_proxy;
+pub mod hostile_engine;
 pub mod registry;
 
 #[path = "../../../tests/common/instance_containers.rs"]
@@ -308,6 +309,21 @@ pub fn fake_calls(state: &Path, step: &str) -> u64 {
 
 pub fn fake_state(state: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(state).expect("state")).expect("json")
+}
+
+/// Pids of the `podman system service` processes listening on `socket`.
+pub fn services_on(socket: &Path) -> Vec<u32> {
+    let needle = format!("unix://{}", socket.display());
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            text.contains("system service") && text.contains(&needle)
+        })
+        .collect()
 }
 
 /// Polls a condition (tests only) until it holds or the time is up.
