@@ -701,8 +701,11 @@ impl Containers {
             })
     }
 
-    /// How containers must be set up on this host (Linux, native mode only).
-    pub async fn host_traits(&self) -> HostTraits {
+    /// How containers must be set up on this host (Linux, native mode only), as
+    /// the engine's info says. A failure is the caller's to meet, never a guess:
+    /// traits guessed wrong make every container of the session crash-loop (no
+    /// keep-id, no relabel).
+    pub async fn host_traits(&self) -> Result<HostTraits, PodmanError> {
         #[derive(Deserialize, Default)]
         #[serde(rename_all = "camelCase", default)]
         struct Info {
@@ -721,22 +724,15 @@ impl Containers {
             rootless: bool,
             selinux_enabled: bool,
         }
-        match self.call_json::<Info>(Request::get("/info")).await {
-            Ok(info) => {
-                let rootless = info.host.security.rootless;
-                let v1 = info.host.cgroup_version == "v1" && info.host.cgroup_manager == "cgroupfs";
-                HostTraits {
-                    rootless_native: rootless,
-                    rootful_native: !rootless,
-                    relabel: info.host.security.selinux_enabled,
-                    cgroup_v1: v1 && !rootless && crate::cgroup_v1::memory_controller_mounted(),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the engine's info failed; assuming rootful without SELinux");
-                HostTraits::default()
-            }
-        }
+        let info = self.call_json::<Info>(Request::get("/info")).await?;
+        let rootless = info.host.security.rootless;
+        let v1 = info.host.cgroup_version == "v1" && info.host.cgroup_manager == "cgroupfs";
+        Ok(HostTraits {
+            rootless_native: rootless,
+            rootful_native: !rootless,
+            relabel: info.host.security.selinux_enabled,
+            cgroup_v1: v1 && !rootless && crate::cgroup_v1::memory_controller_mounted(),
+        })
     }
 
     /// Stops every running container of this data folder from a thread with no
