@@ -676,6 +676,13 @@ impl Machine {
             })
     }
 
+    /// Looks for the engine again now, whatever readiness says (starting the
+    /// service Clawdock owns again if it is gone): the quit's way back to an
+    /// engine it could not reach.
+    pub async fn reach_engine(&self) -> Result<(), MachineError> {
+        self.probe_engine().await
+    }
+
     /// Forgets readiness without stopping anything: the engine stopped answering
     /// (e.g. the event stream broke), so the next use must check again.
     pub fn invalidate(&self) {

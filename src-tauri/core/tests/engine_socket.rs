@@ -155,7 +155,7 @@ async fn a_start_during_another_clients_stop_starts_the_container_after_it() {
     // PID 1 ignores SIGTERM: the stop takes its whole timeout.
     let id = podman_out(&["run", "-d", "--name", &name, support::STUBBORN_IMAGE]);
     let client = client_through(&engine);
-    let containers = Containers::new(support::real_podman(), client, "unused".into());
+    let containers = Containers::new(client, "unused".into());
     let mut stop = std::process::Command::new("podman")
         .args(["stop", "--time", "3", &name])
         .stdout(std::process::Stdio::null())

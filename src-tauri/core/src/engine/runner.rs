@@ -196,28 +196,6 @@ impl Podman {
         self.bin.as_deref()
     }
 
-    /// Runs a call to completion on this thread, with a bound, for the one place
-    /// no async runtime can be trusted: the panic hook. Output is drained by
-    /// `output()`; past `limit` the child is left to itself.
-    pub fn run_blocking(&self, args: &[String], limit: Duration) -> Option<String> {
-        let bin = self.bin.clone()?;
-        let args = args.to_vec();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut cmd = std::process::Command::new(bin);
-            cmd.args(&args).stdin(Stdio::null());
-            apart_from_the_terminal(&mut cmd);
-            let out = cmd.output();
-            let _gone = tx.send(out);
-        });
-        match rx.recv_timeout(limit) {
-            Ok(Ok(out)) if out.status.success() => {
-                Some(String::from_utf8_lossy(&out.stdout).into_owned())
-            }
-            _ => None,
-        }
-    }
-
     /// `podman --version`, or how to install it.
     pub async fn installation(&self) -> Installation {
         let Some(path) = self.bin.clone() else {
