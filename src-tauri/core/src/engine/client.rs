@@ -157,6 +157,7 @@ type Connection = tokio::net::windows::named_pipe::NamedPipeClient;
 enum NoConnection {
     Io(std::io::Error),
     /// The process listening is another user's (not this one's, not root's).
+    #[cfg(unix)]
     Untrusted {
         owner: u32,
         ours: u32,
@@ -403,6 +404,7 @@ async fn handshake(endpoint: &Path, what: &str) -> Result<Sender, PodmanError> {
     };
     let stream = connect(endpoint).await.map_err(|e| match e {
         NoConnection::Io(e) => unreachable(format!("{}: {e}", endpoint.display())),
+        #[cfg(unix)]
         NoConnection::Untrusted { owner, ours } => PodmanError::Untrusted {
             socket: endpoint.display().to_string(),
             owner,
