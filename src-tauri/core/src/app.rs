@@ -121,33 +121,35 @@ impl Clawdock {
         let to_restore = agents.take_running_at_quit();
         let tasks = this.inner.tasks.clone();
         let probing = this.clone();
+        let resync_period = this.inner.settings.resync_period;
         this.inner.tasks.spawn_background(async move {
             probing.check_podman().await;
             let first_state = machine.refresh().await;
-            probing.inner.probed.send_replace(true);
-            probing.publish_status();
             // After the restore list is taken: from now on, agents the engine
             // takes down are the monitor's to bring back.
             probing.spawn_engine_monitor();
             probing.spawn_resume_watch();
-            // Bring a stopped machine up only when there are agents to bring back:
-            // starting a VM unasked is rude.
-            let needs_machine = restore && !to_restore.is_empty();
-            let ready = first_state == RuntimeState::Ready
-                || (needs_machine && machine.ensure_ready().await.is_ok());
             // The event stream's first listing is the launch's only one: the
-            // restore reads it rather than listing again, per agent.
+            // restore reads it rather than listing again, per agent; and when the
+            // engine is there, the first state is announced once it was read
+            // (subscribed first, then listed), never the store's guess before it.
             let (listed, first_listing) = tokio::sync::oneshot::channel();
             tasks.spawn_background(agents.clone().watch(Some(listed)));
+            let mut first_listing = Some(first_listing);
+            let mut listing = None;
+            if first_state == RuntimeState::Ready {
+                listing = wait_first_listing(&mut first_listing).await;
+            }
+            probing.inner.probed.send_replace(true);
+            probing.publish_status();
+            agents.resume_crash_loops();
+            tasks.spawn_background(agents.clone().reconcile_forever(resync_period));
             if restore && !to_restore.is_empty() {
-                let listing = if ready {
-                    tokio::time::timeout(FIRST_LISTING_WAIT, first_listing)
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                } else {
-                    None
-                };
+                // Bring a stopped machine up only when there are agents to bring
+                // back: starting a VM unasked is rude.
+                if first_state != RuntimeState::Ready && machine.ensure_ready().await.is_ok() {
+                    listing = wait_first_listing(&mut first_listing).await;
+                }
                 agents.restore(to_restore, listing.as_deref());
             }
         });
@@ -546,6 +548,18 @@ impl Clawdock {
             let _no_listener = self.inner.events.send(Event::Runtime { status });
         }
     }
+}
+
+/// The event stream's first listing, if it comes within [`FIRST_LISTING_WAIT`]
+/// (once: a second wait gets nothing).
+async fn wait_first_listing(
+    first: &mut Option<tokio::sync::oneshot::Receiver<Vec<crate::container::Found>>>,
+) -> Option<Vec<crate::container::Found>> {
+    let receiver = first.take()?;
+    tokio::time::timeout(FIRST_LISTING_WAIT, receiver)
+        .await
+        .ok()
+        .and_then(Result::ok)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -3,7 +3,12 @@
 //! session (Xvfb and a D-Bus session bus of the test's own).
 #![allow(dead_code)] // each test target uses a different part
 
+pub mod api;
+#[path = "../../core/tests/support/engine_proxy.rs"]
+pub mod engine_proxy;
 pub mod fake_state;
+#[path = "../../core/tests/support/images.rs"]
+pub mod images;
 pub mod instance_containers;
 
 use std::io::BufRead;
@@ -166,16 +171,22 @@ impl Serve {
     pub fn start_with(home: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--port", "0"])
-            .envs(env.iter().copied())
             .env("CLAWDOCK_HOME", home)
             .env("CLAWDOCK_AGENT_IMAGE", IMAGE)
             .env("CLAWDOCK_STOP_TIMEOUT", "2")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
             .expect("serve");
         let printed = read_until_web_ui(child.stdout.take().expect("stdout"));
         Self { child, printed }
+    }
+
+    /// `kill -9`: no shutdown, nothing of Clawdock's runs its course.
+    pub fn kill9(&mut self) {
+        let _sent = self.child.kill();
+        let _reaped = self.child.wait();
     }
 
     /// SIGTERM, then the exit status (within 30 s).

@@ -3,12 +3,12 @@
 
 use uuid::Uuid;
 
-use super::definition::{self};
+use super::definition;
 use super::logs;
 use super::state::{self, Container, Input, Op};
-use super::swap::Swapped;
+use super::swap::{Plan, Swapped};
 use super::{AgentError, AgentView, Agents};
-use crate::store::AgentStatus;
+use crate::store::{AgentStatus, SwapWhy};
 
 impl Agents {
     /// Records the limits the agent's container now has (or its next one will).
@@ -52,7 +52,7 @@ impl Agents {
         let found = async {
             self.ensure_runtime(id).await?;
             self.config_can_be_handed_over(&record).await?;
-            Ok::<_, AgentError>(self.containers().find(id).await?)
+            Ok::<_, AgentError>(self.current(id).await?)
         };
         let running =
             current.live.container == Container::Running || record.status == AgentStatus::Running;
@@ -82,8 +82,15 @@ impl Agents {
             Err(e) => return Err(self.settle_edit_failure(id, e, &log).await),
         };
         let was_running = old.state == Container::Running;
+        // The image the working container runs, never the tag (which may name
+        // one an update rolled back from).
+        let plan = Plan {
+            why: SwapWhy::Limits,
+            image_id: old.image_id.clone(),
+            limits,
+        };
         let (failure, made) =
-            match Box::pin(self.swap_container(&record, &old, was_running, rewrite, &log)).await {
+            match Box::pin(self.swap_container(&record, &old, plan, rewrite, &log)).await {
                 Swapped::Done => {
                     self.limits_set(id, &limits)?;
                     if was_running {
@@ -99,7 +106,7 @@ impl Agents {
         log.push(format!(
             "ERROR: the container with the new limits did not start ({failure}); the agent went back to its previous limits."
         ));
-        let failure = Box::pin(self.roll_back(id, &old, was_running, made, failure, &log)).await?;
+        let failure = Box::pin(self.roll_back(id, &old, made, failure, &log)).await?;
         // A gateway that did not get healthy is said with the rollback; every
         // other error (Podman's, a cancel, the shutdown) as it was.
         Err(match failure {
