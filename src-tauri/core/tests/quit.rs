@@ -257,3 +257,43 @@ async fn a_machine_down_at_quit_is_a_clean_exit() {
     assert!(report.clean(), "{report:?}");
     assert!(running_containers(label.trim()).is_empty());
 }
+
+/// Fault (issue 29): the panic hook's last-resort stop was a podman command line,
+/// which goes to podman's default connection. It now goes to the engine Clawdock
+/// uses, from a thread with no async runtime as the hook's is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panic_hooks_stop_reaches_the_engine_clawdock_uses() {
+    let home = Home::new();
+    support::ensure_test_images();
+    let engine = support::ProxiedEngine::start(home.path()).await;
+    let label = format!("panic-{}", uuid::Uuid::new_v4().simple());
+    let name = format!("clawdock-{label}");
+    support::podman_out(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        &format!("io.clawdock.home={label}"),
+        support::IMAGE,
+    ]);
+    let client = clawdock_core::engine::client::EngineClient::new(Duration::from_secs(30));
+    client.set_endpoint(Some(engine.proxy.path().to_path_buf()));
+    let containers = clawdock_core::containers::Containers::new(client, label.clone());
+
+    let asked = tokio::task::spawn_blocking(move || {
+        containers.stop_all_blocking(Duration::from_secs(5), Duration::from_secs(20))
+    })
+    .await
+    .expect("thread");
+
+    let left = exits(&label);
+    support::remove_containers(&label);
+    assert_eq!(asked, 1);
+    assert_eq!(engine.calls("POST", "/containers/*/stop"), 1);
+    assert!(
+        left.iter()
+            .all(|(_, state, code)| state == "exited" && *code != 137),
+        "{left:?}"
+    );
+}
