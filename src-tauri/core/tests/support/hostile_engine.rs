@@ -73,6 +73,8 @@ pub struct HostileEngine {
     child: Child,
     seen: Arc<Mutex<String>>,
     pub path: PathBuf,
+    /// The folder the neighbour made, removed with it.
+    made: Option<PathBuf>,
 }
 
 impl HostileEngine {
@@ -87,7 +89,8 @@ impl HostileEngine {
             c.args(["--reuid", &ids, "--regid", &ids, "--clear-groups", program]);
             c
         };
-        if make_folder && !folder.exists() {
+        let made = (make_folder && !folder.exists()).then(|| folder.to_path_buf());
+        if made.is_some() {
             let made = as_neighbour("/bin/mkdir")
                 .args(["-m", "0777"])
                 .arg(folder)
@@ -139,6 +142,7 @@ impl HostileEngine {
             child,
             seen,
             path: path.to_path_buf(),
+            made,
         }
     }
 
@@ -159,5 +163,8 @@ impl Drop for HostileEngine {
         let _gone = self.child.kill();
         let _reaped = self.child.wait();
         let _removed = std::fs::remove_file(&self.path);
+        if let Some(folder) = &self.made {
+            let _removed = std::fs::remove_dir(folder);
+        }
     }
 }
