@@ -30,6 +30,8 @@ pub enum ErrorCode {
     NoLoginItem,
     /// The platform refused to change the login item.
     LoginItemFailed,
+    /// The window asked of an instance that has none (`clawdock serve`).
+    NoWindow,
     PodmanUnavailable,
     /// Podman is installed but its engine (or machine) is not ready.
     RuntimeNotReady,
