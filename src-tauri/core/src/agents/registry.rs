@@ -124,11 +124,7 @@ impl Agents {
             .into_iter()
             .map(|r| (r.id, Entry::new(loaded_state(r, Utc::now()))))
             .collect();
-        let containers = Containers::new(
-            machine.podman().clone(),
-            machine.engine().clone(),
-            home_label,
-        );
+        let containers = Containers::new(machine.engine().clone(), home_label);
         let agents = Self {
             inner: Arc::new(Inner {
                 time_zone: iana_time_zone::get_timezone().unwrap_or_else(|_| "UTC".into()),

@@ -186,6 +186,7 @@ impl Drop for Home {
 
 pub mod api_client;
 pub mod engine_proxy;
+pub mod hostile_engine;
 pub mod images;
 #[allow(unused_imports)] // each test target uses a different part
 pub use engine_proxy::ProxiedEngine;
@@ -261,6 +262,21 @@ pub async fn until_agent(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Pids of the `podman system service` processes listening on `socket`.
+pub fn services_on(socket: &Path) -> Vec<u32> {
+    let needle = format!("unix://{}", socket.display());
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            text.contains("system service") && text.contains(&needle)
+        })
+        .collect()
 }
 
 /// Polls a condition (tests only) until it holds or the time is up.
