@@ -338,9 +338,19 @@ impl Containers {
             id.0
         ))
         .timeout(timeout + self.engine.call_timeout());
-        match self.call(request).await {
-            Ok(_) | Err(PodmanError::Api { status: 404, .. }) => {}
-            Err(e) => return Err(e),
+        let mut tries = 0;
+        loop {
+            match self.call(request.clone()).await {
+                Ok(_) | Err(PodmanError::Api { status: 404, .. }) => break,
+                // Podman 4.3 refuses a removal while its own clean-up of the
+                // container's exit runs (state `stopped`, not yet `exited`):
+                // a moment later it takes it.
+                Err(e) if e.says("container state improper") && tries < 10 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
         match self.inspect(id).await {
             Some(Container::Missing) | None => Ok(()),
