@@ -89,6 +89,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::Cancelled
         | C::NoLoginItem
         | C::NoWindow
+        | C::DiskLimit
         | C::UpdateUnavailable => StatusCode::CONFLICT,
         C::UpdateRefused => StatusCode::UNPROCESSABLE_ENTITY,
         C::UpdateUnreachable => StatusCode::BAD_GATEWAY,
