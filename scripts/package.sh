@@ -9,6 +9,10 @@
 # The version has one source: `workspace.package.version` in Cargo.toml
 # (tauri.conf.json has no `version`, so Tauri takes the crate's).
 #
+# CLAWDOCK_PACKAGE_PROFILE=debug: the debug build, bundled (`tauri build --debug`):
+# what the installers' tests in CI install, since a release build costs minutes
+# more there; releases are built without it.
+#
 # CLAWDOCK_TAURI_CONFIG: a JSON merge patch on tauri.conf.json for this build only
 # (Tauri's `--config`; the core's build script reads the same patch from
 # TAURI_CONFIG): the update test builds with its own key this way.
@@ -36,8 +40,10 @@ else
   fi
 fi
 bundles=${1:-deb}
+profile=release; profile_flag=()
+if [ "${CLAWDOCK_PACKAGE_PROFILE:-release}" = debug ]; then profile=debug; profile_flag=(--debug); fi
 target_dir=$(cd "${CARGO_TARGET_DIR:-target}" 2>/dev/null && pwd || echo "$PWD/target")
-TARGET_DIR=$target_dir python3 - <<'PY'
+TARGET_DIR=$target_dir PROFILE=$profile python3 - <<'PY'
 import json, os
 c = json.load(open("tauri.conf.json"))
 icons = c["bundle"]["icon"]
@@ -50,7 +56,7 @@ c["bundle"]["icon"] = ["../" + p for p in icons]
 # go beside it.
 deb = c["bundle"].setdefault("linux", {}).setdefault("deb", {})
 for program in ("clawdock-app", "clawdock-window"):
-    deb.setdefault("files", {})["/usr/bin/" + program] = os.environ["TARGET_DIR"] + "/release/" + program
+    deb.setdefault("files", {})["/usr/bin/" + program] = os.environ["TARGET_DIR"] + "/" + os.environ["PROFILE"] + "/" + program
 json.dump(c, open("src-tauri/tauri.conf.json", "w"), indent=2)
 PY
 stamp=$(mktemp)
@@ -64,10 +70,10 @@ if [ -n "${CLAWDOCK_TAURI_CONFIG:-}" ]; then
   extra=(--config "$CLAWDOCK_TAURI_CONFIG")
   export TAURI_CONFIG="$CLAWDOCK_TAURI_CONFIG"
 fi
-(cd src-tauri && tauri build --ci --bundles "$bundles" "${extra[@]}")
+(cd src-tauri && tauri build --ci --bundles "$bundles" "${profile_flag[@]}" "${extra[@]}")
 
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
-bundle_dir="${CARGO_TARGET_DIR:-target}/release/bundle"
+bundle_dir="${CARGO_TARGET_DIR:-target}/$profile/bundle"
 status=0
 while IFS= read -r f; do
   case "$f" in

@@ -28,6 +28,14 @@ cache=${CLAWDOCK_TEST_CACHE:-/var/cache/clawdock-test}
 started=$(date +%s)
 image=localhost/clawdock-test-gateway:latest
 podman image exists "$image" || tests/images/build-test-images.sh
+# `ip` for the namespace's loopback; python3 serves the feed.
+missing=()
+command -v ip >/dev/null || missing+=(iproute2)
+command -v python3 >/dev/null || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
 # shellcheck source=tests/package/lib.sh
 . tests/package/lib.sh

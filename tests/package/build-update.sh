@@ -8,6 +8,8 @@
 #
 #   tests/package/build-update.sh [OUT]     (default target/update-test)
 #
+# CLAWDOCK_PACKAGE_PROFILE=debug bundles the debug build (see scripts/package.sh).
+#
 # OUT receives: keys/ (the test's pair and a second, stranger pair),
 # Clawdock_<N>_amd64.deb, Clawdock_<N+1>_amd64.deb and its .sig, versions.env.
 set -euo pipefail
@@ -38,7 +40,7 @@ build() { # dir version
   local dir=$1 v=$2 t0
   t0=$(date +%s)
   (cd "$dir" && CARGO_TARGET_DIR="$target_dir" CLAWDOCK_TAURI_CONFIG="$config" ./scripts/package.sh deb)
-  cp "$target_dir/release/bundle/deb/Clawdock_${v}_amd64.deb" "$out/"
+  cp "$target_dir/${CLAWDOCK_PACKAGE_PROFILE:-release}/bundle/deb/Clawdock_${v}_amd64.deb" "$out/"
   echo "--- Clawdock $v built in $(( $(date +%s) - t0 ))s"
 }
 

@@ -83,4 +83,11 @@ if [ "$rc" = 3 ]; then
 else
   no "clawdock.exe agents list (exit $rc): $out"
 fi
+# The self-update's own path on Windows, short of a feed: this build has none.
+run self-update --check
+if [ "$rc" = 1 ] && echo "$out" | grep -q 'no update feed'; then
+  ok "clawdock.exe self-update --check says this build has no feed (exit 1)"
+else
+  no "clawdock.exe self-update --check (exit $rc): $out"
+fi
 finish
