@@ -339,9 +339,14 @@ pub async fn run(
     if config.endpoints.is_empty() {
         return Err(UpdateError::NoFeed);
     }
-    let installer = config
-        .installer
-        .or_else(|| config.program.as_deref().and_then(Installer::detect));
+    let installer = match (config.installer, config.program.clone()) {
+        (Some(known), _) => Some(known),
+        // Reads dpkg's records or runs `rpm -qf`: off the async workers.
+        (None, Some(program)) => tokio::task::spawn_blocking(move || Installer::detect(&program))
+            .await
+            .unwrap_or_default(),
+        (None, None) => None,
+    };
     let config = &UpdateConfig {
         installer,
         ..config.clone()
@@ -720,16 +725,16 @@ impl Staging {
     }
 
     /// Kept: the installer runs after this process ended (Windows).
-    #[cfg_attr(not(windows), allow(dead_code))]
-    fn keep(self) -> PathBuf {
-        let dir = self.dir.clone();
-        std::mem::forget(self);
-        dir
+    fn keep(mut self) -> PathBuf {
+        std::mem::take(&mut self.dir)
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
+        if self.dir.as_os_str().is_empty() {
+            return;
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove the update's folder");
         }
@@ -941,11 +946,7 @@ async fn as_admin(
 
 #[cfg(unix)]
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid() == 0
-    }
+    rustix::process::geteuid().is_root()
 }
 
 #[cfg(not(unix))]
