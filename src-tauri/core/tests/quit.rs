@@ -246,7 +246,7 @@ async fn a_machine_down_at_quit_is_a_clean_exit() {
         .create_and_wait(req(&unique("vm-down")))
         .await
         .expect("create");
-    let stopped = std::process::Command::new(home.path().join("podman"))
+    let stopped = std::process::Command::new(home.path().join("bin/podman"))
         .args(["machine", "stop"])
         .output()
         .expect("podman machine stop");
