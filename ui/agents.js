@@ -137,7 +137,10 @@ function updateRow(el, agent, state) {
   // says how often it crashed and when it tries next.
   const crash = agent.crashLoop || null;
   const failed = agent.status === 'error' ? agent.error || 'The agent failed.' : '';
-  const err = failed && crash ? `${failed} (${crash.summary})` : failed;
+  // The server's sentence names no button: here, trying again is Start (a
+  // crash loop tries again by itself).
+  const err = failed && crash ? `${failed} (${crash.summary})`
+    : failed ? `${failed} Press Start to try again.` : '';
   setText(q('.agent-error .error-text'), err);
   show(q('.agent-error'), !!err);
   // Podman's own words behind an error said as advice, else the dead gateway's

@@ -6,6 +6,7 @@ pub mod agent_proxy;
 pub mod agents;
 pub mod api;
 pub mod app;
+pub mod archive;
 pub mod cgroup_v1;
 pub mod container;
 pub mod container_spec;

@@ -527,6 +527,18 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates a folder only its owner can enter, failing if anything is there
+/// already (its parent must exist).
+pub fn create_private_dir_new(path: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
 /// A plain stopped agent for unit tests; tests change the fields they are about.
 #[cfg(test)]
 pub(crate) fn sample_record(name: &str) -> AgentRecord {
