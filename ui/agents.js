@@ -53,6 +53,10 @@ function metaParts(agent) {
     parts.push({ key: 'wait', text: 'waiting for the gateway…', cls: 'muted' });
   }
   if (agent.providerType) parts.push({ key: 'provider', text: agent.providerType });
+  if (agent.updateAvailable) {
+    parts.push({ key: 'update', text: 'update available', cls: 'update-available',
+      title: 'A newer build of its image is out: Update moves the agent to it.' });
+  }
   return parts.flatMap((p, i) => (i ? [{ key: `sep-${p.key}`, text: '·', cls: 'sep', hidden: true }, p] : [p]));
 }
 

@@ -1077,8 +1077,16 @@ fn print_table(agents: &[AgentView]) {
         .map(|a| {
             [
                 a.name.clone(),
-                a.activity
-                    .map_or_else(|| to_word(&a.status), |activity| to_word(&activity)),
+                {
+                    let status = a
+                        .activity
+                        .map_or_else(|| to_word(&a.status), |activity| to_word(&activity));
+                    if a.update_available {
+                        format!("{status}, update available")
+                    } else {
+                        status
+                    }
+                },
                 a.port.to_string(),
                 a.gateway_url.clone().unwrap_or_else(|| "-".into()),
                 a.error.clone().unwrap_or_default(),

@@ -122,6 +122,7 @@ impl Clawdock {
         let tasks = this.inner.tasks.clone();
         let probing = this.clone();
         let resync_period = this.inner.settings.resync_period;
+        let update_check = this.inner.settings.update_check;
         this.inner.tasks.spawn_background(async move {
             probing.check_podman().await;
             let first_state = machine.refresh().await;
@@ -144,6 +145,9 @@ impl Clawdock {
             probing.publish_status();
             agents.resume_crash_loops();
             tasks.spawn_background(agents.clone().reconcile_forever(resync_period));
+            if let Some(every) = update_check {
+                tasks.spawn_background(agents.clone().check_updates_forever(every));
+            }
             if restore && !to_restore.is_empty() {
                 // Bring a stopped machine up only when there are agents to bring
                 // back: starting a VM unasked is rude.

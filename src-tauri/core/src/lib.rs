@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod engine;
 pub mod events;
 pub mod export;
+pub mod image_check;
 pub mod instance;
 pub mod login_item;
 pub mod machine;

@@ -41,6 +41,7 @@ pub mod state;
 pub mod stats;
 mod swap;
 mod update;
+mod update_notice;
 mod watch;
 
 pub use crate::view::{Activity, AgentView};

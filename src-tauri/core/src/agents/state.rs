@@ -107,6 +107,9 @@ pub struct Live {
     /// load, create and edit): shown in Settings, never the key.
     pub model_id: Option<String>,
     pub base_url: Option<String>,
+    /// The registry has a newer build of the agent's image than the one it runs
+    /// (asked at launch and about daily; cleared by an update).
+    pub update_available: bool,
 }
 
 impl Default for Live {
@@ -125,6 +128,7 @@ impl Default for Live {
             engine_away: false,
             model_id: None,
             base_url: None,
+            update_available: false,
         }
     }
 }
@@ -247,6 +251,10 @@ pub enum Input {
     /// A delete that cannot finish now (the engine is away): the agent stays
     /// hidden, marked `deleting`, until the next listing finishes it.
     DeletePostponed,
+    /// The agent's registry was asked whether its image has a newer build.
+    UpdateChecked {
+        newer: bool,
+    },
     /// The dead gateway's last lines, read after its death, for the view.
     CrashLogs {
         lines: Vec<String>,
@@ -416,6 +424,7 @@ impl AgentState {
             cpus: r.cpus,
             model_id: self.live.model_id.clone(),
             base_url: self.live.base_url.clone(),
+            update_available: self.live.update_available,
         }
     }
 }
@@ -636,12 +645,19 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
                 observe(s, container, None, now, &mut effects);
             }
         }
-        Input::ImageRejected { image_id } => r.rejected_image = image_id,
+        Input::ImageRejected { image_id } => {
+            // An update that took (`None`) runs the newest build: no notice.
+            if image_id.is_none() {
+                live.update_available = false;
+            }
+            r.rejected_image = image_id;
+        }
         Input::DeletePostponed => {
             if r.deleting {
                 live.activity = None;
             }
         }
+        Input::UpdateChecked { newer } => live.update_available = newer,
         Input::CrashLogs { lines } => {
             if let Some(c) = live.crash.as_mut() {
                 c.last_logs = lines;

@@ -85,6 +85,7 @@ impl Agents {
                 if found.is_some() {
                     log.push(format!("{} is up to date", record.image));
                 }
+                self.transition(id, Input::UpdateChecked { newer: false })?;
                 return unchanged(self);
             }
             Err(e) => {
