@@ -289,6 +289,69 @@ pub fn run(request: Request) -> ExitCode {
     }
 }
 
+/// `clawdock doctor [--json] [--bundle FILE]`: the checks, in this process (no
+/// instance needed); exit 1 when one fails.
+pub fn doctor(json: bool, bundle: Option<std::path::PathBuf>) -> ExitCode {
+    use clawdock_core::doctor::{self, Verdict};
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            crate::tell!("clawdock: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            crate::tell!("clawdock: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let findings = runtime.block_on(doctor::checks::run_all(&settings));
+    if json {
+        print_json(&findings);
+    } else {
+        for f in &findings {
+            let mark = match f.verdict {
+                Verdict::Ok => "ok  ",
+                Verdict::Warn => "warn",
+                Verdict::Fail => "FAIL",
+                Verdict::Skipped => "--  ",
+            };
+            crate::say!("{mark}  {:<15} {}", f.check, f.found);
+            if let Some(fix) = &f.fix {
+                crate::say!("      {:<15} fix: {fix}", "");
+            }
+        }
+    }
+    if let Some(file) = bundle {
+        let var = |name: &str| std::env::var(name).ok();
+        let sources = doctor::bundle::Sources {
+            settings: &settings,
+            log_dir: clawdock_core::settings::default_log_dir(&settings.home),
+            var: &var,
+        };
+        match runtime.block_on(doctor::bundle::write(&file, &findings, &sources)) {
+            Ok(_) => crate::tell!(
+                "Wrote the support bundle {} (secrets taken out; read it before you send it).",
+                file.display()
+            ),
+            Err(e) => {
+                crate::tell!("clawdock: could not write {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if findings.iter().any(|f| f.verdict == Verdict::Fail) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// What an error says, for one line of a longer report.
 fn cli_message(e: &CliError) -> String {
     match e {
