@@ -195,6 +195,13 @@ pub enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Chat with a running agent, its answer printed as it comes (as the
+    /// window's chat). With MESSAGE, one turn; without, each line read from
+    /// standard input is a turn, until end of input (Ctrl-D).
+    Chat {
+        agent: String,
+        message: Option<String>,
+    },
     /// Print an agent's log.
     Logs {
         agent: String,
@@ -429,6 +436,51 @@ impl Client {
             return Err(api_error(status, &bytes));
         }
         Ok(sse_data_lines(resp.bytes_stream()))
+    }
+
+    /// One chat turn: the answer's pieces printed as the gateway streams them,
+    /// then a new line.
+    async fn chat_turn(&self, path: &str, message: &str) -> Result<(), CliError> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({ "message": message }))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(api_error(status, &bytes));
+        }
+        let mut data = std::pin::pin!(sse_data_lines(resp.bytes_stream()));
+        while let Some(data) = data.next().await {
+            if data.trim() == "[DONE]" {
+                break;
+            }
+            let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            if let Some(error) = chunk.get("error") {
+                let said = error["message"]
+                    .as_str()
+                    .map_or_else(|| error.to_string(), str::to_string);
+                crate::console::out_piece("\n");
+                return Err(CliError::Api(format!(
+                    "the agent answered with an error: {said}"
+                )));
+            }
+            let choice = &chunk["choices"][0];
+            let piece = choice["delta"]["content"]
+                .as_str()
+                .or_else(|| choice["message"]["content"].as_str());
+            if let Some(piece) = piece {
+                crate::console::out_piece(piece);
+            }
+        }
+        crate::console::out_piece("\n");
+        Ok(())
     }
 
     /// `POST path`, its answer written to `file` (new, readable by its owner
@@ -945,6 +997,33 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                     );
                 }
                 crate::say!("Put one back: clawdock agents snapshots {agent} --restore SNAPSHOT");
+            }
+        }
+        Request::Agents(AgentsCommand::Chat { agent, message }) => {
+            let id = client.resolve(&agent).await?;
+            let path = format!("/agents/{id}/chat");
+            if let Some(message) = message {
+                return client.chat_turn(&path, &message).await;
+            }
+            let terminal = std::io::stdin().is_terminal();
+            if terminal {
+                crate::tell!("Chatting with {agent}; Ctrl-D ends.");
+            }
+            let mut lines =
+                tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+            loop {
+                if terminal {
+                    crate::console::out_piece("> ");
+                }
+                let line = lines
+                    .next_line()
+                    .await
+                    .map_err(|e| CliError::Other(format!("could not read standard input: {e}")))?;
+                let Some(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                client.chat_turn(&path, &line).await?;
             }
         }
         Request::Agents(AgentsCommand::Logs {
