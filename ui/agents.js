@@ -67,6 +67,7 @@ function makeRow(actions, dialogs, id) {
     h('div', { class: 'menu-items' },
       h('button', { class: 'menu-item settings', type: 'button', onclick: () => dialogs.settings.open(id) }, 'Settings…'),
       h('button', { class: 'menu-item update', type: 'button', onclick: () => actions.update(id) }, 'Update'),
+      h('button', { class: 'menu-item backups', type: 'button', onclick: () => dialogs.backups.open(id) }, 'Backups…'),
       h('button', { class: 'menu-item export', type: 'button', onclick: () => dialogs.export.open(id) }, 'Export for Kubernetes…'))));
   const el = h('li', { class: 'agent', dataset: { id } },
     h('div', { class: 'agent-main' },
@@ -185,6 +186,7 @@ function updateRow(el, agent, state) {
   q('.settings').disabled = busy;
   q('.settings').setAttribute('aria-label', `Settings of ${agent.name}`);
   q('.export').setAttribute('aria-label', `Export ${agent.name} for Kubernetes`);
+  q('.backups').setAttribute('aria-label', `Backups of ${agent.name}`);
   q('.more summary').setAttribute('aria-label', `More actions for ${agent.name}`);
   const chat = q('.chat');
   chat.disabled = busy || agent.status !== 'running';
