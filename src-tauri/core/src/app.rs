@@ -81,6 +81,8 @@ impl Clawdock {
         crate::store::create_private_dir(&settings.home)
             .map_err(|e| StartError::Home(settings.home.display().to_string(), e))?;
         let lock = InstanceLock::acquire(&settings.home)?;
+        // Ours alone now: what a backup or restore cut short left goes.
+        crate::agents::sweep_leftovers(&settings);
         let tasks = Tasks::default();
         let (events, _) = broadcast::channel(1024);
         let machine = Machine::with_engine(

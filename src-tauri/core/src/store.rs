@@ -529,14 +529,16 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 
 /// Creates a folder only its owner can enter, failing if anything is there
 /// already (its parent must exist).
+#[cfg(unix)]
 pub fn create_private_dir_new(path: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(path)
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().mode(0o700).create(path)
+}
+
+/// Elsewhere the folder's access is its parent's (the data folder's).
+#[cfg(not(unix))]
+pub fn create_private_dir_new(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().create(path)
 }
 
 /// A plain stopped agent for unit tests; tests change the fields they are about.

@@ -50,5 +50,6 @@ pub use error::{AgentError, ErrorCode};
 pub use identity::random_hex;
 pub use registry::Agents;
 pub use requests::{CreateRequest, EditRequest, UpdateOutcome};
+pub(crate) use restore::sweep_leftovers;
 pub use restore::{RestoreOptions, RestoreOutcome};
 pub use snapshots::Snapshot;

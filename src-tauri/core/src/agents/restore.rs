@@ -273,6 +273,40 @@ impl Agents {
     }
 }
 
+/// Removes what a backup or restore that Clawdock died in left: archives on their
+/// way through `<data folder>/tmp` (they hold keys) and `agents/.restore-*`
+/// folders never made an agent's. At launch, before any operation.
+pub(crate) fn sweep_leftovers(settings: &crate::settings::Settings) {
+    let places = [
+        (settings.home.join("tmp"), "archive-"),
+        (settings.agents_dir(), ".restore-"),
+    ];
+    for (dir, prefix) in places {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with(prefix) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed what an interrupted backup or restore left")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove what an interrupted backup or restore left")
+                }
+            }
+        }
+    }
+}
+
 /// Removes a folder a restore wrote and did not keep.
 async fn discard(dir: &std::path::Path) {
     let dir = dir.to_path_buf();
@@ -283,5 +317,32 @@ async fn discard(dir: &std::path::Path) {
     .await;
     if let Err(e) = removed {
         tracing::warn!(error = %e, "could not remove a restore that was not kept");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn what_an_interrupted_backup_or_restore_left_is_swept_and_nothing_else() {
+        let home = tempfile::tempdir().expect("tmp");
+        let settings = crate::settings::Settings::new(
+            home.path().to_path_buf(),
+            crate::engine::Podman::new(None),
+            crate::machine::Mode::Native,
+        );
+        let tmp = home.path().join("tmp");
+        let agents = settings.agents_dir();
+        for dir in [
+            tmp.join("keep"),
+            agents.join(".restore-1/workspace"),
+            agents.join("a1/workspace"),
+        ] {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
+        std::fs::write(tmp.join("archive-1.tar.gz"), b"key").expect("write");
+        super::sweep_leftovers(&settings);
+        assert!(!tmp.join("archive-1.tar.gz").exists());
+        assert!(!agents.join(".restore-1").exists());
+        assert!(agents.join("a1/workspace").exists() && tmp.join("keep").exists());
     }
 }

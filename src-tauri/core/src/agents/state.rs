@@ -2044,4 +2044,33 @@ mod tests {
         apply_now(&mut s, Input::Journaled(None));
         assert_eq!(s.record.journal, None);
     }
+
+    /// Issue 32: the newer-image notice is the registry's answer until an update
+    /// takes; it changes nothing else of the agent.
+    #[test]
+    fn the_update_notice_follows_the_registry_and_an_update_clears_it() {
+        let mut s = AgentState::new(crate::store::sample_record("a"));
+        let record = s.record.clone();
+        apply_now(&mut s, Input::UpdateChecked { newer: true });
+        assert!(s.view_at(t(100)).update_available);
+        assert_eq!(s.record, record, "nothing saved");
+        apply_now(
+            &mut s,
+            Input::ImageRejected {
+                image_id: Some("sha256:bad".into()),
+            },
+        );
+        assert!(
+            s.live.update_available,
+            "a rolled-back update leaves the newer image out"
+        );
+        apply_now(&mut s, Input::ImageRejected { image_id: None });
+        assert!(
+            !s.live.update_available,
+            "an update that took runs the newest"
+        );
+        apply_now(&mut s, Input::UpdateChecked { newer: true });
+        apply_now(&mut s, Input::UpdateChecked { newer: false });
+        assert!(!s.view_at(t(100)).update_available);
+    }
 }
