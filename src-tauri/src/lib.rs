@@ -1,6 +1,7 @@
-//! What the two binaries share, none of it touching the GUI: the command line
+//! What the programs share, none of it touching the GUI: the command line
 //! (`cli`), the headless server (`serve`), printing that cannot panic, logging,
-//! the process's exit, and resume from sleep.
+//! the process's exit, resume from sleep, and what the tray app and its window
+//! process say to each other (`window_link`).
 
 pub mod cli;
 pub mod console;
@@ -8,3 +9,4 @@ pub mod exit;
 pub mod logging;
 pub mod serve;
 pub mod wake;
+pub mod window_link;

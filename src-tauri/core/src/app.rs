@@ -47,6 +47,8 @@ struct Inner {
     api_url: Mutex<Option<String>>,
     /// The one-time dashboard addresses given out and not yet used.
     dashboard_tickets: Mutex<crate::dashboard::Tickets>,
+    /// Asks to show the window; the tray app listens, `serve` has nobody who can.
+    window_wanted: broadcast::Sender<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,11 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// This instance has no window to show: it is `clawdock serve`.
+#[derive(Debug, thiserror::Error)]
+#[error("This Clawdock has no window: it runs as `clawdock serve`.")]
+pub struct NoWindow;
 
 /// How long a launch's restore waits for the event stream's first listing before
 /// its agents look for their containers themselves.
@@ -114,6 +121,7 @@ impl Clawdock {
                 probed: tokio::sync::watch::channel(false).0,
                 api_url: Mutex::new(None),
                 dashboard_tickets: Mutex::new(crate::dashboard::Tickets::default()),
+                window_wanted: broadcast::channel(4).0,
             }),
         };
         this.spawn_machine_relay();
@@ -125,6 +133,7 @@ impl Clawdock {
         let probing = this.clone();
         let resync_period = this.inner.settings.resync_period;
         let update_check = this.inner.settings.update_check;
+        let disk_period = this.inner.settings.disk_check_period;
         this.inner.tasks.spawn_background(async move {
             probing.check_podman().await;
             let first_state = machine.refresh().await;
@@ -150,6 +159,7 @@ impl Clawdock {
             if let Some(every) = update_check {
                 tasks.spawn_background(agents.clone().check_updates_forever(every));
             }
+            tasks.spawn_background(agents.clone().watch_disk(disk_period));
             if restore && !to_restore.is_empty() {
                 // Bring a stopped machine up only when there are agents to bring
                 // back: starting a VM unasked is rude.
@@ -234,6 +244,22 @@ impl Clawdock {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
+    }
+
+    /// Asks whoever shows this instance's window (the tray app) to show it: a
+    /// second launch of the app on the same data folder does, through the API.
+    pub fn show_window(&self) -> Result<(), NoWindow> {
+        self.inner
+            .window_wanted
+            .send(())
+            .map(|_listeners| ())
+            .map_err(|_nobody| NoWindow)
+    }
+
+    /// The requests of [`Clawdock::show_window`], for the one who can show the
+    /// window; while nobody holds one, the requests are refused.
+    pub fn window_requests(&self) -> broadcast::Receiver<()> {
+        self.inner.window_wanted.subscribe()
     }
 
     /// Asks podman for its version again (the wizard's "Check again").

@@ -12,6 +12,7 @@ pub mod container;
 pub mod container_spec;
 pub mod containers;
 pub mod dashboard;
+pub mod disk_use;
 pub mod doctor;
 pub mod engine;
 pub mod events;

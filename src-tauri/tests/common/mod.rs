@@ -18,8 +18,21 @@ use std::time::{Duration, Instant};
 
 /// The command line and `serve`; with no arguments it becomes [`APP`].
 pub const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
-/// The tray app, the one binary linked with the GUI.
+/// The tray app: the core, the API and the tray; it starts [`WINDOW`] when the
+/// window is opened.
 pub const APP: &str = env!("CARGO_BIN_EXE_clawdock-app");
+/// The window, the one program linked with the GUI libraries.
+pub const WINDOW: &str = env!("CARGO_BIN_EXE_clawdock-window");
+/// Libraries of the GUI stack (WebKitGTK, GTK, libsoup, flite for WebKit's speech):
+/// only the window may map them.
+pub const GUI_LIBRARIES: &[&str] = &[
+    "libwebkit2gtk",
+    "libjavascriptcoregtk",
+    "libgtk-3",
+    "libgdk-3",
+    "libsoup",
+    "libflite",
+];
 pub const IMAGE: &str = "localhost/clawdock-test-gateway:latest";
 
 pub fn repo() -> PathBuf {

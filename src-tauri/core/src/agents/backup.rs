@@ -43,6 +43,7 @@ impl Agents {
             provider_type: record.provider_type.clone(),
             memory_mib: Some(self.limits_of(record).memory_mib),
             cpus: record.cpus,
+            disk_mib: Some(record.disk_mib.unwrap_or(self.settings().agent_disk_mib)),
             port: record.port,
         };
         let consistency = if running {

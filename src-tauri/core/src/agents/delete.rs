@@ -40,6 +40,15 @@ impl Agents {
     /// update left: one left behind would bring the agent back at the next
     /// launch), then its folder and record.
     pub(super) async fn remove_now(&self, id: Uuid) -> Result<(), AgentError> {
+        if self.machine().mode() == Mode::Native {
+            // Natively the engine is a service started on demand (just launched,
+            // or started again): waited for, so a delete right after a launch
+            // removes the containers now rather than later. A stopped machine
+            // (vm mode) is not started for a delete.
+            if let Err(e) = self.ensure_runtime(id).await {
+                tracing::debug!(agent = %id, error = %e, "the engine is not ready for a delete");
+            }
+        }
         let found = match self.containers().all_of(id).await {
             Ok(found) => found,
             Err(e) if e.engine_unreachable() => {

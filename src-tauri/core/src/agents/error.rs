@@ -30,11 +30,15 @@ pub enum ErrorCode {
     NoLoginItem,
     /// The platform refused to change the login item.
     LoginItemFailed,
+    /// The window asked of an instance that has none (`clawdock serve`).
+    NoWindow,
     PodmanUnavailable,
     /// Podman is installed but its engine (or machine) is not ready.
     RuntimeNotReady,
     ShuttingDown,
     NoFreePort,
+    /// The agent takes more disk than its limit.
+    DiskLimit,
     PodmanFailed,
     StoreFailed,
     FolderFailed,
@@ -102,6 +106,10 @@ pub enum AgentError {
     File(#[from] crate::agent_files::AgentFileError),
     #[error("{0}")]
     Gateway(String),
+    /// The agent takes more disk than its limit (the sentence says how much, and
+    /// what to do).
+    #[error("{0}")]
+    OverDisk(String),
     /// The image the agent's container is pinned to is no longer on this machine.
     #[error("The image this agent runs is no longer on this machine.")]
     ImageGone,
@@ -217,6 +225,7 @@ impl AgentError {
             Self::EngineUnreachable(_) | Self::Machine(_) => ErrorCode::RuntimeNotReady,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
             Self::NoFreePort(..) => ErrorCode::NoFreePort,
+            Self::OverDisk(_) => ErrorCode::DiskLimit,
             Self::Podman(_) => ErrorCode::PodmanFailed,
             Self::Store(_) => ErrorCode::StoreFailed,
             Self::Folder(_) | Self::File(_) => ErrorCode::FolderFailed,

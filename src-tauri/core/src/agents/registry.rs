@@ -35,6 +35,8 @@ pub(super) struct NewAgent {
     pub image_id: Option<String>,
     pub memory_mib: u64,
     pub cpus: Option<f64>,
+    /// The agent's disk limit (its folders, layer and log).
+    pub disk_mib: u64,
 }
 
 /// Lines of a crashed gateway's output kept in the view.
@@ -136,11 +138,7 @@ impl Agents {
             .into_iter()
             .map(|r| (r.id, Entry::new(loaded_state(r, Utc::now()))))
             .collect();
-        let containers = Containers::new(
-            machine.podman().clone(),
-            machine.engine().clone(),
-            home_label,
-        );
+        let containers = Containers::new(machine.engine().clone(), home_label);
         let agents = Self {
             inner: Arc::new(Inner {
                 time_zone: iana_time_zone::get_timezone().unwrap_or_else(|_| "UTC".into()),
@@ -367,6 +365,7 @@ impl Agents {
         provider: &Provider,
         memory_mib: u64,
         cpus: Option<f64>,
+        disk_mib: u64,
     ) -> Result<AgentView, AgentError> {
         let shown = |port| {
             definition::provider_input_of_config(&definition::openclaw_config(port, provider))
@@ -380,6 +379,7 @@ impl Agents {
                 image_id: None,
                 memory_mib,
                 cpus,
+                disk_mib,
             },
             provider.notice(),
             shown,
@@ -430,6 +430,7 @@ impl Agents {
                 image: new.image,
                 memory_mib: Some(new.memory_mib),
                 cpus: new.cpus,
+                disk_mib: Some(new.disk_mib),
                 rejected_image: None,
                 generation: None,
                 image_id: new.image_id,

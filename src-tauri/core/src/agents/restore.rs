@@ -87,6 +87,13 @@ impl Agents {
             }
             None => self.settings().agent_memory_mib,
         };
+        let disk_mib = match settings.disk_mib {
+            Some(d) => {
+                crate::sizing::check_disk_limit(d).map_err(AgentError::InvalidInput)?;
+                d
+            }
+            None => self.settings().agent_disk_mib,
+        };
         let replaced = self
             .list()
             .into_iter()
@@ -169,6 +176,7 @@ impl Agents {
                 image_id: settings.image_id.clone(),
                 memory_mib,
                 cpus: settings.cpus,
+                disk_mib,
             },
             &config,
         ) {

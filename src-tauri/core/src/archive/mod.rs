@@ -74,6 +74,9 @@ pub struct AgentSettings {
     pub memory_mib: Option<u64>,
     #[serde(default)]
     pub cpus: Option<f64>,
+    /// The agent's disk limit (its folders, layer and log).
+    #[serde(default, rename = "diskMiB", skip_serializing_if = "Option::is_none")]
+    pub disk_mib: Option<u64>,
     pub port: u16,
 }
 
