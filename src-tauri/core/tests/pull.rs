@@ -296,6 +296,16 @@ async fn a_registry_that_asks_for_a_login_gets_the_users_login() {
         "blobs went to the logged-in engine: {:?}",
         registry.served()
     );
+    // Issue 32: the newer-image check asks this registry with the same login.
+    let asked = registry.served().len();
+    agents.check_updates().await;
+    let heads: Vec<String> = registry.served()[asked..].to_vec();
+    assert_eq!(
+        heads.last().map(String::as_str),
+        Some("HEAD /v2/private/clawdock-test-pull-login/manifests/latest"),
+        "the check's HEAD went through with the login: {heads:?}"
+    );
+    assert!(!agents.get(started.id).expect("agent").update_available);
     agents.delete(started.id).await.expect("delete");
     core.shutdown().await;
 }
