@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::state::{Container, Input, Op};
 use super::{AgentError, Agents};
+use crate::container::Found;
 use crate::disk_use::Measured;
 use crate::machine::Mode;
 use crate::store::AgentStatus;
@@ -48,7 +49,7 @@ impl Agents {
                 if !running {
                     continue;
                 }
-                let used = match self.measure_disk(id).await {
+                let used = match self.measure_disk(id, None).await {
                     Ok(used) => used,
                     Err(e) => {
                         tracing::debug!(agent = %id, error = %e, "could not measure an agent's disk use");
@@ -64,8 +65,13 @@ impl Agents {
         }
     }
 
-    /// Measures the agent's disk use now and records it.
-    pub(super) async fn measure_disk(&self, id: Uuid) -> Result<DiskUse, AgentError> {
+    /// Measures the agent's disk use now and records it. `known`: its container
+    /// as just found (`Some(None)`: it has none), which spares a listing.
+    pub(super) async fn measure_disk(
+        &self,
+        id: Uuid,
+        known: Option<Option<&Found>>,
+    ) -> Result<DiskUse, AgentError> {
         let record = self.state(id)?.record;
         let dir = record.dir.clone();
         let folders = crate::agent_files::blocking(move || {
@@ -78,7 +84,11 @@ impl Agents {
             folders,
             ..DiskUse::default()
         };
-        if let Some(own) = self.current(id).await? {
+        let own = match known {
+            Some(known) => known.cloned(),
+            None => self.current(id).await?,
+        };
+        if let Some(own) = own {
             let footprint = self.containers().footprint(&own.id).await?;
             used.layer_bytes = footprint.layer_bytes;
             // In vm mode the log is a file in the machine, not on this host; it
@@ -148,9 +158,13 @@ impl Agents {
     }
 
     /// Refuses a start while the agent is over its disk limit: it would be stopped
-    /// again within a minute.
-    pub(super) async fn check_disk_before_start(&self, id: Uuid) -> Result<(), AgentError> {
-        let used = self.measure_disk(id).await?;
+    /// again within a minute. `own`: its container as just found.
+    pub(super) async fn check_disk_before_start(
+        &self,
+        id: Uuid,
+        own: Option<&Found>,
+    ) -> Result<(), AgentError> {
+        let used = self.measure_disk(id, Some(own)).await?;
         match self.over_disk(id, &used) {
             Some(message) => Err(AgentError::OverDisk(message)),
             None => Ok(()),
