@@ -1,5 +1,5 @@
 // Clawdock's own update in the window, and the note for a desktop with no tray.
-// - The header menu's "Check for updates" asks the server now (POST
+// - The header menu's "Check for Clawdock updates" asks the server now (POST
 //   /app/update/check); what it found arrives as the `selfUpdate` event too.
 // - A newer version offered: a note over the agents page, and a dialog with its
 //   release notes where the user decides (Install and restart, or Later). The
@@ -13,7 +13,7 @@ import { toast } from './feedback.js';
 import { navigate } from './router.js';
 
 /** Where the controls are when no tray icon shows them. */
-export const NO_TRAY_TEXT = 'This desktop has no tray host (GNOME needs the “AppIndicator and KStatusNotifierItem Support” extension), so Clawdock opened this window instead. Its controls are here: your agents on this page, and Check for updates, Launch at login and Quit Clawdock… in the menu ☰ at the top right. Closing this window leaves Clawdock and its agents running; open Clawdock from your applications to come back.';
+export const NO_TRAY_TEXT = 'This desktop has no tray host (GNOME needs the “AppIndicator and KStatusNotifierItem Support” extension), so Clawdock opened this window instead. Its controls are here: your agents on this page, and Check for Clawdock updates, Launch at login and Quit Clawdock… in the menu ☰ at the top right. Closing this window leaves Clawdock and its agents running; open Clawdock from your applications to come back.';
 
 /** What a check or an install came to, as one sentence (pure). */
 export function outcomeSentence(outcome) {
@@ -118,7 +118,7 @@ export function createSelfUpdate(store) {
     const release = availableRelease(current.server.selfUpdate);
     const busy = !!(current.server.selfUpdate && current.server.selfUpdate.busy);
     $('check-updates').disabled = busy || installing;
-    setText($('check-updates'), busy && !installing ? 'Checking for updates…' : 'Check for updates');
+    setText($('check-updates'), busy && !installing ? 'Checking for Clawdock updates…' : 'Check for Clawdock updates');
     if (current.local.route.notice === 'update' && release && !dialog.open) dialog.showModal();
     if (release) {
       setText($('update-title'), `Clawdock ${release.version}`);

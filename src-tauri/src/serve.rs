@@ -19,7 +19,7 @@ pub fn run(port: u16) -> ExitCode {
         }
     };
     let _log = crate::logging::init(&settings::default_log_dir(&settings.home), "serve");
-    let program = settings.updates.program.clone();
+    let program = settings.self_update.program.clone();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

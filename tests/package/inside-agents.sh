@@ -36,7 +36,7 @@ dbus-daemon --session --nofork --print-address=1 > /tmp/bus 2>/dev/null & dbus=$
 for _ in $(seq 50); do [ -s /tmp/display ] && [ -s /tmp/bus ] && break; sleep 0.1; done
 export DISPLAY=:$(head -1 /tmp/display) DBUS_SESSION_BUS_ADDRESS=$(head -1 /tmp/bus) NO_AT_BRIDGE=1
 export CLAWDOCK_AGENT_IMAGE=localhost/clawdock-test-gateway:latest CLAWDOCK_STOP_TIMEOUT=3
-export CLAWDOCK_UPDATE_URL=http://127.0.0.1:$FEED_PORT/latest.json
+export CLAWDOCK_SELF_UPDATE_URL=http://127.0.0.1:$FEED_PORT/latest.json
 api_get() { # path
   local url token
   url=$(sed -n 's/.*"url": *"\([^"]*\)".*/\1/p' "$api" 2>/dev/null | head -1)
@@ -118,12 +118,12 @@ rm -f "$feed/down"
 for _ in $(seq 50); do curl -s --max-time 1 "http://127.0.0.1:$FEED_PORT/" >/dev/null && break; sleep 0.2; done
 check "the agent's container was not touched by the refusals" test "$(container)" = "$before"
 
-# N+1 from the tray menu: Check for updates, then Install ... and restart.
+# N+1 from the tray menu: Check for Clawdock updates, then Install ... and restart.
 cp "$feed/good.json" "$feed/latest.json"
-click "Check for updates"
+click "Check for Clawdock updates"
 install_label="Install Clawdock $NEXT and restart"
 for _ in $(seq 60); do [ -n "$(id_of "$install_label")" ] && break; sleep 0.5; done
-check "the tray offers \"$install_label\" after Check for updates" test -n "$(id_of "$install_label")"
+check "the tray offers \"$install_label\" after Check for Clawdock updates" test -n "$(id_of "$install_label")"
 click "$install_label"
 for _ in $(seq 240); do api_get /app/update | grep -q "\"current\":\"$NEXT\"" && break; sleep 0.5; done
 if api_get /app/update | grep -q "\"current\":\"$NEXT\""; then

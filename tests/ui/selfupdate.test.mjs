@@ -1,5 +1,5 @@
 // Clawdock's own update in the window, against the real `clawdock serve` and a feed
-// on loopback (issue 31): the menu's "Check for updates" finds a newer version and
+// on loopback (issue 31): the menu's "Check for Clawdock updates" finds a newer version and
 // shows its release notes, where the user decides; this build was not installed
 // from a package, so "Install and restart" says so and changes nothing. And the
 // note a desktop with no tray gets (route `no-tray`): where the controls are.
@@ -28,16 +28,16 @@ async function feed() {
   return { server, url: `http://127.0.0.1:${server.address().port}/latest.json` };
 }
 
-test('Check for updates shows the notes; an install this copy cannot do says why', async () => {
+test('Check for Clawdock updates shows the notes; an install this copy cannot do says why', async () => {
   const offered = await feed();
   const [server, browser] = await Promise.all([
-    startServer({ label: 'update', portBase: 26400, env: { CLAWDOCK_UPDATE_URL: offered.url } }),
+    startServer({ label: 'update', portBase: 26400, env: { CLAWDOCK_SELF_UPDATE_URL: offered.url } }),
     launchBrowser(),
   ]);
   const page = await openApp(browser, server);
   await page.locator('#agents-empty').waitFor();
   await page.locator('#app-menu > summary').click();
-  await page.getByRole('button', { name: 'Check for updates' }).click();
+  await page.getByRole('button', { name: 'Check for Clawdock updates' }).click();
   const dialog = page.locator('#update-dialog');
   await dialog.waitFor({ state: 'visible' });
   assert.equal(await page.locator('#update-title').textContent(), 'Clawdock 9.9.9');

@@ -93,6 +93,8 @@ impl Clawdock {
         crate::store::create_private_dir(&settings.home)
             .map_err(|e| StartError::Home(settings.home.display().to_string(), e))?;
         let lock = InstanceLock::acquire(&settings.home)?;
+        // Ours alone now: what a backup or restore cut short left goes.
+        crate::agents::sweep_leftovers(&settings);
         let tasks = Tasks::default();
         let (events, _) = broadcast::channel(1024);
         let machine = Machine::with_engine(
@@ -146,6 +148,7 @@ impl Clawdock {
         let tasks = this.inner.tasks.clone();
         let probing = this.clone();
         let resync_period = this.inner.settings.resync_period;
+        let update_check = this.inner.settings.update_check;
         let disk_period = this.inner.settings.disk_check_period;
         this.inner.tasks.spawn_background(async move {
             probing.check_podman().await;
@@ -169,6 +172,9 @@ impl Clawdock {
             probing.publish_status();
             agents.resume_crash_loops();
             tasks.spawn_background(agents.clone().reconcile_forever(resync_period));
+            if let Some(every) = update_check {
+                tasks.spawn_background(agents.clone().check_updates_forever(every));
+            }
             tasks.spawn_background(agents.clone().watch_disk(disk_period));
             if restore && !to_restore.is_empty() {
                 // Bring a stopped machine up only when there are agents to bring
@@ -454,7 +460,7 @@ impl Clawdock {
     }
 
     /// Checks for a newer Clawdock, or installs it and restarts into it: the tray's
-    /// "Check for updates" and "Install update", the window's (through the API) and
+    /// "Check for Clawdock updates" and "Install update", the window's (through the API) and
     /// `clawdock self-update` while this instance runs. One at a time. After an
     /// install the instance hands over (see [`shutdown::hand_over`]): its owner
     /// sees the shutdown begin, and its report names the restart to do.
@@ -465,7 +471,7 @@ impl Clawdock {
         }
         self.set_update_status(|s| s.busy = true);
         let result = self_update::run(
-            &self.inner.settings.updates,
+            &self.inner.settings.self_update,
             mode,
             self_update::Asking::Desktop,
         )
@@ -509,7 +515,7 @@ impl Clawdock {
     pub fn check_for_updates_daily(&self) {
         const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
         const TICK: std::time::Duration = std::time::Duration::from_secs(3600);
-        if !self.inner.settings.update_checks {
+        if !self.inner.settings.self_update_checks {
             return;
         }
         self.set_update_status(|s| s.automatic = true);

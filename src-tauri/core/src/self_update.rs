@@ -118,7 +118,7 @@ pub struct UpdateConfig {
 }
 
 impl UpdateConfig {
-    /// The build's key and feed. `endpoint` replaces the feed (`CLAWDOCK_UPDATE_URL`:
+    /// The build's key and feed. `endpoint` replaces the feed (`CLAWDOCK_SELF_UPDATE_URL`:
     /// a mirror, a test's loopback server): the key stays the build's, so a feed
     /// from anywhere can only offer what Clawdock's key signed.
     pub fn from_build(endpoint: Option<String>, program: Option<PathBuf>) -> Self {
@@ -186,7 +186,7 @@ pub struct SelfUpdateStatus {
     /// When the feed was last asked (RFC 3339).
     pub checked_at: Option<String>,
     /// Whether this instance looks for updates by itself (the tray app; not
-    /// `serve`, and not with `CLAWDOCK_UPDATE_CHECK=0`).
+    /// `serve`, and not with `CLAWDOCK_SELF_UPDATE_CHECK=0`).
     pub automatic: bool,
     /// The version this instance is restarting into, once installed.
     pub restarting_into: Option<String>,

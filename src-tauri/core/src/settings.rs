@@ -75,14 +75,29 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "memory limit of new agents' containers, in MiB (default 2048)",
     ),
     (
-        "CLAWDOCK_UPDATE_URL",
+        "CLAWDOCK_SELF_UPDATE_URL",
         "the feed Clawdock's own updates come from (default: the build's); still checked with the build's key",
     ),
     (
-        "CLAWDOCK_UPDATE_CHECK",
+        "CLAWDOCK_SELF_UPDATE_CHECK",
         "`0` for no automatic update checks (the tray app checks at launch and daily)",
     ),
+    (
+        "CLAWDOCK_SNAPSHOTS",
+        "snapshots kept per agent, taken before each update, edit and limits change (default 5; 0: none)",
+    ),
+    (
+        "CLAWDOCK_UPDATE_CHECK_SECS",
+        "how often the registry is asked for a newer agent image (default 86400; 0: never)",
+    ),
 ];
+
+/// Snapshots kept per agent unless `CLAWDOCK_SNAPSHOTS` says: enough to step back
+/// over a few changes, few enough that the keys they hold do not pile up.
+pub const SNAPSHOTS_KEPT: usize = 5;
+/// How often the registry is asked for a newer image: about daily, as package
+/// managers' update notices do.
+pub const UPDATE_CHECK_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Everything configurable, with defaults. Built by [`Settings::from_env`] in the app,
 /// and by hand in tests.
@@ -124,9 +139,15 @@ pub struct Settings {
     /// the engine with a pull.
     pub registry_auth_files: Vec<PathBuf>,
     /// Where Clawdock's own updates come from and the key they are checked with.
-    pub updates: crate::self_update::UpdateConfig,
+    pub self_update: crate::self_update::UpdateConfig,
     /// Whether the tray app looks for updates by itself (at launch, then daily).
-    pub update_checks: bool,
+    pub self_update_checks: bool,
+    /// Snapshots kept per agent (taken before every update, edit and limits
+    /// change, in `<data folder>/snapshots/<agent id>/`); 0: none taken.
+    pub snapshots_kept: usize,
+    /// How often the registry is asked whether an agent's image has a newer
+    /// build (a HEAD of its manifest, no pull); `None`: never.
+    pub update_check: Option<Duration>,
 }
 
 /// A setting that could not be read.
@@ -157,8 +178,10 @@ impl Settings {
             engine_socket: None,
             user_engine_socket: crate::engine::socket::user_socket(),
             registry_auth_files: crate::registry_auth::default_files(),
-            updates: crate::self_update::UpdateConfig::from_build(None, None),
-            update_checks: true,
+            self_update: crate::self_update::UpdateConfig::from_build(None, None),
+            self_update_checks: true,
+            snapshots_kept: SNAPSHOTS_KEPT,
+            update_check: Some(UPDATE_CHECK_PERIOD),
         }
     }
 
@@ -219,15 +242,32 @@ impl Settings {
         // The program as it is now: once an update replaced it, the running
         // process's own path names a deleted file.
         let program = std::env::current_exe().ok();
-        s.updates =
-            crate::self_update::UpdateConfig::from_build(var("CLAWDOCK_UPDATE_URL"), program);
-        if let Some(v) = var("CLAWDOCK_UPDATE_CHECK") {
-            s.update_checks = !matches!(v.as_str(), "0" | "false" | "no" | "off");
+        s.self_update =
+            crate::self_update::UpdateConfig::from_build(var("CLAWDOCK_SELF_UPDATE_URL"), program);
+        if let Some(v) = var("CLAWDOCK_SELF_UPDATE_CHECK") {
+            s.self_update_checks = !matches!(v.as_str(), "0" | "false" | "no" | "off");
+        }
+        if let Some(v) = var("CLAWDOCK_SNAPSHOTS") {
+            s.snapshots_kept = v.parse().ok().filter(|n| *n <= 100).ok_or_else(|| {
+                SettingsError(format!(
+                    "CLAWDOCK_SNAPSHOTS is how many snapshots to keep per agent (0 to 100), not `{v}`"
+                ))
+            })?;
+        }
+        if let Some(v) = var("CLAWDOCK_UPDATE_CHECK_SECS") {
+            let every = seconds("CLAWDOCK_UPDATE_CHECK_SECS", &v)?;
+            s.update_check = (!every.is_zero()).then_some(every);
         }
         if let Some(v) = var("CLAWDOCK_AGENT_MEMORY") {
             s.agent_memory_mib = mib_within("CLAWDOCK_AGENT_MEMORY", &v, &AGENT_MEMORY_LIMIT_MIB)?;
         }
         Ok(s)
+    }
+
+    /// `<data folder>/snapshots`: one folder per agent (0700), its snapshots
+    /// in it (0600).
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.home.join("snapshots")
     }
 
     pub fn agents_file(&self) -> PathBuf {

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         Err(e) => tracing::warn!(error = %e, "no login item: the app's own path is unknown"),
     }
     let _log = clawdock::logging::init(&settings::default_log_dir(&settings.home), "app");
-    let program = settings.updates.program.clone();
+    let program = settings.self_update.program.clone();
     let start = shell::Start {
         at_login: args.at_login,
         updated_from: args.updated_from,

@@ -36,12 +36,18 @@ impl Agents {
         limits: crate::container_spec::Limits,
         provider: Option<&definition::Provider>,
     ) -> Result<AgentView, AgentError> {
+        let log = self.log_ring(id)?;
+        let running = current.live.container == Container::Running
+            || current.record.status == AgentStatus::Running;
+        // Before anything changes (the swap's journal included); without it the
+        // change does not begin.
+        self.snapshot(&current.record, running, id, "limits", &log)
+            .await?;
         let record = crate::store::AgentRecord {
             memory_mib: Some(limits.memory_mib),
             cpus: limits.cpus,
             ..current.record
         };
-        let log = self.log_ring(id)?;
         let rewrite = async {
             if let Some(provider) = provider {
                 // Written while the gateway is down: it may write the file itself.
@@ -54,8 +60,6 @@ impl Agents {
             self.config_can_be_handed_over(&record).await?;
             Ok::<_, AgentError>(self.current(id).await?)
         };
-        let running =
-            current.live.container == Container::Running || record.status == AgentStatus::Running;
         self.transition(
             id,
             Input::Begin(if running { Op::Restart } else { Op::Update }),
