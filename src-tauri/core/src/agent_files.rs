@@ -216,11 +216,16 @@ pub fn remove_tree(root: &Path) -> io::Result<()> {
     std::fs::remove_dir(root)
 }
 
-/// Elsewhere (Windows: the agents' folders are written through the machine's
-/// share, and std removes a link there without following it).
+/// Elsewhere (Windows): std's `remove_dir_all` for a folder (it removes a link or
+/// junction in it without following it), `remove_file` for anything else.
 #[cfg(not(unix))]
 pub fn remove_tree(root: &Path) -> io::Result<()> {
-    match std::fs::remove_dir_all(root) {
+    let removed = match std::fs::symlink_metadata(root) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(root),
+        Ok(_) => std::fs::remove_file(root),
+        Err(e) => Err(e),
+    };
+    match removed {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
