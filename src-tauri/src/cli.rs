@@ -672,10 +672,17 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             if container {
                 path.push_str("&source=container");
             }
+            // The lines are the agent's: to a terminal, its escapes are shown, not
+            // obeyed; a pipe or a file gets them as written.
+            let terminal = std::io::stdout().is_terminal();
             let mut lines = std::pin::pin!(client.stream(&path).await?);
             while let Some(data) = lines.next().await {
                 let line: String = serde_json::from_str(&data).unwrap_or(data);
-                crate::say!("{line}");
+                if terminal {
+                    crate::say!("{}", crate::console::inert(&line));
+                } else {
+                    crate::say!("{line}");
+                }
             }
         }
     }

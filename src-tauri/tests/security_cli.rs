@@ -520,3 +520,62 @@ fn clawdock_id(home: &Path, name: &str) -> String {
 fn port_base(slot: u16) -> String {
     (28000 + (std::process::id() % 50) as u16 * 20 + slot * 5).to_string()
 }
+
+/// Issue 30, item 7: `agents logs` printed what the agent wrote as it was, so its
+/// terminal escapes reached the user's terminal: a title change, colours, a
+/// one-byte CSI, an OSC 52 that writes the clipboard. To a terminal they are now
+/// shown as text (`\x1b`); to a pipe or a file the bytes stay as the agent wrote
+/// them.
+#[test]
+fn agents_logs_shows_an_agents_terminal_escapes_as_text_on_a_terminal() {
+    common::ensure_images();
+    let home = Home::new();
+    let _serve = Serve::start_with(home.path(), &[("CLAWDOCK_PORT_BASE", &port_base(2))]);
+    let name = format!("escapes{}", std::process::id());
+    let created = clawdock(home.path(), &["agents", "create", &name]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    // The agent writes to its container's output, as its gateway's log would.
+    let wrote = Command::new("podman")
+        .args(["exec", &format!("clawdock-{name}"), "sh", "-c"])
+        .arg(r#"printf 'PWNED\033]0;title\007\033[31mred\033[0m\302\233\342\200\256end\033]52;c;Y2xpcA==\007\n' > /proc/1/fd/1"#)
+        .status()
+        .expect("podman exec");
+    assert!(wrote.success());
+
+    let piped = clawdock(home.path(), &["agents", "logs", &name, "--container"]);
+    let piped = String::from_utf8_lossy(&piped.stdout).into_owned();
+    assert!(
+        piped.contains("PWNED\x1b]0;title\x07\x1b[31mred"),
+        "to a pipe, as written: {piped:?}"
+    );
+
+    let tty = Command::new("script")
+        .args([
+            "-qefc",
+            &format!("{BIN} agents logs {name} --container"),
+            "/dev/null",
+        ])
+        .env("CLAWDOCK_HOME", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    let shown = String::from_utf8_lossy(&tty.stdout).into_owned();
+    let line = shown
+        .lines()
+        .find(|l| l.contains("PWNED"))
+        .unwrap_or_else(|| panic!("the line is shown: {shown:?}"));
+    assert!(
+        !line.contains(['\x1b', '\x07', '\u{9b}', '\u{202e}']),
+        "escapes reached the terminal: {line:?}"
+    );
+    assert!(
+        line.contains(
+            r"PWNED\x1b]0;title\x07\x1b[31mred\x1b[0m\u{9b}\u{202e}end\x1b]52;c;Y2xpcA==\x07"
+        ),
+        "shown as text: {line:?}"
+    );
+}
