@@ -69,6 +69,12 @@ pub struct AgentRecord {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_type: Option<String>,
+    /// A custom provider's base URL as Clawdock wrote it into `openclaw.json` (at
+    /// create or edit). The file is the agent's to rewrite: what Clawdock decides
+    /// from the provider's address (the Kubernetes export's egress) reads this.
+    /// `None`: a built-in provider, none, or a record of an older version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_base_url: Option<String>,
     #[serde(default)]
     pub wanted: Wanted,
     /// Whether the agent was running when the app last quit; cleared once it has
@@ -404,6 +410,7 @@ pub(crate) fn sample_record(name: &str) -> AgentRecord {
         created_at: Utc::now(),
         error: None,
         provider_type: None,
+        provider_base_url: None,
         wanted: Wanted::Stopped,
         running_at_quit: false,
         deleting: false,

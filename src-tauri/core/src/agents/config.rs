@@ -101,7 +101,9 @@ impl Agents {
                 provider_type: provider.type_name(),
                 notice: provider.notice(),
                 model_id: shown.model_id,
-                base_url: shown.base_url,
+                // Clawdock's own, not read back: another provider entry of the
+                // agent's could sit under the same id.
+                base_url: provider.base_url().map(str::to_string),
             },
         )?;
         Ok(())

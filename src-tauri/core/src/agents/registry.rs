@@ -322,6 +322,7 @@ impl Agents {
                 created_at: Utc::now(),
                 error: None,
                 provider_type: provider.type_name(),
+                provider_base_url: provider.base_url().map(str::to_string),
                 wanted: Wanted::Running,
                 running_at_quit: false,
                 deleting: false,

@@ -184,7 +184,8 @@ pub enum Input {
     PortMoved {
         port: u16,
     },
-    /// The agent's provider settings were rewritten.
+    /// The agent's provider settings were rewritten (`base_url`: the custom
+    /// provider's, as Clawdock wrote it, which the record keeps).
     Edited {
         provider_type: Option<String>,
         notice: Option<String>,
@@ -551,6 +552,7 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             base_url,
         } => {
             r.provider_type = provider_type;
+            r.provider_base_url.clone_from(&base_url);
             live.notice = notice;
             live.model_id = model_id;
             live.base_url = base_url;
