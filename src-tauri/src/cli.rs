@@ -119,6 +119,14 @@ pub enum AgentsCommand {
     /// Cancel an agent's create or start in progress (a cancelled create removes
     /// the agent).
     Cancel { agent: String },
+    /// Give an agent a new gateway token, for when the old one leaked: its
+    /// container is made again with it and the gateway refuses the old one. A
+    /// signed-in dashboard must be opened again.
+    RotateToken {
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Open an agent's own dashboard (its Control UI, signed in) in the browser.
     Open {
         agent: String,
@@ -258,6 +266,8 @@ struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// The running instance's data folder (the dashboard's opener page goes there).
+    home: std::path::PathBuf,
 }
 
 impl Client {
@@ -277,6 +287,7 @@ impl Client {
             http,
             base: info.url,
             token: info.token,
+            home: settings.home,
         })
     }
 
@@ -561,6 +572,13 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 return Err(CliError::Other("some agents were not updated".into()));
             }
         }
+        Request::Agents(AgentsCommand::RotateToken { agent, json }) => {
+            let id = client.resolve(&agent).await?;
+            let out: OneAgent = client
+                .call(Method::POST, &format!("/agents/{id}/rotate-token"), None)
+                .await?;
+            report(&out.agent, json, "New gateway token for");
+        }
         Request::Agents(AgentsCommand::Cancel { agent }) => {
             let id = client.resolve(&agent).await?;
             let out: MaybeAgent = client
@@ -579,7 +597,8 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             let id = client.resolve(&agent).await?;
             let with_token = print && (show_token || std::io::stdout().is_terminal());
             // The opener's command line (xdg-open, the browser) is readable by every
-            // local user: it gets a one-time address, never the token.
+            // local user: it gets the path of a private page holding a one-time
+            // address, never the token nor the address.
             let dashboard: Dashboard = if with_token {
                 client
                     .call(Method::GET, &format!("/agents/{id}/dashboard"), None)
@@ -598,9 +617,9 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                     );
                 }
             } else {
-                open::that_detached(&dashboard.url).map_err(|e| {
+                crate::browser::open_dashboard(&client.home, &dashboard.url).map_err(|e| {
                     CliError::Other(format!(
-                        "could not open a browser ({e}); `clawdock agents open {agent} --print` prints the address"
+                        "{e}; `clawdock agents open {agent} --print` prints the address"
                     ))
                 })?;
                 crate::say!("Opened the dashboard of {agent}");

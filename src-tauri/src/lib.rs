@@ -1,7 +1,8 @@
 //! What the two binaries share, none of it touching the GUI: the command line
-//! (`cli`), the headless server (`serve`), printing that cannot panic, logging,
-//! the process's exit, and resume from sleep.
+//! (`cli`), the headless server (`serve`), opening a dashboard in the browser,
+//! printing that cannot panic, logging, the process's exit, and resume from sleep.
 
+pub mod browser;
 pub mod cli;
 pub mod console;
 pub mod exit;

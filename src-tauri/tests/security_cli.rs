@@ -408,9 +408,11 @@ fn visit(url: &str) -> String {
 
 /// Issue 23, item 2: "Open dashboard" gave the opener (`xdg-open`, then the browser)
 /// `http://127.0.0.1:P/#token=<gateway token>`, where every local user reads it in
-/// `/proc/*/cmdline`. Now the opener gets a one-time address on Clawdock's own API.
+/// `/proc/*/cmdline`. Issue 30, item 1: its one-time address was no better there
+/// (whoever fetched it first got the token). Now the opener gets only the path of
+/// a private page, which holds the one-time address.
 #[test]
-fn open_dashboard_puts_no_token_on_any_command_line() {
+fn open_dashboard_puts_nothing_usable_on_any_command_line() {
     common::ensure_images();
     let home = Home::new();
     let _serve = Serve::start_with(home.path(), &[("CLAWDOCK_PORT_BASE", &port_base(1))]);
@@ -451,10 +453,9 @@ fn open_dashboard_puts_no_token_on_any_command_line() {
     );
     assert!(
         wait_for(Duration::from_secs(10), || std::fs::read_to_string(&record)
-            .is_ok_and(|t| t.contains("http"))),
+            .is_ok_and(|t| t.lines().count() >= 2)),
         "the opener was run"
     );
-    let recorded = std::fs::read_to_string(&record).expect("argv");
 
     // The dashboard's own address, as the API gives it to an authenticated caller.
     let dashboard = Command::new("curl")
@@ -473,18 +474,9 @@ fn open_dashboard_puts_no_token_on_any_command_line() {
         .map(|(_, t)| t.to_string())
         .expect("the dashboard's address holds its token");
     assert!(gateway_token.len() >= 32);
-    assert!(
-        !recorded.contains(&gateway_token) && !recorded.contains(&api_token),
-        "a token on the opener's command line: {recorded}"
-    );
-    assert!(!recorded.contains("token"), "{recorded}");
+    let link = common::dashboard_page_link(&record, home.path(), &[&gateway_token, &api_token]);
 
-    // The one-time address works once: a redirect to the dashboard, signed in.
-    let link = recorded
-        .lines()
-        .find(|l| l.starts_with("http://"))
-        .expect("an address")
-        .to_string();
+    // The page's one-time address works once: a redirect to the dashboard, signed in.
     assert!(link.starts_with(&format!("{api}/dashboard/")), "{link}");
     assert_eq!(visit(&link), format!("303 {dashboard}"));
     assert!(visit(&link).starts_with("404"), "used once");
@@ -502,6 +494,30 @@ fn open_dashboard_puts_no_token_on_any_command_line() {
     );
     assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), dashboard);
     assert!(visit(&printed).starts_with("303"));
+
+    // A token that leaked anyway is replaced (the container made again with a new
+    // one; `limits.rs` and `openclaw.rs` prove the rest).
+    let rotated = clawdock(home.path(), &["agents", "rotate-token", name]);
+    let said = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(
+        said.contains(&format!("New gateway token for {name}")),
+        "{said}"
+    );
+    assert!(!said.contains(&gateway_token), "{said}");
+    let shown = clawdock(
+        home.path(),
+        &["agents", "open", name, "--print", "--show-token"],
+    );
+    let shown = String::from_utf8_lossy(&shown.stdout).trim().to_string();
+    assert!(
+        shown.contains("#token=") && !shown.contains(&gateway_token),
+        "a new token: {shown}"
+    );
 }
 
 fn clawdock_id(home: &Path, name: &str) -> String {

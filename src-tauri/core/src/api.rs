@@ -357,6 +357,7 @@ fn router(state: AppState) -> Router {
             "/agents/{id}/dashboard",
             get(dashboard).post(dashboard_link),
         )
+        .route("/agents/{id}/rotate-token", post(rotate_token))
         .route("/agents/{id}/cancel", post(cancel_agent))
         .route("/agents/{id}/update", post(update_agent))
         .route("/agents/{id}/export", get(export_agent))
@@ -567,6 +568,16 @@ async fn update_all(State(s): State<AppState>) -> Json<serde_json::Value> {
         })
         .collect();
     Json(json!({ "results": results }))
+}
+
+/// `POST /agents/{id}/rotate-token`: a new gateway token, the container made
+/// again with it; the old one is refused from then on.
+async fn rotate_token(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = s.core.agents().rotate_token(parse_id(&id)?).await?;
+    Ok(Json(json!({ "agent": agent })))
 }
 
 async fn cancel_agent(

@@ -241,6 +241,33 @@ async fn real_gateway_runs_keeps_its_config_and_chats_through_a_host_provider() 
         "only the new key after the edit: {seen:?}"
     );
 
+    // Issue 30, item 1: a new gateway token, for when the old one leaked. The real
+    // gateway refuses the old token from then on and takes the new one.
+    let rotated = core
+        .agents()
+        .rotate_token(agent.id)
+        .await
+        .expect("a new token");
+    assert_eq!(rotated.status, AgentStatus::Running);
+    assert_eq!(rotated.port, agent.port);
+    let url = core.agents().dashboard_url(agent.id).expect("dashboard");
+    let (_, new_token) = url.split_once("/#token=").expect("token fragment");
+    assert_ne!(new_token, token);
+    let old = models(token.to_string()).await.expect("old token");
+    assert_eq!(
+        old.status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the old token is refused"
+    );
+    let new = models(new_token.to_string()).await.expect("new token");
+    assert_ne!(new.status(), reqwest::StatusCode::UNAUTHORIZED);
+    drop(new.bytes().await);
+    let text = chat_text(&core, agent.id, "Say hello once more").await;
+    assert!(
+        text.contains("Hello"),
+        "chat goes on with the new token: {text}"
+    );
+
     // Delete: container, volumes and folder gone.
     core.agents().delete(agent.id).await.expect("delete");
     assert!(containers(&home.label().expect("label")).is_empty());

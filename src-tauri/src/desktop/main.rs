@@ -311,10 +311,14 @@ fn on_action(app: &AppHandle, action: Action) {
         match menu::perform(&core, action).await {
             Effect::None => {}
             Effect::ShowWindow(route) => show_window(&app, &route),
-            Effect::OpenUrl(url) => {
-                if let Err(e) = open::that_detached(&url) {
-                    tracing::warn!(error = %e, "could not open the browser");
-                    notify(&app, "Clawdock", &format!("Could not open a browser: {e}"));
+            Effect::OpenDashboard(link) => {
+                if let Err(e) = clawdock::browser::open_dashboard(&core.settings().home, &link) {
+                    tracing::warn!(error = %e, "could not open the dashboard");
+                    notify(
+                        &app,
+                        "Clawdock",
+                        &format!("Could not open the dashboard: {e}"),
+                    );
                 }
             }
             Effect::Quit => begin_exit(&app),
@@ -357,25 +361,42 @@ fn show_window(app: &AppHandle, route: &str) {
     };
     let boot = serde_json::json!({ "url": shell.api_url, "token": shell.api_token });
     let own = page.clone();
+    let own_too = page.clone();
+    let home = shell.core.settings().home.clone();
+    let home_too = home.clone();
     let built = WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(page.clone()))
         .title("Clawdock")
         .inner_size(980.0, 700.0)
         .min_inner_size(640.0, 480.0)
         .initialization_script(boot_script(&page, &boot))
-        // The window shows only the UI: a navigation elsewhere (the dashboard's
-        // one-time address, an external link) goes to the default browser instead.
+        // The window shows only the UI: a navigation elsewhere goes to the default
+        // browser instead; the dashboard's one-time address the way the tray's
+        // "Open dashboard" takes (a private page; nothing on the opener's
+        // command line signs in), any other address as it is.
         .on_navigation(move |url| {
             if stays_in_window(&own, url) {
                 return true;
             }
-            open_in_browser(url);
+            if is_dashboard_link(&own, url) {
+                if let Err(e) = clawdock::browser::open_dashboard(&home, url.as_str()) {
+                    tracing::warn!(error = %e, "could not open the dashboard");
+                }
+            } else {
+                open_in_browser(url);
+            }
             false
         })
         // The webview opens no window of its own (WebKitGTK drops a `window.open`
         // without a user's click just before, and opens none of its own after one):
         // web addresses go to the default browser.
-        .on_new_window(|url, _features| {
-            open_in_browser(&url);
+        .on_new_window(move |url, _features| {
+            if is_dashboard_link(&own_too, &url) {
+                if let Err(e) = clawdock::browser::open_dashboard(&home_too, url.as_str()) {
+                    tracing::warn!(error = %e, "could not open the dashboard");
+                }
+            } else {
+                open_in_browser(&url);
+            }
             tauri::webview::NewWindowResponse::Deny
         })
         .build();
@@ -391,10 +412,17 @@ fn stays_in_window(page: &tauri::Url, url: &tauri::Url) -> bool {
     url.origin() == page.origin() && !url.path().starts_with("/dashboard/")
 }
 
+/// Whether a navigation of the window is to one of the dashboard's one-time
+/// addresses on the API's own origin.
+fn is_dashboard_link(page: &tauri::Url, url: &tauri::Url) -> bool {
+    url.origin() == page.origin() && url.path().starts_with("/dashboard/")
+}
+
 /// Hands a web address the UI asked to open (`window.open`) to the default
-/// browser; other schemes (`file:`, custom handlers) are refused. The UI opens only
-/// addresses without a secret in them (the dashboard's one-time address), since the
-/// opener's command line is readable by every local user.
+/// browser; other schemes (`file:`, custom handlers) are refused. Only addresses
+/// without a secret in them come here (the dashboard's one-time address goes
+/// through [`clawdock::browser::open_dashboard`]), since the opener's command line
+/// is readable by every local user.
 fn open_in_browser(url: &tauri::Url) {
     if !matches!(url.scheme(), "http" | "https") {
         tracing::warn!(scheme = url.scheme(), "refused to open a non-web address");

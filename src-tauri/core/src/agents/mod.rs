@@ -5,8 +5,9 @@
 //! is saved and announced.
 //!
 //! One file per operation: `create`, `lifecycle` (start, stop, the crash loop's
-//! start, restore, cancel), `edit`, `limits`, `update`, `delete`; the swap that
-//! `update` and `limits` share in `swap`; reading without changing in `queries`.
+//! start, restore, cancel), `edit`, `limits`, `token` (a new gateway token, made
+//! through `limits`' remake), `update`, `delete`; the swap that `update` and
+//! `limits` share in `swap`; reading without changing in `queries`.
 //! Beneath them: how an operation runs (`operation`), getting a container running
 //! (`launch`), the agent's files (`config`), its port (`ports`), the engine's
 //! events and listings (`watch`), the pure lifecycle (`state`) and the records in
@@ -32,6 +33,7 @@ mod requests;
 pub mod state;
 pub mod stats;
 mod swap;
+mod token;
 mod update;
 mod watch;
 

@@ -197,6 +197,11 @@ pub enum Input {
         memory_mib: u64,
         cpus: Option<f64>,
     },
+    /// The agent's container was made again with a new gateway token (the old
+    /// one leaked): the record keeps it from now on.
+    TokenSet {
+        token: String,
+    },
     /// The next launch took note that the agent ran at the last quit.
     RestoreNoted,
     /// Podman's engine went away (the machine stopped, slept or crashed): the
@@ -561,6 +566,7 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             r.memory_mib = Some(memory_mib);
             r.cpus = cpus;
         }
+        Input::TokenSet { token } => r.token = token,
         Input::RestoreNoted => r.running_at_quit = false,
         Input::EngineLost => {
             let pending = s.revive_pending();
@@ -1286,6 +1292,23 @@ mod tests {
         );
         assert!(effects.is_empty(), "{effects:?}");
         assert_eq!((s.record.memory_mib, s.record.cpus), (Some(768), Some(1.5)));
+        let effects = apply_now(
+            &mut s,
+            Input::TokenSet {
+                token: "new-token".into(),
+            },
+        );
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!(
+            s.record.token, "new-token",
+            "the record keeps the new token"
+        );
+        assert!(
+            !serde_json::to_string(&s.view())
+                .expect("json")
+                .contains("new-token"),
+            "never the view"
+        );
         apply_now(
             &mut s,
             Input::Edited {
