@@ -20,7 +20,8 @@ SETTLE = 5.0
 
 
 def is_webkit(comm: str) -> bool:
-    return comm.startswith("WebKit")
+    """The window's processes: WebKit's, and since issue 33 the window's own."""
+    return comm.startswith("WebKit") or comm == "clawdock-window"
 
 
 def measure_idle(inst: Instance, seconds: float) -> dict:
@@ -183,7 +184,8 @@ def run(args) -> list[Table]:
            "'CPU/min, all' is their sum plus children reaped in the window (the podman "
            "processes of each call), per minute.")
     t.note("RSS/PSS from /proc/PID/smaps_rollup at the end of the window; webview = the "
-           "WebKitWebProcess + WebKitNetworkProcess children, summed.")
+           "WebKitWebProcess + WebKitNetworkProcess processes, summed, and since issue 33 "
+           "the window's own process (`clawdock-window`), which holds the web view.")
     for name, r in rows:
         kids = sorted(set(r["web"] + r["other"]))
         t.note(f"{name}: children {', '.join(kids) or 'none'}; "

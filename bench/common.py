@@ -433,6 +433,14 @@ class XSession:
         return out
 
     def menu_path(self, name: str) -> str | None:
+        """The tray's menu: the `Menu` property of the StatusNotifierItem (the tray app
+        since issue 33, ksni), else libayatana's node (the tray app before it)."""
+        prop = self.gdbus("call", "--session", "-d", name, "-o", "/StatusNotifierItem", "-m",
+                          "org.freedesktop.DBus.Properties.Get",
+                          "org.kde.StatusNotifierItem", "Menu")
+        m = re.search(r"objectpath '([^']+)'", prop)
+        if m:
+            return m.group(1)
         root = "/org/ayatana/NotificationItem"
         xml = self.gdbus("introspect", "--session", "-d", name, "-o", root)
         for line in xml.splitlines():
@@ -443,10 +451,36 @@ class XSession:
                     return f"{root}/{node}/Menu"
         return None
 
-    def layout(self, name: str, path: str) -> list[str]:
+    def layout_items(self, name: str, path: str) -> list[tuple[int, str]]:
+        """(id, label) of every item of the menu, mnemonic underscores removed."""
         text = self.gdbus("call", "--session", "-d", name, "-o", path, "-m",
                           "com.canonical.dbusmenu.GetLayout", "--", "0", "-1", "[]")
-        return re.findall(r"'label': <'([^']*)'>", text)
+        return [(int(i), label.replace("_", ""))
+                for i, label in re.findall(r"\((\d+), \{[^}]*?'label': <'([^']*)'>", text)]
+
+    def layout(self, name: str, path: str) -> list[str]:
+        return [label for _, label in self.layout_items(name, path)]
+
+    def click(self, pid: int, label: str) -> None:
+        """Clicks the tray menu item of that label, as a tray host does."""
+        for n in self.bus_names_of(pid):
+            path = self.menu_path(n)
+            if not path:
+                continue
+            for i, item in self.layout_items(n, path):
+                if item == label:
+                    self.gdbus("call", "--session", "-d", n, "-o", path, "-m",
+                               "com.canonical.dbusmenu.Event", "--", str(i), "clicked",
+                               "<0>", "0")
+                    return
+        raise RuntimeError(f"no tray item {label!r} for pid {pid}")
+
+    def close_window(self, title: str = "Clawdock") -> bool:
+        """Closes the window as a window manager's close button does (no window
+        manager runs here): tests/x11/close-window.py."""
+        p = subprocess.run(["python3", str(REPO / "tests/x11/close-window.py"), title],
+                           env={**os.environ, **self.env}, capture_output=True, timeout=10)
+        return p.returncode == 0
 
     def tray_menu(self, pid: int) -> list[str] | None:
         """The tray menu's labels once the app's dbusmenu answers, else None."""
@@ -496,8 +530,9 @@ class Instance:
     def __init__(self, tag: str, mode: str = "serve", image: str = IMAGE,
                  stop_timeout: float = 2, session: XSession | None = None,
                  root: Path | None = None, port_base: int | None = None, extra_env=None,
-                 bin_path: Path | None = None):
+                 bin_path: Path | None = None, app_args: list[str] | None = None):
         self.tag, self.mode, self.session = tag, mode, session
+        self.app_args = app_args or []
         self.bin = bin_path or BIN
         self.root = root or temp_root(tag)
         self.home = self.root / "home"
@@ -527,7 +562,8 @@ class Instance:
 
     def spawn(self) -> float:
         """Starts the process; returns the perf_counter time just before the spawn."""
-        argv = [str(self.bin)] + (["serve", "--port", "0"] if self.mode == "serve" else [])
+        argv = [str(self.bin)] + (["serve", "--port", "0"] if self.mode == "serve"
+                                  else self.app_args)
         self.runs += 1
         out = open(self.root / f"{self.mode}-{self.runs}.log", "wb")
         t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 
     bench/run.py [--only NAME[,NAME...]] [--idle SECONDS] [--markdown FILE]
 
-Names: status, idle, shutdown, create, startup, cli (or 1-6). Needs the release binary
+Names: status, idle, shutdown, create, startup, cli, reconcile, tray (or 1-8). Needs the release binary
 (target/release/clawdock, or CLAWDOCK_BENCH_BIN) and the test images
 (tests/images/build-test-images.sh); scripts/bench.sh does both. Every benchmark
 cleans up after itself: temp data folders, SIGTERM to the servers/apps, and
@@ -31,6 +31,8 @@ import b3_shutdown  # noqa: E402
 import b4_create  # noqa: E402
 import b5_startup  # noqa: E402
 import b6_cli  # noqa: E402
+import b7_reconcile  # noqa: E402
+import b8_tray  # noqa: E402
 import common  # noqa: E402
 
 BENCHES = [
@@ -40,6 +42,8 @@ BENCHES = [
     ("create", b4_create),
     ("startup", b5_startup),
     ("cli", b6_cli),
+    ("reconcile", b7_reconcile),
+    ("tray", b8_tray),
 ]
 
 

@@ -12,10 +12,12 @@ if ! command -v apt-get >/dev/null 2>&1; then
   command -v podman >/dev/null && exit 0 || exit 1
 fi
 
+# No libayatana-appindicator: the tray is a StatusNotifierItem spoken over D-Bus by
+# the tray app itself; GTK and WebKitGTK are the window's.
 BUILD_PKGS=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev
-  libayatana-appindicator3-dev librsvg2-dev libxdo-dev libsoup-3.0-dev)
+  librsvg2-dev libxdo-dev libsoup-3.0-dev)
 RUN_PKGS=(podman runc conmon netavark aardvark-dns catatonit iptables busybox-static
-  libayatana-appindicator3-1 curl ca-certificates)
+  curl ca-certificates)
 # python3: the fake podman; dbus-bin: dbus-send (the resume-from-sleep test);
 # bsdutils: script (a pty for serve's terminal-only token line); python3-venv:
 # kubernetes-validate's own environment (the export test).

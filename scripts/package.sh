@@ -42,16 +42,19 @@ icons = c["bundle"]["icon"]
 if os.uname().sysname == "Linux":
     icons = [p for p in icons if "@2x" not in p] + ["icons/256x256.png"]
 c["bundle"]["icon"] = ["../" + p for p in icons]
-# The bundler copies only the main binary (`clawdock`); the tray app goes beside it.
+# The bundler copies only the main binary (`clawdock`); the tray app and the window
+# go beside it.
 deb = c["bundle"].setdefault("linux", {}).setdefault("deb", {})
-deb.setdefault("files", {})["/usr/bin/clawdock-app"] = os.environ["TARGET_DIR"] + "/release/clawdock-app"
+for program in ("clawdock-app", "clawdock-window"):
+    deb.setdefault("files", {})["/usr/bin/" + program] = os.environ["TARGET_DIR"] + "/release/" + program
 json.dump(c, open("src-tauri/tauri.conf.json", "w"), indent=2)
 PY
 stamp=$(mktemp)
 trap 'rm -f src-tauri/tauri.conf.json "$stamp"' EXIT
-# The CLI's cargo build has `--bins`: the tray app, `clawdock-app`, is built in the
-# same run with the same features (Tauri's production `custom-protocol`); the bundler
-# packages only the main binary, so deb.files above puts the app beside it.
+# The CLI's cargo build has `--bins`: the tray app, `clawdock-app`, and the window,
+# `clawdock-window`, are built in the same run with the same features (Tauri's
+# production `custom-protocol`); the bundler packages only the main binary, so
+# deb.files above puts the other two beside it.
 (cd src-tauri && tauri build --ci --bundles "$bundles")
 
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)

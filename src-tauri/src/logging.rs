@@ -37,8 +37,8 @@ pub fn init(log_dir: &Path, file_prefix: &str) -> Option<WorkerGuard> {
                 .with_ansi(false)
                 .with_writer(writer)
                 .with_filter(filter(
-                    "info,clawdock_core=debug,clawdock=debug,clawdock_app=debug",
-                ));
+                "info,clawdock_core=debug,clawdock=debug,clawdock_app=debug,clawdock_window=debug",
+            ));
             let _already_set = tracing_subscriber::registry()
                 .with(stderr)
                 .with(file)

@@ -1,7 +1,10 @@
-//! The real desktop app under Xvfb with its own D-Bus session: its tray menu is
-//! read and clicked over D-Bus (`com.canonical.dbusmenu`), "Start all" starts the
-//! agents in real Podman, "Quit" stops them and the process exits 0; SIGTERM does
-//! the same. Screenshots of the window and the menu go to docs/screenshots/.
+//! The real desktop app under Xvfb with its own D-Bus session: its tray, a
+//! StatusNotifierItem, is found as a tray host finds it and its menu read and
+//! clicked over D-Bus (`com.canonical.dbusmenu`); "Start all" starts the agents in
+//! real Podman, "Quit" stops them and the process exits 0; SIGTERM does the same.
+//! The tray app maps no GUI library; the window is a process of its own that ends
+//! when it is closed. Screenshots of the window and the menu go to
+//! docs/screenshots/.
 
 mod common;
 
@@ -9,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{instance_label, repo, wait_for, Home, Session, BIN};
+use common::{instance_label, repo, wait_for, Home, Session, BIN, GUI_LIBRARIES};
 
 /// Reading and clicking the tray menu the app exports over D-Bus.
 trait TrayProbe {
@@ -20,6 +23,8 @@ trait TrayProbe {
     fn layout(&self, name: &str, path: &str) -> Vec<MenuEntry>;
     fn click(&self, name: &str, path: &str, id: u32) -> bool;
     fn screenshot(&self, file: &Path);
+    fn viewable(&self, title: &str) -> bool;
+    fn close_window(&self, title: &str) -> bool;
 }
 
 impl TrayProbe for Session {
@@ -50,14 +55,14 @@ impl TrayProbe for Session {
         self.gdbus(&[&head[..], args].concat())
     }
 
-    /// The unique bus names the app owns, matched by its PID (it has several: GTK,
-    /// the single-instance guard, the tray).
+    /// The bus names the app owns, matched by its PID (its connection's unique
+    /// name and the StatusNotifierItem's well-known one).
     fn bus_names_of(&self, pid: u32) -> Vec<String> {
         let (dbus, dbus_path) = ("org.freedesktop.DBus", "/org/freedesktop/DBus");
         let names = self.call(dbus, dbus_path, "org.freedesktop.DBus.ListNames", &[]);
         names
             .split('\'')
-            .filter(|n| n.starts_with(":1."))
+            .filter(|n| n.starts_with(":1.") || n.starts_with("org.kde.StatusNotifierItem-"))
             .filter(|n| {
                 self.call(
                     dbus,
@@ -71,15 +76,18 @@ impl TrayProbe for Session {
             .collect()
     }
 
-    /// The menu object path the tray exports.
+    /// The menu of the StatusNotifierItem `name` serves: its `Menu` property, which
+    /// is how a tray host finds it.
     fn menu_path(&self, name: &str) -> Option<String> {
-        let root = "/org/ayatana/NotificationItem";
-        let xml = self.gdbus(&["introspect", "--session", "-d", name, "-o", root]);
-        xml.lines()
-            .filter_map(|l| l.trim().strip_prefix("node "))
-            .map(|n| n.trim_end_matches('{').trim().trim_matches('/'))
-            .find(|n| !n.is_empty() && !n.contains('/'))
-            .map(|node| format!("{root}/{node}/Menu"))
+        let menu = self.call(
+            name,
+            "/StatusNotifierItem",
+            "org.freedesktop.DBus.Properties.Get",
+            &["org.kde.StatusNotifierItem", "Menu"],
+        );
+        // (<objectpath '/MenuBar'>,)
+        let path = menu.split("objectpath '").nth(1)?.split('\'').next()?;
+        Some(path.to_string())
     }
 
     fn layout(&self, name: &str, path: &str) -> Vec<MenuEntry> {
@@ -100,6 +108,34 @@ impl TrayProbe for Session {
             &[&id, "clicked", "<0>", "0"],
         );
         out.contains("()")
+    }
+
+    /// Whether a window of this title is on screen (xwininfo).
+    fn viewable(&self, title: &str) -> bool {
+        let tree = self
+            .command("xwininfo")
+            .args(["-root", "-tree"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        tree.lines()
+            .filter(|l| l.contains(&format!("\"{title}\"")))
+            .filter_map(|l| l.split_whitespace().next())
+            .any(|id| {
+                self.command("xwininfo")
+                    .args(["-id", id])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("IsViewable"))
+            })
+    }
+
+    /// Closes the windows of this title as a window manager's close button does.
+    fn close_window(&self, title: &str) -> bool {
+        self.command("python3")
+            .arg(repo().join("tests/x11/close-window.py"))
+            .arg(title)
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     fn screenshot(&self, file: &Path) {
@@ -358,6 +394,56 @@ fn launch(session: &Session, home: &Path) -> Child {
     cmd.stdout(Stdio::null()).spawn().expect("app")
 }
 
+/// The bus name and menu path of the app's tray, once it is on the bus.
+fn wait_for_tray(session: &Session, pid: u32) -> (String, String) {
+    let mut found = None;
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            found = session
+                .bus_names_of(pid)
+                .into_iter()
+                .find_map(|n| session.menu_path(&n).map(|p| (n, p)));
+            found.is_some()
+        }),
+        "the tray appears on D-Bus"
+    );
+    found.expect("tray")
+}
+
+/// The app's window processes (`clawdock-window` children of `pid`) still running.
+fn window_processes(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...
+            let Some((comm, rest)) = stat.split_once(") ") else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let (state, ppid) = (fields.next(), fields.next());
+            comm.ends_with("(clawdock-window")
+                && state != Some("Z")
+                && ppid == Some(pid.to_string().as_str())
+        })
+        .collect()
+}
+
+/// Whether a process runs (a zombie, ended but not yet reaped, does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.split_once(") ")
+                .map(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
 fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
     let end = Instant::now() + limit;
     while Instant::now() < end {
@@ -388,25 +474,17 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
         "the process runs clawdock-app: {exe:?}"
     );
 
-    let mut found = None;
-    assert!(
-        wait_for(Duration::from_secs(30), || {
-            found = session
-                .bus_names_of(pid)
-                .into_iter()
-                .find_map(|n| session.menu_path(&n).map(|p| (n, p)));
-            found.is_some()
-        }),
-        "the tray appears on D-Bus"
-    );
-    let (name, path) = found.expect("tray");
-    // The tray alone loads no OpenGL driver (GTK would at display open: Mesa and LLVM,
-    // 32 MB of PSS).
+    let (name, path) = wait_for_tray(&session, pid);
+    // The tray app maps no GUI library: the tray is D-Bus messages and the window
+    // another process (GTK and WebKit made most of the tray app's 73 MB of PSS).
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
-    assert!(maps.contains("libgtk-3"), "the maps were read");
+    assert!(maps.contains("libc.so"), "the maps were read");
+    for library in GUI_LIBRARIES.iter().chain(&["libGLX_mesa", "libayatana"]) {
+        assert!(!maps.contains(library), "the tray app maps {library}");
+    }
     assert!(
-        !maps.contains("libGLX_mesa"),
-        "the tray app loaded Mesa's GLX"
+        window_processes(pid).is_empty(),
+        "no window at launch: not a first run"
     );
     let mut entries = Vec::new();
     assert!(
@@ -523,13 +601,26 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
         "the autostart entry is removed"
     );
 
-    // The window, opened from the tray.
+    // The window, opened from the tray: a process of its own.
     click_label(&session, &name, &path, "Open Clawdock");
+    assert!(
+        wait_for(Duration::from_secs(30), || window_processes(pid).len() == 1
+            && session.viewable("Clawdock")),
+        "the window opens"
+    );
+    // Time for the page to draw, for the picture only.
     std::thread::sleep(Duration::from_secs(4));
     session.screenshot(&shots.join("window.png"));
+    let window = window_processes(pid);
 
     click_label(&session, &name, &path, "Quit");
     assert_eq!(wait_exit(&mut app, Duration::from_secs(30)), Some(0));
+    assert!(
+        wait_for(Duration::from_secs(10), || window
+            .iter()
+            .all(|w| !alive(*w))),
+        "the window ends with the app"
+    );
     assert_eq!(
         running(&label),
         0,
@@ -539,7 +630,54 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
 }
 
 #[test]
-fn sigterm_stops_running_agents_and_exits_zero() {
+fn the_window_is_a_process_that_ends_when_closed_and_a_second_launch_shows_it() {
+    let home = Home::new();
+    // Not a first run: the app starts in the tray alone.
+    std::fs::write(home.path().join("agents.json"), "[]").expect("store");
+    let session = Session::start();
+    let mut app = launch(&session, home.path());
+    let pid = app.id();
+    let (name, path) = wait_for_tray(&session, pid);
+    assert!(window_processes(pid).is_empty(), "no window at launch");
+
+    // A second launch on the same data folder: the first one shows its window and
+    // the second ends.
+    let mut second = launch(&session, home.path());
+    assert_eq!(wait_exit(&mut second, Duration::from_secs(30)), Some(0));
+    assert!(
+        wait_for(Duration::from_secs(30), || window_processes(pid).len() == 1
+            && session.viewable("Clawdock")),
+        "the first instance shows its window"
+    );
+    let window = window_processes(pid)[0];
+
+    // Its close button: the window's process ends, memory and all; the tray stays.
+    assert!(session.close_window("Clawdock"), "a window to close");
+    assert!(
+        wait_for(Duration::from_secs(15), || !alive(window)),
+        "the window's process ends when it is closed"
+    );
+    assert!(alive(pid), "the tray app stays");
+    assert!(window_processes(pid).is_empty());
+    assert!(find(&session.layout(&name, &path), "Open Clawdock").enabled);
+
+    // Open again from the tray; Quit ends both.
+    click_label(&session, &name, &path, "Open Clawdock");
+    assert!(
+        wait_for(Duration::from_secs(30), || window_processes(pid).len() == 1),
+        "the window opens again"
+    );
+    let window = window_processes(pid)[0];
+    click_label(&session, &name, &path, "Quit");
+    assert_eq!(wait_exit(&mut app, Duration::from_secs(30)), Some(0));
+    assert!(
+        wait_for(Duration::from_secs(10), || !alive(window)),
+        "the window ends with the app"
+    );
+}
+
+#[test]
+fn sigterm_stops_running_agents_without_killing_them_and_exits_zero() {
     let (home, label) = home_with_two_stopped_agents("sigterm");
     let session = Session::start();
     let mut app = launch(&session, home.path());
@@ -576,4 +714,25 @@ fn sigterm_stops_running_agents_and_exits_zero() {
     assert!(ok.success());
     assert_eq!(wait_exit(&mut app, Duration::from_secs(30)), Some(0));
     assert_eq!(running(&label), 0);
+    // Fault: the app's own shutdown woke its "shutdown begun elsewhere" watch, which
+    // took it for a second Quit and killed every agent 2 ms into the routine. The
+    // gateways are stopped (SIGTERM, exit 0), never killed (137).
+    let codes = Command::new("podman")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.clawdock.home={label}"),
+            "--format",
+            "{{.ExitCode}}",
+        ])
+        .output()
+        .expect("ps");
+    let codes = String::from_utf8_lossy(&codes.stdout).into_owned();
+    assert_eq!(
+        codes.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0"],
+        "the agents' exit codes\n{}",
+        app_story(home.path())
+    );
 }

@@ -55,34 +55,25 @@ fn cli_without_an_instance_says_so() {
     }
 }
 
-/// The libraries of the GUI stack: `serve` and the command line map none of them
-/// (they made `clawdock --version` 2.7x slower than `podman --version` and held
-/// 60 MB of an idle server).
-const GUI_LIBRARIES: &[&str] = &[
-    "libwebkit2gtk",
-    "libjavascriptcoregtk",
-    "libgtk-3",
-    "libgdk-3",
-    "libsoup",
-    "libflite",
-];
-
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_maps_no_gui_library() {
     let home = tempfile::tempdir().expect("tmp");
     let serve = Serve::start(home.path(), &[]);
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", serve.child.id())).expect("maps");
     assert!(maps.contains("libc.so"), "the maps were read: {maps}");
-    for library in GUI_LIBRARIES {
+    // The GUI libraries made `clawdock --version` 2.7x slower than `podman
+    // --version` and held 60 MB of an idle server.
+    for library in common::GUI_LIBRARIES {
         assert!(!maps.contains(library), "serve maps {library}");
     }
-    // The names are right: the tray app's binary asks for the first ones.
-    let app = std::fs::read(std::path::Path::new(BIN).with_file_name("clawdock-app"))
-        .expect("clawdock-app is built beside clawdock");
-    for library in &GUI_LIBRARIES[..2] {
+    // The names are right: the window's binary asks for the first ones.
+    let window = std::fs::read(common::WINDOW).expect("clawdock-window is built");
+    for library in &common::GUI_LIBRARIES[..2] {
         assert!(
-            app.windows(library.len()).any(|w| w == library.as_bytes()),
-            "clawdock-app needs {library}"
+            window
+                .windows(library.len())
+                .any(|w| w == library.as_bytes()),
+            "clawdock-window needs {library}"
         );
     }
 }

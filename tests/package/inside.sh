@@ -24,12 +24,16 @@ else
 fi
 dpkg -L clawdock | sort > /tmp/files.txt
 check "the package recommends podman" sh -c "dpkg-query -W -f='\${Recommends}' clawdock | grep -qw podman"
-check "libayatana-appindicator3-1 (loaded at run time, not linked) is installed" sh -c 'dpkg -s libayatana-appindicator3-1 >/dev/null 2>&1'
-for b in clawdock clawdock-app; do
+for b in clawdock clawdock-app clawdock-window; do
   check "/usr/bin/$b is installed and executable" test -x /usr/bin/$b
   missing=$(ldd /usr/bin/$b 2>&1 | grep 'not found')
   check "/usr/bin/$b finds every library it links ${missing:+($missing)}" sh -c "test -x /usr/bin/$b && test -z '$missing'"
 done
+# What runs all day links no GUI library: the tray is D-Bus messages; only the
+# window (its own process, while open) links WebKitGTK.
+gui=$(ldd /usr/bin/clawdock-app 2>&1 | grep -oE 'lib(webkit2gtk|gtk-3|gdk-3|javascriptcoregtk|ayatana)[^ ]*' | paste -sd ' ')
+check "/usr/bin/clawdock-app links no GUI library ${gui:+($gui)}" test -z "$gui"
+check "/usr/bin/clawdock-window links WebKitGTK" sh -c "ldd /usr/bin/clawdock-window | grep -q libwebkit2gtk"
 useradd -m -s /bin/bash "$user"
 v=$(as_user /usr/bin/clawdock --version 2>&1)
 check "clawdock --version: $v" sh -c "echo '$v' | grep -q '^clawdock $(dpkg-query -W -f='${Version}' clawdock)'"
@@ -76,8 +80,9 @@ name="" menu=""
 for _ in $(seq 60); do
   for n in $(gd call --session -d org.freedesktop.DBus -o /org/freedesktop/DBus -m org.freedesktop.DBus.ListNames | grep -o "':1\.[0-9]*'" | tr -d "'"); do
     gd call --session -d org.freedesktop.DBus -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetConnectionUnixProcessID "$n" | grep -q "uint32 $app," || continue
-    node=$(gd introspect --session -d "$n" -o /org/ayatana/NotificationItem | sed -n 's/^ *node \([^ /{][^ /{]*\) .*/\1/p' | head -1)
-    if [ -n "$node" ]; then name=$n; menu=/org/ayatana/NotificationItem/$node/Menu; break 2; fi
+    # The StatusNotifierItem names its menu, as a tray host reads it.
+    path=$(gd call --session -d "$n" -o /StatusNotifierItem -m org.freedesktop.DBus.Properties.Get org.kde.StatusNotifierItem Menu | sed -n "s/.*objectpath '\([^']*\)'.*/\1/p")
+    if [ -n "$path" ]; then name=$n; menu=$path; break 2; fi
   done
   sleep 0.5
 done

@@ -87,7 +87,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::NotOurs
         | C::Busy
         | C::Cancelled
-        | C::NoLoginItem => StatusCode::CONFLICT,
+        | C::NoLoginItem
+        | C::NoWindow => StatusCode::CONFLICT,
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::GatewayFailed => StatusCode::BAD_GATEWAY,
@@ -377,6 +378,7 @@ fn router(state: AppState) -> Router {
         .route("/meta", get(meta))
         .route("/events", get(events))
         .route("/shutdown", post(shutdown))
+        .route("/window", post(show_window))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(static_file))
@@ -934,6 +936,15 @@ async fn put_settings(
             Some(e) => ApiError::new(ErrorCode::LoginItemFailed, e.to_string()),
         })?;
     settings_answer(&s)
+}
+
+/// Shows the tray app's window (a second launch of the app asks the first this
+/// way); `serve` has none to show.
+async fn show_window(State(s): State<AppState>) -> Result<StatusCode, ApiError> {
+    s.core
+        .show_window()
+        .map_err(|e| ApiError::new(ErrorCode::NoWindow, e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Runs the shutdown routine (or joins the one under way) and answers with its

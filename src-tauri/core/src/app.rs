@@ -47,6 +47,8 @@ struct Inner {
     api_url: Mutex<Option<String>>,
     /// The one-time dashboard addresses given out and not yet used.
     dashboard_tickets: Mutex<crate::dashboard::Tickets>,
+    /// Asks to show the window; the tray app listens, `serve` has nobody who can.
+    window_wanted: broadcast::Sender<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,11 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// This instance has no window to show: it is `clawdock serve`.
+#[derive(Debug, thiserror::Error)]
+#[error("This Clawdock has no window: it runs as `clawdock serve`.")]
+pub struct NoWindow;
 
 /// How long a launch's restore waits for the event stream's first listing before
 /// its agents look for their containers themselves.
@@ -112,6 +119,7 @@ impl Clawdock {
                 probed: tokio::sync::watch::channel(false).0,
                 api_url: Mutex::new(None),
                 dashboard_tickets: Mutex::new(crate::dashboard::Tickets::default()),
+                window_wanted: broadcast::channel(4).0,
             }),
         };
         this.spawn_machine_relay();
@@ -121,33 +129,35 @@ impl Clawdock {
         let to_restore = agents.take_running_at_quit();
         let tasks = this.inner.tasks.clone();
         let probing = this.clone();
+        let resync_period = this.inner.settings.resync_period;
         this.inner.tasks.spawn_background(async move {
             probing.check_podman().await;
             let first_state = machine.refresh().await;
-            probing.inner.probed.send_replace(true);
-            probing.publish_status();
             // After the restore list is taken: from now on, agents the engine
             // takes down are the monitor's to bring back.
             probing.spawn_engine_monitor();
             probing.spawn_resume_watch();
-            // Bring a stopped machine up only when there are agents to bring back:
-            // starting a VM unasked is rude.
-            let needs_machine = restore && !to_restore.is_empty();
-            let ready = first_state == RuntimeState::Ready
-                || (needs_machine && machine.ensure_ready().await.is_ok());
             // The event stream's first listing is the launch's only one: the
-            // restore reads it rather than listing again, per agent.
+            // restore reads it rather than listing again, per agent; and when the
+            // engine is there, the first state is announced once it was read
+            // (subscribed first, then listed), never the store's guess before it.
             let (listed, first_listing) = tokio::sync::oneshot::channel();
             tasks.spawn_background(agents.clone().watch(Some(listed)));
+            let mut first_listing = Some(first_listing);
+            let mut listing = None;
+            if first_state == RuntimeState::Ready {
+                listing = wait_first_listing(&mut first_listing).await;
+            }
+            probing.inner.probed.send_replace(true);
+            probing.publish_status();
+            agents.resume_crash_loops();
+            tasks.spawn_background(agents.clone().reconcile_forever(resync_period));
             if restore && !to_restore.is_empty() {
-                let listing = if ready {
-                    tokio::time::timeout(FIRST_LISTING_WAIT, first_listing)
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                } else {
-                    None
-                };
+                // Bring a stopped machine up only when there are agents to bring
+                // back: starting a VM unasked is rude.
+                if first_state != RuntimeState::Ready && machine.ensure_ready().await.is_ok() {
+                    listing = wait_first_listing(&mut first_listing).await;
+                }
                 agents.restore(to_restore, listing.as_deref());
             }
         });
@@ -226,6 +236,22 @@ impl Clawdock {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
+    }
+
+    /// Asks whoever shows this instance's window (the tray app) to show it: a
+    /// second launch of the app on the same data folder does, through the API.
+    pub fn show_window(&self) -> Result<(), NoWindow> {
+        self.inner
+            .window_wanted
+            .send(())
+            .map(|_listeners| ())
+            .map_err(|_nobody| NoWindow)
+    }
+
+    /// The requests of [`Clawdock::show_window`], for the one who can show the
+    /// window; while nobody holds one, the requests are refused.
+    pub fn window_requests(&self) -> broadcast::Receiver<()> {
+        self.inner.window_wanted.subscribe()
     }
 
     /// Asks podman for its version again (the wizard's "Check again").
@@ -546,6 +572,18 @@ impl Clawdock {
             let _no_listener = self.inner.events.send(Event::Runtime { status });
         }
     }
+}
+
+/// The event stream's first listing, if it comes within [`FIRST_LISTING_WAIT`]
+/// (once: a second wait gets nothing).
+async fn wait_first_listing(
+    first: &mut Option<tokio::sync::oneshot::Receiver<Vec<crate::container::Found>>>,
+) -> Option<Vec<crate::container::Found>> {
+    let receiver = first.take()?;
+    tokio::time::timeout(FIRST_LISTING_WAIT, receiver)
+        .await
+        .ok()
+        .and_then(Result::ok)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -10,6 +10,15 @@ use uuid::Uuid;
 pub const LABEL_AGENT: &str = "io.clawdock.agent";
 pub const LABEL_HOME: &str = "io.clawdock.home";
 pub const LABEL_NAME: &str = "io.clawdock.name";
+/// Which of an agent's containers this is: made fresh for each container, and
+/// recorded as the agent's (`AgentRecord::generation`) when it becomes its own.
+/// Labels cannot change after a create, so a container's role (the agent's own,
+/// or the one an interrupted update made beside it) is read against the record,
+/// never from its name, which a user or another agent can take.
+pub const LABEL_GENERATION: &str = "io.clawdock.generation";
+/// The image reference the agent names (the container is made from an image ID):
+/// a record rebuilt from its container gets it back.
+pub const LABEL_IMAGE: &str = "io.clawdock.image";
 
 /// What Podman last said about a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +70,8 @@ pub struct Found {
     pub state: Container,
     /// The image it was made from, by ID.
     pub image_id: String,
+    /// Its [`LABEL_GENERATION`] (`None`: made by a version without it).
+    pub generation: Option<String>,
 }
 
 /// What a container of ours says of the agent that made it, enough to rebuild a
@@ -78,6 +89,21 @@ pub struct Recovered {
     pub memory_mib: Option<u64>,
     /// The container's CPU limit, in CPUs (`None` without one).
     pub cpus: Option<f64>,
+    /// The image it was made from, by ID.
+    pub image_id: String,
+    pub generation: Option<String>,
+}
+
+/// What the engine says of a container beyond its state: when it last ended, and
+/// whether it has a restart policy (containers of Clawdock 0.1.0 do; Clawdock owns
+/// restarts since, and both restarting one would fight).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Details {
+    pub state: Container,
+    /// The image it was made from, by ID.
+    pub image_id: String,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub restart_policy: Option<String>,
 }
 
 /// What an event line says of one of our agents' containers.

@@ -4,7 +4,9 @@
 
 use crate::agent_proxy::{AgentProxy, CA_TARGET};
 use crate::cgroup_v1::cgroup_parent;
-use crate::container::{HostTraits, LABEL_AGENT, LABEL_HOME, LABEL_NAME};
+use crate::container::{
+    HostTraits, LABEL_AGENT, LABEL_GENERATION, LABEL_HOME, LABEL_IMAGE, LABEL_NAME,
+};
 use crate::store::AgentRecord;
 
 /// Port the gateway listens on inside its container.
@@ -85,12 +87,29 @@ pub const PIDS_LIMIT: u32 = 1024;
 /// tmpfs at these folders (the API gives none unless asked).
 const READ_ONLY_TMPFS: [&str; 3] = ["/tmp", "/var/tmp", "/run"];
 
+/// Which container of the agent a create makes: its name, its generation label
+/// and the image it runs (by ID where one is pinned).
+#[derive(Debug, Clone, Copy)]
+pub struct NewContainer<'a> {
+    pub name: &'a str,
+    pub generation: &'a str,
+    pub image: &'a str,
+}
+
+/// The name a container gets while it is made beside the agent's working one (an
+/// update): no agent's container can have it (theirs begin `clawdock-`), so it
+/// never blocks or is taken for another agent's, and it names the generation.
+pub fn beside_name(agent_name: &str, generation: &str) -> String {
+    format!("clawdock_{agent_name}_{generation}")
+}
+
 /// The agent's container as the engine's create takes it (libpod's spec): data,
 /// so user text never passes through a shell or a YAML file. The sandbox is the
 /// one `podman create` would build from Clawdock's flags: the same inspect
 /// (measured on Podman 4.3.1, field by field).
 pub fn create_spec(
     agent: &AgentRecord,
+    new: NewContainer<'_>,
     home_label: &str,
     time_zone: &str,
     host: HostTraits,
@@ -154,14 +173,16 @@ pub fn create_spec(
     );
     let seconds = |s: u32| u64::from(s) * 1_000_000_000;
     let mut spec = json!({
-        "name": agent.container_name(),
+        "name": new.name,
         "hostname": hostname(agent),
         "labels": {
             LABEL_AGENT: agent.id.to_string(),
             LABEL_HOME: home_label,
             LABEL_NAME: agent.name,
+            LABEL_GENERATION: new.generation,
+            LABEL_IMAGE: agent.image,
         },
-        "image": agent.image,
+        "image": new.image,
         "command": gateway_command(),
         "env": env,
         // The engine's own proxy variables stay out, whatever the proxy setting
@@ -246,8 +267,14 @@ mod tests {
     #[test]
     fn container_definition_is_data() {
         let agent = agent();
+        let name = agent.container_name();
         let spec = create_spec(
             &agent,
+            NewContainer {
+                name: &name,
+                generation: "g1",
+                image: "sha256:abc",
+            },
             "home1",
             "Europe/Paris",
             HostTraits {
@@ -270,6 +297,11 @@ mod tests {
         );
         assert_eq!(spec["labels"]["io.clawdock.agent"], agent.id.to_string());
         assert_eq!(spec["labels"]["io.clawdock.home"], "home1");
+        assert_eq!(spec["labels"]["io.clawdock.generation"], "g1");
+        assert_eq!(
+            spec["labels"]["io.clawdock.image"], "img:1",
+            "the reference, for a record rebuilt from the container"
+        );
         assert_eq!(
             spec["mounts"][0],
             serde_json::json!({"type": "bind", "source": "/data/agents/1/config", "destination": "/home/node/.openclaw", "options": ["rbind", "Z"]})
@@ -312,7 +344,10 @@ mod tests {
         assert_eq!(cpus_arg(2.0), "2");
         assert_eq!(cpus_arg(0.25), "0.25");
         assert_eq!(limits["pids"]["limit"], 1024);
-        assert_eq!(spec["image"], "img:1");
+        assert_eq!(
+            spec["image"], "sha256:abc",
+            "the pinned image, never the tag"
+        );
         assert_eq!(
             spec["command"],
             serde_json::json!([

@@ -18,10 +18,10 @@ use uuid::Uuid;
 
 use crate::agent_proxy::AgentProxy;
 use crate::container::{
-    Container, ContainerId, Found, Happened, HostTraits, Recovered, LABEL_AGENT, LABEL_HOME,
-    LABEL_NAME,
+    Container, ContainerId, Details, Found, Happened, HostTraits, Recovered, LABEL_AGENT,
+    LABEL_GENERATION, LABEL_HOME, LABEL_IMAGE, LABEL_NAME,
 };
-use crate::container_spec::{create_spec, Limits, GATEWAY_PORT, TOKEN_VAR};
+use crate::container_spec::{create_spec, Limits, NewContainer, GATEWAY_PORT, TOKEN_VAR};
 use crate::engine::client::{query_value, EngineClient, Request};
 use crate::engine::{Call, LineStream, Podman, PodmanError};
 use crate::progress::PullReport;
@@ -151,47 +151,25 @@ impl Containers {
             .into_iter()
             // Checked again here: the filter is only a first cut.
             .filter(|r| r.label(LABEL_HOME) == Some(self.home.as_str()))
-            .map(|r| Found {
-                id: ContainerId(r.id.clone()),
-                agent: r.label(LABEL_AGENT).and_then(|v| v.parse().ok()),
-                name: r.names.first().cloned().unwrap_or_default(),
-                state: r.container(),
-                image_id: r.image_id.clone(),
-            })
+            .map(|r| found(&r))
             .collect())
     }
 
-    /// The agent's container, found by its labels.
-    pub async fn find(&self, agent: Uuid) -> Result<Option<Found>, PodmanError> {
-        Ok(self.all_of(agent).await?.into_iter().next())
-    }
-
-    /// Every container of the agent, the one with its name first: more than one
-    /// only during an update, or after one that was cut short.
+    /// Every container of the agent, found by its labels: one, but for an update
+    /// in progress (or one an interruption left) beside it. Which one is the
+    /// agent's is the record's to say (its generation).
     pub async fn all_of(&self, agent: Uuid) -> Result<Vec<Found>, PodmanError> {
         let rows = self
             .rows(Some(format!("{LABEL_AGENT}={agent}")), true)
             .await?;
         let agent_text = agent.to_string();
-        let mut ours: Vec<PsRow> = rows
-            .into_iter()
+        Ok(rows
+            .iter()
             .filter(|r| {
                 r.label(LABEL_HOME) == Some(self.home.as_str())
                     && r.label(LABEL_AGENT) == Some(agent_text.as_str())
             })
-            .collect();
-        // During an update the working container waits aside (`…-previous`)
-        // beside the new one: the agent's container is the one with its name.
-        ours.sort_by_key(|r| r.names.iter().any(|n| n.ends_with("-previous")));
-        Ok(ours
-            .into_iter()
-            .map(|r| Found {
-                id: ContainerId(r.id.clone()),
-                agent: Some(agent),
-                name: r.names.first().cloned().unwrap_or_default(),
-                state: r.container(),
-                image_id: r.image_id.clone(),
-            })
+            .map(found)
             .collect())
     }
 
@@ -204,18 +182,23 @@ impl Containers {
     ) -> Result<bool, PodmanError> {
         let path = format!("/containers/{}/exists", path_value(name));
         match self.call(Request::get(path)).await {
-            Ok(_) => Ok(self.find(agent).await?.is_none_or(|f| f.name != name)),
+            Ok(_) => Ok(!self
+                .all_of(agent)
+                .await?
+                .iter()
+                .any(|f| f.name.trim_start_matches('/') == name)),
             Err(PodmanError::Api { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// Makes the agent's container and returns its ID. A container of that name
-    /// left by an earlier, interrupted attempt of this agent is used; one that is
-    /// not this agent's is refused and left alone.
+    /// Makes a container of the agent and returns its ID. A container of the
+    /// same agent and generation left by an earlier, interrupted attempt is used;
+    /// one that is not this one is refused and left alone.
     pub async fn create(
         &self,
         agent: &AgentRecord,
+        new: NewContainer<'_>,
         host: HostTraits,
         time_zone: &str,
         limits: Limits,
@@ -226,26 +209,33 @@ impl Containers {
             #[serde(rename = "Id")]
             id: String,
         }
-        let spec = create_spec(agent, &self.home, time_zone, host, limits, proxy);
+        let spec = create_spec(agent, new, &self.home, time_zone, host, limits, proxy);
         match self
             .call_json::<Created>(Request::post("/containers/create").json(&spec))
             .await
         {
             Ok(created) => Ok(ContainerId(created.id)),
-            Err(e) if e.says("already in use") => match self.find(agent.id).await? {
-                Some(ours) => Ok(ours.id),
-                None => Err(CreateError::NameTaken {
-                    name: agent.container_name(),
-                    holder: holder_of(e.stderr()),
-                }),
-            },
+            Err(e) if e.says("already in use") => {
+                let same = self
+                    .all_of(agent.id)
+                    .await?
+                    .into_iter()
+                    .find(|f| f.generation.as_deref() == Some(new.generation));
+                match same {
+                    Some(ours) => Ok(ours.id),
+                    None => Err(CreateError::NameTaken {
+                        name: new.name.to_string(),
+                        holder: holder_of(e.stderr()),
+                    }),
+                }
+            }
             Err(e) if e.says("image not known") => Err(CreateError::ImageMissing(e)),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Gives a container another name (an update keeps the working one aside,
-    /// by ID, until the new one is healthy).
+    /// Gives a container another name (a new container made beside the working
+    /// one takes the agent's name once it is the agent's).
     pub async fn rename(&self, id: &ContainerId, name: &str) -> Result<(), PodmanError> {
         let path = format!("/containers/{}/rename?name={}", id.0, query_value(name));
         self.call(Request::post(path)).await?;
@@ -377,22 +367,44 @@ impl Containers {
 
     /// The container's state as Podman reports it now (`None` when it cannot tell).
     pub async fn inspect(&self, id: &ContainerId) -> Option<Container> {
-        let answer = self.state_of(id).await;
-        match answer {
-            Ok(state) => {
-                let (status, code, oom) = (state.status, state.exit_code, state.oom_killed);
-                Some(match status.as_str() {
-                    "running" => Container::Running,
-                    "exited" | "stopped" if oom => Container::OutOfMemory,
-                    "exited" | "stopped" => Container::Exited(code),
-                    // Never started (e.g. a start answered but did nothing).
-                    "created" | "configured" => Container::Exited(None),
-                    _ => return None,
-                })
-            }
+        match self.state_of(id).await {
+            Ok(state) => state.container(),
             Err(e) if e.says("no such") => Some(Container::Missing),
             Err(_) => None,
         }
+    }
+
+    /// The container's state, when it last ended and its restart policy.
+    pub async fn details(&self, id: &ContainerId) -> Result<Details, PodmanError> {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Inspected {
+            state: InspectedState,
+            image: String,
+            host_config: Host,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Host {
+            restart_policy: Option<Policy>,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Policy {
+            name: String,
+        }
+        let request = Request::get(format!("/containers/{}/json", id.0));
+        let c: Inspected = self.call_json(request).await?;
+        Ok(Details {
+            state: c.state.container().unwrap_or(Container::Unknown),
+            image_id: c.image,
+            finished_at: c.state.finished_at.filter(|t| t.timestamp() > 0),
+            restart_policy: c
+                .host_config
+                .restart_policy
+                .map(|p| p.name)
+                .filter(|name| !name.is_empty() && name != "no"),
+        })
     }
 
     /// What a container of ours tells about its agent, to rebuild a lost record.
@@ -402,6 +414,8 @@ impl Containers {
         struct Inspected {
             created: Option<DateTime<Utc>>,
             image_name: String,
+            /// The image's ID.
+            image: String,
             config: InspectedConfig,
             host_config: InspectedHost,
             state: InspectedState,
@@ -463,21 +477,21 @@ impl Containers {
         let memory_mib = (c.host_config.memory > 0).then_some(c.host_config.memory / (1024 * 1024));
         #[allow(clippy::cast_precision_loss)] // a CPU count, far below 2^52
         let cpus = (c.host_config.nano_cpus > 0).then(|| c.host_config.nano_cpus as f64 / 1e9);
-        let state = match c.state.status.as_str() {
-            "running" => Container::Running,
-            "created" | "configured" => Container::Exited(None),
-            _ => Container::Exited(c.state.exit_code),
-        };
+        let state = c.state.container().unwrap_or(Container::Exited(None));
         Ok(Recovered {
             agent,
             name,
             port,
             token,
             created_at: c.created.unwrap_or_else(Utc::now),
-            image: c.image_name,
+            // Made from an image ID, the container names the agent's reference in
+            // a label (containers of older versions were made from it).
+            image: labels.get(LABEL_IMAGE).cloned().unwrap_or(c.image_name),
             state,
             memory_mib,
             cpus,
+            image_id: c.image,
+            generation: labels.get(LABEL_GENERATION).cloned(),
         })
     }
 
@@ -766,6 +780,18 @@ impl Containers {
             }
         }
         ids.len()
+    }
+}
+
+/// A listed container of this data folder.
+fn found(r: &PsRow) -> Found {
+    Found {
+        id: ContainerId(r.id.clone()),
+        agent: r.label(LABEL_AGENT).and_then(|v| v.parse().ok()),
+        name: r.names.first().cloned().unwrap_or_default(),
+        state: r.container(),
+        image_id: r.image_id.clone(),
+        generation: r.label(LABEL_GENERATION).map(str::to_string),
     }
 }
 

@@ -37,6 +37,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "seconds a new gateway gets to answer /healthz (default 60)",
     ),
     (
+        "CLAWDOCK_RESYNC_SECS",
+        "seconds between the reconciler's listings of the containers (default 10)",
+    ),
+    (
         "CLAWDOCK_RESTORE_AGENTS",
         "`0` to not start again the agents that ran at quit",
     ),
@@ -73,6 +77,11 @@ pub struct Settings {
     pub agent_image: String,
     pub stop_timeout: Duration,
     pub health_timeout: Duration,
+    /// How often the reconciler lists the containers and compares them with the
+    /// records while agents exist: the bound on how long a change the events
+    /// missed goes unseen. 10 s, as Kubernetes' kubelet syncs; a listing over the
+    /// socket costs about 2 ms.
+    pub resync_period: Duration,
     pub restore_agents: bool,
     pub first_agent_port: u16,
     /// Memory limit of new agents' containers (MiB), unless the create says.
@@ -110,6 +119,7 @@ impl Settings {
             agent_image: DEFAULT_AGENT_IMAGE.to_string(),
             stop_timeout: Duration::from_secs(10),
             health_timeout: Duration::from_secs(60),
+            resync_period: Duration::from_secs(10),
             restore_agents: true,
             first_agent_port: FIRST_AGENT_PORT,
             agent_memory_mib: DEFAULT_AGENT_MEMORY_MIB,
@@ -156,6 +166,9 @@ impl Settings {
         }
         if let Some(v) = var("CLAWDOCK_HEALTH_TIMEOUT") {
             s.health_timeout = seconds("CLAWDOCK_HEALTH_TIMEOUT", &v)?;
+        }
+        if let Some(v) = var("CLAWDOCK_RESYNC_SECS") {
+            s.resync_period = seconds("CLAWDOCK_RESYNC_SECS", &v)?;
         }
         if let Some(v) = var("CLAWDOCK_RESTORE_AGENTS") {
             s.restore_agents = !matches!(v.as_str(), "0" | "false" | "no" | "off");

@@ -97,6 +97,40 @@ pub struct AgentRecord {
     /// not try it again until a newer one appears.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected_image: Option<String>,
+    /// The `io.clawdock.generation` label of the agent's own container: of the
+    /// agent's containers, the one with this label is its (an update makes a
+    /// second one beside it). `None`: none made yet, or made by a version without
+    /// the label (the agent's container is then the one without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
+    /// The image, by ID, the agent's container runs and any container made again
+    /// for it (a revive, a port move, new limits) is made from: never the tag,
+    /// which may have moved to an image an update rolled back from. `None` until
+    /// the first container is made (and for agents of older versions, until seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// An operation of more than one engine step, written before its first step
+    /// and cleared after its last: a launch finishes or rolls back what an
+    /// interruption left. (A create is journaled by `status: creating`, a delete
+    /// by `deleting`.)
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub journal: Option<Journal>,
+    /// The crash loop, kept across launches so a relaunch does not restart its
+    /// back-off.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub crash: Option<CrashRecord>,
+    /// When the gateway last became healthy: a death after ten healthy minutes
+    /// begins a new crash loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_since: Option<DateTime<Utc>>,
     /// Fields written by a newer version, kept as they were so a save loses nothing.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -106,6 +140,111 @@ impl AgentRecord {
     pub fn container_name(&self) -> String {
         container_name(&self.name)
     }
+}
+
+/// A field written by a newer version in a shape this one does not know reads as
+/// absent (said in the log) rather than failing the whole file.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| match serde_json::from_value(v) {
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            tracing::warn!(error = %e, "a field of agents.json has a shape this version does not know; ignored");
+            None
+        }
+    }))
+}
+
+/// An operation journaled in the agent's record: what it means to do and how far
+/// it got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Journal {
+    pub op: JournalOp,
+    pub step: Step,
+    pub began_at: DateTime<Utc>,
+}
+
+/// The journaled operations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum JournalOp {
+    /// The container made again beside the working one: an update, new limits,
+    /// or a container of an older version made again without its restart policy.
+    Swap(Swap),
+    /// New provider settings for a running agent: the gateway stopped, its
+    /// config rewritten, started again, in the same container.
+    Edit,
+}
+
+/// A swap's plan: the container it replaces and the one it makes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Swap {
+    pub why: SwapWhy,
+    /// The working container's generation (`None`: one without the label).
+    pub old_generation: Option<String>,
+    pub new_generation: String,
+    /// The image the new container is made from, by ID.
+    pub image_id: String,
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: u64,
+    pub cpus: Option<f64>,
+    /// The working container ran when the swap began: it is stopped for the new
+    /// one to take the port, and started again by a rollback.
+    pub was_running: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SwapWhy {
+    Update,
+    Limits,
+    /// A container of an older version, made again without what it should not
+    /// have (a restart policy).
+    Remake,
+    /// A new gateway token (the old one leaked): it is in the container's
+    /// environment, fixed when the container is made.
+    Token,
+}
+
+/// How far a journaled operation got. Until `Committed` an interruption is rolled
+/// back (the working container stays the agent's); from it, finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Step {
+    /// Written; nothing done in the engine yet.
+    Begun,
+    /// The new container exists (a swap), or the gateway is stopped (an edit).
+    Made,
+    /// The working container is stopped, for the new one to take the port.
+    OldStopped,
+    /// The new container is started; its gateway's health is awaited.
+    Launched,
+    /// The new container is the agent's: the old one is removed and the new one
+    /// gets the agent's name.
+    Committed,
+}
+
+/// A crash loop as kept in the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CrashRecord {
+    pub crashes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_try: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
+    #[serde(default)]
+    pub out_of_memory: bool,
+    /// A start of the loop began then and had not ended when this was written:
+    /// if Clawdock died in it, the next launch counts it as a death.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviving_since: Option<DateTime<Utc>>,
 }
 
 pub fn container_name(agent_name: &str) -> String {
@@ -418,6 +557,11 @@ pub(crate) fn sample_record(name: &str) -> AgentRecord {
         memory_mib: None,
         cpus: None,
         rejected_image: None,
+        generation: None,
+        image_id: None,
+        journal: None,
+        crash: None,
+        healthy_since: None,
         extra: serde_json::Map::new(),
     }
 }

@@ -740,6 +740,30 @@ async fn stats_are_sampled_only_while_someone_watches() {
 
 /// The window and the CLI take the server's rules from `/meta` (and the snapshot),
 /// not from a copy: what `/meta` says is what the server then enforces.
+/// A second launch of the tray app asks the first to show its window through
+/// `POST /window`: the one holding the requests gets it; `serve` has nobody who can.
+#[tokio::test]
+async fn the_window_is_shown_by_whoever_holds_it_and_serve_says_it_has_none() {
+    let api = Api::start().await;
+    let (status, body) = api.call(Method::POST, "/window", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "no_window");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("serve")));
+
+    let mut wanted = api.core.window_requests();
+    let (status, _) = api.call(Method::POST, "/window", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(wanted.try_recv().is_ok(), "the holder was asked");
+    let anonymous = api
+        .http
+        .post(format!("{}/window", api.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(wanted.try_recv().is_err(), "nothing without the token");
+}
+
 #[tokio::test]
 async fn the_ui_s_rules_come_from_meta() {
     let api = Api::start().await;

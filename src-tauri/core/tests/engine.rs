@@ -10,6 +10,7 @@ use clawdock_core::agents::state::ENGINE_LOST;
 use clawdock_core::agents::{AgentError, CreateRequest};
 use clawdock_core::status::StateName;
 use clawdock_core::store::AgentStatus;
+use clawdock_core::view::Activity;
 use clawdock_core::Clawdock;
 use serde_json::json;
 use support::engine_proxy::{EngineProxy, Fault, Rule};
@@ -215,6 +216,46 @@ async fn died_within(
     })
     .await
     .is_ok()
+}
+
+/// Fault (issue 29): in vm mode the first state was announced before the engine's
+/// events were followed and its containers listed: a launch answered with what the
+/// store last said (a gateway started outside meanwhile shown stopped). The first
+/// state now comes once the engine was read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_in_vm_mode_announces_its_first_state_once_the_engine_was_read() {
+    let home = Home::new();
+    let (core, _state, proxy) = vm_core(&home).await;
+    let name = unique("read-first");
+    let agent = core
+        .agents()
+        .create_and_wait(req(&name))
+        .await
+        .expect("create");
+    core.shutdown().await;
+    drop(core);
+    // Started outside while Clawdock was closed.
+    support::podman_out(&["start", &format!("clawdock-{name}")]);
+
+    let label = std::fs::read_to_string(home.path().join("data/instance-id")).expect("label");
+    let (mut settings, _state) = home.fake_vm(json!({
+        "machines": [machine_row(true, false)],
+        "api_socket": proxy.path(),
+        "vm_label": label.trim(),
+    }));
+    settings.restore_agents = false;
+    let core = Clawdock::start(settings).await.expect("relaunch");
+    let view = core.agents().get(agent.id).expect("agent");
+    assert!(
+        view.status == AgentStatus::Running || view.activity == Some(Activity::Starting),
+        "the first state is the engine's, not the store's: {view:?}"
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || status_of(&core, &name)
+            == Some(AgentStatus::Running))
+        .await
+    );
+    core.shutdown().await;
 }
 
 /// Fault (issue 22, item 5): one failed `podman info` on the check path marked

@@ -3,7 +3,12 @@
 //! session (Xvfb and a D-Bus session bus of the test's own).
 #![allow(dead_code)] // each test target uses a different part
 
+pub mod api;
+#[path = "../../core/tests/support/engine_proxy.rs"]
+pub mod engine_proxy;
 pub mod fake_state;
+#[path = "../../core/tests/support/images.rs"]
+pub mod images;
 pub mod instance_containers;
 
 use std::io::BufRead;
@@ -13,8 +18,21 @@ use std::time::{Duration, Instant};
 
 /// The command line and `serve`; with no arguments it becomes [`APP`].
 pub const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
-/// The tray app, the one binary linked with the GUI.
+/// The tray app: the core, the API and the tray; it starts [`WINDOW`] when the
+/// window is opened.
 pub const APP: &str = env!("CARGO_BIN_EXE_clawdock-app");
+/// The window, the one program linked with the GUI libraries.
+pub const WINDOW: &str = env!("CARGO_BIN_EXE_clawdock-window");
+/// Libraries of the GUI stack (WebKitGTK, GTK, libsoup, flite for WebKit's speech):
+/// only the window may map them.
+pub const GUI_LIBRARIES: &[&str] = &[
+    "libwebkit2gtk",
+    "libjavascriptcoregtk",
+    "libgtk-3",
+    "libgdk-3",
+    "libsoup",
+    "libflite",
+];
 pub const IMAGE: &str = "localhost/clawdock-test-gateway:latest";
 
 pub fn repo() -> PathBuf {
@@ -166,16 +184,22 @@ impl Serve {
     pub fn start_with(home: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--port", "0"])
-            .envs(env.iter().copied())
             .env("CLAWDOCK_HOME", home)
             .env("CLAWDOCK_AGENT_IMAGE", IMAGE)
             .env("CLAWDOCK_STOP_TIMEOUT", "2")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
             .expect("serve");
         let printed = read_until_web_ui(child.stdout.take().expect("stdout"));
         Self { child, printed }
+    }
+
+    /// `kill -9`: no shutdown, nothing of Clawdock's runs its course.
+    pub fn kill9(&mut self) {
+        let _sent = self.child.kill();
+        let _reaped = self.child.wait();
     }
 
     /// SIGTERM, then the exit status (within 30 s).

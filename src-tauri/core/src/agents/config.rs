@@ -44,12 +44,17 @@ impl Agents {
         let port = record.port;
         agent_files::blocking(move || {
             match agent_files::read_regular(&path, agent_files::MAX_CONFIG_BYTES) {
-                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                    AgentError::Folder(format!(
+                Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(config) if config.is_object() => Ok(config),
+                    Ok(_) => Err(AgentError::Folder(format!(
+                        "{} is not a JSON object; fix it or delete it",
+                        path.display()
+                    ))),
+                    Err(e) => Err(AgentError::Folder(format!(
                         "{} is not valid JSON ({e}); fix it or delete it",
                         path.display()
-                    ))
-                }),
+                    ))),
+                },
                 Err(e) if e.is_not_found() => {
                     Ok(definition::openclaw_config(port, &Provider::None))
                 }

@@ -122,8 +122,7 @@ impl Agents {
         id: Uuid,
         provider: Provider,
     ) -> Result<AgentView, AgentError> {
-        let op = self.op_lock(id)?;
-        let _serial = op.lock().await;
+        let _serial = self.serial(id).await?;
         let log = self.log_ring(id)?;
         let result = async {
             let record = self.state(id)?.record;

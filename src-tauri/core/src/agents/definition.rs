@@ -316,11 +316,20 @@ pub fn openclaw_config(port: u16, provider: &Provider) -> Value {
 
 /// Points an existing `openclaw.json` at another host port (the Control UI's
 /// allowed origins name it).
-pub fn move_config_to_port(config: &mut Value, port: u16) {
-    config["gateway"]["controlUi"]["allowedOrigins"] = json!([
-        format!("http://127.0.0.1:{port}"),
-        format!("http://localhost:{port}"),
-    ]);
+/// The agent writes this file: something other than an object where one belongs
+/// is an error naming it, never a panic.
+pub fn move_config_to_port(config: &mut Value, port: u16) -> Result<(), String> {
+    let control_ui = object_at(config, &["gateway", "controlUi"]).ok_or_else(|| {
+        "openclaw.json has something other than an object where `gateway.controlUi` belongs; fix it or delete it".to_string()
+    })?;
+    control_ui.insert(
+        "allowedOrigins".into(),
+        json!([
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+        ]),
+    );
+    Ok(())
 }
 
 /// The provider an `openclaw.json` names, as a record keeps it: the primary
@@ -689,7 +698,7 @@ mod tests {
             None
         );
         let mut moved = openclaw_config(1, &Provider::None);
-        move_config_to_port(&mut moved, 2);
+        move_config_to_port(&mut moved, 2).expect("an object");
         assert_eq!(
             moved["gateway"]["controlUi"]["allowedOrigins"][0],
             "http://127.0.0.1:2"

@@ -15,8 +15,7 @@ impl Agents {
     pub async fn delete(&self, id: Uuid) -> Result<(), AgentError> {
         self.detached(move |this| async move {
             this.cancel_start(id);
-            let op = this.op_lock(id)?;
-            let _serial = op.lock().await;
+            let _serial = this.serial(id).await?;
             if this.state(id)?.record.deleting {
                 return Err(AgentError::NotFound);
             }
@@ -29,16 +28,18 @@ impl Agents {
     /// Finishes a delete that a crash (or an unreachable engine) interrupted.
     pub(crate) async fn finish_delete(&self, id: Uuid) -> Result<(), AgentError> {
         self.detached(move |this| async move {
-            let op = this.entry_lock(id)?;
-            let _serial = op.lock().await;
+            let _serial = this.serial_any(id).await?;
             this.transition(id, Input::Begin(Op::ResumeDelete))?;
             this.remove_now(id).await
         })
         .await
     }
 
+    /// Removes every container of the agent (its own and any an interrupted
+    /// update left: one left behind would bring the agent back at the next
+    /// launch), then its folder and record.
     pub(super) async fn remove_now(&self, id: Uuid) -> Result<(), AgentError> {
-        let found = match self.containers().find(id).await {
+        let found = match self.containers().all_of(id).await {
             Ok(found) => found,
             Err(e) if e.engine_unreachable() => {
                 // The record stays, marked `deleting` and hidden; the next listing
@@ -48,7 +49,7 @@ impl Agents {
             }
             Err(e) => return self.delete_failed(id, e.into()).await,
         };
-        if let Some(found) = found {
+        for found in found {
             if let Err(e) = self
                 .containers()
                 .remove(&found.id, self.settings().stop_timeout)

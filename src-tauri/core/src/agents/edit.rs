@@ -2,13 +2,14 @@
 //! the rest of the file kept, and a running agent restarted in the same container.
 //! New limits in the same edit go to [`super::limits`].
 
+use chrono::Utc;
 use uuid::Uuid;
 
 use super::definition::{self, ProviderInput};
 use super::requests::*;
 use super::state::{Container, Input, Op};
 use super::{AgentError, AgentView, Agents};
-use crate::store::AgentStatus;
+use crate::store::{AgentStatus, Journal, JournalOp, Step};
 
 impl Agents {
     /// Changes the agent's provider settings in place: `openclaw.json` is rewritten
@@ -85,17 +86,30 @@ impl Agents {
         self.transition(id, Input::Begin(Op::Restart))?;
         let log = self.log_ring(id)?;
         log.push("Restarting agent with new settings...");
+        let journal = Journal {
+            op: JournalOp::Edit,
+            step: Step::Begun,
+            began_at: Utc::now(),
+        };
         let result = async {
-            if let Some(found) = self.containers().find(id).await? {
+            // Journaled: a launch after an interruption here starts the agent
+            // again (with whichever config the file holds), not reads its stop
+            // as a death.
+            self.transition(id, Input::Journaled(Some(journal)))?;
+            if let Some(found) = self.current(id).await? {
                 self.containers()
                     .stop(&found.id, self.settings().stop_timeout)
                     .await?;
             }
+            self.transition(id, Input::Reached(Step::Made))?;
             // Written while the gateway is down: it may write the file itself.
             self.rewrite_provider(&current.record, &provider).await?;
             self.start_attempt(id, None, &log).await
         }
         .await;
+        if let Err(e) = self.transition(id, Input::Journaled(None)) {
+            tracing::error!(agent = %id, error = %e, "could not clear an edit's journal");
+        }
         self.finish_start(id, result, &log).await
     }
 }

@@ -30,6 +30,8 @@ pub enum ErrorCode {
     NoLoginItem,
     /// The platform refused to change the login item.
     LoginItemFailed,
+    /// The window asked of an instance that has none (`clawdock serve`).
+    NoWindow,
     PodmanUnavailable,
     /// Podman is installed but its engine (or machine) is not ready.
     RuntimeNotReady,
@@ -94,6 +96,9 @@ pub enum AgentError {
     File(#[from] crate::agent_files::AgentFileError),
     #[error("{0}")]
     Gateway(String),
+    /// The image the agent's container is pinned to is no longer on this machine.
+    #[error("The image this agent runs is no longer on this machine.")]
+    ImageGone,
     /// A podman failure whose cause a person can act on: the sentence saying what
     /// to do, with podman's own words kept as the details.
     #[error("{advice}")]
@@ -199,7 +204,7 @@ impl AgentError {
             Self::Podman(_) => ErrorCode::PodmanFailed,
             Self::Store(_) => ErrorCode::StoreFailed,
             Self::Folder(_) | Self::File(_) => ErrorCode::FolderFailed,
-            Self::Gateway(_) => ErrorCode::GatewayFailed,
+            Self::Gateway(_) | Self::ImageGone => ErrorCode::GatewayFailed,
             Self::Advised { code, .. } => *code,
             Self::Internal(_) => ErrorCode::Internal,
         }

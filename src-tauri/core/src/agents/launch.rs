@@ -11,6 +11,7 @@ use super::state::{Container, Input};
 use super::{AgentError, Agents};
 use crate::agent_files;
 use crate::container::ContainerId;
+use crate::container_spec::NewContainer;
 use crate::machine::Mode;
 use crate::progress::Paced;
 use crate::store::{self, AgentRecord};
@@ -61,10 +62,79 @@ impl Agents {
             .map_err(AgentError::InvalidInput)
     }
 
-    /// Makes the agent's container from its image, pulling it first if needed.
+    /// Makes the agent's own container (it has none): a new generation, recorded
+    /// before the create so an interruption leaves no container that is not
+    /// known, made from the image the record pins (the tag's, pulled if needed,
+    /// for its first). Other containers of the agent are left-overs and go first.
     pub(super) async fn make_container(
         &self,
         record: &AgentRecord,
+        log: &LogRing,
+    ) -> Result<ContainerId, AgentError> {
+        for left in self.containers().all_of(record.id).await? {
+            tracing::info!(agent = %record.id, container = %left.name, "removing a container of the agent that is not its own");
+            self.containers()
+                .remove(&left.id, self.settings().stop_timeout)
+                .await?;
+        }
+        let generation = new_generation();
+        self.transition(
+            record.id,
+            Input::Pinned {
+                generation: Some(generation.clone()),
+                image_id: None,
+            },
+        )?;
+        let name = record.container_name();
+        let image = record.image_id.as_deref().unwrap_or(&record.image);
+        let new = NewContainer {
+            name: &name,
+            generation: &generation,
+            image,
+        };
+        let created = match self.create_container(record, new, log).await {
+            Err(AgentError::ImageGone) if record.image_id.is_some() => {
+                // The pinned image was removed from the engine (a prune): the
+                // reference's image, unless that is one an update rejected.
+                log.push(format!(
+                    "The image this agent ran is no longer on this machine; making it from {}",
+                    record.image
+                ));
+                self.pull_unless_local(record.id, &record.image, log)
+                    .await?;
+                let newest = self.containers().image_id(&record.image).await?;
+                if newest.is_some() && newest == record.rejected_image {
+                    return Err(AgentError::Gateway(format!(
+                        "The image this agent ran is gone, and the newest {} did not start before (it was rolled back). Update the agent when a newer image is out, or delete it.",
+                        record.image
+                    )));
+                }
+                let new = NewContainer {
+                    image: &record.image,
+                    ..new
+                };
+                self.create_container(record, new, log).await?
+            }
+            other => other?,
+        };
+        let image_id = self.containers().details(&created).await?.image_id;
+        self.transition(
+            record.id,
+            Input::Pinned {
+                generation: Some(generation),
+                image_id: Some(image_id),
+            },
+        )?;
+        Ok(created)
+    }
+
+    /// Makes a container of the agent as `new` says, with the record's limits,
+    /// pulling a named image first if the engine does not have it. An image ID
+    /// it does not have is [`AgentError::ImageGone`].
+    pub(super) async fn create_container(
+        &self,
+        record: &AgentRecord,
+        new: NewContainer<'_>,
         log: &LogRing,
     ) -> Result<ContainerId, AgentError> {
         let host = self.inner.host.get().copied().unwrap_or_default();
@@ -84,6 +154,7 @@ impl Agents {
         let create = || {
             self.containers().create(
                 record,
+                new,
                 host,
                 &self.inner.time_zone,
                 limits,
@@ -91,8 +162,11 @@ impl Agents {
             )
         };
         let created = match create().await {
+            Err(crate::containers::CreateError::ImageMissing(_)) if is_image_id(new.image) => {
+                return Err(AgentError::ImageGone)
+            }
             Err(crate::containers::CreateError::ImageMissing(_)) => {
-                self.pull(record.id, &record.image, log).await?;
+                self.pull(record.id, new.image, log).await?;
                 self.refuse_when_shutting_down()?;
                 create().await
             }
@@ -104,6 +178,19 @@ impl Agents {
             }
             taken => taken.into(),
         })
+    }
+
+    /// Pulls `image` unless only this machine makes it (`localhost/`).
+    pub(super) async fn pull_unless_local(
+        &self,
+        id: Uuid,
+        image: &str,
+        log: &LogRing,
+    ) -> Result<(), AgentError> {
+        if image.starts_with("localhost/") {
+            return Ok(());
+        }
+        self.pull(id, image, log).await
     }
 
     /// Pulls `image`: lines that say something new go to the agent's log, and
@@ -295,4 +382,16 @@ impl Agents {
             }
         });
     }
+}
+
+/// A fresh generation label for a container of an agent.
+pub(super) fn new_generation() -> String {
+    super::random_hex(6)
+}
+
+/// True for an image ID (64 hex digits, `sha256:` or not), which the engine has or
+/// has not: it is never pulled.
+fn is_image_id(image: &str) -> bool {
+    let hex = image.strip_prefix("sha256:").unwrap_or(image);
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }

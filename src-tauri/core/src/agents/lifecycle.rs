@@ -24,13 +24,20 @@ impl Agents {
         id: Uuid,
         known: Option<Option<Found>>,
     ) -> Result<AgentView, AgentError> {
-        let op = self.op_lock(id)?;
-        let _serial = op.lock().await;
+        let _serial = self.serial(id).await?;
         self.refuse_when_shutting_down()?;
+        if self.state(id)?.record.journal.is_some() {
+            // An operation an interruption left comes first (a launch's restore
+            // may come before the reconciler's repair).
+            self.repair_locked(id, &self.log_ring(id)?).await?;
+        }
         let current = self.state(id)?;
         if current.live.container == Container::Running
             && current.record.status == AgentStatus::Running
         {
+            // Running already (a launch's restore found it so): wanted running
+            // from now on, so its death is one.
+            self.transition(id, Input::WantRunning)?;
             return self.get(id).ok_or(AgentError::NotFound);
         }
         self.transition(id, Input::Begin(Op::Start))?;
@@ -59,8 +66,7 @@ impl Agents {
         id: Uuid,
         due: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), AgentError> {
-        let op = self.op_lock(id)?;
-        let _serial = op.lock().await;
+        let _serial = self.serial(id).await?;
         self.refuse_when_shutting_down()?;
         let current = self.state(id)?;
         let still_due = current.live.activity.is_none()
@@ -86,9 +92,12 @@ impl Agents {
         log: &logs::LogRing,
     ) -> Result<(), AgentError> {
         self.ensure_runtime(id).await?;
+        // What a listing found is used only if it is still the agent's own
+        // container (another operation may have made it again since).
+        let generation = self.state(id)?.record.generation;
         let ours = match known {
-            Some(known) => known,
-            None => self.containers().find(id).await?,
+            Some(known) if known.as_ref().is_none_or(|f| f.generation == generation) => known,
+            _ => self.current(id).await?,
         };
         let (record, ours) = self.move_off_a_taken_port(id, ours, log).await?;
         let container = match ours {
@@ -120,14 +129,14 @@ impl Agents {
 
     pub(super) async fn stop_now(&self, id: Uuid) -> Result<AgentView, AgentError> {
         // A stop while the agent starts ends that start now, not after its health
-        // budget.
+        // budget; an update it ends does not bring the gateway back.
+        self.transition(id, Input::StopAsked)?;
         self.cancel_start(id);
-        let op = self.op_lock(id)?;
-        let _serial = op.lock().await;
+        let _serial = self.serial(id).await?;
         self.transition(id, Input::Begin(Op::Stop))?;
         let log = self.log_ring(id)?;
         log.push("Stopping agent...");
-        let result = match self.containers().find(id).await {
+        let result = match self.current(id).await {
             Ok(Some(found)) => self
                 .containers()
                 .stop(&found.id, self.settings().stop_timeout)
@@ -186,7 +195,15 @@ impl Agents {
     /// just listed, so no agent lists them again.
     pub(crate) fn restore(&self, ids: Vec<Uuid>, listing: Option<&[Found]>) {
         for id in ids {
-            let known = listing.map(|all| all.iter().find(|f| f.agent == Some(id)).cloned());
+            let generation = self.state(id).ok().and_then(|s| s.record.generation);
+            let known = listing.map(|all| {
+                let mine = all
+                    .iter()
+                    .filter(|f| f.agent == Some(id))
+                    .cloned()
+                    .collect();
+                super::own::pick_current(mine, generation.as_deref()).0
+            });
             let started = self.inner.tasks.spawn_op({
                 let this = self.clone();
                 async move {
@@ -201,6 +218,59 @@ impl Agents {
         }
     }
 
+    /// A container found running that no operation started (at launch, or
+    /// started outside Clawdock): the agent is shown running once its gateway
+    /// answers within the health budget. One that does not is stopped, and its
+    /// crash loop starts it again; one that dies meanwhile is a death like any.
+    pub(super) async fn verify(&self, id: Uuid) -> Result<(), AgentError> {
+        let _serial = self.serial(id).await?;
+        self.refuse_when_shutting_down()?;
+        let current = self.state(id)?;
+        let still_to_check = current.live.activity == Some(Activity::Starting)
+            && current.live.container == Container::Running
+            && current.record.status != AgentStatus::Running;
+        if !still_to_check {
+            return Ok(());
+        }
+        let Some(container) = current.live.container_id.clone() else {
+            return Ok(());
+        };
+        self.transition(id, Input::Begin(Op::Verify))?;
+        let log = self.log_ring(id)?;
+        let record = current.record;
+        let answered = self
+            .unless_interrupted(id, self.wait_healthy(&record, &container, &log))
+            .await;
+        match answered {
+            Ok(()) => {
+                log.push(format!(
+                    "The gateway, running since before, answers at ws://127.0.0.1:{}",
+                    record.port
+                ));
+                self.transition(id, Input::Verified)?;
+                self.follow_readiness(id, record.port);
+            }
+            Err(_) if self.inner.tasks.is_closing() => {
+                self.transition(id, Input::Interrupted)?;
+            }
+            Err(e) if self.state(id)?.live.container == Container::Running => {
+                let message = format!(
+                    "The gateway was running but did not answer ({e}); Clawdock stopped it and starts it again."
+                );
+                log.push(format!("ERROR: {message}"));
+                self.containers()
+                    .stop(&container, self.settings().stop_timeout)
+                    .await?;
+                self.transition(id, Input::VerifyFailed { message })?;
+            }
+            // It died meanwhile: a death like any other, now that the check ended.
+            Err(_) => {
+                self.transition(id, Input::Ended)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Cancels the create, start or restart in progress: its wait (for the machine,
     /// the image pull or the gateway's health) ends at once and its container is
     /// removed. A cancelled create removes the agent too. `None` when the agent is
@@ -211,8 +281,7 @@ impl Agents {
             if !this.cancel_start(id) {
                 return Ok(this.get(id));
             }
-            let op = this.op_lock(id)?;
-            let _serial = op.lock().await;
+            let _serial = this.serial(id).await?;
             if !creating {
                 return Ok(this.get(id));
             }

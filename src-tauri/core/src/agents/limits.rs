@@ -4,12 +4,12 @@
 
 use uuid::Uuid;
 
-use super::definition::{self};
+use super::definition;
 use super::logs;
 use super::state::{self, Container, Input, Op};
-use super::swap::Swapped;
+use super::swap::{Plan, Swapped};
 use super::{AgentError, AgentView, Agents};
-use crate::store::AgentStatus;
+use crate::store::{AgentStatus, SwapWhy};
 
 impl Agents {
     /// Records the limits the agent's container now has (or its next one will).
@@ -30,8 +30,10 @@ impl Agents {
 
     /// Makes the agent's container again with `change` (see `edit` and
     /// `rotate_token`), writing its provider into the config while no gateway
-    /// runs. The record takes the new limits and token only once the new container
-    /// is made (or, with none to replace, at once: the next start makes it).
+    /// runs. The record takes the new limits and token when the new container
+    /// becomes the agent's (the swap's commit; a crash before it rolls back to
+    /// the old container and token), or, with none to replace, at once: the next
+    /// start makes it.
     pub(super) async fn remake(
         &self,
         id: Uuid,
@@ -55,6 +57,9 @@ impl Agents {
             Some(_) => "a new gateway token".to_string(),
             None => format!("new limits ({})", limits_words(&limits)),
         };
+        // With no container to replace: the record takes them at once, and the
+        // next start makes the container with them. (A swap's commit records them
+        // with the new container, in one save.)
         let settled = |this: &Self| -> Result<(), AgentError> {
             this.limits_set(id, &limits)?;
             if let Some(token) = &token {
@@ -78,7 +83,7 @@ impl Agents {
         let found = async {
             self.ensure_runtime(id).await?;
             self.config_can_be_handed_over(&record).await?;
-            Ok::<_, AgentError>(self.containers().find(id).await?)
+            Ok::<_, AgentError>(self.current(id).await?)
         };
         let running =
             current.live.container == Container::Running || record.status == AgentStatus::Running;
@@ -105,10 +110,21 @@ impl Agents {
             Err(e) => return Err(self.settle_edit_failure(id, e, &log).await),
         };
         let was_running = old.state == Container::Running;
+        // The image the working container runs, never the tag (which may name
+        // one an update rolled back from).
+        let plan = Plan {
+            why: if token.is_some() {
+                SwapWhy::Token
+            } else {
+                SwapWhy::Limits
+            },
+            image_id: old.image_id.clone(),
+            limits,
+        };
         let (failure, made) =
-            match Box::pin(self.swap_container(&record, &old, was_running, rewrite, &log)).await {
+            match Box::pin(self.swap_container(&record, &old, plan, rewrite, &log)).await {
                 Swapped::Done => {
-                    settled(self)?;
+                    self.limits_set(id, &limits)?;
                     if was_running {
                         return self.finish_start(id, Ok(()), &log).await;
                     }
@@ -122,7 +138,7 @@ impl Agents {
         log.push(format!(
             "ERROR: the container with {what} did not start ({failure}); the agent went back to its previous container."
         ));
-        let failure = Box::pin(self.roll_back(id, &old, was_running, made, failure, &log)).await?;
+        let failure = Box::pin(self.roll_back(id, &old, made, failure, &log)).await?;
         // A gateway that did not get healthy is said with the rollback; every
         // other error (Podman's, a cancel, the shutdown) as it was.
         Err(match failure {

@@ -1,7 +1,10 @@
-//! How an operation runs: detached from its caller, refused while another runs on
-//! the agent, and how a create, start or update that failed is recorded (its
-//! container's last lines kept, the container removed).
+//! How an operation runs: detached from its caller, holding the agent's lock (a
+//! panic in it ends the operation, not the agent's state), refused while another
+//! runs on the agent, and how a create, start or update that failed is recorded
+//! (its container's last lines kept, the container removed).
 use std::future::Future;
+
+use tokio::sync::OwnedMutexGuard;
 
 use uuid::Uuid;
 
@@ -28,16 +31,34 @@ impl Agents {
             .map_err(|e| AgentError::Internal(format!("the operation failed: {e}")))?
     }
 
+    /// Waits for the agent's operation lock (refused for an agent being deleted).
+    pub(super) async fn serial(&self, id: Uuid) -> Result<Serial, AgentError> {
+        let guard = self.op_lock(id)?.lock_owned().await;
+        Ok(self.hold(id, guard))
+    }
+
+    /// Waits for the operation lock of any agent, one being deleted included.
+    pub(super) async fn serial_any(&self, id: Uuid) -> Result<Serial, AgentError> {
+        let guard = self.entry_lock(id)?.lock_owned().await;
+        Ok(self.hold(id, guard))
+    }
+
+    fn hold(&self, id: Uuid, guard: OwnedMutexGuard<()>) -> Serial {
+        Serial {
+            _guard: guard,
+            agents: self.clone(),
+            id,
+        }
+    }
+
     /// The agent's operation lock and state, refused (`busy`) rather than waited
     /// for when another operation runs: an edit or update queued behind a start
     /// would act on what the user no longer sees.
-    pub(super) fn when_idle(
-        &self,
-        id: Uuid,
-    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, state::AgentState), AgentError> {
-        let Ok(serial) = self.op_lock(id)?.try_lock_owned() else {
+    pub(super) fn when_idle(&self, id: Uuid) -> Result<(Serial, state::AgentState), AgentError> {
+        let Ok(guard) = self.op_lock(id)?.try_lock_owned() else {
             return Err(self.busy(id));
         };
+        let serial = self.hold(id, guard);
         self.refuse_when_shutting_down()?;
         let current = self.state(id)?;
         if current.live.activity.is_some() {
@@ -106,10 +127,23 @@ impl Agents {
         }
     }
 
+    /// Records a start that failed where its container is kept (the one an
+    /// update's rollback went back to), and gives back its error.
+    pub(super) fn start_kept(&self, id: Uuid, err: AgentError, log: &logs::LogRing) -> AgentError {
+        let message = err.to_string();
+        log.push(format!("ERROR: {message}"));
+        let details = err.details();
+        if let Err(e) = self.transition(id, Input::StartFailed { message, details }) {
+            tracing::error!(agent = %id, error = %e, "could not record a failed start");
+        }
+        err
+    }
+
     /// A container that failed its start must not linger half-alive: its last
-    /// lines go to the log, then it is removed; the next start makes it again.
+    /// lines go to the log, then it is removed; the next start makes it again
+    /// (from the image the record pins).
     pub(super) async fn discard_failed_container(&self, id: Uuid, log: &logs::LogRing) {
-        let container = match self.containers().find(id).await {
+        let container = match self.current(id).await {
             Ok(Some(found)) => found.id,
             Ok(None) => return,
             Err(e) => {
@@ -139,6 +173,7 @@ impl Agents {
                     Input::Seen {
                         container: Container::Missing,
                         id: None,
+                        finished_at: None,
                     },
                 );
             }
@@ -153,7 +188,7 @@ impl Agents {
         id: Uuid,
         message: String,
     ) -> Result<(), AgentError> {
-        let seen = match self.containers().find(id).await {
+        let seen = match self.current(id).await {
             Ok(Some(found)) => self.containers().inspect(&found.id).await,
             Ok(None) => Some(Container::Missing),
             Err(_) => None,
@@ -174,6 +209,37 @@ impl Agents {
             done = work => done,
             () = self.inner.tasks.closed() => Err(AgentError::ShuttingDown),
             () = cancel.cancelled() => Err(AgentError::Cancelled),
+        }
+    }
+}
+
+/// An agent's operation lock, held for an operation's whole run. An operation
+/// that panics (a bug, or data nobody foresaw) does not leave its agent in the
+/// middle of it: the panic is recorded as the operation's failure.
+pub(super) struct Serial {
+    _guard: OwnedMutexGuard<()>,
+    agents: Agents,
+    id: Uuid,
+}
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        // The operation ended: the reconciler looks again (a death the operation
+        // only noted is acted on now).
+        self.agents.reconcile_soon();
+        if std::thread::panicking() {
+            let failed = self.agents.transition(
+                self.id,
+                Input::OpFailed {
+                    message:
+                        "Internal error: the operation failed unexpectedly (see Clawdock's log)."
+                            .into(),
+                    seen: None,
+                },
+            );
+            if let Err(e) = failed {
+                tracing::error!(agent = %self.id, error = %e, "could not record a failed operation");
+            }
         }
     }
 }

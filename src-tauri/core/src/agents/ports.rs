@@ -35,7 +35,7 @@ impl Agents {
             record.port
         ));
         let mut config = self.read_config(&record).await?;
-        definition::move_config_to_port(&mut config, port);
+        definition::move_config_to_port(&mut config, port).map_err(AgentError::Folder)?;
         self.write_config_file(&record, &config).await?;
         if let Some(found) = ours {
             self.containers().remove(&found.id, Duration::ZERO).await?;

@@ -45,7 +45,7 @@ impl Agents {
 
     pub(super) async fn own_container(&self, id: Uuid) -> Result<Option<ContainerId>, AgentError> {
         self.get(id).ok_or(AgentError::NotFound)?;
-        Ok(self.containers().find(id).await?.map(|f| f.id))
+        Ok(self.current(id).await?.map(|f| f.id))
     }
 
     /// Streams the gateway's `/v1/chat/completions` answer (OpenAI-style SSE) as raw
@@ -96,7 +96,7 @@ impl Agents {
         })?;
         // The image the container runs (by ID: the tag may have moved since), else
         // the one the agent names.
-        let running = self.containers().find(id).await?.map(|f| f.image_id);
+        let running = self.current(id).await?.map(|f| f.image_id);
         let image_digest = self
             .containers()
             .repo_digest(running.as_deref().unwrap_or(&record.image), &record.image)

@@ -38,6 +38,9 @@ pub(super) struct Entry {
     pub cancel: CancellationToken,
     /// Cancels the crash loop's pending start (its back-off timer).
     pub revive: CancellationToken,
+    /// Counts the agent's transitions: a listing applies what it saw only to
+    /// agents that did not change while it was taken (what it saw may be stale).
+    pub epoch: u64,
 }
 
 impl Entry {
@@ -48,6 +51,7 @@ impl Entry {
             op: Arc::new(tokio::sync::Mutex::new(())),
             cancel: CancellationToken::new(),
             revive: CancellationToken::new(),
+            epoch: 0,
         }
     }
 
@@ -78,6 +82,8 @@ pub(super) struct Inner {
     pub events: broadcast::Sender<Event>,
     pub tasks: Tasks,
     pub stats: Arc<super::stats::StatsHub>,
+    /// Wakes the reconciler before its period (an operation ended).
+    pub resync: tokio::sync::Notify,
 }
 
 impl Agents {
@@ -116,7 +122,7 @@ impl Agents {
         let entries = loaded
             .agents
             .into_iter()
-            .map(|r| (r.id, Entry::new(loaded_state(r))))
+            .map(|r| (r.id, Entry::new(loaded_state(r, Utc::now()))))
             .collect();
         let containers = Containers::new(
             machine.podman().clone(),
@@ -137,6 +143,7 @@ impl Agents {
                 events,
                 tasks,
                 stats: Arc::default(),
+                resync: tokio::sync::Notify::new(),
             }),
         };
         Ok((agents, warning))
@@ -171,6 +178,7 @@ impl Agents {
         let now = Utc::now();
         let mut revive = None;
         let begins = matches!(input, Input::Begin(_));
+        let mut verify = false;
         let mut undo = None;
         let (effects, record_changed, announce) = {
             let mut entries = self.entries();
@@ -186,11 +194,13 @@ impl Agents {
             let before_record = entry.state.record.clone();
             let before_view = entry.state.view_at(now);
             let effects = state::apply(&mut entry.state, input, now);
+            entry.epoch += 1;
             let view = entry.state.view_at(now);
             for effect in &effects {
                 match effect {
                     Effect::CancelRevive => revive = Some(None),
                     Effect::Revive { after, due } => revive = Some(Some((*after, *due))),
+                    Effect::Verify => verify = true,
                     Effect::Announce(_) | Effect::StopForShutdown => {}
                 }
             }
@@ -218,10 +228,10 @@ impl Agents {
             }
             // What Podman said stays true in memory, unsaved; said, and told.
             tracing::error!(agent = %id, error = %e, "could not save agents.json");
-            self.after_transition(id, announce, revive);
+            self.after_transition(id, announce, revive, verify);
             return Err(e.into());
         }
-        self.after_transition(id, announce, revive);
+        self.after_transition(id, announce, revive, verify);
         Ok(effects)
     }
 
@@ -233,7 +243,11 @@ impl Agents {
         id: Uuid,
         announce: Option<(AgentView, Option<crate::events::Change>)>,
         revive: Option<Option<(std::time::Duration, chrono::DateTime<Utc>)>>,
+        verify: bool,
     ) {
+        if verify {
+            self.verify_later(id);
+        }
         if let Some((agent, change)) = announce {
             let _no_listener = self.inner.events.send(Event::Agent { agent, change });
         }
@@ -249,6 +263,46 @@ impl Agents {
         }
     }
 
+    /// Runs [`Agents::verify`] as an operation of its own (it takes the agent's
+    /// lock, so it waits for whatever holds it).
+    fn verify_later(&self, id: Uuid) {
+        let this = self.clone();
+        let spawned = self.inner.tasks.spawn_op(async move {
+            if let Err(e) = this.verify(id).await {
+                tracing::warn!(agent = %id, error = %e, "could not check a running gateway");
+            }
+        });
+        if spawned.is_none() {
+            tracing::info!(agent = %id, "shutting down; a running gateway is not checked");
+        }
+    }
+
+    /// Schedules the crash loops the store kept: each tries again when its
+    /// back-off says (at once if that passed while Clawdock was closed).
+    pub(crate) fn resume_crash_loops(&self) {
+        let now = Utc::now();
+        for s in self.states() {
+            let due = s.live.crash.as_ref().and_then(|c| c.next_try);
+            let Some(due) = due.filter(|_| s.live.activity.is_none() && !s.record.deleting) else {
+                continue;
+            };
+            let after = (due - now).to_std().unwrap_or_default();
+            let cancel = self.entries().get_mut(&s.record.id).map(|entry| {
+                entry.revive.cancel();
+                entry.revive = CancellationToken::new();
+                entry.revive.clone()
+            });
+            if let Some(cancel) = cancel {
+                self.revive_later(s.record.id, after, due, cancel);
+            }
+        }
+    }
+
+    /// The agent's transition count (see [`Entry::epoch`]).
+    pub(super) fn epoch(&self, id: Uuid) -> Option<u64> {
+        self.entries().get(&id).map(|e| e.epoch)
+    }
+
     /// The crash loop's timer, owned by the core: reads the dead gateway's last
     /// lines for the view, waits out the back-off (a stop, a delete or the shutdown
     /// cancels it), then starts the agent again as an operation of its own.
@@ -262,7 +316,7 @@ impl Agents {
         let this = self.clone();
         self.inner.tasks.spawn_background(async move {
             let lines = async {
-                let found = this.containers().find(id).await.ok()??;
+                let found = this.current(id).await.ok()??;
                 this.containers()
                     .tail_logs(&found.id, CRASH_LOG_LINES)
                     .await
@@ -330,6 +384,11 @@ impl Agents {
                 memory_mib: Some(memory_mib),
                 cpus,
                 rejected_image: None,
+                generation: None,
+                image_id: None,
+                journal: None,
+                crash: None,
+                healthy_since: None,
                 extra: serde_json::Map::new(),
             };
             let memory_notice = self.memory_notice(entries.len() + 1);
@@ -532,12 +591,15 @@ impl Agents {
         ids
     }
 
-    /// The engine went away: every agent that ran is stopped with a notice and
-    /// remembered to start again when it is back. Returns how many.
+    /// The engine went away. In vm mode every agent that ran is stopped with a
+    /// notice and remembered to start again when it is back; in native mode the
+    /// gateways serve on under conmon, and only say the engine does not answer.
+    /// Returns how many agents it touched.
     pub(crate) fn engine_lost(&self) -> usize {
+        let containers_survive = self.machine().mode() == crate::machine::Mode::Native;
         let mut lost = 0;
         for s in self.states() {
-            match self.transition(s.record.id, Input::EngineLost) {
+            match self.transition(s.record.id, Input::EngineLost { containers_survive }) {
                 Ok(effects) if !effects.is_empty() => lost += 1,
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "could not save agents.json"),
@@ -546,7 +608,8 @@ impl Agents {
         if lost > 0 {
             tracing::warn!(
                 agents = lost,
-                "Podman's engine went away; agents marked stopped"
+                containers_survive,
+                "Podman's engine went away"
             );
         }
         lost
@@ -583,12 +646,12 @@ impl Agents {
 
 /// An agent as loaded, with what its `openclaw.json` says of its model (read
 /// as the agent left it: a link or special file there reads as nothing).
-fn loaded_state(record: AgentRecord) -> AgentState {
+fn loaded_state(record: AgentRecord, now: chrono::DateTime<Utc>) -> AgentState {
     let path = record.dir.join(super::config::CONFIG_FILE);
     let config = crate::agent_files::read_regular(&path, crate::agent_files::MAX_CONFIG_BYTES)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    let mut state = AgentState::new(record);
+    let mut state = AgentState::loaded(record, now);
     if let Some(config) = config {
         let shown = definition::provider_input_of_config(&config);
         state.live.model_id = shown.model_id;

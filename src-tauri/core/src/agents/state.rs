@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 pub use crate::container::{Container, ContainerId};
 use crate::events::Change;
-use crate::store::{AgentRecord, AgentStatus, Wanted};
+use crate::store::{AgentRecord, AgentStatus, CrashRecord, Journal, Step, Wanted};
 use crate::view::{Activity, AgentView, CrashLoopView};
 
 /// The wait before a gateway that died is started again: 1 s, doubled at each
@@ -37,14 +37,41 @@ pub struct CrashLoop {
     pub out_of_memory: bool,
     /// The gateway's last lines before the last death.
     pub last_logs: Vec<String>,
-    /// The start in flight is this loop's, not the user's: its failure is one
-    /// more death, not the end of the loop.
-    pub reviving: bool,
+    /// The start in flight is this loop's (begun then), not the user's: its
+    /// failure is one more death, not the end of the loop. Kept in the record, so
+    /// a Clawdock that died in it counts it as a death at its next launch.
+    pub reviving_since: Option<DateTime<Utc>>,
 }
 
 impl CrashLoop {
     fn pending(&self) -> bool {
         self.next_try.is_some()
+    }
+
+    fn reviving(&self) -> bool {
+        self.reviving_since.is_some()
+    }
+
+    /// The loop as the record keeps it (not the lines: they are the engine's).
+    fn kept(&self) -> CrashRecord {
+        CrashRecord {
+            crashes: self.crashes,
+            next_try: self.next_try,
+            last_exit_code: self.last_exit_code,
+            out_of_memory: self.out_of_memory,
+            reviving_since: self.reviving_since,
+        }
+    }
+
+    fn from_kept(kept: &CrashRecord) -> Self {
+        Self {
+            crashes: kept.crashes,
+            next_try: kept.next_try,
+            last_exit_code: kept.last_exit_code,
+            out_of_memory: kept.out_of_memory,
+            last_logs: Vec::new(),
+            reviving_since: kept.reviving_since,
+        }
     }
 }
 
@@ -123,6 +150,9 @@ pub enum Op {
     ResumeDelete,
     /// The crash loop's own start, once its back-off has passed.
     Revive,
+    /// A container found running that no operation started (at launch, or
+    /// started outside Clawdock): running once its gateway answers.
+    Verify,
 }
 
 /// Everything that can happen to an agent.
@@ -158,10 +188,12 @@ pub enum Input {
         seen: Option<Container>,
     },
     /// Podman said this of the agent's container (a listing, or what an
-    /// operation found); `id` is the container's when one exists.
+    /// operation found); `id` is the container's when one exists, `finished_at`
+    /// when it last ended, where that was asked (an exit first seen at launch).
     Seen {
         container: Container,
         id: Option<ContainerId>,
+        finished_at: Option<DateTime<Utc>>,
     },
     /// An event of a container of this agent; `at` is when, for events that
     /// carry a time this clock shares. Only the agent's current container counts.
@@ -204,9 +236,13 @@ pub enum Input {
     },
     /// The next launch took note that the agent ran at the last quit.
     RestoreNoted,
-    /// Podman's engine went away (the machine stopped, slept or crashed): the
-    /// container is gone with it, whatever the last event said.
-    EngineLost,
+    /// Podman's engine went away. In vm mode (the machine stopped, slept or
+    /// crashed) the container is gone with it, whatever the last event said; in
+    /// native mode (`containers_survive`) only the engine's service is, and the
+    /// gateway serves on under conmon.
+    EngineLost {
+        containers_survive: bool,
+    },
     ShutdownBegan,
     ShutdownEnded,
     /// An update rolled back from the image `image_id` (it is not tried again
@@ -220,6 +256,42 @@ pub enum Input {
     /// The dead gateway's last lines, read after its death, for the view.
     CrashLogs {
         lines: Vec<String>,
+    },
+    /// A journaled operation wrote its plan (`Some`) or ended (`None`).
+    Journaled(Option<Journal>),
+    /// A journaled operation got this far.
+    Reached(Step),
+    /// A swap's new container became the agent's: its generation, image, limits
+    /// and gateway token (in its environment) are the record's now, and the swap
+    /// is committed, in one save: a crash cannot leave the record with a token
+    /// the agent's container does not have.
+    SwapCommitted {
+        generation: String,
+        image_id: String,
+        memory_mib: u64,
+        cpus: Option<f64>,
+        token: String,
+    },
+    /// The agent's container is this generation (about to be made, or one of an
+    /// older version seen the first time), made from this image (`None`: as
+    /// before, or not known yet).
+    Pinned {
+        generation: Option<String>,
+        image_id: Option<String>,
+    },
+    /// Asked to run while its container already does (a launch's restore): it is
+    /// supervised from now on.
+    WantRunning,
+    /// A stop was asked; noted before it waits for the operation in flight, which
+    /// then does not bring the gateway back (an update's rollback).
+    StopAsked,
+    /// A container found running answered: running, said quietly (it was
+    /// running before, not just started).
+    Verified,
+    /// A container found running did not answer within the health budget: it was
+    /// stopped, and counts as a death of the crash loop.
+    VerifyFailed {
+        message: String,
     },
 }
 
@@ -236,6 +308,9 @@ pub enum Effect {
     Revive { after: Duration, due: DateTime<Utc> },
     /// The pending start of the crash loop is off (a stop, delete, shutdown...).
     CancelRevive,
+    /// A container runs that no operation started: ask its gateway before it is
+    /// shown running.
+    Verify,
 }
 
 pub const INTERRUPTED_CREATE: &str =
@@ -244,6 +319,8 @@ pub const ENGINE_LOST: &str =
     "Podman's machine stopped; the agent starts again when Podman is back (Start Podman).";
 pub const REMOVED_OUTSIDE: &str =
     "The container was removed outside Clawdock; start the agent to create it again.";
+pub const ENGINE_UNREACHABLE: &str =
+    "Podman's engine does not answer; the gateway keeps running, and Clawdock reaches the engine again by itself.";
 
 impl AgentState {
     pub fn new(record: AgentRecord) -> Self {
@@ -251,6 +328,36 @@ impl AgentState {
             record,
             live: Live::default(),
         }
+    }
+
+    /// An agent as loaded at launch, at `now`: what ran before is not known to
+    /// run (nothing is shown running before its gateway answers); the crash loop
+    /// and its back-off go on where they were, and a start of the loop that a
+    /// death of Clawdock cut short counts as a death, so relaunching never
+    /// restarts the back-off (the loop's next try is scheduled once the engine
+    /// was looked at: `Agents::resume_crash_loops`).
+    pub fn loaded(mut record: AgentRecord, now: DateTime<Utc>) -> Self {
+        if record.status == AgentStatus::Running {
+            record.status = AgentStatus::Stopped;
+        }
+        let mut live = Live {
+            up_since: record.healthy_since,
+            crash: record.crash.as_ref().map(CrashLoop::from_kept),
+            ..Live::default()
+        };
+        if let Some(c) = live.crash.as_mut().filter(|c| c.reviving()) {
+            let (code, oom) = (c.last_exit_code, c.out_of_memory);
+            count_death(c, code, oom, now);
+        }
+        let mut s = Self { record, live };
+        s.keep();
+        s
+    }
+
+    /// Copies what must outlive this process from the live state into the record.
+    fn keep(&mut self) {
+        self.record.crash = self.live.crash.as_ref().map(CrashLoop::kept);
+        self.record.healthy_since = self.live.up_since;
     }
 
     /// True while the agent has, or is getting, a running container.
@@ -336,7 +443,7 @@ fn crash_view(c: &CrashLoop, now: DateTime<Utc>) -> CrashLoopView {
     } else {
         format!("{} times", c.crashes)
     };
-    let summary = match (next_try_in_secs, c.reviving) {
+    let summary = match (next_try_in_secs, c.reviving()) {
         (Some(secs), _) => format!("crashed {times}; next try in {secs} s"),
         (None, true) => format!("crashed {times}; starting again"),
         (None, false) => format!("crashed {times}; running again"),
@@ -373,9 +480,10 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             r.running_at_quit = false;
             if let Some(c) = live.crash.as_mut() {
                 c.next_try = None;
-                c.reviving = true;
+                c.reviving_since = Some(now);
             }
         }
+        Input::Begin(Op::Verify) => live.activity = Some(Activity::Starting),
         Input::Begin(op @ (Op::Start | Op::Restart)) => {
             live.activity = Some(if op == Op::Restart {
                 Activity::Restarting
@@ -425,7 +533,7 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             live.activity = None;
             live.up_since = Some(now);
             if let Some(c) = live.crash.as_mut() {
-                c.reviving = false;
+                c.reviving_since = None;
             }
             r.status = AgentStatus::Running;
             r.error = None;
@@ -433,7 +541,7 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             effects.push(Effect::Announce(Change::Ready));
         }
         Input::StartFailed { message, details }
-            if live.crash.as_ref().is_some_and(|c| c.reviving) =>
+            if live.crash.as_ref().is_some_and(CrashLoop::reviving) =>
         {
             // The loop's own start failed: one more death, and another try later.
             live.activity = None;
@@ -470,6 +578,10 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
         Input::Ended => {
             if !live.shutting_down {
                 live.activity = None;
+                // A death noted while the operation held the agent is acted on
+                // now that it ended.
+                let noted = live.container;
+                observe(s, noted, None, now, &mut effects);
             }
         }
         Input::Cancelled => {
@@ -502,13 +614,20 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             };
             r.error = Some(message);
         }
-        Input::Seen { container, id } => {
+        Input::Seen {
+            container,
+            id,
+            finished_at,
+        } => {
             if container == Container::Missing {
                 live.container_id = None;
             } else if id.is_some() {
                 live.container_id = id;
             }
-            observe(s, container, None, now, &mut effects);
+            if live.notice.as_deref() == Some(ENGINE_UNREACHABLE) {
+                live.notice = None;
+            }
+            observe(s, container, finished_at, now, &mut effects);
         }
         Input::Event { container, at, id } => {
             if live
@@ -568,7 +687,17 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
         }
         Input::TokenSet { token } => r.token = token,
         Input::RestoreNoted => r.running_at_quit = false,
-        Input::EngineLost => {
+        Input::EngineLost {
+            containers_survive: true,
+        } => {
+            // The gateway serves on; only changes to it wait for the engine.
+            if s.is_up() && !s.record.deleting && !s.live.shutting_down {
+                s.live.notice = Some(ENGINE_UNREACHABLE.into());
+            }
+        }
+        Input::EngineLost {
+            containers_survive: false,
+        } => {
             let pending = s.revive_pending();
             let up = s.is_up() || pending;
             let r = &mut s.record;
@@ -600,11 +729,9 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
                     // Remembered at the loss; nothing runs to stop.
                     r.wanted = Wanted::Stopped;
                 } else if s.revive_pending() {
-                    // Nothing runs to stop; it starts again at the next launch.
-                    let r = &mut s.record;
-                    r.running_at_quit = r.wanted == Wanted::Running;
-                    r.wanted = Wanted::Stopped;
-                    s.live.crash = None;
+                    // Nothing runs to stop. The loop is kept: the next launch
+                    // tries again when its back-off says, not at once.
+                    s.record.wanted = Wanted::Stopped;
                     effects.push(Effect::CancelRevive);
                 } else if s.is_up() {
                     let r = &mut s.record;
@@ -614,6 +741,68 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
                     effects.push(Effect::StopForShutdown);
                 }
             }
+        }
+        Input::Journaled(journal) => r.journal = journal,
+        Input::Reached(step) => {
+            if let Some(journal) = r.journal.as_mut() {
+                journal.step = step;
+            }
+        }
+        Input::SwapCommitted {
+            generation,
+            image_id,
+            memory_mib,
+            cpus,
+            token,
+        } => {
+            r.token = token;
+            r.generation = Some(generation);
+            r.image_id = Some(image_id);
+            r.memory_mib = Some(memory_mib);
+            r.cpus = cpus;
+            if let Some(journal) = r.journal.as_mut() {
+                journal.step = Step::Committed;
+            }
+        }
+        Input::Pinned {
+            generation,
+            image_id,
+        } => {
+            r.generation = generation;
+            if image_id.is_some() {
+                r.image_id = image_id;
+            }
+        }
+        Input::WantRunning => {
+            r.wanted = Wanted::Running;
+            r.running_at_quit = false;
+        }
+        Input::StopAsked => r.wanted = Wanted::Stopped,
+        Input::Verified => {
+            live.activity = None;
+            live.up_since.get_or_insert(now);
+            r.status = AgentStatus::Running;
+            r.error = None;
+            r.wanted = Wanted::Running;
+            r.running_at_quit = false;
+        }
+        Input::VerifyFailed { message } => {
+            live.activity = None;
+            live.ready = false;
+            r.status = AgentStatus::Error;
+            r.error = Some(message);
+            let code = match live.container {
+                Container::Exited(code) => code,
+                _ => None,
+            };
+            let crash = match live.crash.take() {
+                Some(c) => live.crash.insert(c),
+                None => {
+                    effects.push(Effect::Announce(Change::Died { exit_code: code }));
+                    live.crash.insert(CrashLoop::default())
+                }
+            };
+            effects.push(count_death(crash, code, false, now));
         }
         Input::ShutdownEnded => {
             if !r.deleting {
@@ -628,6 +817,7 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             }
         }
     }
+    s.keep();
     effects
 }
 
@@ -683,11 +873,18 @@ fn observe(
     let was = live.container;
     live.container = seen;
     match seen {
+        Container::Running if was != Container::Running => {
+            // Running, and no operation of Clawdock's started it (a launch found
+            // it, or it was started outside): shown running once its gateway
+            // answers, not before.
+            live.activity = Some(Activity::Starting);
+            effects.push(Effect::Verify);
+        }
         Container::Running => {
-            // Seen running again: the error of its last end is over. Seen running
-            // while known to run (a `start` event that arrives late, a listing), an
-            // operation's failure since (a delete the engine refused) stays.
-            if was != Container::Running || r.status != AgentStatus::Running {
+            // Seen running while known to run (a `start` event that arrives late,
+            // a listing): an operation's failure since (a delete the engine
+            // refused) stays; the error of an end before it is over.
+            if r.status != AgentStatus::Running {
                 r.error = None;
             }
             r.status = AgentStatus::Running;
@@ -699,7 +896,13 @@ fn observe(
                 let r = &mut s.record;
                 let live = &mut s.live;
                 r.status = AgentStatus::Error;
-                r.error = Some(death_message(seen, r.memory_mib));
+                r.error = Some(if was == Container::Unknown {
+                    // The first look of this launch: it ended while Clawdock was
+                    // closed (or had crashed), and is told so, with when.
+                    died_while_closed(seen, r.memory_mib, at)
+                } else {
+                    death_message(seen, r.memory_mib)
+                });
                 let healthy_long = live
                     .up_since
                     .is_some_and(|u| now - u >= chrono_of(HEALTHY_RESET));
@@ -711,12 +914,11 @@ fn observe(
                         live.crash.insert(CrashLoop::default())
                     }
                 };
-                effects.push(count_death(
-                    crash,
-                    code,
-                    seen == Container::OutOfMemory,
-                    now,
-                ));
+                let oom = seen == Container::OutOfMemory;
+                effects.push(match at.filter(|_| was == Container::Unknown) {
+                    Some(died) => count_death_at(crash, code, oom, died, now),
+                    None => count_death(crash, code, oom, now),
+                });
             } else if r.status != AgentStatus::Error {
                 r.status = AgentStatus::Stopped;
             }
@@ -744,10 +946,26 @@ fn count_death(c: &mut CrashLoop, code: Option<i32>, oom: bool, now: DateTime<Ut
     c.crashes += 1;
     c.last_exit_code = code;
     c.out_of_memory = oom;
-    c.reviving = false;
+    c.reviving_since = None;
     let after = revive_delay(c.crashes);
     let due = now + chrono_of(after);
     c.next_try = Some(due);
+    Effect::Revive { after, due }
+}
+
+/// [`count_death`] of a death at `died` (before `now`): the back-off runs from
+/// the death, so a death long past is tried again at once.
+fn count_death_at(
+    c: &mut CrashLoop,
+    code: Option<i32>,
+    oom: bool,
+    died: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Effect {
+    let Effect::Revive { due, .. } = count_death(c, code, oom, died.min(now)) else {
+        unreachable!("count_death schedules a revive")
+    };
+    let after = (due - now).to_std().unwrap_or_default();
     Effect::Revive { after, due }
 }
 
@@ -773,6 +991,24 @@ pub fn death_message(seen: Container, memory_mib: Option<u64>) -> String {
             "The gateway stopped on its own.".into()
         }
     }
+}
+
+/// [`death_message`] of a death while Clawdock was closed, at `at` when known.
+pub fn died_while_closed(
+    seen: Container,
+    memory_mib: Option<u64>,
+    at: Option<DateTime<Utc>>,
+) -> String {
+    let when = at.map_or_else(String::new, |at| {
+        format!(
+            " at {}",
+            at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S")
+        )
+    });
+    format!(
+        "While Clawdock was closed{when}: {}",
+        death_message(seen, memory_mib)
+    )
 }
 
 /// A memory size as people say it: "2 GiB", "768 MiB".
@@ -853,6 +1089,7 @@ mod tests {
         Input::Seen {
             container: C::Exited(Some(code)),
             id: None,
+            finished_at: None,
         }
     }
 
@@ -860,6 +1097,7 @@ mod tests {
         Input::Seen {
             container,
             id: None,
+            finished_at: None,
         }
     }
 
@@ -1054,10 +1292,24 @@ mod tests {
                 vec![],
             ),
             (
-                "started outside Clawdock",
+                "started outside Clawdock: running once its gateway answers",
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
                 seen(C::Running),
-                shape(S::Running, W::Stopped, None, C::Running),
+                shape(S::Stopped, W::Stopped, Some(A::Starting), C::Running),
+                vec![Effect::Verify],
+            ),
+            (
+                "found running at launch: not shown running before it answers",
+                shape(S::Stopped, W::Running, None, C::Unknown),
+                seen(C::Running),
+                shape(S::Stopped, W::Running, Some(A::Starting), C::Running),
+                vec![Effect::Verify],
+            ),
+            (
+                "it answered: running, quietly",
+                shape(S::Stopped, W::Stopped, Some(A::Starting), C::Running),
+                Input::Verified,
+                shape(S::Running, W::Running, None, C::Running),
                 vec![],
             ),
             (
@@ -1118,21 +1370,27 @@ mod tests {
             (
                 "the engine goes away under a running agent: still wanted",
                 shape(S::Running, W::Running, None, C::Running),
-                Input::EngineLost,
+                Input::EngineLost {
+                    containers_survive: false,
+                },
                 shape(S::Stopped, W::Running, None, C::Unknown),
                 vec![Effect::Announce(Change::EngineLost)],
             ),
             (
                 "the engine goes away under a stopped agent",
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
-                Input::EngineLost,
+                Input::EngineLost {
+                    containers_survive: false,
+                },
                 shape(S::Stopped, W::Stopped, None, C::Exited(Some(0))),
                 vec![],
             ),
             (
                 "the engine goes away during a start: the start meets it",
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Running),
-                Input::EngineLost,
+                Input::EngineLost {
+                    containers_survive: false,
+                },
                 shape(S::Stopped, W::Running, Some(A::Starting), C::Unknown),
                 vec![],
             ),
@@ -1204,9 +1462,14 @@ mod tests {
             shape_of(&s),
             shape(S::Running, W::Running, None, C::Running)
         );
-        // A container that ended and runs again is another story: the error goes.
+        // A container that ended and runs again is another story: once its
+        // gateway answers, the error goes.
         apply_now(&mut s, event(C::Exited(Some(1)), t(11)));
-        apply_now(&mut s, event(C::Running, t(12)));
+        assert_eq!(
+            apply_now(&mut s, event(C::Running, t(12))),
+            vec![Effect::Verify]
+        );
+        apply_now(&mut s, Input::Verified);
         assert_eq!(s.record.error, None);
     }
 
@@ -1251,7 +1514,12 @@ mod tests {
     #[test]
     fn an_agent_lost_with_the_engine_comes_back_unless_stopped_meanwhile() {
         let mut s = state(shape(S::Running, W::Running, None, C::Running));
-        apply_now(&mut s, Input::EngineLost);
+        apply_now(
+            &mut s,
+            Input::EngineLost {
+                containers_survive: false,
+            },
+        );
         assert!(s.record.running_at_quit, "remembered to start again");
         assert_eq!(s.live.notice.as_deref(), Some(ENGINE_LOST));
         assert!(
@@ -1264,7 +1532,12 @@ mod tests {
         assert_eq!(s.live.notice, None, "the notice goes with the start");
 
         let mut stopped_meanwhile = state(shape(S::Running, W::Running, None, C::Running));
-        apply_now(&mut stopped_meanwhile, Input::EngineLost);
+        apply_now(
+            &mut stopped_meanwhile,
+            Input::EngineLost {
+                containers_survive: false,
+            },
+        );
         apply_now(&mut stopped_meanwhile, Input::Begin(Op::Stop));
         apply_now(&mut stopped_meanwhile, Input::Stopped);
         assert!(
@@ -1521,13 +1794,25 @@ mod tests {
             vec![Effect::CancelRevive]
         );
         assert!(
-            quit.record.running_at_quit,
-            "starts again at the next launch"
+            quit.record
+                .crash
+                .as_ref()
+                .is_some_and(|c| c.next_try.is_some()),
+            "the loop is kept: the next launch tries again when its back-off says"
+        );
+        assert!(
+            !quit.record.running_at_quit,
+            "not a restore, which would reset it"
         );
         assert_eq!(quit.record.wanted, W::Stopped);
         let mut lost = looping();
         assert_eq!(
-            apply_now(&mut lost, Input::EngineLost),
+            apply_now(
+                &mut lost,
+                Input::EngineLost {
+                    containers_survive: false,
+                }
+            ),
             vec![Effect::CancelRevive, Effect::Announce(Change::EngineLost)]
         );
         assert!(lost.record.running_at_quit);
@@ -1544,7 +1829,12 @@ mod tests {
     #[test]
     fn a_false_alarm_of_a_lost_engine_keeps_what_the_user_wanted() {
         let mut s = state(shape(S::Running, W::Running, None, C::Running));
-        apply_now(&mut s, Input::EngineLost);
+        apply_now(
+            &mut s,
+            Input::EngineLost {
+                containers_survive: false,
+            },
+        );
         assert_eq!(s.record.wanted, W::Running);
         assert!(apply_now(&mut s, seen(C::Running)).is_empty());
         assert_eq!(
@@ -1584,5 +1874,190 @@ mod tests {
         assert!(!s.view().ready);
         apply_now(&mut s, Input::GatewayReady);
         assert!(!s.view().ready, "an exited container is never ready");
+    }
+
+    /// Fault (issue 29): a death noted while an operation held the agent (an
+    /// update whose pull hung) was never acted on once the operation ended.
+    #[test]
+    fn a_death_noted_during_an_operation_is_acted_on_when_it_ends() {
+        let mut s = state(shape(S::Running, W::Running, Some(A::Updating), C::Running));
+        assert!(
+            apply_now(&mut s, died(137)).is_empty(),
+            "only noted meanwhile"
+        );
+        assert_eq!(s.record.status, S::Running);
+        let effects = apply_now(&mut s, Input::Ended);
+        assert_eq!(s.record.status, S::Error);
+        assert!(
+            effects.contains(&Effect::Revive {
+                after: FIRST_REVIVE,
+                due: t(101)
+            }),
+            "{effects:?}"
+        );
+    }
+
+    /// Fault (issue 29): in native mode a lost engine marked agents stopped while
+    /// their gateways served on under conmon.
+    #[test]
+    fn in_native_mode_a_lost_engine_leaves_the_gateways_running() {
+        let mut s = state(shape(S::Running, W::Running, None, C::Running));
+        assert!(apply_now(
+            &mut s,
+            Input::EngineLost {
+                containers_survive: true
+            }
+        )
+        .is_empty());
+        assert_eq!(
+            shape_of(&s),
+            shape(S::Running, W::Running, None, C::Running)
+        );
+        assert_eq!(s.live.notice.as_deref(), Some(ENGINE_UNREACHABLE));
+        // Seen again once the engine answers: the notice goes.
+        apply_now(&mut s, seen(C::Running));
+        assert_eq!(s.live.notice, None);
+        assert_eq!(s.record.status, S::Running);
+    }
+
+    /// Fault (issue 29): a record saved `running` was shown running at the next
+    /// launch before anything was looked at, and the crash loop's back-off began
+    /// again at every launch.
+    #[test]
+    fn a_launch_shows_nothing_running_before_it_is_seen_and_keeps_the_back_off() {
+        let mut record = AgentRecord {
+            status: S::Error,
+            wanted: W::Running,
+            ..crate::store::sample_record("a")
+        };
+        record.crash = Some(CrashRecord {
+            crashes: 4,
+            next_try: Some(t(50)),
+            last_exit_code: Some(1),
+            out_of_memory: false,
+            reviving_since: None,
+        });
+        let kept = AgentState::loaded(record.clone(), t(0));
+        assert_eq!(kept.live.crash.as_ref().map(|c| c.crashes), Some(4));
+        assert_eq!(
+            kept.live.crash.as_ref().and_then(|c| c.next_try),
+            Some(t(50))
+        );
+        // Clawdock died in the loop's start: that start counts as a death.
+        record.crash = Some(CrashRecord {
+            crashes: 4,
+            next_try: None,
+            reviving_since: Some(t(-5)),
+            ..CrashRecord::default()
+        });
+        let cut = AgentState::loaded(record.clone(), t(0));
+        let c = cut.live.crash.as_ref().expect("the loop");
+        assert_eq!(c.crashes, 5);
+        assert_eq!(c.next_try, Some(t(0) + chrono_of(revive_delay(5))));
+        assert_eq!(
+            cut.record.crash.as_ref().map(|c| c.crashes),
+            Some(5),
+            "kept"
+        );
+        record.status = S::Running;
+        record.crash = None;
+        let running = AgentState::loaded(record, t(0));
+        assert_eq!(running.record.status, S::Stopped, "unknown until seen");
+        assert_eq!(running.live.container, C::Unknown);
+    }
+
+    /// Fault (issue 29): a gateway that died while Clawdock was closed was told as
+    /// a fresh crash at the next launch, with no time.
+    #[test]
+    fn a_death_while_clawdock_was_closed_is_said_as_such_and_backs_off_from_it() {
+        let record = AgentRecord {
+            status: S::Running,
+            wanted: W::Running,
+            ..crate::store::sample_record("a")
+        };
+        let mut s = AgentState::loaded(record, t(0));
+        let effects = apply(
+            &mut s,
+            Input::Seen {
+                container: C::Exited(Some(1)),
+                id: Some(cid("c1")),
+                finished_at: Some(t(-3600)),
+            },
+            t(0),
+        );
+        let error = s.record.error.clone().unwrap_or_default();
+        assert!(
+            error.starts_with("While Clawdock was closed at "),
+            "{error}"
+        );
+        assert!(error.contains("exit code 1"), "{error}");
+        assert!(
+            effects.contains(&Effect::Revive {
+                after: Duration::ZERO,
+                due: t(-3600) + chrono_of(FIRST_REVIVE)
+            }),
+            "long past: tried again at once; {effects:?}"
+        );
+    }
+
+    #[test]
+    fn a_gateway_found_running_that_does_not_answer_is_a_death_of_the_loop() {
+        let mut s = state(shape(S::Stopped, W::Running, Some(A::Starting), C::Running));
+        let effects = apply_now(
+            &mut s,
+            Input::VerifyFailed {
+                message: "did not answer".into(),
+            },
+        );
+        assert_eq!(s.record.status, S::Error);
+        assert_eq!(s.live.crash.as_ref().map(|c| c.crashes), Some(1));
+        assert!(effects.contains(&Effect::Revive {
+            after: FIRST_REVIVE,
+            due: t(101)
+        }));
+    }
+
+    #[test]
+    fn a_journal_is_written_advanced_committed_and_cleared() {
+        use crate::store::{JournalOp, Swap, SwapWhy};
+        let mut s = state(shape(S::Running, W::Running, Some(A::Updating), C::Running));
+        let journal = Journal {
+            op: JournalOp::Swap(Swap {
+                why: SwapWhy::Update,
+                old_generation: Some("g1".into()),
+                new_generation: "g2".into(),
+                image_id: "sha256:new".into(),
+                memory_mib: 1024,
+                cpus: None,
+                was_running: true,
+            }),
+            step: Step::Begun,
+            began_at: t(0),
+        };
+        apply_now(&mut s, Input::Journaled(Some(journal)));
+        apply_now(&mut s, Input::Reached(Step::Launched));
+        assert_eq!(
+            s.record.journal.as_ref().map(|j| j.step),
+            Some(Step::Launched)
+        );
+        apply_now(
+            &mut s,
+            Input::SwapCommitted {
+                generation: "g2".into(),
+                image_id: "sha256:new".into(),
+                memory_mib: 1024,
+                cpus: None,
+                token: "t2".into(),
+            },
+        );
+        assert_eq!(s.record.generation.as_deref(), Some("g2"));
+        assert_eq!(s.record.image_id.as_deref(), Some("sha256:new"));
+        assert_eq!(s.record.token, "t2", "the token the new container has");
+        assert_eq!(
+            s.record.journal.as_ref().map(|j| j.step),
+            Some(Step::Committed)
+        );
+        apply_now(&mut s, Input::Journaled(None));
+        assert_eq!(s.record.journal, None);
     }
 }

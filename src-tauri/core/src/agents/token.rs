@@ -1,7 +1,8 @@
 //! A new gateway token, for when one leaked: the container made again with it
 //! (the token is in the container's environment, fixed when it is made), through
-//! the swap a limits change uses, so the gateway refuses the old token from then
-//! on; the record keeps the new one once the container has it.
+//! the journaled swap a limits change uses, so the gateway refuses the old token
+//! from then on; the record takes the new one in the same save that makes the new
+//! container the agent's.
 
 use uuid::Uuid;
 

@@ -6,8 +6,9 @@ use uuid::Uuid;
 
 use super::requests::*;
 use super::state::{Container, Input, Op};
-use super::swap::Swapped;
+use super::swap::{Plan, Swapped};
 use super::{AgentError, Agents};
+use crate::store::SwapWhy;
 
 impl Agents {
     /// Moves the agent to the newest image its reference names: pulled first
@@ -36,45 +37,55 @@ impl Agents {
         self.transition(id, Input::Begin(Op::Update))?;
         let checked = async {
             self.ensure_runtime(id).await?;
-            if !record.image.starts_with("localhost/") {
-                self.pull(id, &record.image, &log).await?;
-            }
+            self.pull_unless_local(id, &record.image, &log).await?;
             let Some(newest) = self.containers().image_id(&record.image).await? else {
                 return Err(AgentError::Gateway(format!(
                     "The image {} is not on this machine.",
                     record.image
                 )));
             };
-            Ok((newest, self.containers().find(id).await?))
+            Ok((newest, self.current(id).await?))
         }
         .await;
-        let old = match checked {
-            // Without a container the next start makes one from the newest image.
-            Ok((newest, Some(old))) if old.image_id != newest => {
-                if record.rejected_image.as_deref() == Some(newest.as_str()) {
-                    log.push(format!(
-                        "The newest {} did not start before and was rolled back; it is not tried again until a newer one appears",
-                        record.image
-                    ));
-                    self.transition(id, Input::Ended)?;
-                    return Ok(UpdateOutcome {
-                        agent: self.get(id).ok_or(AgentError::NotFound)?,
-                        updated: false,
-                        rolled_back: None,
-                    });
-                }
-                (newest, old)
+        let unchanged = |this: &Self| -> Result<UpdateOutcome, AgentError> {
+            this.transition(id, Input::Ended)?;
+            Ok(UpdateOutcome {
+                agent: this.get(id).ok_or(AgentError::NotFound)?,
+                updated: false,
+                rolled_back: None,
+            })
+        };
+        let (newest, old) = match checked {
+            Ok((newest, _)) if record.rejected_image.as_deref() == Some(newest.as_str()) => {
+                log.push(format!(
+                    "The newest {} did not start before and was rolled back; it is not tried again until a newer one appears",
+                    record.image
+                ));
+                return unchanged(self);
+            }
+            Ok((newest, Some(old))) if old.image_id != newest => (newest, old),
+            Ok((newest, None)) if record.image_id.as_deref() != Some(newest.as_str()) => {
+                // No container: the next start makes one from the newest image.
+                self.transition(
+                    id,
+                    Input::Pinned {
+                        generation: record.generation.clone(),
+                        image_id: Some(newest),
+                    },
+                )?;
+                log.push("Updated; the agent runs the new image at its next start");
+                self.transition(id, Input::Ended)?;
+                return Ok(UpdateOutcome {
+                    agent: self.get(id).ok_or(AgentError::NotFound)?,
+                    updated: true,
+                    rolled_back: None,
+                });
             }
             Ok((_, found)) => {
                 if found.is_some() {
                     log.push(format!("{} is up to date", record.image));
                 }
-                self.transition(id, Input::Ended)?;
-                return Ok(UpdateOutcome {
-                    agent: self.get(id).ok_or(AgentError::NotFound)?,
-                    updated: false,
-                    rolled_back: None,
-                });
+                return unchanged(self);
             }
             Err(e) => {
                 log.push(format!("Update failed: {e}"));
@@ -82,7 +93,6 @@ impl Agents {
                 return Err(e);
             }
         };
-        let (newest, old) = old;
         // The new container needs the config handed to the gateway's user; a link
         // or special file the agent put there would fail that after the old
         // container is gone: refused now, with the agent as it was.
@@ -93,32 +103,36 @@ impl Agents {
         }
         let was_running = old.state == Container::Running;
         log.push(format!("Updating to the newest {}...", record.image));
-        let (failure, made) =
-            match Box::pin(self.swap_container(&record, &old, was_running, async { Ok(()) }, &log))
-                .await
-            {
-                Swapped::Done => {
-                    self.transition(id, Input::ImageRejected { image_id: None })?;
-                    let agent = if was_running {
-                        self.finish_start(id, Ok(()), &log).await?
-                    } else {
-                        self.transition(id, Input::Stopped)?;
-                        log.push("Updated; the agent runs the new image at its next start");
-                        self.get(id).ok_or(AgentError::NotFound)?
-                    };
-                    return Ok(UpdateOutcome {
-                        agent,
-                        updated: true,
-                        rolled_back: None,
-                    });
-                }
-                Swapped::NotBegun(e) => {
-                    log.push(format!("Update failed: {e}"));
-                    self.transition(id, Input::Ended)?;
-                    return Err(e);
-                }
-                Swapped::Failed { failure, made } => (failure, made),
-            };
+        let plan = Plan {
+            why: SwapWhy::Update,
+            image_id: newest.clone(),
+            limits: self.limits_of(&record),
+        };
+        let swapped =
+            Box::pin(self.swap_container(&record, &old, plan, async { Ok(()) }, &log)).await;
+        let (failure, made) = match swapped {
+            Swapped::Done => {
+                self.transition(id, Input::ImageRejected { image_id: None })?;
+                let agent = if was_running {
+                    self.finish_start(id, Ok(()), &log).await?
+                } else {
+                    self.transition(id, Input::Stopped)?;
+                    log.push("Updated; the agent runs the new image at its next start");
+                    self.get(id).ok_or(AgentError::NotFound)?
+                };
+                return Ok(UpdateOutcome {
+                    agent,
+                    updated: true,
+                    rolled_back: None,
+                });
+            }
+            Swapped::NotBegun(e) => {
+                log.push(format!("Update failed: {e}"));
+                self.transition(id, Input::Ended)?;
+                return Err(e);
+            }
+            Swapped::Failed { failure, made } => (failure, made),
+        };
         // Roll back, whatever failed (a create, the start, the health, a cancel, a
         // stop or the shutdown): the new container goes, the old one comes back.
         let cancelled = matches!(failure, AgentError::Cancelled);
@@ -139,7 +153,8 @@ impl Agents {
             AgentError::Cancelled | AgentError::ShuttingDown | AgentError::EngineUnreachable(_)
         ) && made;
         if new_image_failed {
-            // Not tried again by every "Update all" until a newer image appears.
+            // Not tried again by every "Update all" until a newer image appears;
+            // the record still pins the image that works.
             self.transition(
                 id,
                 Input::ImageRejected {
@@ -147,7 +162,7 @@ impl Agents {
                 },
             )?;
         }
-        let failure = Box::pin(self.roll_back(id, &old, was_running, made, failure, &log)).await?;
+        let failure = Box::pin(self.roll_back(id, &old, made, failure, &log)).await?;
         if cancelled || !made {
             return Err(failure);
         }

@@ -86,6 +86,22 @@ pub(super) struct InspectedState {
     pub(super) exit_code: Option<i32>,
     #[serde(rename = "OOMKilled")]
     pub(super) oom_killed: bool,
+    /// Year 1 when it never ended.
+    pub(super) finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl InspectedState {
+    /// The state as Clawdock names it (`None` for a state it does not know).
+    pub(super) fn container(&self) -> Option<Container> {
+        Some(match self.status.as_str() {
+            "running" => Container::Running,
+            "exited" | "stopped" if self.oom_killed => Container::OutOfMemory,
+            "exited" | "stopped" => Container::Exited(self.exit_code),
+            // Never started (e.g. a start answered but did nothing).
+            "created" | "configured" => Container::Exited(None),
+            _ => return None,
+        })
+    }
 }
 
 /// What the engine's image inspect says that Clawdock reads.

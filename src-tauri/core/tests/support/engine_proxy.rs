@@ -564,3 +564,58 @@ fn garbage_response() -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A real engine API service of the test's own with the fault-injecting proxy in
+/// front of it: point `Settings::engine_socket` at `proxy.path()` to count (or
+/// break) every request the core makes. The service ends with it.
+pub struct ProxiedEngine {
+    pub proxy: EngineProxy,
+    service: std::process::Child,
+}
+
+impl ProxiedEngine {
+    pub async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// The service with more in its environment (`CONTAINERS_REGISTRIES_CONF`).
+    pub async fn start_with(dir: &Path, env: &[(&str, &Path)]) -> Self {
+        let socket = dir.join("engine-under-test.sock");
+        let service = std::process::Command::new("podman")
+            .args(["system", "service", "--time=0"])
+            .envs(env.iter().copied())
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("podman system service");
+        let began = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "the engine service never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let proxy = EngineProxy::start(&dir.join("engine-proxy.sock"), &socket).expect("proxy");
+        Self { proxy, service }
+    }
+
+    /// Whether the service still runs.
+    pub fn service_runs(&mut self) -> bool {
+        matches!(self.service.try_wait(), Ok(None))
+    }
+
+    /// Requests seen of `method` on a path matching `pattern` (after the API's
+    /// version prefix: `/containers/create`).
+    pub fn calls(&self, method: &str, pattern: &str) -> usize {
+        self.proxy.calls(method, &format!("/v*/libpod{pattern}"))
+    }
+}
+
+impl Drop for ProxiedEngine {
+    fn drop(&mut self) {
+        let _gone = self.service.kill();
+        let _reaped = self.service.wait();
+    }
+}

@@ -75,73 +75,11 @@ pub fn podman_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Holds the turn to edit image names. Podman 4.3 loses an edit of the image store
-/// made while another process edits it (measured: four shells tagging and untagging
-/// one image, 15 times each, lost 3 tags and 1 untag), and the tests of one binary run
-/// side by side, so every name edit of the tests takes this lock (a file, for other
-/// test processes too) and checks its result.
-fn image_names_turn() -> std::fs::File {
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("clawdock-test-image-names.lock"))
-        .expect("image names lock file");
-    lock.lock().expect("image names lock");
-    lock
-}
-
-fn image_id(image: &str) -> Option<String> {
-    let out = std::process::Command::new("podman")
-        .args(["image", "inspect", "--format", "{{.Id}}", image])
-        .output()
-        .expect("podman");
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Points the name `name` at the image `source`, and checks that it does.
-pub fn tag_image(source: &str, name: &str) {
-    let _turn = image_names_turn();
-    let wanted = image_id(source).unwrap_or_else(|| panic!("{source}: no such image"));
-    for _ in 0..3 {
-        podman_out(&["tag", source, name]);
-        if image_id(name).as_deref() == Some(wanted.as_str()) {
-            return;
-        }
-    }
-    panic!("{name} does not point at {source} after three tags");
-}
-
-/// Takes the name `name` off whichever image has it, if any.
-pub fn untag_image(name: &str) {
-    let _turn = image_names_turn();
-    for _ in 0..3 {
-        let _ = std::process::Command::new("podman")
-            .args(["untag", name, name])
-            .output();
-        if image_id(name).is_none() {
-            return;
-        }
-    }
-    panic!("{name} is still there after three untags");
-}
-
 /// The stand-in image with one Dockerfile `change` applied, made once.
 pub fn derived_image(name: &'static str, change: &str) -> &'static str {
     ensure_test_images();
-    let _turn = image_names_turn();
-    for _ in 0..3 {
-        if image_id(name).is_some() {
-            return name;
-        }
-        let tmp = format!("clawdock-image-build-{}", std::process::id());
-        podman_out(&["create", "--name", &tmp, IMAGE]);
-        podman_out(&["commit", "--quiet", "--change", change, &tmp, name]);
-        podman_out(&["rm", "-f", &tmp]);
-    }
-    panic!("{name} is missing after three commits");
+    images::derive_image(IMAGE, name, change);
+    name
 }
 
 /// The calls noted by `counting_podman` whose arguments start with `prefix`.
@@ -262,6 +200,11 @@ impl Drop for Home {
 
 pub mod api_client;
 pub mod engine_proxy;
+pub mod images;
+#[allow(unused_imports)] // each test target uses a different part
+pub use engine_proxy::ProxiedEngine;
+#[allow(unused_imports)] // each test target uses a different part
+pub use images::{tag_image, untag_image};
 pub mod registry;
 
 #[path = "../../../tests/common/instance_containers.rs"]
@@ -353,62 +296,6 @@ pub fn recording_podman(dir: &Path, log: &Path) -> clawdock_core::engine::Podman
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     clawdock_core::engine::Podman::new(Some(wrapper))
-}
-
-/// A real engine API service of the test's own with the fault-injecting proxy in
-/// front of it: point `Settings::engine_socket` at `proxy.path()` to count (or
-/// break) every request the core makes. The service ends with it.
-pub struct ProxiedEngine {
-    pub proxy: engine_proxy::EngineProxy,
-    service: std::process::Child,
-}
-
-impl ProxiedEngine {
-    pub async fn start(dir: &Path) -> Self {
-        Self::start_with(dir, &[]).await
-    }
-
-    /// The service with more in its environment (`CONTAINERS_REGISTRIES_CONF`).
-    pub async fn start_with(dir: &Path, env: &[(&str, &Path)]) -> Self {
-        let socket = dir.join("engine-under-test.sock");
-        let service = std::process::Command::new(real_podman().bin().expect("podman"))
-            .args(["system", "service", "--time=0"])
-            .envs(env.iter().copied())
-            .arg(format!("unix://{}", socket.display()))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("podman system service");
-        let began = std::time::Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                began.elapsed() < Duration::from_secs(20),
-                "the engine service never listened"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let proxy = engine_proxy::EngineProxy::start(&dir.join("engine-proxy.sock"), &socket)
-            .expect("proxy");
-        Self { proxy, service }
-    }
-
-    /// Whether the service still runs.
-    pub fn service_runs(&mut self) -> bool {
-        matches!(self.service.try_wait(), Ok(None))
-    }
-
-    /// Requests seen of `method` on a path matching `pattern` (after the API's
-    /// version prefix: `/containers/create`).
-    pub fn calls(&self, method: &str, pattern: &str) -> usize {
-        self.proxy.calls(method, &format!("/v*/libpod{pattern}"))
-    }
-}
-
-impl Drop for ProxiedEngine {
-    fn drop(&mut self) {
-        let _gone = self.service.kill();
-        let _reaped = self.service.wait();
-    }
 }
 
 /// The podman processes noted by `counting_podman`, but `--version` (what the
