@@ -95,9 +95,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         C::PodmanUnavailable | C::RuntimeNotReady | C::ShuttingDown | C::NoFreePort => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        C::PodmanFailed | C::StoreFailed | C::FolderFailed | C::LoginItemFailed | C::Internal => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        C::PodmanFailed
+        | C::StoreFailed
+        | C::FolderFailed
+        | C::LoginItemFailed
+        | C::ProxyFailed
+        | C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -474,7 +477,9 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two secrets are equal, in a time that does not tell how much of them
+/// matched.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -19,6 +19,7 @@ pub mod login_item;
 pub mod machine;
 pub mod meta;
 pub mod progress;
+pub mod proxy_relay;
 pub mod registry_auth;
 pub mod settings;
 pub mod shutdown;

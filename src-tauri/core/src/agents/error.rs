@@ -41,6 +41,9 @@ pub enum ErrorCode {
     StoreFailed,
     FolderFailed,
     GatewayFailed,
+    /// The agents' proxy relay (which keeps the proxy's credentials on the host)
+    /// could not start.
+    ProxyFailed,
     // Codes of the API's own edges.
     Unauthorized,
     Forbidden,
@@ -107,6 +110,8 @@ pub enum AgentError {
         cause: PodmanError,
         code: ErrorCode,
     },
+    #[error(transparent)]
+    ProxyRelay(#[from] crate::proxy_relay::RelayError),
     #[error("Internal error: {0}")]
     Internal(String),
 }
@@ -206,6 +211,7 @@ impl AgentError {
             Self::Folder(_) | Self::File(_) => ErrorCode::FolderFailed,
             Self::Gateway(_) | Self::ImageGone => ErrorCode::GatewayFailed,
             Self::Advised { code, .. } => *code,
+            Self::ProxyRelay(_) => ErrorCode::ProxyFailed,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -9,9 +9,9 @@
 //! through `limits`' remake), `update`, `delete`; the swap that `update` and
 //! `limits` share in `swap`; reading without changing in `queries`.
 //! Beneath them: how an operation runs (`operation`), getting a container running
-//! (`launch`), the agent's files (`config`), its port (`ports`), the engine's
-//! events and listings (`watch`), the pure lifecycle (`state`) and the records in
-//! memory (`registry`).
+//! (`launch`), the agents' proxy relay (`relay`), the agent's files (`config`),
+//! its port (`ports`), the engine's events and listings (`watch`), the pure
+//! lifecycle (`state`) and the records in memory (`registry`).
 
 mod config;
 mod create;
@@ -31,6 +31,7 @@ mod ports;
 mod queries;
 mod reconcile;
 mod registry;
+mod relay;
 mod repair;
 mod requests;
 pub mod state;

@@ -84,6 +84,8 @@ pub(super) struct Inner {
     pub stats: Arc<super::stats::StatsHub>,
     /// Wakes the reconciler before its period (an operation ended).
     pub resync: tokio::sync::Notify,
+    /// The agents' proxy relay, started by the first container that needs it.
+    pub relay: tokio::sync::Mutex<Option<Arc<crate::proxy_relay::Relay>>>,
 }
 
 impl Agents {
@@ -138,6 +140,7 @@ impl Agents {
                 gateway: Gateway::default(),
                 store,
                 host: tokio::sync::OnceCell::new(),
+                relay: tokio::sync::Mutex::new(None),
                 entries: Mutex::new(entries),
                 save: Mutex::new(()),
                 events,
