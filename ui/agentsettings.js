@@ -1,5 +1,5 @@
-// An agent's Settings dialog: its model provider and its memory and CPU limits
-// edited in place (`PATCH /agents/{id}`). The providers, their fields and the
+// An agent's Settings dialog: its model provider and its memory, CPU and disk
+// limits edited in place (`PATCH /agents/{id}`). The providers, their fields and the
 // limits' bounds are the server's (`meta`, the status's `machineCpus` and
 // `machineMemoryMib`); a field left empty keeps the agent's value, the API key
 // included; the server's refusal (`400 invalid_input`, `409 busy`) is shown in the
@@ -25,18 +25,25 @@ export function editBody(provider, values) {
 }
 
 /**
- * The limits part of the PATCH body: only what differs from the agent's. `memory`
- * and `cpus` are the inputs' text; a blank CPU limit is none (`null`), a blank
- * memory limit keeps the agent's.
+ * The limits part of the PATCH body: only what differs from the agent's. `memory`,
+ * `cpus` and `disk` (GiB) are the inputs' text; a blank CPU limit is none
+ * (`null`), a blank memory or disk limit keeps the agent's.
  */
-export function limitsBody(agent, memory, cpus) {
+export function limitsBody(agent, memory, cpus, disk = '') {
   const body = {};
   const m = String(memory ?? '').trim();
   if (m && Number(m) !== agent.memoryMiB) body.memoryMiB = Number(m);
   const c = String(cpus ?? '').trim();
   const want = c ? Number(c) : null;
   if (want !== (agent.cpus ?? null)) body.cpus = want;
+  const d = String(disk ?? '').trim();
+  if (d && gibToMib(d) !== agent.diskMiB) body.diskMiB = gibToMib(d);
   return body;
+}
+
+/** A disk size the user typed in GiB, as the MiB the server counts. */
+function gibToMib(text) {
+  return Math.round(Number(text) * 1024);
 }
 
 /** The CPUs agents share, as the server says: the machine's, else this computer's. */
@@ -48,7 +55,7 @@ export function cpusAvailable(meta, status) {
  * Why the server would refuse these limits (`meta.agentLimits`, the CPUs agents
  * share), or '' when it would take them.
  */
-export function limitsProblem(meta, status, memory, cpus) {
+export function limitsProblem(meta, status, memory, cpus, disk = '') {
   const rules = meta && meta.agentLimits;
   if (!rules) return '';
   const m = String(memory ?? '').trim();
@@ -61,7 +68,23 @@ export function limitsProblem(meta, status, memory, cpus) {
   if (c && !(Number(c) >= rules.cpusMin && (!most || Number(c) <= most))) {
     return `CPU limit: from ${rules.cpusMin} to ${most} CPUs, or empty for none.`;
   }
+  const d = String(disk ?? '').trim();
+  if (d && rules.diskMiB) {
+    const mib = gibToMib(d);
+    if (!(Number(d) > 0 && mib >= rules.diskMiB.min && mib <= rules.diskMiB.max)) {
+      return `Disk limit: from ${rules.diskMiB.min / 1024} to ${rules.diskMiB.max / 1024} GiB.`;
+    }
+  }
   return '';
+}
+
+/** What the agent takes on the disk, said under the disk field. */
+export function diskUse(agent) {
+  const used = agent.diskUsedMiB;
+  const limit = agent.diskMiB;
+  if (used == null) return 'Its folders, container and log. Measured while it runs.';
+  const gib = (mib) => (mib / 1024).toFixed(mib >= 10240 ? 0 : 1);
+  return `Uses ${gib(used)} GiB${limit ? ` of ${gib(limit)} GiB` : ''} (folders, container and log; measured every minute while it runs).`;
 }
 
 /** What the machine has for the agents, said under the memory field. */
@@ -128,7 +151,7 @@ export function createSettingsDialog(store, actions) {
     }
   };
 
-  const limitsText = () => [$('s-memory').value, $('s-cpus').value];
+  const limitsText = () => [$('s-memory').value, $('s-cpus').value, $('s-disk').value];
 
   const updateLimits = () => {
     const m = meta();
@@ -144,6 +167,7 @@ export function createSettingsDialog(store, actions) {
     setText($('s-memory-help'), memoryBudget(m, status, state.server.agents.size)
       + (a.memoryMiB == null ? ' Empty: the default.' : ''));
     setText($('s-cpus-help'), most ? `Up to ${most} CPUs (what ${status && status.mode === 'vm' ? 'Podman’s machine' : 'this computer'} has). Empty: no limit.` : 'Empty: no limit.');
+    setText($('s-disk-help'), diskUse(a));
     const model = a.modelId ? `Model: ${a.modelId}.` : 'Model: the provider’s default.';
     setText($('s-current'), a.baseUrl ? `${model} Base URL: ${a.baseUrl}.` : model);
     return limitsProblem(m, status, ...limitsText());
@@ -155,6 +179,7 @@ export function createSettingsDialog(store, actions) {
     const problem = updateLimits();
     $('s-memory').setAttribute('aria-invalid', problem.startsWith('Memory') ? 'true' : 'false');
     $('s-cpus').setAttribute('aria-invalid', problem.startsWith('CPU') ? 'true' : 'false');
+    $('s-disk').setAttribute('aria-invalid', problem.startsWith('Disk') ? 'true' : 'false');
     keyed(select, m.providers, (p) => p.id || 'none', (p) => h('option', { value: p.id }), (el, p) => setText(el, p.label));
     const p = provider();
     fill($('s-provider-help'), ...(p ? rich(p.hint) : []));
@@ -217,6 +242,7 @@ export function createSettingsDialog(store, actions) {
       select.value = agent().providerType || '';
       $('s-memory').value = agent().memoryMiB ?? '';
       $('s-cpus').value = agent().cpus ?? '';
+      $('s-disk').value = agent().diskMiB == null ? '' : agent().diskMiB / 1024;
       update();
       dialog.showModal();
       select.focus();

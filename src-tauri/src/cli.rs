@@ -53,6 +53,10 @@ pub enum AgentsCommand {
         /// The container's CPU limit in CPUs, e.g. 1.5 (default: none).
         #[arg(long, value_name = "N")]
         cpus: Option<f64>,
+        /// What the agent may take on the disk (its folders, container and log),
+        /// in MiB (default 10240 or CLAWDOCK_AGENT_DISK).
+        #[arg(long, value_name = "MIB")]
+        disk: Option<u64>,
         /// Return once the agent is recorded, without waiting for it to run.
         #[arg(long)]
         no_wait: bool,
@@ -103,6 +107,9 @@ pub enum AgentsCommand {
         /// Remove the CPU limit.
         #[arg(long)]
         no_cpu_limit: bool,
+        /// A new disk limit in MiB (the agent keeps its container).
+        #[arg(long, value_name = "MIB")]
+        disk: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -441,6 +448,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             model,
             memory,
             cpus,
+            disk,
             no_wait,
             json,
         }) => {
@@ -458,6 +466,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             let body = json!({
                 "name": name, "providerType": provider, "apiKey": api_key,
                 "baseUrl": base_url, "modelId": model, "memoryMiB": memory, "cpus": cpus,
+                "diskMiB": disk,
             });
             let created: OneAgent = client
                 .call(Method::POST, "/agents/create", Some(body))
@@ -511,6 +520,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             memory,
             cpus,
             no_cpu_limit,
+            disk,
             json,
         }) => {
             let api_key = if api_key_stdin {
@@ -522,7 +532,7 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             let mut body = json!({
                 "providerType": provider, "providerName": provider_name,
                 "baseUrl": base_url, "modelId": model, "apiKey": api_key,
-                "memoryMiB": memory,
+                "memoryMiB": memory, "diskMiB": disk,
             });
             // `cpus: null` removes the limit: sent only when asked for.
             if let Some(cpus) = cpus {

@@ -377,3 +377,117 @@ fn without_podman_a_quit_is_clean() {
     assert!(exited, "serve did not exit after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status}");
 }
+
+/// A child that is sent SIGTERM, then SIGKILL, if it still runs when dropped
+/// (a failed assertion leaves no `serve` behind).
+struct Ends(std::process::Child);
+
+impl Drop for Ends {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _sent = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            if !wait_for(Duration::from_secs(30), || {
+                self.0.try_wait().ok().flatten().is_some()
+            }) {
+                let _gone = self.0.kill();
+                let _reaped = self.0.wait();
+            }
+        }
+    }
+}
+
+/// Whether the engine service on `socket` answers a ping now. Slow is not
+/// refusing: only a failed connection or a closed one without an answer is.
+fn answers(socket: &Path) -> bool {
+    use std::io::Write;
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _timeout = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        // "HTTP/1.0 200 OK": the version of the request.
+        Ok(_) => answer.starts_with(b"HTTP/1.") && answer.get(8..13) == Some(b" 200 "),
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Fault (issue 29, item 3): Ctrl-C in the terminal running `clawdock serve`
+/// reached its whole process group, the engine service it owns included
+/// (measured: the group held `clawdock` and `podman`). The service took it for
+/// its end: it closed its socket at once (it lingers only to finish the requests
+/// it has), under the shutdown that still had the agent to stop through it. Now
+/// the terminal's signal reaches Clawdock alone: the service serves until the
+/// agent is stopped, and ends by Clawdock's hand after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_to_serves_process_group_reaches_clawdock_alone() {
+    use std::os::unix::process::CommandExt;
+    common::ensure_images();
+    let home = common::Home::new();
+    // A group of its own, as a shell gives a job in a terminal.
+    let mut serve = Ends(
+        Command::new(BIN)
+            .args(["serve", "--port", "0"])
+            .env("CLAWDOCK_HOME", home.path())
+            .envs(envs(4))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("serve"),
+    );
+    let pid = serve.0.id();
+    let (url, token) = api_of(home.path(), pid);
+    create_running(&url, &token, &tagged("ctrlc")).await;
+    let socket = home.path().join("engine.sock");
+    let service = children_of(pid)
+        .into_iter()
+        .find(|p| cmdline(*p).contains("system service"))
+        .expect("serve's own engine service");
+    assert!(answers(&socket), "the service answers before the signal");
+
+    // What the terminal does on Ctrl-C: SIGINT to the foreground process group.
+    let sent = Command::new("kill")
+        .args(["-INT", "--", &format!("-{pid}")])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let began = Instant::now();
+    let mut refused_under_the_agent = false;
+    let status = loop {
+        if let Some(status) = serve.0.try_wait().expect("wait") {
+            break status;
+        }
+        // In this order: the service seen refusing, then the container seen
+        // still running, means it refused while the agent still ran.
+        let serving = answers(&socket);
+        let running = rows(home.path()).iter().any(|r| r["State"] == "running");
+        refused_under_the_agent |= !serving && running;
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "serve did not exit after SIGINT"
+        );
+    };
+    assert!(
+        !refused_under_the_agent,
+        "the engine service stopped serving while the agent still ran: the signal reached it"
+    );
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        wait_for(Duration::from_secs(5), || !alive(service)),
+        "Clawdock ended its service at its exit"
+    );
+    assert_stopped_gracefully(home.path());
+}

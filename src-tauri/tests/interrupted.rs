@@ -16,19 +16,6 @@ use common::api::Api;
 use common::engine_proxy::{Fault, ProxiedEngine, Rule};
 use common::{images, Home, Serve, IMAGE};
 
-fn podman(args: &[&str]) -> String {
-    let out = std::process::Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman");
-    assert!(
-        out.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn image_id(image: &str) -> String {
     images::image_id(image).unwrap_or_else(|| panic!("{image}: no such image"))
 }
@@ -55,7 +42,7 @@ fn never_ready_image() -> String {
 
 /// `(id, image id, state, name)` of every container of the agent.
 fn containers_of(agent: &str) -> Vec<(String, String, String, String)> {
-    let listed = podman(&[
+    let listed = images::podman_out(&[
         "ps",
         "-a",
         "--filter",
@@ -305,7 +292,7 @@ async fn a_crash_loop_and_a_death_while_closed_are_told_across_launches() {
     let healthy = api.create_running("closed").await;
     let healthy_id = healthy["id"].as_str().expect("id").to_string();
     third.kill9();
-    podman(&["kill", "clawdock-closed"]);
+    images::podman_out(&["kill", "clawdock-closed"]);
     let mut fourth = serve(home.path(), &engine, IMAGE, 6, &[]);
     let api = Api::of(home.path(), fourth.child.id()).await;
     let told = api
@@ -344,7 +331,7 @@ async fn a_container_found_running_at_launch_is_running_once_its_gateway_answers
     let id = agent["id"].as_str().expect("id").to_string();
     let port = agent["port"].as_u64().expect("port");
     first.kill9();
-    podman(&["restart", "--time", "1", "clawdock-slowpoke"]);
+    images::podman_out(&["restart", "--time", "1", "clawdock-slowpoke"]);
 
     let mut second = serve(home.path(), &engine, &slow, 7, &[]);
     let api = Api::of(home.path(), second.child.id()).await;
@@ -372,4 +359,93 @@ async fn a_container_found_running_at_launch_is_running_once_its_gateway_answers
     }
     assert!(said_running, "running once it answers");
     assert_eq!(second.stop().and_then(|s| s.code()), Some(0));
+}
+
+/// Fault (issue 29): Ctrl-C in the terminal that runs `clawdock serve` reached its
+/// whole process group, the owned engine service included: pressed during an
+/// update's health wait, both containers were left, and the next launch ran the
+/// aside one while the agent's own stayed exited. Now the signal reaches Clawdock
+/// alone, which rolls the update back and quits in order: one container, the
+/// working image, started again at the next launch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_an_updates_health_wait_rolls_back_and_quits_in_order() {
+    use std::os::unix::process::CommandExt;
+    common::ensure_images();
+    let home = Home::new();
+    let reference = format!(
+        "localhost/clawdock-test-ctrlc-{}:latest",
+        std::process::id()
+    );
+    images::tag_image(IMAGE, &reference);
+    let ports = port_base(8);
+    // A group of its own, as a shell gives a job in a terminal; its own engine
+    // service (no socket given), which the signal must not reach.
+    let mut serve = std::process::Command::new(common::BIN)
+        .args(["serve", "--port", "0"])
+        .env("CLAWDOCK_HOME", home.path())
+        .env("CLAWDOCK_AGENT_IMAGE", &reference)
+        .env("CLAWDOCK_STOP_TIMEOUT", "2")
+        .env("CLAWDOCK_PORT_BASE", &ports)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("serve");
+    let pid = serve.id();
+    let api = Api::of(home.path(), pid).await;
+    let agent = api.create_running("ctrlc").await;
+    let id = agent["id"].as_str().expect("id").to_string();
+    images::tag_image(&never_ready_image(), &reference);
+    api.fire(reqwest::Method::POST, &format!("/agents/{id}/update"), None);
+    let new_image = image_id(&never_ready_image());
+    assert!(
+        common::wait_for(Duration::from_secs(60), || containers_of(&id)
+            .iter()
+            .any(|(_, image, state, _)| *image == new_image && state == "running")),
+        "the update's new container runs, its gateway awaited"
+    );
+
+    // What the terminal does on Ctrl-C: SIGINT to the foreground process group.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{pid}")])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = serve.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "serve did not exit after SIGINT"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
+    let left = containers_of(&id);
+    assert_eq!(left.len(), 1, "the rollback completed: {left:#?}");
+    assert_eq!(left[0].1, image_id(IMAGE), "the working image");
+    assert_eq!(left[0].3, "clawdock-ctrlc");
+    let record = api.stored(&id);
+    assert!(record.get("journal").is_none(), "{record:#}");
+    assert_eq!(record["runningAtQuit"], true, "{record:#}");
+
+    let next = Serve::start_with(
+        home.path(),
+        &[
+            ("CLAWDOCK_AGENT_IMAGE", reference.as_str()),
+            ("CLAWDOCK_PORT_BASE", ports.as_str()),
+        ],
+    );
+    let api = Api::of(home.path(), next.child.id()).await;
+    api.until_agent(&id, Duration::from_secs(30), |a| {
+        a["status"] == "running" && a["activity"].is_null()
+    })
+    .await;
+    let running = containers_of(&id);
+    assert_eq!(running.len(), 1, "{running:#?}");
+    assert_eq!(running[0].1, image_id(IMAGE));
+    drop(next);
+    images::untag_image(&reference);
 }

@@ -88,7 +88,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::Busy
         | C::Cancelled
         | C::NoLoginItem
-        | C::NoWindow => StatusCode::CONFLICT,
+        | C::NoWindow
+        | C::DiskLimit => StatusCode::CONFLICT,
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::GatewayFailed => StatusCode::BAD_GATEWAY,

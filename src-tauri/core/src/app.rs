@@ -130,6 +130,7 @@ impl Clawdock {
         let tasks = this.inner.tasks.clone();
         let probing = this.clone();
         let resync_period = this.inner.settings.resync_period;
+        let disk_period = this.inner.settings.disk_check_period;
         this.inner.tasks.spawn_background(async move {
             probing.check_podman().await;
             let first_state = machine.refresh().await;
@@ -152,6 +153,7 @@ impl Clawdock {
             probing.publish_status();
             agents.resume_crash_loops();
             tasks.spawn_background(agents.clone().reconcile_forever(resync_period));
+            tasks.spawn_background(agents.clone().watch_disk(disk_period));
             if restore && !to_restore.is_empty() {
                 // Bring a stopped machine up only when there are agents to bring
                 // back: starting a VM unasked is rude.

@@ -94,6 +94,14 @@ pub struct Recovered {
     pub generation: Option<String>,
 }
 
+/// What a container itself takes on the disk: its writable layer, and its log
+/// where the log is a file this host can read (native mode).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Footprint {
+    pub layer_bytes: u64,
+    pub log_path: Option<std::path::PathBuf>,
+}
+
 /// What the engine says of a container beyond its state: when it last ended, and
 /// whether it has a restart policy (containers of Clawdock 0.1.0 do; Clawdock owns
 /// restarts since, and both restarting one would fight).

@@ -217,6 +217,9 @@ pub fn create_spec(
         "no_new_privileges": true,
         "read_only_filesystem": true,
         "resource_limits": resources,
+        // A gateway that prints in a loop must not fill the disk (see
+        // `CONTAINER_LOG_MAX_BYTES`); the driver is the engine's own.
+        "log_configuration": { "size": crate::sizing::CONTAINER_LOG_MAX_BYTES },
         "sdnotifyMode": "container",
     });
     if host.cgroup_v1 {
@@ -346,6 +349,11 @@ mod tests {
         assert_eq!(cpus_arg(2.0), "2");
         assert_eq!(cpus_arg(0.25), "0.25");
         assert_eq!(limits["pids"]["limit"], 1024);
+        assert_eq!(
+            spec["log_configuration"]["size"],
+            crate::sizing::CONTAINER_LOG_MAX_BYTES,
+            "the log is capped"
+        );
         assert_eq!(
             spec["image"], "sha256:abc",
             "the pinned image, never the tag"

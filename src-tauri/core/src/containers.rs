@@ -1,12 +1,11 @@
-//! The only place that asks Podman about containers and images: over its API
-//! socket, but for the mass stop at quit and the panic hook's stop, which stay on
-//! the command line. An agent's container is found by our labels (agent id and
+//! The only place that asks Podman about containers and images, over the API
+//! socket of the engine Clawdock uses (the mass stop at quit and the panic hook's
+//! stop included). An agent's container is found by our labels (agent id and
 //! data-folder label), never by its name, and every stop, kill, rm, logs and
 //! inspect acts on the ID found: a name is something a user or another program
 //! can also take. What a container is lives in [`crate::container`], how one is
 //! specified in [`crate::container_spec`].
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,16 +18,16 @@ use uuid::Uuid;
 
 use crate::agent_proxy::ContainerProxy;
 use crate::container::{
-    Container, ContainerId, Details, Found, Happened, HostTraits, Recovered, LABEL_AGENT,
-    LABEL_GENERATION, LABEL_HOME, LABEL_IMAGE, LABEL_NAME,
+    Container, ContainerId, Details, Footprint, Found, Happened, HostTraits, Recovered,
+    LABEL_AGENT, LABEL_GENERATION, LABEL_HOME, LABEL_IMAGE, LABEL_NAME,
 };
 use crate::container_spec::{create_spec, Limits, NewContainer, GATEWAY_PORT, TOKEN_VAR};
 use crate::engine::client::{query_value, EngineClient, Request};
-use crate::engine::{Call, LineStream, Podman, PodmanError};
+use crate::engine::{LineStream, PodmanError};
 use crate::progress::PullReport;
 use crate::store::AgentRecord;
 use pull::{is_short_name, PullMessage, PullReading, PULL_TIMEOUT};
-use wire::{EventLine, ImageInspected, InspectedState, PsRow};
+use wire::{EventLine, ImageInspected, Inspected, InspectedState, PsRow};
 
 mod pull;
 mod wire;
@@ -58,7 +57,6 @@ pub enum CreateError {
 /// The containers of one data folder. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Containers {
-    podman: Podman,
     engine: EngineClient,
     home: String,
     /// Told whenever a call finds the engine unreachable: the machine may have
@@ -69,9 +67,8 @@ pub struct Containers {
 impl Containers {
     /// `home` is the data folder's label value, so two instances (or test runs) on
     /// one Podman never touch each other's containers.
-    pub fn new(podman: Podman, engine: EngineClient, home: String) -> Self {
+    pub fn new(engine: EngineClient, home: String) -> Self {
         Self {
-            podman,
             engine,
             home,
             engine_lost: Arc::new(Notify::new()),
@@ -92,16 +89,6 @@ impl Containers {
     /// [`Containers::engine_suspect`] checks the machine.
     pub fn suspect_engine(&self) {
         self.engine_lost.notify_one();
-    }
-
-    async fn run(&self, call: Call) -> Result<crate::engine::Output, PodmanError> {
-        let result = self.podman.run(call).await;
-        if let Err(e) = &result {
-            if e.engine_unreachable() {
-                self.suspect_engine();
-            }
-        }
-        result
     }
 
     /// One request to the engine; a connection refused or dropped says the
@@ -287,31 +274,41 @@ impl Containers {
             .await
     }
 
-    /// Stops every container of this data folder in one podman process, which
-    /// selects them by label itself: no listing first. `workers` containers are
-    /// stopped at once (podman's default pool is a few per core, so ten stubborn
-    /// containers would wait out the timeout in turns). Each gateway gets SIGTERM
-    /// and `timeout` to exit before SIGKILL (no restart policy brings them back:
-    /// Clawdock owns restarts). `limit` bounds the whole call (podman is killed past
-    /// it): give it room over `timeout`.
-    pub async fn stop_all(
-        &self,
-        workers: usize,
-        timeout: Duration,
-        limit: Duration,
-    ) -> Result<(), PodmanError> {
+    /// Stops every running container of this data folder through the engine
+    /// Clawdock uses: one listing, then one stop request each, all at once. Each
+    /// gateway gets SIGTERM and `timeout` to exit before the engine SIGKILLs it
+    /// (no restart policy brings it back: Clawdock owns restarts); `limit` bounds
+    /// each request's wait (the stop goes on in the engine past it). Returns how
+    /// many were asked to stop. Not the command line: `podman stop` goes to
+    /// podman's default connection, which need not be this engine (a machine
+    /// named in settings, a socket given), and remotely (macOS, Windows) it stops
+    /// one container at a time (measured, Podman 4.3.1 with `--url`: ten stubborn
+    /// containers 21.6 s; with `--filter` it stopped one of the ten and said
+    /// nothing; `--max-workers` is unknown there).
+    pub async fn stop_all(&self, timeout: Duration, limit: Duration) -> Result<usize, PodmanError> {
+        let running = self.running().await?;
         let secs = timeout.as_secs_f64().ceil() as u64;
-        let args = [
-            format!("--max-workers={}", workers.max(1)),
-            "stop".into(),
-            "--filter".into(),
-            format!("label={LABEL_HOME}={}", self.home),
-            "--time".into(),
-            secs.to_string(),
-        ];
-        match self.run(Call::new(args).timeout(limit)).await {
-            Ok(_) | Err(PodmanError::TimedOut { .. }) => Ok(()),
-            Err(e) => Err(e),
+        let stops = running.iter().map(|found| async move {
+            let request = Request::post(format!("/containers/{}/stop?timeout={secs}", found.id.0))
+                .timeout(limit);
+            match self.call(request).await {
+                // Gone, or still stopping past the bound (the forced phase looks).
+                Ok(_)
+                | Err(PodmanError::Api { status: 404, .. } | PodmanError::TimedOut { .. }) => {
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        });
+        let failures: Vec<PodmanError> = futures::future::join_all(stops)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        // An unreachable engine first: that is what the caller acts on.
+        match failures.into_iter().min_by_key(|e| !e.engine_unreachable()) {
+            Some(e) => Err(e),
+            None => Ok(running.len()),
         }
     }
 
@@ -342,9 +339,19 @@ impl Containers {
             id.0
         ))
         .timeout(timeout + self.engine.call_timeout());
-        match self.call(request).await {
-            Ok(_) | Err(PodmanError::Api { status: 404, .. }) => {}
-            Err(e) => return Err(e),
+        let mut tries = 0;
+        loop {
+            match self.call(request.clone()).await {
+                Ok(_) | Err(PodmanError::Api { status: 404, .. }) => break,
+                // Podman 4.3 refuses a removal while its own clean-up of the
+                // container's exit runs (state `stopped`, not yet `exited`):
+                // a moment later it takes it.
+                Err(e) if e.says("container state improper") && tries < 10 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
         match self.inspect(id).await {
             Some(Container::Missing) | None => Ok(()),
@@ -357,11 +364,6 @@ impl Containers {
 
     /// The `State` of the engine's inspect of a container.
     async fn state_of(&self, id: &ContainerId) -> Result<InspectedState, PodmanError> {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Inspected {
-            state: InspectedState,
-        }
         let request = Request::get(format!("/containers/{}/json", id.0));
         Ok(self.call_json::<Inspected>(request).await?.state)
     }
@@ -377,23 +379,6 @@ impl Containers {
 
     /// The container's state, when it last ended and its restart policy.
     pub async fn details(&self, id: &ContainerId) -> Result<Details, PodmanError> {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Inspected {
-            state: InspectedState,
-            image: String,
-            host_config: Host,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Host {
-            restart_policy: Option<Policy>,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Policy {
-            name: String,
-        }
         let request = Request::get(format!("/containers/{}/json", id.0));
         let c: Inspected = self.call_json(request).await?;
         Ok(Details {
@@ -408,39 +393,21 @@ impl Containers {
         })
     }
 
+    /// The container's writable layer (the engine sums it: it walks the layer) and
+    /// where its log is kept.
+    pub async fn footprint(&self, id: &ContainerId) -> Result<Footprint, PodmanError> {
+        let request = Request::get(format!("/containers/{}/json?size=true", id.0));
+        let c: Inspected = self.call_json(request).await?;
+        Ok(Footprint {
+            layer_bytes: c.size_rw.unwrap_or(0),
+            log_path: Some(c.host_config.log_config.path)
+                .filter(|p| !p.is_empty())
+                .map(std::path::PathBuf::from),
+        })
+    }
+
     /// What a container of ours tells about its agent, to rebuild a lost record.
     pub async fn recover(&self, id: &ContainerId) -> Result<Recovered, PodmanError> {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Inspected {
-            created: Option<DateTime<Utc>>,
-            image_name: String,
-            /// The image's ID.
-            image: String,
-            config: InspectedConfig,
-            host_config: InspectedHost,
-            state: InspectedState,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct InspectedConfig {
-            env: Vec<String>,
-            labels: Option<HashMap<String, String>>,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct InspectedHost {
-            port_bindings: Option<HashMap<String, Option<Vec<Binding>>>>,
-            /// Bytes; 0 without a limit.
-            memory: u64,
-            /// Billionths of a CPU; 0 without a limit.
-            nano_cpus: u64,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase", default)]
-        struct Binding {
-            host_port: String,
-        }
         let args = format!("inspect {id}");
         let bad = |reason: &str| PodmanError::BadOutput {
             args: args.clone(),
@@ -716,7 +683,6 @@ impl Containers {
             })
     }
 
-    /// How containers must be set up on this host (Linux, native mode only).
     /// The engine's default bridge network (`podman`), which the agents' containers
     /// are on: the bridge's address on the host, which the containers call
     /// `host.containers.internal`, and its subnet with the prefix length.
@@ -747,7 +713,11 @@ impl Containers {
             })
     }
 
-    pub async fn host_traits(&self) -> HostTraits {
+    /// How containers must be set up on this host (Linux, native mode only), as
+    /// the engine's info says. A failure is the caller's to meet, never a guess:
+    /// traits guessed wrong make every container of the session crash-loop (no
+    /// keep-id, no relabel).
+    pub async fn host_traits(&self) -> Result<HostTraits, PodmanError> {
         #[derive(Deserialize, Default)]
         #[serde(rename_all = "camelCase", default)]
         struct Info {
@@ -766,51 +736,56 @@ impl Containers {
             rootless: bool,
             selinux_enabled: bool,
         }
-        match self.call_json::<Info>(Request::get("/info")).await {
-            Ok(info) => {
-                let rootless = info.host.security.rootless;
-                let v1 = info.host.cgroup_version == "v1" && info.host.cgroup_manager == "cgroupfs";
-                HostTraits {
-                    rootless_native: rootless,
-                    rootful_native: !rootless,
-                    relabel: info.host.security.selinux_enabled,
-                    cgroup_v1: v1 && !rootless && crate::cgroup_v1::memory_controller_mounted(),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the engine's info failed; assuming rootful without SELinux");
-                HostTraits::default()
-            }
-        }
+        let info = self.call_json::<Info>(Request::get("/info")).await?;
+        let rootless = info.host.security.rootless;
+        let v1 = info.host.cgroup_version == "v1" && info.host.cgroup_manager == "cgroupfs";
+        Ok(HostTraits {
+            rootless_native: rootless,
+            rootful_native: !rootless,
+            relabel: info.host.security.selinux_enabled,
+            cgroup_v1: v1 && !rootless && crate::cgroup_v1::memory_controller_mounted(),
+        })
     }
 
     /// Stops every running container of this data folder from a thread with no
-    /// async runtime, each gateway given `grace` before podman kills it, the whole
-    /// within `limit`: the panic hook's last resort. Returns how many it found.
+    /// async runtime, each gateway given `grace` before the engine kills it, the
+    /// whole within `limit`: the panic hook's last resort. The same stop as at
+    /// quit, through the engine Clawdock uses, on a runtime of its own (the
+    /// panicking one cannot be trusted). Returns how many it asked to stop.
     pub fn stop_all_blocking(&self, grace: Duration, limit: Duration) -> usize {
-        let filter = format!("label={LABEL_HOME}={}", self.home);
-        let listed = self.podman.run_blocking(
-            &["ps".into(), "--quiet".into(), "--filter".into(), filter],
-            limit,
-        );
-        let ids: Vec<String> = listed
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        if !ids.is_empty() {
-            let secs = grace.as_secs().max(1).to_string();
-            let mut args = vec!["stop".to_string(), "--time".to_string(), secs];
-            args.extend(ids.iter().cloned());
-            if self.podman.run_blocking(&args, limit).is_none() {
+        let this = self.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("panic-stop".into())
+            .spawn(move || {
+                let stopped = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())
+                    .and_then(|runtime| {
+                        runtime
+                            .block_on(this.stop_all(grace, limit))
+                            .map_err(|e| e.to_string())
+                    });
+                let _caller_gone = tx.send(stopped);
+            });
+        let outcome = match spawned {
+            Ok(_) => rx
+                .recv_timeout(limit)
+                .unwrap_or_else(|_| Err("the stop overran its bound".into())),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(n) => n,
+            Err(why) => {
                 // The panic hook's: `eprintln!` would panic in it on a closed stderr.
                 let _unwritable = writeln!(
                     std::io::stderr(),
-                    "clawdock: could not stop the agents' containers: {ids:?}"
+                    "clawdock: could not stop the agents' containers: {why}"
                 );
+                0
             }
         }
-        ids.len()
     }
 }
 
@@ -904,11 +879,7 @@ mod tests {
 
     #[test]
     fn events_of_another_data_folder_or_no_agent_are_not_ours() {
-        let c = Containers::new(
-            Podman::new(None),
-            EngineClient::new(Duration::from_secs(1)),
-            "home1".into(),
-        );
+        let c = Containers::new(EngineClient::new(Duration::from_secs(1)), "home1".into());
         let id = Uuid::new_v4();
         // As Podman 4.3.1's API streams them.
         let line = |home: &str, action: &str| {

@@ -25,6 +25,8 @@ pub enum Change {
     Died { exit_code: Option<i32> },
     /// Podman's machine (or engine) went away with the container.
     EngineLost,
+    /// The agent took more disk than its limit and was stopped.
+    OverDisk { message: String },
 }
 
 /// One announcement.

@@ -11,6 +11,7 @@ pub mod container;
 pub mod container_spec;
 pub mod containers;
 pub mod dashboard;
+pub mod disk_use;
 pub mod engine;
 pub mod events;
 pub mod export;

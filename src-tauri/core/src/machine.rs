@@ -669,7 +669,18 @@ impl Machine {
             .connect(&self.inner.engine)
             .await
             .map(|_| ())
-            .map_err(|e| MachineError::EngineSilent(e.to_string()))
+            .map_err(|e| match e {
+                // Not silence: a refusal the user must read as it is.
+                PodmanError::Untrusted { .. } => MachineError::Podman(e),
+                e => MachineError::EngineSilent(e.to_string()),
+            })
+    }
+
+    /// Looks for the engine again now, whatever readiness says (starting the
+    /// service Clawdock owns again if it is gone): the quit's way back to an
+    /// engine it could not reach.
+    pub async fn reach_engine(&self) -> Result<(), MachineError> {
+        self.probe_engine().await
     }
 
     /// Forgets readiness without stopping anything: the engine stopped answering

@@ -55,6 +55,9 @@ pub struct AgentLimitsMeta {
     /// The smallest CPU limit (Podman takes a thousandth; the kernel's CFS a
     /// hundredth).
     pub cpus_min: f64,
+    /// What an agent may take on the disk (its folders, container and log).
+    #[serde(rename = "diskMiB")]
+    pub disk_mib: Bounds,
 }
 
 /// `validate_name` in a form a browser applies: `new RegExp(pattern)` and a length.
@@ -239,6 +242,7 @@ pub fn meta() -> Meta {
         agent_limits: AgentLimitsMeta {
             memory_mib: crate::sizing::AGENT_MEMORY_LIMIT_MIB.into(),
             cpus_min: MIN_AGENT_CPUS,
+            disk_mib: crate::sizing::AGENT_DISK_LIMIT_MIB.into(),
         },
     }
 }

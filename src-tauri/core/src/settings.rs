@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::engine::Podman;
 use crate::machine::{MachineTimings, Mode};
-use crate::sizing::{AGENT_MEMORY_LIMIT_MIB, DEFAULT_AGENT_MEMORY_MIB};
+use crate::sizing::{
+    AGENT_DISK_LIMIT_MIB, AGENT_MEMORY_LIMIT_MIB, DEFAULT_AGENT_DISK_MIB, DEFAULT_AGENT_MEMORY_MIB,
+};
 
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/openclaw/openclaw:latest";
 pub const DEFAULT_API_PORT: u16 = 9105;
@@ -35,6 +37,14 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "CLAWDOCK_HEALTH_TIMEOUT",
         "seconds a new gateway gets to answer /healthz (default 60)",
+    ),
+    (
+        "CLAWDOCK_AGENT_DISK",
+        "disk limit of new agents (their folders, container layer and log), in MiB (default 10240)",
+    ),
+    (
+        "CLAWDOCK_DISK_CHECK_SECS",
+        "seconds between measurements of each running agent's disk use (default 60)",
     ),
     (
         "CLAWDOCK_RESYNC_SECS",
@@ -86,6 +96,10 @@ pub struct Settings {
     pub first_agent_port: u16,
     /// Memory limit of new agents' containers (MiB), unless the create says.
     pub agent_memory_mib: u64,
+    /// Disk limit of agents (MiB), unless the create or an edit says.
+    pub agent_disk_mib: u64,
+    /// How often a running agent's disk use is measured against its limit.
+    pub disk_check_period: Duration,
     pub machine_timings: MachineTimings,
     /// The proxy and CA bundle handed to agents (company networks). Empty unless
     /// read from the environment.
@@ -123,6 +137,8 @@ impl Settings {
             restore_agents: true,
             first_agent_port: FIRST_AGENT_PORT,
             agent_memory_mib: DEFAULT_AGENT_MEMORY_MIB,
+            agent_disk_mib: DEFAULT_AGENT_DISK_MIB,
+            disk_check_period: Duration::from_secs(60),
             machine_timings: MachineTimings::default(),
             agent_proxy: crate::agent_proxy::AgentProxy::default(),
             login_item: None,
@@ -167,6 +183,12 @@ impl Settings {
         if let Some(v) = var("CLAWDOCK_HEALTH_TIMEOUT") {
             s.health_timeout = seconds("CLAWDOCK_HEALTH_TIMEOUT", &v)?;
         }
+        if let Some(v) = var("CLAWDOCK_AGENT_DISK") {
+            s.agent_disk_mib = mib_within("CLAWDOCK_AGENT_DISK", &v, &AGENT_DISK_LIMIT_MIB)?;
+        }
+        if let Some(v) = var("CLAWDOCK_DISK_CHECK_SECS") {
+            s.disk_check_period = seconds("CLAWDOCK_DISK_CHECK_SECS", &v)?;
+        }
         if let Some(v) = var("CLAWDOCK_RESYNC_SECS") {
             s.resync_period = seconds("CLAWDOCK_RESYNC_SECS", &v)?;
         }
@@ -181,17 +203,7 @@ impl Settings {
             })?;
         }
         if let Some(v) = var("CLAWDOCK_AGENT_MEMORY") {
-            s.agent_memory_mib = v
-                .parse()
-                .ok()
-                .filter(|m| AGENT_MEMORY_LIMIT_MIB.contains(m))
-                .ok_or_else(|| {
-                    SettingsError(format!(
-                        "CLAWDOCK_AGENT_MEMORY must be MiB between {} and {}, not `{v}`",
-                        AGENT_MEMORY_LIMIT_MIB.start(),
-                        AGENT_MEMORY_LIMIT_MIB.end()
-                    ))
-                })?;
+            s.agent_memory_mib = mib_within("CLAWDOCK_AGENT_MEMORY", &v, &AGENT_MEMORY_LIMIT_MIB)?;
         }
         Ok(s)
     }
@@ -213,6 +225,24 @@ impl Settings {
     pub fn token_file(&self) -> PathBuf {
         self.home.join("api-token")
     }
+}
+
+fn mib_within(
+    name: &str,
+    value: &str,
+    range: &std::ops::RangeInclusive<u64>,
+) -> Result<u64, SettingsError> {
+    value
+        .parse()
+        .ok()
+        .filter(|m| range.contains(m))
+        .ok_or_else(|| {
+            SettingsError(format!(
+                "{name} must be MiB between {} and {}, not `{value}`",
+                range.start(),
+                range.end()
+            ))
+        })
 }
 
 fn seconds(name: &str, value: &str) -> Result<Duration, SettingsError> {

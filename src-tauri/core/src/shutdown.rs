@@ -1,7 +1,9 @@
 //! The one shutdown routine, every exit path's end: refuse new operations, let the
-//! ones in flight reach a safe end, stop every agent's container in parallel, kill
-//! what is left, then stop the machine if Clawdock started it and only agents ran
-//! on it. Each phase has its own bound; whatever still runs at the end is named.
+//! ones in flight reach a safe end, stop every agent's container in parallel
+//! through the engine Clawdock uses, kill what is left, then stop the machine if
+//! Clawdock started it and only agents ran on it. Each phase has its own bound;
+//! whatever still runs at the end is named, and so is what may run on because
+//! the engine could not be reached.
 
 use std::future::Future;
 use std::io::Write;
@@ -15,6 +17,7 @@ use crate::container::ContainerId;
 use crate::containers::Containers;
 use crate::events::Event;
 use crate::machine::Mode;
+use crate::store::AgentStatus;
 use crate::tasks::Tasks;
 
 /// What the routine did.
@@ -52,6 +55,9 @@ impl ShutdownReport {
 /// Time over the stop timeout for podman itself, and for operations in flight to
 /// end after their waits were cancelled.
 const MARGIN: Duration = Duration::from_secs(5);
+/// How long the quit looks for an engine it cannot reach (natively: the owned
+/// service started again, which answers within 20 s).
+const REACH_BOUND: Duration = Duration::from_secs(25);
 /// The forced phase: one listing, one kill, one listing.
 const KILL_BOUND: Duration = Duration::from_secs(10);
 /// What a gateway gets to exit when the process panicked, within [`KILL_BOUND`].
@@ -63,6 +69,9 @@ const BACKGROUND_BOUND: Duration = Duration::from_secs(2);
 pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
     let began = Instant::now();
     tasks.close();
+    // Named in the report should the engine be out of reach: natively their
+    // containers would run on under conmon.
+    let unknown_if_unreached = may_run(agents);
     let taken = agents.begin_shutdown();
     let events = agents.events();
     let _no_listener = events.send(Event::Shutdown { stopping: taken });
@@ -81,20 +90,13 @@ pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
         );
     }
 
-    // One podman process for all of them: N parallel `podman stop`s fought over
-    // the cores and made the shutdown grow with N.
-    let workers = agents.list().len();
-    // The call's own timeout is the bound: an outer one would drop the call and
-    // so SIGKILL podman half-way through its stops.
-    match containers
-        .stop_all(workers, stop_timeout, stop_timeout + MARGIN)
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if e.engine_unreachable() || e.not_installed() => {}
-        Err(e) => tracing::warn!(error = %e, "stop at shutdown failed"),
-    }
-    let (killed, leftover) = kill_leftovers(containers).await;
+    // The call's own bound is the stop timeout and a margin; stops still going
+    // past it go on in the engine, and the forced phase looks after them.
+    let reached = stop_all(agents, stop_timeout).await;
+    let (killed, leftover) = match reached {
+        Reached::Yes => kill_leftovers(containers).await,
+        Reached::No => (0, unknown_if_unreached),
+    };
     let stopped = agents.end_shutdown();
     let _no_listener = events.send(Event::Shutdown { stopping: 0 });
 
@@ -123,6 +125,80 @@ pub(crate) async fn run(agents: &Agents, tasks: &Tasks) -> ShutdownReport {
         tracing::error!(?report, still_running = ?report.leftover, "shutdown finished with containers still running");
     }
     report
+}
+
+/// Whether the stop phase reached the engine.
+enum Reached {
+    /// It did, or nothing of Clawdock's can run (no podman, or a machine down
+    /// and its containers with it).
+    Yes,
+    /// It could not, and the agents' containers may run on.
+    No,
+}
+
+/// Stops every agent's container through the engine Clawdock uses. An engine
+/// out of reach natively is looked for again (the service Clawdock owns started
+/// again, within [`REACH_BOUND`]); in vm mode it is a machine that is down.
+async fn stop_all(agents: &Agents, timeout: Duration) -> Reached {
+    let containers = agents.containers();
+    let limit = timeout + MARGIN;
+    let lost = match containers.stop_all(timeout, limit).await {
+        Ok(_) => return Reached::Yes,
+        Err(e) if e.not_installed() => return Reached::Yes,
+        Err(e) if !e.engine_unreachable() => {
+            tracing::warn!(error = %e, "stop at shutdown failed");
+            return Reached::Yes;
+        }
+        Err(e) => e,
+    };
+    let machine = agents.machine();
+    if machine.mode() == Mode::Vm {
+        tracing::info!(error = %lost, "the engine cannot be reached at quit: Podman's machine is down, and the agents' containers with it");
+        return Reached::Yes;
+    }
+    tracing::warn!(error = %lost, "the engine cannot be reached at quit; looking for it again");
+    match bounded(REACH_BOUND, machine.reach_engine()).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "the engine cannot be reached: the agents' containers may run on");
+            return Reached::No;
+        }
+        None => {
+            tracing::error!(bound = ?REACH_BOUND, "the engine was not reached in time: the agents' containers may run on");
+            return Reached::No;
+        }
+    }
+    match containers.stop_all(timeout, limit).await {
+        Ok(_) => Reached::Yes,
+        Err(e) if e.engine_unreachable() => {
+            tracing::error!(error = %e, "the engine went away again: the agents' containers may run on");
+            Reached::No
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "stop at shutdown failed");
+            Reached::Yes
+        }
+    }
+}
+
+/// The containers of agents that may run, as the report names them when the
+/// engine cannot be asked: those not stopped, and those shown stopped only
+/// because the engine went away under them.
+fn may_run(agents: &Agents) -> Vec<String> {
+    agents
+        .list()
+        .into_iter()
+        .filter(|a| {
+            a.status != AgentStatus::Stopped
+                || a.notice.as_deref() == Some(crate::agents::state::ENGINE_LOST)
+        })
+        .map(|a| {
+            format!(
+                "{} (not known to be stopped: the engine could not be reached)",
+                crate::store::container_name(&a.name)
+            )
+        })
+        .collect()
 }
 
 /// Kills every container of this data folder that still runs, then lists again:

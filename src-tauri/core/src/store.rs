@@ -93,6 +93,10 @@ pub struct AgentRecord {
     /// The container's CPU limit, in CPUs (1.5: one and a half); `None`: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
+    /// What the agent may take on the disk (its folders, its container's writable
+    /// layer and log); `None` (records of older versions): the setting's default.
+    #[serde(default, rename = "diskMiB", skip_serializing_if = "Option::is_none")]
+    pub disk_mib: Option<u64>,
     /// The image an update rolled back from (it did not start): "Update all" does
     /// not try it again until a newer one appears.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -556,6 +560,7 @@ pub(crate) fn sample_record(name: &str) -> AgentRecord {
         image: "img".into(),
         memory_mib: None,
         cpus: None,
+        disk_mib: None,
         rejected_image: None,
         generation: None,
         image_id: None,

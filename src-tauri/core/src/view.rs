@@ -80,6 +80,17 @@ pub struct AgentView {
     /// The container's CPU limit in CPUs; `null`: none.
     #[serde(default)]
     pub cpus: Option<f64>,
+    /// What the agent may take on the disk: its folders, its container's writable
+    /// layer and log.
+    #[serde(default, rename = "diskMiB", skip_serializing_if = "Option::is_none")]
+    pub disk_mib: Option<u64>,
+    /// What it took when last measured (every minute while it runs), in MiB.
+    #[serde(
+        default,
+        rename = "diskUsedMiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disk_used_mib: Option<u64>,
     /// The model in the agent's `openclaw.json`, for Settings (never the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,

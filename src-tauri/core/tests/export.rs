@@ -289,12 +289,12 @@ async fn export_and_run(image: &str, memory_mib: u64, health_budget: Duration) {
         .create_and_wait(CreateRequest {
             name: name.clone(),
             memory_mib: Some(memory_mib),
-            cpus: None,
             provider: clawdock_core::agents::definition::ProviderInput {
                 provider_type: Some("openai".into()),
                 api_key: Some(provider_key.clone()),
                 ..Default::default()
             },
+            ..CreateRequest::default()
         })
         .await
         .expect("create");

@@ -321,3 +321,55 @@ async fn stop_and_delete_faults_keep_state_consistent_with_podman() {
     }
     assert!(containers(&label(&home)).is_empty());
 }
+
+/// Fault (issue 29): one failed `GET /info` was kept as this host's traits for
+/// the whole session (rootless, SELinux, rootful, cgroup v1 all false): every
+/// create after it made a container set up for another host. A failure is not
+/// kept: the next create asks again and uses what the engine says (rootful
+/// here, so the agent's folder is handed to the gateway's uid).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_engine_info_is_not_kept_and_the_next_create_asks_again() {
+    use std::os::unix::fs::MetadataExt;
+    let home = Home::new();
+    let engine = support::ProxiedEngine::start(home.path()).await;
+    let mut settings = support::Home::native(&home, support::IMAGE);
+    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let agents_dir = settings.agents_dir();
+    let core = Clawdock::start(settings).await.expect("core");
+    let info = "/v*/libpod/info";
+    engine.proxy.fault(
+        Rule::new(
+            "GET",
+            info,
+            Fault::fail(500, "injected: the engine's info failed"),
+        )
+        .once(),
+    );
+    let first = core.agents().create_and_wait(req(&name("info-a"))).await;
+    let second = core
+        .agents()
+        .create_and_wait(req(&name("info-b")))
+        .await
+        .expect("the next create works");
+    let asked = engine.proxy.calls("GET", info);
+    let owner = std::fs::metadata(agents_dir.join(second.id.to_string()).join("config"))
+        .expect("the agent's folder")
+        .uid();
+    core.shutdown().await;
+    assert_eq!(
+        asked, 2,
+        "the next create asked the engine again: {first:?}"
+    );
+    assert_eq!(
+        owner,
+        clawdock_core::container_spec::GATEWAY_UID,
+        "the real traits (rootful) were used"
+    );
+}
+
+fn req(name: &str) -> CreateRequest {
+    CreateRequest {
+        name: name.into(),
+        ..CreateRequest::default()
+    }
+}

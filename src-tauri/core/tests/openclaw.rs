@@ -108,8 +108,7 @@ fn custom(name: &str, provider: SocketAddr) -> CreateRequest {
             base_url: Some(format!("http://127.0.0.1:{}/v1", provider.port())),
             model_id: Some("fake-model".into()),
         },
-        memory_mib: None,
-        cpus: None,
+        ..CreateRequest::default()
     }
 }
 

@@ -449,17 +449,6 @@ async fn shutdown_waits_for_a_slow_stop_of_the_machine_it_started() {
     );
 }
 
-/// Puts a fault into the fake podman's state while fake processes run.
-fn set_fake_fault(state: &std::path::Path, step: &str, fault: serde_json::Value) {
-    support::edit_fake_state(
-        state,
-        &format!(
-            "state.setdefault('faults', {{}})[{step:?}] = json.loads({:?})",
-            fault.to_string()
-        ),
-    );
-}
-
 /// Fault: a `podman kill` that never returns held the shutdown (and the quit) for
 /// good, and the report did not say which container was left running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -473,7 +462,7 @@ async fn shutdown_returns_within_its_bound_when_kill_hangs_and_names_the_leftove
         &home.path().join("podman-machine-default-api.sock"),
     )
     .expect("proxy");
-    let (mut settings, state) = home.fake_vm(json!({
+    let (mut settings, _state) = home.fake_vm(json!({
         "machines": [support::machine_row(true, false)],
         "api_socket": proxy.path(),
     }));
@@ -485,18 +474,18 @@ async fn shutdown_returns_within_its_bound_when_kill_hangs_and_names_the_leftove
         .create_and_wait(req(&name))
         .await
         .expect("create");
-    // The stubborn gateway ignores SIGTERM; neither the mass stop (the command
-    // line) nor the kill (the engine's API) ever returns.
-    set_fake_fault(
-        &state,
-        "container stop",
-        json!({ "mode": "hang", "times": -1 }),
-    );
-    proxy.fault(support::engine_proxy::Rule::new(
-        "POST",
+    // The stubborn gateway ignores SIGTERM; neither the mass stop nor the kill
+    // (both the engine's API) ever returns.
+    for request in [
+        "/v*/libpod/containers/*/stop",
         "/v*/libpod/containers/*/kill",
-        support::engine_proxy::Fault::Hang,
-    ));
+    ] {
+        proxy.fault(support::engine_proxy::Rule::new(
+            "POST",
+            request,
+            support::engine_proxy::Fault::Hang,
+        ));
+    }
     let began = Instant::now();
     let report = tokio::time::timeout(Duration::from_secs(120), core.shutdown())
         .await

@@ -50,6 +50,19 @@ fn containers_of(agent: uuid::Uuid) -> Vec<String> {
     .collect()
 }
 
+/// An agent made and running, then Clawdock quit (which stops it, to start it
+/// again at the next launch).
+async fn created_then_quit(home: &Home, name: &str) -> clawdock_core::view::AgentView {
+    let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
+    let agent = core
+        .agents()
+        .create_and_wait(req(name))
+        .await
+        .expect("create");
+    core.shutdown().await;
+    agent
+}
+
 /// A stand-in whose gateway never answers within any test's budget.
 fn never_ready_image() -> &'static str {
     derived_image(
@@ -94,25 +107,25 @@ async fn a_death_the_events_never_tell_is_found_by_the_reconciler() {
     let agent = agents.create_and_wait(req(&name)).await.expect("create");
     assert_eq!(agent.status, AgentStatus::Running);
     podman_out(&["kill", &format!("clawdock-{name}")]);
-    assert!(
-        eventually(Duration::from_secs(10), || agents
-            .get(agent.id)
-            .is_some_and(
-                |a| a.status != AgentStatus::Running || a.crash_loop.is_some()
-            ))
-        .await,
-        "the death is seen without any event: {:?}",
-        agents.get(agent.id)
-    );
-    assert!(
-        eventually(Duration::from_secs(20), || agents
-            .get(agent.id)
-            .is_some_and(|a| a.status == AgentStatus::Running
-                && a.crash_loop.as_ref().is_some_and(|c| c.crashes == 1)))
-        .await,
-        "started again by the crash loop: {:?}",
-        agents.get(agent.id)
-    );
+    support::until_agent(
+        &agents,
+        agent.id,
+        Duration::from_secs(10),
+        "the death is seen without any event",
+        |a| a.status != AgentStatus::Running || a.crash_loop.is_some(),
+    )
+    .await;
+    support::until_agent(
+        &agents,
+        agent.id,
+        Duration::from_secs(20),
+        "started again by the crash loop",
+        |a| {
+            a.status == AgentStatus::Running
+                && a.crash_loop.as_ref().is_some_and(|c| c.crashes == 1)
+        },
+    )
+    .await;
     core.shutdown().await;
 }
 
@@ -151,15 +164,17 @@ async fn a_death_during_a_hung_pull_is_acted_on_when_the_update_ends() {
     podman_out(&["kill", &format!("clawdock-{name}")]);
     let updated = update.await.expect("join");
     assert!(updated.is_err(), "the pull fails: {updated:?}");
-    assert!(
-        eventually(Duration::from_secs(15), || agents
-            .get(agent.id)
-            .is_some_and(|a| a.status == AgentStatus::Running
-                && a.crash_loop.as_ref().is_some_and(|c| c.crashes == 1)))
-        .await,
-        "the death noted during the update is one, and the gateway runs again: {:?}",
-        agents.get(agent.id)
-    );
+    support::until_agent(
+        &agents,
+        agent.id,
+        Duration::from_secs(15),
+        "the death noted during the update is one, and the gateway runs again",
+        |a| {
+            a.status == AgentStatus::Running
+                && a.crash_loop.as_ref().is_some_and(|c| c.crashes == 1)
+        },
+    )
+    .await;
     assert_eq!(
         podman_out(&[
             "inspect",
@@ -331,12 +346,14 @@ async fn a_cancel_during_the_rollback_keeps_the_working_container() {
     );
     agents.cancel(agent.id).await.expect("cancel");
     let _outcome = update.await.expect("join");
-    assert!(
-        eventually(Duration::from_secs(10), || agents
-            .get(agent.id)
-            .is_some_and(|a| a.activity.is_none()))
-        .await
-    );
+    support::until_agent(
+        &agents,
+        agent.id,
+        Duration::from_secs(10),
+        "done with the update",
+        |a| a.activity.is_none(),
+    )
+    .await;
     let left = containers_of(agent.id);
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(
@@ -432,41 +449,26 @@ async fn in_native_mode_a_lost_engine_leaves_the_agents_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_restored_while_its_container_runs_is_supervised() {
     let home = Home::new();
-    let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
     let name = unique("restored");
-    let agent = core
-        .agents()
-        .create_and_wait(req(&name))
-        .await
-        .expect("create");
-    core.shutdown().await;
-    drop(core);
+    let agent = created_then_quit(&home, &name).await;
     let container = format!("clawdock-{name}");
     podman_out(&["start", &container]);
 
     let core = Clawdock::start(home.native(IMAGE)).await.expect("relaunch");
     let agents = core.agents().clone();
-    assert!(
-        eventually(Duration::from_secs(20), || agents
-            .get(agent.id)
-            .is_some_and(
-                |a| a.status == AgentStatus::Running && a.activity.is_none()
-            ))
-        .await,
-        "{:?}",
-        agents.get(agent.id)
-    );
+    support::until_agent(&agents, agent.id, Duration::from_secs(20), "running", |a| {
+        a.status == AgentStatus::Running && a.activity.is_none()
+    })
+    .await;
     podman_out(&["kill", &container]);
-    assert!(
-        eventually(Duration::from_secs(20), || agents
-            .get(agent.id)
-            .is_some_and(
-                |a| a.status == AgentStatus::Running && a.crash_loop.is_some()
-            ))
-        .await,
-        "its death is one, and it runs again: {:?}",
-        agents.get(agent.id)
-    );
+    support::until_agent(
+        &agents,
+        agent.id,
+        Duration::from_secs(20),
+        "its death is one, and it runs again",
+        |a| a.status == AgentStatus::Running && a.crash_loop.is_some(),
+    )
+    .await;
     core.shutdown().await;
 }
 
@@ -477,15 +479,8 @@ async fn an_agent_restored_while_its_container_runs_is_supervised() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_with_a_restart_policy_is_made_again_without_it() {
     let home = Home::new();
-    let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
     let name = unique("legacy");
-    let agent = core
-        .agents()
-        .create_and_wait(req(&name))
-        .await
-        .expect("create");
-    core.shutdown().await;
-    drop(core);
+    let agent = created_then_quit(&home, &name).await;
 
     // The container and record as 0.1.0 left them: no generation, no pinned
     // image, a restart policy.
@@ -541,16 +536,10 @@ async fn a_container_with_a_restart_policy_is_made_again_without_it() {
 
     let core = Clawdock::start(home.native(IMAGE)).await.expect("relaunch");
     let agents = core.agents().clone();
-    assert!(
-        eventually(Duration::from_secs(30), || agents
-            .get(agent.id)
-            .is_some_and(
-                |a| a.status == AgentStatus::Running && a.activity.is_none()
-            ))
-        .await,
-        "{:?}",
-        agents.get(agent.id)
-    );
+    support::until_agent(&agents, agent.id, Duration::from_secs(30), "running", |a| {
+        a.status == AgentStatus::Running && a.activity.is_none()
+    })
+    .await;
     let left = containers_of(agent.id);
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(

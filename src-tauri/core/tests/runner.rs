@@ -333,3 +333,59 @@ async fn a_missing_binary_on_a_terminal_is_not_installed() {
         .expect_err("missing");
     assert!(matches!(err, PodmanError::NotInstalled { .. }), "{err:?}");
 }
+
+/// A process's group and session, from `/proc/<pid>/stat` ("pid (comm) state
+/// ppid pgrp session ...").
+fn group_and_session(stat: &str) -> (u32, u32) {
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<u32> = after
+        .split_whitespace()
+        .skip(2)
+        .take(2)
+        .map(|f| f.parse().expect("number"))
+        .collect();
+    (fields[0], fields[1])
+}
+
+/// Fault (issue 29, item 3): a Ctrl-C or a hang-up in the terminal running
+/// `clawdock serve` reached its whole process group, every podman child and the
+/// engine service it owns included. Each child runs in a group of its own (and the
+/// terminal call in a session of its own, on its own terminal): the terminal's
+/// signals reach Clawdock alone.
+#[tokio::test]
+async fn every_podman_child_runs_apart_from_clawdocks_terminal() {
+    let ours = group_and_session(&std::fs::read_to_string("/proc/self/stat").expect("stat"));
+    let report = "cat /proc/$$/stat";
+
+    let out = shell().run(Call::new(["-c", report])).await.expect("runs");
+    let (group, session) = group_and_session(&out.stdout);
+    assert_ne!(group, ours.0, "a call on pipes has a group of its own");
+    assert_eq!(session, ours.1, "it needs no session of its own");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("stat");
+    let script = format!(
+        "cat /proc/$$/stat > {}.part && mv {0}.part {0}",
+        file.display()
+    );
+    let mut service = shell()
+        .spawn_service(&["-c".to_string(), script])
+        .expect("service");
+    let _ended = service.wait().await;
+    let stat = std::fs::read_to_string(&file).expect("the service wrote its stat");
+    assert_ne!(group_and_session(&stat).0, ours.0, "nor does the service");
+
+    let _one = TERMINAL.lock().await;
+    let (lines, sink) = collecting();
+    shell()
+        .run(Call::new(["-c", report]).on_terminal().on_line(sink))
+        .await
+        .expect("runs on a terminal");
+    let stat = lines.lock().expect("lock").join(" ");
+    let (group, session) = group_and_session(&stat);
+    assert_ne!(group, ours.0, "{stat}");
+    assert_ne!(
+        session, ours.1,
+        "the terminal call has a session of its own: {stat}"
+    );
+}

@@ -323,6 +323,8 @@ mod tests {
             crash_loop: None,
             memory_mib: None,
             cpus: None,
+            disk_mib: None,
+            disk_used_mib: None,
             model_id: None,
             base_url: None,
         }

@@ -367,6 +367,9 @@ impl Shell {
                 Change::StartFailed { message } => {
                     self.notify(&format!("{} failed to start", agent.name), message);
                 }
+                Change::OverDisk { message } => {
+                    self.notify(&format!("{} stopped: disk limit", agent.name), message);
+                }
                 Change::Died { exit_code } => self.notify(
                     &format!("{} stopped", agent.name),
                     &format!(

@@ -42,20 +42,30 @@ impl Api {
         }
     }
 
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        match body {
+            Some(body) => request.json(&body),
+            None => request,
+        }
+    }
+
+    /// The answer's status and JSON (`0` and `null` when none came).
     pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        match request.send().await {
+        match self.request(method, path, body).send().await {
             Ok(answer) => {
                 let status = answer.status().as_u16();
                 (status, answer.json().await.unwrap_or(Value::Null))
@@ -66,13 +76,7 @@ impl Api {
 
     /// Sends a request and does not wait for its answer.
     pub fn fire(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
+        let request = self.request(method, path, body);
         tokio::spawn(async move {
             let _answer = request.send().await;
         });

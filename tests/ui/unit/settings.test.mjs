@@ -4,13 +4,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { limitsBody, limitsProblem, cpusAvailable, memoryBudget, editBody } from '../../../ui/agentsettings.js';
+import { limitsBody, limitsProblem, cpusAvailable, memoryBudget, editBody, diskUse } from '../../../ui/agentsettings.js';
 
 /** The parts of `meta` the dialog reads (docs/API.md); the numbers are this test's own. */
 const META = {
   machine: { cores: 8 },
   memory: { agentMiB: 1300 },
-  agentLimits: { memoryMiB: { min: 256, max: 4096 }, cpusMin: 0.01 },
+  agentLimits: { memoryMiB: { min: 256, max: 4096 }, cpusMin: 0.01, diskMiB: { min: 256, max: 102400 } },
 };
 
 test('the limits part of the body holds only what changed', () => {
@@ -21,6 +21,17 @@ test('the limits part of the body holds only what changed', () => {
   assert.deepEqual(limitsBody({ memoryMiB: 2048, cpus: 2 }, '2048', ''), { cpus: null }, 'empty removes the limit');
   assert.deepEqual(limitsBody({ memoryMiB: 2048, cpus: 2 }, '2048', '2'), {});
   assert.deepEqual(limitsBody({ name: 'old' }, '', ''), {}, 'an older agent: empty keeps the default');
+  assert.deepEqual(limitsBody({ memoryMiB: 2048, diskMiB: 10240 }, '2048', '', '10'), {}, 'the same disk limit');
+  assert.deepEqual(limitsBody({ memoryMiB: 2048, diskMiB: 10240 }, '2048', '', '20'), { diskMiB: 20480 });
+  assert.deepEqual(limitsBody({ memoryMiB: 2048, diskMiB: 10240 }, '2048', '', '0.5'), { diskMiB: 512 });
+});
+
+test('the disk limit is checked in GiB against the server’s MiB, and its use said', () => {
+  assert.equal(limitsProblem(META, {}, '', '', '20'), '');
+  assert.match(limitsProblem(META, {}, '', '', '0.1'), /^Disk limit: from 0.25 to 100 GiB/);
+  assert.match(limitsProblem(META, {}, '', '', '200'), /^Disk/);
+  assert.match(diskUse({ diskUsedMiB: 1536, diskMiB: 10240 }), /^Uses 1.5 GiB of 10 GiB/);
+  assert.match(diskUse({}), /Measured while it runs/);
 });
 
 test('limits are checked with the server’s bounds', () => {

@@ -86,6 +86,9 @@ impl Agents {
         if let Some(cpus) = req.cpus {
             self.check_cpus(cpus)?;
         }
+        if let Some(d) = req.disk_mib {
+            crate::sizing::check_disk_limit(d).map_err(AgentError::InvalidInput)?;
+        }
         let memory_mib = req.memory_mib.unwrap_or(self.settings().agent_memory_mib);
         if self.machine().podman().bin().is_none() {
             return Err(AgentError::RuntimeUnavailable(
@@ -112,7 +115,8 @@ impl Agents {
                 Err(e) => tracing::debug!(error = %e, "could not check the container name"),
             }
         }
-        let view = self.record_new(id, name, &provider, memory_mib, req.cpus)?;
+        let disk_mib = req.disk_mib.unwrap_or(self.settings().agent_disk_mib);
+        let view = self.record_new(id, name, &provider, memory_mib, req.cpus, disk_mib)?;
         Ok((view, provider))
     }
 

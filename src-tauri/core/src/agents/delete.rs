@@ -39,6 +39,15 @@ impl Agents {
     /// update left: one left behind would bring the agent back at the next
     /// launch), then its folder and record.
     pub(super) async fn remove_now(&self, id: Uuid) -> Result<(), AgentError> {
+        if self.machine().mode() == Mode::Native {
+            // Natively the engine is a service started on demand (just launched,
+            // or started again): waited for, so a delete right after a launch
+            // removes the containers now rather than later. A stopped machine
+            // (vm mode) is not started for a delete.
+            if let Err(e) = self.ensure_runtime(id).await {
+                tracing::debug!(agent = %id, error = %e, "the engine is not ready for a delete");
+            }
+        }
         let found = match self.containers().all_of(id).await {
             Ok(found) => found,
             Err(e) if e.engine_unreachable() => {
@@ -62,8 +71,9 @@ impl Agents {
             crate::cgroup_v1::remove_cgroup_parent(id);
         }
         let dir = self.state(id)?.record.dir;
-        // std's remove_dir_all removes links the agent left without following them;
-        // a large workspace takes a while: off the async workers.
+        // remove_tree removes links the agent left without following them, however
+        // deep it nested its folders; a large workspace takes a while: off the
+        // async workers.
         let removed = crate::agent_files::blocking(move || {
             crate::agent_files::remove_tree(&dir)
                 .map_err(|e| AgentError::Folder(format!("could not remove {}: {e}", dir.display())))

@@ -27,7 +27,7 @@ impl Agents {
         let (edit, limits) = edit.split();
         if edit.is_empty() && limits.is_empty() {
             return Err(AgentError::InvalidInput(
-                "Nothing to change: give providerType, providerName, baseUrl, apiKey, modelId, memoryMiB or cpus."
+                "Nothing to change: give providerType, providerName, baseUrl, apiKey, modelId, memoryMiB, cpus or diskMiB."
                     .into(),
             ));
         }
@@ -36,6 +36,9 @@ impl Agents {
         }
         if let Some(Some(cpus)) = limits.cpus {
             self.check_cpus(cpus)?;
+        }
+        if let Some(d) = limits.disk_mib {
+            crate::sizing::check_disk_limit(d).map_err(AgentError::InvalidInput)?;
         }
         self.detached(move |this| async move { this.edit_now(id, edit, limits).await })
             .await
@@ -48,6 +51,13 @@ impl Agents {
         limits: LimitsEdit,
     ) -> Result<AgentView, AgentError> {
         let (_serial, current) = self.when_idle(id)?;
+        if let Some(disk_mib) = limits.disk_mib {
+            // Clawdock's own limit: the record changes, the container does not.
+            self.transition(id, Input::DiskLimitSet { disk_mib })?;
+            if edit.is_empty() && !limits.touches_container() {
+                return self.get(id).ok_or(AgentError::NotFound);
+            }
+        }
         let config = self.read_config(&current.record).await?;
         let provider = if edit.is_empty() {
             None

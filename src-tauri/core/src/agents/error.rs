@@ -37,6 +37,8 @@ pub enum ErrorCode {
     RuntimeNotReady,
     ShuttingDown,
     NoFreePort,
+    /// The agent takes more disk than its limit.
+    DiskLimit,
     PodmanFailed,
     StoreFailed,
     FolderFailed,
@@ -99,6 +101,10 @@ pub enum AgentError {
     File(#[from] crate::agent_files::AgentFileError),
     #[error("{0}")]
     Gateway(String),
+    /// The agent takes more disk than its limit (the sentence says how much, and
+    /// what to do).
+    #[error("{0}")]
+    OverDisk(String),
     /// The image the agent's container is pinned to is no longer on this machine.
     #[error("The image this agent runs is no longer on this machine.")]
     ImageGone,
@@ -206,6 +212,7 @@ impl AgentError {
             Self::EngineUnreachable(_) | Self::Machine(_) => ErrorCode::RuntimeNotReady,
             Self::ShuttingDown => ErrorCode::ShuttingDown,
             Self::NoFreePort(..) => ErrorCode::NoFreePort,
+            Self::OverDisk(_) => ErrorCode::DiskLimit,
             Self::Podman(_) => ErrorCode::PodmanFailed,
             Self::Store(_) => ErrorCode::StoreFailed,
             Self::Folder(_) | Self::File(_) => ErrorCode::FolderFailed,

@@ -27,16 +27,17 @@ impl Agents {
         .await?;
         let containers = self.containers().clone();
         let native_linux = self.machine().mode() == Mode::Native && cfg!(target_os = "linux");
+        // Kept once known; a failure is not kept: the next operation asks again.
         self.inner
             .host
-            .get_or_init(|| async move {
+            .get_or_try_init(|| async move {
                 if native_linux {
                     containers.host_traits().await
                 } else {
-                    crate::container::HostTraits::default()
+                    Ok(crate::container::HostTraits::default())
                 }
             })
-            .await;
+            .await?;
         Ok(())
     }
 

@@ -99,6 +99,7 @@ impl Agents {
             Some(known) if known.as_ref().is_none_or(|f| f.generation == generation) => known,
             _ => self.current(id).await?,
         };
+        self.check_disk_before_start(id, ours.as_ref()).await?;
         let (record, ours) = self.move_off_a_taken_port(id, ours, log).await?;
         let container = match ours {
             Some(found) => found.id,

@@ -17,6 +17,7 @@ mod config;
 mod create;
 pub mod definition;
 mod delete;
+mod disk;
 mod edit;
 mod error;
 pub mod gateway;

@@ -108,6 +108,16 @@ impl Agents {
                 self.transition(id, Input::Cancelled)?;
                 Err(AgentError::Cancelled)
             }
+            Err(AgentError::OverDisk(message)) => {
+                log.push(format!("ERROR: {message}"));
+                self.transition(
+                    id,
+                    Input::StoppedOverDisk {
+                        message: message.clone(),
+                    },
+                )?;
+                Err(AgentError::OverDisk(message))
+            }
             Err(_) if self.inner.tasks.is_closing() => {
                 log.push("Interrupted: Clawdock is quitting.");
                 self.transition(id, Input::Interrupted)?;

@@ -238,6 +238,7 @@ impl Agents {
             image: recovered.image,
             memory_mib: recovered.memory_mib,
             cpus: recovered.cpus,
+            disk_mib: None,
             rejected_image: None,
             generation: recovered.generation,
             image_id: Some(recovered.image_id),

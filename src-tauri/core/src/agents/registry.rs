@@ -126,11 +126,7 @@ impl Agents {
             .into_iter()
             .map(|r| (r.id, Entry::new(loaded_state(r, Utc::now()))))
             .collect();
-        let containers = Containers::new(
-            machine.podman().clone(),
-            machine.engine().clone(),
-            home_label,
-        );
+        let containers = Containers::new(machine.engine().clone(), home_label);
         let agents = Self {
             inner: Arc::new(Inner {
                 time_zone: iana_time_zone::get_timezone().unwrap_or_else(|_| "UTC".into()),
@@ -358,6 +354,7 @@ impl Agents {
         provider: &Provider,
         memory_mib: u64,
         cpus: Option<f64>,
+        disk_mib: u64,
     ) -> Result<AgentView, AgentError> {
         let view = {
             let mut entries = self.entries();
@@ -386,6 +383,7 @@ impl Agents {
                 image: self.settings().agent_image.clone(),
                 memory_mib: Some(memory_mib),
                 cpus,
+                disk_mib: Some(disk_mib),
                 rejected_image: None,
                 generation: None,
                 image_id: None,

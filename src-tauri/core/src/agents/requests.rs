@@ -18,6 +18,10 @@ pub struct CreateRequest {
     /// The container's CPU limit in CPUs (1.5); none if absent.
     #[serde(default)]
     pub cpus: Option<f64>,
+    /// What the agent may take on the disk; the `CLAWDOCK_AGENT_DISK` default if
+    /// absent.
+    #[serde(default, rename = "diskMiB")]
+    pub disk_mib: Option<u64>,
 }
 
 /// `PATCH /agents/{id}`: the provider settings and limits to change; an absent or
@@ -37,6 +41,9 @@ pub struct EditRequest {
     /// A new CPU limit: absent keeps it, `null` removes it, a number sets it.
     #[serde(default, deserialize_with = "present")]
     pub cpus: Option<Option<f64>>,
+    /// A new disk limit (enforced by Clawdock: the container stays as it is).
+    #[serde(default, rename = "diskMiB")]
+    pub disk_mib: Option<u64>,
 }
 
 /// A field that is present, `null` included (`Some(None)`), apart from an absent
@@ -54,6 +61,7 @@ where
 pub(super) struct LimitsEdit {
     pub(super) memory_mib: Option<u64>,
     pub(super) cpus: Option<Option<f64>>,
+    pub(super) disk_mib: Option<u64>,
 }
 
 /// What `update` did: `updated` when the agent now has the newer image;
@@ -81,6 +89,7 @@ impl EditRequest {
             LimitsEdit {
                 memory_mib: self.memory_mib,
                 cpus: self.cpus,
+                disk_mib: self.disk_mib,
             },
         )
     }
@@ -88,6 +97,12 @@ impl EditRequest {
 
 impl LimitsEdit {
     pub(super) fn is_empty(&self) -> bool {
-        self.memory_mib.is_none() && self.cpus.is_none()
+        self.memory_mib.is_none() && self.cpus.is_none() && self.disk_mib.is_none()
+    }
+
+    /// Whether the container must be made again for these limits (memory and
+    /// CPUs are the container's; the disk limit is Clawdock's to enforce).
+    pub(super) fn touches_container(&self) -> bool {
+        self.memory_mib.is_some() || self.cpus.is_some()
     }
 }

@@ -103,6 +103,8 @@ pub struct Live {
     /// when it is back is no death, and a container found running again (a false
     /// alarm) is simply running.
     pub engine_away: bool,
+    /// The agent's disk use when last measured, in bytes.
+    pub disk_used: Option<u64>,
     /// What the agent's `openclaw.json` says of its model and base URL (read at
     /// load, create and edit): shown in Settings, never the key.
     pub model_id: Option<String>,
@@ -123,6 +125,7 @@ impl Default for Live {
             crash: None,
             up_since: None,
             engine_away: false,
+            disk_used: None,
             model_id: None,
             base_url: None,
         }
@@ -285,6 +288,19 @@ pub enum Input {
     /// A stop was asked; noted before it waits for the operation in flight, which
     /// then does not bring the gateway back (an update's rollback).
     StopAsked,
+    /// The agent's disk limit changed (Clawdock enforces it; the container stays).
+    DiskLimitSet {
+        disk_mib: u64,
+    },
+    /// The agent's disk use, as just measured.
+    DiskMeasured {
+        bytes: u64,
+    },
+    /// A stop for the disk limit ended with the container down: said as the
+    /// agent's error, and not started again until the user does.
+    StoppedOverDisk {
+        message: String,
+    },
     /// A container found running answered: running, said quietly (it was
     /// running before, not just started).
     Verified,
@@ -423,6 +439,8 @@ impl AgentState {
             crash_loop,
             memory_mib: r.memory_mib,
             cpus: r.cpus,
+            disk_mib: r.disk_mib,
+            disk_used_mib: self.live.disk_used.map(|b| b.div_ceil(1024 * 1024)),
             model_id: self.live.model_id.clone(),
             base_url: self.live.base_url.clone(),
         }
@@ -778,6 +796,20 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             r.running_at_quit = false;
         }
         Input::StopAsked => r.wanted = Wanted::Stopped,
+        Input::DiskLimitSet { disk_mib } => r.disk_mib = Some(disk_mib),
+        Input::DiskMeasured { bytes } => live.disk_used = Some(bytes),
+        Input::StoppedOverDisk { message } => {
+            live.activity = None;
+            live.ready = false;
+            live.crash = None;
+            r.status = AgentStatus::Error;
+            r.error = Some(message.clone());
+            r.wanted = Wanted::Stopped;
+            if live.container == Container::Running {
+                live.container = Container::Exited(None);
+            }
+            effects.push(Effect::Announce(Change::OverDisk { message }));
+        }
         Input::Verified => {
             live.activity = None;
             live.up_since.get_or_insert(now);

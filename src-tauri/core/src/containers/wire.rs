@@ -78,6 +78,58 @@ pub(super) struct Actor {
     pub(super) attributes: Option<HashMap<String, String>>,
 }
 
+/// What the engine's inspect of a container says that Clawdock reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct Inspected {
+    pub(super) created: Option<chrono::DateTime<chrono::Utc>>,
+    pub(super) image_name: String,
+    /// The image's ID.
+    pub(super) image: String,
+    pub(super) config: InspectedConfig,
+    pub(super) host_config: InspectedHost,
+    pub(super) state: InspectedState,
+    /// The writable layer's bytes, when asked for (`?size=true`).
+    pub(super) size_rw: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct InspectedConfig {
+    pub(super) env: Vec<String>,
+    pub(super) labels: Option<HashMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct InspectedHost {
+    pub(super) port_bindings: Option<HashMap<String, Option<Vec<Binding>>>>,
+    /// Bytes; 0 without a limit.
+    pub(super) memory: u64,
+    /// Billionths of a CPU; 0 without a limit.
+    pub(super) nano_cpus: u64,
+    pub(super) restart_policy: Option<RestartPolicy>,
+    pub(super) log_config: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct Binding {
+    pub(super) host_port: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct RestartPolicy {
+    pub(super) name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct LogConfig {
+    pub(super) path: String,
+}
+
 /// What the engine's inspect of a container says of its state.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

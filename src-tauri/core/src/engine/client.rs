@@ -153,13 +153,40 @@ type Connection = tokio::net::UnixStream;
 #[cfg(windows)]
 type Connection = tokio::net::windows::named_pipe::NamedPipeClient;
 
-#[cfg(unix)]
-async fn connect(path: &Path) -> std::io::Result<Connection> {
-    tokio::net::UnixStream::connect(path).await
+/// Why no connection was made.
+enum NoConnection {
+    Io(std::io::Error),
+    /// The process listening is another user's (not this one's, not root's).
+    #[cfg(unix)]
+    Untrusted {
+        owner: u32,
+        ours: u32,
+    },
 }
 
+/// Connects, and trusts the socket only when the process listening on it is this
+/// user's or root's (root can read all of this user's secrets anyway). Whoever
+/// listens on the engine's socket is sent gateway tokens, proxy credentials and
+/// registry logins: a socket another user bound first (a predictable name in a
+/// shared folder) must never be. The kernel says who listens (`SO_PEERCRED` on
+/// Linux, `getpeereid` on macOS), whatever the socket file's owner or mode say.
+#[cfg(unix)]
+async fn connect(path: &Path) -> Result<Connection, NoConnection> {
+    let stream = tokio::net::UnixStream::connect(path)
+        .await
+        .map_err(NoConnection::Io)?;
+    let owner = stream.peer_cred().map_err(NoConnection::Io)?.uid();
+    let ours = crate::engine::socket::euid();
+    if owner == ours || owner == 0 {
+        Ok(stream)
+    } else {
+        Err(NoConnection::Untrusted { owner, ours })
+    }
+}
+
+/// The machine's named pipe, as Podman made it (its access list is Podman's).
 #[cfg(windows)]
-async fn connect(path: &Path) -> std::io::Result<Connection> {
+async fn connect(path: &Path) -> Result<Connection, NoConnection> {
     // Podman's pipe serves one client per instance: a busy pipe frees an instance
     // within moments.
     const ERROR_PIPE_BUSY: i32 = 231;
@@ -170,7 +197,7 @@ async fn connect(path: &Path) -> std::io::Result<Connection> {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            other => return other,
+            other => return other.map_err(NoConnection::Io),
         }
     }
 }
@@ -375,9 +402,15 @@ async fn handshake(endpoint: &Path, what: &str) -> Result<Sender, PodmanError> {
         request: what.to_string(),
         reason,
     };
-    let stream = connect(endpoint)
-        .await
-        .map_err(|e| unreachable(format!("{}: {e}", endpoint.display())))?;
+    let stream = connect(endpoint).await.map_err(|e| match e {
+        NoConnection::Io(e) => unreachable(format!("{}: {e}", endpoint.display())),
+        #[cfg(unix)]
+        NoConnection::Untrusted { owner, ours } => PodmanError::Untrusted {
+            socket: endpoint.display().to_string(),
+            owner,
+            ours,
+        },
+    })?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| unreachable(e.to_string()))?;

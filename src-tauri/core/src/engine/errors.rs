@@ -43,6 +43,17 @@ pub enum PodmanError {
     /// whole answer came: the engine (or its machine) is not there.
     #[error("cannot connect to Podman for `{request}`: {reason}")]
     Unreachable { request: String, reason: String },
+    /// The engine's socket is held by a process of another user: refused before
+    /// any request was sent.
+    #[error(
+        "the engine socket {socket} belongs to uid {owner}, not to this user (uid {ours}) \
+         nor root; Clawdock refuses to use it"
+    )]
+    Untrusted {
+        socket: String,
+        owner: u32,
+        ours: u32,
+    },
     /// The engine's API answered with an error status.
     #[error("Podman refused `{request}` ({status}): {message}")]
     Api {
@@ -103,6 +114,7 @@ impl PodmanError {
             | Self::BadOutput { args, .. }
             | Self::OutputTooLarge { args, .. } => args,
             Self::Unreachable { request, .. } | Self::Api { request, .. } => request,
+            Self::Untrusted { socket, .. } => socket,
             Self::NotInstalled { .. } => "",
         }
     }

@@ -196,27 +196,6 @@ impl Podman {
         self.bin.as_deref()
     }
 
-    /// Runs a call to completion on this thread, with a bound, for the one place
-    /// no async runtime can be trusted: the panic hook. Output is drained by
-    /// `output()`; past `limit` the child is left to itself.
-    pub fn run_blocking(&self, args: &[String], limit: Duration) -> Option<String> {
-        let bin = self.bin.clone()?;
-        let args = args.to_vec();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut cmd = std::process::Command::new(bin);
-            cmd.args(&args).stdin(Stdio::null());
-            let out = cmd.output();
-            let _gone = tx.send(out);
-        });
-        match rx.recv_timeout(limit) {
-            Ok(Ok(out)) if out.status.success() => {
-                Some(String::from_utf8_lossy(&out.stdout).into_owned())
-            }
-            _ => None,
-        }
-    }
-
     /// `podman --version`, or how to install it.
     pub async fn installation(&self) -> Installation {
         let Some(path) = self.bin.clone() else {
@@ -251,6 +230,7 @@ impl Podman {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        apart_from_the_terminal(cmd.as_std_mut());
         Ok(cmd)
     }
 
@@ -408,6 +388,32 @@ impl Podman {
             }
         })?;
         Ok(child)
+    }
+}
+
+/// Puts a podman child out of reach of the terminal (or console) Clawdock runs
+/// in: a Ctrl-C or a hang-up there signals the terminal's foreground process
+/// group, which held every podman child and the owned engine service too
+/// (measured: the service ended with `clawdock serve` on Ctrl-C, under requests
+/// the shutdown still had to make). In a process group of its own a child hears
+/// only Clawdock, which then quits in order. Not a session of its own: the
+/// children never read the terminal (stdin is null), and the one call that needs a
+/// terminal gets its own pseudo-terminal and session ([`crate::engine::terminal`]).
+/// On Windows a console's Ctrl-C, Ctrl-Break and close reach every process
+/// attached to it: a child gets a process group (Ctrl-C off) and a console of its
+/// own, with no window.
+fn apart_from_the_terminal(cmd: &mut std::process::Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+        cmd.creation_flags(CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW);
     }
 }
 

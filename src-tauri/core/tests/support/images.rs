@@ -33,7 +33,7 @@ pub fn tag_image(source: &str, name: &str) {
     let _turn = image_names_turn();
     let wanted = image_id(source).unwrap_or_else(|| panic!("{source}: no such image"));
     for _ in 0..3 {
-        podman(&["tag", source, name]);
+        podman_out(&["tag", source, name]);
         if image_id(name).as_deref() == Some(wanted.as_str()) {
             return;
         }
@@ -63,15 +63,15 @@ pub fn derive_image(base: &str, name: &str, change: &str) {
             return;
         }
         let tmp = format!("clawdock-image-build-{}", std::process::id());
-        podman(&["create", "--name", &tmp, base]);
-        podman(&["commit", "--quiet", "--change", change, &tmp, name]);
-        podman(&["rm", "-f", &tmp]);
+        podman_out(&["create", "--name", &tmp, base]);
+        podman_out(&["commit", "--quiet", "--change", change, &tmp, name]);
+        podman_out(&["rm", "-f", &tmp]);
     }
     panic!("{name} is missing after three commits");
 }
 
 /// Runs real podman, asserting it succeeded; its stdout, trimmed.
-fn podman(args: &[&str]) -> String {
+pub fn podman_out(args: &[&str]) -> String {
     let out = std::process::Command::new("podman")
         .args(args)
         .output()

@@ -61,20 +61,6 @@ pub fn counting_podman(dir: &Path) -> (Podman, PathBuf) {
     (Podman::new(Some(wrapper)), calls)
 }
 
-/// Runs real podman, asserting it succeeded; its stdout, trimmed.
-pub fn podman_out(args: &[&str]) -> String {
-    let out = std::process::Command::new("podman")
-        .args(args)
-        .output()
-        .expect("podman");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// The stand-in image with one Dockerfile `change` applied, made once.
 pub fn derived_image(name: &'static str, change: &str) -> &'static str {
     ensure_test_images();
@@ -200,11 +186,12 @@ impl Drop for Home {
 
 pub mod api_client;
 pub mod engine_proxy;
+pub mod hostile_engine;
 pub mod images;
 #[allow(unused_imports)] // each test target uses a different part
 pub use engine_proxy::ProxiedEngine;
 #[allow(unused_imports)] // each test target uses a different part
-pub use images::{tag_image, untag_image};
+pub use images::{podman_out, tag_image, untag_image};
 pub mod registry;
 
 #[path = "../../../tests/common/instance_containers.rs"]
@@ -251,6 +238,45 @@ pub fn fake_calls(state: &Path, step: &str) -> u64 {
 
 pub fn fake_state(state: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(state).expect("state")).expect("json")
+}
+
+/// Waits until the agent's view is what `what` names (`check`), and gives that
+/// view; past `limit`, fails the test with the last view seen. The wait a test
+/// names, instead of a sleep that stands for "probably done".
+pub async fn until_agent(
+    agents: &clawdock_core::agents::Agents,
+    id: uuid::Uuid,
+    limit: Duration,
+    what: &str,
+    check: impl Fn(&clawdock_core::view::AgentView) -> bool,
+) -> clawdock_core::view::AgentView {
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        let view = agents.get(id);
+        if let Some(view) = view.as_ref().filter(|v| check(v)) {
+            return view.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "not {what} within {limit:?}: {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pids of the `podman system service` processes listening on `socket`.
+pub fn services_on(socket: &Path) -> Vec<u32> {
+    let needle = format!("unix://{}", socket.display());
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            text.contains("system service") && text.contains(&needle)
+        })
+        .collect()
 }
 
 /// Polls a condition (tests only) until it holds or the time is up.
