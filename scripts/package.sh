@@ -47,6 +47,17 @@ c["bundle"]["icon"] = ["../" + p for p in icons]
 deb = c["bundle"].setdefault("linux", {}).setdefault("deb", {})
 for program in ("clawdock-app", "clawdock-window"):
     deb.setdefault("files", {})["/usr/bin/" + program] = os.environ["TARGET_DIR"] + "/release/" + program
+# Shell completions, made by the built CLI itself (clap's generator) once it is
+# built and before it is bundled, installed where bash-completion, zsh and fish
+# look for a package's.
+comp = os.environ["TARGET_DIR"] + "/completions"
+cli = os.environ["TARGET_DIR"] + "/release/clawdock"
+c.setdefault("build", {})["beforeBundleCommand"] = (
+    f"mkdir -p {comp} && {cli} completions bash > {comp}/clawdock"
+    f" && {cli} completions zsh > {comp}/_clawdock && {cli} completions fish > {comp}/clawdock.fish")
+deb["files"]["/usr/share/bash-completion/completions/clawdock"] = comp + "/clawdock"
+deb["files"]["/usr/share/zsh/vendor-completions/_clawdock"] = comp + "/_clawdock"
+deb["files"]["/usr/share/fish/vendor_completions.d/clawdock.fish"] = comp + "/clawdock.fish"
 json.dump(c, open("src-tauri/tauri.conf.json", "w"), indent=2)
 PY
 stamp=$(mktemp)

@@ -53,6 +53,10 @@ function metaParts(agent) {
     parts.push({ key: 'wait', text: 'waiting for the gateway…', cls: 'muted' });
   }
   if (agent.providerType) parts.push({ key: 'provider', text: agent.providerType });
+  if (agent.updateAvailable) {
+    parts.push({ key: 'update', text: 'update available', cls: 'update-available',
+      title: 'A newer build of its image is out: Update moves the agent to it.' });
+  }
   return parts.flatMap((p, i) => (i ? [{ key: `sep-${p.key}`, text: '·', cls: 'sep', hidden: true }, p] : [p]));
 }
 
@@ -63,6 +67,7 @@ function makeRow(actions, dialogs, id) {
     h('div', { class: 'menu-items' },
       h('button', { class: 'menu-item settings', type: 'button', onclick: () => dialogs.settings.open(id) }, 'Settings…'),
       h('button', { class: 'menu-item update', type: 'button', onclick: () => actions.update(id) }, 'Update'),
+      h('button', { class: 'menu-item backups', type: 'button', onclick: () => dialogs.backups.open(id) }, 'Backups…'),
       h('button', { class: 'menu-item export', type: 'button', onclick: () => dialogs.export.open(id) }, 'Export for Kubernetes…'),
       h('button', { class: 'menu-item rotate-token', type: 'button', onclick: () => actions.rotateToken(id) }, 'New gateway token…'))));
   const el = h('li', { class: 'agent', dataset: { id } },
@@ -138,7 +143,10 @@ function updateRow(el, agent, state) {
   // says how often it crashed and when it tries next.
   const crash = agent.crashLoop || null;
   const failed = agent.status === 'error' ? agent.error || 'The agent failed.' : '';
-  const err = failed && crash ? `${failed} (${crash.summary})` : failed;
+  // The server's sentence names no button: here, trying again is Start (a
+  // crash loop tries again by itself).
+  const err = failed && crash ? `${failed} (${crash.summary})`
+    : failed ? `${failed} Press Start to try again.` : '';
   setText(q('.agent-error .error-text'), err);
   show(q('.agent-error'), !!err);
   // Podman's own words behind an error said as advice, else the dead gateway's
@@ -181,6 +189,7 @@ function updateRow(el, agent, state) {
   q('.export').setAttribute('aria-label', `Export ${agent.name} for Kubernetes`);
   q('.rotate-token').disabled = busy;
   q('.rotate-token').setAttribute('aria-label', `New gateway token for ${agent.name}`);
+  q('.backups').setAttribute('aria-label', `Backups of ${agent.name}`);
   q('.more summary').setAttribute('aria-label', `More actions for ${agent.name}`);
   const chat = q('.chat');
   chat.disabled = busy || agent.status !== 'running';

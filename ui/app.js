@@ -2,6 +2,7 @@
 // agents page, the setup wizard and the agent sheet from one state (state.js).
 // The page never polls: everything after the first snapshot arrives over /events.
 
+import { createBackupDialog, installRestore } from './backups.js';
 import { Api, EventFeed, locateApi, splitHash } from './api.js';
 import { createStore } from './state.js';
 import { parseRoute, navigate, ROUTE_EVENT } from './router.js';
@@ -39,7 +40,12 @@ function start() {
   const { state } = store;
   const actions = createActions(store);
   const create = createDialog(store, actions);
-  const dialogs = { settings: createSettingsDialog(store, actions), export: createExportDialog(store, actions) };
+  const dialogs = {
+    settings: createSettingsDialog(store, actions),
+    export: createExportDialog(store, actions),
+    backups: createBackupDialog(store),
+  };
+  installRestore(store);
   const stats = createStatsFeed(store);
   const views = [
     createBanners(actions),

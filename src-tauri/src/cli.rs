@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use clawdock_core::agents::AgentView;
+use clawdock_core::agents::{AgentView, RestoreOutcome};
 use clawdock_core::api::{sse_data_lines, ApiError};
 use clawdock_core::events::Event;
 use clawdock_core::export::{self, Export};
@@ -171,6 +171,52 @@ pub enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write an agent's backup: its workspace, config (provider key included: the
+    /// file is made readable by you alone), settings and a manifest of every
+    /// file's SHA-256, as one .tar.gz.
+    Backup {
+        agent: String,
+        /// The file to write (refused if it exists).
+        #[arg(short, long, value_name = "FILE")]
+        output: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an agent from a backup and start it: here after a delete, or on
+    /// another computer. The archive is checked whole before anything is written.
+    Restore {
+        /// The backup (.tar.gz) to restore.
+        file: std::path::PathBuf,
+        /// The agent's name (the backup's if absent).
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace an agent of that name (a snapshot of it is kept first).
+        #[arg(long)]
+        replace: bool,
+        /// Return once the agent is recorded, without waiting for it to run.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an agent's snapshots (taken before each update, edit and limits
+    /// change), or put one back with --restore.
+    Snapshots {
+        agent: String,
+        /// Replace the agent by this snapshot (a snapshot of it as it is now is
+        /// kept first).
+        #[arg(long, value_name = "SNAPSHOT")]
+        restore: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Chat with a running agent, its answer printed as it comes (as the
+    /// window's chat). With MESSAGE, one turn; without, each line read from
+    /// standard input is a turn, until end of input (Ctrl-D).
+    Chat {
+        agent: String,
+        message: Option<String>,
+    },
     /// Print an agent's log.
     Logs {
         agent: String,
@@ -218,6 +264,11 @@ struct MaybeAgent {
 }
 
 #[derive(Deserialize)]
+struct SnapshotList {
+    snapshots: Vec<clawdock_core::agents::Snapshot>,
+}
+
+#[derive(Deserialize)]
 struct Dashboard {
     url: String,
 }
@@ -257,6 +308,69 @@ pub fn run(request: Request) -> ExitCode {
             );
             ExitCode::from(crate::exit::LEFT_RUNNING)
         }
+    }
+}
+
+/// `clawdock doctor [--json] [--bundle FILE]`: the checks, in this process (no
+/// instance needed); exit 1 when one fails.
+pub fn doctor(json: bool, bundle: Option<std::path::PathBuf>) -> ExitCode {
+    use clawdock_core::doctor::{self, Verdict};
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            crate::tell!("clawdock: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            crate::tell!("clawdock: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let findings = runtime.block_on(doctor::checks::run_all(&settings));
+    if json {
+        print_json(&findings);
+    } else {
+        for f in &findings {
+            let mark = match f.verdict {
+                Verdict::Ok => "ok  ",
+                Verdict::Warn => "warn",
+                Verdict::Fail => "FAIL",
+                Verdict::Skipped => "--  ",
+            };
+            crate::say!("{mark}  {:<15} {}", f.check, f.found);
+            if let Some(fix) = &f.fix {
+                crate::say!("      {:<15} fix: {fix}", "");
+            }
+        }
+    }
+    if let Some(file) = bundle {
+        let var = |name: &str| std::env::var(name).ok();
+        let sources = doctor::bundle::Sources {
+            settings: &settings,
+            log_dir: clawdock_core::settings::default_log_dir(&settings.home),
+            var: &var,
+        };
+        match runtime.block_on(doctor::bundle::write(&file, &findings, &sources)) {
+            Ok(_) => crate::tell!(
+                "Wrote the support bundle {} (secrets taken out; read it before you send it).",
+                file.display()
+            ),
+            Err(e) => {
+                crate::tell!("clawdock: could not write {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if findings.iter().any(|f| f.verdict == Verdict::Fail) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -340,6 +454,125 @@ impl Client {
             return Err(api_error(status, &bytes));
         }
         Ok(sse_data_lines(resp.bytes_stream()))
+    }
+
+    /// One chat turn: the answer's pieces printed as the gateway streams them,
+    /// then a new line.
+    async fn chat_turn(&self, path: &str, message: &str) -> Result<(), CliError> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({ "message": message }))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(api_error(status, &bytes));
+        }
+        let mut data = std::pin::pin!(sse_data_lines(resp.bytes_stream()));
+        while let Some(data) = data.next().await {
+            if data.trim() == "[DONE]" {
+                break;
+            }
+            let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            if let Some(error) = chunk.get("error") {
+                let said = error["message"]
+                    .as_str()
+                    .map_or_else(|| error.to_string(), str::to_string);
+                crate::console::out_piece("\n");
+                return Err(CliError::Api(format!(
+                    "the agent answered with an error: {said}"
+                )));
+            }
+            let choice = &chunk["choices"][0];
+            let piece = choice["delta"]["content"]
+                .as_str()
+                .or_else(|| choice["message"]["content"].as_str());
+            if let Some(piece) = piece {
+                crate::console::out_piece(piece);
+            }
+        }
+        crate::console::out_piece("\n");
+        Ok(())
+    }
+
+    /// `POST path`, its answer written to `file` (new, readable by its owner
+    /// alone); a file half-written by a failure is removed. Gives the bytes.
+    async fn download(&self, path: &str, file: &std::path::Path) -> Result<u64, CliError> {
+        use tokio::io::AsyncWriteExt;
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(api_error(status, &bytes));
+        }
+        let out = clawdock_core::agents::new_private_file(file)
+            .map_err(|e| CliError::Other(e.to_string()))?;
+        let mut out = tokio::fs::File::from_std(out);
+        let mut body = resp.bytes_stream();
+        let mut written = 0u64;
+        let copied: Result<(), String> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                out.write_all(&chunk).await.map_err(|e| e.to_string())?;
+                written += chunk.len() as u64;
+            }
+            out.sync_all().await.map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = copied {
+            if let Err(gone) = std::fs::remove_file(file) {
+                tracing::warn!(error = %gone, "could not remove a half-written backup");
+            }
+            return Err(CliError::Other(format!(
+                "could not write {}: {e}",
+                file.display()
+            )));
+        }
+        Ok(written)
+    }
+
+    /// `POST path` with `file` as the body, its answer read as `T`.
+    async fn upload<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+    ) -> Result<T, CliError> {
+        let opened = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| CliError::Other(format!("could not read {}: {e}", file.display())))?;
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(opened));
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| CliError::Other(e.to_string()))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| CliError::Other(format!("unexpected answer from the API: {e}")))
+        } else {
+            Err(api_error(status, &bytes))
+        }
     }
 
     fn unreachable(&self, e: reqwest::Error) -> CliError {
@@ -478,12 +711,14 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 }
                 agent = wait_settled(events, agent.id).await?;
             }
-            report(&agent, json, "Created");
+            // A failure is said once, by the error this returns.
             if agent.status == AgentStatus::Error {
-                return Err(CliError::Api(
-                    agent.error.unwrap_or_else(|| "create failed".into()),
-                ));
+                if json {
+                    print_json(&agent);
+                }
+                return Err(CliError::Api(failure_words(&agent)));
             }
+            report(&agent, json, "Created");
         }
         Request::Agents(AgentsCommand::Start { agent, json }) => {
             let id = client.resolve(&agent).await?;
@@ -691,6 +926,135 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 );
             }
         }
+        Request::Agents(AgentsCommand::Backup {
+            agent,
+            output,
+            json,
+        }) => {
+            let id = client.resolve(&agent).await?;
+            let written = client
+                .download(&format!("/agents/{id}/backup"), &output)
+                .await?;
+            if json {
+                print_json(&json!({ "agent": agent, "file": output, "bytes": written }));
+            } else {
+                crate::say!(
+                    "Wrote the backup of {agent} to {} ({}). It holds the provider key: keep it private.",
+                    output.display(),
+                    size_words(written)
+                );
+            }
+        }
+        Request::Agents(AgentsCommand::Restore {
+            file,
+            name,
+            replace,
+            no_wait,
+            json,
+        }) => {
+            let events = if no_wait {
+                None
+            } else {
+                Some(client.stream("/events").await?)
+            };
+            let path = restore_path(name.as_deref(), replace)?;
+            let outcome: RestoreOutcome = client.upload(&path, &file).await.map_err(|e| {
+                match e {
+                    CliError::Api(m) if m.starts_with("An agent named") => CliError::Api(format!(
+                        "{m} Give the restored agent another name with --name NEW, or replace it with --replace."
+                    )),
+                    other => other,
+                }
+            })?;
+            if !json {
+                say_restored(&outcome);
+            }
+            let mut agent = outcome.agent.clone();
+            if let Some(events) = events {
+                if !json {
+                    crate::tell!("Starting {}...", agent.name);
+                }
+                agent = wait_settled(events, agent.id).await?;
+            }
+            if json {
+                print_json(&json!({ "restored": outcome, "agent": agent }));
+            } else if agent.status != AgentStatus::Error {
+                report(&agent, false, "Restored");
+            }
+            if agent.status == AgentStatus::Error {
+                return Err(CliError::Api(failure_words(&agent)));
+            }
+        }
+        Request::Agents(AgentsCommand::Snapshots {
+            agent,
+            restore,
+            json,
+        }) => {
+            let id = client.resolve(&agent).await?;
+            if let Some(snapshot) = restore {
+                let outcome: RestoreOutcome = client
+                    .call(
+                        Method::POST,
+                        &format!(
+                            "/agents/{id}/snapshots/{}/restore",
+                            clawdock_core::engine::client::query_value(&snapshot)
+                        ),
+                        None,
+                    )
+                    .await?;
+                if json {
+                    print_json(&outcome);
+                } else {
+                    say_restored(&outcome);
+                }
+                return Ok(());
+            }
+            let list: SnapshotList = client
+                .call(Method::GET, &format!("/agents/{id}/snapshots"), None)
+                .await?;
+            if json {
+                print_json(&list.snapshots);
+            } else if list.snapshots.is_empty() {
+                crate::say!("{agent} has no snapshots yet (one is taken before each update, edit and limits change).");
+            } else {
+                for s in &list.snapshots {
+                    crate::say!(
+                        "{}  before {:<8} {}",
+                        s.taken_at.format("%Y-%m-%d %H:%M:%S"),
+                        s.before,
+                        s.name
+                    );
+                }
+                crate::say!("Put one back: clawdock agents snapshots {agent} --restore SNAPSHOT");
+            }
+        }
+        Request::Agents(AgentsCommand::Chat { agent, message }) => {
+            let id = client.resolve(&agent).await?;
+            let path = format!("/agents/{id}/chat");
+            if let Some(message) = message {
+                return client.chat_turn(&path, &message).await;
+            }
+            let terminal = std::io::stdin().is_terminal();
+            if terminal {
+                crate::tell!("Chatting with {agent}; Ctrl-D ends.");
+            }
+            let mut lines =
+                tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+            loop {
+                if terminal {
+                    crate::console::out_piece("> ");
+                }
+                let line = lines
+                    .next_line()
+                    .await
+                    .map_err(|e| CliError::Other(format!("could not read standard input: {e}")))?;
+                let Some(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                client.chat_turn(&path, &line).await?;
+            }
+        }
         Request::Agents(AgentsCommand::Logs {
             agent,
             follow,
@@ -716,6 +1080,54 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `/agents/restore?name=..&replace=..`, the values encoded.
+fn restore_path(name: Option<&str>, replace: bool) -> Result<String, CliError> {
+    let mut url = reqwest::Url::parse("http://clawdock/agents/restore")
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(name) = name {
+            query.append_pair("name", name);
+        }
+        query.append_pair("replace", &replace.to_string());
+    }
+    Ok(format!(
+        "{}?{}",
+        url.path(),
+        url.query().unwrap_or_default()
+    ))
+}
+
+/// What a restore made, in words.
+fn say_restored(outcome: &RestoreOutcome) {
+    crate::say!(
+        "Restored {} from the backup of {} taken {}: {} files, {}.",
+        outcome.agent.name,
+        outcome.from_name,
+        outcome.taken_at.format("%Y-%m-%d %H:%M UTC"),
+        outcome.files,
+        size_words(outcome.bytes)
+    );
+    if let Some(replaced) = &outcome.replaced {
+        crate::say!(
+            "It replaced the agent {replaced}; a snapshot of that one is kept (clawdock agents snapshots {}).",
+            outcome.agent.name
+        );
+    }
+    for skipped in &outcome.skipped {
+        crate::say!("Not in the backup: {} ({})", skipped.path, skipped.why);
+    }
+}
+
+/// Bytes for people.
+fn size_words(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+        b if b >= 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// `/agents/{id}/export?format=kubernetes&namespace=..&storage=..&withWorkspace=..`, the values
@@ -799,6 +1211,17 @@ fn to_word(value: &impl serde::Serialize) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// An agent's failure in a terminal's words: the core's sentence, and how to try
+/// again from here (the window says "press Start").
+fn failure_words(agent: &AgentView) -> String {
+    format!(
+        "{} failed: {}\nTo try again: clawdock agents start {}",
+        agent.name,
+        agent.error.as_deref().unwrap_or("it did not start"),
+        agent.name
+    )
+}
+
 fn report(agent: &AgentView, json: bool, verb: &str) {
     if json {
         print_json(agent);
@@ -832,8 +1255,16 @@ fn print_table(agents: &[AgentView]) {
         .map(|a| {
             [
                 a.name.clone(),
-                a.activity
-                    .map_or_else(|| to_word(&a.status), |activity| to_word(&activity)),
+                {
+                    let status = a
+                        .activity
+                        .map_or_else(|| to_word(&a.status), |activity| to_word(&activity));
+                    if a.update_available {
+                        format!("{status}, update available")
+                    } else {
+                        status
+                    }
+                },
                 a.port.to_string(),
                 a.gateway_url.clone().unwrap_or_else(|| "-".into()),
                 a.error.clone().unwrap_or_default(),

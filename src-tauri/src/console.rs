@@ -10,6 +10,16 @@ pub fn out(line: std::fmt::Arguments<'_>) -> bool {
     write_line(&mut std::io::stdout().lock(), line)
 }
 
+/// Writes a piece of a line to stdout as it comes (a chat's answer, streamed);
+/// false when it could not be written.
+pub fn out_piece(piece: &str) -> bool {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(piece.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_ok()
+}
+
 /// Writes one line to stderr; false when it could not be written.
 pub fn err(line: std::fmt::Arguments<'_>) -> bool {
     write_line(&mut std::io::stderr().lock(), line)

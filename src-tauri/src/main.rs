@@ -56,6 +56,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check what a failed set-up is usually about (Podman and its version, the
+    /// engine, the machine and its helper, cgroups, rootless prerequisites, disk,
+    /// clock, proxy, the API's port), each with its fix. Exits 1 if a check fails.
+    /// Needs no running instance.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+        /// Also write a support archive (findings, versions, recent logs, agents'
+        /// states, gateways' last lines) with every secret taken out.
+        #[arg(long, value_name = "FILE")]
+        bundle: Option<PathBuf>,
+    },
+    /// Print a shell completion script (the package installs them).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn environment_help() -> String {
@@ -77,6 +94,13 @@ fn main() -> ExitCode {
         )),
         Some(Command::Url { show_token }) => cli::run(cli::Request::Url { show_token }),
         Some(Command::Quit { json }) => cli::run(cli::Request::Quit { json }),
+        Some(Command::Doctor { json, bundle }) => cli::doctor(json, bundle),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut command = Args::command();
+            clap_complete::generate(shell, &mut command, "clawdock", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }
 

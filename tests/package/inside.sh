@@ -114,6 +114,12 @@ check "the app quits from its tray menu with exit code 0 (got $(cat /tmp/app.rc 
 kill "$app" 2>/dev/null; kill "$(cat /tmp/dbus.pid)" "$(cat /tmp/xvfb.pid)" 2>/dev/null
 [ "$(cat /tmp/app.rc 2>/dev/null)" = 0 ] || tail -20 /tmp/app.out
 
+# Shell completions (issue 32), where each shell looks for a package's.
+for f in /usr/share/bash-completion/completions/clawdock /usr/share/zsh/vendor-completions/_clawdock \
+  /usr/share/fish/vendor_completions.d/clawdock.fish; do
+  check "shell completion $f names the doctor" sh -c "grep -q doctor '$f'"
+done
+
 # The desktop entry and the icons.
 desktop=$(grep '^/usr/share/applications/.*\.desktop$' /tmp/files.txt | head -1)
 check "desktop entry $desktop runs clawdock" sh -c "test -n '$desktop' && grep -qE '^Exec=(/usr/bin/)?clawdock( |$)' '$desktop'"

@@ -35,6 +35,57 @@ async function menuItem(page, name, item) {
   await row.locator('.menu-items').getByRole('button', { name: item }).click();
 }
 
+// Issue 32: the window's backups. "Backups…" downloads the agent's archive (a
+// gzip with the manifest in it), lists the snapshot an edit took, and "Put back"
+// replaces the agent by it (the key before the edit); "Restore from a backup…"
+// makes an agent from the downloaded file.
+test('Backups: a download, the snapshot an edit took put back, a restore from the file', async () => {
+  const name = agentName('kept');
+  const { agent } = await server.api('POST', '/agents/create', { name, providerType: 'openai', apiKey: 'sk-kept-first' });
+  const page = await openApp(browser, server);
+  const errors = pageErrors(page);
+  await waitForBadge(page, name, 'Running', 60000);
+  await server.api('PATCH', `/agents/${agent.id}`, { apiKey: 'sk-kept-second' });
+  await waitForBadge(page, name, 'Running', 60000);
+
+  await menuItem(page, name, `Backups of ${name}`);
+  const dialog = page.locator('#backup-dialog');
+  await dialog.getByRole('heading', { name: `Backups of ${name}` }).waitFor();
+  await dialog.getByText('A backup holds the agent’s secrets').waitFor();
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    dialog.getByRole('button', { name: 'Download a backup' }).click(),
+  ]);
+  const file = path.join(RUN_DIR, `${name}.tar.gz`);
+  await download.saveAs(file);
+  const bytes = fs.readFileSync(file);
+  assert.equal(bytes[0], 0x1f, 'a gzip');
+  assert.equal(bytes[1], 0x8b, 'a gzip');
+  assert.match(download.suggestedFilename(), new RegExp(`^clawdock-${name}-.*\\.tar\\.gz$`));
+
+  const snapshot = dialog.locator('li.snapshot', { hasText: 'before edit' });
+  await snapshot.waitFor();
+  await snapshot.getByRole('button', { name: 'Put back' }).click();
+  await page.locator('.toast', { hasText: `It replaced ${name}` }).waitFor();
+  await waitForBadge(page, name, 'Running', 60000);
+  const { agents } = await server.api('GET', '/agents');
+  const back = agents.find((a) => a.name === name);
+  const config = fs.readFileSync(path.join(back.dir, 'config/openclaw.json'), 'utf8');
+  assert.match(config, /sk-kept-first/, 'the key before the edit');
+
+  // The downloaded file, once the agent of that name is gone.
+  await server.api('DELETE', `/agents/${back.id}`);
+  await page.locator('#app-menu > summary').click();
+  const [chooser] = await Promise.all([
+    page.waitForEvent('filechooser'),
+    page.locator('#restore-backup').click(),
+  ]);
+  await chooser.setFiles(file);
+  await page.locator('.toast', { hasText: `${name}: ` }).waitFor();
+  await waitForBadge(page, name, 'Running', 60000);
+  assert.deepEqual(errors, []);
+});
+
 test('Settings changes the provider in place; a blank key keeps the key', async () => {
   const name = agentName('edit');
   const { agent } = await server.api('POST', '/agents/create', { name, providerType: 'openai', apiKey: 'sk-first-key', modelId: 'gpt-4o-mini' });

@@ -49,6 +49,12 @@ pub fn open_regular(path: &Path) -> Result<File, AgentFileError> {
     open_kind(path, false)
 }
 
+/// Opens the folder `path` without following a link in its last part (a link, a
+/// file or a special file there is refused).
+pub fn open_folder(path: &Path) -> Result<File, AgentFileError> {
+    open_kind(path, true)
+}
+
 /// The content of the regular file `path`, refused above `limit` bytes (a file
 /// that grows while read is cut there and refused too).
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, AgentFileError> {

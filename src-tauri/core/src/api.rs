@@ -76,7 +76,7 @@ impl ApiError {
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode as C;
     match code {
-        C::InvalidName | C::InvalidInput | C::BadRequest => StatusCode::BAD_REQUEST,
+        C::InvalidName | C::InvalidInput | C::BadRequest | C::BadArchive => StatusCode::BAD_REQUEST,
         C::Unauthorized => StatusCode::UNAUTHORIZED,
         C::Forbidden => StatusCode::FORBIDDEN,
         C::NotFound => StatusCode::NOT_FOUND,
@@ -90,7 +90,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::NoLoginItem
         | C::NoWindow
         | C::DiskLimit => StatusCode::CONFLICT,
-        C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::PayloadTooLarge | C::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::GatewayFailed => StatusCode::BAD_GATEWAY,
         C::PodmanUnavailable | C::RuntimeNotReady | C::ShuttingDown | C::NoFreePort => {
@@ -101,6 +101,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::FolderFailed
         | C::LoginItemFailed
         | C::ProxyFailed
+        | C::SnapshotFailed
         | C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -366,6 +367,16 @@ fn router(state: AppState) -> Router {
         .route("/agents/{id}/cancel", post(cancel_agent))
         .route("/agents/{id}/update", post(update_agent))
         .route("/agents/{id}/export", get(export_agent))
+        .route("/agents/{id}/backup", post(backup_agent))
+        .route("/agents/{id}/snapshots", get(list_snapshots))
+        .route(
+            "/agents/{id}/snapshots/{name}/restore",
+            post(restore_snapshot),
+        )
+        .route(
+            "/agents/restore",
+            post(restore_agent).layer(DefaultBodyLimit::max(MAX_ARCHIVE_BODY)),
+        )
         .route("/agents/update-all", post(update_all))
         .route("/agents/stats", get(stats))
         .route(
@@ -732,6 +743,160 @@ async fn export_agent(
     };
     let export = s.core.agents().export_kubernetes(id, &options).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(export)).into_response())
+}
+
+/// The largest archive `POST /agents/restore` takes: what a backup may hold,
+/// packed (text compresses; a workspace of photos does not).
+const MAX_ARCHIVE_BODY: usize = 4 * 1024 * 1024 * 1024;
+
+/// A file in `<data folder>/tmp` (0700) for an archive on its way in or out.
+fn temp_archive(s: &AppState) -> Result<PathBuf, ApiError> {
+    let dir = s.core.settings().home.join("tmp");
+    store::create_private_dir(&dir).map_err(|e| {
+        ApiError::new(
+            ErrorCode::FolderFailed,
+            format!("could not make {}: {e}", dir.display()),
+        )
+    })?;
+    Ok(dir.join(format!("archive-{}.tar.gz", Uuid::new_v4().simple())))
+}
+
+/// Removes a temporary archive, saying so in the log if it cannot.
+fn remove_temp(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(file = %path.display(), error = %e, "could not remove a temporary archive");
+        }
+    }
+}
+
+/// `POST /agents/{id}/backup`: the agent's archive as a download. It holds the
+/// provider key: never cached.
+async fn backup_agent(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let agent = s.core.agents().get(id).ok_or(AgentError::NotFound)?;
+    let temp = temp_archive(&s)?;
+    let made = s.core.agents().backup(id, temp.clone()).await;
+    let opened = match made {
+        Ok(_) => tokio::fs::File::open(&temp).await.map_err(|e| {
+            ApiError::new(
+                ErrorCode::FolderFailed,
+                format!("could not read the backup: {e}"),
+            )
+        }),
+        Err(e) => Err(e.into()),
+    };
+    // Open, the file is read to its end through the descriptor; its name goes now
+    // (no copy of the key is left in the data folder).
+    remove_temp(&temp);
+    let file = opened?;
+    let disposition = format!(
+        "attachment; filename=\"clawdock-{}-{}.tar.gz\"",
+        agent.name,
+        chrono::Utc::now().format("%Y%m%d-%H%M%S")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/gzip".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct RestoreQuery {
+    name: Option<String>,
+    replace: Option<bool>,
+}
+
+/// `POST /agents/restore[?name=NEW][&replace=true]`, the archive as the body:
+/// an agent made from it, answered once recorded (its start goes on).
+async fn restore_agent(
+    State(s): State<AppState>,
+    Query(q): Query<RestoreQuery>,
+    body: Body,
+) -> Result<(StatusCode, Json<crate::agents::RestoreOutcome>), ApiError> {
+    s.core.probed().await;
+    let temp = temp_archive(&s)?;
+    let received = receive(body, &temp).await;
+    let restored = match received {
+        Ok(()) => {
+            let options = crate::agents::RestoreOptions {
+                name: q.name,
+                replace: q.replace.unwrap_or(false),
+            };
+            s.core
+                .agents()
+                .restore_backup(temp.clone(), options)
+                .await
+                .map_err(ApiError::from)
+        }
+        Err(e) => Err(e),
+    };
+    remove_temp(&temp);
+    Ok((StatusCode::CREATED, Json(restored?)))
+}
+
+/// Writes a request's body to `path` (new, 0600), at most [`MAX_ARCHIVE_BODY`].
+async fn receive(body: Body, path: &std::path::Path) -> Result<(), ApiError> {
+    use tokio::io::AsyncWriteExt;
+    let failed = |e: std::io::Error| {
+        ApiError::new(
+            ErrorCode::FolderFailed,
+            format!("could not keep the archive: {e}"),
+        )
+    };
+    let file = crate::agents::new_private_file(path).map_err(ApiError::from)?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut stream = body.into_data_stream();
+    let mut got = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("The archive could not be received: {e}"),
+            )
+        })?;
+        got += chunk.len();
+        if got > MAX_ARCHIVE_BODY {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "The archive is larger than a backup can be.",
+            ));
+        }
+        file.write_all(&chunk).await.map_err(failed)?;
+    }
+    file.sync_all().await.map_err(failed)
+}
+
+async fn list_snapshots(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let snapshots = s.core.agents().snapshots(parse_id(&id)?)?;
+    Ok(Json(json!({ "snapshots": snapshots })))
+}
+
+/// `POST /agents/{id}/snapshots/{name}/restore`: the agent replaced by its
+/// snapshot (a snapshot of it as it is now kept first).
+async fn restore_snapshot(
+    State(s): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<crate::agents::RestoreOutcome>, ApiError> {
+    let id = parse_id(&id)?;
+    let agent = s.core.agents().get(id).ok_or(AgentError::NotFound)?;
+    let file = s.core.agents().snapshot_file(id, &name)?;
+    let options = crate::agents::RestoreOptions {
+        name: Some(agent.name),
+        replace: true,
+    };
+    Ok(Json(s.core.agents().restore_backup(file, options).await?))
 }
 
 #[derive(Deserialize)]

@@ -88,6 +88,8 @@ impl Clawdock {
         crate::store::create_private_dir(&settings.home)
             .map_err(|e| StartError::Home(settings.home.display().to_string(), e))?;
         let lock = InstanceLock::acquire(&settings.home)?;
+        // Ours alone now: what a backup or restore cut short left goes.
+        crate::agents::sweep_leftovers(&settings);
         let tasks = Tasks::default();
         let (events, _) = broadcast::channel(1024);
         let machine = Machine::with_engine(
@@ -130,6 +132,7 @@ impl Clawdock {
         let tasks = this.inner.tasks.clone();
         let probing = this.clone();
         let resync_period = this.inner.settings.resync_period;
+        let update_check = this.inner.settings.update_check;
         let disk_period = this.inner.settings.disk_check_period;
         this.inner.tasks.spawn_background(async move {
             probing.check_podman().await;
@@ -153,6 +156,9 @@ impl Clawdock {
             probing.publish_status();
             agents.resume_crash_loops();
             tasks.spawn_background(agents.clone().reconcile_forever(resync_period));
+            if let Some(every) = update_check {
+                tasks.spawn_background(agents.clone().check_updates_forever(every));
+            }
             tasks.spawn_background(agents.clone().watch_disk(disk_period));
             if restore && !to_restore.is_empty() {
                 // Bring a stopped machine up only when there are agents to bring

@@ -602,6 +602,16 @@ impl Containers {
         }
     }
 
+    /// Every registry digest (`name@sha256:...`) of `image` (a name or an ID);
+    /// none when it has none (built or imported here) or is not on this machine.
+    pub async fn repo_digests(&self, image: &str) -> Result<Vec<String>, PodmanError> {
+        Ok(self
+            .image(image)
+            .await?
+            .and_then(|i| i.repo_digests)
+            .unwrap_or_default())
+    }
+
     /// The registry digest (`name@sha256:...`) of `image` (a name or an ID), the one
     /// whose name matches `named` if several; `None` when the image has none (built
     /// or imported here) or is not on this machine.

@@ -67,6 +67,53 @@ pub fn header_for(files: &[PathBuf], image: &str) -> Option<String> {
     })
 }
 
+/// The user name and password of the user's login for `image`'s registry, from
+/// the first of `files` that has one (for Clawdock's own requests to the
+/// registry: the newer-image check).
+pub fn basic_login(files: &[PathBuf], image: &str) -> Option<(String, String)> {
+    let keys = lookup_keys(image)?;
+    files
+        .iter()
+        .find_map(|file| login_in(file, &keys))
+        .filter(|login| !login.username.is_empty())
+        .map(|login| (login.username, login.password))
+}
+
+/// Every secret the login files hold (encoded logins, their passwords, identity
+/// tokens): what a support bundle must not carry.
+pub fn secrets_in(files: &[PathBuf]) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read(file) else {
+            continue;
+        };
+        let Ok(parsed) = serde_json::from_slice::<AuthFile>(&text) else {
+            continue;
+        };
+        for entry in parsed.auths.values() {
+            for secret in [&entry.auth, &entry.identitytoken] {
+                if !secret.trim().is_empty() {
+                    secrets.push(secret.trim().to_string());
+                }
+            }
+            if let Some((_, password)) = STANDARD
+                .decode(entry.auth.trim())
+                .ok()
+                .and_then(|d| String::from_utf8(d).ok())
+                .and_then(|d| {
+                    d.split_once(':')
+                        .map(|(u, p)| (u.to_string(), p.to_string()))
+                })
+            {
+                if !password.is_empty() {
+                    secrets.push(password);
+                }
+            }
+        }
+    }
+    secrets
+}
+
 /// What the engine is handed: Docker's `AuthConfig`.
 #[derive(serde::Serialize, Debug, PartialEq)]
 struct Login {

@@ -74,7 +74,22 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "CLAWDOCK_AGENT_MEMORY",
         "memory limit of new agents' containers, in MiB (default 2048)",
     ),
+    (
+        "CLAWDOCK_SNAPSHOTS",
+        "snapshots kept per agent, taken before each update, edit and limits change (default 5; 0: none)",
+    ),
+    (
+        "CLAWDOCK_UPDATE_CHECK_SECS",
+        "how often the registry is asked for a newer agent image (default 86400; 0: never)",
+    ),
 ];
+
+/// Snapshots kept per agent unless `CLAWDOCK_SNAPSHOTS` says: enough to step back
+/// over a few changes, few enough that the keys they hold do not pile up.
+pub const SNAPSHOTS_KEPT: usize = 5;
+/// How often the registry is asked for a newer image: about daily, as package
+/// managers' update notices do.
+pub const UPDATE_CHECK_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Everything configurable, with defaults. Built by [`Settings::from_env`] in the app,
 /// and by hand in tests.
@@ -115,6 +130,12 @@ pub struct Settings {
     /// Where the user's registry logins are (`podman login`'s files), handed to
     /// the engine with a pull.
     pub registry_auth_files: Vec<PathBuf>,
+    /// Snapshots kept per agent (taken before every update, edit and limits
+    /// change, in `<data folder>/snapshots/<agent id>/`); 0: none taken.
+    pub snapshots_kept: usize,
+    /// How often the registry is asked whether an agent's image has a newer
+    /// build (a HEAD of its manifest, no pull); `None`: never.
+    pub update_check: Option<Duration>,
 }
 
 /// A setting that could not be read.
@@ -145,6 +166,8 @@ impl Settings {
             engine_socket: None,
             user_engine_socket: crate::engine::socket::user_socket(),
             registry_auth_files: crate::registry_auth::default_files(),
+            snapshots_kept: SNAPSHOTS_KEPT,
+            update_check: Some(UPDATE_CHECK_PERIOD),
         }
     }
 
@@ -202,10 +225,27 @@ impl Settings {
                 ))
             })?;
         }
+        if let Some(v) = var("CLAWDOCK_SNAPSHOTS") {
+            s.snapshots_kept = v.parse().ok().filter(|n| *n <= 100).ok_or_else(|| {
+                SettingsError(format!(
+                    "CLAWDOCK_SNAPSHOTS is how many snapshots to keep per agent (0 to 100), not `{v}`"
+                ))
+            })?;
+        }
+        if let Some(v) = var("CLAWDOCK_UPDATE_CHECK_SECS") {
+            let every = seconds("CLAWDOCK_UPDATE_CHECK_SECS", &v)?;
+            s.update_check = (!every.is_zero()).then_some(every);
+        }
         if let Some(v) = var("CLAWDOCK_AGENT_MEMORY") {
             s.agent_memory_mib = mib_within("CLAWDOCK_AGENT_MEMORY", &v, &AGENT_MEMORY_LIMIT_MIB)?;
         }
         Ok(s)
+    }
+
+    /// `<data folder>/snapshots`: one folder per agent (0700), its snapshots
+    /// in it (0600).
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.home.join("snapshots")
     }
 
     pub fn agents_file(&self) -> PathBuf {

@@ -540,6 +540,20 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates a folder only its owner can enter, failing if anything is there
+/// already (its parent must exist).
+#[cfg(unix)]
+pub fn create_private_dir_new(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().mode(0o700).create(path)
+}
+
+/// Elsewhere the folder's access is its parent's (the data folder's).
+#[cfg(not(unix))]
+pub fn create_private_dir_new(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().create(path)
+}
+
 /// A plain stopped agent for unit tests; tests change the fields they are about.
 #[cfg(test)]
 pub(crate) fn sample_record(name: &str) -> AgentRecord {

@@ -98,6 +98,19 @@ pub struct AgentView {
     /// container reaches it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// The registry has a newer build of the agent's image (Update moves it there).
+    #[serde(default)]
+    pub update_available: bool,
+}
+
+/// What the tray says once of agents whose image has a newer build ("2 agents
+/// have an update"); `None` when none has.
+pub fn updates_line(agents: &[AgentView]) -> Option<String> {
+    match agents.iter().filter(|a| a.update_available).count() {
+        0 => None,
+        1 => Some("1 agent has an update".into()),
+        n => Some(format!("{n} agents have an update")),
+    }
 }
 
 /// An agent whose gateway keeps dying, as clients see it.

@@ -296,7 +296,97 @@ async fn a_registry_that_asks_for_a_login_gets_the_users_login() {
         "blobs went to the logged-in engine: {:?}",
         registry.served()
     );
+    // Issue 32: the newer-image check asks this registry with the same login.
+    let asked = registry.served().len();
+    agents.check_updates().await;
+    let heads: Vec<String> = registry.served()[asked..].to_vec();
+    assert_eq!(
+        heads.last().map(String::as_str),
+        Some("HEAD /v2/private/clawdock-test-pull-login/manifests/latest"),
+        "the check's HEAD went through with the login: {heads:?}"
+    );
+    assert!(!agents.get(started.id).expect("agent").update_available);
     agents.delete(started.id).await.expect("delete");
+    core.shutdown().await;
+}
+
+/// Issue 32, item 3: the newer-image notice. The registry's manifest digest (a
+/// HEAD, no pull) is compared with the image the agent runs: no notice while the
+/// tag names that build, a notice (on the agent, and the tray's one line) once a
+/// newer build is pushed to the tag, with no blob fetched and the agent's image
+/// unchanged; a registry gone away (offline) changes nothing and fails nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_build_on_the_registry_is_noticed_without_a_pull() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let build = tempfile::tempdir().expect("tmp");
+    let folder = |name: &str| {
+        let dir = build.path().join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    };
+    let first = random_image(&folder("a"), "notice-a");
+    let newer = random_image(&folder("b"), "notice-b");
+    let registry = Registry::serve(&first, 100_000_000).await;
+    let image = format!("{}/clawdock-test-notice:latest", registry.host());
+    let _gone = ImageGone(image.clone());
+    let home = Home::new();
+    let engine = engine_for(&home, &registry).await;
+    let mut settings = settings_on(&home, &image, &engine);
+    settings.update_check = None;
+    let core = Clawdock::start(settings).await.expect("core");
+    let agents = core.agents();
+    let agent = agents
+        .create_and_wait(named("noticed"))
+        .await
+        .expect("create");
+    let image_id = support::images::image_id(&image).expect("pulled");
+    // What the create's pull asked; everything after is the checks'.
+    let pulled = registry.served().len();
+
+    agents.check_updates().await;
+    let seen = agents.get(agent.id).expect("agent");
+    assert!(!seen.update_available, "the tag names the build it runs");
+    let heads = |r: &Registry| {
+        r.served()
+            .iter()
+            .filter(|s| s.starts_with("HEAD ") && s.contains("/manifests/latest"))
+            .count()
+    };
+    assert_eq!(heads(&registry), 1, "{:#?}", registry.served());
+
+    registry.serve_instead(&newer);
+    let began = Instant::now();
+    agents.check_updates().await;
+    eprintln!(
+        "one newer-image check (a HEAD on loopback): {:?}",
+        began.elapsed()
+    );
+    let seen = agents.get(agent.id).expect("agent");
+    assert!(seen.update_available, "a newer build on the tag");
+    assert_eq!(
+        clawdock_core::view::updates_line(&agents.list()).as_deref(),
+        Some("1 agent has an update")
+    );
+    let asked: Vec<String> = registry.served()[pulled..].to_vec();
+    assert!(
+        asked
+            .iter()
+            .all(|s| s.starts_with("HEAD ") && s.contains("/manifests/latest")),
+        "manifest HEADs only, no blob and no manifest fetched (no pull): {asked:#?}"
+    );
+    assert_eq!(asked.len(), 2, "{asked:#?}");
+    assert_eq!(
+        support::images::image_id(&image),
+        Some(image_id),
+        "the image is unchanged"
+    );
+
+    drop(registry);
+    agents.check_updates().await;
+    assert!(
+        agents.get(agent.id).expect("agent").update_available,
+        "offline: the last answer stands, nothing fails"
+    );
     core.shutdown().await;
 }
 

@@ -110,7 +110,10 @@ pub fn model(state: &MenuState<'_>) -> Vec<Item> {
         .agents
         .iter()
         .any(|a| a.status == AgentStatus::Running || a.activity.is_some());
-    let mut items = vec![Item::Label(status_line(state)), Item::Separator];
+    let mut items = vec![Item::Label(status_line(state))];
+    // Said once for all agents; the window says which (issue 32).
+    items.extend(clawdock_core::view::updates_line(state.agents).map(Item::Label));
+    items.push(Item::Separator);
     if state.status.setup_needed() {
         items.push(button("Set up Podman...", Action::SetupPodman, !quitting));
     }
@@ -327,7 +330,41 @@ mod tests {
             disk_used_mib: None,
             model_id: None,
             base_url: None,
+            update_available: false,
         }
+    }
+
+    /// Issue 32: agents whose image has a newer build are said once, under the
+    /// status line; none, no line.
+    #[test]
+    fn the_menu_says_once_how_many_agents_have_an_update() {
+        let ready = status(RuntimeState::Ready, Mode::Native);
+        let mut agents = vec![
+            agent("a", AgentStatus::Running, None),
+            agent("b", AgentStatus::Stopped, None),
+            agent("c", AgentStatus::Running, None),
+        ];
+        let labels = |agents: &[AgentView]| -> Vec<String> {
+            model(&MenuState {
+                status: &ready,
+                agents,
+                stopping: None,
+                launch_at_login: None,
+            })
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Label(l) => Some(l),
+                _ => None,
+            })
+            .collect()
+        };
+        assert_eq!(labels(&agents), ["2 of 3 agents running"]);
+        agents[0].update_available = true;
+        agents[1].update_available = true;
+        assert_eq!(
+            labels(&agents),
+            ["2 of 3 agents running", "2 agents have an update"]
+        );
     }
 
     fn chrono_now() -> chrono::DateTime<chrono::Utc> {

@@ -9,8 +9,8 @@ use super::{AgentError, Agents};
 use crate::machine::Mode;
 
 impl Agents {
-    /// Removes the container (with its anonymous volumes), the agent folder and the
-    /// record. `deleting` is saved first, so a crash half-way is finished at the
+    /// Removes the container (with its anonymous volumes), the agent folder, its
+    /// snapshots (they hold its keys) and the record. `deleting` is saved first, so a crash half-way is finished at the
     /// next start.
     pub async fn delete(&self, id: Uuid) -> Result<(), AgentError> {
         self.detached(move |this| async move {
@@ -79,7 +79,7 @@ impl Agents {
                 .map_err(|e| AgentError::Folder(format!("could not remove {}: {e}", dir.display())))
         })
         .await;
-        if let Err(err) = removed {
+        if let Err(err) = removed.and_then(|()| self.remove_snapshots(id)) {
             // Half-way: the container is gone, the folder is not. The agent comes
             // back into view with the error, and a delete can be tried again.
             return self.delete_failed(id, err).await;

@@ -89,12 +89,16 @@ impl Agents {
         };
         let running = current.live.container == Container::Running
             || current.record.status == AgentStatus::Running;
+        // The config as it was (the key being replaced included), before anything
+        // is written; without it the edit does not begin.
+        let log = self.log_ring(id)?;
+        self.snapshot(&current.record, running, id, "edit", &log)
+            .await?;
         if !running {
             self.rewrite_provider(&current.record, &provider).await?;
             return self.get(id).ok_or(AgentError::NotFound);
         }
         self.transition(id, Input::Begin(Op::Restart))?;
-        let log = self.log_ring(id)?;
         log.push("Restarting agent with new settings...");
         let journal = Journal {
             op: JournalOp::Edit,

@@ -46,6 +46,14 @@ pub enum ErrorCode {
     /// The agents' proxy relay (which keeps the proxy's credentials on the host)
     /// could not start.
     ProxyFailed,
+    /// An archive a restore refuses (a member that climbs out, a link pointing
+    /// out, a device, a manifest that does not match).
+    BadArchive,
+    /// An archive, or an agent's files, past a backup's bounds.
+    TooLarge,
+    /// The snapshot an update, edit or limits change takes first could not be
+    /// written: the operation did not begin.
+    SnapshotFailed,
     // Codes of the API's own edges.
     Unauthorized,
     Forbidden,
@@ -118,6 +126,16 @@ pub enum AgentError {
     },
     #[error(transparent)]
     ProxyRelay(#[from] crate::proxy_relay::RelayError),
+    /// A backup or a restore that did not happen.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    /// The snapshot before an operation could not be kept; the operation did not
+    /// begin.
+    #[error(
+        "Could not keep a snapshot of the agent before the {what} ({cause}); nothing was changed. \
+         Free some disk space, or set CLAWDOCK_SNAPSHOTS=0 to go on without snapshots."
+    )]
+    Snapshot { what: &'static str, cause: String },
     #[error("Internal error: {0}")]
     Internal(String),
 }
@@ -219,6 +237,10 @@ impl AgentError {
             Self::Gateway(_) | Self::ImageGone => ErrorCode::GatewayFailed,
             Self::Advised { code, .. } => *code,
             Self::ProxyRelay(_) => ErrorCode::ProxyFailed,
+            Self::Archive(crate::archive::ArchiveError::Refused(_)) => ErrorCode::BadArchive,
+            Self::Archive(crate::archive::ArchiveError::TooLarge(_)) => ErrorCode::TooLarge,
+            Self::Archive(crate::archive::ArchiveError::Io { .. }) => ErrorCode::FolderFailed,
+            Self::Snapshot { .. } => ErrorCode::SnapshotFailed,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

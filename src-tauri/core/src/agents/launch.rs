@@ -20,11 +20,16 @@ impl Agents {
     /// Waits until the engine answers (starting the machine if needed); the
     /// shutdown cuts the wait short.
     pub(super) async fn ensure_runtime(&self, id: Uuid) -> Result<(), AgentError> {
-        self.unless_interrupted(id, async {
-            self.machine().ensure_ready().await?;
-            Ok(())
-        })
-        .await?;
+        self.unless_interrupted(id, self.runtime_ready()).await
+    }
+
+    /// [`Agents::ensure_runtime`] for work that has no agent yet (a restore
+    /// checks the engine before it writes anything); the shutdown cuts it short.
+    pub(super) async fn runtime_ready(&self) -> Result<(), AgentError> {
+        tokio::select! {
+            ready = self.machine().ensure_ready() => ready?,
+            () = self.inner.tasks.closed() => return Err(AgentError::ShuttingDown),
+        }
         let containers = self.containers().clone();
         let native_linux = self.machine().mode() == Mode::Native && cfg!(target_os = "linux");
         // Kept once known; a failure is not kept: the next operation asks again.

@@ -45,6 +45,16 @@ impl Agents {
             provider,
             token,
         } = change;
+        let log = self.log_ring(id)?;
+        let running = current.live.container == Container::Running
+            || current.record.status == AgentStatus::Running;
+        // Before anything changes (the swap's journal included); without it the
+        // change does not begin. A new token changes no file of the agent's: no
+        // snapshot for it.
+        if token.is_none() {
+            self.snapshot(&current.record, running, id, "limits", &log)
+                .await?;
+        }
         let record = crate::store::AgentRecord {
             memory_mib: Some(limits.memory_mib),
             cpus: limits.cpus,
@@ -72,7 +82,6 @@ impl Agents {
             }
             Ok(())
         };
-        let log = self.log_ring(id)?;
         let rewrite = async {
             if let Some(provider) = provider {
                 // Written while the gateway is down: it may write the file itself.
@@ -85,8 +94,6 @@ impl Agents {
             self.config_can_be_handed_over(&record).await?;
             Ok::<_, AgentError>(self.current(id).await?)
         };
-        let running =
-            current.live.container == Container::Running || record.status == AgentStatus::Running;
         self.transition(
             id,
             Input::Begin(if running { Op::Restart } else { Op::Update }),

@@ -25,6 +25,22 @@ use crate::store::{AgentRecord, AgentStatus, Store, StoreError, Wanted};
 use crate::tasks::Tasks;
 use crate::view::{Activity, AgentView};
 
+/// A new agent's settings, made by a create or a restore.
+pub(super) struct NewAgent {
+    pub id: Uuid,
+    pub name: String,
+    pub provider_type: Option<String>,
+    /// A custom provider's base URL as Clawdock wrote it (the record keeps it).
+    pub provider_base_url: Option<String>,
+    pub image: String,
+    /// The image pinned by ID (a restore's, when the engine has it).
+    pub image_id: Option<String>,
+    pub memory_mib: u64,
+    pub cpus: Option<f64>,
+    /// The agent's disk limit (its folders, layer and log).
+    pub disk_mib: u64,
+}
+
 /// Lines of a crashed gateway's output kept in the view.
 const CRASH_LOG_LINES: usize = 10;
 
@@ -356,52 +372,87 @@ impl Agents {
         cpus: Option<f64>,
         disk_mib: u64,
     ) -> Result<AgentView, AgentError> {
+        let shown = |port| {
+            definition::provider_input_of_config(&definition::openclaw_config(port, provider))
+        };
+        self.insert_creating(
+            NewAgent {
+                id,
+                name,
+                provider_type: provider.type_name(),
+                provider_base_url: provider.base_url().map(str::to_string),
+                image: self.settings().agent_image.clone(),
+                image_id: None,
+                memory_mib,
+                cpus,
+                disk_mib,
+            },
+            provider.notice(),
+            shown,
+        )
+    }
+
+    /// Records an agent a restore made (its folder is in place) as `creating`,
+    /// with a port no other agent holds and a fresh gateway token.
+    pub(super) fn record_restored(
+        &self,
+        new: NewAgent,
+        config: &serde_json::Value,
+    ) -> Result<AgentView, AgentError> {
+        let shown = |_| definition::provider_input_of_config(config);
+        self.insert_creating(new, None, shown)
+    }
+
+    fn insert_creating(
+        &self,
+        new: NewAgent,
+        notice: Option<String>,
+        shown: impl FnOnce(u16) -> definition::ProviderInput,
+    ) -> Result<AgentView, AgentError> {
+        let id = new.id;
         let view = {
             let mut entries = self.entries();
             if entries
                 .values()
-                .any(|e| e.state.record.name.eq_ignore_ascii_case(&name))
+                .any(|e| e.state.record.name.eq_ignore_ascii_case(&new.name))
             {
-                return Err(AgentError::Duplicate(name));
+                return Err(AgentError::Duplicate(new.name));
             }
             let held: Vec<u16> = entries.values().map(|e| e.state.record.port).collect();
             let port = super::ports::free_port(self.settings().first_agent_port, &held)?;
             let record = AgentRecord {
                 id,
-                name,
+                name: new.name,
                 status: AgentStatus::Creating,
                 port,
                 dir: definition::agent_dir(&self.settings().agents_dir(), &id),
                 token: super::identity::random_hex(32),
                 created_at: Utc::now(),
                 error: None,
-                provider_type: provider.type_name(),
-                provider_base_url: provider.base_url().map(str::to_string),
+                provider_type: new.provider_type,
+                provider_base_url: new.provider_base_url,
                 wanted: Wanted::Running,
                 running_at_quit: false,
                 deleting: false,
-                image: self.settings().agent_image.clone(),
-                memory_mib: Some(memory_mib),
-                cpus,
-                disk_mib: Some(disk_mib),
+                image: new.image,
+                memory_mib: Some(new.memory_mib),
+                cpus: new.cpus,
+                disk_mib: Some(new.disk_mib),
                 rejected_image: None,
                 generation: None,
-                image_id: None,
+                image_id: new.image_id,
                 journal: None,
                 crash: None,
                 healthy_since: None,
                 extra: serde_json::Map::new(),
             };
             let memory_notice = self.memory_notice(entries.len() + 1);
-            let shown = definition::provider_input_of_config(&definition::openclaw_config(
-                record.port,
-                provider,
-            ));
+            let shown = shown(record.port);
             let mut state = AgentState::new(record);
             state.live.activity = Some(Activity::Creating);
             state.live.model_id = shown.model_id;
             state.live.base_url = shown.base_url;
-            state.live.notice = match (provider.notice(), memory_notice) {
+            state.live.notice = match (notice, memory_notice) {
                 (Some(a), Some(b)) => Some(format!("{a} {b}")),
                 (a, b) => a.or(b),
             };

@@ -109,6 +109,9 @@ pub struct Live {
     /// load, create and edit): shown in Settings, never the key.
     pub model_id: Option<String>,
     pub base_url: Option<String>,
+    /// The registry has a newer build of the agent's image than the one it runs
+    /// (asked at launch and about daily; cleared by an update).
+    pub update_available: bool,
 }
 
 impl Default for Live {
@@ -128,6 +131,7 @@ impl Default for Live {
             disk_used: None,
             model_id: None,
             base_url: None,
+            update_available: false,
         }
     }
 }
@@ -256,6 +260,10 @@ pub enum Input {
     /// A delete that cannot finish now (the engine is away): the agent stays
     /// hidden, marked `deleting`, until the next listing finishes it.
     DeletePostponed,
+    /// The agent's registry was asked whether its image has a newer build.
+    UpdateChecked {
+        newer: bool,
+    },
     /// The dead gateway's last lines, read after its death, for the view.
     CrashLogs {
         lines: Vec<String>,
@@ -443,6 +451,7 @@ impl AgentState {
             disk_used_mib: self.live.disk_used.map(|b| b.div_ceil(1024 * 1024)),
             model_id: self.live.model_id.clone(),
             base_url: self.live.base_url.clone(),
+            update_available: self.live.update_available,
         }
     }
 }
@@ -663,12 +672,19 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
                 observe(s, container, None, now, &mut effects);
             }
         }
-        Input::ImageRejected { image_id } => r.rejected_image = image_id,
+        Input::ImageRejected { image_id } => {
+            // An update that took (`None`) runs the newest build: no notice.
+            if image_id.is_none() {
+                live.update_available = false;
+            }
+            r.rejected_image = image_id;
+        }
         Input::DeletePostponed => {
             if r.deleting {
                 live.activity = None;
             }
         }
+        Input::UpdateChecked { newer } => live.update_available = newer,
         Input::CrashLogs { lines } => {
             if let Some(c) = live.crash.as_mut() {
                 c.last_logs = lines;
@@ -2091,5 +2107,34 @@ mod tests {
         );
         apply_now(&mut s, Input::Journaled(None));
         assert_eq!(s.record.journal, None);
+    }
+
+    /// Issue 32: the newer-image notice is the registry's answer until an update
+    /// takes; it changes nothing else of the agent.
+    #[test]
+    fn the_update_notice_follows_the_registry_and_an_update_clears_it() {
+        let mut s = AgentState::new(crate::store::sample_record("a"));
+        let record = s.record.clone();
+        apply_now(&mut s, Input::UpdateChecked { newer: true });
+        assert!(s.view_at(t(100)).update_available);
+        assert_eq!(s.record, record, "nothing saved");
+        apply_now(
+            &mut s,
+            Input::ImageRejected {
+                image_id: Some("sha256:bad".into()),
+            },
+        );
+        assert!(
+            s.live.update_available,
+            "a rolled-back update leaves the newer image out"
+        );
+        apply_now(&mut s, Input::ImageRejected { image_id: None });
+        assert!(
+            !s.live.update_available,
+            "an update that took runs the newest"
+        );
+        apply_now(&mut s, Input::UpdateChecked { newer: true });
+        apply_now(&mut s, Input::UpdateChecked { newer: false });
+        assert!(!s.view_at(t(100)).update_available);
     }
 }

@@ -85,6 +85,7 @@ impl Agents {
                 if found.is_some() {
                     log.push(format!("{} is up to date", record.image));
                 }
+                self.transition(id, Input::UpdateChecked { newer: false })?;
                 return unchanged(self);
             }
             Err(e) => {
@@ -102,6 +103,16 @@ impl Agents {
             return Err(e);
         }
         let was_running = old.state == Container::Running;
+        // The way back if the new image is not wanted after all, taken before the
+        // swap's journal is written; without it the update does not begin.
+        if let Err(e) = self
+            .snapshot(&record, was_running, id, "update", &log)
+            .await
+        {
+            log.push(format!("Update failed: {e}"));
+            self.transition(id, Input::Ended)?;
+            return Err(e);
+        }
         log.push(format!("Updating to the newest {}...", record.image));
         let plan = Plan {
             why: SwapWhy::Update,

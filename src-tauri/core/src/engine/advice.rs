@@ -59,12 +59,12 @@ pub fn for_text(stderr: &str) -> Option<String> {
     {
         return Some(format!(
             "Clawdock could not reach {from}. Check your internet connection (and any proxy \
-             or VPN), then press Start to try again."
+             or VPN), then try again."
         ));
     }
     if has(&["address already in use", "port is already allocated"]) {
         return Some(
-            "The agent's port is taken by another program. Press Start again: Clawdock \
+            "The agent's port is taken by another program. Start the agent again: Clawdock \
              moves the agent to a free port."
                 .into(),
         );

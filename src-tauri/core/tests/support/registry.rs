@@ -16,13 +16,15 @@ use serde_json::Value;
 
 pub struct Registry {
     port: u16,
+    layout: Arc<Layout>,
     served: Arc<Mutex<Vec<String>>>,
     sending: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 struct Layout {
-    dir: PathBuf,
+    /// The OCI layout served now (a test swaps it for a newer build).
+    dir: Mutex<PathBuf>,
     bytes_per_sec: usize,
     served: Arc<Mutex<Vec<String>>>,
     /// Blob bodies being sent now: one less when the client hangs up.
@@ -67,7 +69,7 @@ impl Registry {
         let served = Arc::new(Mutex::new(Vec::new()));
         let sending = Arc::new(AtomicUsize::new(0));
         let layout = Arc::new(Layout {
-            dir: dir.to_path_buf(),
+            dir: Mutex::new(dir.to_path_buf()),
             bytes_per_sec,
             served: served.clone(),
             sending: sending.clone(),
@@ -80,9 +82,10 @@ impl Registry {
                 )
             }),
         });
+        let served_layout = layout.clone();
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: axum::http::HeaderMap| {
-                let layout = layout.clone();
+                let layout = served_layout.clone();
                 async move {
                     let given = headers
                         .get(header::AUTHORIZATION)
@@ -107,10 +110,17 @@ impl Registry {
         });
         Self {
             port,
+            layout,
             served,
             sending,
             task,
         }
+    }
+
+    /// Serves the image of the OCI layout at `dir` from now on, under the same
+    /// names: a newer build pushed to the same tag.
+    pub fn serve_instead(&self, dir: &Path) {
+        *self.layout.dir.lock().expect("layout") = dir.to_path_buf();
     }
 
     /// `host:port`, as an image name begins.
@@ -136,6 +146,10 @@ impl Drop for Registry {
 }
 
 impl Layout {
+    fn dir(&self) -> PathBuf {
+        self.dir.lock().expect("layout").clone()
+    }
+
     fn note(&self, method: &Method, what: &str) {
         self.served
             .lock()
@@ -162,7 +176,7 @@ impl Layout {
 
     fn manifest(&self, method: &Method, reference: &str) -> Response {
         let index: Value = serde_json::from_slice(
-            &std::fs::read(self.dir.join("index.json")).expect("index.json"),
+            &std::fs::read(self.dir().join("index.json")).expect("index.json"),
         )
         .expect("index");
         let entry = &index["manifests"][0];
@@ -225,7 +239,7 @@ impl Layout {
         if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return None;
         }
-        std::fs::read(self.dir.join("blobs/sha256").join(hex)).ok()
+        std::fs::read(self.dir().join("blobs/sha256").join(hex)).ok()
     }
 }
 
