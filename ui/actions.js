@@ -150,6 +150,31 @@ export function createActions(store) {
     }
   }
 
+  /**
+   * POST /agents/{id}/rotate-token after asking: a new gateway token, for when the
+   * old one leaked. The container is made again with it; whatever holds the old
+   * one (a signed-in dashboard, a client of the gateway) must sign in again.
+   */
+  async function rotateToken(id) {
+    const agent = state.server.agents.get(id);
+    if (!agent || agent.activity || state.local.inflight.has(id)) return;
+    const ok = await confirmDialog({
+      title: `New gateway token for “${agent.name}”?`,
+      text: `For when its token may have leaked. ${agent.name}’s container is made again with a new token${agent.status === 'running' ? ' (it restarts)' : ''}, and its gateway refuses the old one from then on: open its dashboard again, and give the new token to any program that used the old one. Its configuration, workspace and port stay.`,
+      confirm: 'Make a new token',
+    });
+    if (!ok) return;
+    store.setInflight(id, 'rotate-token');
+    try {
+      await state.api.post(agentPath(id, '/rotate-token'));
+      toast(`${agent.name} has a new gateway token.`, { kind: 'ok' });
+    } catch (e) {
+      toast(e.message, { kind: 'error', title: `Could not give ${agent.name} a new token` });
+    } finally {
+      store.setInflight(id, null);
+    }
+  }
+
   /** GET /agents/{id}/export?format=kubernetes: the answer (it holds secrets). */
   function exportKubernetes(id) {
     return state.api.get(agentPath(id, '/export?format=kubernetes'));
@@ -193,7 +218,7 @@ export function createActions(store) {
   }
 
   return {
-    store, act, remove, runtime, create, edit, update, updateAll, cancel, dashboard, exportKubernetes,
+    store, act, remove, runtime, create, edit, update, updateAll, cancel, dashboard, rotateToken, exportKubernetes,
     setLaunchAtLogin, quit,
   };
 }

@@ -68,7 +68,8 @@ function makeRow(actions, dialogs, id) {
       h('button', { class: 'menu-item settings', type: 'button', onclick: () => dialogs.settings.open(id) }, 'Settings…'),
       h('button', { class: 'menu-item update', type: 'button', onclick: () => actions.update(id) }, 'Update'),
       h('button', { class: 'menu-item backups', type: 'button', onclick: () => dialogs.backups.open(id) }, 'Backups…'),
-      h('button', { class: 'menu-item export', type: 'button', onclick: () => dialogs.export.open(id) }, 'Export for Kubernetes…'))));
+      h('button', { class: 'menu-item export', type: 'button', onclick: () => dialogs.export.open(id) }, 'Export for Kubernetes…'),
+      h('button', { class: 'menu-item rotate-token', type: 'button', onclick: () => actions.rotateToken(id) }, 'New gateway token…'))));
   const el = h('li', { class: 'agent', dataset: { id } },
     h('div', { class: 'agent-main' },
       h('div', { class: 'agent-title' }, h('span', { class: 'agent-name' }), badge()),
@@ -186,6 +187,8 @@ function updateRow(el, agent, state) {
   q('.settings').disabled = busy;
   q('.settings').setAttribute('aria-label', `Settings of ${agent.name}`);
   q('.export').setAttribute('aria-label', `Export ${agent.name} for Kubernetes`);
+  q('.rotate-token').disabled = busy;
+  q('.rotate-token').setAttribute('aria-label', `New gateway token for ${agent.name}`);
   q('.backups').setAttribute('aria-label', `Backups of ${agent.name}`);
   q('.more summary').setAttribute('aria-label', `More actions for ${agent.name}`);
   const chat = q('.chat');

@@ -126,6 +126,14 @@ pub enum AgentsCommand {
     /// Cancel an agent's create or start in progress (a cancelled create removes
     /// the agent).
     Cancel { agent: String },
+    /// Give an agent a new gateway token, for when the old one leaked: its
+    /// container is made again with it and the gateway refuses the old one. A
+    /// signed-in dashboard must be opened again.
+    RotateToken {
+        agent: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Open an agent's own dashboard (its Control UI, signed in) in the browser.
     Open {
         agent: String,
@@ -394,6 +402,8 @@ struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// The running instance's data folder (the dashboard's opener page goes there).
+    home: std::path::PathBuf,
 }
 
 impl Client {
@@ -413,6 +423,7 @@ impl Client {
             http,
             base: info.url,
             token: info.token,
+            home: settings.home,
         })
     }
 
@@ -920,6 +931,13 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                 return Err(CliError::Other("some agents were not updated".into()));
             }
         }
+        Request::Agents(AgentsCommand::RotateToken { agent, json }) => {
+            let id = client.resolve(&agent).await?;
+            let out: OneAgent = client
+                .call(Method::POST, &format!("/agents/{id}/rotate-token"), None)
+                .await?;
+            report(&out.agent, json, "New gateway token for");
+        }
         Request::Agents(AgentsCommand::Cancel { agent }) => {
             let id = client.resolve(&agent).await?;
             let out: MaybeAgent = client
@@ -938,7 +956,8 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             let id = client.resolve(&agent).await?;
             let with_token = print && (show_token || std::io::stdout().is_terminal());
             // The opener's command line (xdg-open, the browser) is readable by every
-            // local user: it gets a one-time address, never the token.
+            // local user: it gets the path of a private page holding a one-time
+            // address, never the token nor the address.
             let dashboard: Dashboard = if with_token {
                 client
                     .call(Method::GET, &format!("/agents/{id}/dashboard"), None)
@@ -957,9 +976,9 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
                     );
                 }
             } else {
-                open::that_detached(&dashboard.url).map_err(|e| {
+                crate::browser::open_dashboard(&client.home, &dashboard.url).map_err(|e| {
                     CliError::Other(format!(
-                        "could not open a browser ({e}); `clawdock agents open {agent} --print` prints the address"
+                        "{e}; `clawdock agents open {agent} --print` prints the address"
                     ))
                 })?;
                 crate::say!("Opened the dashboard of {agent}");
@@ -1160,10 +1179,17 @@ async fn dispatch(request: Request) -> Result<(), CliError> {
             if container {
                 path.push_str("&source=container");
             }
+            // The lines are the agent's: to a terminal, its escapes are shown, not
+            // obeyed; a pipe or a file gets them as written.
+            let terminal = std::io::stdout().is_terminal();
             let mut lines = std::pin::pin!(client.stream(&path).await?);
             while let Some(data) = lines.next().await {
                 let line: String = serde_json::from_str(&data).unwrap_or(data);
-                crate::say!("{line}");
+                if terminal {
+                    crate::say!("{}", crate::console::inert(&line));
+                } else {
+                    crate::say!("{line}");
+                }
             }
         }
     }

@@ -32,6 +32,33 @@ fn write_line(to: &mut impl Write, line: std::fmt::Arguments<'_>) -> bool {
         .is_ok()
 }
 
+/// A line someone else wrote (an agent's log) as text a terminal shows but does
+/// not obey: control characters (ESC and the rest of C0 but the tab, DEL, and C1,
+/// among them the one-character CSI) and Unicode's direction controls (which
+/// reorder what is shown) are written out, as `\x1b` and `\u{202e}`. An agent
+/// could otherwise retitle the terminal, rewrite what it shows, or set the
+/// clipboard (OSC 52).
+pub fn inert(line: &str) -> std::borrow::Cow<'_, str> {
+    let obeyed = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !line.contains(obeyed) {
+        return line.into();
+    }
+    let mut shown = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        match c {
+            c if obeyed(c) && u32::from(c) < 0x80 => {
+                shown.push_str(&format!("\\x{:02x}", u32::from(c)));
+            }
+            c if obeyed(c) => shown.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => shown.push(c),
+        }
+    }
+    shown.into()
+}
+
 /// `println!` that cannot panic: the line is lost when stdout is closed (use
 /// [`out`] where that matters).
 #[macro_export]
@@ -94,5 +121,20 @@ mod unix {
             }
             Err(_not_pollable) => std::future::pending::<()>().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inert;
+
+    #[test]
+    fn escapes_and_direction_controls_are_shown_not_obeyed() {
+        assert_eq!(inert("plain\ttext, ünïcode"), "plain\ttext, ünïcode");
+        assert!(matches!(inert("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(
+            inert("a\x1b]0;t\x07b\x1b[2Jc\r\u{9b}d\u{202e}e\u{7f}"),
+            r"a\x1b]0;t\x07b\x1b[2Jc\x0d\u{9b}d\u{202e}e\x7f"
+        );
     }
 }

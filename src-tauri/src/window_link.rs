@@ -34,6 +34,10 @@ pub enum FromWindow {
     /// The user quit from the window's own app menu (macOS: Cmd+Q, Dock > Quit):
     /// the whole app quits, as from the tray.
     Quit,
+    /// The page asked for an agent's dashboard (its one-time address on the API):
+    /// the tray opens it as its own "Open dashboard" does, through a private page
+    /// in the data folder, which the window process does not know.
+    OpenDashboard { link: String },
 }
 
 /// One message as the line that carries it, newline included.
@@ -65,7 +69,13 @@ mod tests {
         assert_eq!(text.matches('\n').count(), 1);
         assert!(text.ends_with('\n'));
         assert_eq!(read::<ToWindow>(&text).expect("read"), open);
-        for message in [FromWindow::Focused { focused: true }, FromWindow::Quit] {
+        for message in [
+            FromWindow::Focused { focused: true },
+            FromWindow::Quit,
+            FromWindow::OpenDashboard {
+                link: "http://127.0.0.1:9105/dashboard/ab".into(),
+            },
+        ] {
             assert_eq!(read::<FromWindow>(&line(&message)).expect("read"), message);
         }
         assert!(read::<FromWindow>("{\"type\":\"nonsense\"}").is_err());

@@ -538,33 +538,27 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
     );
     assert!(find(&entries, "Stop all").enabled);
 
-    // Open dashboard (issue 23): the opener's argv holds a one-time address on the
-    // API, never a gateway token.
+    // Open dashboard (issues 23 and 30): the opener's argv holds only the path of a
+    // private page, which holds a one-time address on the API; never a token.
     click_label(&session, &name, &path, "Open dashboard");
     assert!(
         wait_for(Duration::from_secs(10), || std::fs::read_to_string(&opened)
-            .is_ok_and(|t| t.contains("http"))),
+            .is_ok_and(|t| t.lines().count() >= 2)),
         "the opener was run"
     );
-    let argv = std::fs::read_to_string(&opened).expect("argv");
     let store: serde_json::Value =
         serde_json::from_slice(&std::fs::read(home.path().join("agents.json")).expect("store"))
             .expect("json");
-    for agent in store.as_array().expect("records") {
-        let token = agent["token"].as_str().expect("token");
-        assert!(
-            !argv.contains(token),
-            "a gateway token on the opener's argv: {argv}"
-        );
-    }
-    assert!(!argv.contains("token"), "{argv}");
+    let tokens: Vec<&str> = store
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|agent| agent["token"].as_str().expect("token"))
+        .collect();
+    let link = common::dashboard_page_link(&opened, home.path(), &tokens);
     let api: serde_json::Value =
         serde_json::from_slice(&std::fs::read(home.path().join("api.json")).expect("api"))
             .expect("json");
-    let link = argv
-        .lines()
-        .find(|l| l.starts_with("http://"))
-        .expect("an address");
     assert!(
         link.starts_with(&format!("{}/dashboard/", api["url"].as_str().expect("url"))),
         "{link}"
@@ -579,7 +573,7 @@ fn tray_menu_over_dbus_starts_all_then_quits_leaving_nothing_running() {
                 "/dev/null",
                 "-w",
                 "%{http_code}",
-                link,
+                &link,
             ])
             .output()
             .expect("curl");

@@ -408,9 +408,11 @@ fn visit(url: &str) -> String {
 
 /// Issue 23, item 2: "Open dashboard" gave the opener (`xdg-open`, then the browser)
 /// `http://127.0.0.1:P/#token=<gateway token>`, where every local user reads it in
-/// `/proc/*/cmdline`. Now the opener gets a one-time address on Clawdock's own API.
+/// `/proc/*/cmdline`. Issue 30, item 1: its one-time address was no better there
+/// (whoever fetched it first got the token). Now the opener gets only the path of
+/// a private page, which holds the one-time address.
 #[test]
-fn open_dashboard_puts_no_token_on_any_command_line() {
+fn open_dashboard_puts_nothing_usable_on_any_command_line() {
     common::ensure_images();
     let home = Home::new();
     let _serve = Serve::start_with(home.path(), &[("CLAWDOCK_PORT_BASE", &port_base(1))]);
@@ -451,10 +453,9 @@ fn open_dashboard_puts_no_token_on_any_command_line() {
     );
     assert!(
         wait_for(Duration::from_secs(10), || std::fs::read_to_string(&record)
-            .is_ok_and(|t| t.contains("http"))),
+            .is_ok_and(|t| t.lines().count() >= 2)),
         "the opener was run"
     );
-    let recorded = std::fs::read_to_string(&record).expect("argv");
 
     // The dashboard's own address, as the API gives it to an authenticated caller.
     let dashboard = Command::new("curl")
@@ -473,18 +474,9 @@ fn open_dashboard_puts_no_token_on_any_command_line() {
         .map(|(_, t)| t.to_string())
         .expect("the dashboard's address holds its token");
     assert!(gateway_token.len() >= 32);
-    assert!(
-        !recorded.contains(&gateway_token) && !recorded.contains(&api_token),
-        "a token on the opener's command line: {recorded}"
-    );
-    assert!(!recorded.contains("token"), "{recorded}");
+    let link = common::dashboard_page_link(&record, home.path(), &[&gateway_token, &api_token]);
 
-    // The one-time address works once: a redirect to the dashboard, signed in.
-    let link = recorded
-        .lines()
-        .find(|l| l.starts_with("http://"))
-        .expect("an address")
-        .to_string();
+    // The page's one-time address works once: a redirect to the dashboard, signed in.
     assert!(link.starts_with(&format!("{api}/dashboard/")), "{link}");
     assert_eq!(visit(&link), format!("303 {dashboard}"));
     assert!(visit(&link).starts_with("404"), "used once");
@@ -502,6 +494,30 @@ fn open_dashboard_puts_no_token_on_any_command_line() {
     );
     assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), dashboard);
     assert!(visit(&printed).starts_with("303"));
+
+    // A token that leaked anyway is replaced (the container made again with a new
+    // one; `limits.rs` and `openclaw.rs` prove the rest).
+    let rotated = clawdock(home.path(), &["agents", "rotate-token", name]);
+    let said = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(
+        said.contains(&format!("New gateway token for {name}")),
+        "{said}"
+    );
+    assert!(!said.contains(&gateway_token), "{said}");
+    let shown = clawdock(
+        home.path(),
+        &["agents", "open", name, "--print", "--show-token"],
+    );
+    let shown = String::from_utf8_lossy(&shown.stdout).trim().to_string();
+    assert!(
+        shown.contains("#token=") && !shown.contains(&gateway_token),
+        "a new token: {shown}"
+    );
 }
 
 fn clawdock_id(home: &Path, name: &str) -> String {
@@ -519,4 +535,63 @@ fn clawdock_id(home: &Path, name: &str) -> String {
 /// Agent ports apart from other tests running at the same time.
 fn port_base(slot: u16) -> String {
     (28000 + (std::process::id() % 50) as u16 * 20 + slot * 5).to_string()
+}
+
+/// Issue 30, item 7: `agents logs` printed what the agent wrote as it was, so its
+/// terminal escapes reached the user's terminal: a title change, colours, a
+/// one-byte CSI, an OSC 52 that writes the clipboard. To a terminal they are now
+/// shown as text (`\x1b`); to a pipe or a file the bytes stay as the agent wrote
+/// them.
+#[test]
+fn agents_logs_shows_an_agents_terminal_escapes_as_text_on_a_terminal() {
+    common::ensure_images();
+    let home = Home::new();
+    let _serve = Serve::start_with(home.path(), &[("CLAWDOCK_PORT_BASE", &port_base(2))]);
+    let name = format!("escapes{}", std::process::id());
+    let created = clawdock(home.path(), &["agents", "create", &name]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    // The agent writes to its container's output, as its gateway's log would.
+    let wrote = Command::new("podman")
+        .args(["exec", &format!("clawdock-{name}"), "sh", "-c"])
+        .arg(r#"printf 'PWNED\033]0;title\007\033[31mred\033[0m\302\233\342\200\256end\033]52;c;Y2xpcA==\007\n' > /proc/1/fd/1"#)
+        .status()
+        .expect("podman exec");
+    assert!(wrote.success());
+
+    let piped = clawdock(home.path(), &["agents", "logs", &name, "--container"]);
+    let piped = String::from_utf8_lossy(&piped.stdout).into_owned();
+    assert!(
+        piped.contains("PWNED\x1b]0;title\x07\x1b[31mred"),
+        "to a pipe, as written: {piped:?}"
+    );
+
+    let tty = Command::new("script")
+        .args([
+            "-qefc",
+            &format!("{BIN} agents logs {name} --container"),
+            "/dev/null",
+        ])
+        .env("CLAWDOCK_HOME", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    let shown = String::from_utf8_lossy(&tty.stdout).into_owned();
+    let line = shown
+        .lines()
+        .find(|l| l.contains("PWNED"))
+        .unwrap_or_else(|| panic!("the line is shown: {shown:?}"));
+    assert!(
+        !line.contains(['\x1b', '\x07', '\u{9b}', '\u{202e}']),
+        "escapes reached the terminal: {line:?}"
+    );
+    assert!(
+        line.contains(
+            r"PWNED\x1b]0;title\x07\x1b[31mred\x1b[0m\u{9b}\u{202e}end\x1b]52;c;Y2xpcA==\x07"
+        ),
+        "shown as text: {line:?}"
+    );
 }

@@ -1,6 +1,6 @@
 // Managing an agent from the window (issues 13 and 16) against a real `clawdock
 // serve` on real Podman: Settings edits the provider in place (a blank key keeps the
-// key), Dashboard opens the route's address, the stats stream shows what a running
+// key), Dashboard opens the route's address, New gateway token makes one, the stats stream shows what a running
 // agent costs, Update says "up to date" (test images are localhost/: nothing pulled),
 // a create that pulls its image shows the bytes in the agent's row, and Quit stops
 // Clawdock from the window.
@@ -161,6 +161,17 @@ test('Dashboard, stats and Update on a running agent', async () => {
   const visit = await fetch(opened[0], { redirect: 'manual' });
   assert.equal(visit.status, 303);
   assert.equal(visit.headers.get('location'), url);
+
+  // New gateway token (issue 30): asked first, then the container is made again
+  // with a new token; the old dashboard address no longer carries it.
+  await menuItem(page, name, `New gateway token for ${name}`);
+  const confirm = page.locator('#confirm-dialog');
+  await confirm.getByText('refuses the old one').waitFor();
+  await confirm.getByRole('button', { name: 'Make a new token' }).click();
+  await page.locator('.toast', { hasText: `${name} has a new gateway token.` }).waitFor({ timeout: 60000 });
+  await waitForBadge(page, name, 'Running', 60000);
+  const rotated = (await server.api('GET', `/agents/${agent.id}/dashboard`)).url.split('#token=')[1];
+  assert.ok(rotated && rotated !== token, 'a new token');
 
   // Update: the test image is localhost/, nothing to pull: up to date.
   await menuItem(page, name, `Update ${name}`);

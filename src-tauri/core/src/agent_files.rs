@@ -162,6 +162,122 @@ fn is_link_refusal(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Other
 }
 
+/// Removes the folder `root` and everything in it, however deep the agent nested
+/// it, without following a link: a link (at `root` too) is removed, never its
+/// target. One folder is open at a time, not one per level (std's
+/// `remove_dir_all` held a descriptor per level and failed with "Too many open
+/// files" at about a thousand levels): names are removed with `unlinkat` relative
+/// to the open folder, and the way back up (`..`) is checked against the device and
+/// inode seen on the way down, so a folder moved meanwhile stops the removal
+/// rather than sending it elsewhere. A `root` that is not there is no error.
+/// Blocking.
+#[cfg(unix)]
+pub fn remove_tree(root: &Path) -> io::Result<()> {
+    use rustix::fs::{fstat, open, openat, unlinkat, AtFlags, Mode};
+    use rustix::io::Errno;
+    let folder = match open(root, tree_flags(), Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(()),
+        // A link or a file where the folder was: the name goes, not its target.
+        Err(Errno::LOOP | Errno::NOTDIR) => return std::fs::remove_file(root),
+        Err(e) => return Err(e.into()),
+    };
+    let mut current = folder;
+    // Each folder above `current`: its identity, and the name `current` has in it.
+    let mut above = Vec::new();
+    loop {
+        match empty_but_one_folder(&current)? {
+            Some(name) => {
+                let child = match openat(&current, name.as_c_str(), tree_flags(), Mode::empty()) {
+                    Ok(child) => child,
+                    // Gone, or no longer a folder, since it was listed.
+                    Err(Errno::NOENT) => continue,
+                    Err(Errno::LOOP | Errno::NOTDIR) => {
+                        unlinkat(&current, name.as_c_str(), AtFlags::empty())?;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let here = fstat(&current)?;
+                above.push(((here.st_dev, here.st_ino), name));
+                current = child;
+            }
+            None => {
+                let Some((seen, name)) = above.pop() else {
+                    break;
+                };
+                let parent = openat(&current, c"..", tree_flags(), Mode::empty())?;
+                let there = fstat(&parent)?;
+                if (there.st_dev, there.st_ino) != seen {
+                    return Err(io::Error::other(
+                        "a folder moved while it was being removed; nothing outside it was touched",
+                    ));
+                }
+                unlinkat(&parent, name.as_c_str(), AtFlags::REMOVEDIR)?;
+                current = parent;
+            }
+        }
+    }
+    drop(current);
+    std::fs::remove_dir(root)
+}
+
+/// Elsewhere (Windows): std's `remove_dir_all` for a folder (it removes a link or
+/// junction in it without following it), `remove_file` for anything else.
+#[cfg(not(unix))]
+pub fn remove_tree(root: &Path) -> io::Result<()> {
+    let removed = match std::fs::symlink_metadata(root) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(root),
+        Ok(_) => std::fs::remove_file(root),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// How `remove_tree` opens a folder: never through a link, never blocking on a
+/// FIFO put in its place, not inherited by the processes Clawdock starts.
+#[cfg(unix)]
+fn tree_flags() -> rustix::fs::OFlags {
+    use rustix::fs::OFlags;
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC
+}
+
+/// Removes every entry of the open folder `dir` that is not a folder, up to the
+/// first folder it finds, whose name it returns (`None`: `dir` is empty now).
+/// Listing again from the start after each folder is emptied costs only the
+/// entries still there.
+#[cfg(unix)]
+fn empty_but_one_folder(dir: &rustix::fd::OwnedFd) -> io::Result<Option<std::ffi::CString>> {
+    use rustix::fs::{statat, unlinkat, AtFlags, Dir, FileType};
+    use rustix::io::Errno;
+    for entry in Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            FileType::Unknown => match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            },
+            known => known,
+        };
+        if kind == FileType::Directory {
+            return Ok(Some(name.to_owned()));
+        }
+        match unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}
+
 /// Runs blocking file work on tokio's blocking pool, off the async workers.
 pub async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
 where

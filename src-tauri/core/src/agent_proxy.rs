@@ -1,7 +1,9 @@
 //! How agents reach their providers from behind a company network: the HTTP(S)
 //! proxy and the extra CA bundle handed to every agent's container. Proxy addresses
-//! may carry credentials (`http://user:pass@proxy:3128`): they reach the container
-//! only through podman's environment, and every answer or log shows them masked.
+//! may carry credentials (`http://user:pass@proxy:3128`): those never reach a
+//! container (a prompt-injected agent reads its own environment); an agent gets
+//! the address of Clawdock's relay instead, with a credential of its own
+//! ([`crate::proxy_relay`]), and every answer or log shows them masked.
 
 use std::path::PathBuf;
 
@@ -125,26 +127,51 @@ impl AgentProxy {
         all.join(",")
     }
 
-    /// The secret variables (proxy addresses, which may hold credentials): given to
-    /// podman's environment and named only on its argument line.
-    pub fn secret_env(&self) -> Vec<(&'static str, String)> {
-        let mut env = Vec::new();
+    /// The user's proxies whose addresses carry credentials, which the relay
+    /// passes requests on to (an `https://` proxy it cannot speak to is not
+    /// among them).
+    pub fn upstreams(&self) -> crate::proxy_relay::Upstreams {
+        use crate::proxy_relay::Upstream;
+        crate::proxy_relay::Upstreams {
+            https: self.https_proxy.as_deref().and_then(Upstream::of),
+            http: self.http_proxy.as_deref().and_then(Upstream::of),
+        }
+    }
+
+    /// What one agent's container gets: its proxy variables and the CA bundle.
+    /// `relay`: the relay's address for this agent (its own credential in it),
+    /// which replaces every proxy address that carries credentials; without it
+    /// such an address goes without its credentials, never with them.
+    pub fn for_container(&self, relay: Option<&str>) -> ContainerProxy {
+        let mut env = self.plain_env();
+        let mut proxy = |names: [&'static str; 2], url: &str| {
+            let url = if !has_credentials(url) {
+                from_container(url)
+            } else if let (Some(relay), Some(_)) = (relay, crate::proxy_relay::Upstream::of(url)) {
+                relay.to_string()
+            } else {
+                tracing::warn!(proxy = %mask(url), "the agents' proxy carries credentials the relay cannot pass on (not http://): agents get it without them");
+                from_container(&without_credentials(url))
+            };
+            for name in names {
+                env.push((name, url.clone()));
+            }
+        };
         if let Some(url) = &self.https_proxy {
-            let url = from_container(url);
-            env.push(("HTTPS_PROXY", url.clone()));
-            env.push(("https_proxy", url));
+            proxy(["HTTPS_PROXY", "https_proxy"], url);
         }
         if let Some(url) = &self.http_proxy {
-            let url = from_container(url);
-            env.push(("HTTP_PROXY", url.clone()));
-            env.push(("http_proxy", url));
+            proxy(["HTTP_PROXY", "http_proxy"], url);
         }
-        env
+        ContainerProxy {
+            env,
+            ca_bundle: self.ca_bundle.clone(),
+        }
     }
 
     /// The plain variables: `NO_PROXY`, Node's switch to honour the proxy variables
     /// in `fetch` and `http`, and the CA bundle's path inside the container.
-    pub fn plain_env(&self) -> Vec<(&'static str, String)> {
+    fn plain_env(&self) -> Vec<(&'static str, String)> {
         let mut env = Vec::new();
         if self.has_proxy() {
             let no_proxy = self.no_proxy_value();
@@ -166,6 +193,38 @@ impl AgentProxy {
             ca_bundle: self.ca_bundle.as_ref().map(|p| p.display().to_string()),
             source: self.source,
         }
+    }
+}
+
+/// The proxy variables and CA bundle of one agent's container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerProxy {
+    pub env: Vec<(&'static str, String)>,
+    /// Mounted read-only where `NODE_EXTRA_CA_CERTS` points.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// Whether a proxy address carries a user or a password.
+fn has_credentials(url: &str) -> bool {
+    reqwest::Url::parse(url).map_or_else(
+        |_| mask(url) != url,
+        |u| !u.username().is_empty() || u.password().is_some(),
+    )
+}
+
+/// The address without its user and password.
+fn without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            // Both succeed on an address that has a host, which one with
+            // credentials has.
+            let cleared = u.set_username("").and_then(|()| u.set_password(None));
+            if cleared.is_err() {
+                return String::new();
+            }
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        Err(_) => String::new(),
     }
 }
 
@@ -259,7 +318,7 @@ mod tests {
             ("CLAWDOCK_AGENT_PROXY", "off"),
         ]);
         assert_eq!(off.source, ProxySource::Off);
-        assert!(!off.has_proxy() && off.secret_env().is_empty() && off.plain_env().is_empty());
+        assert!(!off.has_proxy() && off.for_container(None) == ContainerProxy::default());
         let own = from(&[
             ("HTTPS_PROXY", "http://p:1"),
             ("CLAWDOCK_AGENT_PROXY", "http://q:2"),
@@ -269,10 +328,10 @@ mod tests {
 
     #[test]
     fn a_proxy_on_the_hosts_loopback_is_reached_through_the_bridge() {
-        let p = from(&[("HTTPS_PROXY", "http://u:p@127.0.0.1:3128")]);
-        assert!(p.secret_env().contains(&(
+        let p = from(&[("HTTPS_PROXY", "http://127.0.0.1:3128")]);
+        assert!(p.for_container(None).env.contains(&(
             "HTTPS_PROXY",
-            "http://u:p@host.containers.internal:3128".to_string()
+            "http://host.containers.internal:3128".to_string()
         )));
         assert_eq!(
             from_container("http://proxy.corp:8080"),
@@ -290,5 +349,37 @@ mod tests {
         let plain = p.plain_env();
         assert!(plain.contains(&("NO_PROXY", "localhost,127.0.0.1,::1".to_string())));
         assert!(plain.iter().all(|(_, v)| !v.contains("http://p:1")));
+    }
+
+    /// Issue 30, item 3: the proxy's password was in every agent's environment.
+    #[test]
+    fn credentials_never_reach_a_container() {
+        let p = from(&[
+            ("HTTPS_PROXY", "http://alice:s3cret@proxy.corp:3128"),
+            ("HTTP_PROXY", "https://bob:t0p@proxy.corp:443"),
+        ]);
+        assert!(p.upstreams().https.is_some(), "relayed");
+        assert!(p.upstreams().http.is_none(), "an https:// proxy is not");
+        let relay = "http://agent:cred@host.containers.internal:40000";
+        for given in [Some(relay), None] {
+            let env = p.for_container(given).env;
+            assert!(
+                env.iter()
+                    .all(|(_, v)| !v.contains("s3cret") && !v.contains("t0p")),
+                "{env:?}"
+            );
+            assert!(
+                env.contains(&("HTTP_PROXY", "https://proxy.corp".to_string())),
+                "{env:?}"
+            );
+        }
+        assert!(p
+            .for_container(Some(relay))
+            .env
+            .contains(&("https_proxy", relay.to_string())));
+        assert!(p
+            .for_container(None)
+            .env
+            .contains(&("HTTPS_PROXY", "http://proxy.corp:3128".to_string())));
     }
 }

@@ -104,6 +104,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::FolderFailed
         | C::LoginItemFailed
         | C::UpdateFailed
+        | C::ProxyFailed
         | C::SnapshotFailed
         | C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -366,6 +367,7 @@ fn router(state: AppState) -> Router {
             "/agents/{id}/dashboard",
             get(dashboard).post(dashboard_link),
         )
+        .route("/agents/{id}/rotate-token", post(rotate_token))
         .route("/agents/{id}/cancel", post(cancel_agent))
         .route("/agents/{id}/update", post(update_agent))
         .route("/agents/{id}/export", get(export_agent))
@@ -494,7 +496,9 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two secrets are equal, in a time that does not tell how much of them
+/// matched.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -590,6 +594,16 @@ async fn update_all(State(s): State<AppState>) -> Json<serde_json::Value> {
         })
         .collect();
     Json(json!({ "results": results }))
+}
+
+/// `POST /agents/{id}/rotate-token`: a new gateway token, the container made
+/// again with it; the old one is refused from then on.
+async fn rotate_token(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let agent = s.core.agents().rotate_token(parse_id(&id)?).await?;
+    Ok(Json(json!({ "agent": agent })))
 }
 
 async fn cancel_agent(

@@ -2,7 +2,7 @@
 //! mounts and health check, and the sandbox (no capabilities, a read-only root,
 //! bounded memory, CPU and processes), as the engine's create takes it.
 
-use crate::agent_proxy::{AgentProxy, CA_TARGET};
+use crate::agent_proxy::{ContainerProxy, CA_TARGET};
 use crate::cgroup_v1::cgroup_parent;
 use crate::container::{
     HostTraits, LABEL_AGENT, LABEL_GENERATION, LABEL_HOME, LABEL_IMAGE, LABEL_NAME,
@@ -114,7 +114,7 @@ pub fn create_spec(
     time_zone: &str,
     host: HostTraits,
     limits: Limits,
-    proxy: &AgentProxy,
+    proxy: &ContainerProxy,
 ) -> serde_json::Value {
     use serde_json::json;
     let dir = &agent.dir;
@@ -153,8 +153,10 @@ pub fn create_spec(
         }));
     }
     let mut env = serde_json::Map::new();
-    let plain = gateway_env(time_zone).into_iter().chain(proxy.plain_env());
-    for (key, value) in plain.chain(proxy.secret_env()) {
+    let all = gateway_env(time_zone)
+        .into_iter()
+        .chain(proxy.env.iter().cloned());
+    for (key, value) in all {
         env.insert(key.to_string(), json!(value));
     }
     // Secrets travel in the request's body over the socket: no argument line.
@@ -291,7 +293,7 @@ mod tests {
                 pids: PIDS_LIMIT,
                 cpus: Some(1.5),
             },
-            &AgentProxy::default(),
+            &ContainerProxy::default(),
         );
         assert_eq!(spec["name"], "clawdock-x; rm -rf /", "one value, no shell");
         assert_eq!(

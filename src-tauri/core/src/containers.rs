@@ -7,6 +7,7 @@
 //! specified in [`crate::container_spec`].
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::agent_proxy::AgentProxy;
+use crate::agent_proxy::ContainerProxy;
 use crate::container::{
     Container, ContainerId, Details, Footprint, Found, Happened, HostTraits, Recovered,
     LABEL_AGENT, LABEL_GENERATION, LABEL_HOME, LABEL_IMAGE, LABEL_NAME,
@@ -189,7 +190,7 @@ impl Containers {
         host: HostTraits,
         time_zone: &str,
         limits: Limits,
-        proxy: &AgentProxy,
+        proxy: &ContainerProxy,
     ) -> Result<ContainerId, CreateError> {
         #[derive(Deserialize)]
         struct Created {
@@ -689,6 +690,36 @@ impl Containers {
                     after: PULL_TIMEOUT,
                     stderr_tail: String::new(),
                 })
+            })
+    }
+
+    /// The engine's default bridge network (`podman`), which the agents' containers
+    /// are on: the bridge's address on the host, which the containers call
+    /// `host.containers.internal`, and its subnet with the prefix length.
+    pub async fn bridge(&self) -> Result<(IpAddr, IpAddr, u8), PodmanError> {
+        #[derive(Deserialize)]
+        struct Network {
+            #[serde(default)]
+            subnets: Vec<Subnet>,
+        }
+        #[derive(Deserialize)]
+        struct Subnet {
+            subnet: String,
+            gateway: Option<IpAddr>,
+        }
+        let network: Network = self
+            .call_json(Request::get("/networks/podman/json"))
+            .await?;
+        network
+            .subnets
+            .iter()
+            .find_map(|s| {
+                let (net, prefix) = s.subnet.split_once('/')?;
+                Some((s.gateway?, net.parse().ok()?, prefix.parse().ok()?))
+            })
+            .ok_or_else(|| PodmanError::BadOutput {
+                args: "network inspect podman".into(),
+                reason: "the network has no subnet with a gateway".into(),
             })
     }
 

@@ -239,7 +239,7 @@ pub fn render(source: Source<'_>, options: &Options) -> Result<Export, InvalidOp
     manifest("service.yaml", service(&names));
     manifest(
         "networkpolicy.yaml",
-        network_policy(&names, &egress_ports(source.config)),
+        network_policy(&names, &egress_ports(record)),
     );
     files.insert(TOKEN_FILE.into(), record.token.clone());
     files.insert(CONFIG_FILE.into(), source.config.to_string());
@@ -355,30 +355,21 @@ fn service(names: &Names) -> Value {
 }
 
 /// The TCP ports the gateway may reach beyond the cluster: 443, and the port of
-/// every provider `baseUrl` in `openclaw.json` that uses another one.
-pub fn egress_ports(config: &str) -> Vec<u16> {
-    fn walk(value: &Value, out: &mut Vec<u16>) {
-        match value {
-            Value::Object(map) => {
-                for (key, v) in map {
-                    match (key.as_str(), v) {
-                        ("baseUrl" | "baseURL", Value::String(url)) => out.extend(url_port(url)),
-                        _ => walk(v, out),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
+/// the custom provider's base URL as Clawdock recorded it. Never from
+/// `openclaw.json`: the agent writes that file, and would choose what its policy
+/// opens.
+pub fn egress_ports(record: &AgentRecord) -> Vec<u16> {
     let mut ports = vec![443];
-    if let Ok(value) = serde_json::from_str::<Value>(config) {
-        walk(&value, &mut ports);
-    }
+    ports.extend(record.provider_base_url.as_deref().and_then(url_port));
     ports.sort_unstable();
     ports.dedup();
     ports
 }
+
+/// The cluster's DNS, the only DNS the gateway may ask: the pods of `kube-system`
+/// labelled `k8s-app: kube-dns` (CoreDNS keeps the label in kubeadm, kind, k3s,
+/// EKS, GKE and AKS).
+pub const CLUSTER_DNS: (&str, &str) = ("kube-system", "kube-dns");
 
 /// The port a URL connects to: explicit, or its scheme's.
 fn url_port(url: &str) -> Option<u16> {
@@ -397,8 +388,8 @@ fn url_port(url: &str) -> Option<u16> {
     })
 }
 
-/// Ingress to the gateway's port from pods of the namespace only; egress to DNS
-/// and to `ports` anywhere but the cloud metadata addresses.
+/// Ingress to the gateway's port from pods of the namespace only; egress to the
+/// cluster's DNS pods, and to `ports` anywhere but the cloud metadata addresses.
 fn network_policy(names: &Names, ports: &[u16]) -> Value {
     let tcp: Vec<Value> = ports
         .iter()
@@ -417,6 +408,12 @@ fn network_policy(names: &Names, ports: &[u16]) -> Value {
             }],
             "egress": [
                 {
+                    "to": [{
+                        "namespaceSelector": {
+                            "matchLabels": { "kubernetes.io/metadata.name": CLUSTER_DNS.0 },
+                        },
+                        "podSelector": { "matchLabels": { "k8s-app": CLUSTER_DNS.1 } },
+                    }],
                     "ports": [
                         { "protocol": "UDP", "port": 53 },
                         { "protocol": "TCP", "port": 53 },
@@ -652,7 +649,7 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
          | `persistentvolumeclaim.yaml` | `{claim}`, {storage}: the gateway's state folder `{CONFIG_DIR}` with its workspace |\n\
          | `deployment.yaml` | one replica, `Recreate`; an init container copies `{CONFIG_FILE}` from the Secret into the state folder at every start (the gateway rewrites it, so it cannot read it from the read-only Secret) |\n\
          | `service.yaml` | ClusterIP `{app}` on port {GATEWAY_PORT} |\n\
-         | `networkpolicy.yaml` | in: port {GATEWAY_PORT} from pods of `{ns}` only; out: DNS (53 UDP/TCP) and TCP {egress} to any address except the cloud metadata ones ({metadata}) |\n\n\
+         | `networkpolicy.yaml` | in: port {GATEWAY_PORT} from pods of `{ns}` only; out: DNS (53 UDP/TCP) to the cluster's DNS pods only (`{dns_ns}`, `k8s-app: {dns_app}`), and TCP {egress} to any address except the cloud metadata ones ({metadata}) |\n\n\
          ## Apply\n\n\
          ```sh\n\
          kubectl create namespace {ns}   # once per namespace\n\
@@ -698,14 +695,20 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
          \x20     port: 8080\n\
          ```\n\n\
          To reach the gateway from another namespace (an ingress controller), add a \
-         `namespaceSelector` to its `ingress` entry.\n",
+         `namespaceSelector` to its `ingress` entry. A cluster whose DNS is not those \
+         pods (NodeLocal DNSCache, another label) needs the first `egress` entry \
+         changed to match it.\n\n\
+         The ports come from Clawdock's own record of the provider, not from \
+         `{CONFIG_FILE}`, which the agent can rewrite.\n",
         secret = names.secret,
         claim = names.claim,
         storage = options.storage,
         agent = record.name.escape_debug(),
         workspace = record.dir.join("workspace").display(),
         pids = source.limits.pids,
-        egress = egress_ports(source.config)
+        dns_ns = CLUSTER_DNS.0,
+        dns_app = CLUSTER_DNS.1,
+        egress = egress_ports(record)
             .iter()
             .map(u16::to_string)
             .collect::<Vec<_>>()
@@ -726,12 +729,30 @@ fn readme(names: &Names, source: Source<'_>, options: &Options, mapped: bool) ->
         } else {
             String::new()
         },));
-    if source.config.contains("host.containers.internal") {
+    if record
+        .provider_base_url
+        .as_deref()
+        .is_some_and(|url| url.contains("host.containers.internal"))
+    {
         text.push_str(&format!(
             "\n**The provider runs on this computer** (`host.containers.internal` in \
              `{CONFIG_FILE}`): a cluster cannot reach it there. Point its `baseUrl` at an \
              address the cluster reaches before applying.\n"
         ));
+    }
+    let custom = record.provider_type.as_deref().is_some_and(|id| {
+        !crate::agents::definition::BUILT_IN_PROVIDERS
+            .iter()
+            .any(|p| p.id == id)
+    });
+    if custom && record.provider_base_url.is_none() {
+        text.push_str(
+            "\n**Clawdock has no record of this agent's provider address** (the agent was \
+             made by an older version, or recovered from its container): only TCP 443 is \
+             let out. If its provider listens on another port, add it to \
+             `networkpolicy.yaml` (or change the provider once in Clawdock, which records \
+             it, and export again).\n",
+        );
     }
     text
 }
@@ -1031,11 +1052,17 @@ mod tests {
 
     #[test]
     fn a_provider_on_another_port_is_let_out_and_metadata_never() {
-        let config = r#"{"models":{"providers":{"local":{"baseUrl":"http://host.containers.internal:8080/v1"},
-            "cloud":{"baseUrl":"https://api.example.com/v1"},"plain":{"baseUrl":"http://[::1]/v1"}}}}"#;
-        assert_eq!(egress_ports(config), [80, 443, 8080]);
-        assert_eq!(egress_ports("not json"), [443]);
-        let record = record("alpha");
+        // The agent's config names ports of its own: they count for nothing.
+        let config = r#"{"models":{"providers":{"local":{"baseUrl":"http://host.containers.internal:9999/v1"},
+            "cloud":{"baseUrl":"https://api.example.com:7777/v1"}}}}"#;
+        let mut record = record("alpha");
+        assert_eq!(egress_ports(&record), [443], "a built-in provider");
+        record.provider_type = Some("local".into());
+        record.provider_base_url = Some("http://host.containers.internal:8080/v1".into());
+        assert_eq!(egress_ports(&record), [443, 8080]);
+        record.provider_base_url = Some("http://[::1]/v1".into());
+        assert_eq!(egress_ports(&record), [80, 443]);
+        record.provider_base_url = Some("http://host.containers.internal:8080/v1".into());
         let out = render(
             Source {
                 record: &record,
@@ -1053,6 +1080,15 @@ mod tests {
         .expect("render");
         let policy = &out.files["networkpolicy.yaml"];
         assert!(policy.contains("port: 8080"), "{policy}");
+        assert!(
+            !policy.contains("9999") && !policy.contains("7777"),
+            "{policy}"
+        );
+        assert!(policy.contains("k8s-app: \"kube-dns\""), "{policy}");
+        assert!(out.files["README.md"].contains("runs on this computer"));
+        record.provider_base_url = None;
+        let unrecorded = export(&record, &Options::default()).expect("render");
+        assert!(unrecorded.files["README.md"].contains("no record of this agent's provider"));
         assert!(policy.contains("\"169.254.169.254/32\""), "{policy}");
         assert!(out.files["deployment.yaml"].contains("\"ghcr.io/openclaw/openclaw@sha256:0123\""));
         let deployment = &out.files["deployment.yaml"];

@@ -23,6 +23,7 @@ pub mod login_item;
 pub mod machine;
 pub mod meta;
 pub mod progress;
+pub mod proxy_relay;
 pub mod registry_auth;
 pub mod self_update;
 pub mod settings;

@@ -4,7 +4,7 @@
 //! `XDG_CONFIG_HOME` and leaves `Exec` unquoted); on macOS a LaunchAgent and on
 //! Windows the `Run` registry key, through the `auto-launch` crate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The argument the login item passes: the app then starts in the tray only.
 pub const AT_LOGIN_ARG: &str = "--at-login";
@@ -65,6 +65,7 @@ impl LoginItem {
         let file = self.file()?;
         let failed = |e: std::io::Error| LoginItemError(format!("{}: {e}", file.display()));
         if on {
+            refuse_temporary(&self.app)?;
             let entry = desktop_entry(&self.app)?;
             crate::store::write_plain(&file, entry.as_bytes())
                 .map_err(|e| LoginItemError(e.to_string()))
@@ -97,9 +98,55 @@ impl LoginItem {
     }
 
     pub fn set(&self, on: bool) -> Result<(), LoginItemError> {
+        if on {
+            refuse_temporary(&self.app)?;
+        }
         let item = self.platform()?;
         if on { item.enable() } else { item.disable() }.map_err(|e| LoginItemError(e.to_string()))
     }
+}
+
+/// The program the login item starts: the running executable, or, when it runs
+/// from an AppImage's mount (`/tmp/.mount_<random>/...`, gone once the app
+/// quits), the AppImage itself, which its runtime names in `$APPIMAGE`. An
+/// `APPIMAGE` inherited from another AppImage's process does not count when the
+/// executable is not in such a mount.
+pub fn app_to_launch(exe: &Path, appimage: Option<&std::ffi::OsStr>) -> PathBuf {
+    let mounted = exe
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with(".mount_"));
+    match appimage.map(Path::new) {
+        Some(image) if mounted && image.is_absolute() => image.to_path_buf(),
+        _ => exe.to_path_buf(),
+    }
+}
+
+/// Refuses to start at login a program in a temporary place: a folder every local
+/// user may write (`/tmp`, `/var/tmp`, `/dev/shm`, the temporary folder), an
+/// AppImage's mount or macOS's App Translocation copy. Once the app quits, the
+/// path is gone and anyone can put a program there for the next login to run.
+fn refuse_temporary(app: &Path) -> Result<(), LoginItemError> {
+    let shared = [
+        std::env::temp_dir(),
+        PathBuf::from("/tmp"),
+        PathBuf::from("/var/tmp"),
+        PathBuf::from("/dev/shm"),
+        PathBuf::from("/private/tmp"),
+        PathBuf::from("/private/var/tmp"),
+    ];
+    let passing = app.components().any(|c| {
+        let part = c.as_os_str().to_string_lossy();
+        part.starts_with(".mount_") || part == "AppTranslocation"
+    });
+    if passing || shared.iter().any(|dir| app.starts_with(dir)) {
+        return Err(LoginItemError(format!(
+            "Clawdock runs from a temporary place ({}), which is gone once it quits and which \
+             another user could fill; move the app (or the AppImage) to a lasting folder, \
+             such as ~/Applications, and start it from there to launch it at login.",
+            app.display()
+        )));
+    }
+    Ok(())
 }
 
 /// `$XDG_CONFIG_HOME` when set to an absolute path, else `$HOME/.config`.
@@ -149,6 +196,55 @@ fn desktop_entry(app: &std::path::Path) -> Result<String, LoginItemError> {
 #[cfg(all(test, not(any(target_os = "macos", windows))))]
 mod tests {
     use super::*;
+
+    /// Issue 30, item 7: started from an AppImage, the app runs from the image's
+    /// mount, `/tmp/.mount_<random>`, gone once it quits; the entry named that
+    /// path, which another local user can then make and fill (`/tmp` is everyone's).
+    /// The entry must name the AppImage itself (`$APPIMAGE`), and a temporary path
+    /// must be refused, never written.
+    #[test]
+    fn an_appimage_is_launched_by_its_own_path_and_temporary_paths_are_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let autostart = dir.path().join("autostart");
+        let mounted = Path::new("/tmp/.mount_ClawdoA1b2C3/usr/bin/clawdock-app");
+        let image = std::ffi::OsString::from("/home/u/Applications/Clawdock.AppImage");
+        let app = app_to_launch(mounted, Some(&image));
+        assert_eq!(app, Path::new("/home/u/Applications/Clawdock.AppImage"));
+        LoginItem::in_dir(app, autostart.clone())
+            .set(true)
+            .expect("on");
+        let text = std::fs::read_to_string(autostart.join("clawdock.desktop")).expect("entry");
+        assert!(
+            text.contains("Exec=\"/home/u/Applications/Clawdock.AppImage\" --at-login\n"),
+            "{text}"
+        );
+        // An APPIMAGE inherited from another AppImage's process does not count
+        // when this app does not run from a mount.
+        assert_eq!(
+            app_to_launch(Path::new("/usr/bin/clawdock-app"), Some(&image)),
+            Path::new("/usr/bin/clawdock-app")
+        );
+        for temporary in [
+            app_to_launch(mounted, None),
+            app_to_launch(
+                mounted,
+                Some(&std::ffi::OsString::from("/tmp/Clawdock.AppImage")),
+            ),
+            PathBuf::from("/var/tmp/clawdock-app"),
+            PathBuf::from("/dev/shm/x/clawdock-app"),
+            std::env::temp_dir().join("clawdock-app"),
+        ] {
+            let entry = autostart.join("clawdock.desktop");
+            if entry.exists() {
+                std::fs::remove_file(&entry).expect("clean");
+            }
+            let err = LoginItem::in_dir(temporary.clone(), autostart.clone())
+                .set(true)
+                .expect_err("a temporary path is refused");
+            assert!(err.to_string().contains("temporary"), "{err}");
+            assert!(!entry.exists(), "{}: nothing written", temporary.display());
+        }
+    }
 
     #[test]
     fn the_autostart_file_is_written_and_removed() {

@@ -69,6 +69,12 @@ pub struct AgentRecord {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_type: Option<String>,
+    /// A custom provider's base URL as Clawdock wrote it into `openclaw.json` (at
+    /// create or edit). The file is the agent's to rewrite: what Clawdock decides
+    /// from the provider's address (the Kubernetes export's egress) reads this.
+    /// `None`: a built-in provider, none, or a record of an older version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_base_url: Option<String>,
     #[serde(default)]
     pub wanted: Wanted,
     /// Whether the agent was running when the app last quit; cleared once it has
@@ -205,6 +211,9 @@ pub enum SwapWhy {
     /// A container of an older version, made again without what it should not
     /// have (a restart policy).
     Remake,
+    /// A new gateway token (the old one leaked): it is in the container's
+    /// environment, fixed when the container is made.
+    Token,
 }
 
 /// How far a journaled operation got. Until `Committed` an interruption is rolled
@@ -558,6 +567,7 @@ pub(crate) fn sample_record(name: &str) -> AgentRecord {
         created_at: Utc::now(),
         error: None,
         provider_type: None,
+        provider_base_url: None,
         wanted: Wanted::Stopped,
         running_at_quit: false,
         deleting: false,

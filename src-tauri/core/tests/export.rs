@@ -573,8 +573,13 @@ async fn export_and_run(image: &str, memory_mib: u64, health_budget: Duration) {
     let blocks: Vec<Value> = rules
         .iter()
         .flat_map(|r| r["to"].as_array().cloned().unwrap_or_default())
-        .map(|t| t["ipBlock"].clone())
+        .filter_map(|t| t.get("ipBlock").cloned())
         .collect();
+    // DNS only to the cluster's DNS pods.
+    assert_eq!(
+        rules[0]["to"][0]["podSelector"]["matchLabels"]["k8s-app"],
+        "kube-dns"
+    );
     assert_eq!(
         blocks,
         [
@@ -672,5 +677,82 @@ async fn export_and_run(image: &str, memory_mib: u64, health_budget: Duration) {
         .map(|a| a.as_str().expect("s").to_string())
         .collect();
     assert_eq!(args, clawdock_core::container_spec::gateway_command());
+    core.shutdown().await;
+}
+
+/// Issue 30, item 5: the NetworkPolicy let out the port of every `baseUrl` in
+/// `openclaw.json`, a file the agent writes: a prompt-injected agent chose what its
+/// exported policy opens. The ports now come from Clawdock's own record of the
+/// provider (the base URL it was given at create or edit), and DNS goes only to
+/// the cluster's DNS pods, not anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_policy_comes_from_clawdocks_record_not_the_agents_config() {
+    let home = Home::new();
+    let core = Clawdock::start(home.native(IMAGE)).await.expect("core");
+    let name = format!("policy{}", std::process::id() % 10_000);
+    let agent = core
+        .agents()
+        .create_and_wait(CreateRequest {
+            name: name.clone(),
+            provider: clawdock_core::agents::definition::ProviderInput {
+                provider_type: Some("company-llm".into()),
+                base_url: Some("https://llm.example.com:8443/v1".into()),
+                model_id: Some("m1".into()),
+                ..Default::default()
+            },
+            ..CreateRequest::default()
+        })
+        .await
+        .expect("create");
+    // The agent rewrites its config: its provider's port, and one of its own.
+    let path = agent.dir.join("config/openclaw.json");
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("config")).expect("json");
+    config["models"]["providers"]["company-llm"]["baseUrl"] =
+        json!("https://llm.example.com:6666/v1");
+    config["models"]["providers"]["exfil"] = json!({"baseUrl": "http://attacker.example:2222/v1"});
+    std::fs::write(&path, serde_json::to_vec(&config).expect("json")).expect("write");
+
+    let export = core
+        .agents()
+        .export_kubernetes(agent.id, &export::Options::default())
+        .await
+        .expect("export");
+    let policy: Value =
+        serde_yaml::from_str(&export.files["networkpolicy.yaml"]).expect("policy yaml");
+    let rules = policy["spec"]["egress"].as_array().expect("egress").clone();
+    let mut tcp: Vec<u64> = Vec::new();
+    let mut dns = Vec::new();
+    for rule in &rules {
+        for port in rule["ports"].as_array().expect("ports") {
+            let number = port["port"].as_u64().expect("port");
+            if number == 53 {
+                dns.push(rule.clone());
+            } else {
+                tcp.push(number);
+            }
+        }
+    }
+    tcp.sort_unstable();
+    assert_eq!(
+        tcp,
+        [443, 8443],
+        "the recorded provider's port only: {rules:?}"
+    );
+    assert!(!dns.is_empty(), "DNS is let out: {rules:?}");
+    for rule in dns {
+        assert_eq!(
+            rule["to"],
+            json!([{
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }]),
+            "DNS only to the cluster's DNS pods: {rule}"
+        );
+    }
+    assert!(
+        export.files["README.md"].contains("8443") && !export.files["README.md"].contains("6666"),
+        "the README says the same"
+    );
     core.shutdown().await;
 }

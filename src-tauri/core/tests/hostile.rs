@@ -441,3 +441,61 @@ async fn workspace_tarball_logs_and_delete_follow_no_link() {
     a.assert_intact("delete", &[]);
     a.end().await;
 }
+
+/// Issue 30, item 7: the agent made a folder named like the gateway's backups
+/// (`openclaw.json.bak*`) in its config folder. An edit wrote the new key, then
+/// failed removing the "backup" (a folder is no file): the agent kept its old
+/// provider in view and an error, half-way. Now the edit succeeds, every entry of
+/// that name goes (folders with what they hold, links without following them), so
+/// the old key survives in none, and the canary a link points at is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_the_agent_made_as_folders_links_or_fifos_do_not_break_an_edit() {
+    let a = Agent::new("backups").await;
+    let old = EditRequest {
+        provider_type: Some("openai".into()),
+        api_key: Some("sk-old-hostile-key".into()),
+        ..EditRequest::default()
+    };
+    bounded("first key".into(), a.core.agents().edit(a.agent.id, old))
+        .await
+        .expect("the first key");
+    // The agent, as its own user, keeps copies of its config under backup names.
+    podman_out(&[
+        "exec",
+        "clawdock-backups",
+        "sh",
+        "-c",
+        "cd /home/node/.openclaw && mkdir -p openclaw.json.bak.d/deeper \
+         && cp openclaw.json openclaw.json.bak.d/deeper/copy \
+         && cp openclaw.json openclaw.json.bak && mkfifo openclaw.json.bak.fifo",
+    ]);
+    let config = a.agent.dir.join("config");
+    std::os::unix::fs::symlink(&a.canary.path, config.join("openclaw.json.bak.link"))
+        .expect("link");
+    std::os::unix::fs::symlink(
+        a.canary.path.parent().expect("dir"),
+        config.join("openclaw.json.bak.dirlink"),
+    )
+    .expect("link to a folder");
+
+    let edited = bounded("edit".into(), a.core.agents().edit(a.agent.id, key_edit()))
+        .await
+        .expect("the edit goes through");
+    assert_eq!(edited.model_id.as_deref(), Some("gpt-5"), "{edited:?}");
+    assert!(edited.error.is_none(), "{edited:?}");
+    let left: Vec<String> = std::fs::read_dir(&config)
+        .expect("config folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("openclaw.json.bak"))
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "openclaw.json.bak"),
+        "only the gateway's own new backup may be there: {left:?}"
+    );
+    let text = folder_text(&a.home);
+    assert!(!text.contains("sk-old-hostile-key"), "the old key survived");
+    assert!(a.canary.path.exists(), "the link's target stays");
+    a.assert_intact("edit over planted backups", &[&format!("{edited:?}")]);
+    a.end().await;
+}

@@ -284,3 +284,98 @@ async fn a_provider_and_a_limit_change_together() {
         "{config}"
     );
 }
+
+/// Issue 30, item 1: the gateway token never changed, so one that leaked (read
+/// from an opener's command line, a pasted URL) opened the agent for good.
+/// `POST /agents/{id}/rotate-token` makes the container again, through the same
+/// swap as new limits, with a new token in its environment and on record: same
+/// port, limits and workspace; the old token is nowhere in the container, and a
+/// stopped agent has the new one at its next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_token_remakes_the_container_with_a_new_token_and_keeps_the_rest() {
+    use clawdock_core::container_spec::TOKEN_VAR;
+    let api = Api::start().await;
+    let agent_name = name("rotate");
+    let container = format!("clawdock-{agent_name}");
+    let id = api
+        .running_agent(json!({"name": agent_name, "memoryMiB": 640}))
+        .await;
+    let before = inspect(&container);
+    let old = api.gateway_token(&id).await;
+    let view = api.agent(&id).await;
+    let kept = format!("{}/workspace/kept.txt", view["dir"].as_str().expect("dir"));
+    std::fs::write(&kept, "mine").expect("workspace file");
+
+    let path = format!("/agents/{id}/rotate-token");
+    let (status, body) = api.call(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["agent"]["status"], "running", "{body}");
+    assert!(!body.to_string().contains(&old), "no token in the answer");
+    let new = api.gateway_token(&id).await;
+    assert_ne!(new, old, "a new token");
+    assert_eq!(new.len(), 64, "256 random bits");
+    let after = inspect(&container);
+    assert_ne!(
+        after.id, before.id,
+        "a new container: its environment is fixed"
+    );
+    assert!(after.running && healthy(&after.port).await);
+    assert_eq!(after.port, before.port, "the same port");
+    assert_eq!(after.memory, 640 * MIB, "the same limits");
+    assert!(
+        after.env.contains(&format!("{TOKEN_VAR}={new}")),
+        "the new token"
+    );
+    assert!(
+        !after.env.iter().any(|e| e.contains(&old)),
+        "the old token is not in the container"
+    );
+    assert_eq!(std::fs::read_to_string(&kept).expect("kept"), "mine");
+    assert_eq!(
+        support::containers(&api.home.label().expect("label")).len(),
+        1,
+        "the old container is gone"
+    );
+    let store = std::fs::read_to_string(api.core.settings().agents_file()).expect("store");
+    assert!(store.contains(&new) && !store.contains(&old), "on record");
+
+    // A stopped agent: the new token is recorded, and its next start has it.
+    let (status, body) = api
+        .call(Method::POST, &format!("/agents/{id}/stop"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api.call(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["agent"]["status"], "stopped", "{body}");
+    let (status, body) = api
+        .call(Method::POST, &format!("/agents/{id}/start"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let third = api.gateway_token(&id).await;
+    assert_ne!(third, new);
+    assert!(inspect(&container)
+        .env
+        .contains(&format!("{TOKEN_VAR}={third}")));
+
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/agents/00000000-0000-0000-0000-000000000000/rotate-token",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let anonymous = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+        .post(format!("{}{path}", api.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        anonymous.status(),
+        StatusCode::UNAUTHORIZED,
+        "the API token is needed"
+    );
+}

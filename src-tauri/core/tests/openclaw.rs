@@ -240,6 +240,33 @@ async fn real_gateway_runs_keeps_its_config_and_chats_through_a_host_provider() 
         "only the new key after the edit: {seen:?}"
     );
 
+    // Issue 30, item 1: a new gateway token, for when the old one leaked. The real
+    // gateway refuses the old token from then on and takes the new one.
+    let rotated = core
+        .agents()
+        .rotate_token(agent.id)
+        .await
+        .expect("a new token");
+    assert_eq!(rotated.status, AgentStatus::Running);
+    assert_eq!(rotated.port, agent.port);
+    let url = core.agents().dashboard_url(agent.id).expect("dashboard");
+    let (_, new_token) = url.split_once("/#token=").expect("token fragment");
+    assert_ne!(new_token, token);
+    let old = models(token.to_string()).await.expect("old token");
+    assert_eq!(
+        old.status(),
+        reqwest::StatusCode::UNAUTHORIZED,
+        "the old token is refused"
+    );
+    let new = models(new_token.to_string()).await.expect("new token");
+    assert_ne!(new.status(), reqwest::StatusCode::UNAUTHORIZED);
+    drop(new.bytes().await);
+    let text = chat_text(&core, agent.id, "Say hello once more").await;
+    assert!(
+        text.contains("Hello"),
+        "chat goes on with the new token: {text}"
+    );
+
     // Delete: container, volumes and folder gone.
     core.agents().delete(agent.id).await.expect("delete");
     assert!(containers(&home.label().expect("label")).is_empty());
@@ -333,13 +360,14 @@ async fn a_chat_in_flight_does_not_hold_up_shutdown_and_the_agent_starts_next_ti
 /// expected `Proxy-Authorization`.
 type ProxySeen = Arc<Mutex<Vec<(String, bool)>>>;
 
-/// A small HTTP proxy on every interface (the container reaches it through the
-/// bridge): `CONNECT host:port` tunnels and absolute-form requests are counted,
-/// then forwarded to the same port on the host's loopback (the container names the
-/// host `host.containers.internal`, which the host itself cannot resolve).
+/// A small HTTP proxy on the host's loopback only, where no container reaches it
+/// (Clawdock's relay does, from the host): `CONNECT host:port` tunnels and
+/// absolute-form requests are counted, then forwarded to the same port on the
+/// host's loopback (the container names the host `host.containers.internal`, which
+/// the host itself cannot resolve).
 async fn counting_proxy(expected_auth: String) -> (SocketAddr, ProxySeen) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", 0))
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("bind proxy");
     let addr = listener.local_addr().expect("addr");
@@ -411,7 +439,9 @@ async fn counting_proxy(expected_auth: String) -> (SocketAddr, ProxySeen) {
 
 /// Item 4 of issue 23: behind a company proxy the gateway could not reach its
 /// provider. The proxy (with credentials) set for agents carries the gateway's
-/// provider call; its credentials are on no podman argument line.
+/// provider call; its credentials are on no podman argument line. Issue 30, item
+/// 3: nor in the container: the gateway goes through Clawdock's relay, which adds
+/// them on the host (the proxy listens on the host's loopback only).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_reaches_its_provider_through_the_agents_proxy() {
     let home = Home::new();
@@ -422,8 +452,8 @@ async fn the_gateway_reaches_its_provider_through_the_agents_proxy() {
     let mut s = settings(&home);
     let argv_log = home.path().join("argv.log");
     s.podman = support::recording_podman(home.path(), &argv_log);
-    // On the host's loopback, as a local authenticating proxy would be: the
-    // container reaches it through the bridge.
+    // On the host's loopback, as a local authenticating proxy would be: the relay
+    // reaches it from the host.
     let url = format!("http://{user}:{pass}@127.0.0.1:{}", proxy.port());
     s.agent_proxy = clawdock_core::agent_proxy::AgentProxy {
         https_proxy: Some(url.clone()),
@@ -462,6 +492,15 @@ async fn the_gateway_reaches_its_provider_through_the_agents_proxy() {
     assert!(
         !argv.contains(pass),
         "the proxy's password was on a command line"
+    );
+    let inspected = support::podman_out(&["inspect", "--type", "container", "clawdock-proxied"]);
+    assert!(
+        !inspected.contains(pass) && !inspected.contains(user),
+        "the proxy's credentials are in the container"
+    );
+    assert!(
+        inspected.contains(&format!("HTTPS_PROXY=http://{}:", agent.id)),
+        "the gateway's proxy is the relay, with the agent's own credential"
     );
     core.agents().delete(agent.id).await.expect("delete");
 }

@@ -182,19 +182,70 @@ async fn stopping_a_machine_clawdock_did_not_start_is_refused_unless_forced() {
     core.shutdown().await;
 }
 
-/// Issue 23, item 4: the agents' proxy with credentials and a company CA bundle.
-/// The container gets them (loopback always bypassing the proxy, the bundle
-/// read-only and named by `NODE_EXTRA_CA_CERTS`); the password is on no podman
-/// argument line, in no API answer and in no log.
+/// What the test's upstream proxy saw: each request's head.
+type Heads = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// The user's proxy, on the host's loopback only (the relay reaches it from the
+/// host): records each request's head and answers it itself, `200` for a
+/// `CONNECT` (then closes), `200 proxied` for a plain request.
+async fn users_proxy() -> (u16, Heads) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let heads = Heads::default();
+    let record = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+                    match conn.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let answer: &[u8] = if head.starts_with("CONNECT") {
+                    b"HTTP/1.1 200 Connection Established\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nproxied"
+                };
+                record.lock().expect("heads").push(head);
+                let _answered = conn.write_all(answer).await;
+            });
+        }
+    });
+    (port, heads)
+}
+
+fn basic(pair: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(pair)
+}
+
+/// Issue 23, item 4: the agents' proxy with credentials and a company CA bundle;
+/// issue 30, item 3: the credentials stay on the host. The container gets the
+/// address of Clawdock's relay with a credential of its own (loopback always
+/// bypassing the proxy, the bundle read-only and named by `NODE_EXTRA_CA_CERTS`);
+/// the password is in no container, on no podman argument line, in no API answer
+/// and in no file of the data folder. A plain HTTP request and a `CONNECT` from
+/// inside the container reach the user's proxy (on the host's loopback, where a
+/// container could not reach it) with the user's credentials; the relay answers
+/// nobody outside the containers' network.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agents_proxy_credentials_are_on_no_command_line_and_in_no_answer() {
+async fn the_agents_proxy_credentials_stay_on_the_host() {
     use clawdock_core::agent_proxy::{AgentProxy, ProxySource, CA_TARGET};
+    let (proxy_port, heads) = users_proxy().await;
     let home = Home::new();
     let argv_log = home.path().join("argv.log");
     let ca = home.path().join("company-ca.pem");
     std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").expect("ca");
     let password = "pr0xy-s3cret";
-    let url = format!("http://alice:{password}@proxy.corp.example:3128");
+    let url = format!("http://alice:{password}@127.0.0.1:{proxy_port}");
     let mut settings = home.native(IMAGE);
     settings.podman = support::recording_podman(home.path(), &argv_log);
     settings.agent_proxy = AgentProxy {
@@ -206,6 +257,7 @@ async fn the_agents_proxy_credentials_are_on_no_command_line_and_in_no_answer() 
     };
     let core = Clawdock::start(settings).await.expect("core");
     let name = unique("proxied");
+    let container = format!("clawdock-{name}");
     let agent = core
         .agents()
         .create_and_wait(req(&name, None))
@@ -223,11 +275,27 @@ async fn the_agents_proxy_credentials_are_on_no_command_line_and_in_no_answer() 
         "the proxy's password on a command line"
     );
 
-    let c = inspect(&format!("clawdock-{name}"));
+    let c = inspect(&container);
+    assert!(
+        !c.to_string().contains(password),
+        "the proxy's password is in the container"
+    );
     let env: Vec<String> = serde_json::from_value(c["Config"]["Env"].clone()).expect("env");
+    let relayed = env
+        .iter()
+        .find_map(|e| e.strip_prefix("HTTPS_PROXY="))
+        .expect("HTTPS_PROXY")
+        .to_string();
+    let rest = relayed
+        .strip_prefix(&format!("http://{}:", agent.id))
+        .unwrap_or_else(|| panic!("the agent's own credential: {relayed}"));
+    let (credential, relay_at) = rest.split_once('@').expect("credential@host");
+    assert_eq!(credential.len(), 64, "{relayed}");
+    let relay_port = relay_at
+        .strip_prefix("host.containers.internal:")
+        .expect("the relay on the host");
     for wanted in [
-        format!("HTTPS_PROXY={url}"),
-        format!("http_proxy={url}"),
+        format!("http_proxy={relayed}"),
         "NO_PROXY=localhost,127.0.0.1,::1,corp.example".to_string(),
         "NODE_USE_ENV_PROXY=1".to_string(),
         format!("NODE_EXTRA_CA_CERTS={CA_TARGET}"),
@@ -243,6 +311,80 @@ async fn the_agents_proxy_credentials_are_on_no_command_line_and_in_no_answer() 
         .clone();
     assert_eq!(mount["Source"], ca.display().to_string());
     assert_eq!(mount["RW"], false, "read-only: {mount}");
+
+    // From inside the container, as the gateway would: a plain request (busybox
+    // wget sends the proxy's credentials from http_proxy) and a CONNECT.
+    let plain = support::podman_out(&[
+        "exec",
+        &container,
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://provider.example/v1/models",
+    ]);
+    assert_eq!(plain, "proxied", "through the relay to the user's proxy");
+    let own = basic(&format!("{}:{credential}", agent.id));
+    let tunnel = support::podman_out(&[
+        "exec",
+        &container,
+        "sh",
+        "-c",
+        &format!(
+            "printf 'CONNECT api.example.com:443 HTTP/1.1\\r\\nHost: api.example.com:443\\r\\nProxy-Authorization: Basic {own}\\r\\n\\r\\n' | nc host.containers.internal {relay_port}"
+        ),
+    ]);
+    assert!(tunnel.starts_with("HTTP/1.1 200"), "{tunnel}");
+    let seen = heads.lock().expect("heads").clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[0].starts_with("GET http://provider.example/v1/models"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1].starts_with("CONNECT api.example.com:443"),
+        "{seen:?}"
+    );
+    let users = format!(
+        "Proxy-Authorization: Basic {}",
+        basic(&format!("alice:{password}"))
+    );
+    for head in &seen {
+        assert!(
+            head.contains(&users),
+            "the user's credentials upstream: {head}"
+        );
+        assert!(!head.contains(credential), "not the agent's: {head}");
+    }
+
+    // The relay answers nobody outside the containers' network: from the host
+    // (another local user would connect from there), even with the agent's
+    // credential, the connection closes unanswered.
+    let gateway = c["NetworkSettings"]["Gateway"].as_str().expect("gateway");
+    let mut outside = tokio::net::TcpStream::connect(format!("{gateway}:{relay_port}"))
+        .await
+        .expect("connect from the host");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let asked = outside
+        .write_all(
+            format!(
+                "CONNECT api.example.com:443 HTTP/1.1\r\nProxy-Authorization: Basic {own}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), outside.read_to_end(&mut answer)).await;
+    assert!(
+        asked.is_err() || matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "closed unanswered: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(
+        heads.lock().expect("heads").len(),
+        2,
+        "nothing more upstream"
+    );
 
     let server = clawdock_core::api::ApiServer::start(core.clone(), 0)
         .await
@@ -261,7 +403,7 @@ async fn the_agents_proxy_credentials_are_on_no_command_line_and_in_no_answer() 
     let answer: Value = serde_json::from_str(&answer).expect("json");
     assert_eq!(
         answer["agentProxy"]["httpsProxy"],
-        "http://***@proxy.corp.example:3128"
+        format!("http://***@127.0.0.1:{proxy_port}")
     );
     assert_eq!(answer["agentProxy"]["caBundle"], ca.display().to_string());
     let report = core.shutdown().await;

@@ -49,7 +49,13 @@ fn main() -> ExitCode {
         }
     };
     match std::env::current_exe() {
-        Ok(exe) => settings.login_item = Some(LoginItem::new(exe)),
+        Ok(exe) => {
+            let app = clawdock_core::login_item::app_to_launch(
+                &exe,
+                std::env::var_os("APPIMAGE").as_deref(),
+            );
+            settings.login_item = Some(LoginItem::new(app));
+        }
         Err(e) => tracing::warn!(error = %e, "no login item: the app's own path is unknown"),
     }
     let _log = clawdock::logging::init(&settings::default_log_dir(&settings.home), "app");

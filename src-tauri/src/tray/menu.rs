@@ -284,8 +284,9 @@ pub enum Effect {
     None,
     /// Show the window at a route of the UI (`""`, `"setup"`, `"logs/<id>"`).
     ShowWindow(String),
-    /// Open an address in the default browser.
-    OpenUrl(String),
+    /// Open the dashboard a one-time address leads to, in the default browser
+    /// (through a private page: see `clawdock::browser`).
+    OpenDashboard(String),
     Quit,
     /// The action failed; tell the user.
     Failed(String),
@@ -348,9 +349,10 @@ pub async fn perform(core: &Clawdock, action: Action) -> Effect {
             .map_or(Effect::None, |e| Effect::Failed(e.to_string())),
         Action::SetupPodman => Effect::ShowWindow("setup".into()),
         Action::OpenLogs(id) => Effect::ShowWindow(format!("logs/{id}")),
-        // A one-time address: the opener's command line never holds the token.
+        // A one-time address, which the shell puts in a private page: the
+        // opener's command line holds neither it nor the token.
         Action::OpenDashboard(id) => match core.dashboard_link(id) {
-            Ok(url) => Effect::OpenUrl(url),
+            Ok(url) => Effect::OpenDashboard(url),
             Err(e) => Effect::Failed(e.to_string()),
         },
         Action::OpenWindow => Effect::ShowWindow(String::new()),

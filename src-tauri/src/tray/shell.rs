@@ -297,12 +297,7 @@ impl Shell {
             Input::Done(effect) => match effect {
                 Effect::None => {}
                 Effect::ShowWindow(route) => self.window.show(&route).await,
-                Effect::OpenUrl(url) => {
-                    if let Err(e) = open::that_detached(&url) {
-                        tracing::warn!(error = %e, "could not open the browser");
-                        self.notify("Clawdock", &format!("Could not open a browser: {e}"));
-                    }
-                }
+                Effect::OpenDashboard(link) => self.open_dashboard(&link),
                 Effect::Quit => self.exit(ExitRequest::Quit),
                 Effect::Failed(message) | Effect::Told(message) => {
                     self.notify("Clawdock", &message);
@@ -310,6 +305,15 @@ impl Shell {
             },
             Input::Window(WindowNews::Said(FromWindow::Focused { focused })) => {
                 self.window_focused = focused;
+            }
+            Input::Window(WindowNews::Said(FromWindow::OpenDashboard { link })) => {
+                // Only a one-time address of this instance's API (the window's
+                // page is the API's own, but its pipe is checked all the same).
+                if link.starts_with(&format!("{}/dashboard/", self.window.api_url())) {
+                    self.open_dashboard(&link);
+                } else {
+                    tracing::warn!(%link, "the window asked to open something that is not a dashboard address");
+                }
             }
             Input::Window(WindowNews::Said(FromWindow::Quit)) => {
                 tracing::info!("quit from the window");
@@ -447,6 +451,16 @@ impl Shell {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Opens an agent's dashboard from its one-time address, the way the CLI does
+    /// (see `clawdock::browser`); a failure is told.
+    fn open_dashboard(&mut self, link: &str) {
+        let home = self.core.settings().home.clone();
+        if let Err(e) = clawdock::browser::open_dashboard(&home, link) {
+            tracing::warn!(error = %e, "could not open the dashboard");
+            self.notify("Clawdock", &format!("Could not open the dashboard: {e}"));
         }
     }
 

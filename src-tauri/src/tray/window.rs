@@ -74,6 +74,11 @@ impl Window {
         }
     }
 
+    /// The API the window's page is on.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
     /// Shows the window at a route of the UI (`""` leaves an open page where it
     /// is): the open window comes to the front, or a new one starts.
     pub async fn show(&mut self, route: &str) {

@@ -119,24 +119,38 @@ fn open(app: &AppHandle, api_url: &str, token: &str, route: &str) -> Result<(), 
         .inner_size(980.0, 700.0)
         .min_inner_size(640.0, 480.0)
         .initialization_script(page::boot_script(&page, &boot))
-        // The window shows only the UI: a navigation elsewhere (the dashboard's
-        // one-time address, an external link) goes to the default browser instead.
+        // The window shows only the UI: a navigation elsewhere goes to the default
+        // browser instead; the dashboard's one-time address through the tray, which
+        // opens it as its own "Open dashboard" does (a private page: nothing on
+        // the opener's command line signs in), any other address as it is.
         .on_navigation(move |url| {
             if page::stays_in_window(&own, url) {
                 return true;
             }
-            page::open_in_browser(url);
+            leave_window(&own, url);
             false
         })
         // The web view opens no window of its own (WebKitGTK drops a `window.open`
         // without a user's click just before, and opens none of its own after one):
         // web addresses go to the default browser.
-        .on_new_window(|url, _features| {
-            page::open_in_browser(&url);
+        .on_new_window(move |url, _features| {
+            leave_window(&page, &url);
             tauri::webview::NewWindowResponse::Deny
         })
         .build()?;
     Ok(())
+}
+
+/// Where an address the page asked for goes: a dashboard's one-time address to
+/// the tray, anything else to the default browser.
+fn leave_window(page: &tauri::Url, url: &tauri::Url) {
+    if page::is_dashboard_link(page, url) {
+        tell_tray(&FromWindow::OpenDashboard {
+            link: url.as_str().to_owned(),
+        });
+    } else {
+        page::open_in_browser(url);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -31,10 +31,17 @@ pub fn stays_in_window(page: &tauri::Url, url: &tauri::Url) -> bool {
     url.origin() == page.origin() && !url.path().starts_with("/dashboard/")
 }
 
+/// Whether an address is one of the dashboard's one-time addresses on the API's
+/// own origin.
+pub fn is_dashboard_link(page: &tauri::Url, url: &tauri::Url) -> bool {
+    url.origin() == page.origin() && url.path().starts_with("/dashboard/")
+}
+
 /// Hands a web address the UI asked to open (`window.open`) to the default
-/// browser; other schemes (`file:`, custom handlers) are refused. The UI opens only
-/// addresses without a secret in them (the dashboard's one-time address), since the
-/// opener's command line is readable by every local user.
+/// browser; other schemes (`file:`, custom handlers) are refused. Only addresses
+/// without a secret in them come here (the dashboard's one-time address goes to the
+/// tray, which opens it through a private page), since the opener's command line is
+/// readable by every local user.
 pub fn open_in_browser(url: &tauri::Url) {
     if !matches!(url.scheme(), "http" | "https") {
         tracing::warn!(scheme = url.scheme(), "refused to open a non-web address");

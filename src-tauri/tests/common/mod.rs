@@ -325,3 +325,80 @@ pub fn recording_openers(home: &Path) -> PathBuf {
     }
     record
 }
+
+/// The longest run of hex digits in `text` (a ticket is 64 of them).
+fn longest_hex_run(text: &str) -> usize {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+/// What a recording opener (see [`recording_openers`]) was given for "Open
+/// dashboard" (issue 30, item 1): its command line must hold nothing usable (no
+/// address, no ticket, none of `secrets`), only the path of a page in
+/// `<home>/open/`, 0600 in a 0700 folder, which another user can neither read nor
+/// fetch (tried as `nobody` when the test runs as root). Gives back the one-time
+/// address the page sends the browser to.
+pub fn dashboard_page_link(argv_log: &Path, home: &Path, secrets: &[&str]) -> String {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let recorded = std::fs::read_to_string(argv_log).expect("opener argv");
+    let args: Vec<&str> = recorded.lines().skip(1).collect();
+    assert_eq!(args.len(), 1, "one argument for the opener: {recorded}");
+    for secret in secrets {
+        assert!(
+            !recorded.contains(secret),
+            "a secret on the opener's argv: {recorded}"
+        );
+    }
+    assert!(
+        !recorded.contains("http") && !recorded.contains("token"),
+        "an address on the opener's argv: {recorded}"
+    );
+    assert!(
+        longest_hex_run(&recorded) < 64,
+        "a ticket on the opener's argv: {recorded}"
+    );
+    let page = Path::new(args[0]);
+    let folder = home.join("open");
+    assert_eq!(page.parent(), Some(folder.as_path()), "{}", page.display());
+    let meta = std::fs::metadata(page).expect("the page");
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "the page is private"
+    );
+    let folder_meta = std::fs::metadata(&folder).expect("its folder");
+    assert_eq!(folder_meta.permissions().mode() & 0o777, 0o700);
+    let me = std::fs::metadata("/proc/self").expect("/proc/self").uid();
+    assert_eq!(meta.uid(), me, "the page is the user's");
+    if me == 0 {
+        // What another local user gets from what the command line names.
+        for probe in [
+            vec!["cat".to_string(), page.display().to_string()],
+            vec![
+                "curl".into(),
+                "-sS".into(),
+                format!("file://{}", page.display()),
+            ],
+        ] {
+            let out = Command::new(&probe[0])
+                .args(&probe[1..])
+                .uid(65534)
+                .gid(65534)
+                .output()
+                .expect("probe as nobody");
+            assert!(!out.status.success(), "{probe:?} worked for another user");
+            assert!(out.stdout.is_empty(), "{probe:?} read something");
+        }
+    }
+    let html = std::fs::read_to_string(page).expect("the page, as its user");
+    let link = html
+        .split_once("location.replace(\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(link, _)| link.to_string())
+        .unwrap_or_else(|| panic!("no address in the page: {html}"));
+    assert!(link.starts_with("http://127.0.0.1:"), "{link}");
+    link
+}

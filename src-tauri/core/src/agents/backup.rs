@@ -41,6 +41,7 @@ impl Agents {
             image: record.image.clone(),
             image_id: record.image_id.clone(),
             provider_type: record.provider_type.clone(),
+            provider_base_url: record.provider_base_url.clone(),
             memory_mib: Some(self.limits_of(record).memory_mib),
             cpus: record.cpus,
             disk_mib: Some(record.disk_mib.unwrap_or(self.settings().agent_disk_mib)),

@@ -93,9 +93,12 @@ impl Agents {
     ) -> Result<(), AgentError> {
         let config =
             definition::with_provider(&self.read_config(record).await?, record.port, provider);
-        self.write_config_file(record, &config).await?;
+        // Before the new file is written: a backup that cannot go then fails the
+        // edit with nothing changed, not half-way with the new key on disk and the
+        // old provider on record.
         let config_dir = record.dir.join("config");
         agent_files::blocking(move || remove_config_backups(&config_dir)).await?;
+        self.write_config_file(record, &config).await?;
         let shown = definition::provider_input_of_config(&config);
         self.transition(
             record.id,
@@ -103,7 +106,9 @@ impl Agents {
                 provider_type: provider.type_name(),
                 notice: provider.notice(),
                 model_id: shown.model_id,
-                base_url: shown.base_url,
+                // Clawdock's own, not read back: another provider entry of the
+                // agent's could sit under the same id.
+                base_url: provider.base_url().map(str::to_string),
             },
         )?;
         Ok(())
@@ -138,22 +143,32 @@ pub(super) fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), A
 }
 
 /// The gateway keeps `openclaw.json.bak*` copies of the file it rewrites at start:
-/// after an edit they would keep the key the user meant to replace.
+/// after an edit they would keep the key the user meant to replace. The agent can
+/// put anything at those names (a copy of its config inside a folder, a link, a
+/// FIFO), and each would keep the old key or break the edit, so every entry so
+/// named goes: a folder with what it holds, a link or special file as a name,
+/// never followed or opened.
 pub(super) fn remove_config_backups(config_dir: &Path) -> Result<(), AgentError> {
     let entries = match std::fs::read_dir(config_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(AgentError::Folder(e.to_string())),
+        Err(e) => return Err(AgentError::Folder(format!("{}: {e}", config_dir.display()))),
     };
-    for entry in entries.flatten() {
-        if entry
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| AgentError::Folder(format!("{}: {e}", config_dir.display())))?;
+        if !entry
             .file_name()
             .to_str()
             .is_some_and(|n| n.starts_with("openclaw.json.bak"))
         {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| AgentError::Folder(format!("{}: {e}", entry.path().display())))?;
+            continue;
         }
+        let path = entry.path();
+        // `remove_tree` opens a folder without following a link and removes a link
+        // or a file by its name.
+        agent_files::remove_tree(&path)
+            .map_err(|e| AgentError::Folder(format!("{}: {e}", path.display())))?;
     }
     Ok(())
 }

@@ -190,6 +190,14 @@ impl Provider {
         })
     }
 
+    /// A custom provider's base URL, as the container reaches it.
+    pub fn base_url(&self) -> Option<&str> {
+        match self {
+            Self::Custom { base_url, .. } => Some(base_url),
+            Self::None | Self::BuiltIn { .. } => None,
+        }
+    }
+
     /// The provider name as the record keeps it.
     pub fn type_name(&self) -> Option<String> {
         match self {

@@ -1,7 +1,6 @@
 //! Delete: the container, the agent's folder and its record, finished at the next
 //! listing when a crash or a lost engine cut it short; then the machine, if it
 //! was Clawdock's and nothing else runs on it.
-use std::path::Path;
 
 use uuid::Uuid;
 
@@ -72,10 +71,11 @@ impl Agents {
             crate::cgroup_v1::remove_cgroup_parent(id);
         }
         let dir = self.state(id)?.record.dir;
-        // std's remove_dir_all removes links the agent left without following them;
-        // a large workspace takes a while: off the async workers.
+        // remove_tree removes links the agent left without following them, however
+        // deep it nested its folders; a large workspace takes a while: off the
+        // async workers.
         let removed = crate::agent_files::blocking(move || {
-            remove_dir(&dir)
+            crate::agent_files::remove_tree(&dir)
                 .map_err(|e| AgentError::Folder(format!("could not remove {}: {e}", dir.display())))
         })
         .await;
@@ -111,12 +111,5 @@ impl Agents {
             Ok(false) => tracing::info!("other containers run; leaving the machine up"),
             Err(e) => tracing::warn!(error = %e, "could not list containers"),
         }
-    }
-}
-
-pub(super) fn remove_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
     }
 }

@@ -77,7 +77,12 @@ impl Agents {
         if wanted != now {
             // Boxed: the remake's future is large, and debug builds copy it around
             // on the worker's stack.
-            return Box::pin(self.remake_with_limits(id, current, wanted, provider.as_ref())).await;
+            let change = super::limits::Remake {
+                limits: wanted,
+                provider: provider.as_ref(),
+                token: None,
+            };
+            return Box::pin(self.remake(id, current, change)).await;
         }
         let Some(provider) = provider else {
             return self.get(id).ok_or(AgentError::NotFound);

@@ -53,6 +53,9 @@ pub enum ErrorCode {
     UpdateRefused,
     /// The update's install failed (nothing else changed).
     UpdateFailed,
+    /// The agents' proxy relay (which keeps the proxy's credentials on the host)
+    /// could not start.
+    ProxyFailed,
     /// An archive a restore refuses (a member that climbs out, a link pointing
     /// out, a device, a manifest that does not match).
     BadArchive,
@@ -131,6 +134,8 @@ pub enum AgentError {
         cause: PodmanError,
         code: ErrorCode,
     },
+    #[error(transparent)]
+    ProxyRelay(#[from] crate::proxy_relay::RelayError),
     /// A backup or a restore that did not happen.
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
@@ -241,6 +246,7 @@ impl AgentError {
             Self::Folder(_) | Self::File(_) => ErrorCode::FolderFailed,
             Self::Gateway(_) | Self::ImageGone => ErrorCode::GatewayFailed,
             Self::Advised { code, .. } => *code,
+            Self::ProxyRelay(_) => ErrorCode::ProxyFailed,
             Self::Archive(crate::archive::ArchiveError::Refused(_)) => ErrorCode::BadArchive,
             Self::Archive(crate::archive::ArchiveError::TooLarge(_)) => ErrorCode::TooLarge,
             Self::Archive(crate::archive::ArchiveError::Io { .. }) => ErrorCode::FolderFailed,

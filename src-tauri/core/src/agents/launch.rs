@@ -157,15 +157,12 @@ impl Agents {
         .await?;
         self.refuse_when_shutting_down()?;
         let limits = self.limits_of(record);
+        // The proxy's credentials stay on the host: the container gets the relay.
+        let relay = self.relay_url(record.id).await?;
+        let proxy = self.settings().agent_proxy.for_container(relay.as_deref());
         let create = || {
-            self.containers().create(
-                record,
-                new,
-                host,
-                &self.inner.time_zone,
-                limits,
-                &self.settings().agent_proxy,
-            )
+            self.containers()
+                .create(record, new, host, &self.inner.time_zone, limits, &proxy)
         };
         let created = match create().await {
             Err(crate::containers::CreateError::ImageMissing(_)) if is_image_id(new.image) => {
@@ -252,6 +249,8 @@ impl Agents {
         log: &LogRing,
     ) -> Result<(), AgentError> {
         self.refuse_when_shutting_down()?;
+        // A container made at an earlier launch reaches the relay too.
+        self.proxy_relay().await?;
         if self.inner.host.get().is_some_and(|h| h.cgroup_v1) {
             crate::cgroup_v1::reset_memory_peak(record.id);
         }

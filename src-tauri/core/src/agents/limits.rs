@@ -1,5 +1,6 @@
-//! New limits (memory, CPUs): the container made again with them beside the
-//! working one, which comes back if the new one does not get healthy.
+//! New limits (memory, CPUs) or a new gateway token: the container made again
+//! with them beside the working one, which comes back if the new one does not get
+//! healthy. (A container's limits and environment are fixed when it is made.)
 
 use uuid::Uuid;
 
@@ -27,26 +28,59 @@ impl Agents {
         Ok(())
     }
 
-    /// Makes the agent's container again with new limits (see `edit`), writing
-    /// `provider` into its config while no gateway runs.
-    pub(super) async fn remake_with_limits(
+    /// Makes the agent's container again with `change` (see `edit` and
+    /// `rotate_token`), writing its provider into the config while no gateway
+    /// runs. The record takes the new limits and token when the new container
+    /// becomes the agent's (the swap's commit; a crash before it rolls back to
+    /// the old container and token), or, with none to replace, at once: the next
+    /// start makes it.
+    pub(super) async fn remake(
         &self,
         id: Uuid,
         current: state::AgentState,
-        limits: crate::container_spec::Limits,
-        provider: Option<&definition::Provider>,
+        change: Remake<'_>,
     ) -> Result<AgentView, AgentError> {
+        let Remake {
+            limits,
+            provider,
+            token,
+        } = change;
         let log = self.log_ring(id)?;
         let running = current.live.container == Container::Running
             || current.record.status == AgentStatus::Running;
         // Before anything changes (the swap's journal included); without it the
-        // change does not begin.
-        self.snapshot(&current.record, running, id, "limits", &log)
-            .await?;
+        // change does not begin. A new token changes no file of the agent's: no
+        // snapshot for it.
+        if token.is_none() {
+            self.snapshot(&current.record, running, id, "limits", &log)
+                .await?;
+        }
         let record = crate::store::AgentRecord {
             memory_mib: Some(limits.memory_mib),
             cpus: limits.cpus,
+            token: token
+                .clone()
+                .unwrap_or_else(|| current.record.token.clone()),
             ..current.record
+        };
+        let what = match &token {
+            Some(_) => "a new gateway token".to_string(),
+            None => format!("new limits ({})", limits_words(&limits)),
+        };
+        // With no container to replace: the record takes them at once, and the
+        // next start makes the container with them. (A swap's commit records them
+        // with the new container, in one save.)
+        let settled = |this: &Self| -> Result<(), AgentError> {
+            this.limits_set(id, &limits)?;
+            if let Some(token) = &token {
+                this.transition(
+                    id,
+                    Input::TokenSet {
+                        token: token.clone(),
+                    },
+                )?;
+            }
+            Ok(())
         };
         let rewrite = async {
             if let Some(provider) = provider {
@@ -64,16 +98,13 @@ impl Agents {
             id,
             Input::Begin(if running { Op::Restart } else { Op::Update }),
         )?;
-        log.push(format!(
-            "Making the container again with new limits ({})...",
-            limits_words(&limits)
-        ));
+        log.push(format!("Making the container again with {what}..."));
         let old = match found.await {
             Ok(Some(old)) => old,
             Ok(None) => {
                 // No container: the next start makes one with the new limits.
                 let written = rewrite.await;
-                self.limits_set(id, &limits)?;
+                settled(self)?;
                 return match written {
                     Ok(()) if running => Box::pin(self.start_now_locked(id, &log)).await,
                     Ok(()) => {
@@ -89,7 +120,11 @@ impl Agents {
         // The image the working container runs, never the tag (which may name
         // one an update rolled back from).
         let plan = Plan {
-            why: SwapWhy::Limits,
+            why: if token.is_some() {
+                SwapWhy::Token
+            } else {
+                SwapWhy::Limits
+            },
             image_id: old.image_id.clone(),
             limits,
         };
@@ -100,7 +135,7 @@ impl Agents {
                     if was_running {
                         return self.finish_start(id, Ok(()), &log).await;
                     }
-                    log.push("The agent has the new limits at its next start");
+                    log.push(format!("The agent has {what} at its next start"));
                     self.transition(id, Input::Ended)?;
                     return self.get(id).ok_or(AgentError::NotFound);
                 }
@@ -108,15 +143,20 @@ impl Agents {
                 Swapped::Failed { failure, made } => (failure, made),
             };
         log.push(format!(
-            "ERROR: the container with the new limits did not start ({failure}); the agent went back to its previous limits."
+            "ERROR: the container with {what} did not start ({failure}); the agent went back to its previous container."
         ));
         let failure = Box::pin(self.roll_back(id, &old, made, failure, &log)).await?;
         // A gateway that did not get healthy is said with the rollback; every
         // other error (Podman's, a cancel, the shutdown) as it was.
         Err(match failure {
-            AgentError::Gateway(why) => AgentError::Gateway(format!(
-                "The new limits did not work ({why}); the agent went back to its previous ones."
-            )),
+            AgentError::Gateway(why) => AgentError::Gateway(match token {
+                Some(_) => format!(
+                    "The container with a new gateway token did not start ({why}); the agent went back to its previous one, with the old token."
+                ),
+                None => format!(
+                    "The new limits did not work ({why}); the agent went back to its previous ones."
+                ),
+            }),
             other => other,
         })
     }
@@ -134,6 +174,16 @@ impl Agents {
         }
         err
     }
+}
+
+/// What a remake changes.
+pub(super) struct Remake<'a> {
+    /// The container's limits (the current ones when they do not change).
+    pub limits: crate::container_spec::Limits,
+    /// A provider to write into the config while no gateway runs.
+    pub provider: Option<&'a definition::Provider>,
+    /// A new gateway token, for the container's environment and the record.
+    pub token: Option<String>,
 }
 
 /// Limits in words, for the agent's log.

@@ -5,14 +5,15 @@
 //! is saved and announced.
 //!
 //! One file per operation: `create`, `lifecycle` (start, stop, the crash loop's
-//! start, restore at launch, cancel), `edit`, `limits`, `update`, `delete`,
-//! `backup`, `restore` (an agent made from a backup) and `snapshots` (the backups
-//! taken before an update, edit or limits change); the swap that
-//! `update` and `limits` share in `swap`; reading without changing in `queries`.
+//! start, restore at launch, cancel), `edit`, `limits`, `token` (a new gateway
+//! token, made through `limits`' remake), `update`, `delete`, `backup`, `restore`
+//! (an agent made from a backup) and `snapshots` (the backups taken before an
+//! update, edit or limits change); the swap that `update` and `limits` share in
+//! `swap`; reading without changing in `queries`.
 //! Beneath them: how an operation runs (`operation`), getting a container running
-//! (`launch`), the agent's files (`config`), its port (`ports`), the engine's
-//! events and listings (`watch`), the pure lifecycle (`state`) and the records in
-//! memory (`registry`).
+//! (`launch`), the agents' proxy relay (`relay`), the agent's files (`config`),
+//! its port (`ports`), the engine's events and listings (`watch`), the pure
+//! lifecycle (`state`) and the records in memory (`registry`).
 
 mod backup;
 mod config;
@@ -34,6 +35,7 @@ mod ports;
 mod queries;
 mod reconcile;
 mod registry;
+mod relay;
 mod repair;
 mod requests;
 mod restore;
@@ -41,6 +43,7 @@ pub mod snapshots;
 pub mod state;
 pub mod stats;
 mod swap;
+mod token;
 mod update;
 mod update_notice;
 mod watch;

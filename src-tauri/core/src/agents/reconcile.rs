@@ -224,6 +224,10 @@ impl Agents {
             created_at: recovered.created_at,
             error: None,
             provider_type,
+            // The agent's folder is the agent's: its provider's address is not
+            // Clawdock's record, so none is adopted (the export then lets out 443
+            // only and says so).
+            provider_base_url: None,
             wanted: if running {
                 Wanted::Running
             } else {

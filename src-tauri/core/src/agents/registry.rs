@@ -30,6 +30,8 @@ pub(super) struct NewAgent {
     pub id: Uuid,
     pub name: String,
     pub provider_type: Option<String>,
+    /// A custom provider's base URL as Clawdock wrote it (the record keeps it).
+    pub provider_base_url: Option<String>,
     pub image: String,
     /// The image pinned by ID (a restore's, when the engine has it).
     pub image_id: Option<String>,
@@ -98,6 +100,8 @@ pub(super) struct Inner {
     pub stats: Arc<super::stats::StatsHub>,
     /// Wakes the reconciler before its period (an operation ended).
     pub resync: tokio::sync::Notify,
+    /// The agents' proxy relay, started by the first container that needs it.
+    pub relay: tokio::sync::Mutex<Option<Arc<crate::proxy_relay::Relay>>>,
 }
 
 impl Agents {
@@ -148,6 +152,7 @@ impl Agents {
                 gateway: Gateway::default(),
                 store,
                 host: tokio::sync::OnceCell::new(),
+                relay: tokio::sync::Mutex::new(None),
                 entries: Mutex::new(entries),
                 save: Mutex::new(()),
                 events,
@@ -375,6 +380,7 @@ impl Agents {
                 id,
                 name,
                 provider_type: provider.type_name(),
+                provider_base_url: provider.base_url().map(str::to_string),
                 image: self.settings().agent_image.clone(),
                 image_id: None,
                 memory_mib,
@@ -424,6 +430,7 @@ impl Agents {
                 created_at: Utc::now(),
                 error: None,
                 provider_type: new.provider_type,
+                provider_base_url: new.provider_base_url,
                 wanted: Wanted::Running,
                 running_at_quit: false,
                 deleting: false,

@@ -176,6 +176,7 @@ fn what_swapped(why: SwapWhy) -> &'static str {
         SwapWhy::Update => "An update",
         SwapWhy::Limits => "A change of limits",
         SwapWhy::Remake => "Making an old container again",
+        SwapWhy::Token => "A new gateway token",
     }
 }
 

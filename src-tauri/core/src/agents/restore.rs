@@ -139,7 +139,7 @@ impl Agents {
                         Ok(())
                     });
                 if result.is_err() {
-                    if let Err(e) = super::delete::remove_dir(&staging) {
+                    if let Err(e) = crate::agent_files::remove_tree(&staging) {
                         tracing::warn!(dir = %staging.display(), error = %e, "could not remove a restore that failed");
                     }
                 }
@@ -172,6 +172,7 @@ impl Agents {
                 id,
                 name,
                 provider_type: settings.provider_type.clone(),
+                provider_base_url: settings.provider_base_url.clone(),
                 image: settings.image.clone(),
                 image_id: settings.image_id.clone(),
                 memory_mib,
@@ -319,7 +320,7 @@ pub(crate) fn sweep_leftovers(settings: &crate::settings::Settings) {
 async fn discard(dir: &std::path::Path) {
     let dir = dir.to_path_buf();
     let removed = crate::agent_files::blocking(move || {
-        super::delete::remove_dir(&dir)
+        crate::agent_files::remove_tree(&dir)
             .map_err(|e| AgentError::Folder(format!("{}: {e}", dir.display())))
     })
     .await;

@@ -101,7 +101,7 @@ impl Agents {
 
     /// Removes a deleted agent's snapshots: they hold its keys.
     pub(super) fn remove_snapshots(&self, id: Uuid) -> Result<(), AgentError> {
-        super::delete::remove_dir(&self.snapshot_dir(id))
+        crate::agent_files::remove_tree(&self.snapshot_dir(id))
             .map_err(|e| AgentError::Folder(format!("could not remove the agent's snapshots: {e}")))
     }
 }

@@ -223,7 +223,8 @@ pub enum Input {
     PortMoved {
         port: u16,
     },
-    /// The agent's provider settings were rewritten.
+    /// The agent's provider settings were rewritten (`base_url`: the custom
+    /// provider's, as Clawdock wrote it, which the record keeps).
     Edited {
         provider_type: Option<String>,
         notice: Option<String>,
@@ -234,6 +235,11 @@ pub enum Input {
     LimitsSet {
         memory_mib: u64,
         cpus: Option<f64>,
+    },
+    /// The agent's container was made again with a new gateway token (the old
+    /// one leaked): the record keeps it from now on.
+    TokenSet {
+        token: String,
     },
     /// The next launch took note that the agent ran at the last quit.
     RestoreNoted,
@@ -266,13 +272,16 @@ pub enum Input {
     Journaled(Option<Journal>),
     /// A journaled operation got this far.
     Reached(Step),
-    /// A swap's new container became the agent's: its generation, image and
-    /// limits are the record's now, and the swap is committed.
+    /// A swap's new container became the agent's: its generation, image, limits
+    /// and gateway token (in its environment) are the record's now, and the swap
+    /// is committed, in one save: a crash cannot leave the record with a token
+    /// the agent's container does not have.
     SwapCommitted {
         generation: String,
         image_id: String,
         memory_mib: u64,
         cpus: Option<f64>,
+        token: String,
     },
     /// The agent's container is this generation (about to be made, or one of an
     /// older version seen the first time), made from this image (`None`: as
@@ -701,6 +710,7 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             base_url,
         } => {
             r.provider_type = provider_type;
+            r.provider_base_url.clone_from(&base_url);
             live.notice = notice;
             live.model_id = model_id;
             live.base_url = base_url;
@@ -709,6 +719,7 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             r.memory_mib = Some(memory_mib);
             r.cpus = cpus;
         }
+        Input::TokenSet { token } => r.token = token,
         Input::RestoreNoted => r.running_at_quit = false,
         Input::EngineLost {
             containers_survive: true,
@@ -776,7 +787,9 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             image_id,
             memory_mib,
             cpus,
+            token,
         } => {
+            r.token = token;
             r.generation = Some(generation);
             r.image_id = Some(image_id);
             r.memory_mib = Some(memory_mib);
@@ -1600,6 +1613,23 @@ mod tests {
         );
         assert!(effects.is_empty(), "{effects:?}");
         assert_eq!((s.record.memory_mib, s.record.cpus), (Some(768), Some(1.5)));
+        let effects = apply_now(
+            &mut s,
+            Input::TokenSet {
+                token: "new-token".into(),
+            },
+        );
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!(
+            s.record.token, "new-token",
+            "the record keeps the new token"
+        );
+        assert!(
+            !serde_json::to_string(&s.view())
+                .expect("json")
+                .contains("new-token"),
+            "never the view"
+        );
         apply_now(
             &mut s,
             Input::Edited {
@@ -2065,10 +2095,12 @@ mod tests {
                 image_id: "sha256:new".into(),
                 memory_mib: 1024,
                 cpus: None,
+                token: "t2".into(),
             },
         );
         assert_eq!(s.record.generation.as_deref(), Some("g2"));
         assert_eq!(s.record.image_id.as_deref(), Some("sha256:new"));
+        assert_eq!(s.record.token, "t2", "the token the new container has");
         assert_eq!(
             s.record.journal.as_ref().map(|j| j.step),
             Some(Step::Committed)

@@ -105,6 +105,7 @@ impl Agents {
                     image_id: plan.image_id.clone(),
                     memory_mib: plan.limits.memory_mib,
                     cpus: plan.limits.cpus,
+                    token: new_record.token.clone(),
                 },
             )?;
             Ok::<ContainerId, AgentError>(container)

@@ -70,6 +70,10 @@ pub struct AgentSettings {
     pub image_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_type: Option<String>,
+    /// A custom provider's base URL as Clawdock recorded it (what the Kubernetes
+    /// export lets the agent reach), kept through a restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_base_url: Option<String>,
     #[serde(default, rename = "memoryMiB", skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
     #[serde(default)]
