@@ -121,7 +121,9 @@ async fn a_machine_stopped_from_outside_is_seen_and_start_brings_everything_back
             .list()
             .iter()
             .all(|x| x.status == AgentStatus::Stopped))
-        .await
+        .await,
+        "within 5 s of the second stop both agents say stopped: {:#?}",
+        agents.list()
     );
     let ids: Vec<_> = agents.list().into_iter().map(|x| x.id).collect();
     let before = fake_calls(&state, "machine start");

@@ -103,6 +103,9 @@ pub struct Live {
     /// when it is back is no death, and a container found running again (a false
     /// alarm) is simply running.
     pub engine_away: bool,
+    /// The engine went away while an operation held the agent: that operation's
+    /// failing start (or check) is the loss, not a death or an error of the agent's.
+    pub engine_lost_in_op: bool,
     /// The agent's disk use when last measured, in bytes.
     pub disk_used: Option<u64>,
     /// What the agent's `openclaw.json` says of its model and base URL (read at
@@ -128,6 +131,7 @@ impl Default for Live {
             crash: None,
             up_since: None,
             engine_away: false,
+            engine_lost_in_op: false,
             disk_used: None,
             model_id: None,
             base_url: None,
@@ -498,6 +502,22 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
     }
     if let Input::Begin(_) = input {
         s.live.engine_away = false;
+        s.live.engine_lost_in_op = false;
+    }
+    let start_ended_without_engine = s.live.engine_lost_in_op
+        && !s.live.shutting_down
+        && !s.record.deleting
+        && match input {
+            Input::StartFailed { .. } | Input::VerifyFailed { .. } => true,
+            Input::Ended => s.live.activity == Some(Activity::Starting),
+            _ => false,
+        };
+    if start_ended_without_engine {
+        s.live.activity = None;
+        s.live.engine_lost_in_op = false;
+        engine_gone(s, &mut effects);
+        s.keep();
+        return effects;
     }
     let r = &mut s.record;
     let live = &mut s.live;
@@ -732,28 +752,15 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
         Input::EngineLost {
             containers_survive: false,
         } => {
-            let pending = s.revive_pending();
-            let up = s.is_up() || pending;
-            let r = &mut s.record;
-            let live = &mut s.live;
-            live.ready = false;
-            if live.activity.is_some() || r.deleting || live.shutting_down {
-                // The operation in flight meets the lost engine itself.
-                live.container = Container::Unknown;
+            let up = s.is_up() || s.revive_pending();
+            s.live.ready = false;
+            if s.live.activity.is_some() || s.record.deleting || s.live.shutting_down {
+                // The operation in flight meets the lost engine itself; a start's
+                // failure then is this loss (see `start_ended_without_engine`).
+                s.live.container = Container::Unknown;
+                s.live.engine_lost_in_op = s.live.activity.is_some();
             } else if up {
-                // Remembered to start again when the engine is back, still wanted
-                // (a false alarm changes nothing the user asked for), and a late
-                // exit seen then is no death.
-                r.running_at_quit = r.wanted == Wanted::Running;
-                r.status = AgentStatus::Stopped;
-                live.engine_away = true;
-                live.container = Container::Unknown;
-                live.notice = Some(ENGINE_LOST.into());
-                live.crash = None;
-                if pending {
-                    effects.push(Effect::CancelRevive);
-                }
-                effects.push(Effect::Announce(Change::EngineLost));
+                engine_gone(s, &mut effects);
             }
         }
         Input::ShutdownBegan => {
@@ -865,8 +872,33 @@ pub fn apply(s: &mut AgentState, input: Input, now: DateTime<Utc>) -> Vec<Effect
             }
         }
     }
+    if s.live.activity.is_none() {
+        s.live.engine_lost_in_op = false;
+    }
     s.keep();
     effects
+}
+
+/// The engine went away under an agent that ran or was being started: stopped,
+/// remembered to start again when the engine is back, still wanted (a false alarm
+/// changes nothing the user asked for), and a late exit seen then is no death.
+fn engine_gone(s: &mut AgentState, effects: &mut Vec<Effect>) {
+    if s.revive_pending() {
+        effects.push(Effect::CancelRevive);
+    }
+    let r = &mut s.record;
+    let live = &mut s.live;
+    r.running_at_quit = r.wanted == Wanted::Running;
+    r.status = AgentStatus::Stopped;
+    // A death seen just before (the machine's stop kills the containers before
+    // the engine is found gone) was the loss too.
+    r.error = None;
+    live.error_details = None;
+    live.engine_away = true;
+    live.container = Container::Unknown;
+    live.notice = Some(ENGINE_LOST.into());
+    live.crash = None;
+    effects.push(Effect::Announce(Change::EngineLost));
 }
 
 /// What Podman says of the container, applied: while an operation runs only the
@@ -1870,6 +1902,79 @@ mod tests {
             vec![Effect::CancelRevive]
         );
         assert_eq!(started.live.crash, None, "the user's start begins afresh");
+    }
+
+    /// Fault (CI, `engine.rs`): the machine stopped from a terminal kills the
+    /// containers before Clawdock notices; the crash loop's start of one of them
+    /// was in flight when the engine was found lost, and its failure then left the
+    /// agent in `error`, counted as one more death and never restored, while the
+    /// other agent said "stopped, Podman went away". The same for a start or a
+    /// check of a running gateway in flight.
+    #[test]
+    fn an_engine_lost_under_a_start_in_flight_is_the_starts_end() {
+        let failed = || Input::StartFailed {
+            message: "cannot connect to Podman".into(),
+            details: None,
+        };
+        let reviving = || {
+            let mut s = state(shape(S::Running, W::Running, None, C::Running));
+            apply_now(&mut s, died(137));
+            apply_now(&mut s, Input::Begin(Op::Revive));
+            s
+        };
+        let user_start = || {
+            let mut s = state(shape(S::Stopped, W::Stopped, None, C::Exited(None)));
+            apply_now(&mut s, Input::Begin(Op::Start));
+            s
+        };
+        let checking = || {
+            let mut s = state(shape(S::Stopped, W::Running, None, C::Unknown));
+            apply_now(&mut s, seen(C::Running));
+            apply_now(&mut s, Input::Begin(Op::Verify));
+            s
+        };
+        for (what, mut s, end) in [
+            ("a revive", reviving(), failed()),
+            ("a user's start", user_start(), failed()),
+            ("a check", checking(), Input::Ended),
+        ] {
+            apply_now(
+                &mut s,
+                Input::EngineLost {
+                    containers_survive: false,
+                },
+            );
+            let effects = apply_now(&mut s, end);
+            assert!(
+                effects.contains(&Effect::Announce(Change::EngineLost)),
+                "{what}: {effects:?}"
+            );
+            assert!(
+                !effects.iter().any(|e| matches!(e, Effect::Revive { .. })),
+                "{what}: no death counted: {effects:?}"
+            );
+            assert_eq!(s.record.status, S::Stopped, "{what}");
+            assert_eq!(s.live.activity, None, "{what}");
+            assert_eq!(s.live.crash, None, "{what}");
+            assert_eq!(s.live.notice.as_deref(), Some(ENGINE_LOST), "{what}");
+            assert_eq!(s.record.error, None, "{what}");
+            assert!(s.record.running_at_quit, "{what}: started when it is back");
+            assert_eq!(s.record.wanted, W::Running, "{what}");
+        }
+        // Lost and back before the start ended: its failure is its own.
+        let mut s = user_start();
+        apply_now(
+            &mut s,
+            Input::EngineLost {
+                containers_survive: false,
+            },
+        );
+        apply_now(&mut s, Input::Started);
+        apply_now(&mut s, Input::Begin(Op::Stop));
+        apply_now(&mut s, Input::Stopped);
+        apply_now(&mut s, Input::Begin(Op::Start));
+        apply_now(&mut s, failed());
+        assert_eq!(s.record.status, S::Error);
     }
 
     /// Issue 22, item 5: after a false alarm the agent is still wanted; the
