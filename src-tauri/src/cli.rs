@@ -398,6 +398,16 @@ fn cli_message(e: &CliError) -> String {
     }
 }
 
+/// A successful answer's body read as `T`.
+async fn read_json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, CliError> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| CliError::Other(format!("unexpected answer from the API: {e}")))
+}
+
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -434,40 +444,32 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Result<T, CliError> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+        let mut req = self.request(method, path);
         if let Some(body) = body {
             req = req.json(&body);
         }
+        read_json(self.send(req).await?).await
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends `req`; an answer other than a success is the API's error, said as such.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, CliError> {
         let resp = req.send().await.map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| CliError::Other(e.to_string()))?;
-        if status.is_success() {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| CliError::Other(format!("unexpected answer from the API: {e}")))
-        } else {
-            Err(api_error(status, &bytes))
+        if resp.status().is_success() {
+            return Ok(resp);
         }
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        Err(api_error(status, &bytes))
     }
 
     async fn stream(&self, path: &str) -> Result<impl futures::Stream<Item = String>, CliError> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let bytes = resp.bytes().await.unwrap_or_default();
-            return Err(api_error(status, &bytes));
-        }
+        let resp = self.send(self.request(reqwest::Method::GET, path)).await?;
         Ok(sse_data_lines(resp.bytes_stream()))
     }
 
@@ -475,18 +477,11 @@ impl Client {
     /// then a new line.
     async fn chat_turn(&self, path: &str, message: &str) -> Result<(), CliError> {
         let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({ "message": message }))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let bytes = resp.bytes().await.unwrap_or_default();
-            return Err(api_error(status, &bytes));
-        }
+            .send(
+                self.request(reqwest::Method::POST, path)
+                    .json(&json!({ "message": message })),
+            )
+            .await?;
         let mut data = std::pin::pin!(sse_data_lines(resp.bytes_stream()));
         while let Some(data) = data.next().await {
             if data.trim() == "[DONE]" {
@@ -520,18 +515,7 @@ impl Client {
     /// alone); a file half-written by a failure is removed. Gives the bytes.
     async fn download(&self, path: &str, file: &std::path::Path) -> Result<u64, CliError> {
         use tokio::io::AsyncWriteExt;
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let bytes = resp.bytes().await.unwrap_or_default();
-            return Err(api_error(status, &bytes));
-        }
+        let resp = self.send(self.request(reqwest::Method::POST, path)).await?;
         let out = clawdock_core::agents::new_private_file(file)
             .map_err(|e| CliError::Other(e.to_string()))?;
         let mut out = tokio::fs::File::from_std(out);
@@ -568,26 +552,11 @@ impl Client {
             .await
             .map_err(|e| CliError::Other(format!("could not read {}: {e}", file.display())))?;
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(opened));
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+        let req = self
+            .request(reqwest::Method::POST, path)
             .header(reqwest::header::CONTENT_TYPE, "application/gzip")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| CliError::Other(e.to_string()))?;
-        if status.is_success() {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| CliError::Other(format!("unexpected answer from the API: {e}")))
-        } else {
-            Err(api_error(status, &bytes))
-        }
+            .body(body);
+        read_json(self.send(req).await?).await
     }
 
     fn unreachable(&self, e: reqwest::Error) -> CliError {
