@@ -289,16 +289,19 @@ struct Quitted {
     report: ShutdownReport,
 }
 
-pub fn run(request: Request) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// The command line's runtime (one thread: it waits on one request at a time);
+/// `None`, said, when the system gives none.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            crate::tell!("clawdock: {e}");
-            return ExitCode::FAILURE;
-        }
+        .map_err(|e| crate::tell!("clawdock: {e}"))
+        .ok()
+}
+
+pub fn run(request: Request) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let result = match request {
         Request::SelfUpdate { check, json } => runtime.block_on(self_update(check, json)),
@@ -337,15 +340,8 @@ pub fn doctor(json: bool, bundle: Option<std::path::PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            crate::tell!("clawdock: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let findings = runtime.block_on(doctor::checks::run_all(&settings));
     if json {

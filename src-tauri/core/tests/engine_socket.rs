@@ -240,12 +240,8 @@ async fn a_neighbour_listening_first_where_the_owned_service_would_is_never_sent
     assert!(report.clean(), "{report:?}");
 }
 
-/// Issue 30, item 2: the user's own `podman.socket` was trusted because it
-/// answered. One held by another user (a neighbour's listener where the user's
-/// would be) is refused: never sent a request, and Clawdock runs its own service.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_users_socket_held_by_another_uid_is_refused() {
-    let home = Home::new();
+/// A folder in `/tmp` that every user may write, as a neighbour's listener has.
+fn shared_folder() -> tempfile::TempDir {
     let shared = tempfile::Builder::new()
         .prefix("clawdock-shared-")
         .tempdir_in("/tmp")
@@ -255,6 +251,16 @@ async fn a_users_socket_held_by_another_uid_is_refused() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .expect("chmod");
+    shared
+}
+
+/// Issue 30, item 2: the user's own `podman.socket` was trusted because it
+/// answered. One held by another user (a neighbour's listener where the user's
+/// would be) is refused: never sent a request, and Clawdock runs its own service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_socket_held_by_another_uid_is_refused() {
+    let home = Home::new();
+    let shared = shared_folder();
     let neighbour =
         support::hostile_engine::HostileEngine::start(&shared.path().join("podman.sock"), false);
     let mut settings = home.native(IMAGE);
@@ -278,15 +284,7 @@ async fn a_users_socket_held_by_another_uid_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_given_socket_held_by_another_uid_is_refused_with_a_clear_error() {
     let home = Home::new();
-    let shared = tempfile::Builder::new()
-        .prefix("clawdock-shared-")
-        .tempdir_in("/tmp")
-        .expect("shared folder");
-    std::fs::set_permissions(
-        shared.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .expect("chmod");
+    let shared = shared_folder();
     let neighbour =
         support::hostile_engine::HostileEngine::start(&shared.path().join("engine.sock"), false);
     let mut settings = home.native(IMAGE);
