@@ -379,6 +379,21 @@ mod tests {
     use super::*;
     use clawdock_core::machine::{Mode, RuntimeState};
 
+    /// The menu with no login item and no update of Clawdock's to show.
+    fn plain_model(
+        status: &RuntimeStatus,
+        agents: &[AgentView],
+        stopping: Option<usize>,
+    ) -> Vec<Item> {
+        model(&MenuState {
+            status,
+            agents,
+            stopping,
+            launch_at_login: None,
+            update: None,
+        })
+    }
+
     fn status(state: RuntimeState, mode: Mode) -> RuntimeStatus {
         RuntimeStatus::new(&state, mode, Some("5.2.0".into()))
     }
@@ -422,19 +437,13 @@ mod tests {
             agent("c", AgentStatus::Running, None),
         ];
         let labels = |agents: &[AgentView]| -> Vec<String> {
-            model(&MenuState {
-                status: &ready,
-                agents,
-                stopping: None,
-                launch_at_login: None,
-                update: None,
-            })
-            .into_iter()
-            .filter_map(|i| match i {
-                Item::Label(l) => Some(l),
-                _ => None,
-            })
-            .collect()
+            plain_model(&ready, agents, None)
+                .into_iter()
+                .filter_map(|i| match i {
+                    Item::Label(l) => Some(l),
+                    _ => None,
+                })
+                .collect()
         };
         assert_eq!(labels(&agents), ["2 of 3 agents running"]);
         agents[0].update_available = true;
@@ -480,13 +489,7 @@ mod tests {
             agent("a", AgentStatus::Running, None),
             agent("b", AgentStatus::Stopped, None),
         ];
-        let items = model(&MenuState {
-            status: &st,
-            agents: &agents,
-            stopping: None,
-            launch_at_login: None,
-            update: None,
-        });
+        let items = plain_model(&st, &agents, None);
         assert_eq!(items[0], Item::Label("1 of 2 agents running".into()));
         assert!(enabled(&items, Action::OpenDashboard(agents[0].id)));
         assert!(
@@ -533,13 +536,7 @@ mod tests {
                 "{items:?}"
             );
         }
-        let unknown = model(&MenuState {
-            status: &st,
-            agents: &[],
-            stopping: None,
-            launch_at_login: None,
-            update: None,
-        });
+        let unknown = plain_model(&st, &[], None);
         assert!(!unknown.iter().any(|i| matches!(i, Item::Check { .. })));
     }
 
@@ -547,13 +544,7 @@ mod tests {
     fn busy_agents_cannot_be_started_again() {
         let st = status(RuntimeState::Ready, Mode::Native);
         let agents = [agent("a", AgentStatus::Stopped, Some(Activity::Starting))];
-        let items = model(&MenuState {
-            status: &st,
-            agents: &agents,
-            stopping: None,
-            launch_at_login: None,
-            update: None,
-        });
+        let items = plain_model(&st, &agents, None);
         assert!(!enabled(&items, Action::StartAgent(agents[0].id)));
         assert!(
             enabled(&items, Action::StopAgent(agents[0].id)),
@@ -566,13 +557,7 @@ mod tests {
     fn machine_absent_offers_setup_and_nothing_else() {
         let st = status(RuntimeState::Absent, Mode::Vm);
         let agents = [agent("a", AgentStatus::Stopped, None)];
-        let items = model(&MenuState {
-            status: &st,
-            agents: &agents,
-            stopping: None,
-            launch_at_login: None,
-            update: None,
-        });
+        let items = plain_model(&st, &agents, None);
         assert_eq!(items[0], Item::Label("Podman needs setting up".into()));
         assert!(enabled(&items, Action::SetupPodman));
         assert!(!enabled(&items, Action::StartAll));
@@ -583,13 +568,7 @@ mod tests {
     #[test]
     fn stopped_machine_offers_to_start_it() {
         let st = status(RuntimeState::Stopped, Mode::Vm);
-        let items = model(&MenuState {
-            status: &st,
-            agents: &[],
-            stopping: None,
-            launch_at_login: None,
-            update: None,
-        });
+        let items = plain_model(&st, &[], None);
         assert!(enabled(&items, Action::StartRuntime));
         assert!(!enabled(&items, Action::StopAll));
     }
@@ -598,13 +577,7 @@ mod tests {
     fn podman_missing_disables_agent_actions() {
         let st = RuntimeStatus::new(&RuntimeState::Unavailable, Mode::Vm, None);
         let agents = [agent("a", AgentStatus::Stopped, None)];
-        let items = model(&MenuState {
-            status: &st,
-            agents: &agents,
-            stopping: None,
-            launch_at_login: None,
-            update: None,
-        });
+        let items = plain_model(&st, &agents, None);
         assert_eq!(items[0], Item::Label("Podman is not installed".into()));
         assert!(!enabled(&items, Action::StartAll));
         assert!(!enabled(&items, Action::StartAgent(agents[0].id)));
@@ -614,13 +587,7 @@ mod tests {
     fn while_stopping_only_quit_now_and_open_remain() {
         let st = status(RuntimeState::Ready, Mode::Native);
         let agents = [agent("a", AgentStatus::Running, Some(Activity::Stopping))];
-        let items = model(&MenuState {
-            status: &st,
-            agents: &agents,
-            stopping: Some(3),
-            launch_at_login: None,
-            update: None,
-        });
+        let items = plain_model(&st, &agents, Some(3));
         assert_eq!(items[0], Item::Label("Stopping 3 agents...".into()));
         let quit = buttons(&items)
             .into_iter()
