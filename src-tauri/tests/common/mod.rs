@@ -133,11 +133,18 @@ impl Session {
     /// A desktop with a tray host.
     pub fn start() -> Self {
         let mut session = Self::without_tray_host();
-        let host = zbus::blocking::connection::Builder::address(session.bus.as_str())
-            .and_then(|b| b.name("org.kde.StatusNotifierWatcher"))
-            .and_then(|b| b.serve_at("/StatusNotifierWatcher", TrayHostWatcher))
-            .and_then(zbus::blocking::connection::Builder::build)
-            .expect("the stand-in tray host on the session bus");
+        let bus = session.bus.clone();
+        // zbus's blocking connection runs its own executor: made on a thread of
+        // its own, it works from async tests too (a runtime cannot block on one).
+        let host = std::thread::spawn(move || {
+            zbus::blocking::connection::Builder::address(bus.as_str())
+                .and_then(|b| b.name("org.kde.StatusNotifierWatcher"))
+                .and_then(|b| b.serve_at("/StatusNotifierWatcher", TrayHostWatcher))
+                .and_then(zbus::blocking::connection::Builder::build)
+                .expect("the stand-in tray host on the session bus")
+        })
+        .join()
+        .expect("the tray host's thread");
         session.tray_host = Some(host);
         session
     }
@@ -186,7 +193,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        drop(self.tray_host.take());
+        if let Some(host) = self.tray_host.take() {
+            let _closed = std::thread::spawn(move || drop(host)).join();
+        }
         for child in &mut self.children {
             let _gone = child.kill();
             let _reaped = child.wait();
