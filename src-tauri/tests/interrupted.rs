@@ -8,11 +8,11 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use common::api::Api;
+use common::api::running_and_idle;
 use common::engine_proxy::{Fault, ProxiedEngine, Rule};
 use common::{images, Home, Serve, IMAGE};
 
@@ -118,7 +118,7 @@ async fn kill_during_update_at(step: Step) {
     images::tag_image(IMAGE, &reference);
     let health = [("CLAWDOCK_HEALTH_TIMEOUT", "4")];
     let mut first = serve(home.path(), &engine, &reference, step as u16, &health);
-    let api = Api::of(home.path(), first.child.id()).await;
+    let api = first.api();
     let agent = api
         .create_running(&format!("upd{step:?}").to_lowercase())
         .await;
@@ -166,28 +166,26 @@ async fn kill_during_update_at(step: Step) {
     let mut settled = None;
     for _ in 0..2 {
         let next = serve(home.path(), &engine, &reference, step as u16, &health);
-        let api = Api::of(home.path(), next.child.id()).await;
-        let end = Instant::now() + Duration::from_secs(45);
-        while Instant::now() < end {
-            let view = api.agent(&id).await;
+        let repaired = common::until_ok(Duration::from_secs(45), async || {
+            let view = next.api().agent(&id).await;
             let all = containers_of(&id);
             let repaired = all.len() == 1
                 && all[0].1 == expected
                 && all[0].2 == "running"
-                && view
-                    .as_ref()
-                    .is_some_and(|v| v["status"] == "running" && v["activity"].is_null());
+                && view.as_ref().is_some_and(running_and_idle);
             if repaired {
-                settled = Some((view, all, next));
-                break;
+                Ok(all)
+            } else {
+                Err(())
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if settled.is_some() {
+        })
+        .await;
+        if let Ok(all) = repaired {
+            settled = Some((all, next));
             break;
         }
     }
-    let Some((_, all, mut last)) = settled else {
+    let Some((all, mut last)) = settled else {
         panic!(
             "{step:?}: not repaired within two launches: {:#?}",
             containers_of(&id)
@@ -261,7 +259,7 @@ async fn a_crash_loop_and_a_death_while_closed_are_told_across_launches() {
         r#"ENTRYPOINT ["/bin/sh","-c","\"$@\" & until wget -q -O /dev/null http://127.0.0.1:18789/healthz; do usleep 100000; done; sleep 2; echo \"[gateway] fatal: dying 2 s after ready (test image)\" >&2; exit 3","gateway"]"#,
     );
     let mut first = serve(home.path(), &engine, &dying, 5, &[]);
-    let api = Api::of(home.path(), first.child.id()).await;
+    let api = first.api();
     let agent = api.create_running("looping").await;
     let id = agent["id"].as_str().expect("id").to_string();
     let looping = api
@@ -273,28 +271,31 @@ async fn a_crash_loop_and_a_death_while_closed_are_told_across_launches() {
     first.kill9();
 
     let mut second = serve(home.path(), &engine, &dying, 5, &[]);
-    let api = Api::of(home.path(), second.child.id()).await;
-    let began = Instant::now();
-    while began.elapsed() < Duration::from_secs(5) {
+    let api = second.api();
+    let kept = common::throughout(Duration::from_secs(5), async || {
         let view = api.agent(&id).await.expect("agent");
         let now = view["crashLoop"]["crashes"].as_u64().unwrap_or(0);
-        assert!(
-            now >= crashes,
-            "the loop's count goes on from {crashes}, not again from 1: {view:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if now >= crashes {
+            Ok(())
+        } else {
+            Err(view)
+        }
+    })
+    .await;
+    if let Err(view) = kept {
+        panic!("the loop's count goes on from {crashes}, not again from 1: {view:#}");
     }
     second.kill9();
 
     // A healthy agent, Clawdock gone, the gateway killed meanwhile.
     let mut third = serve(home.path(), &engine, IMAGE, 6, &[]);
-    let api = Api::of(home.path(), third.child.id()).await;
+    let api = third.api();
     let healthy = api.create_running("closed").await;
     let healthy_id = healthy["id"].as_str().expect("id").to_string();
     third.kill9();
     images::podman_out(&["kill", "clawdock-closed"]);
     let mut fourth = serve(home.path(), &engine, IMAGE, 6, &[]);
-    let api = Api::of(home.path(), fourth.child.id()).await;
+    let api = fourth.api();
     let told = api
         .until_agent(&healthy_id, Duration::from_secs(20), |a| {
             a["error"]
@@ -326,7 +327,7 @@ async fn a_container_found_running_at_launch_is_running_once_its_gateway_answers
         "ENV FAKE_GATEWAY_DELAY=5",
     );
     let mut first = serve(home.path(), &engine, &slow, 7, &[]);
-    let api = Api::of(home.path(), first.child.id()).await;
+    let api = first.api();
     let agent = api.create_running("slowpoke").await;
     let id = agent["id"].as_str().expect("id").to_string();
     let port = agent["port"].as_u64().expect("port");
@@ -334,30 +335,25 @@ async fn a_container_found_running_at_launch_is_running_once_its_gateway_answers
     images::podman_out(&["restart", "--time", "1", "clawdock-slowpoke"]);
 
     let mut second = serve(home.path(), &engine, &slow, 7, &[]);
-    let api = Api::of(home.path(), second.child.id()).await;
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client");
-    let end = Instant::now() + Duration::from_secs(30);
-    let mut said_running = false;
-    while Instant::now() < end && !said_running {
-        let view = api.agent(&id).await.expect("agent");
-        if view["status"] == "running" {
-            said_running = true;
-            let answers = http
-                .get(format!("http://127.0.0.1:{port}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            assert!(
-                answers,
-                "shown running before its gateway answered: {view:#}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(said_running, "running once it answers");
+    // The first view that says running, and at once whether the gateway answers.
+    let view = second
+        .api()
+        .wait_agent(&id, Duration::from_secs(30), |v| v["status"] == "running")
+        .await
+        .unwrap_or_else(|last| panic!("running once it answers; last seen: {last:#?}"));
+    let answers = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    assert!(
+        answers,
+        "shown running before its gateway answered: {view:#}"
+    );
     assert_eq!(second.stop().and_then(|s| s.code()), Some(0));
 }
 
@@ -369,7 +365,6 @@ async fn a_container_found_running_at_launch_is_running_once_its_gateway_answers
 /// working image, started again at the next launch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_in_an_updates_health_wait_rolls_back_and_quits_in_order() {
-    use std::os::unix::process::CommandExt;
     common::ensure_images();
     let home = Home::new();
     let reference = format!(
@@ -380,19 +375,15 @@ async fn ctrl_c_in_an_updates_health_wait_rolls_back_and_quits_in_order() {
     let ports = port_base(8);
     // A group of its own, as a shell gives a job in a terminal; its own engine
     // service (no socket given), which the signal must not reach.
-    let mut serve = std::process::Command::new(common::BIN)
-        .args(["serve", "--port", "0"])
-        .env("CLAWDOCK_HOME", home.path())
+    let mut serve = Serve::launch(home.path())
         .env("CLAWDOCK_AGENT_IMAGE", &reference)
         .env("CLAWDOCK_STOP_TIMEOUT", "2")
         .env("CLAWDOCK_PORT_BASE", &ports)
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("serve");
-    let pid = serve.id();
-    let api = Api::of(home.path(), pid).await;
+        .own_process_group()
+        .start();
+    let pid = serve.pid();
+    let api = serve.api();
     let agent = api.create_running("ctrlc").await;
     let id = agent["id"].as_str().expect("id").to_string();
     images::tag_image(&never_ready_image(), &reference);
@@ -411,23 +402,15 @@ async fn ctrl_c_in_an_updates_health_wait_rolls_back_and_quits_in_order() {
         .status()
         .expect("kill");
     assert!(sent.success());
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = serve.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(60),
-            "serve did not exit after SIGINT"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = serve
+        .wait_exit(Duration::from_secs(60))
+        .expect("serve did not exit after SIGINT");
     assert_eq!(status.code(), Some(0), "{status}");
     let left = containers_of(&id);
     assert_eq!(left.len(), 1, "the rollback completed: {left:#?}");
     assert_eq!(left[0].1, image_id(IMAGE), "the working image");
     assert_eq!(left[0].3, "clawdock-ctrlc");
-    let record = api.stored(&id);
+    let record = serve.api().stored(&id);
     assert!(record.get("journal").is_none(), "{record:#}");
     assert_eq!(record["runningAtQuit"], true, "{record:#}");
 
@@ -438,11 +421,9 @@ async fn ctrl_c_in_an_updates_health_wait_rolls_back_and_quits_in_order() {
             ("CLAWDOCK_PORT_BASE", ports.as_str()),
         ],
     );
-    let api = Api::of(home.path(), next.child.id()).await;
-    api.until_agent(&id, Duration::from_secs(30), |a| {
-        a["status"] == "running" && a["activity"].is_null()
-    })
-    .await;
+    next.api()
+        .until_agent(&id, Duration::from_secs(30), running_and_idle)
+        .await;
     let running = containers_of(&id);
     assert_eq!(running.len(), 1, "{running:#?}");
     assert_eq!(running[0].1, image_id(IMAGE));

@@ -1,8 +1,8 @@
 //! The API of a running `clawdock serve`, as its `api.json` names it: requests
-//! with its token, answers as `(status, JSON)`.
+//! with its token, answers as `(status, JSON)`, and the waits on an agent's view.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -13,33 +13,49 @@ pub struct Api {
     home: PathBuf,
 }
 
+/// An agent's view says it runs and nothing is under way (a create, a start, a
+/// health wait): what a test waits for before acting on it.
+pub fn running_and_idle(agent: &Value) -> bool {
+    agent["status"] == "running" && agent["activity"].is_null()
+}
+
+/// The id in an agent's view.
+pub fn id_of(agent: &Value) -> String {
+    agent["id"].as_str().expect("id").to_string()
+}
+
 impl Api {
     /// The API of the serve whose pid is `pid`, once its `api.json` says so (a
-    /// killed instance's file stays behind until the next one writes its own).
-    pub async fn of(home: &Path, pid: u32) -> Self {
-        let began = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(home.join("api.json")) {
-                if let Ok(info) = serde_json::from_str::<Value>(&text) {
-                    if info["pid"] == pid {
-                        return Self {
-                            url: info["url"].as_str().expect("url").into(),
-                            token: info["token"].as_str().expect("token").into(),
-                            http: reqwest::Client::builder()
-                                .no_proxy()
-                                .build()
-                                .expect("client"),
-                            home: home.to_path_buf(),
-                        };
-                    }
-                }
-            }
-            assert!(
-                began.elapsed() < Duration::from_secs(30),
-                "serve (pid {pid}) did not write its api.json"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    /// killed instance's file stays behind until the next one writes its own);
+    /// waited for up to 30 s, and no longer than the process lives.
+    pub fn of(home: &Path, pid: u32) -> Self {
+        let mut api = None;
+        let ended = super::wait_for(Duration::from_secs(30), || {
+            api = Self::written_by(home, pid);
+            api.is_some() || !super::alive(pid)
+        });
+        match api {
+            Some(api) => api,
+            None if ended => panic!("serve (pid {pid}) exited before writing its api.json"),
+            None => panic!("serve (pid {pid}) did not write its api.json within 30 s"),
         }
+    }
+
+    /// The API `home`'s `api.json` names, if process `pid` wrote it.
+    fn written_by(home: &Path, pid: u32) -> Option<Self> {
+        let text = std::fs::read_to_string(home.join("api.json")).ok()?;
+        let info: Value = serde_json::from_str(&text).ok()?;
+        (info["pid"] == pid).then(|| Self {
+            url: info["url"].as_str().expect("url").into(),
+            token: info["token"].as_str().expect("token").into(),
+            // A request that is never answered fails the test, not hangs it.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("client"),
+            home: home.to_path_buf(),
+        })
     }
 
     fn request(
@@ -82,6 +98,25 @@ impl Api {
         });
     }
 
+    /// Sends a request and hangs up after `limit`, answered or not (a client that
+    /// gives up).
+    pub async fn hang_up_after(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        limit: Duration,
+    ) {
+        let _gave_up = self.request(method, path, body).timeout(limit).send().await;
+    }
+
+    /// Every agent's view (`GET /agents`, which must answer 200).
+    pub async fn agents(&self) -> Vec<Value> {
+        let (status, body) = self.call(reqwest::Method::GET, "/agents", None).await;
+        assert_eq!(status, 200, "{body}");
+        body["agents"].as_array().cloned().unwrap_or_default()
+    }
+
     /// The agent's view, if the API lists it.
     pub async fn agent(&self, id: &str) -> Option<Value> {
         let (_, body) = self.call(reqwest::Method::GET, "/agents", None).await;
@@ -106,14 +141,15 @@ impl Api {
         assert_eq!(status, 201, "{body}");
         let id = body["agent"]["id"].as_str().expect("id").to_string();
         let view = self
-            .until_agent(&id, Duration::from_secs(60), |a| {
-                a["status"] == "running" && a["activity"].is_null()
-            })
+            .until_agent(&id, Duration::from_secs(60), running_and_idle)
             .await;
-        let end = Instant::now() + Duration::from_secs(10);
-        while self.stored(&id)["status"] != "running" {
-            assert!(Instant::now() < end, "agents.json never said running");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let stored = super::until_ok(Duration::from_secs(10), async || match self.stored(&id) {
+            record if record["status"] == "running" => Ok(()),
+            record => Err(record),
+        })
+        .await;
+        if let Err(record) = stored {
+            panic!("agents.json never said running: {record:#}");
         }
         view
     }
@@ -131,23 +167,30 @@ impl Api {
             .unwrap_or_default()
     }
 
-    /// Polls the agent's view until `check` holds; the view then. Panics with the
-    /// last view when the time is up.
+    /// Polls the agent's view until `check` holds: the view then, or the last one
+    /// seen (`None`: not listed) when `limit` is up.
+    pub async fn wait_agent(
+        &self,
+        id: &str,
+        limit: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Result<Value, Option<Value>> {
+        super::until_ok(limit, async || match self.agent(id).await {
+            Some(view) if check(&view) => Ok(view),
+            last => Err(last),
+        })
+        .await
+    }
+
+    /// [`Api::wait_agent`] that panics with the last view when the time is up.
     pub async fn until_agent(
         &self,
         id: &str,
         limit: Duration,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let end = Instant::now() + limit;
-        let mut last = None;
-        while Instant::now() < end {
-            last = self.agent(id).await;
-            if last.as_ref().is_some_and(&check) {
-                return last.expect("a view");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the agent never got there; last seen: {last:#?}");
+        self.wait_agent(id, limit, check)
+            .await
+            .unwrap_or_else(|last| panic!("the agent never got there; last seen: {last:#?}"))
     }
 }

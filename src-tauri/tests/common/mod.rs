@@ -1,6 +1,7 @@
 //! What the end-to-end tests of the real binary share: the binary, the test
-//! images, waiting, clean-up of an instance's containers, and a headless desktop
-//! session (Xvfb and a D-Bus session bus of the test's own).
+//! images, named waits, `clawdock serve` ([`Serve`]) and its API ([`api::Api`]),
+//! clean-up of an instance's containers, and a headless desktop session (Xvfb and
+//! a D-Bus session bus of the test's own).
 #![allow(dead_code)] // each test target uses a different part
 
 pub mod api;
@@ -13,8 +14,11 @@ pub mod instance_containers;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use api::Api;
 
 /// The command line and `serve`; with no arguments it becomes [`APP`].
 pub const BIN: &str = env!("CARGO_BIN_EXE_clawdock");
@@ -48,6 +52,7 @@ pub fn ensure_images() {
     assert!(ok.success(), "building the test images failed");
 }
 
+/// Checks `check` every 100 ms until it holds, for at most `limit`; whether it held.
 pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {
@@ -57,6 +62,63 @@ pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
+}
+
+/// [`wait_for`] for a check that asks over the network: runs `check` every 100 ms
+/// until it gives `Ok`, for at most `limit`; its last `Err` when the time is up
+/// (what the test then says it saw).
+pub async fn until_ok<T, E>(
+    limit: Duration,
+    check: impl AsyncFnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    until_ok_every(limit, Duration::from_millis(100), check).await
+}
+
+/// [`until_ok`], every `every`: for a check that also acts (sends a signal again)
+/// and should not act more often.
+pub async fn until_ok_every<T, E>(
+    limit: Duration,
+    every: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let end = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(done) => return Ok(done),
+            Err(last) if Instant::now() >= end => return Err(last),
+            Err(_) => tokio::time::sleep(every).await,
+        }
+    }
+}
+
+/// A negative check: runs `check` every 100 ms for the whole of `limit`, and stops
+/// at its first `Err` (what must not happen, seen).
+pub async fn throughout<E>(
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        check().await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Whether process `pid` lives (a zombie has ended: only its status is left).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').map(|i| !stat[i + 2..].starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Sends signal `name` (`TERM`, `HUP`, ...) to process `pid`; whether it was sent.
+pub fn signal(pid: u32, name: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The label value that marks the containers of the instance using `home`.
@@ -221,33 +283,156 @@ pub fn clawdock(home: &Path, args: &[&str]) -> std::process::Output {
         .expect("run clawdock")
 }
 
-/// A `clawdock serve --port 0` on `home`, its stdout piped, stopped (SIGTERM,
-/// then waited for) when dropped.
+/// A `clawdock serve --port 0` of the test's own on a data folder: the one way the
+/// tests start `serve` (but on a terminal, which `portable_pty` or `script` makes).
+/// However the test ends, no serve is left: dropped, it is stopped (SIGTERM, then
+/// SIGKILL after 30 s) and reaped; its containers are [`Home`]'s to remove.
 pub struct Serve {
     pub child: Child,
-    /// What it printed up to and including its `Web UI:` line.
+    /// What it printed up to and including its `Web UI:` line, when the harness read
+    /// its stdout ([`Launch::start`] with the default stdout); empty otherwise.
     pub printed: Vec<String>,
+    home: PathBuf,
+    /// Its API, once its `api.json` was read (the first [`Serve::api`]).
+    api: OnceLock<Api>,
+}
+
+/// How a [`Serve`] is started. The defaults: the stand-in gateway image, a stop
+/// timeout of 2 s, stdin from nothing, stdout read by the harness up to the banner,
+/// stderr the test's; each call changes one.
+pub struct Launch {
+    command: Command,
+    home: PathBuf,
+    /// The test gave stdout: the harness reads nothing from it.
+    own_stdout: bool,
+}
+
+impl Launch {
+    /// An environment variable; it overrides a default of the harness.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn envs<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        self.command.envs(vars);
+        self
+    }
+
+    /// Its stdout, for a test that reads it itself (a pipe) or wants none.
+    pub fn stdout(mut self, out: Stdio) -> Self {
+        self.command.stdout(out);
+        self.own_stdout = true;
+        self
+    }
+
+    pub fn stderr(mut self, err: Stdio) -> Self {
+        self.command.stderr(err);
+        self
+    }
+
+    /// Stdout and stderr to nothing.
+    pub fn quiet(self) -> Self {
+        self.stdout(Stdio::null()).stderr(Stdio::null())
+    }
+
+    /// A process group of its own, as a shell gives a job in a terminal (the one
+    /// a terminal's Ctrl-C reaches).
+    pub fn own_process_group(mut self) -> Self {
+        use std::os::unix::process::CommandExt;
+        self.command.process_group(0);
+        self
+    }
+
+    /// Starts it and returns at once, before it serves (for a serve that is to
+    /// refuse to start, or whose stdout the test reads first); its stdout, unless
+    /// given, goes to nothing.
+    pub fn spawn(mut self) -> Serve {
+        if !self.own_stdout {
+            self.command.stdout(Stdio::null());
+        }
+        self.spawned()
+    }
+
+    /// Starts it and returns once it serves: its banner read (with the default
+    /// stdout) and its `api.json` written.
+    pub fn start(mut self) -> Serve {
+        let read_banner = !self.own_stdout;
+        if read_banner {
+            self.command.stdout(Stdio::piped());
+        }
+        let mut serve = self.spawned();
+        if read_banner {
+            serve.printed = read_until_web_ui(serve.child.stdout.take().expect("stdout"));
+        }
+        serve.api();
+        serve
+    }
+
+    fn spawned(mut self) -> Serve {
+        Serve {
+            child: self.command.spawn().expect("serve"),
+            printed: Vec::new(),
+            home: self.home,
+            api: OnceLock::new(),
+        }
+    }
 }
 
 impl Serve {
+    /// Starts one on `home` with the defaults of [`Launch`].
     pub fn start(home: &Path) -> Self {
-        Self::start_with(home, &[])
+        Self::launch(home).start()
     }
 
     /// `start` with more environment variables.
     pub fn start_with(home: &Path, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BIN)
+        Self::launch(home).envs(env.iter().copied()).start()
+    }
+
+    /// One on `home` to start after changing what the test needs.
+    pub fn launch(home: &Path) -> Launch {
+        let mut command = Command::new(BIN);
+        command
             .args(["serve", "--port", "0"])
             .env("CLAWDOCK_HOME", home)
             .env("CLAWDOCK_AGENT_IMAGE", IMAGE)
             .env("CLAWDOCK_STOP_TIMEOUT", "2")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("serve");
-        let printed = read_until_web_ui(child.stdout.take().expect("stdout"));
-        Self { child, printed }
+            .stdin(Stdio::null());
+        Launch {
+            command,
+            home: home.to_path_buf(),
+            own_stdout: false,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its API, as its `api.json` says (waited for the first time, up to 30 s).
+    pub fn api(&self) -> &Api {
+        self.api
+            .get_or_init(|| Api::of(&self.home, self.child.id()))
+    }
+
+    /// Sends it signal `name` (`TERM`, `HUP`, `INT`, ...).
+    pub fn signal(&self, name: &str) {
+        assert!(signal(self.child.id(), name), "kill -{name} failed");
+    }
+
+    /// Its exit status once it exits, or `None` if it still runs after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_for(limit, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
     }
 
     /// `kill -9`: no shutdown, nothing of Clawdock's runs its course.
@@ -257,29 +442,19 @@ impl Serve {
     }
 
     /// SIGTERM, then the exit status (within 30 s).
-    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+    pub fn stop(&mut self) -> Option<ExitStatus> {
         if let Ok(Some(status)) = self.child.try_wait() {
             return Some(status);
         }
-        let _sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        let _sent = signal(self.child.id(), "TERM");
+        self.wait_exit(Duration::from_secs(30))
     }
 }
 
 impl Drop for Serve {
     fn drop(&mut self) {
         if self.stop().is_none() {
-            let _gone = self.child.kill();
-            let _reaped = self.child.wait();
+            self.kill9();
         }
     }
 }
