@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, BIN, IMAGE};
+use common::api::{id_of, Api};
+use common::{alive, wait_for, Launch, Serve, BIN, IMAGE};
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
 /// First agent port of one test of this file (they run in parallel).
@@ -31,83 +32,9 @@ fn envs(slot: u16) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `clawdock serve` on `home` with the envs of test `slot`, stdin and stderr to
-/// nothing, stdout to `stdout`.
-fn spawn_serve(home: &Path, slot: u16, stdout: Stdio) -> std::process::Child {
-    Command::new(BIN)
-        .args(["serve", "--port", "0"])
-        .env("CLAWDOCK_HOME", home)
-        .envs(envs(slot))
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve")
-}
-
-/// The API of the serve whose pid is `pid`, once its `api.json` says so.
-fn api_of(home: &Path, pid: u32) -> (String, String) {
-    let began = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(home.join("api.json")) {
-            if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
-                if info["pid"] == pid {
-                    return (
-                        info["url"].as_str().expect("url").into(),
-                        info["token"].as_str().expect("token").into(),
-                    );
-                }
-            }
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(30),
-            "serve {pid} did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Creates an agent through the API and waits until it runs; its id.
-async fn create_running(url: &str, token: &str, name: &str) -> String {
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/agents/create"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "name": name }))
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = created["agent"]["id"].as_str().expect("id").to_string();
-    let began = Instant::now();
-    loop {
-        let seen = agent(url, token, &id).await;
-        if seen
-            .as_ref()
-            .is_some_and(|a| a["status"] == "running" && a["activity"].is_null())
-        {
-            return id;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(60),
-            "{name} never ran: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn agent(url: &str, token: &str, id: &str) -> Option<serde_json::Value> {
-    let resp = reqwest::Client::new()
-        .get(format!("{url}/agents/{id}"))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?;
-    let body: serde_json::Value = resp.json().await.ok()?;
-    Some(body["agent"].clone())
+/// `clawdock serve` on `home` with the envs of test `slot`, stderr to nothing.
+fn serve(home: &Path, slot: u16) -> Launch {
+    Serve::launch(home).envs(envs(slot)).stderr(Stdio::null())
 }
 
 /// The instance's containers as `podman ps -a` rows.
@@ -127,28 +54,40 @@ fn assert_stopped_gracefully(home: &Path) {
 /// A second launch on the same folder (stdout to nothing) restores the agent that
 /// ran at the first one's end, and says nothing of a kill.
 async fn assert_restored(home: &Path, id: &str) {
-    let mut child = spawn_serve(home, 0, Stdio::null());
-    let (url, token) = api_of(home, child.id());
-    let began = Instant::now();
-    let mut seen = agent(&url, &token, id).await;
-    while !seen.as_ref().is_some_and(|a| a["status"] == "running")
-        && began.elapsed() < Duration::from_secs(60)
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        seen = agent(&url, &token, id).await;
-    }
-    let restored = seen.as_ref().is_some_and(|a| a["status"] == "running");
-    let _sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _exited = wait_for(Duration::from_secs(30), || {
-        child.try_wait().ok().flatten().is_some()
-    });
-    let _gone = child.kill();
-    let _reaped = child.wait();
-    assert!(restored, "the agent did not come back: {seen:?}");
-    let seen = seen.expect("agent");
+    let serve = serve(home, 0).stdout(Stdio::null()).start();
+    let seen = serve
+        .api()
+        .wait_agent(id, Duration::from_secs(60), |a| a["status"] == "running")
+        .await;
+    // Stopped before the verdict, as a user quits it: SIGTERM, then SIGKILL after 30 s.
+    drop(serve);
+    let seen = seen.unwrap_or_else(|last| panic!("the agent did not come back: {last:?}"));
     assert!(seen["error"].is_null(), "{seen}");
+}
+
+/// `clawdock serve` on a terminal (spawned by `portable_pty`): stopped like a
+/// [`Serve`] (SIGTERM, then SIGKILL after 30 s) if the test ends while it runs.
+struct OnTerminal(Box<dyn portable_pty::Child + Send + Sync>);
+
+impl OnTerminal {
+    fn exited(&mut self) -> Option<portable_pty::ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for OnTerminal {
+    fn drop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        if let Some(pid) = self.0.process_id() {
+            let _sent = common::signal(pid, "TERM");
+        }
+        if !wait_for(Duration::from_secs(30), || self.exited().is_some()) {
+            let _gone = self.0.kill();
+            let _reaped = self.0.wait();
+        }
+    }
 }
 
 /// Fault: with its terminal closed, `serve` got SIGHUP, its `eprintln!` failed
@@ -173,9 +112,9 @@ async fn a_closed_terminal_stops_the_agents_gracefully_and_they_come_back() {
     for (k, v) in envs(1) {
         cmd.env(k, v);
     }
-    let mut child = pty.slave.spawn_command(cmd).expect("serve on a terminal");
+    let mut serve = OnTerminal(pty.slave.spawn_command(cmd).expect("serve on a terminal"));
     drop(pty.slave);
-    let pid = child.process_id().expect("pid");
+    let pid = serve.0.process_id().expect("pid");
     // Read the terminal so serve's writes never block, until it is closed below.
     let mut reader = pty.master.try_clone_reader().expect("reader");
     let (printed_tx, printed) = std::sync::mpsc::channel();
@@ -193,7 +132,7 @@ async fn a_closed_terminal_stops_the_agents_gracefully_and_they_come_back() {
             }
         }
     });
-    let (url, token) = api_of(home.path(), pid);
+    let api = Api::of(home.path(), pid);
     let banner = printed
         .recv_timeout(Duration::from_secs(30))
         .expect("the banner on the terminal");
@@ -202,21 +141,16 @@ async fn a_closed_terminal_stops_the_agents_gracefully_and_they_come_back() {
         "a terminal gets the link: {banner}"
     );
     reading.join().expect("reader thread");
-    let id = create_running(&url, &token, &tagged("tty")).await;
+    let id = id_of(&api.create_running(&tagged("tty")).await);
 
     // Closing the terminal: its last holder goes, the kernel hangs up on serve.
     drop(pty.master);
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(60),
-            "serve did not exit after its terminal closed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut status = None;
+    wait_for(Duration::from_secs(60), || {
+        status = serve.exited();
+        status.is_some()
+    });
+    let status = status.expect("serve did not exit after its terminal closed");
     assert_eq!(status.exit_code(), 0, "{status:?}");
     assert_stopped_gracefully(home.path());
     assert_restored(home.path(), &id).await;
@@ -229,8 +163,8 @@ async fn a_closed_terminal_stops_the_agents_gracefully_and_they_come_back() {
 async fn serve_stops_gracefully_when_the_reader_of_its_output_goes() {
     common::ensure_images();
     let home = common::Home::new();
-    let mut child = spawn_serve(home.path(), 2, Stdio::piped());
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut serve = serve(home.path(), 2).stdout(Stdio::piped()).spawn();
+    let mut out = std::io::BufReader::new(serve.child.stdout.take().expect("stdout"));
     let mut banner = String::new();
     while !banner.contains("Web UI:") {
         let mut line = String::new();
@@ -241,19 +175,13 @@ async fn serve_stops_gracefully_when_the_reader_of_its_output_goes() {
         );
         banner.push_str(&line);
     }
-    let (url, token) = api_of(home.path(), child.id());
-    let id = create_running(&url, &token, &tagged("pipe")).await;
+    let id = id_of(&serve.api().create_running(&tagged("pipe")).await);
 
     // What `head -1` does after its line: the only reader of the pipe goes.
     drop(out);
-    let exited = wait_for(Duration::from_secs(60), || {
-        child.try_wait().ok().flatten().is_some()
-    });
-    if !exited {
-        let _gone = child.kill();
-    }
-    let status = child.wait().expect("wait");
-    assert!(exited, "serve kept running with nobody reading its output");
+    let status = serve
+        .wait_exit(Duration::from_secs(60))
+        .expect("serve kept running with nobody reading its output");
     assert_eq!(status.code(), Some(0), "{status}");
     assert_stopped_gracefully(home.path());
     assert_restored(home.path(), &id).await;
@@ -289,17 +217,6 @@ fn cmdline(pid: u32) -> String {
         .replace('\0', " ")
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rfind(')')
-                .map(|i| stat[i + 2..].starts_with('Z'))
-                .map(|zombie| !zombie)
-        })
-        .unwrap_or(false)
-}
-
 /// Fault: `kill -9` of `serve` left its `podman events` child running for ever,
 /// re-parented to init; a day of crashes left ten of them. Since issue 24 the
 /// one long-lived child is the engine's API service (the events are a request
@@ -307,9 +224,8 @@ fn alive(pid: u32) -> bool {
 #[test]
 fn serve_killed_with_sigkill_leaves_no_process_it_started() {
     let home = common::Home::new();
-    let mut child = spawn_serve(home.path(), 3, Stdio::null());
-    let pid = child.id();
-    let _api = api_of(home.path(), pid);
+    let mut serve = serve(home.path(), 3).stdout(Stdio::null()).start();
+    let pid = serve.pid();
     let mut started = Vec::new();
     assert!(
         wait_for(Duration::from_secs(30), || {
@@ -321,8 +237,7 @@ fn serve_killed_with_sigkill_leaves_no_process_it_started() {
         "serve started no engine service: {:?}",
         started.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
     );
-    child.kill().expect("SIGKILL");
-    let _reaped = child.wait();
+    serve.kill9();
     let left = |started: &[u32]| -> Vec<String> {
         started
             .iter()
@@ -354,48 +269,15 @@ fn serve_killed_with_sigkill_leaves_no_process_it_started() {
 #[test]
 fn without_podman_a_quit_is_clean() {
     let home = common::Home::new();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0"])
-        .env("CLAWDOCK_HOME", home.path())
+    let mut serve = Serve::launch(home.path())
         .env("CLAWDOCK_PODMAN", home.path().join("no-podman-here"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let _api = api_of(home.path(), child.id());
-    let _sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let exited = wait_for(Duration::from_secs(30), || {
-        child.try_wait().ok().flatten().is_some()
-    });
-    if !exited {
-        let _gone = child.kill();
-    }
-    let status = child.wait().expect("wait");
-    assert!(exited, "serve did not exit after SIGTERM");
+        .quiet()
+        .start();
+    serve.signal("TERM");
+    let status = serve
+        .wait_exit(Duration::from_secs(30))
+        .expect("serve did not exit after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status}");
-}
-
-/// A child that is sent SIGTERM, then SIGKILL, if it still runs when dropped
-/// (a failed assertion leaves no `serve` behind).
-struct Ends(std::process::Child);
-
-impl Drop for Ends {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _sent = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            if !wait_for(Duration::from_secs(30), || {
-                self.0.try_wait().ok().flatten().is_some()
-            }) {
-                let _gone = self.0.kill();
-                let _reaped = self.0.wait();
-            }
-        }
-    }
 }
 
 /// Whether the engine service on `socket` answers a ping now. Slow is not
@@ -432,25 +314,15 @@ fn answers(socket: &Path) -> bool {
 /// agent is stopped, and ends by Clawdock's hand after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_to_serves_process_group_reaches_clawdock_alone() {
-    use std::os::unix::process::CommandExt;
     common::ensure_images();
     let home = common::Home::new();
     // A group of its own, as a shell gives a job in a terminal.
-    let mut serve = Ends(
-        Command::new(BIN)
-            .args(["serve", "--port", "0"])
-            .env("CLAWDOCK_HOME", home.path())
-            .envs(envs(4))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("serve"),
-    );
-    let pid = serve.0.id();
-    let (url, token) = api_of(home.path(), pid);
-    create_running(&url, &token, &tagged("ctrlc")).await;
+    let mut serve = serve(home.path(), 4)
+        .stdout(Stdio::null())
+        .own_process_group()
+        .start();
+    let pid = serve.pid();
+    serve.api().create_running(&tagged("ctrlc")).await;
     let socket = home.path().join("engine.sock");
     let service = children_of(pid)
         .into_iter()
@@ -464,10 +336,12 @@ async fn ctrl_c_to_serves_process_group_reaches_clawdock_alone() {
         .status()
         .expect("kill");
     assert!(sent.success());
+    // Watched back to back, with no pause, until it exits: a named wait's 100 ms
+    // between looks could miss the service refusing under the agent.
     let began = Instant::now();
     let mut refused_under_the_agent = false;
     let status = loop {
-        if let Some(status) = serve.0.try_wait().expect("wait") {
+        if let Some(status) = serve.child.try_wait().expect("wait") {
             break status;
         }
         // In this order: the service seen refusing, then the container seen
