@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::BIN;
+use common::api::{running_and_idle, Api};
+use common::{Home, Serve};
 
 /// A small deterministic generator: the points differ per run of the loop, not per
 /// run of the suite, so a failure can be replayed.
@@ -26,119 +26,42 @@ impl Points {
     }
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    token: String,
-}
-
+/// A data folder and the `serve` on it, started again after each kill.
 struct Instance {
-    home: tempfile::TempDir,
+    /// Before `home`: dropped first (stopped, then its folder's containers go).
+    serve: Option<Serve>,
+    home: Home,
     port_base: u16,
-    server: Option<Server>,
-    http: reqwest::Client,
 }
 
 impl Instance {
     fn new() -> Self {
         Self {
-            home: tempfile::tempdir().expect("home"),
+            serve: None,
+            home: Home::new(),
             port_base: 28000 + (std::process::id() % 100) as u16 * 20,
-            server: None,
-            http: reqwest::Client::new(),
         }
     }
 
-    async fn start(&mut self) {
-        let api_file = self.home.path().join("api.json");
-        let child = Command::new(BIN)
-            .args(["serve", "--port", "0"])
-            .env("CLAWDOCK_HOME", self.home.path())
-            .env(
-                "CLAWDOCK_AGENT_IMAGE",
-                "localhost/clawdock-test-gateway:latest",
-            )
-            .env("CLAWDOCK_STOP_TIMEOUT", "2")
-            .env("CLAWDOCK_RESTORE_AGENTS", "0")
-            .env("CLAWDOCK_PORT_BASE", self.port_base.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve");
-        let pid = child.id();
-        let began = Instant::now();
-        // api.json of a killed instance stays behind: wait for this one's.
-        let info = loop {
-            if let Ok(text) = std::fs::read_to_string(&api_file) {
-                if let Ok(info) = serde_json::from_str::<Value>(&text) {
-                    if info["pid"] == pid {
-                        break info;
-                    }
-                }
-            }
-            assert!(
-                began.elapsed() < Duration::from_secs(20),
-                "serve did not come up"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        self.server = Some(Server {
-            child,
-            url: info["url"].as_str().expect("url").into(),
-            token: info["token"].as_str().expect("token").into(),
-        });
+    fn start(&mut self) {
+        self.serve = Some(
+            Serve::launch(self.home.path())
+                .env("CLAWDOCK_STOP_TIMEOUT", "2")
+                .env("CLAWDOCK_RESTORE_AGENTS", "0")
+                .env("CLAWDOCK_PORT_BASE", self.port_base.to_string())
+                .quiet()
+                .start(),
+        );
     }
 
     fn kill9(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _sent = s.child.kill();
-            let _reaped = s.child.wait();
+        if let Some(mut serve) = self.serve.take() {
+            serve.kill9();
         }
     }
 
-    fn server(&self) -> &Server {
-        self.server.as_ref().expect("running")
-    }
-
-    fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> reqwest::RequestBuilder {
-        let s = self.server();
-        let r = self
-            .http
-            .request(method, format!("{}{path}", s.url))
-            .bearer_auth(&s.token);
-        match body {
-            Some(b) => r.json(&b),
-            None => r,
-        }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        match self.request(method, path, body).send().await {
-            Ok(resp) => {
-                let code = resp.status().as_u16();
-                (code, resp.json().await.unwrap_or(Value::Null))
-            }
-            Err(_) => (0, Value::Null),
-        }
-    }
-
-    /// Sends a request and does not wait for its answer.
-    fn fire(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
-        let r = self.request(method, path, body);
-        tokio::spawn(async move {
-            let _answer = r.send().await;
-        });
-    }
-
-    async fn agents(&self) -> Vec<Value> {
-        let (code, body) = self.call(reqwest::Method::GET, "/agents", None).await;
-        assert_eq!(code, 200);
-        body["agents"].as_array().cloned().unwrap_or_default()
+    fn api(&self) -> &Api {
+        self.serve.as_ref().expect("running").api()
     }
 
     fn label(&self) -> String {
@@ -169,18 +92,16 @@ impl Instance {
         let parsed: Value = serde_json::from_slice(&store)
             .unwrap_or_else(|e| panic!("{context}: agents.json does not parse: {e}"));
         assert!(parsed.is_array(), "{context}");
-        let began = Instant::now();
-        let mut why = String::new();
-        while began.elapsed() < Duration::from_secs(25) {
-            let agents = self.agents().await;
-            let containers = self.containers();
-            why = verdict(&agents, &containers);
-            if why.is_empty() {
-                return;
+        let agreed = common::until_ok(Duration::from_secs(25), async || {
+            match verdict(&self.api().agents().await, &self.containers()) {
+                why if why.is_empty() => Ok(()),
+                why => Err(why),
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        })
+        .await;
+        if let Err(why) = agreed {
+            panic!("{context}: {why}");
         }
-        panic!("{context}: {why}");
     }
 }
 
@@ -225,22 +146,17 @@ fn verdict(agents: &[Value], containers: &[(String, bool)]) -> String {
     String::new()
 }
 
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill9();
-        common::remove_containers(self.home.path());
-    }
-}
-
 /// Starts the agent if the operation before (`after`) left it stopped, then waits
 /// until it runs.
 async fn run_again(inst: &Instance, id: &str, after: &str) {
     if inst
+        .api()
         .agent(id)
         .await
         .is_some_and(|a| a["status"] != "running")
     {
         let (code, body) = inst
+            .api()
             .call(reqwest::Method::POST, &format!("/agents/{id}/start"), None)
             .await;
         assert_eq!(code, 200, "start after {after}: {body}");
@@ -268,23 +184,17 @@ fn podman_view(id: &str) -> String {
 }
 
 async fn wait_running(inst: &Instance, id: &str) {
-    let began = Instant::now();
-    loop {
-        let agents = inst.agents().await;
-        if agents
-            .iter()
-            .any(|a| a["id"] == id && a["status"] == "running" && a["activity"].is_null())
-        {
-            return;
-        }
-        // Past the health budget (60 s by default): a create resumed after the
-        // kill may wait it out once, and that must end in running, not hang.
-        assert!(
-            began.elapsed() < Duration::from_secs(90),
-            "{id} never ran: {agents:?}\nits containers: {}",
+    // Past the health budget (60 s by default): a create resumed after the kill
+    // may wait it out once, and that must end in running, not hang.
+    let ran = inst
+        .api()
+        .wait_agent(id, Duration::from_secs(90), running_and_idle)
+        .await;
+    if let Err(last) = ran {
+        panic!(
+            "{id} never ran: {last:?}\nits containers: {}",
             podman_view(id)
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -297,25 +207,27 @@ async fn kill_9_during_create_stop_and_delete_loses_nothing() {
         .unwrap_or(20);
     let mut rng = Points(0x9E37_79B9_7F4A_7C15);
     let mut inst = Instance::new();
-    inst.start().await;
+    inst.start();
     let tag = std::process::id() % 10_000;
     use reqwest::Method;
 
     for i in 0..points {
         // Create, killed part-way.
         let name = format!("k{tag}c{i}");
-        inst.fire(
+        inst.api().fire(
             Method::POST,
             "/agents/create",
             Some(json!({ "name": name })),
         );
+        // The kill point: how far the create got is the subject, not a wait.
         tokio::time::sleep(Duration::from_millis(rng.next_ms(1500))).await;
         inst.kill9();
-        inst.start().await;
+        inst.start();
         inst.check(&format!("create #{i}")).await;
         // Keep the set small: delete what the create left (any state).
-        for a in inst.agents().await {
+        for a in inst.api().agents().await {
             let (code, body) = inst
+                .api()
                 .call(
                     Method::DELETE,
                     &format!("/agents/{}", a["id"].as_str().unwrap_or_default()),
@@ -327,6 +239,7 @@ async fn kill_9_during_create_stop_and_delete_loses_nothing() {
     }
 
     let (code, body) = inst
+        .api()
         .call(
             Method::POST,
             "/agents/create",
@@ -338,12 +251,15 @@ async fn kill_9_during_create_stop_and_delete_loses_nothing() {
     for i in 0..points {
         // Stop, killed part-way; then start it again for the next round.
         wait_running(&inst, &id).await;
-        inst.fire(Method::POST, &format!("/agents/{id}/stop"), None);
+        inst.api()
+            .fire(Method::POST, &format!("/agents/{id}/stop"), None);
+        // The kill point (as above).
         tokio::time::sleep(Duration::from_millis(rng.next_ms(1200))).await;
         inst.kill9();
-        inst.start().await;
+        inst.start();
         inst.check(&format!("stop #{i}")).await;
         let (code, body) = inst
+            .api()
             .call(Method::POST, &format!("/agents/{id}/start"), None)
             .await;
         assert_eq!(code, 200, "start after stop #{i}: {body}");
@@ -353,6 +269,7 @@ async fn kill_9_during_create_stop_and_delete_loses_nothing() {
         // Delete, killed part-way: at restart the delete is finished or undone.
         let name = format!("k{tag}d{i}");
         let (code, body) = inst
+            .api()
             .call(
                 Method::POST,
                 "/agents/create",
@@ -362,46 +279,34 @@ async fn kill_9_during_create_stop_and_delete_loses_nothing() {
         assert_eq!(code, 201, "{body}");
         let did = body["agent"]["id"].as_str().expect("id").to_string();
         wait_running(&inst, &did).await;
-        inst.fire(Method::DELETE, &format!("/agents/{did}"), None);
+        inst.api()
+            .fire(Method::DELETE, &format!("/agents/{did}"), None);
+        // The kill point (as above).
         tokio::time::sleep(Duration::from_millis(rng.next_ms(1200))).await;
         inst.kill9();
-        inst.start().await;
+        inst.start();
         inst.check(&format!("delete #{i}")).await;
-        if inst.agents().await.iter().any(|a| a["id"] == did.as_str()) {
+        if inst
+            .api()
+            .agents()
+            .await
+            .iter()
+            .any(|a| a["id"] == did.as_str())
+        {
             let (code, body) = inst
+                .api()
                 .call(Method::DELETE, &format!("/agents/{did}"), None)
                 .await;
             assert_eq!(code, 200, "{body}");
         }
     }
 
-    let (code, _) = inst.call(Method::POST, "/shutdown", None).await;
+    let (code, _) = inst.api().call(Method::POST, "/shutdown", None).await;
     assert_eq!(code, 200);
     assert!(
         inst.containers().iter().all(|(_, running)| !running),
         "a labelled container still runs"
     );
-}
-
-impl Instance {
-    /// Sends a request and hangs up after `ms`, answered or not (the client gives up).
-    async fn hang_up_after(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        ms: u64,
-    ) {
-        let _gave_up = self
-            .request(method, path, body)
-            .timeout(Duration::from_millis(ms))
-            .send()
-            .await;
-    }
-
-    async fn agent(&self, id: &str) -> Option<Value> {
-        self.agents().await.into_iter().find(|a| a["id"] == id)
-    }
 }
 
 /// Fault: a request whose client hung up was dropped half-way by the server: an
@@ -424,25 +329,27 @@ async fn a_client_hanging_up_at_a_random_point_loses_nothing() {
     let mut inst = Instance::new();
     // The other test of this file runs at the same time: other ports.
     inst.port_base += 10;
-    inst.start().await;
+    inst.start();
     let tag = std::process::id() % 10_000;
     use reqwest::Method;
 
     for i in 0..points {
         let name = format!("h{tag}n{i}");
         let ms = 100 + rng.next_ms(1400);
-        inst.hang_up_after(
-            Method::POST,
-            "/agents/create",
-            Some(json!({ "name": name })),
-            ms,
-        )
-        .await;
+        inst.api()
+            .hang_up_after(
+                Method::POST,
+                "/agents/create",
+                Some(json!({ "name": name })),
+                Duration::from_millis(ms),
+            )
+            .await;
         inst.check(&format!("create #{i} (client gave up after {ms} ms)"))
             .await;
         // A client that gave up before the answer may have cancelled the create
         // before anything was made (the check above found no orphan): make it now.
         let id = match inst
+            .api()
             .agents()
             .await
             .into_iter()
@@ -451,6 +358,7 @@ async fn a_client_hanging_up_at_a_random_point_loses_nothing() {
             Some(a) => a["id"].as_str().expect("id").to_string(),
             None => {
                 let (code, body) = inst
+                    .api()
                     .call(
                         Method::POST,
                         "/agents/create",
@@ -464,33 +372,47 @@ async fn a_client_hanging_up_at_a_random_point_loses_nothing() {
         run_again(&inst, &id, &format!("create #{i}")).await;
 
         let ms = 100 + rng.next_ms(1400);
-        inst.hang_up_after(Method::POST, &format!("/agents/{id}/stop"), None, ms)
+        inst.api()
+            .hang_up_after(
+                Method::POST,
+                &format!("/agents/{id}/stop"),
+                None,
+                Duration::from_millis(ms),
+            )
             .await;
         inst.check(&format!("stop #{i} (client gave up after {ms} ms)"))
             .await;
         run_again(&inst, &id, &format!("stop #{i}")).await;
 
         let ms = 100 + rng.next_ms(1400);
-        inst.hang_up_after(Method::DELETE, &format!("/agents/{id}"), None, ms)
+        inst.api()
+            .hang_up_after(
+                Method::DELETE,
+                &format!("/agents/{id}"),
+                None,
+                Duration::from_millis(ms),
+            )
             .await;
-        let began = Instant::now();
-        loop {
-            let listed = inst.agent(&id).await;
+        let deleted = common::until_ok(Duration::from_secs(20), async || {
+            let listed = inst.api().agent(&id).await;
             let has_container = inst.containers().iter().any(|(c, _)| c == &id);
             if listed.is_none() && !has_container {
-                break;
+                Ok(())
+            } else {
+                Err((listed, has_container))
             }
-            assert!(
-                began.elapsed() < Duration::from_secs(20),
+        })
+        .await;
+        if let Err((listed, has_container)) = deleted {
+            panic!(
                 "delete #{i} (client gave up after {ms} ms) did not complete: \
                  agent {listed:?}, container left: {has_container}"
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         inst.check(&format!("delete #{i}")).await;
     }
 
-    let (code, _) = inst.call(Method::POST, "/shutdown", None).await;
+    let (code, _) = inst.api().call(Method::POST, "/shutdown", None).await;
     assert_eq!(code, 200);
     assert!(
         inst.containers().iter().all(|(_, running)| !running),
