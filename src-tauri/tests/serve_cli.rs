@@ -4,18 +4,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, BIN};
-
-fn clawdock(home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("CLAWDOCK_HOME", home)
-        .output()
-        .expect("run clawdock")
-}
+use common::api::id_of;
+use common::{clawdock, Home, Serve, BIN};
 
 fn labelled_running(home: &Path) -> Vec<String> {
     let label = std::fs::read_to_string(home.join("instance-id")).expect("instance id");
@@ -57,9 +50,9 @@ fn cli_without_an_instance_says_so() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_maps_no_gui_library() {
-    let home = tempfile::tempdir().expect("tmp");
-    let serve = Serve::start(home.path(), &[]);
-    let maps = std::fs::read_to_string(format!("/proc/{}/maps", serve.child.id())).expect("maps");
+    let home = Home::new();
+    let serve = Serve::launch(home.path()).quiet().start();
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", serve.pid())).expect("maps");
     assert!(maps.contains("libc.so"), "the maps were read: {maps}");
     // The GUI libraries made `clawdock --version` 2.7x slower than `podman
     // --version` and held 60 MB of an idle server.
@@ -82,25 +75,15 @@ async fn serve_maps_no_gui_library() {
 fn serve_with_two_agents_then_sigterm_leaves_nothing_running() {
     let _engine = ENGINE.blocking_read();
     common::ensure_images();
-    let home = tempfile::tempdir().expect("tmp");
+    let home = Home::new();
     let port_base = 24000 + (std::process::id() % 100) as u16 * 10;
-    let mut server = Command::new(BIN)
-        .args(["serve", "--port", "0"])
-        .env("CLAWDOCK_HOME", home.path())
-        .env(
-            "CLAWDOCK_AGENT_IMAGE",
-            "localhost/clawdock-test-gateway:latest",
-        )
+    let mut server = Serve::launch(home.path())
+        .env("CLAWDOCK_AGENT_IMAGE", common::IMAGE)
         .env("CLAWDOCK_STOP_TIMEOUT", "2")
         .env("CLAWDOCK_PORT_BASE", port_base.to_string())
         .stdout(Stdio::null())
-        .spawn()
-        .expect("serve");
+        .start();
     let api_file = home.path().join("api.json");
-    assert!(
-        wait_for(Duration::from_secs(20), || api_file.exists()),
-        "api.json appears"
-    );
 
     for name in ["cli-a", "cli-b"] {
         let out = clawdock(home.path(), &["agents", "create", name]);
@@ -196,23 +179,10 @@ fn serve_with_two_agents_then_sigterm_leaves_nothing_running() {
     let stopped_one = clawdock(home.path(), &["agents", "open", "cli-b-missing", "--print"]);
     assert!(!stopped_one.status.success());
 
-    let pid = server.id().to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = server.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(40),
-            "serve did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(40))
+        .expect("serve did not exit after SIGTERM");
     assert_eq!(status.code(), Some(0));
     assert!(
         labelled_running(home.path()).is_empty(),
@@ -221,14 +191,10 @@ fn serve_with_two_agents_then_sigterm_leaves_nothing_running() {
     assert!(!api_file.exists(), "api.json is removed on clean exit");
 
     // Clean up the stopped containers: delete through a fresh instance.
-    let mut again = Command::new(BIN)
-        .args(["serve", "--port", "0"])
-        .env("CLAWDOCK_HOME", home.path())
+    let mut again = Serve::launch(home.path())
         .env("CLAWDOCK_RESTORE_AGENTS", "0")
         .stdout(Stdio::null())
-        .spawn()
-        .expect("serve again");
-    assert!(wait_for(Duration::from_secs(20), || api_file.exists()));
+        .start();
     for name in ["cli-a", "cli-b"] {
         let out = clawdock(home.path(), &["agents", "rm", name]);
         assert!(
@@ -254,12 +220,11 @@ fn serve_with_two_agents_then_sigterm_leaves_nothing_running() {
         .output()
         .expect("ps");
     assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
-    let sent = Command::new("kill")
-        .args(["-TERM", &again.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    assert_eq!(again.wait().expect("wait").code(), Some(0));
+    again.signal("TERM");
+    let status = again
+        .wait_exit(Duration::from_secs(60))
+        .expect("serve again did not exit after SIGTERM");
+    assert_eq!(status.code(), Some(0));
 }
 
 // ---- issue 11: one instance per data folder, signals, clients that hang up,
@@ -282,154 +247,6 @@ fn tagged(stem: &str) -> String {
     format!("{stem}{}", std::process::id() % 10_000)
 }
 
-/// A `clawdock serve --port 0` of the test's own, SIGKILLed if the test ends first.
-struct Serve {
-    child: std::process::Child,
-    url: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Serve {
-    /// Starts it and waits for its `api.json` (the one with its pid).
-    fn start(home: &Path, envs: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--port", "0"])
-            .env("CLAWDOCK_HOME", home)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("serve");
-        let pid = child.id();
-        let mut this = Self {
-            child,
-            url: String::new(),
-            token: String::new(),
-            http: reqwest::Client::new(),
-        };
-        let api_file = home.join("api.json");
-        let began = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&api_file) {
-                if let Ok(info) = serde_json::from_str::<serde_json::Value>(&text) {
-                    if info["pid"] == pid {
-                        this.url = info["url"].as_str().expect("url").into();
-                        this.token = info["token"].as_str().expect("token").into();
-                        return this;
-                    }
-                }
-            }
-            assert!(
-                this.child.try_wait().expect("wait").is_none(),
-                "serve exited at start"
-            );
-            assert!(
-                began.elapsed() < Duration::from_secs(30),
-                "serve did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-    }
-
-    /// Sends a request and waits for the whole answer (up to 2 minutes).
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> (u16, serde_json::Value) {
-        let mut r = self.request(method, path).timeout(Duration::from_secs(120));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.expect("answer");
-        let code = resp.status().as_u16();
-        (code, resp.json().await.unwrap_or(serde_json::Value::Null))
-    }
-
-    /// Sends a request and hangs up after `limit` whether answered or not.
-    async fn hang_up_after(&self, method: reqwest::Method, path: &str, limit: Duration) {
-        let _gave_up = self.request(method, path).timeout(limit).send().await;
-    }
-
-    /// `GET /agents/{id}`; `None` when the agent does not exist.
-    async fn agent(&self, id: &str) -> Option<serde_json::Value> {
-        let (code, body) = self
-            .call(reqwest::Method::GET, &format!("/agents/{id}"), None)
-            .await;
-        (code == 200).then(|| body["agent"].clone())
-    }
-
-    async fn agents(&self) -> Vec<serde_json::Value> {
-        let (code, body) = self.call(reqwest::Method::GET, "/agents", None).await;
-        assert_eq!(code, 200, "{body}");
-        body["agents"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// Creates an agent and waits until it runs; returns its id.
-    async fn create_running(&self, name: &str) -> String {
-        let (code, body) = self
-            .call(
-                reqwest::Method::POST,
-                "/agents/create",
-                Some(serde_json::json!({ "name": name })),
-            )
-            .await;
-        assert_eq!(code, 201, "{body}");
-        let id = body["agent"]["id"].as_str().expect("id").to_string();
-        let began = Instant::now();
-        loop {
-            let agent = self.agent(&id).await;
-            if agent
-                .as_ref()
-                .is_some_and(|a| a["status"] == "running" && a["activity"].is_null())
-            {
-                return id;
-            }
-            assert!(
-                began.elapsed() < Duration::from_secs(60),
-                "{name} never ran: {agent:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits for the process to exit.
-    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let began = Instant::now();
-        while began.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
-    }
-
-    fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _gone = self.child.kill();
-        let _reaped = self.child.wait();
-    }
-}
-
 fn instance_rows(home: &Path) -> Vec<serde_json::Value> {
     common::instance_containers::rows(&common::instance_label(home).expect("instance label"))
 }
@@ -448,34 +265,26 @@ async fn a_second_serve_on_the_same_folder_exits_and_leaves_the_first_alone() {
         ("CLAWDOCK_STOP_TIMEOUT", "2"),
         ("CLAWDOCK_PORT_BASE", base.as_str()),
     ];
-    let first = Serve::start(home.path(), &envs);
-    let id = first.create_running(&tagged("solo")).await;
+    let first = Serve::launch(home.path()).envs(envs).quiet().start();
+    let id = id_of(&first.api().create_running(&tagged("solo")).await);
     let api_file = home.path().join("api.json");
     let before = std::fs::read(&api_file).expect("api.json");
 
-    let mut second = Command::new(BIN)
-        .args(["serve", "--port", "0"])
-        .env("CLAWDOCK_HOME", home.path())
+    let mut second = Serve::launch(home.path())
         .envs(envs)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("second serve");
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = second.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if began.elapsed() > Duration::from_secs(15) {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        .spawn();
+    let status = second.wait_exit(Duration::from_secs(15));
     if status.is_none() {
-        let _gone = second.kill();
+        second.kill9();
     }
-    let out = second.wait_with_output().expect("second's output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(
+        &mut second.child.stderr.take().expect("stderr"),
+        &mut stderr,
+    )
+    .expect("second's stderr");
     let status =
         status.unwrap_or_else(|| panic!("the second serve still ran after 15 s: {stderr}"));
     assert!(!status.success(), "the second serve exited {status}");
@@ -485,7 +294,7 @@ async fn a_second_serve_on_the_same_folder_exits_and_leaves_the_first_alone() {
         before,
         "the first instance's api.json is unchanged"
     );
-    let agents = first.agents().await;
+    let agents = first.api().agents().await;
     assert!(
         agents.iter().any(|a| a["id"] == id.as_str()),
         "the first still answers with its agent: {agents:?}"
@@ -500,15 +309,15 @@ async fn sighup_stops_the_agents_and_exits_zero() {
     common::ensure_images();
     let home = common::Home::new();
     let base = port_base(1).to_string();
-    let mut serve = Serve::start(
-        home.path(),
-        &[
+    let mut serve = Serve::launch(home.path())
+        .envs([
             ("CLAWDOCK_AGENT_IMAGE", common::IMAGE),
             ("CLAWDOCK_STOP_TIMEOUT", "2"),
             ("CLAWDOCK_PORT_BASE", base.as_str()),
-        ],
-    );
-    serve.create_running(&tagged("hup")).await;
+        ])
+        .quiet()
+        .start();
+    serve.api().create_running(&tagged("hup")).await;
     assert_eq!(labelled_running(home.path()).len(), 1);
     serve.signal("HUP");
     let status = serve
@@ -529,9 +338,13 @@ fn stubborn_envs(slot: u16) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn start_with(home: &Path, envs: &[(&'static str, String)]) -> Serve {
-    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Serve::start(home, &envs)
+/// `serve` on `home` running the stubborn gateway (test `slot`'s ports), its
+/// output to nothing.
+fn stubborn_serve(home: &Path, slot: u16) -> Serve {
+    Serve::launch(home)
+        .envs(stubborn_envs(slot))
+        .quiet()
+        .start()
 }
 
 /// Fault: when the client of `POST /agents/{id}/stop` hung up, the stop was dropped
@@ -542,31 +355,34 @@ async fn a_client_hanging_up_on_stop_does_not_leave_the_stop_half_done() {
     let _engine = ENGINE.read().await;
     common::ensure_images();
     let home = common::Home::new();
-    let serve = start_with(home.path(), &stubborn_envs(2));
-    let id = serve.create_running(&tagged("hangstop")).await;
-    serve
-        .hang_up_after(
-            reqwest::Method::POST,
-            &format!("/agents/{id}/stop"),
-            Duration::from_millis(500),
-        )
-        .await;
-    let began = Instant::now();
-    let mut agent = None;
-    while began.elapsed() < Duration::from_secs(15) {
-        agent = serve.agent(&id).await;
+    let serve = stubborn_serve(home.path(), 2);
+    let api = serve.api();
+    let id = id_of(&api.create_running(&tagged("hangstop")).await);
+    api.hang_up_after(
+        reqwest::Method::POST,
+        &format!("/agents/{id}/stop"),
+        None,
+        Duration::from_millis(500),
+    )
+    .await;
+    let stopped = common::until_ok(Duration::from_secs(15), async || {
+        let agent = api.agent(&id).await;
         let settled = agent
             .as_ref()
             .is_some_and(|a| a["status"] == "stopped" && a["activity"].is_null());
         if settled && labelled_running(home.path()).is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(agent)
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    })
+    .await;
+    if let Err(agent) = stopped {
+        panic!(
+            "15 s after the client hung up: agent {agent:?}, running containers {:?}",
+            labelled_running(home.path())
+        );
     }
-    panic!(
-        "15 s after the client hung up: agent {agent:?}, running containers {:?}",
-        labelled_running(home.path())
-    );
 }
 
 /// Fault: when the client of `DELETE /agents/{id}` hung up, the delete was dropped
@@ -576,37 +392,38 @@ async fn a_client_hanging_up_on_delete_still_deletes_everything() {
     let _engine = ENGINE.read().await;
     common::ensure_images();
     let home = common::Home::new();
-    let serve = start_with(home.path(), &stubborn_envs(3));
-    let id = serve.create_running(&tagged("hangdel")).await;
-    let dir = serve.agent(&id).await.expect("agent")["dir"]
+    let serve = stubborn_serve(home.path(), 3);
+    let api = serve.api();
+    let id = id_of(&api.create_running(&tagged("hangdel")).await);
+    let dir = api.agent(&id).await.expect("agent")["dir"]
         .as_str()
         .expect("dir")
         .to_string();
     assert!(Path::new(&dir).exists());
-    serve
-        .hang_up_after(
-            reqwest::Method::DELETE,
-            &format!("/agents/{id}"),
-            Duration::from_millis(500),
-        )
-        .await;
-    let began = Instant::now();
-    let mut why = String::new();
-    while began.elapsed() < Duration::from_secs(15) {
-        let agents = serve.agents().await;
+    api.hang_up_after(
+        reqwest::Method::DELETE,
+        &format!("/agents/{id}"),
+        None,
+        Duration::from_millis(500),
+    )
+    .await;
+    let deleted = common::until_ok(Duration::from_secs(15), async || {
+        let agents = api.agents().await;
         let rows = instance_rows(home.path());
-        why = if agents.iter().any(|a| a["id"] == id.as_str()) {
-            format!("still listed: {agents:?}")
+        if agents.iter().any(|a| a["id"] == id.as_str()) {
+            Err(format!("still listed: {agents:?}"))
         } else if Path::new(&dir).exists() {
-            format!("its folder {dir} is still there")
+            Err(format!("its folder {dir} is still there"))
         } else if !rows.is_empty() {
-            format!("containers of the instance exist: {rows:?}")
+            Err(format!("containers of the instance exist: {rows:?}"))
         } else {
-            return;
-        };
-        tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(())
+        }
+    })
+    .await;
+    if let Err(why) = deleted {
+        panic!("15 s after the client hung up: {why}");
     }
-    panic!("15 s after the client hung up: {why}");
 }
 
 /// Fault: when the client of `POST /shutdown` hung up, the shutdown routine was
@@ -616,12 +433,14 @@ async fn a_client_hanging_up_on_shutdown_still_stops_everything_and_exits() {
     let _engine = ENGINE.read().await;
     common::ensure_images();
     let home = common::Home::new();
-    let mut serve = start_with(home.path(), &stubborn_envs(4));
-    serve.create_running(&tagged("hangquit")).await;
+    let mut serve = stubborn_serve(home.path(), 4);
+    serve.api().create_running(&tagged("hangquit")).await;
     serve
+        .api()
         .hang_up_after(
             reqwest::Method::POST,
             "/shutdown",
+            None,
             Duration::from_millis(500),
         )
         .await;
@@ -652,21 +471,22 @@ async fn serve_waits_for_a_slow_stop_of_the_machine_it_started() {
     let fake = common::repo().join("tests/fake-podman/podman");
     let (fake, state_str) = (fake.display().to_string(), state.display().to_string());
     let data = home.path().join("data");
-    let mut serve = Serve::start(
-        &data,
-        &[
+    let mut serve = Serve::launch(&data)
+        .envs([
             ("CLAWDOCK_PODMAN", fake.as_str()),
             ("FAKE_PODMAN_STATE", state_str.as_str()),
             ("CLAWDOCK_MACHINE_MODE", "vm"),
             ("CLAWDOCK_AGENT_IMAGE", common::IMAGE),
             ("CLAWDOCK_STOP_TIMEOUT", "1"),
             ("CLAWDOCK_PORT_BASE", port_base(5).to_string().as_str()),
-        ],
-    );
+        ])
+        .quiet()
+        .start();
     let read = || -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json")
     };
     let (code, body) = serve
+        .api()
         .call(reqwest::Method::POST, "/runtime/start", None)
         .await;
     assert_eq!(code, 200, "{body}");
@@ -697,19 +517,8 @@ async fn serve_waits_for_a_slow_stop_of_the_machine_it_started() {
 async fn resume_from_sleep_checks_the_machine_and_says_the_agents_stopped() {
     let _engine = ENGINE.read().await;
     common::ensure_images();
-    let mut bus = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dbus-daemon");
-    let mut address = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(bus.stdout.take().expect("stdout")),
-        &mut address,
-    )
-    .expect("bus address");
-    let address = address.trim().to_string();
+    let bus = Bus::start();
+    let address = bus.address.clone();
     let home = common::Home::new();
     let state = home.path().join("fake-state.json");
     std::fs::write(
@@ -722,9 +531,8 @@ async fn resume_from_sleep_checks_the_machine_and_says_the_agents_stopped() {
     let data = home.path().join("data");
     // The machine "went away" with the container inside: it is removed here.
     let _cleanup = RemoveContainersOf(data.clone());
-    let mut serve = Serve::start(
-        &data,
-        &[
+    let mut serve = Serve::launch(&data)
+        .envs([
             ("CLAWDOCK_PODMAN", fake.as_str()),
             ("FAKE_PODMAN_STATE", state_str.as_str()),
             ("CLAWDOCK_MACHINE_MODE", "vm"),
@@ -732,14 +540,17 @@ async fn resume_from_sleep_checks_the_machine_and_says_the_agents_stopped() {
             ("CLAWDOCK_STOP_TIMEOUT", "1"),
             ("CLAWDOCK_PORT_BASE", port_base(7).to_string().as_str()),
             ("DBUS_SYSTEM_BUS_ADDRESS", address.as_str()),
-        ],
-    );
-    let id = serve.create_running(&tagged("sleepy")).await;
+        ])
+        .quiet()
+        .start();
+    let api = serve.api();
+    let id = id_of(&api.create_running(&tagged("sleepy")).await);
 
     // Asleep: the machine is gone, quietly (its fake state only).
     common::fake_state::edit_fake_state(&state, "state['machines'][0]['Running'] = False");
+    // A negative check: its window is the subject (nothing to wait for).
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (_, runtime) = serve
+    let (_, runtime) = api
         .call(reqwest::Method::GET, "/agents/runtime-status", None)
         .await;
     assert_eq!(
@@ -747,37 +558,76 @@ async fn resume_from_sleep_checks_the_machine_and_says_the_agents_stopped() {
         "nothing noticed before the wake-up"
     );
 
-    // Awake: logind says so (sent until heard; the subscription is made at start).
-    let mut noticed = false;
-    for _ in 0..20 {
-        let sent = Command::new("dbus-send")
-            .args([
-                &format!("--bus={address}"),
-                "--type=signal",
-                "/org/freedesktop/login1",
-                "org.freedesktop.login1.Manager.PrepareForSleep",
-                "boolean:false",
-            ])
-            .status()
-            .expect("dbus-send");
-        assert!(sent.success());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (_, runtime) = serve
-            .call(reqwest::Method::GET, "/agents/runtime-status", None)
-            .await;
-        let agent = serve.agent(&id).await.unwrap_or_default();
-        if runtime["state"] == "stopped" && agent["status"] == "stopped" {
-            noticed = true;
-            break;
-        }
+    // Awake: logind says so (sent until heard, every 500 ms for 10 s; the
+    // subscription is made at start).
+    let noticed = common::until_ok_every(
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+        async || {
+            let sent = Command::new("dbus-send")
+                .args([
+                    &format!("--bus={address}"),
+                    "--type=signal",
+                    "/org/freedesktop/login1",
+                    "org.freedesktop.login1.Manager.PrepareForSleep",
+                    "boolean:false",
+                ])
+                .status()
+                .expect("dbus-send");
+            assert!(sent.success());
+            let (_, runtime) = api
+                .call(reqwest::Method::GET, "/agents/runtime-status", None)
+                .await;
+            let agent = api.agent(&id).await.unwrap_or_default();
+            if runtime["state"] == "stopped" && agent["status"] == "stopped" {
+                Ok(())
+            } else {
+                Err((runtime, agent))
+            }
+        },
+    )
+    .await;
+    if let Err((runtime, agent)) = noticed {
+        panic!("the wake-up made Clawdock see the machine gone: {runtime} {agent}");
     }
-    assert!(noticed, "the wake-up made Clawdock see the machine gone");
     serve.signal("TERM");
     serve
         .wait_exit(Duration::from_secs(60))
         .expect("serve exits");
-    let _gone = bus.kill();
-    let _reaped = bus.wait();
+}
+
+/// A D-Bus bus of the test's own (standing in for the system bus), ended with it.
+struct Bus {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Bus {
+    fn start() -> Self {
+        let mut child = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon");
+        let mut address = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut address,
+        )
+        .expect("bus address");
+        Self {
+            child,
+            address: address.trim().to_string(),
+        }
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _gone = self.child.kill();
+        let _reaped = self.child.wait();
+    }
 }
 
 /// Removes the containers of a data folder when dropped (passed or failed).
@@ -789,7 +639,6 @@ impl Drop for RemoveContainersOf {
     }
 }
 
-/// A row of the fake podman's machine list (the simulated default machine).
 /// Issue 14, item 1: the API listened only after `podman --version` and the
 /// machine's first look returned, so a slow or wedged podman held up the window,
 /// the tray and every client. Here every podman call takes 4 s (a wrapper before
@@ -830,16 +679,17 @@ async fn the_api_answers_before_a_slow_podman_does() {
     .expect("store");
     let (slow, state_str) = (slow.display().to_string(), state.display().to_string());
     let began = Instant::now();
-    let mut serve = Serve::start(
-        &data,
-        &[
+    let mut serve = Serve::launch(&data)
+        .envs([
             ("CLAWDOCK_PODMAN", slow.as_str()),
             ("FAKE_PODMAN_STATE", state_str.as_str()),
             ("CLAWDOCK_MACHINE_MODE", "vm"),
             ("CLAWDOCK_RESTORE_AGENTS", "0"),
-        ],
-    );
-    let (code, status) = serve
+        ])
+        .quiet()
+        .start();
+    let api = serve.api();
+    let (code, status) = api
         .call(reqwest::Method::GET, "/agents/runtime-status", None)
         .await;
     let first_answer = began.elapsed();
@@ -864,22 +714,22 @@ async fn the_api_answers_before_a_slow_podman_does() {
         status["installHint"].is_null(),
         "no install hint before podman was looked for"
     );
-    let listed = serve.agents().await;
+    let listed = api.agents().await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["name"], "listed");
 
-    let mut settled = serde_json::Value::Null;
-    let end = Instant::now() + Duration::from_secs(40);
-    while Instant::now() < end {
-        let (_, now) = serve
+    let settled = common::until_ok(Duration::from_secs(40), async || {
+        let (_, now) = api
             .call(reqwest::Method::GET, "/agents/runtime-status", None)
             .await;
         if now["state"] != "probing" && now["state"] != "starting" {
-            settled = now;
-            break;
+            Ok(now)
+        } else {
+            Err(now)
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await
+    .unwrap_or_else(|still| still);
     assert_eq!(
         settled["state"], "ready",
         "the status settles once podman answered: {settled}"
@@ -891,6 +741,7 @@ async fn the_api_answers_before_a_slow_podman_does() {
     assert_eq!(exit.code(), Some(0), "{exit}");
 }
 
+/// A row of the fake podman's machine list (the simulated default machine).
 fn fake_machine(running: bool, memory_mib: u64) -> serde_json::Value {
     serde_json::json!({
         "Name": "podman-machine-default", "Default": true, "Created": "2026-11-28T10:00:00Z",
@@ -915,16 +766,16 @@ async fn agents_export_writes_a_kubernetes_folder() {
     common::ensure_images();
     let home = common::Home::new();
     let base = port_base(6).to_string();
-    let serve = Serve::start(
-        home.path(),
-        &[
+    let serve = Serve::launch(home.path())
+        .envs([
             ("CLAWDOCK_AGENT_IMAGE", common::IMAGE),
             ("CLAWDOCK_STOP_TIMEOUT", "2"),
             ("CLAWDOCK_PORT_BASE", base.as_str()),
-        ],
-    );
+        ])
+        .quiet()
+        .start();
     let name = tagged("Export_Me");
-    serve.create_running(&name).await;
+    serve.api().create_running(&name).await;
     let out_dir = tempfile::tempdir().expect("tmp");
     let dir = out_dir.path().join("k8s");
     let dir_arg = dir.to_str().expect("utf-8");
@@ -1004,6 +855,9 @@ async fn agents_export_writes_a_kubernetes_folder() {
     let bad_ns = export(&["--force", "--namespace", "Team_A"]);
     assert_eq!(bad_ns.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_ns.stderr).contains("not a valid namespace"));
-    let (code, _) = serve.call(reqwest::Method::POST, "/shutdown", None).await;
+    let (code, _) = serve
+        .api()
+        .call(reqwest::Method::POST, "/shutdown", None)
+        .await;
     assert_eq!(code, 200);
 }
