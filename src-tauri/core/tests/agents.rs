@@ -734,9 +734,8 @@ async fn a_launch_that_restores_five_agents_lists_the_containers_once() {
 
     let (podman, calls) = support::counting_podman(home.path());
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(IMAGE);
+    let mut settings = home.native_through(IMAGE, &engine);
     settings.podman = podman;
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
     let core = Clawdock::start(settings).await.expect("core");
     assert!(
         eventually(Duration::from_secs(60), || running_containers(&label(
@@ -786,9 +785,8 @@ async fn five_concurrent_creates_probe_the_host_once_and_ask_for_no_image() {
     let home = Home::new();
     let (podman, calls) = support::counting_podman(home.path());
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(IMAGE);
+    let mut settings = home.native_through(IMAGE, &engine);
     settings.podman = podman;
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
     let core = Clawdock::start(settings).await.expect("core");
     let mut creates = tokio::task::JoinSet::new();
     for i in 0..5 {
@@ -888,9 +886,8 @@ async fn the_shutdown_stops_five_agents_at_once_through_the_engine_and_kills_non
     let home = Home::new();
     let (podman, calls) = support::counting_podman(home.path());
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(IMAGE);
+    let mut settings = home.native_through(IMAGE, &engine);
     settings.podman = podman;
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
     let core = Clawdock::start(settings).await.expect("core");
     for i in 0..5 {
         core.agents()

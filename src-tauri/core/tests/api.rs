@@ -662,9 +662,8 @@ async fn stats_are_sampled_only_while_someone_watches() {
     let home = Home::new();
     let (podman, calls) = support::counting_podman(home.path());
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(IMAGE);
+    let mut settings = home.native_through(IMAGE, &engine);
     settings.podman = podman;
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
     let core = Clawdock::start(settings).await.expect("core");
     let server = ApiServer::start(core.clone(), 0).await.expect("api");
     let agent = core

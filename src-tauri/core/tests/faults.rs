@@ -332,8 +332,7 @@ async fn a_failed_engine_info_is_not_kept_and_the_next_create_asks_again() {
     use std::os::unix::fs::MetadataExt;
     let home = Home::new();
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = support::Home::native(&home, support::IMAGE);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let settings = home.native_through(support::IMAGE, &engine);
     let agents_dir = settings.agents_dir();
     let core = Clawdock::start(settings).await.expect("core");
     let info = "/v*/libpod/info";

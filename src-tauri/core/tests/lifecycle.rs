@@ -167,8 +167,7 @@ async fn a_cancel_during_an_update_with_nothing_new_does_not_cancel_the_next_sta
     // The engine's listing takes 2 s while the rule holds: the cancel lands while
     // the update looks for the agent's container.
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(IMAGE);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let settings = home.native_through(IMAGE, &engine);
     let core = Clawdock::start(settings).await.expect("core");
     let agents = core.agents().clone();
     let agent = agents
@@ -333,8 +332,7 @@ async fn an_update_keeps_the_working_container_until_the_new_one_is_healthy() {
     let home = Home::new();
     // The engine's create fails when the test says so.
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(&reference);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let mut settings = home.native_through(&reference, &engine);
     settings.health_timeout = Duration::from_secs(8);
     let core = Clawdock::start(settings).await.expect("core");
     let agents = core.agents().clone();

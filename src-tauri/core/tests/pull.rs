@@ -48,7 +48,7 @@ async fn a_create_that_pulls_its_image_shows_the_bytes_of_every_blob() {
     let home = Home::new();
     let engine = engine_for(&home, &registry).await;
     let (podman, calls) = support::counting_podman(home.path());
-    let mut settings = settings_on(&home, &image, &engine);
+    let mut settings = home.native_through(&image, &engine);
     settings.podman = podman;
     let core = Clawdock::start(settings).await.expect("core");
     let mut events = core.subscribe();
@@ -138,7 +138,7 @@ async fn a_create_that_pulls_its_image_shows_the_bytes_of_every_blob() {
     let short = "clawdock-test-pull-short:latest";
     let _short_gone = ImageGone(format!("{}/{short}", registry.host()));
     let short_home = Home::new();
-    let core = Clawdock::start(settings_on(&short_home, short, &engine))
+    let core = Clawdock::start(short_home.native_through(short, &engine))
         .await
         .expect("core");
     let mut events = core.subscribe();
@@ -179,7 +179,7 @@ async fn a_pull_cancelled_half_way_stops_in_the_engine_and_leaves_nothing() {
     let _gone = ImageGone(image.clone());
     let home = Home::new();
     let engine = engine_for(&home, &registry).await;
-    let core = Clawdock::start(settings_on(&home, &image, &engine))
+    let core = Clawdock::start(home.native_through(&image, &engine))
         .await
         .expect("core");
     let mut events = core.subscribe();
@@ -244,7 +244,7 @@ async fn a_registry_that_asks_for_a_login_gets_the_users_login() {
     let engine = engine_for(&home, &registry).await;
     let logins = home.path().join("auth.json");
     let start = |login_file: Option<&std::path::Path>| {
-        let mut settings = settings_on(&home, &image, &engine);
+        let mut settings = home.native_through(&image, &engine);
         settings.registry_auth_files = login_file.into_iter().map(Into::into).collect();
         Clawdock::start(settings)
     };
@@ -331,7 +331,7 @@ async fn a_newer_build_on_the_registry_is_noticed_without_a_pull() {
     let _gone = ImageGone(image.clone());
     let home = Home::new();
     let engine = engine_for(&home, &registry).await;
-    let mut settings = settings_on(&home, &image, &engine);
+    let mut settings = home.native_through(&image, &engine);
     settings.update_check = None;
     let core = Clawdock::start(settings).await.expect("core");
     let agents = core.agents();
@@ -426,17 +426,6 @@ fn random_image(dir: &std::path::Path, label: &str) -> std::path::PathBuf {
         &built,
     ]);
     layout
-}
-
-/// Settings of `home` whose agents run `image`, on the engine under test.
-fn settings_on(
-    home: &Home,
-    image: &str,
-    engine: &support::ProxiedEngine,
-) -> clawdock_core::settings::Settings {
-    let mut settings = home.native(image);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
-    settings
 }
 
 fn named(name: &str) -> CreateRequest {

@@ -163,8 +163,7 @@ async fn the_stop_at_quit_reaches_the_engine_clawdock_uses() {
 async fn an_engine_unreachable_at_quit_is_not_a_clean_exit_natively() {
     let home = Home::new();
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(support::IMAGE);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let settings = home.native_through(support::IMAGE, &engine);
     let core = Clawdock::start(settings).await.expect("core");
     let name = unique("unreached");
     core.agents()

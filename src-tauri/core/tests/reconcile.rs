@@ -98,8 +98,7 @@ async fn a_death_the_events_never_tell_is_found_by_the_reconciler() {
     engine
         .proxy
         .fault(Rule::new("GET", "/v*/libpod/events", Fault::Hang));
-    let mut settings = home.native(IMAGE);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let mut settings = home.native_through(IMAGE, &engine);
     settings.resync_period = Duration::from_secs(2);
     let core = Clawdock::start(settings).await.expect("core");
     let agents = core.agents().clone();
@@ -144,8 +143,7 @@ async fn a_death_during_a_hung_pull_is_acted_on_when_the_update_ends() {
     );
     support::tag_image(IMAGE, &reference);
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(&reference);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let mut settings = home.native_through(&reference, &engine);
     settings.resync_period = Duration::from_secs(3600);
     let core = Clawdock::start(settings).await.expect("core");
     let agents = core.agents().clone();
@@ -315,8 +313,7 @@ async fn a_cancel_during_the_rollback_keeps_the_working_container() {
     );
     support::tag_image(IMAGE, &reference);
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(&reference);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let settings = home.native_through(&reference, &engine);
     let core = Clawdock::start(settings).await.expect("core");
     let agents = core.agents().clone();
     let name = unique("keepold");
@@ -415,8 +412,7 @@ async fn a_config_that_is_not_an_object_is_an_error_not_a_panic() {
 async fn in_native_mode_a_lost_engine_leaves_the_agents_running() {
     let home = Home::new();
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(IMAGE);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let settings = home.native_through(IMAGE, &engine);
     let core = Clawdock::start(settings).await.expect("core");
     let agents = core.agents().clone();
     let agent = agents

@@ -26,8 +26,7 @@ fn req(name: &str) -> CreateRequest {
 async fn killed_event_stream_recovers_within_two_seconds() {
     let home = Home::new();
     let engine = support::ProxiedEngine::start(home.path()).await;
-    let mut settings = home.native(IMAGE);
-    settings.engine_socket = Some(engine.proxy.path().to_path_buf());
+    let settings = home.native_through(IMAGE, &engine);
     let core = Clawdock::start(settings).await.expect("core");
     let name = format!("ev{}", std::process::id() % 10_000);
     let agent = core

@@ -132,6 +132,14 @@ impl Home {
         s
     }
 
+    /// [`Home::native`] talking to the engine through the test's proxy, which the
+    /// test breaks or holds at will.
+    pub fn native_through(&self, image: &str, engine: &ProxiedEngine) -> Settings {
+        let mut s = self.native(image);
+        s.engine_socket = Some(engine.proxy.path().to_path_buf());
+        s
+    }
+
     /// Settings for the fake podman in vm mode; returns the state file too.
     pub fn fake_vm(&self, state: Value) -> (Settings, PathBuf) {
         let state_path = self.path().join("fake-state.json");
