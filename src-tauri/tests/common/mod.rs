@@ -11,6 +11,8 @@ pub mod fake_state;
 #[path = "../../core/tests/support/images.rs"]
 pub mod images;
 pub mod instance_containers;
+#[path = "../../examples/tray_host/watcher.rs"]
+mod tray_host;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -165,32 +167,6 @@ pub struct Session {
     tray_host: Option<zbus::blocking::Connection>,
 }
 
-/// The stand-in tray host's watcher: items register with it, and it says a host is
-/// there, as KDE's, GNOME's AppIndicator extension and XFCE's panels do.
-struct TrayHostWatcher;
-
-#[zbus::interface(name = "org.kde.StatusNotifierWatcher")]
-impl TrayHostWatcher {
-    fn register_status_notifier_item(&self, _service: &str) {}
-
-    fn register_status_notifier_host(&self, _service: &str) {}
-
-    #[zbus(property)]
-    fn is_status_notifier_host_registered(&self) -> bool {
-        true
-    }
-
-    #[zbus(property)]
-    fn protocol_version(&self) -> i32 {
-        0
-    }
-
-    #[zbus(property)]
-    fn registered_status_notifier_items(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
-
 impl Session {
     /// A desktop with a tray host.
     pub fn start() -> Self {
@@ -199,11 +175,7 @@ impl Session {
         // zbus's blocking connection runs its own executor: made on a thread of
         // its own, it works from async tests too (a runtime cannot block on one).
         let host = std::thread::spawn(move || {
-            zbus::blocking::connection::Builder::address(bus.as_str())
-                .and_then(|b| b.name("org.kde.StatusNotifierWatcher"))
-                .and_then(|b| b.serve_at("/StatusNotifierWatcher", TrayHostWatcher))
-                .and_then(zbus::blocking::connection::Builder::build)
-                .expect("the stand-in tray host on the session bus")
+            tray_host::serve(&bus).expect("the stand-in tray host on the session bus")
         })
         .join()
         .expect("the tray host's thread");
