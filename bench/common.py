@@ -33,6 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("CLAWDOCK_BENCH_BIN", REPO / "target/release/clawdock"))
+TRAY_HOST = REPO / "target/release/examples/tray_host"
 IMAGE = "localhost/clawdock-test-gateway:latest"
 STUBBORN_IMAGE = "localhost/clawdock-test-gateway-stubborn:latest"
 PODMAN = shutil.which("podman") or "/usr/bin/podman"
@@ -401,6 +402,13 @@ class XSession:
         self.bus = self.dbus.stdout.readline().decode().strip()
         self.env = {"DISPLAY": self.display, "DBUS_SESSION_BUS_ADDRESS": self.bus}
         self._pid_of: dict[str, int] = {}
+        # A desktop with a tray: a stand-in StatusNotifier host (without one the tray
+        # app opens its window at launch, as on GNOME without the AppIndicator
+        # extension). Built by scripts/bench.sh.
+        self.tray_host = subprocess.Popen(
+            [str(TRAY_HOST)], stdout=subprocess.PIPE, env={**os.environ, **self.env})
+        if self.tray_host.stdout.readline().decode().strip() != "ready":
+            raise RuntimeError(f"{TRAY_HOST} did not start (scripts/bench.sh builds it)")
 
     def gdbus(self, *args) -> str:
         try:
@@ -508,7 +516,7 @@ class XSession:
         return False
 
     def close(self) -> None:
-        for p in (self.xvfb, self.dbus):
+        for p in (self.tray_host, self.xvfb, self.dbus):
             if p.poll() is None:
                 p.terminate()
                 try:
