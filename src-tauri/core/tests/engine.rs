@@ -31,18 +31,9 @@ fn unique(stem: &str) -> String {
 /// folder's) live "inside" it: a machine stop kills them and ends the streams.
 /// The machine's API socket is handed out behind a proxy the test can break.
 async fn vm_core(home: &Home) -> (Clawdock, std::path::PathBuf, EngineProxy) {
-    let proxy = EngineProxy::start(
-        &home.path().join("proxy.sock"),
-        &home.path().join("podman-machine-default-api.sock"),
-    )
-    .expect("proxy");
-    let (settings, state) = home.fake_vm(json!({
-        "machines": [machine_row(true, false)],
-        "api_socket": proxy.path(),
-    }));
+    let (settings, state, proxy) = home.fake_vm_behind_proxy(true);
     let core = Clawdock::start(settings).await.expect("core");
-    let label = std::fs::read_to_string(home.path().join("data/instance-id")).expect("label");
-    support::edit_fake_state(&state, &format!("state['vm_label'] = {:?}", label.trim()));
+    home.containers_inside_the_machine(&state);
     (core, state, proxy)
 }
 

@@ -17,7 +17,7 @@ use clawdock_core::store::AgentStatus;
 use clawdock_core::Clawdock;
 use serde_json::{json, Value};
 use support::engine_proxy::{EngineProxy, Fault, Rule};
-use support::{containers, machine_row, running_containers, Home};
+use support::{containers, running_containers, Home};
 
 const MODES: &[&str] = &["fail", "hang", "garbage", "already"];
 
@@ -91,16 +91,7 @@ async fn vm_core(
     home: &Home,
     machine_running: bool,
 ) -> (Clawdock, std::path::PathBuf, EngineProxy) {
-    let machine_socket = home.path().join("podman-machine-default-api.sock");
-    let proxy_socket = home.path().join("proxy.sock");
-    let proxy = EngineProxy::start(&proxy_socket, &machine_socket).expect("proxy");
-    let machines = if machine_running {
-        json!([machine_row(true, false)])
-    } else {
-        json!([])
-    };
-    let state = json!({ "machines": machines, "api_socket": proxy_socket });
-    let (mut settings, state_path) = home.fake_vm(state);
+    let (mut settings, state_path, proxy) = home.fake_vm_behind_proxy(machine_running);
     settings.podman = Podman::new(settings.podman.bin().map(Path::to_path_buf))
         .with_call_timeout(Duration::from_secs(3));
     settings.machine_timings.init = Duration::from_secs(3);

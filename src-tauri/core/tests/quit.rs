@@ -185,7 +185,7 @@ async fn an_engine_unreachable_at_quit_is_not_a_clean_exit_natively() {
         "the agent's container is named: {report:?}"
     );
     assert_eq!(
-        running_containers(label.trim()).len(),
+        running_containers(&label).len(),
         1,
         "and it does run on: nothing else stopped it"
     );
@@ -229,18 +229,9 @@ async fn the_owned_service_gone_at_quit_is_started_again_to_stop_the_agents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_machine_down_at_quit_is_a_clean_exit() {
     let home = Home::new();
-    let proxy = EngineProxy::start(
-        &home.path().join("proxy.sock"),
-        &home.path().join("podman-machine-default-api.sock"),
-    )
-    .expect("proxy");
-    let (settings, state) = home.fake_vm(json!({
-        "machines": [machine_row(true, false)],
-        "api_socket": proxy.path(),
-    }));
+    let (settings, state, _proxy) = home.fake_vm_behind_proxy(true);
     let core = Clawdock::start(settings).await.expect("core");
-    let label = std::fs::read_to_string(home.path().join("data/instance-id")).expect("label");
-    support::edit_fake_state(&state, &format!("state['vm_label'] = {:?}", label.trim()));
+    let label = home.containers_inside_the_machine(&state);
     core.agents()
         .create_and_wait(req(&unique("vm-down")))
         .await
@@ -254,7 +245,7 @@ async fn a_machine_down_at_quit_is_a_clean_exit() {
     let report = core.shutdown().await;
 
     assert!(report.clean(), "{report:?}");
-    assert!(running_containers(label.trim()).is_empty());
+    assert!(running_containers(&label).is_empty());
 }
 
 /// Fault (issue 29): the panic hook's last-resort stop was a podman command line,

@@ -172,15 +172,7 @@ fn secrets(
             }
         }
     }
-    for name in [
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "CLAWDOCK_AGENT_PROXY",
-    ] {
+    for name in super::PROXY_VARIABLES {
         if let Some(url) = var(name).and_then(|v| reqwest::Url::parse(&v).ok()) {
             if let Some(password) = url.password() {
                 found.push(password.to_string());

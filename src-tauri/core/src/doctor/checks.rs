@@ -509,18 +509,9 @@ fn words_of_secs(secs: i64) -> String {
 /// loopback proxy for agents must listen beyond 127.0.0.1.
 pub fn proxy(var: &dyn Fn(&str) -> Option<String>) -> Finding {
     const CHECK: &str = "proxy";
-    let names = [
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "CLAWDOCK_AGENT_PROXY",
-    ];
     let mut problems = Vec::new();
     let mut seen = Vec::new();
-    for name in names {
+    for name in super::PROXY_VARIABLES {
         let Some(value) = var(name).filter(|v| !v.trim().is_empty() && v != "off") else {
             continue;
         };

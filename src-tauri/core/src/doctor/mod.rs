@@ -4,6 +4,18 @@
 //! last lines with every secret taken out (`bundle`). Runs in the command line's
 //! own process: it must work when Clawdock itself cannot start.
 
+/// The variables a proxy is read from: the host's (either case, as curl and
+/// reqwest read them) and the one for agents.
+const PROXY_VARIABLES: [&str; 7] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "CLAWDOCK_AGENT_PROXY",
+];
+
 pub mod bundle;
 pub mod checks;
 

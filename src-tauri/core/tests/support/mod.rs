@@ -132,6 +132,42 @@ impl Home {
         s
     }
 
+    /// Settings for the fake podman in vm mode whose machine (running or none)
+    /// hands out its API socket behind a proxy the test can break; the state file
+    /// and the proxy too.
+    pub fn fake_vm_behind_proxy(
+        &self,
+        machine_running: bool,
+    ) -> (Settings, PathBuf, engine_proxy::EngineProxy) {
+        let proxy = engine_proxy::EngineProxy::start(
+            &self.path().join("proxy.sock"),
+            &self.path().join("podman-machine-default-api.sock"),
+        )
+        .expect("proxy");
+        let machines = if machine_running {
+            serde_json::json!([machine_row(true, false)])
+        } else {
+            serde_json::json!([])
+        };
+        let (settings, state) = self.fake_vm(serde_json::json!({
+            "machines": machines,
+            "api_socket": proxy.path(),
+        }));
+        (settings, state, proxy)
+    }
+
+    /// Puts this data folder's containers "inside" the fake machine (once the core
+    /// made its instance label): a machine stop kills them and ends the streams.
+    /// Returns that label.
+    pub fn containers_inside_the_machine(&self, state: &Path) -> String {
+        let label = std::fs::read_to_string(self.path().join("data/instance-id"))
+            .expect("label")
+            .trim()
+            .to_string();
+        edit_fake_state(state, &format!("state['vm_label'] = {label:?}"));
+        label
+    }
+
     /// [`Home::native`] talking to the engine through the test's proxy, which the
     /// test breaks or holds at will.
     pub fn native_through(&self, image: &str, engine: &ProxiedEngine) -> Settings {
