@@ -430,3 +430,52 @@ async fn ctrl_c_in_an_updates_health_wait_rolls_back_and_quits_in_order() {
     drop(next);
     images::untag_image(&reference);
 }
+
+/// Fault (the check of the whole change): `kill -9` once an edit's stop had
+/// happened in the engine but before Clawdock heard of it (the answer held at the
+/// socket). The journal still said the edit had only begun, so the next launch
+/// did not start the agent again and took the stop for a death.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_an_edits_stop_the_agent_runs_again() {
+    common::ensure_images();
+    let home = Home::new();
+    let engine = ProxiedEngine::start(home.path()).await;
+    let mut first = serve(home.path(), &engine, IMAGE, 9, &[]);
+    let api = first.api();
+    let agent = api.create_running("edited").await;
+    let id = agent["id"].as_str().expect("id").to_string();
+    let held = engine.proxy.fault(Rule::new(
+        "POST",
+        "/v*/libpod/containers/*/stop",
+        Fault::After(Box::new(Fault::Hang)),
+    ));
+    api.fire(
+        reqwest::Method::PATCH,
+        &format!("/agents/{id}"),
+        Some(serde_json::json!({"providerType": "openai", "apiKey": "sk-edit-1"})),
+    );
+    assert!(
+        common::wait_for(Duration::from_secs(60), || engine.proxy.fired(held) > 0
+            && containers_of(&id).iter().all(|c| c.2 != "running")),
+        "the edit's stop never happened: {:#?}",
+        containers_of(&id)
+    );
+    first.kill9();
+    engine.proxy.clear();
+
+    let mut next = serve(home.path(), &engine, IMAGE, 9, &[]);
+    let view = next
+        .api()
+        .until_agent(&id, Duration::from_secs(45), running_and_idle)
+        .await;
+    assert!(
+        view["crashLoop"].is_null(),
+        "the edit's stop is no death: {view:#}"
+    );
+    let all = containers_of(&id);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].2, "running");
+    let record = next.api().stored(&id);
+    assert!(record.get("journal").is_none(), "{record:#}");
+    assert_eq!(next.stop().and_then(|s| s.code()), Some(0));
+}

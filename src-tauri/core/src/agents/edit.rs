@@ -115,7 +115,6 @@ impl Agents {
                     .stop(&found.id, self.settings().stop_timeout)
                     .await?;
             }
-            self.transition(id, Input::Reached(Step::Made))?;
             // Written while the gateway is down: it may write the file itself.
             self.rewrite_provider(&current.record, &provider).await?;
             self.start_attempt(id, None, &log).await

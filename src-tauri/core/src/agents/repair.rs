@@ -74,7 +74,10 @@ impl Agents {
             JournalOp::Edit => {
                 log.push("An edit was cut short; the agent starts again with the settings its config holds.");
                 self.transition(id, Input::Journaled(None))?;
-                journal.step >= Step::Made
+                // Only a running agent's edit is journaled, and its stop may have
+                // happened in the engine unheard (the step still `Begun`): it runs
+                // again whatever step was reached.
+                true
             }
         };
         let state = self.state(id)?;
