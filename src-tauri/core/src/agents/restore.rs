@@ -299,12 +299,8 @@ pub(crate) fn sweep_leftovers(settings: &crate::settings::Settings) {
                 continue;
             }
             let path = entry.path();
-            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            match removed {
+            // A restore's folder holds what the archive held, however deep.
+            match crate::agent_files::remove_tree(&path) {
                 Ok(()) => {
                     tracing::info!(path = %path.display(), "removed what an interrupted backup or restore left")
                 }
